@@ -1,0 +1,133 @@
+//! Any MaxMind DB record as JSON (`mmdb_lookup`).
+//!
+//! `serde_json::Value` cannot take every MaxMind DB type (bytes, 128-bit integers, NaN), so
+//! records are converted with our own visitor:
+//! - `uint64`/`uint128` beyond what JSON numbers hold exactly stay numbers when they fit in
+//!   `u64`, and become decimal strings otherwise;
+//! - `bytes` become a lowercase hex string;
+//! - non-finite floats become `null`.
+//!
+//! Nesting is limited to [`MAX_DEPTH`] levels: the conversion recurses, and a hostile file
+//! nested hundreds of levels deep (the format allows 512) must give an error, not exhaust the
+//! backend's stack. Real MaxMind records are about five levels deep.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Number, Value};
+
+pub(crate) struct JsonRecord(pub(crate) Value);
+
+pub(crate) const MAX_DEPTH: u32 = 64;
+
+impl<'de> Deserialize<'de> for JsonRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        JsonVisitor { depth: 0 }
+            .deserialize(deserializer)
+            .map(JsonRecord)
+    }
+}
+
+/// Converts one value at nesting level `depth`.
+#[derive(Clone, Copy)]
+struct JsonVisitor {
+    depth: u32,
+}
+
+impl JsonVisitor {
+    fn child<E: Error>(self) -> Result<JsonVisitor, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(E::custom(format!(
+                "record is nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(JsonVisitor {
+            depth: self.depth + 1,
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for JsonVisitor {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+fn float(f: f64) -> Value {
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any MaxMind DB value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or_else(
+            |_| Value::String(v.to_string()),
+            |n| Value::Number(n.into()),
+        ))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
+        Ok(u64::try_from(v).map_or_else(
+            |_| Value::String(v.to_string()),
+            |n| Value::Number(n.into()),
+        ))
+    }
+    fn visit_f32<E>(self, v: f32) -> Result<Value, E> {
+        Ok(float(f64::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
+        use std::fmt::Write;
+        let mut hex = String::with_capacity(v.len() * 2);
+        for b in v {
+            let _ = write!(hex, "{b:02x}");
+        }
+        Ok(Value::String(hex))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Value, S::Error> {
+        let child = self.child()?;
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(v) = seq.next_element_seed(child)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Value, M::Error> {
+        let child = self.child()?;
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map.next_value_seed(child)?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}

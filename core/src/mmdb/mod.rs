@@ -1,0 +1,396 @@
+//! MaxMind DB files: open (mmap), validate, look up, decode.
+//!
+//! A [`Database`] maps its file read-only; the kernel shares those pages between every
+//! process that maps the same file, so each Postgres backend holding its own `Database`
+//! costs page-table entries, not copies. The mapping stays valid when the path is later
+//! replaced by `rename()` (the old inode lives on until unmapped), but NOT when the file is
+//! rewritten in place: that is undefined behaviour for the reader (SIGBUS on truncation).
+//! Operators must install new files by rename; see `docs/maxmind.md`.
+
+mod json;
+mod record;
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use ipnetwork::IpNetwork;
+use maxminddb::{MaxMindDbError, Metadata, Mmap, PathElement, Reader, WithinOptions};
+
+pub use record::{AsnFields, CityFields};
+
+/// Which databases a slot accepts, judged by the `database_type` metadata field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    /// Geolocation: GeoLite2/GeoIP2 City, Country or Enterprise, DB-IP City/Country.
+    City,
+    /// Autonomous systems: GeoLite2-ASN, GeoIP2-ISP, DB-IP ASN.
+    Asn,
+    /// Anything in MaxMind DB format (`mmdb_lookup`).
+    Any,
+}
+
+impl DbKind {
+    pub fn accepts(self, database_type: &str) -> bool {
+        let t = database_type.to_ascii_lowercase();
+        match self {
+            DbKind::City => ["city", "country", "enterprise"]
+                .iter()
+                .any(|k| t.contains(k)),
+            DbKind::Asn => ["asn", "isp"].iter().any(|k| t.contains(k)),
+            DbKind::Any => true,
+        }
+    }
+
+    pub fn expected(self) -> &'static str {
+        match self {
+            DbKind::City => "a City, Country or Enterprise database",
+            DbKind::Asn => "an ASN or ISP database",
+            DbKind::Any => "a MaxMind DB file",
+        }
+    }
+}
+
+/// Identifies the file behind a path, to notice when the path is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
+impl FileIdentity {
+    fn from_metadata(m: &std::fs::Metadata) -> Self {
+        FileIdentity {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        }
+    }
+
+    /// The identity of whatever the path names now (follows symlinks).
+    pub fn of(path: &Path) -> io::Result<Self> {
+        std::fs::metadata(path).map(|m| Self::from_metadata(&m))
+    }
+}
+
+/// Why a database could not be opened or used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    PermissionDenied,
+    NotAFile,
+    Empty,
+    Io(String),
+    /// No metadata marker: the file is not in MaxMind DB format at all.
+    NotMmdb,
+    /// The file claims to be a MaxMind DB but its metadata, tree or data are broken.
+    Corrupt(String),
+    /// A decoder safety limit was hit (deeply nested or amplifying records).
+    ResourceLimit(String),
+    /// Valid file, but not what the slot needs (an ASN database configured as City).
+    WrongType {
+        found: String,
+        expected: &'static str,
+    },
+}
+
+/// An error about one database file; its `Display` names the file and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError {
+    pub path: PathBuf,
+    pub kind: ErrorKind,
+}
+
+impl DbError {
+    fn new(path: &Path, kind: ErrorKind) -> Self {
+        DbError {
+            path: path.to_path_buf(),
+            kind,
+        }
+    }
+
+    fn from_mmdb(path: &Path, e: MaxMindDbError) -> Self {
+        let kind = match e {
+            MaxMindDbError::Io(io) | MaxMindDbError::Mmap(io) => io_kind(&io),
+            MaxMindDbError::ResourceLimit { .. } => ErrorKind::ResourceLimit(e.to_string()),
+            MaxMindDbError::InvalidDatabase { ref message, .. }
+                if message.contains("could not find MaxMind DB metadata") =>
+            {
+                ErrorKind::NotMmdb
+            }
+            other => ErrorKind::Corrupt(other.to_string()),
+        };
+        DbError::new(path, kind)
+    }
+
+    /// The reason alone, without the path.
+    pub fn reason(&self) -> String {
+        match &self.kind {
+            ErrorKind::NotFound => "file does not exist".into(),
+            ErrorKind::PermissionDenied => {
+                "permission denied (the server's operating-system user cannot read it)".into()
+            }
+            ErrorKind::NotAFile => "not a regular file".into(),
+            ErrorKind::Empty => "file is empty".into(),
+            ErrorKind::Io(m) => format!("I/O error: {m}"),
+            ErrorKind::NotMmdb => {
+                "not a MaxMind DB file (no metadata section found; truncated or another format)"
+                    .into()
+            }
+            ErrorKind::Corrupt(m) => format!("corrupt MaxMind DB: {m}"),
+            ErrorKind::ResourceLimit(m) => format!("record exceeds decoder safety limits: {m}"),
+            ErrorKind::WrongType { found, expected } => {
+                format!("database type is \"{found}\", expected {expected}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\": {}", self.path.display(), self.reason())
+    }
+}
+
+impl std::error::Error for DbError {}
+
+fn io_kind(e: &io::Error) -> ErrorKind {
+    match e.kind() {
+        io::ErrorKind::NotFound => ErrorKind::NotFound,
+        io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        io::ErrorKind::IsADirectory => ErrorKind::NotAFile,
+        _ => ErrorKind::Io(e.to_string()),
+    }
+}
+
+/// Latest plausible build time (2100-01-01): beyond it `build_epoch` is garbage, and
+/// converting it to a timestamp would overflow Postgres' range.
+const MAX_BUILD_EPOCH: u64 = 4_102_444_800;
+
+/// Addresses decoded in full when a database is opened, to catch broken data early.
+const PROBE_ADDRESSES: [&str; 4] = ["1.1.1.1", "8.8.8.8", "81.2.69.160", "2001:4860:4860::8888"];
+/// Leading networks of the search tree whose records are decoded when opening.
+const PROBE_NETWORKS: usize = 32;
+
+/// An opened, validated MaxMind DB file.
+pub struct Database {
+    reader: Reader<Mmap>,
+    path: PathBuf,
+    identity: FileIdentity,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.path)
+            .field("database_type", &self.metadata().database_type)
+            .field("build_epoch", &self.metadata().build_epoch)
+            .finish()
+    }
+}
+
+/// The result of looking up one address: the matched network and whether a record exists.
+pub struct Hit<'a> {
+    result: maxminddb::LookupResult<'a, Mmap>,
+}
+
+impl<'a> Hit<'a> {
+    /// The most specific network of the database containing the address (also when the
+    /// database has no data for it).
+    pub fn network(&self) -> Option<IpNetwork> {
+        self.result.network().ok()
+    }
+
+    pub fn has_data(&self) -> bool {
+        self.result.has_data()
+    }
+
+    /// Offset of the record in the data section; equal offsets mean equal records.
+    pub fn record_offset(&self) -> Option<usize> {
+        self.result.offset()
+    }
+}
+
+impl Database {
+    /// Opens and maps `path`, then runs the quick validation: metadata sanity, slot type,
+    /// and a decode of the records of a few probe addresses and of the first networks in
+    /// the search tree. Costs well under a millisecond on a full-size City database.
+    pub fn open(path: &Path, kind: DbKind) -> Result<Database, DbError> {
+        let file = File::open(path).map_err(|e| DbError::new(path, io_kind(&e)))?;
+        // Identity from the descriptor we map, not a second stat() of the path: the path
+        // could be replaced in between.
+        let meta = file
+            .metadata()
+            .map_err(|e| DbError::new(path, io_kind(&e)))?;
+        if !meta.is_file() {
+            return Err(DbError::new(path, ErrorKind::NotAFile));
+        }
+        if meta.len() == 0 {
+            return Err(DbError::new(path, ErrorKind::Empty));
+        }
+        let identity = FileIdentity::from_metadata(&meta);
+        // SAFETY: the mapping is read-only. Its contents stay valid as long as nobody
+        // rewrites the file in place; replacing it by rename is safe. That is the documented
+        // operating rule (docs/maxmind.md), and validation below bounds what a reader can do
+        // with whatever bytes it finds.
+        let mmap = unsafe { Mmap::map(&file) }
+            .map_err(|e| DbError::new(path, ErrorKind::Io(e.to_string())))?;
+        let reader = Reader::from_source(mmap).map_err(|e| DbError::from_mmdb(path, e))?;
+        let db = Database {
+            reader,
+            path: path.to_path_buf(),
+            identity,
+        };
+        db.check_metadata(kind)?;
+        db.probe()?;
+        Ok(db)
+    }
+
+    fn check_metadata(&self, kind: DbKind) -> Result<(), DbError> {
+        let m = self.metadata();
+        if m.build_epoch > MAX_BUILD_EPOCH {
+            return Err(DbError::new(
+                &self.path,
+                ErrorKind::Corrupt(format!(
+                    "build_epoch {} is not a plausible build time",
+                    m.build_epoch
+                )),
+            ));
+        }
+        if !kind.accepts(&m.database_type) {
+            return Err(DbError::new(
+                &self.path,
+                ErrorKind::WrongType {
+                    found: m.database_type.clone(),
+                    expected: kind.expected(),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decodes, in full, the records behind a few addresses and the first networks of the
+    /// tree: a cheap check that the tree leads to decodable data.
+    fn probe(&self) -> Result<(), DbError> {
+        for ip in PROBE_ADDRESSES {
+            let ip: IpAddr = ip.parse().expect("probe addresses are valid");
+            if let Some(hit) = self.lookup(ip)? {
+                self.record_json(&hit)?;
+            }
+        }
+        let networks = self
+            .reader
+            .networks(WithinOptions::default())
+            .map_err(|e| DbError::from_mmdb(&self.path, e))?;
+        for item in networks.take(PROBE_NETWORKS) {
+            let result = item.map_err(|e| DbError::from_mmdb(&self.path, e))?;
+            self.record_json(&Hit { result })?;
+        }
+        Ok(())
+    }
+
+    /// Full verification: walks the whole search tree and decodes every record
+    /// (`maxminddb::Reader::verify`). Seconds on a full-size City database: run it when an
+    /// operator installs a new file (`maxmind_reload()`), not on every open.
+    pub fn verify(&self) -> Result<(), DbError> {
+        self.reader
+            .verify()
+            .map_err(|e| DbError::from_mmdb(&self.path, e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn identity(&self) -> FileIdentity {
+        self.identity
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        self.reader.metadata()
+    }
+
+    pub fn file_size(&self) -> u64 {
+        self.identity.size
+    }
+
+    /// Whether the path still names the file this database mapped. `Err` when the path
+    /// cannot be examined now (e.g. removed): the caller keeps the mapping in service.
+    pub fn path_changed(&self) -> io::Result<bool> {
+        FileIdentity::of(&self.path).map(|id| id != self.identity)
+    }
+
+    /// Looks up an address (IPv4-mapped addresses as their IPv4 address). `Ok(None)` when
+    /// the database cannot hold the address at all (IPv6 in an IPv4-only database).
+    #[inline]
+    pub fn lookup(&self, ip: IpAddr) -> Result<Option<Hit<'_>>, DbError> {
+        let ip = crate::classify::canonical(ip);
+        if ip.is_ipv6() && self.metadata().ip_version == 4 {
+            return Ok(None);
+        }
+        match self.reader.lookup(ip) {
+            Ok(result) => Ok(Some(Hit { result })),
+            Err(e) => Err(DbError::from_mmdb(&self.path, e)),
+        }
+    }
+
+    /// The City/Country fields of a hit, names in `language` (falling back to English).
+    #[inline]
+    pub fn city_fields<'a>(
+        &'a self,
+        hit: &Hit<'a>,
+        language: &str,
+    ) -> Result<CityFields<'a>, DbError> {
+        match hit.result.decode::<record::CityRecord<'a>>() {
+            Ok(Some(rec)) => Ok(rec.flatten(language)),
+            Ok(None) => Ok(CityFields::default()),
+            Err(e) => Err(DbError::from_mmdb(&self.path, e)),
+        }
+    }
+
+    /// The ASN fields of a hit.
+    #[inline]
+    pub fn asn_fields<'a>(&'a self, hit: &Hit<'a>) -> Result<AsnFields<'a>, DbError> {
+        match hit.result.decode::<record::AsnRecord<'a>>() {
+            Ok(Some(rec)) => Ok(rec.into()),
+            Ok(None) => Ok(AsnFields::default()),
+            Err(e) => Err(DbError::from_mmdb(&self.path, e)),
+        }
+    }
+
+    /// `country.iso_code` alone (the `ip_country` hot path).
+    #[inline]
+    pub fn country_code<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
+        const PATH: [PathElement<'static>; 2] =
+            [PathElement::Key("country"), PathElement::Key("iso_code")];
+        hit.result
+            .decode_path(&PATH)
+            .map_err(|e| DbError::from_mmdb(&self.path, e))
+    }
+
+    /// `autonomous_system_number` alone (the `ip_asn` hot path).
+    #[inline]
+    pub fn asn_number(&self, hit: &Hit<'_>) -> Result<Option<u32>, DbError> {
+        const PATH: [PathElement<'static>; 1] = [PathElement::Key("autonomous_system_number")];
+        hit.result
+            .decode_path(&PATH)
+            .map_err(|e| DbError::from_mmdb(&self.path, e))
+    }
+
+    /// The whole record as JSON (`None` when the database has no data for the address).
+    pub fn record_json(&self, hit: &Hit<'_>) -> Result<Option<serde_json::Value>, DbError> {
+        hit.result
+            .decode::<json::JsonRecord>()
+            .map(|r| r.map(|r| r.0))
+            .map_err(|e| DbError::from_mmdb(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,202 @@
+//! Typed, borrowing decoders for the fields ip_inventory returns.
+//!
+//! Only the fields we need are decoded; strings borrow from the mapped file, names are kept
+//! in a fixed array and only the first subdivision is kept, so decoding a City record does
+//! not allocate. Unknown fields are skipped by the decoder without expanding them.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// GeoLite2 City carries 8 languages; extra entries beyond this are ignored.
+const MAX_NAMES: usize = 12;
+
+/// A `names` map (language → name) without allocation.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Names<'a> {
+    entries: [(&'a str, &'a str); MAX_NAMES],
+    len: usize,
+}
+
+impl<'a> Names<'a> {
+    /// The name in `language`, else in English, else none.
+    fn get(&self, language: &str) -> Option<&'a str> {
+        let find = |lang: &str| {
+            self.entries[..self.len]
+                .iter()
+                .find(|(l, _)| *l == lang)
+                .map(|&(_, n)| n)
+        };
+        find(language).or_else(|| if language == "en" { None } else { find("en") })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Names<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NamesVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for NamesVisitor<'a> {
+            type Value = Names<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of language codes to names")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Names<'a>, M::Error> {
+                let mut names = Names::default();
+                while let Some(lang) = map.next_key::<&'de str>()? {
+                    if names.len < MAX_NAMES {
+                        let name = map.next_value::<&'de str>()?;
+                        names.entries[names.len] = (lang, name);
+                        names.len += 1;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(names)
+            }
+        }
+        deserializer.deserialize_map(NamesVisitor(PhantomData))
+    }
+}
+
+/// The first element of an array; the rest are skipped.
+pub(crate) struct First<T>(Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FirstVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for FirstVisitor<T> {
+            type Value = First<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<First<T>, S::Error> {
+                let first = seq.next_element::<T>()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(First(first))
+            }
+        }
+        deserializer.deserialize_seq(FirstVisitor(PhantomData))
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct Place<'a> {
+    #[serde(borrow)]
+    iso_code: Option<&'a str>,
+    #[serde(borrow)]
+    code: Option<&'a str>,
+    #[serde(borrow, default)]
+    names: Names<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct Location<'a> {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    accuracy_radius: Option<u16>,
+    #[serde(borrow)]
+    time_zone: Option<&'a str>,
+}
+
+#[derive(Deserialize, Default)]
+struct Postal<'a> {
+    #[serde(borrow)]
+    code: Option<&'a str>,
+}
+
+#[derive(Deserialize, Default)]
+struct Traits {
+    is_anonymous_proxy: Option<bool>,
+    is_satellite_provider: Option<bool>,
+    is_anycast: Option<bool>,
+}
+
+/// The parts of a GeoIP2/GeoLite2 City (or Country, Enterprise) record we use.
+#[derive(Deserialize)]
+pub(crate) struct CityRecord<'a> {
+    #[serde(borrow)]
+    city: Option<Place<'a>>,
+    #[serde(borrow)]
+    continent: Option<Place<'a>>,
+    #[serde(borrow)]
+    country: Option<Place<'a>>,
+    #[serde(borrow)]
+    registered_country: Option<Place<'a>>,
+    #[serde(borrow)]
+    subdivisions: Option<First<Place<'a>>>,
+    #[serde(borrow)]
+    location: Option<Location<'a>>,
+    #[serde(borrow)]
+    postal: Option<Postal<'a>>,
+    traits: Option<Traits>,
+}
+
+/// The flat City fields `enrich_ip` returns. `None` where the record has no value.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CityFields<'a> {
+    pub country_code: Option<&'a str>,
+    pub country_name: Option<&'a str>,
+    pub continent_code: Option<&'a str>,
+    pub registered_country_code: Option<&'a str>,
+    pub subdivision_code: Option<&'a str>,
+    pub subdivision_name: Option<&'a str>,
+    pub city: Option<&'a str>,
+    pub postal_code: Option<&'a str>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub accuracy_radius: Option<u16>,
+    pub time_zone: Option<&'a str>,
+    pub is_anonymous_proxy: Option<bool>,
+    pub is_satellite_provider: Option<bool>,
+    pub is_anycast: Option<bool>,
+}
+
+impl<'a> CityRecord<'a> {
+    pub(crate) fn flatten(self, language: &str) -> CityFields<'a> {
+        let country = self.country.unwrap_or_default();
+        let subdivision = self.subdivisions.and_then(|s| s.0).unwrap_or_default();
+        let location = self.location.unwrap_or_default();
+        let traits = self.traits.unwrap_or_default();
+        CityFields {
+            country_code: country.iso_code,
+            country_name: country.names.get(language),
+            continent_code: self.continent.and_then(|c| c.code),
+            registered_country_code: self.registered_country.and_then(|c| c.iso_code),
+            subdivision_code: subdivision.iso_code,
+            subdivision_name: subdivision.names.get(language),
+            city: self.city.and_then(|c| c.names.get(language)),
+            postal_code: self.postal.and_then(|p| p.code),
+            latitude: location.latitude,
+            longitude: location.longitude,
+            accuracy_radius: location.accuracy_radius,
+            time_zone: location.time_zone,
+            is_anonymous_proxy: traits.is_anonymous_proxy,
+            is_satellite_provider: traits.is_satellite_provider,
+            is_anycast: traits.is_anycast,
+        }
+    }
+}
+
+/// The parts of a GeoLite2-ASN / GeoIP2-ISP record we use.
+#[derive(Deserialize)]
+pub(crate) struct AsnRecord<'a> {
+    autonomous_system_number: Option<u32>,
+    #[serde(borrow)]
+    autonomous_system_organization: Option<&'a str>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AsnFields<'a> {
+    pub number: Option<u32>,
+    pub organization: Option<&'a str>,
+}
+
+impl<'a> From<AsnRecord<'a>> for AsnFields<'a> {
+    fn from(r: AsnRecord<'a>) -> Self {
+        AsnFields {
+            number: r.autonomous_system_number,
+            organization: r.autonomous_system_organization,
+        }
+    }
+}

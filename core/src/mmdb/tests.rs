@@ -1,0 +1,533 @@
+//! Tests against MaxMind's official test databases (pg_tests/fixtures/maxmind). Expected
+//! answers come from the JSON the databases were built from, never from our own reader.
+
+use super::*;
+use serde_json::Value;
+use std::net::IpAddr;
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pg_tests/fixtures/maxmind")
+        .join(rel)
+}
+
+fn open(rel: &str, kind: DbKind) -> Database {
+    Database::open(&fixture(rel), kind).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The source JSON: a list of `{"network": record}`. IPv4 networks written in
+/// IPv4-compatible form (`::81.2.69.160/123`) are turned into IPv4 networks, which is how the
+/// database stores them (the IPv4 subtree is `::/96`).
+fn source(rel: &str) -> Vec<(IpNetwork, Value)> {
+    let text = std::fs::read_to_string(fixture(rel)).unwrap();
+    let list: Vec<serde_json::Map<String, Value>> = serde_json::from_str(&text).unwrap();
+    list.into_iter()
+        .flat_map(|m| m.into_iter())
+        .map(|(net, rec)| {
+            let net = match net.parse::<IpNetwork>().unwrap() {
+                IpNetwork::V6(v6) if v6.prefix() >= 96 && u128::from(v6.network()) >> 32 == 0 => {
+                    let v4 = std::net::Ipv4Addr::from(u128::from(v6.network()) as u32);
+                    IpNetwork::new(IpAddr::V4(v4), v6.prefix() - 96).unwrap()
+                }
+                other => other,
+            };
+            (net, rec)
+        })
+        .collect()
+}
+
+/// The database may merge neighbouring networks with equal records, so a matched network
+/// can be wider than the listed one; then every listed network inside it (that is the most
+/// specific for its own addresses) must carry the same record.
+fn assert_matched_network(ip: IpAddr, got: IpNetwork, source: &[(IpNetwork, Value)]) {
+    assert!(
+        got.contains(ip),
+        "{ip}: matched network {got} holds the address"
+    );
+    let (want_net, want) = expected_for(ip, source);
+    if want_net.contains(got.network()) && got.prefix() >= want_net.prefix() {
+        return;
+    }
+    let inside = source
+        .iter()
+        .filter(|(n, _)| got.contains(n.network()) && n.prefix() >= got.prefix());
+    for (net, _) in inside {
+        let (_, owner) = expected_for(net.network(), source);
+        assert_eq!(owner, want, "{ip}: {got} spans {net} whose record differs");
+    }
+}
+
+/// The record a lookup of `ip` must return: that of the most specific listed network.
+fn expected_for(ip: IpAddr, source: &[(IpNetwork, Value)]) -> &(IpNetwork, Value) {
+    source
+        .iter()
+        .filter(|(net, _)| net.contains(ip))
+        .max_by_key(|(net, _)| net.prefix())
+        .expect("the probed address comes from a listed network")
+}
+
+fn last_addr(net: &IpNetwork) -> IpAddr {
+    net.broadcast()
+}
+
+fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_str)
+}
+
+fn check_city_database(db_file: &str, json_file: &str) -> usize {
+    let db = open(db_file, DbKind::City);
+    let source = source(json_file);
+    let mut checked = 0;
+    for (net, _) in &source {
+        for ip in [net.network(), last_addr(net)] {
+            let (_, want) = expected_for(ip, &source);
+            let hit = db.lookup(ip).unwrap().expect("address fits the database");
+            assert!(hit.has_data(), "{ip} has a record in {json_file}");
+            assert_matched_network(ip, hit.network().unwrap(), &source);
+            let f = db.city_fields(&hit, "en").unwrap();
+            let first_sub = want.get("subdivisions").and_then(|s| s.get(0));
+            assert_eq!(
+                f.country_code,
+                str_at(want, &["country", "iso_code"]),
+                "{ip} country"
+            );
+            assert_eq!(
+                f.country_name,
+                str_at(want, &["country", "names", "en"]),
+                "{ip}"
+            );
+            assert_eq!(
+                f.continent_code,
+                str_at(want, &["continent", "code"]),
+                "{ip}"
+            );
+            assert_eq!(
+                f.registered_country_code,
+                str_at(want, &["registered_country", "iso_code"]),
+                "{ip}"
+            );
+            assert_eq!(
+                f.subdivision_code,
+                first_sub.and_then(|s| str_at(s, &["iso_code"])),
+                "{ip}"
+            );
+            assert_eq!(
+                f.subdivision_name,
+                first_sub.and_then(|s| str_at(s, &["names", "en"])),
+                "{ip}"
+            );
+            assert_eq!(f.city, str_at(want, &["city", "names", "en"]), "{ip} city");
+            assert_eq!(f.postal_code, str_at(want, &["postal", "code"]), "{ip}");
+            let loc = want.get("location");
+            let num = |k: &str| loc.and_then(|l| l.get(k)).and_then(Value::as_f64);
+            assert_eq!(f.latitude, num("latitude"), "{ip}");
+            assert_eq!(f.longitude, num("longitude"), "{ip}");
+            assert_eq!(
+                f.accuracy_radius.map(f64::from),
+                num("accuracy_radius"),
+                "{ip}"
+            );
+            assert_eq!(
+                f.time_zone,
+                loc.and_then(|l| str_at(l, &["time_zone"])),
+                "{ip}"
+            );
+            let flag = |k: &str| {
+                want.get("traits")
+                    .and_then(|t| t.get(k))
+                    .and_then(Value::as_bool)
+            };
+            assert_eq!(f.is_anonymous_proxy, flag("is_anonymous_proxy"), "{ip}");
+            assert_eq!(
+                f.is_satellite_provider,
+                flag("is_satellite_provider"),
+                "{ip}"
+            );
+            assert_eq!(f.is_anycast, flag("is_anycast"), "{ip}");
+            // The hot path agrees with the full decode.
+            assert_eq!(db.country_code(&hit).unwrap(), f.country_code, "{ip}");
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[test]
+fn geolite2_city_answers_match_source_data() {
+    let n = check_city_database(
+        "test-data/GeoLite2-City-Test.mmdb",
+        "source-data/GeoLite2-City-Test.json",
+    );
+    assert!(n >= 480, "checked {n} addresses");
+}
+
+#[test]
+fn geoip2_city_answers_match_source_data() {
+    let n = check_city_database(
+        "test-data/GeoIP2-City-Test.mmdb",
+        "source-data/GeoIP2-City-Test.json",
+    );
+    assert!(n >= 500, "checked {n} addresses");
+}
+
+#[test]
+fn asn_answers_match_source_data() {
+    let db = open("test-data/GeoLite2-ASN-Test.mmdb", DbKind::Asn);
+    let source = source("source-data/GeoLite2-ASN-Test.json");
+    let mut checked = 0;
+    for (net, _) in &source {
+        for ip in [net.network(), last_addr(net)] {
+            let (_, want) = expected_for(ip, &source);
+            let hit = db.lookup(ip).unwrap().unwrap();
+            assert_matched_network(ip, hit.network().unwrap(), &source);
+            let f = db.asn_fields(&hit).unwrap();
+            let want_number = want.get("autonomous_system_number").and_then(Value::as_u64);
+            assert_eq!(f.number.map(u64::from), want_number, "{ip}");
+            assert_eq!(
+                f.organization,
+                str_at(want, &["autonomous_system_organization"]),
+                "{ip}"
+            );
+            assert_eq!(
+                db.asn_number(&hit).unwrap().map(u64::from),
+                want_number,
+                "{ip}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1400, "checked {checked}");
+}
+
+#[test]
+fn names_follow_the_language_and_fall_back_to_english() {
+    let db = open("test-data/GeoIP2-City-Test.mmdb", DbKind::City);
+    let source = source("source-data/GeoIP2-City-Test.json");
+    let ip: IpAddr = "81.2.69.160".parse().unwrap();
+    let (_, want) = expected_for(ip, &source);
+    let hit = db.lookup(ip).unwrap().unwrap();
+    for lang in ["de", "ja", "zh-CN", "pt-BR"] {
+        let f = db.city_fields(&hit, lang).unwrap();
+        let want_country = str_at(want, &["country", "names", lang]);
+        assert!(want_country.is_some());
+        assert_eq!(f.country_name, want_country, "{lang}");
+        // Cities often have an English name only: then English is returned.
+        let want_city =
+            str_at(want, &["city", "names", lang]).or(str_at(want, &["city", "names", "en"]));
+        assert_eq!(f.city, want_city, "{lang}");
+    }
+    let unknown = db.city_fields(&hit, "xx").unwrap();
+    assert_eq!(
+        unknown.country_name,
+        str_at(want, &["country", "names", "en"])
+    );
+}
+
+#[test]
+fn ipv4_mapped_ipv6_is_looked_up_as_ipv4() {
+    let db = open("test-data/GeoIP2-City-Test.mmdb", DbKind::City);
+    let v4 = db.lookup("81.2.69.160".parse().unwrap()).unwrap().unwrap();
+    let mapped = db
+        .lookup("::ffff:81.2.69.160".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        db.city_fields(&v4, "en").unwrap(),
+        db.city_fields(&mapped, "en").unwrap()
+    );
+    assert_eq!(mapped.network(), v4.network());
+    assert_eq!(
+        db.city_fields(&mapped, "en").unwrap().country_code,
+        Some("GB")
+    );
+}
+
+#[test]
+fn addresses_outside_the_database_have_no_data() {
+    let db = open("test-data/GeoLite2-City-Test.mmdb", DbKind::City);
+    let hit = db.lookup("10.0.0.1".parse().unwrap()).unwrap().unwrap();
+    assert!(!hit.has_data());
+    assert_eq!(hit.record_offset(), None);
+    assert_eq!(db.city_fields(&hit, "en").unwrap(), CityFields::default());
+    assert_eq!(db.country_code(&hit).unwrap(), None);
+    assert_eq!(db.record_json(&hit).unwrap(), None);
+    // IPv6 in an IPv4-only database cannot be there at all.
+    let v4_only = open("test-data/MaxMind-DB-test-ipv4-24.mmdb", DbKind::Any);
+    assert_eq!(v4_only.metadata().ip_version, 4);
+    assert!(v4_only
+        .lookup("2001:db8::1".parse().unwrap())
+        .unwrap()
+        .is_none());
+    assert!(v4_only
+        .lookup("1.1.1.1".parse().unwrap())
+        .unwrap()
+        .unwrap()
+        .has_data());
+}
+
+#[test]
+fn slots_reject_databases_of_the_wrong_type() {
+    let err =
+        Database::open(&fixture("test-data/GeoLite2-ASN-Test.mmdb"), DbKind::City).unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::WrongType {
+            found: "GeoLite2-ASN".into(),
+            expected: DbKind::City.expected()
+        }
+    );
+    assert!(err.to_string().contains("GeoLite2-ASN-Test.mmdb"), "{err}");
+    assert!(err.to_string().contains("expected a City"), "{err}");
+    let err =
+        Database::open(&fixture("test-data/GeoLite2-City-Test.mmdb"), DbKind::Asn).unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::WrongType { .. }));
+    let err = Database::open(
+        &fixture("test-data/GeoIP2-Anonymous-IP-Test.mmdb"),
+        DbKind::City,
+    )
+    .unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::WrongType { .. }));
+    // What the slots do accept.
+    open("test-data/GeoLite2-Country-Test.mmdb", DbKind::City);
+    open("test-data/GeoIP2-Enterprise-Test.mmdb", DbKind::City);
+    open("test-data/GeoIP2-ISP-Test.mmdb", DbKind::Asn);
+}
+
+#[test]
+fn unusable_files_give_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind_of = |p: &Path| Database::open(p, DbKind::Any).unwrap_err().kind;
+
+    assert_eq!(
+        kind_of(&dir.path().join("missing.mmdb")),
+        ErrorKind::NotFound
+    );
+    assert_eq!(kind_of(dir.path()), ErrorKind::NotAFile);
+    let empty = dir.path().join("empty.mmdb");
+    std::fs::write(&empty, b"").unwrap();
+    assert_eq!(kind_of(&empty), ErrorKind::Empty);
+    let text = dir.path().join("text.mmdb");
+    std::fs::write(
+        &text,
+        "network,geoname_id\n1.0.0.0/24,2077456\n".repeat(100),
+    )
+    .unwrap();
+    assert_eq!(kind_of(&text), ErrorKind::NotMmdb);
+    let err = Database::open(&text, DbKind::Any).unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with(&format!("\"{}\": not a MaxMind DB file", text.display())));
+}
+
+/// Every corrupt or hostile file is refused by open or by full verification, and reading
+/// whatever opens never panics.
+#[test]
+fn corrupt_and_hostile_files_are_refused() {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for sub in [
+        "bad-data/libmaxminddb",
+        "bad-data/maxminddb-golang",
+        "bad-data/maxminddb-python",
+    ] {
+        files.extend(
+            std::fs::read_dir(fixture(sub))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
+    }
+    for entry in std::fs::read_dir(fixture("test-data")).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+        if ["Broken", "Invalid", "broken", "dos", "limit", "budget"]
+            .iter()
+            .any(|k| name.contains(k))
+        {
+            files.push(p);
+        }
+    }
+    assert!(files.len() >= 35, "{} files", files.len());
+    for path in &files {
+        let outcome = Database::open(path, DbKind::Any).and_then(|db| {
+            walk_everything(&db);
+            db.verify()
+        });
+        let err = outcome.expect_err(&format!("{} must be refused", path.display()));
+        assert_eq!(err.path, *path);
+    }
+}
+
+/// Reads every network and record; errors are fine, panics and hangs are not.
+fn walk_everything(db: &Database) {
+    if let Ok(networks) = db.reader.networks(WithinOptions::default()) {
+        for item in networks.take(100_000) {
+            match item {
+                Ok(result) => {
+                    let _ = db.record_json(&Hit { result });
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    for ip in ["1.1.1.1", "::1:ffff:ffff", "2001:db8::", "255.255.255.255"] {
+        if let Ok(Some(hit)) = db.lookup(ip.parse().unwrap()) {
+            let _ = db.city_fields(&hit, "en");
+            let _ = db.asn_fields(&hit);
+            let _ = db.record_json(&hit);
+            let _ = hit.network();
+        }
+    }
+}
+
+#[test]
+fn truncated_files_never_panic() {
+    let bytes = std::fs::read(fixture("test-data/GeoIP2-City-Test.mmdb")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.mmdb");
+    // Deterministic spread of cut points, including ones inside the metadata at the end.
+    let mut cuts: Vec<usize> = (1..64).map(|i| bytes.len() * i / 64).collect();
+    cuts.extend((1..200).map(|i| bytes.len() - i));
+    let mut refused = 0;
+    for cut in cuts {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        match Database::open(&path, DbKind::City) {
+            Err(_) => refused += 1,
+            Ok(db) => {
+                walk_everything(&db);
+                if db.verify().is_err() {
+                    refused += 1;
+                }
+            }
+        }
+    }
+    // Cutting off the metadata always makes the file unusable; cutting inside it too.
+    assert!(refused >= 250, "{refused} refused");
+}
+
+#[test]
+fn random_bytes_are_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("random.mmdb");
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let bytes: Vec<u8> = (0..100_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(
+        Database::open(&path, DbKind::Any).unwrap_err().kind,
+        ErrorKind::NotMmdb
+    );
+}
+
+#[test]
+fn a_replaced_file_is_noticed_and_the_old_mapping_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("GeoLite2-City.mmdb");
+    std::fs::copy(fixture("test-data/GeoLite2-City-Test.mmdb"), &live).unwrap();
+    let old = Database::open(&live, DbKind::City).unwrap();
+    assert!(!old.path_changed().unwrap());
+
+    let staged = dir.path().join("GeoLite2-City.mmdb.new");
+    std::fs::copy(fixture("test-data/GeoIP2-City-Test.mmdb"), &staged).unwrap();
+    std::fs::rename(&staged, &live).unwrap();
+    assert!(old.path_changed().unwrap());
+
+    // The old mapping still serves the old file's data.
+    let hit = old.lookup("81.2.69.160".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(old.metadata().database_type, "GeoLite2-City");
+    assert_eq!(
+        old.city_fields(&hit, "en").unwrap().country_code,
+        Some("GB")
+    );
+    let new = Database::open(&live, DbKind::City).unwrap();
+    assert_eq!(new.metadata().database_type, "GeoIP2-City");
+    assert_ne!(new.identity(), old.identity());
+
+    std::fs::remove_file(&live).unwrap();
+    assert!(
+        old.path_changed().is_err(),
+        "a removed path cannot be examined"
+    );
+    assert!(old
+        .lookup("81.2.69.160".parse().unwrap())
+        .unwrap()
+        .unwrap()
+        .has_data());
+}
+
+#[test]
+fn any_record_converts_to_json() {
+    let db = open("test-data/MaxMind-DB-test-decoder.mmdb", DbKind::Any);
+    let hit = db.lookup("1.1.1.1".parse().unwrap()).unwrap().unwrap();
+    let rec = db.record_json(&hit).unwrap().unwrap();
+    assert_eq!(rec["array"], serde_json::json!([1, 2, 3]));
+    assert_eq!(rec["boolean"], Value::Bool(true));
+    assert_eq!(rec["bytes"], "0000002a");
+    assert_eq!(rec["double"], 42.123456);
+    assert!((rec["float"].as_f64().unwrap() - 1.1).abs() < 1e-6);
+    assert_eq!(rec["int32"], -268_435_456);
+    assert_eq!(rec["map"]["mapX"]["arrayX"], serde_json::json!([7, 8, 9]));
+    assert_eq!(rec["map"]["mapX"]["utf8_stringX"], "hello");
+    // 2^120 does not fit a JSON number exactly: kept as its decimal string.
+    assert_eq!(rec["uint128"], (1u128 << 120).to_string());
+    assert_eq!(rec["uint16"], 100);
+    assert_eq!(rec["uint32"], 268_435_456);
+    assert_eq!(rec["uint64"], 1_152_921_504_606_846_976u64);
+    assert_eq!(rec["utf8_string"], "unicode! ☯ - ♫");
+}
+
+#[test]
+fn full_verification_accepts_the_good_test_databases() {
+    for f in [
+        "GeoLite2-City-Test",
+        "GeoIP2-City-Test",
+        "GeoLite2-ASN-Test",
+        "GeoIP2-ISP-Test",
+    ] {
+        open(&format!("test-data/{f}.mmdb"), DbKind::Any)
+            .verify()
+            .unwrap();
+    }
+}
+
+/// Hostile nesting (the format allows 512 levels) must end in an error within a small stack,
+/// for every decoder we use, even when such a record sits where the open-time probe does not
+/// look. A Postgres backend that overflows its stack takes the whole cluster into recovery.
+/// Measured: a release build finishes within 128 KiB, a debug build within 1 MiB; backends
+/// run on the 8 MiB main-thread stack.
+#[test]
+fn deeply_nested_records_fail_within_a_small_stack() {
+    let files = [
+        "libmaxminddb-deep-nesting.mmdb",
+        "libmaxminddb-deep-array-nesting.mmdb",
+    ];
+    let handle = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            let mut errors = 0;
+            for f in files {
+                let bytes = std::fs::read(fixture(&format!("bad-data/libmaxminddb/{f}"))).unwrap();
+                // Bypass Database::open (which refuses these files) to reach the records.
+                let reader = Reader::from_source(bytes).unwrap();
+                for item in reader.networks(WithinOptions::default()).unwrap() {
+                    let result = item.unwrap();
+                    errors += usize::from(result.decode::<json::JsonRecord>().is_err());
+                    errors += usize::from(result.decode::<record::CityRecord>().is_err());
+                    errors += usize::from(result.decode::<record::AsnRecord>().is_err());
+                }
+            }
+            errors
+        })
+        .unwrap();
+    let errors = handle.join().expect("no stack overflow");
+    assert!(
+        errors >= 2,
+        "the JSON conversion refuses both files ({errors} errors)"
+    );
+}

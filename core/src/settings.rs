@@ -1,0 +1,173 @@
+//! Parsing of setting values, kept free of Postgres so it is unit-tested and shared by the
+//! GUC check hooks and the readers.
+
+use std::path::{Path, PathBuf};
+
+/// File names looked for in `ip_inventory.maxmind_dir`, commercial editions first.
+pub const CITY_FILE_NAMES: [&str; 2] = ["GeoIP2-City.mmdb", "GeoLite2-City.mmdb"];
+pub const ASN_FILE_NAMES: [&str; 2] = ["GeoIP2-ISP.mmdb", "GeoLite2-ASN.mmdb"];
+
+/// Names that always mean the two MaxMind slots in `mmdb_lookup`.
+pub const SLOT_NAMES: [&str; 2] = ["city", "asn"];
+
+/// One entry of `ip_inventory.databases`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedDatabase {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Parses `name=/abs/path.mmdb, other=/abs/other.mmdb`. Names are lowercase identifiers
+/// (`[a-z_][a-z0-9_]*`), unique, not `city`/`asn`; paths are absolute.
+pub fn parse_database_list(value: &str) -> Result<Vec<NamedDatabase>, String> {
+    let mut out: Vec<NamedDatabase> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, path) = entry.split_once('=').ok_or_else(|| {
+            format!("entry \"{entry}\" is not of the form name=/path/to/file.mmdb")
+        })?;
+        let (name, path) = (name.trim(), path.trim());
+        let valid_name = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_name {
+            return Err(format!(
+                "database name \"{name}\" must be a lowercase identifier ([a-z_][a-z0-9_]*)"
+            ));
+        }
+        if SLOT_NAMES.contains(&name) {
+            return Err(format!(
+                "database name \"{name}\" is reserved for the MaxMind slot of that name"
+            ));
+        }
+        if out.iter().any(|d| d.name == name) {
+            return Err(format!("database name \"{name}\" appears twice"));
+        }
+        if !Path::new(path).is_absolute() {
+            return Err(format!(
+                "path \"{path}\" of database \"{name}\" is not absolute"
+            ));
+        }
+        out.push(NamedDatabase {
+            name: name.to_owned(),
+            path: PathBuf::from(path),
+        });
+    }
+    Ok(out)
+}
+
+/// The file to use for a slot inside a directory: the first of `names` that exists, else the
+/// last one (the GeoLite2 name), so that an error message names the file we expected.
+pub fn file_in_dir(dir: &Path, names: &[&str]) -> PathBuf {
+    names
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| dir.join(names[names.len() - 1]))
+}
+
+/// The path a slot uses: the explicit path setting if set, else a file in the directory
+/// setting, else none (the slot is not configured).
+pub fn slot_path(explicit: Option<&str>, dir: Option<&str>, names: &[&str]) -> Option<PathBuf> {
+    match (
+        explicit.map(str::trim).filter(|s| !s.is_empty()),
+        dir.map(str::trim).filter(|s| !s.is_empty()),
+    ) {
+        (Some(path), _) => Some(PathBuf::from(path)),
+        (None, Some(dir)) => Some(file_in_dir(Path::new(dir), names)),
+        (None, None) => None,
+    }
+}
+
+/// Whether a path setting is acceptable: empty (unset) or absolute.
+pub fn check_absolute_path(value: &str) -> Result<(), String> {
+    let v = value.trim();
+    if v.is_empty() || Path::new(v).is_absolute() {
+        Ok(())
+    } else {
+        Err(format!("\"{v}\" is not an absolute path"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_list_parses_names_and_paths() {
+        let list =
+            parse_database_list(" anon = /srv/GeoIP2-Anonymous-IP.mmdb ,dbip=/srv/dbip.mmdb,")
+                .unwrap();
+        assert_eq!(
+            list,
+            vec![
+                NamedDatabase {
+                    name: "anon".into(),
+                    path: "/srv/GeoIP2-Anonymous-IP.mmdb".into()
+                },
+                NamedDatabase {
+                    name: "dbip".into(),
+                    path: "/srv/dbip.mmdb".into()
+                },
+            ]
+        );
+        assert_eq!(parse_database_list("").unwrap(), vec![]);
+        assert_eq!(parse_database_list("  ").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn database_list_rejects_bad_entries() {
+        for (value, needle) in [
+            ("anon", "not of the form"),
+            ("Anon=/x.mmdb", "lowercase identifier"),
+            ("1x=/x.mmdb", "lowercase identifier"),
+            ("a-b=/x.mmdb", "lowercase identifier"),
+            ("=/x.mmdb", "lowercase identifier"),
+            ("city=/x.mmdb", "reserved"),
+            ("asn=/x.mmdb", "reserved"),
+            ("a=/x.mmdb,a=/y.mmdb", "twice"),
+            ("a=relative.mmdb", "not absolute"),
+        ] {
+            let err = parse_database_list(value).unwrap_err();
+            assert!(err.contains(needle), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn slot_path_prefers_explicit_then_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        assert_eq!(
+            slot_path(Some("/a/b.mmdb"), Some(d), &CITY_FILE_NAMES),
+            Some("/a/b.mmdb".into())
+        );
+        assert_eq!(slot_path(None, None, &CITY_FILE_NAMES), None);
+        assert_eq!(slot_path(Some(" "), Some(""), &CITY_FILE_NAMES), None);
+        // Nothing in the directory: the GeoLite2 name, for the error message.
+        assert_eq!(
+            slot_path(None, Some(d), &CITY_FILE_NAMES),
+            Some(dir.path().join("GeoLite2-City.mmdb"))
+        );
+        std::fs::write(dir.path().join("GeoIP2-City.mmdb"), b"x").unwrap();
+        assert_eq!(
+            slot_path(None, Some(d), &CITY_FILE_NAMES),
+            Some(dir.path().join("GeoIP2-City.mmdb"))
+        );
+        assert_eq!(
+            slot_path(None, Some(d), &ASN_FILE_NAMES),
+            Some(dir.path().join("GeoLite2-ASN.mmdb"))
+        );
+    }
+
+    #[test]
+    fn path_settings_must_be_absolute() {
+        assert!(check_absolute_path("").is_ok());
+        assert!(check_absolute_path("/srv/x.mmdb").is_ok());
+        assert!(check_absolute_path("x.mmdb")
+            .unwrap_err()
+            .contains("not an absolute path"));
+    }
+}
