@@ -5,6 +5,7 @@
 //! extension crate (`src/`) only translates between SQL and these functions.
 
 pub mod classify;
+pub mod inet;
 pub mod mmdb;
 pub mod settings;
 

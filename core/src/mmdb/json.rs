@@ -88,7 +88,9 @@ impl<'de> Visitor<'de> for JsonVisitor {
         ))
     }
     fn visit_f32<E>(self, v: f32) -> Result<Value, E> {
-        Ok(float(f64::from(v)))
+        // Through the shortest decimal that round-trips the f32: 1.1f32 becomes 1.1, not
+        // 1.100000023841858 (what widening the bits to f64 would give).
+        Ok(float(v.to_string().parse().unwrap_or(f64::NAN)))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(float(v))

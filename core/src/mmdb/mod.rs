@@ -54,13 +54,15 @@ impl DbKind {
     }
 }
 
-/// Identifies the file behind a path, to notice when the path is replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Identifies the file behind a path, to notice when the path is replaced. Plain integers,
+/// so it can be kept in Postgres shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
 pub struct FileIdentity {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
 }
 
 impl FileIdentity {
@@ -69,7 +71,10 @@ impl FileIdentity {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
         }
     }
 
@@ -108,11 +113,16 @@ pub struct DbError {
 }
 
 impl DbError {
-    fn new(path: &Path, kind: ErrorKind) -> Self {
+    pub fn new(path: &Path, kind: ErrorKind) -> Self {
         DbError {
             path: path.to_path_buf(),
             kind,
         }
+    }
+
+    /// An I/O failure on `path` (not found, permission denied, ...).
+    pub fn from_io(path: &Path, e: &io::Error) -> Self {
+        DbError::new(path, io_kind(e))
     }
 
     fn from_mmdb(path: &Path, e: MaxMindDbError) -> Self {
@@ -222,12 +232,10 @@ impl Database {
     /// and a decode of the records of a few probe addresses and of the first networks in
     /// the search tree. Costs well under a millisecond on a full-size City database.
     pub fn open(path: &Path, kind: DbKind) -> Result<Database, DbError> {
-        let file = File::open(path).map_err(|e| DbError::new(path, io_kind(&e)))?;
+        let file = File::open(path).map_err(|e| DbError::from_io(path, &e))?;
         // Identity from the descriptor we map, not a second stat() of the path: the path
         // could be replaced in between.
-        let meta = file
-            .metadata()
-            .map_err(|e| DbError::new(path, io_kind(&e)))?;
+        let meta = file.metadata().map_err(|e| DbError::from_io(path, &e))?;
         if !meta.is_file() {
             return Err(DbError::new(path, ErrorKind::NotAFile));
         }

@@ -470,7 +470,7 @@ fn any_record_converts_to_json() {
     assert_eq!(rec["boolean"], Value::Bool(true));
     assert_eq!(rec["bytes"], "0000002a");
     assert_eq!(rec["double"], 42.123456);
-    assert!((rec["float"].as_f64().unwrap() - 1.1).abs() < 1e-6);
+    assert_eq!(rec["float"], 1.1);
     assert_eq!(rec["int32"], -268_435_456);
     assert_eq!(rec["map"]["mapX"]["arrayX"], serde_json::json!([7, 8, 9]));
     assert_eq!(rec["map"]["mapX"]["utf8_stringX"], "hello");

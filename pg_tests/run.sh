@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# SQL regression tests: runs pg_tests/sql/NAME.sql through psql against a throwaway cluster
+# and compares the output with pg_tests/expected/NAME.out (like pg_regress, plus the
+# substitution of the per-run directory by @TESTDIR@ so expected files are location-free).
+#
+# Usage: pg_tests/run.sh [NAME...]       (default: every test in pg_tests/schedule)
+# Environment: IPI_SKIP_INSTALL=1 uses the installed extension as is;
+#              IPI_ACCEPT=1 copies results over expected files (review the diff!).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../scripts/cluster.sh
+. "$ROOT/scripts/cluster.sh"
+IPI_LOG_TAG=pg_tests
+TESTS_DIR=$ROOT/pg_tests
+
+[ -n "${IPI_SKIP_INSTALL:-}" ] || ipi_install "$ROOT"
+
+RUN_DIR=$(mktemp -d /tmp/ipi_tests.XXXXXX)
+chmod 755 "$RUN_DIR"
+failed=()
+cleanup() {
+    ipi_cluster_stop
+    if [ ${#failed[@]} -eq 0 ] && [ -z "${IPI_KEEP:-}" ]; then
+        rm -rf "$RUN_DIR"
+    else
+        ipi_log "kept $RUN_DIR (server log: $RUN_DIR/cluster/server.log)"
+    fi
+}
+trap cleanup EXIT
+
+export IPI_FIXTURES=$RUN_DIR/fixtures IPI_SCRATCH=$RUN_DIR/scratch IPI_PGBIN=$PG_BIN
+ipi_copy_fixtures "$ROOT" "$IPI_FIXTURES" >/dev/null
+mkdir -p "$IPI_SCRATCH" "$RUN_DIR/results"
+chmod 755 "$IPI_SCRATCH"
+
+# The schedule: "<phase> <test>" lines; phase preload runs with
+# shared_preload_libraries = 'ip_inventory', phase no_preload without.
+mapfile -t schedule < <(grep -Ev '^\s*(#|$)' "$TESTS_DIR/schedule")
+if [ $# -gt 0 ]; then
+    wanted=" $* "
+    mapfile -t schedule < <(printf '%s\n' "${schedule[@]}" | while read -r phase name; do
+        [[ $wanted == *" $name "* ]] && echo "$phase $name"; done)
+fi
+
+ipi_cluster_start "$RUN_DIR/cluster"
+phase=""
+export PGDATABASE=ipi_test PGTZ=UTC PGDATESTYLE='ISO, YMD' LC_MESSAGES=C LC_ALL=C.UTF-8
+
+for entry in "${schedule[@]}"; do
+    read -r want_phase name <<<"$entry"
+    if [ "$want_phase" != "$phase" ]; then
+        case $want_phase in
+            preload) set_libs="ALTER SYSTEM SET shared_preload_libraries = 'ip_inventory'" ;;
+            # An empty string would be a list holding one library named "".
+            no_preload) set_libs="ALTER SYSTEM RESET shared_preload_libraries" ;;
+            *) ipi_log "unknown phase $want_phase"; exit 2 ;;
+        esac
+        ipi_psql -d postgres -c "$set_libs"
+        ipi_cluster_restart
+        phase=$want_phase
+    fi
+    # Each test starts from a fresh database and default settings.
+    PGOPTIONS="-c client_min_messages=warning" ipi_psql -d postgres -c "ALTER SYSTEM RESET ALL" \
+        -c "$set_libs" -c "SELECT pg_reload_conf()" \
+        -c "DROP DATABASE IF EXISTS ipi_test" -c "CREATE DATABASE ipi_test" >/dev/null
+    rm -rf "${IPI_SCRATCH:?}"/*
+    out=$RUN_DIR/results/$name.out
+    (cd "$TESTS_DIR/sql" && "$PG_BIN/psql" -X -a -q <"$name.sql" >"$out" 2>&1) || true
+    sed -i "s|$RUN_DIR|@TESTDIR@|g" "$out"
+    if [ -n "${IPI_ACCEPT:-}" ]; then
+        cp "$out" "$TESTS_DIR/expected/$name.out"
+    fi
+    if diff -u "$TESTS_DIR/expected/$name.out" "$out" >"$RUN_DIR/results/$name.diff" 2>&1; then
+        printf 'ok    %s (%s)\n' "$name" "$phase"
+    else
+        printf 'FAIL  %s (%s)\n' "$name" "$phase"
+        cat "$RUN_DIR/results/$name.diff"
+        failed+=("$name")
+    fi
+done
+
+# A crashed backend shows in the server log even when its test output looked right.
+if grep -E "terminated by signal|was terminated by|PANIC" "$RUN_DIR/cluster/server.log"; then
+    ipi_log "the server log shows a crashed process"
+    failed+=("server-log")
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+    ipi_log "FAILED: ${failed[*]}"
+    exit 1
+fi
+ipi_log "all ${#schedule[@]} SQL tests passed"

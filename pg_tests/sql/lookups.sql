@@ -1,0 +1,77 @@
+-- MaxMind lookups: enrich_ip, the scalar accessors, settings, maxmind_info, maxmind_age.
+\ir helpers.psql
+CREATE EXTENSION ip_inventory;
+
+-- Nothing configured: private addresses still classify, lookups say what to set.
+SELECT * FROM enrich_ip('10.1.2.3');
+SELECT try($$SELECT enrich_ip('81.2.69.160')$$);
+SELECT try($$SELECT ip_country('81.2.69.160')$$);
+SELECT try($$SELECT ip_asn('81.2.69.160')$$);
+SELECT try($$SELECT maxmind_age()$$);
+SELECT name, path, status, error FROM maxmind_info();
+
+-- A directory holding GeoLite2-City.mmdb and GeoLite2-ASN.mmdb.
+\! mkdir -p "$IPI_SCRATCH/geoip" && cp "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" "$IPI_SCRATCH/geoip/GeoLite2-City.mmdb" && cp "$IPI_FIXTURES/maxmind/test-data/GeoLite2-ASN-Test.mmdb" "$IPI_SCRATCH/geoip/GeoLite2-ASN.mmdb"
+\set geoip :scratch/geoip
+ALTER SYSTEM SET ip_inventory.maxmind_dir = :'geoip';
+SELECT pg_reload_conf();
+\c
+
+-- Every field, for a London address (values as in source-data/GeoLite2-City-Test.json).
+\x on
+SELECT * FROM enrich_ip('81.2.69.160');
+-- IPv6, and an address the ASN database knows.
+SELECT * FROM enrich_ip('2001:218::1');
+SELECT * FROM enrich_ip('89.160.20.128');
+\x off
+
+-- The accessors; IPv4-mapped IPv6 is looked up as IPv4; a netmask is ignored (the address
+-- is looked up); unknown addresses give NULL; non-public ones are never looked up.
+SELECT ip, ip_class(ip), ip_country(ip), ip_asn(ip), ip_asn_org(ip)
+FROM (VALUES (inet '81.2.69.160'), ('::ffff:81.2.69.160'), ('81.2.69.160/8'), ('89.160.20.128'),
+             ('::ffff:89.160.20.128'), ('216.160.83.56'), ('2001:218::1'), ('2a02:cf40::1'),
+             ('1.2.3.4'), ('10.0.0.1'), ('127.0.0.1'), ('::1'), ('192.0.2.1')) AS v(ip);
+
+-- A non-public address carries only its class, even with databases configured.
+SELECT * FROM enrich_ip('192.168.1.1');
+SELECT * FROM enrich_ip('::ffff:10.0.0.1');
+
+-- The way to enrich a table: one call per row with LATERAL.
+CREATE TABLE events (src_ip inet);
+INSERT INTO events VALUES ('81.2.69.160'), ('89.160.20.128'), ('10.9.9.9'), (NULL), ('2001:218::1');
+SELECT ev.src_ip, e.ip_class, e.country_code, e.city, e.asn, e.network, e.asn_network
+FROM events ev LEFT JOIN LATERAL enrich_ip(ev.src_ip) e ON true ORDER BY 1;
+
+-- Names follow ip_inventory.language and fall back to English where a name is missing.
+SET ip_inventory.language = 'de';
+SELECT country_name, subdivision_name, city FROM enrich_ip('81.2.69.160');
+SET ip_inventory.language = 'ja';
+SELECT country_name, city FROM enrich_ip('89.160.20.128');
+SET ip_inventory.language = 'xx';
+SELECT country_name FROM enrich_ip('81.2.69.160');
+SET ip_inventory.language = 'en; DROP TABLE x';
+RESET ip_inventory.language;
+SELECT country_name FROM enrich_ip('81.2.69.160');
+
+-- Settings are checked when set.
+ALTER SYSTEM SET ip_inventory.city_db = 'relative/GeoLite2-City.mmdb';
+ALTER SYSTEM SET ip_inventory.databases = 'city=/srv/x.mmdb';
+ALTER SYSTEM SET ip_inventory.file_check_interval = -2;
+-- Paths are server-wide settings (postgresql.conf, ALTER SYSTEM), not per session.
+SET ip_inventory.city_db = '/x.mmdb';
+
+-- What is in service. Age is measured from the databases' build_epoch, not file times.
+SELECT name, path, database_type, build_time, ip_version, node_count, record_size, file_size,
+       languages, status, error
+FROM maxmind_info();
+SELECT maxmind_age() = (SELECT now() - min(build_time) FROM maxmind_info()) AS age_from_build_epoch,
+       maxmind_age() > interval '0' AS positive,
+       (SELECT bool_and(age = now() - build_time) FROM maxmind_info()) AS info_age_consistent;
+
+-- An explicit path takes precedence over the directory.
+\set geoip2_city :testdata/GeoIP2-City-Test.mmdb
+ALTER SYSTEM SET ip_inventory.city_db = :'geoip2_city';
+SELECT pg_reload_conf();
+\c
+SELECT name, path, database_type FROM maxmind_info();
+SELECT ip_country('149.101.100.0') AS geoip2_only_country;

@@ -1,0 +1,17 @@
+-- Without shared_preload_libraries: lookups work, replaced files are still noticed by each
+-- backend on its own, and what needs shared memory says so.
+\ir helpers.psql
+CREATE EXTENSION ip_inventory;
+SHOW shared_preload_libraries;
+\! cp "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" "$IPI_SCRATCH/City.mmdb"
+\set city :scratch/City.mmdb
+ALTER SYSTEM SET ip_inventory.city_db = :'city';
+ALTER SYSTEM SET ip_inventory.file_check_interval = 0;
+SELECT pg_reload_conf();
+\c
+SELECT ip_country('81.2.69.160') AS country, ip_country('149.101.100.0') AS unknown_here;
+SELECT name, database_type, generation, status FROM maxmind_info();
+SELECT try('SELECT maxmind_reload()');
+-- A replaced file is picked up at the next statement all the same.
+\! cp "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb" "$IPI_SCRATCH/City.mmdb.new" && mv "$IPI_SCRATCH/City.mmdb.new" "$IPI_SCRATCH/City.mmdb"
+SELECT ip_country('149.101.100.0') AS country, (SELECT database_type FROM maxmind_info() WHERE name = 'city');

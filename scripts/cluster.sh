@@ -1,0 +1,86 @@
+# Shell helpers shared by the demo, the SQL tests and the benchmarks: install the extension
+# and run a throwaway PostgreSQL 15 cluster. Source this file; it defines functions only.
+#
+# Postgres refuses to run as root, so as root the cluster runs as the `postgres` user (its
+# data directory, socket and log live in a directory that user owns); as anyone else it runs
+# as that user. Clients connect over the Unix socket in that directory, trusted, as
+# `postgres`.
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+ipi_log() { printf '[%s] %s\n' "${IPI_LOG_TAG:-ip_inventory}" "$*" >&2; }
+
+# Runs a command as the cluster's operating-system user.
+ipi_as_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# Builds (release) and installs the extension into the PostgreSQL 15 installation.
+ipi_install() {
+    local root=$1 sudo_flag=()
+    [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
+    ipi_log "building and installing the extension (release)"
+    (cd "$root" && cargo pgrx install --release --pg-config "$PG_CONFIG" "${sudo_flag[@]}") >&2
+}
+
+# Picks a free TCP port number for the cluster (it listens on its socket only, but the port
+# number names the socket file).
+ipi_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# ipi_cluster_start DIR [postgresql.conf lines...]
+# Creates DIR (which must not exist), initialises a cluster in DIR/data and starts it.
+# Sets IPI_DIR, IPI_PORT, PGHOST, PGPORT, PGUSER for the clients that follow.
+ipi_cluster_start() {
+    local dir=$1
+    shift
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+    IPI_DIR=$dir
+    IPI_PORT=$(ipi_free_port)
+    ipi_as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 \
+        --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+    {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir'"
+        echo "port = $IPI_PORT"
+        echo "fsync = off"
+        echo "log_min_messages = warning"
+        for line in "$@"; do echo "$line"; done
+    } | ipi_as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+    ipi_as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        || { cat "$dir/server.log" >&2; return 1; }
+    export PGHOST=$dir PGPORT=$IPI_PORT PGUSER=postgres
+}
+
+ipi_cluster_restart() {
+    ipi_as_owner "$PG_BIN/pg_ctl" -D "$IPI_DIR/data" -l "$IPI_DIR/server.log" -w -t 60 restart \
+        >/dev/null || { cat "$IPI_DIR/server.log" >&2; return 1; }
+}
+
+ipi_cluster_stop() {
+    [ -n "${IPI_DIR:-}" ] && [ -d "$IPI_DIR/data" ] || return 0
+    ipi_as_owner "$PG_BIN/pg_ctl" -D "$IPI_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# Copies the bundled MaxMind test databases where the server's user can read them (the
+# checkout may live under a home directory it cannot enter). Prints the directory.
+ipi_copy_fixtures() {
+    local root=$1 dest=$2
+    mkdir -p "$dest"
+    cp -r "$root/pg_tests/fixtures/." "$dest/"
+    chmod -R a+rX "$dest"
+    echo "$dest"
+}
+
+ipi_psql() {
+    "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q "$@"
+}

@@ -1,0 +1,29 @@
+-- Types the Rust functions return. Emitted first (bootstrap): functions refer to them.
+
+CREATE TYPE ip_enrichment AS (
+    ip_class                text,
+    network                 cidr,
+    country_code            text,
+    country_name            text,
+    continent_code          text,
+    registered_country_code text,
+    subdivision_code        text,
+    subdivision_name        text,
+    city                    text,
+    postal_code             text,
+    latitude                double precision,
+    longitude               double precision,
+    accuracy_radius         integer,
+    time_zone               text,
+    is_anonymous_proxy      boolean,
+    is_satellite_provider   boolean,
+    is_anycast              boolean,
+    asn                     bigint,
+    asn_org                 text,
+    asn_network             cidr,
+    maxmind_build           timestamptz,
+    asn_build               timestamptz
+);
+
+COMMENT ON TYPE ip_enrichment IS
+    'Result of enrich_ip(): IANA class, MaxMind City fields (network = matched City prefix) and ASN fields (asn_network = matched ASN prefix); maxmind_build/asn_build are the build times of the City/ASN databases consulted. Non-public addresses carry only ip_class.';

@@ -1,0 +1,264 @@
+//! Operating the MaxMind databases: `maxmind_reload()`, `maxmind_info()`, `maxmind_age()`,
+//! `maxmind_verify()`.
+
+use std::path::Path;
+
+use ip_inventory_core::mmdb::{Database, DbError, DbKind, FileIdentity};
+use pgrx::datum::{Interval, TimestampWithTimeZone};
+use pgrx::pg_sys::{self, panic::ErrorReport};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::json;
+
+use crate::errors::{self, Source};
+use crate::{datum, readers, shmem};
+
+/// Opens a file for a slot and, for the MaxMind slots, verifies it in full.
+fn open_validated(path: &Path, kind: DbKind) -> Result<Database, DbError> {
+    let db = Database::open(path, kind)?;
+    // Full verification walks the whole tree (~0.7 s for GeoLite2-City). MaxMind's verifier
+    // is stricter than the format (it also insists on a non-empty description), which the
+    // City/ASN products satisfy; other files in named slots get the quick check only.
+    if kind != DbKind::Any {
+        db.verify()?;
+    }
+    Ok(db)
+}
+
+fn build_time_json(db: &Database) -> serde_json::Value {
+    let ts = datum::timestamptz_from_unix(db.metadata().build_epoch);
+    TimestampWithTimeZone::try_from(ts)
+        .map_or(serde_json::Value::Null, |t| json!(t.to_iso_string()))
+}
+
+/// `maxmind_reload() → jsonb`: opens and validates every configured database (metadata,
+/// full search tree and data, test lookups), and only when all pass installs them and bumps
+/// the shared generation so every backend reopens at its next lookup. When any fails, the
+/// readers in service stay, the refused files are remembered cluster-wide (backends will
+/// not pick them up on their own either), and the call raises an error naming the file.
+///
+/// Uses the settings as this session sees them: after editing postgresql.conf run
+/// `SELECT pg_reload_conf();` before, in an earlier statement.
+#[pg_extern(volatile, parallel_unsafe)]
+fn maxmind_reload() -> Result<JsonB, ErrorReport> {
+    shmem::require("maxmind_reload()")?;
+    readers::with(|r| {
+        let mut opened: Vec<(String, Database)> = Vec::new();
+        let mut failures: Vec<(Source, DbError)> = Vec::new();
+        for (name, slot) in r.configured_slots() {
+            let Some(path) = slot.path.clone() else {
+                continue;
+            };
+            match open_validated(&path, slot.kind()) {
+                Ok(db) => opened.push((name, db)),
+                Err(e) => {
+                    if let Ok(identity) = FileIdentity::of(&path) {
+                        shmem::reject(identity);
+                    }
+                    failures.push((slot.source.clone(), e));
+                }
+            }
+        }
+        if let Some((source, first)) = failures.first() {
+            let mut report = errors::database(source, first);
+            let others: Vec<String> = failures[1..].iter().map(|(_, e)| e.to_string()).collect();
+            let detail = if others.is_empty() {
+                "Nothing was reloaded; the databases in service stay in service.".to_owned()
+            } else {
+                format!(
+                    "Nothing was reloaded; the databases in service stay in service. Also refused: {}.",
+                    others.join("; ")
+                )
+            };
+            report = report.set_detail(detail);
+            return Err(report);
+        }
+        if opened.is_empty() {
+            return Err(errors::not_configured("city"));
+        }
+        let generation = shmem::bump_generation();
+        r.set_generation(generation);
+        let mut summary = Vec::new();
+        for (name, db) in opened {
+            shmem::unreject(db.identity());
+            summary.push(json!({
+                "name": name,
+                "path": db.path().display().to_string(),
+                "database_type": db.metadata().database_type,
+                "build_time": build_time_json(&db),
+            }));
+            let slot = match name.as_str() {
+                "city" => &mut r.city,
+                "asn" => &mut r.asn,
+                other => {
+                    &mut r
+                        .named
+                        .iter_mut()
+                        .find(|(n, _)| n == other)
+                        .expect("configured")
+                        .1
+                }
+            };
+            slot.install_validated(db);
+        }
+        Ok(JsonB(
+            json!({ "generation": generation, "databases": summary }),
+        ))
+    })
+}
+
+fn now() -> pg_sys::TimestampTz {
+    unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
+}
+
+fn age_of(build_epoch: u64) -> Interval {
+    let micros = now() - datum::timestamptz_from_unix(build_epoch);
+    const DAY: i64 = 86_400_000_000;
+    Interval::new(0, (micros / DAY) as i32, micros % DAY).expect("days and micros within range")
+}
+
+/// `maxmind_info()`: one row per configured database (`city`, `asn`, then the names of
+/// `ip_inventory.databases`), as this backend has it in service. `status` is `ok`,
+/// `not configured`, `error` (nothing in service) or `stale` (in service, but the file now at
+/// the path could not be used; `error` says why).
+// pgrx reads the column names from the signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable, parallel_safe)]
+fn maxmind_info() -> TableIterator<
+    'static,
+    (
+        name!(name, String),
+        name!(path, Option<String>),
+        name!(database_type, Option<String>),
+        name!(build_time, Option<TimestampWithTimeZone>),
+        name!(age, Option<Interval>),
+        name!(ip_version, Option<i32>),
+        name!(node_count, Option<i64>),
+        name!(record_size, Option<i32>),
+        name!(file_size, Option<i64>),
+        name!(languages, Option<Vec<String>>),
+        name!(generation, Option<i64>),
+        name!(status, String),
+        name!(error, Option<String>),
+    ),
+> {
+    let rows: Vec<_> = readers::with(|r| {
+        r.configured_slots()
+            .map(|(name, slot)| {
+                if slot.path.is_none() {
+                    return (
+                        name,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        "not configured".to_owned(),
+                        None,
+                    );
+                }
+                // Open lazily like a lookup would; a failure is reported in the row.
+                let _ = slot.ensure_open();
+                let error = slot.last_error.as_ref().map(DbError::reason);
+                let Some(db) = slot.database() else {
+                    let path = slot.path.as_ref().map(|p| p.display().to_string());
+                    return (
+                        name,
+                        path,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        "error".to_owned(),
+                        error,
+                    );
+                };
+                let m = db.metadata();
+                let status = if error.is_some() { "stale" } else { "ok" };
+                (
+                    name,
+                    Some(db.path().display().to_string()),
+                    Some(m.database_type.clone()),
+                    TimestampWithTimeZone::try_from(datum::timestamptz_from_unix(m.build_epoch))
+                        .ok(),
+                    Some(age_of(m.build_epoch)),
+                    Some(i32::from(m.ip_version)),
+                    Some(i64::from(m.node_count)),
+                    Some(i32::from(m.record_size)),
+                    Some(db.file_size() as i64),
+                    Some(m.languages.clone()),
+                    slot.opened_generation.map(|g| g as i64),
+                    status.to_owned(),
+                    error,
+                )
+            })
+            .collect()
+    });
+    TableIterator::new(rows)
+}
+
+/// `maxmind_age() → interval`: age of the loaded MaxMind data, from the databases'
+/// `build_epoch` metadata (not file times): the older of City and ASN.
+#[pg_extern(stable, parallel_safe)]
+fn maxmind_age() -> Result<Interval, ErrorReport> {
+    readers::with(|r| {
+        let mut oldest: Option<u64> = None;
+        for slot in [&mut r.city, &mut r.asn] {
+            if slot.path.is_some() {
+                slot.ensure_open()?;
+                let epoch = slot.db().metadata().build_epoch;
+                oldest = Some(oldest.map_or(epoch, |o| o.min(epoch)));
+            }
+        }
+        oldest
+            .map(age_of)
+            .ok_or_else(|| errors::not_configured("city"))
+    })
+}
+
+/// `maxmind_verify(path text, kind text default 'any') → jsonb`: fully verifies a file
+/// without installing it (e.g. a download before it is moved into place). `kind` is
+/// `city`, `asn` or `any`. Reads server files: superusers and pg_read_server_files only.
+#[pg_extern(volatile, parallel_safe)]
+fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, ErrorReport> {
+    let kind = match kind {
+        "city" => DbKind::City,
+        "asn" => DbKind::Asn,
+        "any" => DbKind::Any,
+        other => {
+            return Err(ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("unknown database kind \"{other}\""),
+                "ip_inventory",
+            )
+            .set_hint("Use city, asn or any."))
+        }
+    };
+    if !crate::lookup::may_read_server_files() {
+        return Err(errors::path_not_allowed());
+    }
+    let path = Path::new(path);
+    let db = Database::open(path, kind)
+        .and_then(|db| db.verify().map(|()| db))
+        .map_err(|e| errors::database(&Source::Path, &e))?;
+    let m = db.metadata();
+    Ok(JsonB(json!({
+        "path": path.display().to_string(),
+        "database_type": m.database_type,
+        "build_time": build_time_json(&db),
+        "ip_version": m.ip_version,
+        "node_count": m.node_count,
+        "record_size": m.record_size,
+        "file_size": db.file_size(),
+    })))
+}

@@ -1,0 +1,131 @@
+//! Every error ip_inventory raises: a real SQLSTATE, a message naming the file, and a hint
+//! naming what to change.
+
+use ip_inventory_core::mmdb::{DbError, ErrorKind};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::PgSqlErrorCode::{self, *};
+
+use crate::gucs;
+
+/// Which database a message is about: a slot (`city`, `asn`), a named database, or a path
+/// given to `mmdb_lookup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Slot(&'static str),
+    Named(String),
+    Path,
+}
+
+impl Source {
+    fn label(&self) -> String {
+        match self {
+            Source::Slot("city") => "MaxMind City database".to_owned(),
+            Source::Slot("asn") => "MaxMind ASN database".to_owned(),
+            Source::Slot(other) => format!("database \"{other}\""),
+            Source::Named(name) => format!("database \"{name}\""),
+            Source::Path => "database file".to_owned(),
+        }
+    }
+
+    fn settings(&self) -> Option<String> {
+        match self {
+            Source::Slot(slot) => Some(gucs::slot_setting_names(slot)),
+            Source::Named(_) => Some(gucs::slot_setting_names("")),
+            Source::Path => None,
+        }
+    }
+}
+
+fn report(code: PgSqlErrorCode, message: String) -> ErrorReport {
+    ErrorReport::new(code, message, "ip_inventory")
+}
+
+/// An unusable database file.
+pub fn database(source: &Source, err: &DbError) -> ErrorReport {
+    let code = match err.kind {
+        ErrorKind::NotFound => ERRCODE_UNDEFINED_FILE,
+        ErrorKind::PermissionDenied => ERRCODE_INSUFFICIENT_PRIVILEGE,
+        ErrorKind::NotAFile | ErrorKind::WrongType { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+        ErrorKind::Io(_) => ERRCODE_IO_ERROR,
+        ErrorKind::Empty | ErrorKind::NotMmdb | ErrorKind::Corrupt(_) => ERRCODE_DATA_CORRUPTED,
+        ErrorKind::ResourceLimit(_) => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+    };
+    let hint = match (source.settings(), &err.kind) {
+        (Some(settings), ErrorKind::NotFound | ErrorKind::NotAFile | ErrorKind::WrongType { .. }) => {
+            format!("Point {settings} at the right file, then run SELECT pg_reload_conf();")
+        }
+        (_, ErrorKind::PermissionDenied) => {
+            "Make the file readable by the operating-system user the server runs as.".to_owned()
+        }
+        (Some(_), _) => "Install an intact copy (replace the file by rename, never in place), then run SELECT maxmind_reload();".to_owned(),
+        (None, ErrorKind::NotFound | ErrorKind::NotAFile | ErrorKind::WrongType { .. }) => {
+            "Pass the absolute path of a MaxMind DB file of the right type.".to_owned()
+        }
+        (None, _) => "The file is damaged or not a MaxMind DB; obtain an intact copy.".to_owned(),
+    };
+    report(code, format!("{} {}", source.label(), err)).set_hint(hint)
+}
+
+/// A slot with no path configured.
+pub fn not_configured(slot: &'static str) -> ErrorReport {
+    let source = Source::Slot(slot);
+    report(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("no {} is configured", source.label()),
+    )
+    .set_hint(format!(
+        "Set {} in postgresql.conf (or with ALTER SYSTEM), then run SELECT pg_reload_conf();",
+        source.settings().unwrap_or_default()
+    ))
+}
+
+/// A function that needs the shared-memory generation counter, without preload.
+pub fn preload_required(function: &str) -> ErrorReport {
+    report(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("{function} requires ip_inventory to be loaded via shared_preload_libraries"),
+    )
+    .set_detail(
+        "The reader generation that tells every backend to reopen its databases lives in shared memory.",
+    )
+    .set_hint(
+        "Add 'ip_inventory' to shared_preload_libraries in postgresql.conf and restart the server. Without it, backends still notice replaced files on their own (ip_inventory.file_check_interval).",
+    )
+}
+
+pub fn unknown_database(name: &str, known: &[String]) -> ErrorReport {
+    let known = if known.is_empty() {
+        "none".to_owned()
+    } else {
+        known.join(", ")
+    };
+    report(
+        ERRCODE_UNDEFINED_OBJECT,
+        format!("unknown database \"{name}\""),
+    )
+    .set_detail(format!("Configured names: {known}."))
+    .set_hint("Use city, asn, a name from ip_inventory.databases, or an absolute file path.")
+}
+
+pub fn path_not_allowed() -> ErrorReport {
+    report(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to read a database file by path".to_owned())
+        .set_detail("Looking up a file by path reads server files.")
+        .set_hint(
+            "Only superusers and members of pg_read_server_files may pass a path; others use a name configured in ip_inventory.databases.",
+        )
+}
+
+/// A datum that cannot be an `inet` (only reachable through a corrupt value).
+pub fn bad_inet(detail: String) -> ErrorReport {
+    report(ERRCODE_DATA_CORRUPTED, "invalid inet value".to_owned()).set_detail(detail)
+}
+
+/// The `ip_enrichment` type no longer has the shape this library builds.
+pub fn type_altered(detail: String) -> ErrorReport {
+    report(
+        ERRCODE_DATATYPE_MISMATCH,
+        "type ip_enrichment does not match this version of ip_inventory".to_owned(),
+    )
+    .set_detail(detail)
+    .set_hint("Do not alter ip_enrichment; reinstall the extension to restore it.")
+}

@@ -1,0 +1,239 @@
+//! Every ip_inventory setting, its registration and typed getters.
+//!
+//! Reading a string setting copies it, so the lookup hot path never reads settings: the
+//! assign hook of every setting that affects the readers bumps [`settings_epoch`], and the
+//! per-backend reader cache re-reads the settings only when that number changes.
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::PathBuf;
+
+use ip_inventory_core::settings;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+pub static MAXMIND_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CITY_DB: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ASN_DB: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static LANGUAGE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"en"));
+pub static FILE_CHECK_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
+
+thread_local! {
+    static EPOCH: Cell<u64> = const { Cell::new(1) };
+}
+
+/// Changes whenever a setting that affects the readers changes in this backend (SET,
+/// RESET, configuration reload, transaction rollback of a SET).
+#[inline]
+pub fn settings_epoch() -> u64 {
+    EPOCH.with(Cell::get)
+}
+
+fn bump_epoch() {
+    EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn assign_string(_new: *const c_char, _extra: *mut c_void) {
+    bump_epoch();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn assign_int(_new: i32, _extra: *mut c_void) {
+    bump_epoch();
+}
+
+/// Reports a rejected value the way Postgres does for its own settings (detail line).
+unsafe fn reject(detail: &str) -> bool {
+    let detail = CString::new(detail.replace('\0', "")).unwrap_or_default();
+    // SAFETY: GUC_check_errdetail_string is read by the GUC machinery right after the
+    // check hook returns false; pstrdup copies into the current memory context.
+    unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr()) };
+    false
+}
+
+unsafe fn new_value<'a>(newval: *mut *mut c_char) -> &'a str {
+    // SAFETY: Postgres passes a valid pointer to a (possibly null) C string.
+    unsafe {
+        let p = *newval;
+        if p.is_null() {
+            ""
+        } else {
+            CStr::from_ptr(p).to_str().unwrap_or("\u{fffd}")
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_path(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    match settings::check_absolute_path(unsafe { new_value(newval) }) {
+        Ok(()) => true,
+        Err(e) => unsafe { reject(&e) },
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_databases(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    match settings::parse_database_list(unsafe { new_value(newval) }) {
+        Ok(_) => true,
+        Err(e) => unsafe { reject(&e) },
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_language(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let v = unsafe { new_value(newval) };
+    let ok =
+        !v.is_empty() && v.len() <= 16 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    ok || unsafe {
+        reject("use a language code as MaxMind databases name them, e.g. en, de, pt-BR, zh-CN")
+    }
+}
+
+fn define_string(
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    setting: &'static GucSetting<Option<CString>>,
+    context: GucContext,
+    check: pg_sys::GucStringCheckHook,
+) {
+    // SAFETY: the hooks are #[pg_guard]ed and only touch thread-local state.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            name,
+            short,
+            long,
+            setting,
+            context,
+            GucFlags::default(),
+            check,
+            Some(assign_string),
+            None,
+        )
+    }
+}
+
+/// Registers all settings; called from `_PG_init`.
+pub fn init() {
+    define_string(
+        c"ip_inventory.maxmind_dir",
+        c"Directory holding the MaxMind databases.",
+        c"Looked up there: GeoIP2-City.mmdb or GeoLite2-City.mmdb, and GeoIP2-ISP.mmdb or GeoLite2-ASN.mmdb. ip_inventory.city_db and ip_inventory.asn_db take precedence.",
+        &MAXMIND_DIR,
+        GucContext::Sighup,
+        Some(check_path),
+    );
+    define_string(
+        c"ip_inventory.city_db",
+        c"Absolute path of the City (or Country, Enterprise) database.",
+        c"Overrides the file found in ip_inventory.maxmind_dir. Replace the file by rename, never in place.",
+        &CITY_DB,
+        GucContext::Sighup,
+        Some(check_path),
+    );
+    define_string(
+        c"ip_inventory.asn_db",
+        c"Absolute path of the ASN (or ISP) database.",
+        c"Overrides the file found in ip_inventory.maxmind_dir. Replace the file by rename, never in place.",
+        &ASN_DB,
+        GucContext::Sighup,
+        Some(check_path),
+    );
+    define_string(
+        c"ip_inventory.databases",
+        c"Named extra databases for mmdb_lookup(), as name=/path/file.mmdb, comma separated.",
+        c"Any MaxMind DB format file (GeoIP2 Anonymous-IP, DB-IP, IPinfo, ip-location-db ...).",
+        &DATABASES,
+        GucContext::Sighup,
+        Some(check_databases),
+    );
+    define_string(
+        c"ip_inventory.language",
+        c"Language of the place names enrich_ip() returns.",
+        c"A language code of the database (en, de, es, fr, ja, pt-BR, ru, zh-CN in GeoLite2); names missing in that language fall back to English.",
+        &LANGUAGE,
+        GucContext::Userset,
+        Some(check_language),
+    );
+    // SAFETY: the hook is #[pg_guard]ed and only touches thread-local state.
+    unsafe {
+        GucRegistry::define_int_guc_with_hooks(
+            c"ip_inventory.file_check_interval",
+            c"Seconds between checks whether a database file was replaced.",
+            c"Each backend checks at most this often, at the start of a statement, and switches to a replaced file on its own. 0 checks at every statement, -1 never (then only maxmind_reload() switches).",
+            &FILE_CHECK_INTERVAL,
+            -1,
+            86_400,
+            GucContext::Sighup,
+            GucFlags::UNIT_S,
+            None,
+            Some(assign_int),
+            None,
+        );
+    }
+}
+
+fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .map(|s| s.to_string_lossy().trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// The City database path the settings name, if any.
+pub fn city_path() -> Option<PathBuf> {
+    settings::slot_path(
+        string(&CITY_DB).as_deref(),
+        string(&MAXMIND_DIR).as_deref(),
+        &settings::CITY_FILE_NAMES,
+    )
+}
+
+/// The ASN database path the settings name, if any.
+pub fn asn_path() -> Option<PathBuf> {
+    settings::slot_path(
+        string(&ASN_DB).as_deref(),
+        string(&MAXMIND_DIR).as_deref(),
+        &settings::ASN_FILE_NAMES,
+    )
+}
+
+/// The named extra databases (the check hook guarantees the value parses).
+pub fn named_databases() -> Vec<settings::NamedDatabase> {
+    string(&DATABASES)
+        .map(|v| settings::parse_database_list(&v).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+pub fn language() -> String {
+    string(&LANGUAGE).unwrap_or_else(|| "en".to_owned())
+}
+
+/// `None`: never check automatically.
+pub fn file_check_interval_secs() -> Option<u32> {
+    u32::try_from(FILE_CHECK_INTERVAL.get()).ok()
+}
+
+/// The setting(s) an operator changes to fix the given slot, for error hints.
+pub fn slot_setting_names(slot: &str) -> String {
+    match slot {
+        "city" => "ip_inventory.city_db or ip_inventory.maxmind_dir".to_owned(),
+        "asn" => "ip_inventory.asn_db or ip_inventory.maxmind_dir".to_owned(),
+        _ => "ip_inventory.databases".to_owned(),
+    }
+}

@@ -1,0 +1,301 @@
+//! The lookup functions: `ip_class`, `ip_country`, `ip_asn`, `ip_asn_org`, `enrich_ip`,
+//! `mmdb_lookup`. Each translates SQL values to the core and back; the decoding lives in
+//! `ip_inventory_core::mmdb`.
+//!
+//! All are STRICT and PARALLEL SAFE with no SET clause (a SET clause makes every call pay
+//! for a GUC save/restore, ~3x). Only `public` addresses are ever looked up in MaxMind.
+
+use std::path::Path;
+
+use ip_inventory_core::classify;
+use pgrx::pg_sys::{self, panic::ErrorReport};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use crate::datum::{self, EnrichmentDatum, InetArg, TextDatum};
+use crate::{errors, readers};
+
+/// `ip_class(inet)`: the IANA special-purpose class of an address (`public`, `private`,
+/// `loopback`, ...). Pure computation, no database.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ip_class(ip: InetArg) -> &'static str {
+    classify(ip.addr).as_str()
+}
+
+/// `ip_country(inet)`: ISO country code from the City database (NULL when unknown or not
+/// public).
+#[pg_extern(stable, strict, parallel_safe)]
+fn ip_country(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
+    if !classify(ip.addr).is_public() {
+        return Ok(None);
+    }
+    readers::with(|r| {
+        r.city.ensure_open()?;
+        let db = r.city.db();
+        let Some(hit) = db.lookup(ip.addr).map_err(|e| r.city.error(&e))? else {
+            return Ok(None);
+        };
+        Ok(db
+            .country_code(&hit)
+            .map_err(|e| r.city.error(&e))?
+            .map(TextDatum::new))
+    })
+}
+
+/// `ip_asn(inet)`: autonomous system number from the ASN database.
+#[pg_extern(stable, strict, parallel_safe)]
+fn ip_asn(ip: InetArg) -> Result<Option<i64>, ErrorReport> {
+    if !classify(ip.addr).is_public() {
+        return Ok(None);
+    }
+    readers::with(|r| {
+        r.asn.ensure_open()?;
+        let db = r.asn.db();
+        let Some(hit) = db.lookup(ip.addr).map_err(|e| r.asn.error(&e))? else {
+            return Ok(None);
+        };
+        Ok(db
+            .asn_number(&hit)
+            .map_err(|e| r.asn.error(&e))?
+            .map(i64::from))
+    })
+}
+
+/// `ip_asn_org(inet)`: autonomous system organisation from the ASN database.
+#[pg_extern(stable, strict, parallel_safe)]
+fn ip_asn_org(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
+    if !classify(ip.addr).is_public() {
+        return Ok(None);
+    }
+    readers::with(|r| {
+        r.asn.ensure_open()?;
+        let db = r.asn.db();
+        let Some(hit) = db.lookup(ip.addr).map_err(|e| r.asn.error(&e))? else {
+            return Ok(None);
+        };
+        Ok(db
+            .asn_fields(&hit)
+            .map_err(|e| r.asn.error(&e))?
+            .organization
+            .map(TextDatum::new))
+    })
+}
+
+/// Attributes of `ip_enrichment`, in order; `result_tupdesc` checks the type against it.
+mod col {
+    pub const IP_CLASS: usize = 0;
+    pub const NETWORK: usize = 1;
+    pub const COUNTRY_CODE: usize = 2;
+    pub const COUNTRY_NAME: usize = 3;
+    pub const CONTINENT_CODE: usize = 4;
+    pub const REGISTERED_COUNTRY_CODE: usize = 5;
+    pub const SUBDIVISION_CODE: usize = 6;
+    pub const SUBDIVISION_NAME: usize = 7;
+    pub const CITY: usize = 8;
+    pub const POSTAL_CODE: usize = 9;
+    pub const LATITUDE: usize = 10;
+    pub const LONGITUDE: usize = 11;
+    pub const ACCURACY_RADIUS: usize = 12;
+    pub const TIME_ZONE: usize = 13;
+    pub const IS_ANONYMOUS_PROXY: usize = 14;
+    pub const IS_SATELLITE_PROVIDER: usize = 15;
+    pub const IS_ANYCAST: usize = 16;
+    pub const ASN: usize = 17;
+    pub const ASN_ORG: usize = 18;
+    pub const ASN_NETWORK: usize = 19;
+    pub const MAXMIND_BUILD: usize = 20;
+    pub const ASN_BUILD: usize = 21;
+    pub const COUNT: usize = 22;
+}
+
+const ENRICHMENT_TYPES: [pg_sys::Oid; col::COUNT] = {
+    use pg_sys::{BOOLOID, CIDROID, FLOAT8OID, INT4OID, INT8OID, TEXTOID, TIMESTAMPTZOID};
+    [
+        TEXTOID,
+        CIDROID,
+        TEXTOID,
+        TEXTOID,
+        TEXTOID,
+        TEXTOID,
+        TEXTOID,
+        TEXTOID,
+        TEXTOID,
+        TEXTOID,
+        FLOAT8OID,
+        FLOAT8OID,
+        INT4OID,
+        TEXTOID,
+        BOOLOID,
+        BOOLOID,
+        BOOLOID,
+        INT8OID,
+        TEXTOID,
+        CIDROID,
+        TIMESTAMPTZOID,
+        TIMESTAMPTZOID,
+    ]
+};
+
+/// The values of one `ip_enrichment` row being built.
+struct Row {
+    values: [pg_sys::Datum; col::COUNT],
+    nulls: [bool; col::COUNT],
+}
+
+impl Row {
+    fn new() -> Row {
+        Row {
+            values: [pg_sys::Datum::null(); col::COUNT],
+            nulls: [true; col::COUNT],
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, value: pg_sys::Datum) {
+        self.values[i] = value;
+        self.nulls[i] = false;
+    }
+
+    #[inline]
+    fn text(&mut self, i: usize, value: Option<&str>) {
+        if let Some(v) = value {
+            self.set(i, datum::text_datum(v));
+        }
+    }
+
+    #[inline]
+    fn float(&mut self, i: usize, value: Option<f64>) {
+        if let Some(v) = value {
+            self.set(i, pg_sys::Datum::from(v.to_bits()));
+        }
+    }
+
+    #[inline]
+    fn boolean(&mut self, i: usize, value: Option<bool>) {
+        if let Some(v) = value {
+            self.set(i, pg_sys::Datum::from(v));
+        }
+    }
+
+    #[inline]
+    fn build_time(&mut self, i: usize, epoch: u64) {
+        self.set(i, pg_sys::Datum::from(datum::timestamptz_from_unix(epoch)));
+    }
+}
+
+/// `enrich_ip(inet) → ip_enrichment`: City and ASN fields in one composite value. Use it as
+/// `FROM t, LATERAL enrich_ip(t.ip) e`; `(enrich_ip(ip)).*` calls it once per column.
+#[pg_extern(stable, strict, parallel_safe)]
+fn enrich_ip(
+    ip: InetArg,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<EnrichmentDatum, ErrorReport> {
+    // SAFETY: fcinfo is this call's; the SQL declaration returns ip_enrichment.
+    let tupdesc = unsafe { datum::result_tupdesc(fcinfo, &ENRICHMENT_TYPES)? };
+    let mut row = Row::new();
+    let class = classify(ip.addr);
+    row.text(col::IP_CLASS, Some(class.as_str()));
+    if class.is_public() {
+        readers::with(|r| fill_maxmind(r, ip, &mut row))?;
+    }
+    // SAFETY: row matches the checked tupdesc.
+    Ok(EnrichmentDatum(unsafe {
+        datum::composite_datum(tupdesc, &row.values, &row.nulls)
+    }))
+}
+
+fn fill_maxmind(r: &mut readers::Readers, ip: InetArg, row: &mut Row) -> Result<(), ErrorReport> {
+    let (city_configured, asn_configured) = (r.city.path.is_some(), r.asn.path.is_some());
+    if !city_configured && !asn_configured {
+        return Err(errors::not_configured("city"));
+    }
+    if city_configured {
+        r.city.ensure_open()?;
+        let db = r.city.db();
+        row.build_time(col::MAXMIND_BUILD, db.metadata().build_epoch);
+        if let Some(hit) = db.lookup(ip.addr).map_err(|e| r.city.error(&e))? {
+            if hit.has_data() {
+                let f = db
+                    .city_fields(&hit, &r.language)
+                    .map_err(|e| r.city.error(&e))?;
+                if let Some(net) = hit.network() {
+                    row.set(col::NETWORK, datum::network_datum(net));
+                }
+                row.text(col::COUNTRY_CODE, f.country_code);
+                row.text(col::COUNTRY_NAME, f.country_name);
+                row.text(col::CONTINENT_CODE, f.continent_code);
+                row.text(col::REGISTERED_COUNTRY_CODE, f.registered_country_code);
+                row.text(col::SUBDIVISION_CODE, f.subdivision_code);
+                row.text(col::SUBDIVISION_NAME, f.subdivision_name);
+                row.text(col::CITY, f.city);
+                row.text(col::POSTAL_CODE, f.postal_code);
+                row.float(col::LATITUDE, f.latitude);
+                row.float(col::LONGITUDE, f.longitude);
+                if let Some(radius) = f.accuracy_radius {
+                    row.set(col::ACCURACY_RADIUS, pg_sys::Datum::from(i32::from(radius)));
+                }
+                row.text(col::TIME_ZONE, f.time_zone);
+                row.boolean(col::IS_ANONYMOUS_PROXY, f.is_anonymous_proxy);
+                row.boolean(col::IS_SATELLITE_PROVIDER, f.is_satellite_provider);
+                row.boolean(col::IS_ANYCAST, f.is_anycast);
+            }
+        }
+    }
+    if asn_configured {
+        r.asn.ensure_open()?;
+        let db = r.asn.db();
+        row.build_time(col::ASN_BUILD, db.metadata().build_epoch);
+        if let Some(hit) = db.lookup(ip.addr).map_err(|e| r.asn.error(&e))? {
+            if hit.has_data() {
+                let f = db.asn_fields(&hit).map_err(|e| r.asn.error(&e))?;
+                if let Some(net) = hit.network() {
+                    row.set(col::ASN_NETWORK, datum::network_datum(net));
+                }
+                if let Some(n) = f.number {
+                    row.set(col::ASN, pg_sys::Datum::from(i64::from(n)));
+                }
+                row.text(col::ASN_ORG, f.organization);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the current user may name database files by path (it reads server files).
+pub(crate) fn may_read_server_files() -> bool {
+    unsafe {
+        pg_sys::superuser()
+            || pg_sys::has_privs_of_role(
+                pg_sys::GetUserId(),
+                pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES),
+            )
+    }
+}
+
+/// `mmdb_lookup(inet, database text) → jsonb`: the whole record of any MaxMind DB format
+/// file as `{"network": "<matched prefix>", "data": {...}}`, NULL when the database has no
+/// record for the address. `database` is `city`, `asn`, a name from
+/// `ip_inventory.databases`, or an absolute path (superusers and pg_read_server_files only).
+/// Unlike the MaxMind functions, any address is looked up: private ranges may be exactly
+/// what a custom database describes.
+#[pg_extern(stable, strict, parallel_safe)]
+fn mmdb_lookup(ip: InetArg, database: &str) -> Result<Option<JsonB>, ErrorReport> {
+    if Path::new(database).is_absolute() && !may_read_server_files() {
+        return Err(errors::path_not_allowed());
+    }
+    readers::with(|r| {
+        let slot = r.slot_for(database)?;
+        slot.ensure_open()?;
+        let db = slot.db();
+        let Some(hit) = db.lookup(ip.addr).map_err(|e| slot.error(&e))? else {
+            return Ok(None);
+        };
+        let Some(data) = db.record_json(&hit).map_err(|e| slot.error(&e))? else {
+            return Ok(None);
+        };
+        let network = hit.network().map(|n| n.to_string());
+        Ok(Some(JsonB(
+            serde_json::json!({ "network": network, "data": data }),
+        )))
+    })
+}

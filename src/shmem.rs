@@ -1,0 +1,93 @@
+//! Cluster-wide state in Postgres shared memory (only with
+//! `shared_preload_libraries = 'ip_inventory'`):
+//! - the reader generation, bumped by `maxmind_reload()`; each backend compares it with the
+//!   generation its readers were opened under and reopens when it moved;
+//! - the identities of files that `maxmind_reload()` refused, so that backends noticing the
+//!   same replaced file on their own keep the old readers in service, as the reload did.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use ip_inventory_core::mmdb::FileIdentity;
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
+
+use crate::errors;
+
+static GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"ip_inventory_generation") };
+static REJECTED: PgLwLock<RejectedFiles> = unsafe { PgLwLock::new(c"ip_inventory_rejected") };
+
+/// Set in the postmaster when the library is preloaded; inherited by every backend.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+const REJECTED_SLOTS: usize = 16;
+
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+struct RejectedFiles {
+    entries: [FileIdentity; REJECTED_SLOTS],
+    /// Next slot to overwrite (a ring: the oldest rejection is forgotten first).
+    next: usize,
+}
+
+// SAFETY: plain integers, no pointers.
+unsafe impl PGRXSharedMemory for RejectedFiles {}
+
+/// Called from `_PG_init`; allocates shared memory only while preloading.
+pub fn init() {
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        pg_shmem_init!(GENERATION = AtomicU64::new(1));
+        pg_shmem_init!(REJECTED);
+        ENABLED.store(true, Ordering::Relaxed);
+    }
+}
+
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The current generation; `None` without preload.
+#[inline]
+pub fn generation() -> Option<u64> {
+    enabled().then(|| GENERATION.get().load(Ordering::Acquire))
+}
+
+/// Errors out (55000) when the library was not preloaded.
+pub fn require(function: &str) -> Result<(), pgrx::pg_sys::panic::ErrorReport> {
+    if enabled() {
+        Ok(())
+    } else {
+        Err(errors::preload_required(function))
+    }
+}
+
+/// Publishes a new generation; backends reopen their readers at their next lookup.
+pub fn bump_generation() -> u64 {
+    GENERATION.get().fetch_add(1, Ordering::AcqRel) + 1
+}
+
+pub fn reject(identity: FileIdentity) {
+    if !enabled() {
+        return;
+    }
+    let mut r = REJECTED.exclusive();
+    if !r.entries.contains(&identity) {
+        let i = r.next;
+        r.entries[i] = identity;
+        r.next = (i + 1) % REJECTED_SLOTS;
+    }
+}
+
+/// Forgets a rejection (a file that later passed `maxmind_reload()`).
+pub fn unreject(identity: FileIdentity) {
+    if !enabled() {
+        return;
+    }
+    let mut r = REJECTED.exclusive();
+    for e in r.entries.iter_mut().filter(|e| **e == identity) {
+        *e = FileIdentity::default();
+    }
+}
+
+pub fn is_rejected(identity: FileIdentity) -> bool {
+    enabled() && REJECTED.share().entries.contains(&identity)
+}
