@@ -1,0 +1,12 @@
+# The two entry points (see README.md). Both first run scripts/setup.sh, which installs what
+# is missing (apt packages, cargo-pgrx 0.18.1, pgrx init) and does nothing otherwise.
+.PHONY: setup demo test
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup
+	bash scripts/test.sh
