@@ -17,6 +17,16 @@ ALTER SYSTEM SET ip_inventory.maxmind_dir = :'geoip';
 SELECT pg_reload_conf();
 \c
 
+-- Files are mapped by each backend on its first lookup, never by the postmaster.
+CREATE FUNCTION mappings(pid int) RETURNS bigint LANGUAGE sql AS $$
+    SELECT count(*) FROM regexp_split_to_table(pg_read_file('/proc/' || pid || '/maps'), E'\n') AS l
+    WHERE l LIKE '%/geoip/GeoLite2-%.mmdb'
+$$;
+SELECT mappings(pg_backend_pid()) AS backend_before_lookup;
+SELECT ip_country('81.2.69.160');
+SELECT mappings(pg_backend_pid()) AS backend_after_lookup,
+       mappings(split_part(pg_read_file('postmaster.pid'), E'\n', 1)::int) AS postmaster;
+
 -- Every field, for a London address (values as in source-data/GeoLite2-City-Test.json).
 \x on
 SELECT * FROM enrich_ip('81.2.69.160');
@@ -41,6 +51,26 @@ CREATE TABLE events (src_ip inet);
 INSERT INTO events VALUES ('81.2.69.160'), ('89.160.20.128'), ('10.9.9.9'), (NULL), ('2001:218::1');
 SELECT ev.src_ip, e.ip_class, e.country_code, e.city, e.asn, e.network, e.asn_network
 FROM events ev LEFT JOIN LATERAL enrich_ip(ev.src_ip) e ON true ORDER BY 1;
+
+-- In parallel workers (all lookup functions are PARALLEL SAFE): same answers as serially.
+CREATE TABLE many AS SELECT ('81.2.69.' || (i % 256))::inet AS ip FROM generate_series(1, 20000) AS i
+UNION ALL SELECT ('89.160.20.' || (i % 256))::inet FROM generate_series(1, 20000) AS i;
+ANALYZE many;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF)
+SELECT e.country_code, count(*) FROM many, LATERAL enrich_ip(many.ip) AS e GROUP BY 1;
+CREATE TABLE parallel_answers AS
+SELECT e.country_code, e.city, e.asn, count(*) AS n FROM many, LATERAL enrich_ip(many.ip) AS e GROUP BY 1, 2, 3;
+RESET max_parallel_workers_per_gather;
+SET max_parallel_workers_per_gather = 0;
+SELECT e.country_code, e.city, e.asn, count(*) AS n,
+       count(*) = (SELECT p.n FROM parallel_answers p WHERE p.country_code IS NOT DISTINCT FROM e.country_code
+                   AND p.city IS NOT DISTINCT FROM e.city AND p.asn IS NOT DISTINCT FROM e.asn) AS same_in_parallel
+FROM many, LATERAL enrich_ip(many.ip) AS e GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+RESET ALL;
 
 -- Names follow ip_inventory.language and fall back to English where a name is missing.
 SET ip_inventory.language = 'de';

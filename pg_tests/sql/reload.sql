@@ -57,3 +57,18 @@ SELECT ip_country('149.101.100.0') AS country, database_type, status, error FROM
 \! ./install_city.sh lite
 \! "$IPI_PGBIN/psql" -X -q -At -c "SELECT maxmind_reload()->'databases'->0->>'database_type' AS reloaded"
 SELECT ip_country('149.101.100.0') AS country, database_type, status, error FROM maxmind_info() WHERE name = 'city';
+
+-- Part 3: with file_check_interval = N > 0 a backend checks at most every N seconds. Before
+-- N seconds have passed since its last check it may not switch; after, its next statement does.
+ALTER SYSTEM SET ip_inventory.file_check_interval = 3;
+SELECT pg_reload_conf();
+\c
+-- The check runs at the start of a statement, so statement_timestamp() is when it happened.
+SELECT coalesce(ip_country('149.101.100.0'), 'none') AS country, statement_timestamp() AS checked_at
+FROM maxmind_info() WHERE name = 'city' \gset
+SELECT :'country' AS country_in_service;
+\! ./install_city.sh geoip2
+SELECT statement_timestamp() - :'checked_at' >= interval '3 s' OR ip_country('149.101.100.0') IS NULL
+       AS no_switch_within_interval;
+SELECT pg_sleep(3.2);
+SELECT ip_country('149.101.100.0') AS country_after_interval, database_type FROM maxmind_info() WHERE name = 'city';
