@@ -16,12 +16,11 @@ use ip_inventory_core::inet;
 
 use crate::errors;
 
-/// An `inet` (or `cidr`) argument, decoded without a text round trip. The netmask is kept
-/// but lookups use the address alone.
+/// An `inet` (or `cidr`) argument, decoded without a text round trip. Lookups use the
+/// address alone; the netmask is validated and dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InetArg {
     pub addr: IpAddr,
-    pub bits: u8,
 }
 
 impl FromDatum for InetArg {
@@ -41,7 +40,7 @@ impl FromDatum for InetArg {
             std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len)
         };
         match inet::decode(payload) {
-            Ok((addr, bits)) => Some(InetArg { addr, bits }),
+            Ok((addr, _bits)) => Some(InetArg { addr }),
             Err(detail) => {
                 errors::bad_inet(detail).report(pgrx::PgLogLevel::ERROR);
                 unreachable!("an ERROR report does not return")

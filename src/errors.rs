@@ -5,8 +5,6 @@ use ip_inventory_core::mmdb::{DbError, ErrorKind};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode::{self, *};
 
-use crate::gucs;
-
 /// Which database a message is about: a slot (`city`, `asn`), a named database, or a path
 /// given to `mmdb_lookup`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,10 +25,12 @@ impl Source {
         }
     }
 
-    fn settings(&self) -> Option<String> {
+    /// The setting(s) an operator changes to fix this database.
+    fn settings(&self) -> Option<&'static str> {
         match self {
-            Source::Slot(slot) => Some(gucs::slot_setting_names(slot)),
-            Source::Named(_) => Some(gucs::slot_setting_names("")),
+            Source::Slot("city") => Some("ip_inventory.city_db or ip_inventory.maxmind_dir"),
+            Source::Slot("asn") => Some("ip_inventory.asn_db or ip_inventory.maxmind_dir"),
+            Source::Slot(_) | Source::Named(_) => Some("ip_inventory.databases"),
             Source::Path => None,
         }
     }

@@ -228,12 +228,3 @@ pub fn language() -> String {
 pub fn file_check_interval_secs() -> Option<u32> {
     u32::try_from(FILE_CHECK_INTERVAL.get()).ok()
 }
-
-/// The setting(s) an operator changes to fix the given slot, for error hints.
-pub fn slot_setting_names(slot: &str) -> String {
-    match slot {
-        "city" => "ip_inventory.city_db or ip_inventory.maxmind_dir".to_owned(),
-        "asn" => "ip_inventory.asn_db or ip_inventory.maxmind_dir".to_owned(),
-        _ => "ip_inventory.databases".to_owned(),
-    }
-}

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use ip_inventory_core::classify;
+use ip_inventory_core::mmdb::{Database, DbError, Hit};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -22,6 +23,24 @@ fn ip_class(ip: InetArg) -> &'static str {
     classify(ip.addr).as_str()
 }
 
+/// Looks `ip` up in the slot `slot` picks and hands the hit to `read`; maps every failure to
+/// an ERROR naming that slot's file. `Ok(None)` when the database cannot hold the address.
+fn read_hit<T>(
+    ip: InetArg,
+    slot: impl FnOnce(&mut readers::Readers) -> Result<&mut readers::Slot, ErrorReport>,
+    read: impl for<'a> FnOnce(&'a Database, &Hit<'a>) -> Result<Option<T>, DbError>,
+) -> Result<Option<T>, ErrorReport> {
+    readers::with(|r| {
+        let slot = slot(r)?;
+        slot.ensure_open()?;
+        let db = slot.db();
+        match db.lookup(ip.addr).map_err(|e| slot.error(&e))? {
+            Some(hit) => read(db, &hit).map_err(|e| slot.error(&e)),
+            None => Ok(None),
+        }
+    })
+}
+
 /// `ip_country(inet)`: ISO country code from the City database (NULL when unknown or not
 /// public).
 #[pg_extern(stable, strict, parallel_safe)]
@@ -29,17 +48,11 @@ fn ip_country(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
     if !classify(ip.addr).is_public() {
         return Ok(None);
     }
-    readers::with(|r| {
-        r.city.ensure_open()?;
-        let db = r.city.db();
-        let Some(hit) = db.lookup(ip.addr).map_err(|e| r.city.error(&e))? else {
-            return Ok(None);
-        };
-        Ok(db
-            .country_code(&hit)
-            .map_err(|e| r.city.error(&e))?
-            .map(TextDatum::new))
-    })
+    read_hit(
+        ip,
+        |r| Ok(&mut r.city),
+        |db, hit| Ok(db.country_code(hit)?.map(TextDatum::new)),
+    )
 }
 
 /// `ip_asn(inet)`: autonomous system number from the ASN database.
@@ -48,17 +61,11 @@ fn ip_asn(ip: InetArg) -> Result<Option<i64>, ErrorReport> {
     if !classify(ip.addr).is_public() {
         return Ok(None);
     }
-    readers::with(|r| {
-        r.asn.ensure_open()?;
-        let db = r.asn.db();
-        let Some(hit) = db.lookup(ip.addr).map_err(|e| r.asn.error(&e))? else {
-            return Ok(None);
-        };
-        Ok(db
-            .asn_number(&hit)
-            .map_err(|e| r.asn.error(&e))?
-            .map(i64::from))
-    })
+    read_hit(
+        ip,
+        |r| Ok(&mut r.asn),
+        |db, hit| Ok(db.asn_number(hit)?.map(i64::from)),
+    )
 }
 
 /// `ip_asn_org(inet)`: autonomous system organisation from the ASN database.
@@ -67,18 +74,11 @@ fn ip_asn_org(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
     if !classify(ip.addr).is_public() {
         return Ok(None);
     }
-    readers::with(|r| {
-        r.asn.ensure_open()?;
-        let db = r.asn.db();
-        let Some(hit) = db.lookup(ip.addr).map_err(|e| r.asn.error(&e))? else {
-            return Ok(None);
-        };
-        Ok(db
-            .asn_fields(&hit)
-            .map_err(|e| r.asn.error(&e))?
-            .organization
-            .map(TextDatum::new))
-    })
+    read_hit(
+        ip,
+        |r| Ok(&mut r.asn),
+        |db, hit| Ok(db.asn_fields(hit)?.organization.map(TextDatum::new)),
+    )
 }
 
 /// Attributes of `ip_enrichment`, in order; `result_tupdesc` checks the type against it.
@@ -283,19 +283,17 @@ fn mmdb_lookup(ip: InetArg, database: &str) -> Result<Option<JsonB>, ErrorReport
     if Path::new(database).is_absolute() && !may_read_server_files() {
         return Err(errors::path_not_allowed());
     }
-    readers::with(|r| {
-        let slot = r.slot_for(database)?;
-        slot.ensure_open()?;
-        let db = slot.db();
-        let Some(hit) = db.lookup(ip.addr).map_err(|e| slot.error(&e))? else {
-            return Ok(None);
-        };
-        let Some(data) = db.record_json(&hit).map_err(|e| slot.error(&e))? else {
-            return Ok(None);
-        };
-        let network = hit.network().map(|n| n.to_string());
-        Ok(Some(JsonB(
-            serde_json::json!({ "network": network, "data": data }),
-        )))
-    })
+    read_hit(
+        ip,
+        |r| r.slot_for(database),
+        |db, hit| {
+            let Some(data) = db.record_json(hit)? else {
+                return Ok(None);
+            };
+            let network = hit.network().map(|n| n.to_string());
+            Ok(Some(JsonB(
+                serde_json::json!({ "network": network, "data": data }),
+            )))
+        },
+    )
 }

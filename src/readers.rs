@@ -122,18 +122,11 @@ impl Slot {
             return;
         };
         let path = path.clone();
-        if db.path() == path && matches!(db.path_changed(), Ok(false)) {
-            return;
-        }
-        self.try_replace(&path);
-    }
-
-    fn try_replace(&mut self, path: &Path) {
-        let identity = match FileIdentity::of(path) {
+        let identity = match FileIdentity::of(&path) {
             Ok(id) => id,
             Err(e) => {
                 // Removed or unreadable (perhaps mid-replacement): keep serving.
-                let err = DbError::from_io(path, &e);
+                let err = DbError::from_io(&path, &e);
                 if self.last_error.as_ref() != Some(&err) {
                     warn_kept(&self.source, &err);
                     self.last_error = Some(err);
@@ -141,16 +134,22 @@ impl Slot {
                 return;
             }
         };
+        if db.path() == path && identity == db.identity() {
+            // The file in service is (again) the one at the path.
+            self.failed = None;
+            self.last_error = None;
+            return;
+        }
         if self.failed == Some(identity) {
             return;
         }
         let outcome = if shmem::is_rejected(identity) {
             Err(DbError::new(
-                path,
+                &path,
                 ErrorKind::Corrupt("this file was refused by maxmind_reload()".into()),
             ))
         } else {
-            Database::open(path, self.kind)
+            Database::open(&path, self.kind)
         };
         match outcome {
             Ok(db) => self.install(db),

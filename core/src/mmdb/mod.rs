@@ -328,12 +328,6 @@ impl Database {
         self.identity.size
     }
 
-    /// Whether the path still names the file this database mapped. `Err` when the path
-    /// cannot be examined now (e.g. removed): the caller keeps the mapping in service.
-    pub fn path_changed(&self) -> io::Result<bool> {
-        FileIdentity::of(&self.path).map(|id| id != self.identity)
-    }
-
     /// Looks up an address (IPv4-mapped addresses as their IPv4 address). `Ok(None)` when
     /// the database cannot hold the address at all (IPv6 in an IPv4-only database).
     #[inline]
