@@ -34,8 +34,26 @@ ipi_copy_fixtures "$ROOT" "$IPI_FIXTURES" >/dev/null
 mkdir -p "$IPI_SCRATCH" "$RUN_DIR/results"
 chmod 755 "$IPI_SCRATCH"
 
-# The schedule: "<phase> <test>" lines; phase preload runs with
-# shared_preload_libraries = 'ip_inventory', phase no_preload without.
+# The schedule: "<phase> <test>" lines. A phase is a server configuration:
+#   preload     shared_preload_libraries = 'ip_inventory'
+#   no_preload  without it
+#   cron        with pg_cron too (its settings are in postgresql.conf from the start: ALTER
+#               SYSTEM refuses cron.* while pg_cron is not loaded)
+phase_settings() {
+    case $1 in
+        preload) echo "ALTER SYSTEM SET shared_preload_libraries = 'ip_inventory'" ;;
+        # An empty string would be a list holding one library named "".
+        no_preload) echo "ALTER SYSTEM RESET shared_preload_libraries" ;;
+        cron) echo "ALTER SYSTEM SET shared_preload_libraries = 'ip_inventory', 'pg_cron'" ;;
+        *) return 1 ;;
+    esac
+}
+apply_phase_settings() {
+    local statement
+    while read -r statement; do
+        ipi_psql -d postgres -c "$statement" >/dev/null
+    done < <(phase_settings "$1")
+}
 mapfile -t schedule < <(grep -Ev '^\s*(#|$)' "$TESTS_DIR/schedule")
 if [ $# -gt 0 ]; then
     wanted=" $* "
@@ -43,26 +61,26 @@ if [ $# -gt 0 ]; then
         [[ $wanted == *" $name "* ]] && echo "$phase $name"; done)
 fi
 
-ipi_cluster_start "$RUN_DIR/cluster"
+# pg_cron runs its jobs over the cluster's socket, from the postgres database.
+ipi_cluster_start "$RUN_DIR/cluster" "cron.database_name = 'postgres'" "cron.host = '$RUN_DIR/cluster'"
 phase=""
 export PGDATABASE=ipi_test PGTZ=UTC PGDATESTYLE='ISO, YMD' LC_MESSAGES=C LC_ALL=C.UTF-8
 
 for entry in "${schedule[@]}"; do
     read -r want_phase name <<<"$entry"
     if [ "$want_phase" != "$phase" ]; then
-        case $want_phase in
-            preload) set_libs="ALTER SYSTEM SET shared_preload_libraries = 'ip_inventory'" ;;
-            # An empty string would be a list holding one library named "".
-            no_preload) set_libs="ALTER SYSTEM RESET shared_preload_libraries" ;;
-            *) ipi_log "unknown phase $want_phase"; exit 2 ;;
-        esac
-        ipi_psql -d postgres -c "$set_libs"
+        phase_settings "$want_phase" >/dev/null || { ipi_log "unknown phase $want_phase"; exit 2; }
+        apply_phase_settings "$want_phase"
         ipi_cluster_restart
         phase=$want_phase
+        if [ "$phase" = cron ]; then
+            ipi_psql -d postgres -c "CREATE EXTENSION IF NOT EXISTS pg_cron" >/dev/null
+        fi
     fi
-    # Each test starts from a fresh database and default settings.
-    PGOPTIONS="-c client_min_messages=warning" ipi_psql -d postgres -c "ALTER SYSTEM RESET ALL" \
-        -c "$set_libs" -c "SELECT pg_reload_conf()" \
+    # Each test starts from a fresh database and the phase's settings.
+    PGOPTIONS="-c client_min_messages=warning" ipi_psql -d postgres -c "ALTER SYSTEM RESET ALL" >/dev/null
+    apply_phase_settings "$phase"
+    PGOPTIONS="-c client_min_messages=warning" ipi_psql -d postgres -c "SELECT pg_reload_conf()" \
         -c "DROP DATABASE IF EXISTS ipi_test" -c "CREATE DATABASE ipi_test" >/dev/null
     rm -rf "${IPI_SCRATCH:?}"/*
     out=$RUN_DIR/results/$name.out

@@ -262,3 +262,21 @@ fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, Er
         "file_size": db.file_size(),
     })))
 }
+
+/// `ip_inventory_ttl(source) → interval`: how long an answer of `cymru`, `greynoise` or
+/// `rdns` stays fresh (the `ip_inventory.<source>_ttl` settings).
+#[pg_extern(stable, strict, parallel_safe)]
+fn ip_inventory_ttl(source: &str) -> Result<Interval, ErrorReport> {
+    let secs = crate::gucs::ttl_secs(source).ok_or_else(|| {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown enrichment source \"{source}\""),
+            "ip_inventory",
+        )
+        .set_hint("Sources with a TTL: cymru, greynoise, rdns.")
+    })?;
+    Ok(
+        Interval::new(0, secs / 86_400, i64::from(secs % 86_400) * 1_000_000)
+            .expect("days and micros within range"),
+    )
+}

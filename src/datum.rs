@@ -59,7 +59,7 @@ unsafe impl<'fcx> ArgAbi<'fcx> for InetArg {
 
 impl_sql_translatable!(InetArg, arg_only = "inet");
 
-/// Builds a `cidr` (or `inet`, same layout) datum in the current memory context.
+/// Builds a `cidr` or `inet` datum (the same layout) in the current memory context.
 pub fn network_datum(net: IpNetwork) -> pg_sys::Datum {
     let (payload, len) = inet::encode(net);
     let total = pg_sys::VARHDRSZ + len;
@@ -93,6 +93,17 @@ pub fn timestamptz_from_unix(secs: u64) -> pg_sys::TimestampTz {
     // build_epoch is validated to lie before 2100 when a database is opened.
     (secs as i64 - PG_EPOCH_OFFSET_SECS) * 1_000_000
 }
+
+/// An `inet` result that is already a datum.
+pub struct InetDatum(pub pg_sys::Datum);
+
+unsafe impl BoxRet for InetDatum {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+impl_sql_translatable!(InetDatum, "inet");
 
 /// A `text` result that is already a datum.
 pub struct TextDatum(pub pg_sys::Datum);

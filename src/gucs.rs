@@ -19,6 +19,14 @@ pub static ASN_DB: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 pub static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static LANGUAGE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"en"));
 pub static FILE_CHECK_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
+pub static INGEST_ENRICHMENT: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static CYMRU_TTL: GucSetting<i32> = GucSetting::<i32>::new(90 * DAY);
+pub static GREYNOISE_TTL: GucSetting<i32> = GucSetting::<i32>::new(7 * DAY);
+pub static RDNS_TTL: GucSetting<i32> = GucSetting::<i32>::new(DAY);
+pub static MAXMIND_AGE_WARNING: GucSetting<i32> = GucSetting::<i32>::new(7 * DAY);
+pub static MAXMIND_AGE_CRITICAL: GucSetting<i32> = GucSetting::<i32>::new(14 * DAY);
+
+const DAY: i32 = 86_400;
 
 thread_local! {
     static EPOCH: Cell<u64> = const { Cell::new(1) };
@@ -186,6 +194,69 @@ pub fn init() {
             None,
         );
     }
+    init_inventory();
+}
+
+/// A time setting in seconds, read by SQL as `current_setting(name)::interval`.
+fn define_seconds(
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    setting: &'static GucSetting<i32>,
+) {
+    GucRegistry::define_int_guc(
+        name,
+        short,
+        long,
+        setting,
+        1,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+}
+
+/// The inventory's settings: read by the SQL in `sql/` (`current_setting()`), registered here
+/// so they are typed, range-checked and listed in `pg_settings`.
+fn init_inventory() {
+    GucRegistry::define_bool_guc(
+        c"ip_inventory.ingest_enrichment",
+        c"Whether recording observations enriches new addresses from MaxMind inline.",
+        c"Turn off in a session for a fast historical import: observations are still counted, and ip_inventory_enrich_pending() enriches the new rows afterwards.",
+        &INGEST_ENRICHMENT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    define_seconds(
+        c"ip_inventory.cymru_ttl",
+        c"How long a Team Cymru answer stays fresh.",
+        c"Rows whose cymru_ts is older are stale (ip_inventory_staleness, ip_inventory_health()).",
+        &CYMRU_TTL,
+    );
+    define_seconds(
+        c"ip_inventory.greynoise_ttl",
+        c"How long a GreyNoise answer stays fresh.",
+        c"Rows whose greynoise_ts is older are stale.",
+        &GREYNOISE_TTL,
+    );
+    define_seconds(
+        c"ip_inventory.rdns_ttl",
+        c"How long a reverse-DNS answer stays fresh.",
+        c"Rows whose rdns_ts is older are stale.",
+        &RDNS_TTL,
+    );
+    define_seconds(
+        c"ip_inventory.maxmind_age_warning",
+        c"MaxMind data older than this is a warning in ip_inventory_health().",
+        c"Measured from the databases' build_epoch (maxmind_age()).",
+        &MAXMIND_AGE_WARNING,
+    );
+    define_seconds(
+        c"ip_inventory.maxmind_age_critical",
+        c"MaxMind data older than this is critical in ip_inventory_health().",
+        c"Measured from the databases' build_epoch (maxmind_age()).",
+        &MAXMIND_AGE_CRITICAL,
+    );
 }
 
 fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
@@ -227,4 +298,14 @@ pub fn language() -> String {
 /// `None`: never check automatically.
 pub fn file_check_interval_secs() -> Option<u32> {
     u32::try_from(FILE_CHECK_INTERVAL.get()).ok()
+}
+
+/// The TTL of an enrichment source in seconds, `None` for an unknown source.
+pub fn ttl_secs(source: &str) -> Option<i32> {
+    match source {
+        "cymru" => Some(CYMRU_TTL.get()),
+        "greynoise" => Some(GREYNOISE_TTL.get()),
+        "rdns" => Some(RDNS_TTL.get()),
+        _ => None,
+    }
 }

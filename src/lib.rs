@@ -25,12 +25,49 @@ mod shmem;
 
 extension_sql_file!("../sql/types.sql", name = "types", bootstrap);
 extension_sql_file!(
-    "../sql/maxmind_privileges.sql",
-    name = "maxmind_privileges",
+    "../sql/inventory.sql",
+    name = "inventory",
+    requires = ["types", lookup::ip_canonical]
+);
+extension_sql_file!(
+    "../sql/observe.sql",
+    name = "observe",
+    requires = [
+        "inventory",
+        lookup::ip_class,
+        lookup::ip_canonical,
+        lookup::ip_inventory_maxmind
+    ]
+);
+extension_sql_file!(
+    "../sql/jobs.sql",
+    name = "jobs",
+    requires = [
+        "observe",
+        lookup::enrich_ip,
+        admin::maxmind_age,
+        admin::maxmind_info
+    ]
+);
+extension_sql_file!(
+    "../sql/reports.sql",
+    name = "reports",
+    requires = [
+        "jobs",
+        admin::ip_inventory_ttl,
+        admin::maxmind_info,
+        admin::maxmind_age
+    ]
+);
+extension_sql_file!(
+    "../sql/rust_functions.sql",
+    name = "rust_functions",
     requires = [
         admin::maxmind_reload,
         admin::maxmind_verify,
-        lookup::enrich_ip
+        admin::ip_inventory_ttl,
+        lookup::enrich_ip,
+        lookup::ip_inventory_maxmind
     ],
     finalize
 );

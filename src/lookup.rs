@@ -13,7 +13,7 @@ use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use crate::datum::{self, EnrichmentDatum, InetArg, TextDatum};
+use crate::datum::{self, EnrichmentDatum, InetArg, InetDatum, TextDatum};
 use crate::{errors, readers};
 
 /// `ip_class(inet)`: the IANA special-purpose class of an address (`public`, `private`,
@@ -39,6 +39,15 @@ fn read_hit<T>(
             None => Ok(None),
         }
     })
+}
+
+/// `ip_canonical(inet) → inet`: the address as the inventory keys it: IPv4-mapped IPv6
+/// becomes IPv4, and any netmask is dropped (`::ffff:1.2.3.4/96` → `1.2.3.4`).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ip_canonical(ip: InetArg) -> InetDatum {
+    InetDatum(datum::network_datum(ipnetwork::IpNetwork::from(
+        ip_inventory_core::canonical(ip.addr),
+    )))
 }
 
 /// `ip_country(inet)`: ISO country code from the City database (NULL when unknown or not
@@ -183,12 +192,21 @@ impl Row {
     }
 }
 
-/// `enrich_ip(inet) → ip_enrichment`: City and ASN fields in one composite value. Use it as
-/// `FROM t, LATERAL enrich_ip(t.ip) e`; `(enrich_ip(ip)).*` calls it once per column.
-#[pg_extern(stable, strict, parallel_safe)]
-fn enrich_ip(
+/// What a lookup does when a configured database cannot be used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnDbError {
+    /// Raise the error (`enrich_ip`).
+    Raise,
+    /// Leave that database's fields NULL and warn once per session (`ip_inventory_maxmind`,
+    /// used when recording observations: ingesting events must not fail because a
+    /// MaxMind file is missing or broken; the rows stay pending for enrich_pending).
+    Skip,
+}
+
+fn enrichment(
     ip: InetArg,
     fcinfo: pg_sys::FunctionCallInfo,
+    on_error: OnDbError,
 ) -> Result<EnrichmentDatum, ErrorReport> {
     // SAFETY: fcinfo is this call's; the SQL declaration returns ip_enrichment.
     let tupdesc = unsafe { datum::result_tupdesc(fcinfo, &ENRICHMENT_TYPES)? };
@@ -196,7 +214,7 @@ fn enrich_ip(
     let class = classify(ip.addr);
     row.text(col::IP_CLASS, Some(class.as_str()));
     if class.is_public() {
-        readers::with(|r| fill_maxmind(r, ip, &mut row))?;
+        readers::with(|r| fill_maxmind(r, ip, &mut row, on_error))?;
     }
     // SAFETY: row matches the checked tupdesc.
     Ok(EnrichmentDatum(unsafe {
@@ -204,60 +222,134 @@ fn enrich_ip(
     }))
 }
 
-fn fill_maxmind(r: &mut readers::Readers, ip: InetArg, row: &mut Row) -> Result<(), ErrorReport> {
-    let (city_configured, asn_configured) = (r.city.path.is_some(), r.asn.path.is_some());
-    if !city_configured && !asn_configured {
-        return Err(errors::not_configured("city"));
+/// `enrich_ip(inet) → ip_enrichment`: City and ASN fields in one composite value. Use it as
+/// `FROM t, LATERAL enrich_ip(t.ip) e`; `(enrich_ip(ip)).*` calls it once per column.
+#[pg_extern(stable, strict, parallel_safe)]
+fn enrich_ip(
+    ip: InetArg,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<EnrichmentDatum, ErrorReport> {
+    enrichment(ip, fcinfo, OnDbError::Raise)
+}
+
+/// `ip_inventory_maxmind(inet) → ip_enrichment`: `enrich_ip` for recording observations: a
+/// database that is not configured or cannot be used leaves its fields (and its build time)
+/// NULL instead of raising, with one WARNING per session.
+#[pg_extern(stable, strict, parallel_safe)]
+fn ip_inventory_maxmind(
+    ip: InetArg,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<EnrichmentDatum, ErrorReport> {
+    enrichment(ip, fcinfo, OnDbError::Skip)
+}
+
+fn fill_maxmind(
+    r: &mut readers::Readers,
+    ip: InetArg,
+    row: &mut Row,
+    on_error: OnDbError,
+) -> Result<(), ErrorReport> {
+    if r.city.path.is_none() && r.asn.path.is_none() {
+        return match on_error {
+            OnDbError::Raise => Err(errors::not_configured("city")),
+            OnDbError::Skip => Ok(()),
+        };
     }
-    if city_configured {
-        r.city.ensure_open()?;
-        let db = r.city.db();
-        row.build_time(col::MAXMIND_BUILD, db.metadata().build_epoch);
-        if let Some(hit) = db.lookup(ip.addr).map_err(|e| r.city.error(&e))? {
-            if hit.has_data() {
-                let f = db
-                    .city_fields(&hit, &r.language)
-                    .map_err(|e| r.city.error(&e))?;
-                if let Some(net) = hit.network() {
-                    row.set(col::NETWORK, datum::network_datum(net));
-                }
-                row.text(col::COUNTRY_CODE, f.country_code);
-                row.text(col::COUNTRY_NAME, f.country_name);
-                row.text(col::CONTINENT_CODE, f.continent_code);
-                row.text(col::REGISTERED_COUNTRY_CODE, f.registered_country_code);
-                row.text(col::SUBDIVISION_CODE, f.subdivision_code);
-                row.text(col::SUBDIVISION_NAME, f.subdivision_name);
-                row.text(col::CITY, f.city);
-                row.text(col::POSTAL_CODE, f.postal_code);
-                row.float(col::LATITUDE, f.latitude);
-                row.float(col::LONGITUDE, f.longitude);
-                if let Some(radius) = f.accuracy_radius {
-                    row.set(col::ACCURACY_RADIUS, pg_sys::Datum::from(i32::from(radius)));
-                }
-                row.text(col::TIME_ZONE, f.time_zone);
-                row.boolean(col::IS_ANONYMOUS_PROXY, f.is_anonymous_proxy);
-                row.boolean(col::IS_SATELLITE_PROVIDER, f.is_satellite_provider);
-                row.boolean(col::IS_ANYCAST, f.is_anycast);
-            }
+    if r.city.path.is_some() {
+        let outcome = fill_city(&mut r.city, &r.language, ip, row);
+        settle(&mut r.city, outcome, on_error)?;
+    }
+    if r.asn.path.is_some() {
+        let outcome = fill_asn(&mut r.asn, ip, row);
+        settle(&mut r.asn, outcome, on_error)?;
+    }
+    Ok(())
+}
+
+fn settle(
+    slot: &mut readers::Slot,
+    outcome: Result<(), ErrorReport>,
+    on_error: OnDbError,
+) -> Result<(), ErrorReport> {
+    match (outcome, on_error) {
+        (Ok(()), _) => Ok(()),
+        (Err(e), OnDbError::Raise) => Err(e),
+        (Err(e), OnDbError::Skip) => {
+            slot.warn_once(e.set_detail(
+                "Its fields stay NULL; ip_inventory_enrich_pending() fills them once the database can be used.",
+            ));
+            Ok(())
         }
     }
-    if asn_configured {
-        r.asn.ensure_open()?;
-        let db = r.asn.db();
-        row.build_time(col::ASN_BUILD, db.metadata().build_epoch);
-        if let Some(hit) = db.lookup(ip.addr).map_err(|e| r.asn.error(&e))? {
-            if hit.has_data() {
-                let f = db.asn_fields(&hit).map_err(|e| r.asn.error(&e))?;
-                if let Some(net) = hit.network() {
-                    row.set(col::ASN_NETWORK, datum::network_datum(net));
-                }
-                if let Some(n) = f.number {
-                    row.set(col::ASN, pg_sys::Datum::from(i64::from(n)));
-                }
-                row.text(col::ASN_ORG, f.organization);
-            }
+}
+
+/// Writes the City fields into `row`, only after every fallible step succeeded.
+fn fill_city(
+    slot: &mut readers::Slot,
+    language: &str,
+    ip: InetArg,
+    row: &mut Row,
+) -> Result<(), ErrorReport> {
+    slot.ensure_open()?;
+    let db = slot.db();
+    let hit = db.lookup(ip.addr).map_err(|e| slot.error(&e))?;
+    let found = match &hit {
+        Some(hit) if hit.has_data() => {
+            let fields = db.city_fields(hit, language).map_err(|e| slot.error(&e))?;
+            Some((hit.network(), fields))
         }
+        _ => None,
+    };
+    row.build_time(col::MAXMIND_BUILD, db.metadata().build_epoch);
+    let Some((network, f)) = found else {
+        return Ok(());
+    };
+    if let Some(net) = network {
+        row.set(col::NETWORK, datum::network_datum(net));
     }
+    row.text(col::COUNTRY_CODE, f.country_code);
+    row.text(col::COUNTRY_NAME, f.country_name);
+    row.text(col::CONTINENT_CODE, f.continent_code);
+    row.text(col::REGISTERED_COUNTRY_CODE, f.registered_country_code);
+    row.text(col::SUBDIVISION_CODE, f.subdivision_code);
+    row.text(col::SUBDIVISION_NAME, f.subdivision_name);
+    row.text(col::CITY, f.city);
+    row.text(col::POSTAL_CODE, f.postal_code);
+    row.float(col::LATITUDE, f.latitude);
+    row.float(col::LONGITUDE, f.longitude);
+    if let Some(radius) = f.accuracy_radius {
+        row.set(col::ACCURACY_RADIUS, pg_sys::Datum::from(i32::from(radius)));
+    }
+    row.text(col::TIME_ZONE, f.time_zone);
+    row.boolean(col::IS_ANONYMOUS_PROXY, f.is_anonymous_proxy);
+    row.boolean(col::IS_SATELLITE_PROVIDER, f.is_satellite_provider);
+    row.boolean(col::IS_ANYCAST, f.is_anycast);
+    Ok(())
+}
+
+/// Writes the ASN fields into `row`, only after every fallible step succeeded.
+fn fill_asn(slot: &mut readers::Slot, ip: InetArg, row: &mut Row) -> Result<(), ErrorReport> {
+    slot.ensure_open()?;
+    let db = slot.db();
+    let hit = db.lookup(ip.addr).map_err(|e| slot.error(&e))?;
+    let found = match &hit {
+        Some(hit) if hit.has_data() => Some((
+            hit.network(),
+            db.asn_fields(hit).map_err(|e| slot.error(&e))?,
+        )),
+        _ => None,
+    };
+    row.build_time(col::ASN_BUILD, db.metadata().build_epoch);
+    let Some((network, f)) = found else {
+        return Ok(());
+    };
+    if let Some(net) = network {
+        row.set(col::ASN_NETWORK, datum::network_datum(net));
+    }
+    if let Some(n) = f.number {
+        row.set(col::ASN, pg_sys::Datum::from(i64::from(n)));
+    }
+    row.text(col::ASN_ORG, f.organization);
     Ok(())
 }
 

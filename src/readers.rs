@@ -39,6 +39,8 @@ pub struct Slot {
     failed: Option<FileIdentity>,
     /// Why the file at `path` is not in service, if it is not.
     pub last_error: Option<DbError>,
+    /// Whether a lenient lookup already warned about this slot since its reader changed.
+    warned: bool,
 }
 
 impl Slot {
@@ -51,6 +53,7 @@ impl Slot {
             opened_generation: None,
             failed: None,
             last_error: None,
+            warned: false,
         }
     }
 
@@ -107,6 +110,15 @@ impl Slot {
         self.opened_generation = shmem::generation();
         self.failed = None;
         self.last_error = None;
+        self.warned = false;
+    }
+
+    /// Reports `report` as a WARNING, once until this slot's reader changes.
+    pub fn warn_once(&mut self, report: ErrorReport) {
+        if !self.warned {
+            self.warned = true;
+            report.report(PgLogLevel::WARNING);
+        }
     }
 
     /// Installs a database that the caller already validated (`maxmind_reload()`).

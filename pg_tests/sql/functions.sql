@@ -2,14 +2,25 @@
 \ir helpers.psql
 CREATE EXTENSION ip_inventory;
 
--- Lookup functions are STRICT, PARALLEL SAFE, and have no SET clause (proconfig IS NULL):
--- a SET clause makes every call save and restore settings.
+-- The functions written in Rust (the lookups among them) are STRICT, PARALLEL SAFE, and
+-- have no SET clause (proconfig IS NULL): a SET clause makes every call save and restore
+-- settings.
 SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args,
        p.provolatile AS volatility, p.proparallel AS parallel, p.proisstrict AS strict,
        p.proconfig AS set_clause, left(pg_get_function_result(p.oid), 30) AS result
 FROM pg_proc p
 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'ip_inventory'
+WHERE p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+ORDER BY 1;
+-- The functions and procedures written in SQL: plpgsql ones pin their search_path
+-- (procedures that commit cannot, and qualify names instead).
+SELECT p.proname, p.prokind AS kind, l.lanname AS language, p.proconfig AS set_clause
+FROM pg_proc p
+JOIN pg_language l ON l.oid = p.prolang
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'ip_inventory'
+WHERE l.lanname <> 'c'
 ORDER BY 1;
 
 -- Every function carries a description.

@@ -1,4 +1,4 @@
--- Who may call what, and the descriptions psql's \df+ shows.
+-- Privileges and descriptions (psql's \df+) of the functions written in Rust.
 
 -- Reloading affects every session of the cluster; verifying reads server files.
 REVOKE ALL ON FUNCTION maxmind_reload() FROM PUBLIC;
@@ -24,3 +24,9 @@ COMMENT ON FUNCTION maxmind_age() IS
     'Age of the loaded MaxMind data from the databases'' build_epoch metadata: the older of City and ASN.';
 COMMENT ON FUNCTION maxmind_verify(text, text) IS
     'Fully verify a MaxMind DB file without installing it; kind is city, asn or any.';
+COMMENT ON FUNCTION ip_inventory_maxmind(inet) IS
+    'enrich_ip() for recording observations: a database that is not configured or cannot be used leaves its fields and build time NULL (one WARNING per session) instead of raising.';
+COMMENT ON FUNCTION ip_inventory_ttl(text) IS
+    'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
+COMMENT ON FUNCTION ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';

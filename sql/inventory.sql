@@ -1,0 +1,124 @@
+-- The inventory: one row per IP address ever observed.
+--
+-- Observation columns change only when events are recorded (the observe trigger, backfill);
+-- each enrichment source writes only its own columns, its timestamp and its key in
+-- `enrichment`.
+
+CREATE TABLE ip_inventory (
+    ip_address          inet PRIMARY KEY,
+    first_seen_at       timestamptz NOT NULL,
+    last_seen_at        timestamptz NOT NULL,
+    observation_count   bigint NOT NULL CHECK (observation_count > 0),
+    ip_class            text NOT NULL,
+
+    geo_country         text,
+    geo_country_name    text,
+    geo_city            text,
+    geo_subdivision     text,
+    geo_latitude        double precision,
+    geo_longitude       double precision,
+    geo_network         cidr,
+    maxmind_build       timestamptz,
+    maxmind_asn_build   timestamptz,
+    maxmind_ts          timestamptz,
+
+    asn_number          bigint,
+    asn_org             text,
+    asn_network         cidr,
+    asn_source          text CHECK (asn_source IN ('maxmind', 'cymru')),
+
+    cymru_ts            timestamptz,
+    greynoise_ts        timestamptz,
+    rdns_ts             timestamptz,
+
+    enrichment          jsonb NOT NULL DEFAULT '{}',
+
+    -- Names the operators' existing queries use.
+    is_scanner          boolean GENERATED ALWAYS AS ((enrichment -> 'greynoise' ->> 'noise')::boolean) STORED,
+    scanner_ts          timestamptz GENERATED ALWAYS AS (greynoise_ts) STORED,
+    enrichment_ts       timestamptz GENERATED ALWAYS AS (GREATEST(maxmind_ts, cymru_ts, greynoise_ts, rdns_ts)) STORED,
+
+    -- One row per address: IPv4-mapped addresses are kept as IPv4, without netmask.
+    CHECK (ip_address = ip_canonical(ip_address)),
+    CHECK (first_seen_at <= last_seen_at),
+    CHECK ((asn_number IS NULL) = (asn_source IS NULL))
+);
+
+-- No secondary indexes: the report views aggregate the whole table (sequential scans),
+-- enrich_pending walks the primary key in address order, and recording upserts by primary
+-- key; every further index would slow each upsert and enrichment. docs/inventory.md shows
+-- the plans.
+
+SELECT pg_catalog.pg_extension_config_dump('ip_inventory', '');
+
+COMMENT ON TABLE ip_inventory IS
+    'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
+COMMENT ON COLUMN ip_inventory.ip_address IS 'The address, canonical (ip_canonical()): IPv4-mapped IPv6 addresses are kept as IPv4, no netmask.';
+COMMENT ON COLUMN ip_inventory.first_seen_at IS 'Earliest event time of the address. Changed only by observations.';
+COMMENT ON COLUMN ip_inventory.last_seen_at IS 'Latest event time of the address. Changed only by observations.';
+COMMENT ON COLUMN ip_inventory.observation_count IS 'Number of appearances in observed event columns (an event with the address in two observed columns counts 2). Changed only by observations.';
+COMMENT ON COLUMN ip_inventory.ip_class IS 'IANA special-purpose class (ip_class()); only public addresses are enriched.';
+COMMENT ON COLUMN ip_inventory.geo_country IS 'MaxMind City: ISO country code.';
+COMMENT ON COLUMN ip_inventory.geo_country_name IS 'MaxMind City: country name (ip_inventory.language at enrichment time).';
+COMMENT ON COLUMN ip_inventory.geo_city IS 'MaxMind City: city name.';
+COMMENT ON COLUMN ip_inventory.geo_subdivision IS 'MaxMind City: name of the largest subdivision (state, region); its ISO code is in enrichment->''maxmind''.';
+COMMENT ON COLUMN ip_inventory.geo_latitude IS 'MaxMind City: latitude.';
+COMMENT ON COLUMN ip_inventory.geo_longitude IS 'MaxMind City: longitude.';
+COMMENT ON COLUMN ip_inventory.geo_network IS 'MaxMind City: the matched prefix.';
+COMMENT ON COLUMN ip_inventory.maxmind_build IS 'Build time of the MaxMind City database that answered; rows from another build are pending (ip_inventory_enrich_pending).';
+COMMENT ON COLUMN ip_inventory.maxmind_asn_build IS 'Build time of the MaxMind ASN database that answered; rows from another build are pending.';
+COMMENT ON COLUMN ip_inventory.maxmind_ts IS 'When MaxMind last enriched the row (NULL: never).';
+COMMENT ON COLUMN ip_inventory.asn_number IS 'Autonomous system number, from asn_source.';
+COMMENT ON COLUMN ip_inventory.asn_org IS 'Autonomous system organisation, from asn_source.';
+COMMENT ON COLUMN ip_inventory.asn_network IS 'The announced prefix holding the address, from asn_source.';
+COMMENT ON COLUMN ip_inventory.asn_source IS 'Which source gave the ASN: maxmind or cymru.';
+COMMENT ON COLUMN ip_inventory.cymru_ts IS 'When Team Cymru was last asked about the address (NULL: never).';
+COMMENT ON COLUMN ip_inventory.greynoise_ts IS 'When GreyNoise was last asked about the address (NULL: never).';
+COMMENT ON COLUMN ip_inventory.rdns_ts IS 'When reverse DNS was last asked about the address (NULL: never).';
+COMMENT ON COLUMN ip_inventory.enrichment IS 'Each source''s answer under its own key (maxmind, cymru, greynoise, rdns), e.g. enrichment->''greynoise''->>''riot''.';
+COMMENT ON COLUMN ip_inventory.is_scanner IS 'GreyNoise: the address was observed scanning the internet (enrichment->''greynoise''->>''noise''). Generated.';
+COMMENT ON COLUMN ip_inventory.scanner_ts IS 'Same as greynoise_ts, under the name the earlier cascade used. Generated.';
+COMMENT ON COLUMN ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
+
+-- Progress of the batch jobs (backfill, enrich_pending): committed with each batch, so other
+-- sessions can watch it, and a rerun after a crash knows where to continue.
+CREATE TABLE ip_inventory_jobs (
+    job             text PRIMARY KEY,
+    source          regclass,
+    ip_columns      text[],
+    ts_column       text,
+    resume_after    tid,
+    total_rows      bigint,
+    done_rows       bigint NOT NULL DEFAULT 0,
+    addresses       bigint NOT NULL DEFAULT 0,
+    new_addresses   bigint NOT NULL DEFAULT 0,
+    batches         bigint NOT NULL DEFAULT 0,
+    status          text NOT NULL CHECK (status IN ('running', 'stopped', 'finished')),
+    started_at      timestamptz NOT NULL,
+    run_started_at  timestamptz NOT NULL,
+    run_done_rows   bigint NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL,
+    finished_at     timestamptz
+);
+-- One backfill job per event table.
+CREATE UNIQUE INDEX ip_inventory_jobs_source_key ON ip_inventory_jobs (source);
+SELECT pg_catalog.pg_extension_config_dump('ip_inventory_jobs', '');
+
+COMMENT ON TABLE ip_inventory_jobs IS
+    'Progress of ip_inventory_backfill() and ip_inventory_enrich_pending(), committed per batch. Read it through ip_inventory_progress.';
+COMMENT ON COLUMN ip_inventory_jobs.job IS 'backfill:<schema>.<table> (named when the backfill started) or enrich_pending.';
+COMMENT ON COLUMN ip_inventory_jobs.source IS 'Backfill: the event table; identifies the job (survives renames).';
+COMMENT ON COLUMN ip_inventory_jobs.ip_columns IS 'Backfill: the address columns counted.';
+COMMENT ON COLUMN ip_inventory_jobs.ts_column IS 'Backfill: the event time column (NULL: the time of the backfill).';
+COMMENT ON COLUMN ip_inventory_jobs.resume_after IS 'Backfill: every row up to this ctid is counted; the next batch starts after it.';
+COMMENT ON COLUMN ip_inventory_jobs.total_rows IS 'Rows to process, estimated when the run started.';
+COMMENT ON COLUMN ip_inventory_jobs.done_rows IS 'Rows processed so far, over all runs.';
+COMMENT ON COLUMN ip_inventory_jobs.addresses IS 'Addresses recorded or enriched so far.';
+COMMENT ON COLUMN ip_inventory_jobs.new_addresses IS 'Backfill: addresses that were not in the inventory before.';
+COMMENT ON COLUMN ip_inventory_jobs.batches IS 'Batches committed so far.';
+COMMENT ON COLUMN ip_inventory_jobs.status IS 'running, stopped (enrich_pending reached max_rows: the next run continues) or finished. A running job holds an advisory lock; ip_inventory_progress shows a running row whose lock nobody holds as interrupted.';
+COMMENT ON COLUMN ip_inventory_jobs.started_at IS 'When the first run started.';
+COMMENT ON COLUMN ip_inventory_jobs.run_started_at IS 'When the current (or last) run started.';
+COMMENT ON COLUMN ip_inventory_jobs.run_done_rows IS 'Rows processed by the current (or last) run.';
+COMMENT ON COLUMN ip_inventory_jobs.updated_at IS 'When the last batch committed.';
+COMMENT ON COLUMN ip_inventory_jobs.finished_at IS 'When the job finished.';
