@@ -41,18 +41,35 @@ BEGIN
     RETURN updated;
 END $$;
 
+-- Whether MaxMind should (re-)enrich a public row: never answered, or answered by another
+-- City or ASN build than the ones in service (NULL: that database is not configured).
+CREATE FUNCTION ip_inventory_maxmind_pending(
+    maxmind_ts timestamptz, maxmind_build timestamptz, maxmind_asn_build timestamptz,
+    city_build timestamptz, asn_build timestamptz)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN maxmind_ts IS NULL
+    OR (city_build IS NOT NULL AND maxmind_build IS DISTINCT FROM city_build)
+    OR (asn_build IS NOT NULL AND maxmind_asn_build IS DISTINCT FROM asn_build);
+
 -- Advisory-lock key of a job: held (session level, across the job's commits) while it runs.
 CREATE FUNCTION ip_inventory_job_lock(job text) RETURNS bigint LANGUAGE sql IMMUTABLE
 RETURN (hashtext('ip_inventory')::bigint << 32) | (hashtext(job)::bigint & 4294967295);
+
+-- The process holding a job's lock (the session running it), or NULL.
+CREATE FUNCTION ip_inventory_job_holder(job text) RETURNS int LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT l.pid FROM pg_locks AS l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND ((l.classid::bigint << 32) | l.objid::bigint) = ip_inventory_job_lock(job)
+    LIMIT 1;
+END;
 
 -- Releases every hold this session has on a job's lock.
 CREATE FUNCTION ip_inventory_job_release(job text) RETURNS void LANGUAGE plpgsql
 SET search_path = @extschema@, pg_catalog, pg_temp AS $$
 BEGIN
     -- One pg_locks row stands for all of a session's stacked holds of a lock.
-    WHILE EXISTS (SELECT FROM pg_locks AS l
-                  WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.granted
-                    AND ((l.classid::bigint << 32) | l.objid::bigint) = ip_inventory_job_lock(job)) LOOP
+    WHILE ip_inventory_job_holder(job) = pg_backend_pid() LOOP
         PERFORM pg_advisory_unlock(ip_inventory_job_lock(job));
     END LOOP;
 END $$;
@@ -66,9 +83,7 @@ BEGIN
     -- A hold left by an earlier run of this session is released first (advisory locks stack).
     PERFORM ip_inventory_job_release(job);
     IF NOT pg_try_advisory_lock(ip_inventory_job_lock(job)) THEN
-        SELECT l.pid INTO holder FROM pg_locks AS l
-        WHERE l.locktype = 'advisory' AND l.granted
-          AND ((l.classid::bigint << 32) | l.objid::bigint) = ip_inventory_job_lock(job);
+        holder := ip_inventory_job_holder(job);
         RAISE EXCEPTION 'job % is already running (process %)', job, holder
             USING ERRCODE = '55006', HINT = 'Wait for it, or stop it with SELECT pg_cancel_backend(' || holder || ');';
     END IF;
@@ -258,9 +273,8 @@ BEGIN
         UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
             SELECT count(*) FROM @extschema@.ip_inventory AS inv
             WHERE inv.ip_class = 'public'
-              AND (inv.maxmind_ts IS NULL
-                   OR (city_build IS NOT NULL AND inv.maxmind_build IS DISTINCT FROM city_build)
-                   OR (asn_build IS NOT NULL AND inv.maxmind_asn_build IS DISTINCT FROM asn_build))))
+              AND @extschema@.ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
+                                                           inv.maxmind_asn_build, city_build, asn_build)))
         WHERE jb.job = job_name RETURNING * INTO j;
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         PERFORM @extschema@.ip_inventory_job_release(job_name);
@@ -273,9 +287,8 @@ BEGIN
             SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
                 SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
                 WHERE inv.ip_class = 'public' AND (after_ip IS NULL OR inv.ip_address > after_ip)
-                  AND (inv.maxmind_ts IS NULL
-                       OR (city_build IS NOT NULL AND inv.maxmind_build IS DISTINCT FROM city_build)
-                       OR (asn_build IS NOT NULL AND inv.maxmind_asn_build IS DISTINCT FROM asn_build))
+                  AND @extschema@.ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
+                                                               inv.maxmind_asn_build, city_build, asn_build)
                 ORDER BY inv.ip_address
                 LIMIT CASE WHEN max_rows IS NULL THEN batch_size
                            ELSE least(batch_size, max_rows - j.run_done_rows) END
@@ -319,11 +332,9 @@ END $$;
 CREATE VIEW ip_inventory_progress AS
 SELECT j.job,
        CASE WHEN j.status IN ('finished', 'stopped') THEN j.status
-            WHEN EXISTS (SELECT FROM pg_locks AS l
-                         WHERE l.locktype = 'advisory' AND l.granted
-                           AND ((l.classid::bigint << 32) | l.objid::bigint) = @extschema@.ip_inventory_job_lock(j.job))
-            THEN 'running'
+            WHEN h.pid IS NOT NULL THEN 'running'
             ELSE 'interrupted' END AS status,
+       h.pid AS running_pid,
        j.done_rows, j.total_rows,
        round(100.0 * j.done_rows / nullif(greatest(j.total_rows, j.done_rows), 0), 1) AS percent,
        round(j.run_done_rows / nullif(extract(epoch FROM j.updated_at - j.run_started_at), 0)) AS rows_per_second,
@@ -333,11 +344,15 @@ SELECT j.job,
        END AS eta,
        j.addresses, j.new_addresses, j.batches, j.source, j.ip_columns, j.ts_column,
        j.started_at, j.updated_at, j.finished_at
-FROM ip_inventory_jobs AS j;
+FROM ip_inventory_jobs AS j
+LEFT JOIN LATERAL (SELECT ip_inventory_job_holder(j.job) AS pid) AS h ON j.status = 'running';
 
 COMMENT ON FUNCTION ip_inventory_apply_maxmind(inet[]) IS
     'Re-enriches the given addresses from MaxMind, writing only MaxMind''s columns (internal: used by ip_inventory_enrich_pending).';
+COMMENT ON FUNCTION ip_inventory_maxmind_pending(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz) IS
+    'Whether MaxMind should (re-)enrich a row: never answered, or answered by another build than the one in service (internal).';
 COMMENT ON FUNCTION ip_inventory_job_lock(text) IS 'Advisory-lock key held while a job runs (internal).';
+COMMENT ON FUNCTION ip_inventory_job_holder(text) IS 'The process running a job, or NULL (internal).';
 COMMENT ON FUNCTION ip_inventory_job_start(text) IS 'Takes a job''s lock or raises naming its holder (internal).';
 COMMENT ON FUNCTION ip_inventory_job_release(text) IS 'Releases this session''s holds on a job''s lock (internal).';
 COMMENT ON FUNCTION ip_inventory_job_notice(ip_inventory_jobs) IS 'Raises the per-batch progress NOTICE (internal).';
@@ -346,4 +361,4 @@ COMMENT ON PROCEDURE ip_inventory_backfill(regclass, text[], text, int, boolean,
 COMMENT ON PROCEDURE ip_inventory_enrich_pending(int, bigint, jsonb) IS
     'Enriches, in batches committed one by one, the public rows MaxMind has not answered for or that another database build answered. Resumable.';
 COMMENT ON VIEW ip_inventory_progress IS
-    'Progress of backfill and enrich_pending jobs: status (running, interrupted, stopped, finished), rows done of total, rate, ETA. Updated with every committed batch.';
+    'Progress of backfill and enrich_pending jobs: status (running, interrupted, stopped, finished), the running process, rows done of total, rate, ETA. Updated with every committed batch.';

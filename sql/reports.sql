@@ -54,8 +54,8 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
        count(*) AS eligible,
        count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
        count(*) FILTER (WHERE maxmind_ts IS NOT NULL
-                        AND ((b.city_build IS NOT NULL AND maxmind_build IS DISTINCT FROM b.city_build)
-                          OR (b.asn_build IS NOT NULL AND maxmind_asn_build IS DISTINCT FROM b.asn_build))) AS stale,
+                        AND ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
+                                                         b.city_build, b.asn_build)) AS stale,
        min(maxmind_ts) AS oldest
 FROM ip_inventory, builds AS b WHERE ip_class = 'public'
 UNION ALL
