@@ -145,59 +145,38 @@ fn maxmind_info() -> TableIterator<
     let rows: Vec<_> = readers::with(|r| {
         r.configured_slots()
             .map(|(name, slot)| {
-                if slot.path.is_none() {
-                    return (
-                        name,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        "not configured".to_owned(),
-                        None,
-                    );
-                }
-                // Open lazily like a lookup would; a failure is reported in the row.
-                let _ = slot.ensure_open();
-                let error = slot.last_error.as_ref().map(DbError::reason);
-                let Some(db) = slot.database() else {
-                    let path = slot.path.as_ref().map(|p| p.display().to_string());
-                    return (
-                        name,
-                        path,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        "error".to_owned(),
-                        error,
-                    );
+                let (status, error) = if slot.path.is_none() {
+                    ("not configured", None)
+                } else {
+                    // Open lazily like a lookup would; a failure is reported in the row.
+                    let _ = slot.ensure_open();
+                    let error = slot.last_error.as_ref().map(DbError::reason);
+                    let status = match (slot.database(), &error) {
+                        (None, _) => "error",
+                        (Some(_), Some(_)) => "stale",
+                        (Some(_), None) => "ok",
+                    };
+                    (status, error)
                 };
-                let m = db.metadata();
-                let status = if error.is_some() { "stale" } else { "ok" };
+                let db = slot.database();
+                let m = db.map(Database::metadata);
                 (
                     name,
-                    Some(db.path().display().to_string()),
-                    Some(m.database_type.clone()),
-                    TimestampWithTimeZone::try_from(datum::timestamptz_from_unix(m.build_epoch))
-                        .ok(),
-                    Some(age_of(m.build_epoch)),
-                    Some(i32::from(m.ip_version)),
-                    Some(i64::from(m.node_count)),
-                    Some(i32::from(m.record_size)),
-                    Some(db.file_size() as i64),
-                    Some(m.languages.clone()),
-                    slot.opened_generation.map(|g| g as i64),
+                    db.map(Database::path)
+                        .or(slot.path.as_deref())
+                        .map(|p| p.display().to_string()),
+                    m.map(|m| m.database_type.clone()),
+                    m.and_then(|m| {
+                        TimestampWithTimeZone::try_from(datum::timestamptz_from_unix(m.build_epoch))
+                            .ok()
+                    }),
+                    m.map(|m| age_of(m.build_epoch)),
+                    m.map(|m| i32::from(m.ip_version)),
+                    m.map(|m| i64::from(m.node_count)),
+                    m.map(|m| i32::from(m.record_size)),
+                    db.map(|db| db.file_size() as i64),
+                    m.map(|m| m.languages.clone()),
+                    db.and(slot.opened_generation).map(|g| g as i64),
                     status.to_owned(),
                     error,
                 )

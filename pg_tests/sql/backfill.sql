@@ -2,12 +2,7 @@
 -- their position; exact after a failure, a killed backend, reruns and appends.
 \ir helpers.psql
 CREATE EXTENSION ip_inventory;
-\set city :testdata/GeoIP2-City-Test.mmdb
-\set asn :testdata/GeoLite2-ASN-Test.mmdb
-ALTER SYSTEM SET ip_inventory.city_db = :'city';
-ALTER SYSTEM SET ip_inventory.asn_db = :'asn';
-SELECT pg_reload_conf();
-\c
+\ir use_test_databases.psql
 
 -- History loaded before the extension existed: 30 000 events.
 CREATE TABLE raw_events (event_ts timestamptz NOT NULL, src_ip inet, dst_ip inet, payload text);

@@ -3,12 +3,7 @@
 -- each run says it succeeded.
 \ir helpers.psql
 CREATE EXTENSION ip_inventory;
-\set city :testdata/GeoIP2-City-Test.mmdb
-\set asn :testdata/GeoLite2-ASN-Test.mmdb
-ALTER SYSTEM SET ip_inventory.city_db = :'city';
-ALTER SYSTEM SET ip_inventory.asn_db = :'asn';
-SELECT pg_reload_conf();
-\c
+\ir use_test_databases.psql
 CREATE TABLE raw_events (event_ts timestamptz NOT NULL, src_ip inet);
 SELECT ip_inventory_attach('raw_events', ARRAY['src_ip'], 'event_ts');
 -- A historical import without inline enrichment leaves rows pending.

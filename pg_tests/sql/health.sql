@@ -1,12 +1,7 @@
 -- Reports for BI tools, and the morning health check.
 \ir helpers.psql
 CREATE EXTENSION ip_inventory;
-\set city :testdata/GeoIP2-City-Test.mmdb
-\set asn :testdata/GeoLite2-ASN-Test.mmdb
-ALTER SYSTEM SET ip_inventory.city_db = :'city';
-ALTER SYSTEM SET ip_inventory.asn_db = :'asn';
-SELECT pg_reload_conf();
-\c
+\ir use_test_databases.psql
 -- An empty inventory: the views answer, percentages are NULL rather than a division error.
 SELECT * FROM ip_inventory_coverage;
 SELECT "check", status FROM ip_inventory_health();

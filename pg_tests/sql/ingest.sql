@@ -1,12 +1,7 @@
 -- Net new: the observe trigger on an event table (the raw_events example).
 \ir helpers.psql
 CREATE EXTENSION ip_inventory;
-\set city :testdata/GeoIP2-City-Test.mmdb
-\set asn :testdata/GeoLite2-ASN-Test.mmdb
-ALTER SYSTEM SET ip_inventory.city_db = :'city';
-ALTER SYSTEM SET ip_inventory.asn_db = :'asn';
-SELECT pg_reload_conf();
-\c
+\ir use_test_databases.psql
 
 CREATE TABLE raw_events (
     event_id  text PRIMARY KEY,

@@ -18,12 +18,7 @@ SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid) FROM pg_index
 WHERE indrelid = 'ip_inventory'::regclass;
 
 -- Some events, through the observe trigger.
-\set city :testdata/GeoIP2-City-Test.mmdb
-\set asn :testdata/GeoLite2-ASN-Test.mmdb
-ALTER SYSTEM SET ip_inventory.city_db = :'city';
-ALTER SYSTEM SET ip_inventory.asn_db = :'asn';
-SELECT pg_reload_conf();
-\c
+\ir use_test_databases.psql
 CREATE TABLE raw_events (event_ts timestamptz NOT NULL, src_ip inet, dst_ip inet);
 SELECT ip_inventory_attach('raw_events', ARRAY['src_ip', 'dst_ip'], 'event_ts');
 INSERT INTO raw_events VALUES
