@@ -98,7 +98,7 @@ impl Slot {
                 Ok(())
             }
             Err(e) => {
-                let report = errors::database(&self.source, &e);
+                let report = self.error(&e);
                 self.last_error = Some(e);
                 Err(report)
             }
