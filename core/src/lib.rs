@@ -1,12 +1,18 @@
 //! The Postgres-free core of ip_inventory.
 //!
 //! Everything here is plain Rust, tested with `cargo test -p ip_inventory_core`: address
-//! classification, MaxMind DB opening/validation/decoding, and settings parsing. The
+//! classification, MaxMind DB opening/validation/decoding, settings parsing, and the network
+//! sources' protocols and clients (Team Cymru, GreyNoise, reverse DNS). The
 //! extension crate (`src/`) only translates between SQL and these functions.
 
 pub mod classify;
+pub mod cymru;
+pub mod dns;
+pub mod fetch;
+pub mod greynoise;
 pub mod inet;
 pub mod mmdb;
+pub mod net;
 pub mod settings;
 
 pub use classify::{canonical, classify, IpClass};

@@ -1,0 +1,416 @@
+//! A small stub resolver: one question to one recursive server over UDP (TCP when the
+//! answer is truncated), with a deadline and cancellation. Messages are encoded and decoded
+//! by hickory-proto; the sockets are plain std ones so no async runtime runs in a backend.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::net::{self, Cancel, Deadline, NetError};
+
+/// The outcome of a question the server answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<T> {
+    Found(Vec<T>),
+    /// NXDOMAIN: the name does not exist.
+    NxDomain,
+    /// The name exists but has no record of the asked type.
+    NoData,
+}
+
+impl<T> Lookup<T> {
+    pub fn status(&self) -> &'static str {
+        match self {
+            Lookup::Found(_) => "NOERROR",
+            Lookup::NxDomain => "NXDOMAIN",
+            Lookup::NoData => "NODATA",
+        }
+    }
+}
+
+/// Parses `ip_inventory.dns_server`: an address with an optional port (default 53).
+pub fn parse_server(value: &str) -> Result<SocketAddr, String> {
+    let (host, port) = net::parse_endpoint(value, 53)?;
+    let ip: IpAddr = host.parse().map_err(|_| {
+        format!("\"{host}\" is not an IP address (the DNS server is given by address)")
+    })?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// The first `nameserver` of a resolv.conf text.
+pub fn nameserver_from_resolv_conf(text: &str) -> Option<SocketAddr> {
+    text.lines()
+        .map(|l| l.split(['#', ';']).next().unwrap_or("").trim())
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .next()
+}
+
+/// The name a PTR question asks about: `4.4.8.8.in-addr.arpa.` or nibbles under `ip6.arpa.`.
+pub fn ptr_name(ip: IpAddr) -> String {
+    let zone = if ip.is_ipv4() {
+        "in-addr.arpa."
+    } else {
+        "ip6.arpa."
+    };
+    format!("{}.{zone}", crate::cymru::reversed_labels(ip))
+}
+
+const MAX_UDP: usize = 4096;
+const MAX_TCP: usize = 65_535;
+
+/// Asks one question and returns the answer records of the asked type.
+pub fn query(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    timeout: Duration,
+    cancel: &Cancel,
+) -> Result<Lookup<RData>, NetError> {
+    let qname = Name::from_ascii(name).map_err(|e| NetError::Protocol(format!("{name}: {e}")))?;
+    let mut msg = Message::query();
+    msg.metadata.recursion_desired = true;
+    msg.add_query(Query::query(qname, rtype));
+    let id = msg.metadata.id;
+    let request = msg
+        .to_vec()
+        .map_err(|e| NetError::Protocol(e.to_string()))?;
+    let deadline = Deadline::after(timeout);
+
+    let mut reply = udp_exchange(server, &request, id, deadline, cancel)?;
+    if reply.metadata.truncation {
+        reply = tcp_exchange(server, &request, id, deadline, cancel)?;
+    }
+    match reply.metadata.response_code {
+        ResponseCode::NoError => {
+            let records: Vec<RData> = reply
+                .answers
+                .into_iter()
+                .filter(|r| r.record_type() == rtype)
+                .map(|r| r.data)
+                .collect();
+            Ok(if records.is_empty() {
+                Lookup::NoData
+            } else {
+                Lookup::Found(records)
+            })
+        }
+        ResponseCode::NXDomain => Ok(Lookup::NxDomain),
+        other => Err(NetError::Server(format!("DNS {other}"))),
+    }
+}
+
+fn check_reply(bytes: &[u8], id: u16) -> Result<Option<Message>, NetError> {
+    let msg = Message::from_vec(bytes).map_err(|e| NetError::Protocol(e.to_string()))?;
+    // An answer to another question (late, spoofed) is not ours: keep waiting.
+    Ok((msg.metadata.id == id).then_some(msg))
+}
+
+fn udp_exchange(
+    server: SocketAddr,
+    request: &[u8],
+    id: u16,
+    deadline: Deadline,
+    cancel: &Cancel,
+) -> Result<Message, NetError> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .expect("literal");
+    let socket = UdpSocket::bind(bind).map_err(net::io_error)?;
+    // A connected socket only receives datagrams from the server.
+    socket
+        .connect(server)
+        .map_err(|e| NetError::Connect(format!("{server}: {e}")))?;
+    socket.send(request).map_err(net::io_error)?;
+    let mut buf = [0u8; MAX_UDP];
+    let mut last_bad = None;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(NetError::Cancelled);
+        }
+        let Some(slice) = deadline.slice() else {
+            return Err(last_bad.unwrap_or_else(|| {
+                NetError::Timeout(format!("no answer from DNS server {server}"))
+            }));
+        };
+        socket
+            .set_read_timeout(Some(slice))
+            .map_err(net::io_error)?;
+        match socket.recv(&mut buf) {
+            Ok(n) => match check_reply(&buf[..n], id) {
+                Ok(Some(msg)) => return Ok(msg),
+                Ok(None) => {}
+                // Garbage may be spoofed: wait for the real answer until the deadline.
+                Err(e) => last_bad = Some(e),
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(NetError::Io(format!("{server}: {e}"))),
+        }
+    }
+}
+
+fn tcp_exchange(
+    server: SocketAddr,
+    request: &[u8],
+    id: u16,
+    deadline: Deadline,
+    cancel: &Cancel,
+) -> Result<Message, NetError> {
+    let mut stream = net::connect(&server.ip().to_string(), server.port(), deadline, cancel)?;
+    let len =
+        u16::try_from(request.len()).map_err(|_| NetError::Protocol("request too long".into()))?;
+    let mut framed = len.to_be_bytes().to_vec();
+    framed.extend_from_slice(request);
+    stream
+        .set_write_timeout(deadline.remaining())
+        .map_err(net::io_error)?;
+    stream.write_all(&framed).map_err(net::io_error)?;
+    let (bytes, error) = net::read_to_end(&mut stream, MAX_TCP + 2, deadline, cancel, |b| {
+        b.len() >= 2 && b.len() >= 2 + usize::from(u16::from_be_bytes([b[0], b[1]]))
+    });
+    if bytes.len() >= 2 {
+        let want = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
+        if bytes.len() >= 2 + want {
+            return check_reply(&bytes[2..2 + want], id)?
+                .ok_or_else(|| NetError::Protocol("answer to another question".into()));
+        }
+    }
+    let _ = stream.read(&mut []);
+    Err(error.unwrap_or_else(|| NetError::Protocol("DNS over TCP answer cut short".into())))
+}
+
+/// TXT records of a name, each record's strings joined.
+pub fn txt(
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+    cancel: &Cancel,
+) -> Result<Lookup<String>, NetError> {
+    Ok(
+        match query(server, name, RecordType::TXT, timeout, cancel)? {
+            Lookup::Found(records) => Lookup::Found(
+                records
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        RData::TXT(t) => Some(
+                            t.txt_data
+                                .iter()
+                                .map(|s| String::from_utf8_lossy(s))
+                                .collect::<String>(),
+                        ),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Lookup::NxDomain => Lookup::NxDomain,
+            Lookup::NoData => Lookup::NoData,
+        },
+    )
+}
+
+/// PTR names of an address, without the trailing dot.
+pub fn ptr(
+    server: SocketAddr,
+    ip: IpAddr,
+    timeout: Duration,
+    cancel: &Cancel,
+) -> Result<Lookup<String>, NetError> {
+    Ok(
+        match query(server, &ptr_name(ip), RecordType::PTR, timeout, cancel)? {
+            Lookup::Found(records) => Lookup::Found(
+                records
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        RData::PTR(p) => Some(p.0.to_ascii().trim_end_matches('.').to_owned()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Lookup::NxDomain => Lookup::NxDomain,
+            Lookup::NoData => Lookup::NoData,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{MessageType, OpCode};
+    use hickory_proto::rr::rdata::{PTR, TXT};
+    use hickory_proto::rr::Record;
+
+    #[test]
+    fn servers_and_resolv_conf() {
+        assert_eq!(
+            parse_server("127.0.0.1").unwrap(),
+            "127.0.0.1:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        assert!(parse_server("dns.google").is_err());
+        let conf =
+            "# comment\nsearch example.org\nnameserver 10.0.0.2 # first\nnameserver 10.0.0.3\n";
+        assert_eq!(
+            nameserver_from_resolv_conf(conf),
+            Some("10.0.0.2:53".parse().unwrap())
+        );
+        assert_eq!(nameserver_from_resolv_conf("options ndots:1\n"), None);
+        assert_eq!(
+            nameserver_from_resolv_conf("nameserver fe80::1%eth0\n"),
+            Some("[fe80::1]:53".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn ptr_names() {
+        assert_eq!(
+            ptr_name("8.8.4.4".parse().unwrap()),
+            "4.4.8.8.in-addr.arpa."
+        );
+        assert!(ptr_name("2001:db8::1".parse().unwrap()).ends_with(".8.b.d.0.1.0.0.2.ip6.arpa."));
+    }
+
+    /// Answers each datagram with `answer(question name, id)`; `None` stays silent.
+    fn udp_server(answer: impl Fn(&Message) -> Vec<Vec<u8>> + Send + 'static) -> SocketAddr {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok((n, from)) = s.recv_from(&mut buf) {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                for reply in answer(&q) {
+                    s.send_to(&reply, from).unwrap();
+                }
+            }
+        });
+        addr
+    }
+
+    fn reply_to(q: &Message, rcode: ResponseCode, data: Vec<RData>) -> Vec<u8> {
+        let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+        m.metadata.response_code = rcode;
+        m.add_queries(q.queries.clone());
+        let name = q.queries[0].name().clone();
+        for d in data {
+            m.add_answer(Record::from_rdata(name.clone(), 60, d));
+        }
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn txt_ptr_nxdomain_and_servfail() {
+        let server = udp_server(|q| {
+            let name = q.queries[0].name().to_ascii();
+            vec![match name.as_str() {
+                "1.4.8.8.origin.asn.cymru.com." => reply_to(
+                    q,
+                    ResponseCode::NoError,
+                    vec![RData::TXT(TXT::new(vec![
+                        "15169 | 8.8.4.0/24 | US | arin | 2023-12-28".into(),
+                    ]))],
+                ),
+                "4.4.8.8.in-addr.arpa." => reply_to(
+                    q,
+                    ResponseCode::NoError,
+                    vec![RData::PTR(PTR(Name::from_ascii("dns.google.").unwrap()))],
+                ),
+                "5.5.5.5.in-addr.arpa." => reply_to(q, ResponseCode::ServFail, vec![]),
+                "6.6.6.6.in-addr.arpa." => reply_to(q, ResponseCode::NoError, vec![]),
+                _ => reply_to(q, ResponseCode::NXDomain, vec![]),
+            }]
+        });
+        let c = Cancel::new();
+        let t = Duration::from_secs(2);
+        assert_eq!(
+            txt(server, "1.4.8.8.origin.asn.cymru.com.", t, &c).unwrap(),
+            Lookup::Found(vec![
+                "15169 | 8.8.4.0/24 | US | arin | 2023-12-28".to_owned()
+            ])
+        );
+        assert_eq!(
+            ptr(server, "8.8.4.4".parse().unwrap(), t, &c).unwrap(),
+            Lookup::Found(vec!["dns.google".to_owned()])
+        );
+        assert_eq!(
+            ptr(server, "7.7.7.7".parse().unwrap(), t, &c).unwrap(),
+            Lookup::NxDomain
+        );
+        assert_eq!(
+            ptr(server, "6.6.6.6".parse().unwrap(), t, &c).unwrap(),
+            Lookup::NoData
+        );
+        assert!(matches!(
+            ptr(server, "5.5.5.5".parse().unwrap(), t, &c),
+            Err(NetError::Server(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_ids_and_garbage_are_ignored_until_the_real_answer() {
+        let server = udp_server(|q| {
+            let mut wrong = Message::new(
+                q.metadata.id.wrapping_add(1),
+                MessageType::Response,
+                OpCode::Query,
+            );
+            wrong.add_queries(q.queries.clone());
+            vec![
+                b"\x00garbage".to_vec(),
+                wrong.to_vec().unwrap(),
+                reply_to(q, ResponseCode::NXDomain, vec![]),
+            ]
+        });
+        assert_eq!(
+            ptr(
+                server,
+                "1.2.3.4".parse().unwrap(),
+                Duration::from_secs(2),
+                &Cancel::new()
+            )
+            .unwrap(),
+            Lookup::NxDomain
+        );
+    }
+
+    #[test]
+    fn silence_times_out_and_garbage_only_is_reported() {
+        let silent = udp_server(|_| vec![]);
+        let t0 = std::time::Instant::now();
+        let r = ptr(
+            silent,
+            "1.2.3.4".parse().unwrap(),
+            Duration::from_millis(200),
+            &Cancel::new(),
+        );
+        assert!(matches!(r, Err(NetError::Timeout(_))), "{r:?}");
+        assert!(t0.elapsed() < Duration::from_millis(400));
+        let garbage = udp_server(|_| vec![b"\x01\x02\x03".to_vec()]);
+        let r = ptr(
+            garbage,
+            "1.2.3.4".parse().unwrap(),
+            Duration::from_millis(200),
+            &Cancel::new(),
+        );
+        assert!(matches!(r, Err(NetError::Protocol(_))), "{r:?}");
+    }
+}

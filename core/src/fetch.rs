@@ -1,0 +1,462 @@
+//! One refresh run of a network source: asks the source about a list of addresses on worker
+//! threads and reports one [`Row`] per address over a channel, so the caller (a backend's
+//! main thread) can wait in short slices and stay cancellable.
+//!
+//! Every address gets exactly one row: found, not found (a real "nothing known" answer),
+//! failed (recorded, retried next run) or skipped (not asked: quota, a 429 pause, a stop).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::cymru;
+use crate::dns::{self, Lookup};
+use crate::greynoise::{self, Quota, Reply};
+use crate::net::{self, Cancel, NetError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Found,
+    NotFound,
+    Failed,
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Found => "found",
+            Outcome::NotFound => "not_found",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub ip: IpAddr,
+    pub outcome: Outcome,
+    /// The answer to store (found, not found).
+    pub answer: Option<Value>,
+    /// Why it failed or was skipped.
+    pub detail: Option<String>,
+}
+
+impl Row {
+    fn found(ip: IpAddr, answer: Value) -> Self {
+        Row {
+            ip,
+            outcome: Outcome::Found,
+            answer: Some(answer),
+            detail: None,
+        }
+    }
+    fn not_found(ip: IpAddr, answer: Value) -> Self {
+        Row {
+            ip,
+            outcome: Outcome::NotFound,
+            answer: Some(answer),
+            detail: None,
+        }
+    }
+    fn failed(ip: IpAddr, why: impl ToString) -> Self {
+        Row {
+            ip,
+            outcome: Outcome::Failed,
+            answer: None,
+            detail: Some(why.to_string()),
+        }
+    }
+    fn skipped(ip: IpAddr, why: impl ToString) -> Self {
+        Row {
+            ip,
+            outcome: Outcome::Skipped,
+            answer: None,
+            detail: Some(why.to_string()),
+        }
+    }
+}
+
+/// Why a run stopped early: the caller raises it as an error once every row is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// GreyNoise refused the key (HTTP status).
+    Unauthorized(u16),
+}
+
+pub enum Event {
+    Row(Row),
+    Stop(Stop),
+}
+
+#[derive(Debug, Clone)]
+pub enum CymruMode {
+    Whois {
+        host: String,
+        port: u16,
+        batch_size: usize,
+    },
+    Dns {
+        server: SocketAddr,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct CymruJob {
+    pub mode: CymruMode,
+    pub timeout: Duration,
+    pub concurrency: usize,
+}
+
+pub struct GreyNoiseJob {
+    pub base_url: String,
+    pub key: Option<String>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub quota: Quota<'static>,
+    pub paused_until: &'static AtomicI64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RdnsJob {
+    pub server: SocketAddr,
+    pub timeout: Duration,
+    pub concurrency: usize,
+}
+
+pub enum Job {
+    Cymru(CymruJob),
+    GreyNoise(GreyNoiseJob),
+    Rdns(RdnsJob),
+}
+
+/// Starts a run; the channel closes when every address has its row (or the run was
+/// cancelled: then rows may be missing, and the caller is not waiting any more anyway).
+pub fn start(job: Job, ips: Vec<IpAddr>, cancel: Cancel) -> std::io::Result<Receiver<Event>> {
+    let (tx, rx) = mpsc::channel();
+    match job {
+        Job::Cymru(CymruJob {
+            mode:
+                CymruMode::Whois {
+                    host,
+                    port,
+                    batch_size,
+                },
+            timeout,
+            ..
+        }) => {
+            net::spawn_worker("ipi-cymru-whois", move || {
+                whois_run(&host, port, batch_size, timeout, ips, &cancel, &tx)
+            })?;
+        }
+        Job::Cymru(CymruJob {
+            mode: CymruMode::Dns { server },
+            timeout,
+            concurrency,
+        }) => {
+            let names: Arc<Mutex<HashMap<u32, Option<String>>>> = Arc::default();
+            parallel(ips, concurrency, cancel, tx, move |ip, cancel| {
+                cymru_dns(server, ip, timeout, cancel, &names)
+            })?;
+        }
+        Job::Rdns(RdnsJob {
+            server,
+            timeout,
+            concurrency,
+        }) => {
+            parallel(ips, concurrency, cancel, tx, move |ip, cancel| {
+                rdns(server, ip, timeout, cancel)
+            })?;
+        }
+        Job::GreyNoise(job) => greynoise_run(job, ips, cancel, tx)?,
+    }
+    Ok(rx)
+}
+
+/// Runs `ask` for each address on up to `concurrency` threads.
+fn parallel<F>(
+    ips: Vec<IpAddr>,
+    concurrency: usize,
+    cancel: Cancel,
+    tx: Sender<Event>,
+    ask: F,
+) -> std::io::Result<()>
+where
+    F: Fn(IpAddr, &Cancel) -> Row + Send + Sync + 'static,
+{
+    let ips = Arc::new(ips);
+    let next = Arc::new(AtomicUsize::new(0));
+    let ask = Arc::new(ask);
+    for i in 0..concurrency.clamp(1, 64).min(ips.len().max(1)) {
+        let (ips, next, ask, cancel, tx) = (
+            ips.clone(),
+            next.clone(),
+            ask.clone(),
+            cancel.clone(),
+            tx.clone(),
+        );
+        net::spawn_worker(&format!("ipi-net-{i}"), move || loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&ip) = ips.get(k) else { break };
+            if cancel.is_cancelled() || tx.send(Event::Row(ask(ip, &cancel))).is_err() {
+                break;
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn whois_run(
+    host: &str,
+    port: u16,
+    batch_size: usize,
+    timeout: Duration,
+    ips: Vec<IpAddr>,
+    cancel: &Cancel,
+    tx: &Sender<Event>,
+) {
+    // After a batch that could not connect or timed out, the server is unreachable: the
+    // remaining batches fail at once instead of each waiting out the timeout.
+    let mut unreachable: Option<NetError> = None;
+    for batch in ips.chunks(batch_size.max(1)) {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let result = match &unreachable {
+            Some(e) => cymru::BulkResult {
+                error: Some(e.clone()),
+                ..Default::default()
+            },
+            None => cymru::whois_bulk(host, port, batch, timeout, cancel),
+        };
+        if matches!(
+            result.error,
+            Some(NetError::Connect(_) | NetError::Timeout(_))
+        ) && result.answers.is_empty()
+        {
+            unreachable = result.error.clone();
+        }
+        for &ip in batch {
+            let row = match result.answers.get(&ip) {
+                Some(a) if a.is_announced() => Row::found(ip, a.to_json("whois")),
+                Some(a) => Row::not_found(ip, a.to_json("whois")),
+                None => Row::failed(ip, unanswered(&result)),
+            };
+            if tx.send(Event::Row(row)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn unanswered(result: &cymru::BulkResult) -> String {
+    match (&result.error, result.bad_lines.first()) {
+        (Some(e), _) => format!("Team Cymru whois: {e}"),
+        (None, Some(line)) => format!(
+            "Team Cymru whois: no answer for the address; {} unreadable line(s), e.g. \"{line}\"",
+            result.bad_lines.len()
+        ),
+        (None, None) => "Team Cymru whois: no answer for the address".to_owned(),
+    }
+}
+
+fn cymru_dns(
+    server: SocketAddr,
+    ip: IpAddr,
+    timeout: Duration,
+    cancel: &Cancel,
+    names: &Mutex<HashMap<u32, Option<String>>>,
+) -> Row {
+    let origin = match dns::txt(server, &cymru::origin_name(ip), timeout, cancel) {
+        Ok(Lookup::Found(txts)) => {
+            let parsed: Result<Vec<_>, _> =
+                txts.iter().map(|t| cymru::parse_origin_txt(t)).collect();
+            match parsed.map(|p| cymru::best_origin(&p)) {
+                Ok(Some(a)) => a,
+                Ok(None) => return Row::failed(ip, "Team Cymru DNS: empty origin answer"),
+                Err(e) => return Row::failed(ip, format!("Team Cymru DNS: {e}")),
+            }
+        }
+        Ok(Lookup::NxDomain | Lookup::NoData) => {
+            let na = cymru::Answer {
+                asns: vec![],
+                prefix: None,
+                country: None,
+                registry: None,
+                allocated: None,
+                as_name: None,
+            };
+            return Row::not_found(ip, na.to_json("dns"));
+        }
+        Err(e) => return Row::failed(ip, format!("Team Cymru DNS: {e}")),
+    };
+    let asn = origin.asns[0];
+    let known = names.lock().ok().and_then(|m| m.get(&asn).cloned());
+    let as_name = match known {
+        Some(name) => name,
+        None => match dns::txt(server, &cymru::as_name_query(asn), timeout, cancel) {
+            Ok(Lookup::Found(txts)) => {
+                let name = txts
+                    .iter()
+                    .filter_map(|t| cymru::parse_as_name_txt(t).ok())
+                    .find(|(n, _)| *n == asn)
+                    .and_then(|(_, name)| name);
+                if let Ok(mut m) = names.lock() {
+                    m.insert(asn, name.clone());
+                }
+                name
+            }
+            Ok(_) => None,
+            Err(e) => return Row::failed(ip, format!("Team Cymru DNS (AS{asn} name): {e}")),
+        },
+    };
+    Row::found(ip, cymru::Answer { as_name, ..origin }.to_json("dns"))
+}
+
+fn rdns(server: SocketAddr, ip: IpAddr, timeout: Duration, cancel: &Cancel) -> Row {
+    match dns::ptr(server, ip, timeout, cancel) {
+        Ok(Lookup::Found(names)) => {
+            Row::found(ip, json!({ "name": names.first(), "names": names }))
+        }
+        Ok(other) => Row::not_found(ip, json!({ "name": null, "status": other.status() })),
+        Err(e) => Row::failed(ip, format!("reverse DNS: {e}")),
+    }
+}
+
+fn greynoise_run(
+    job: GreyNoiseJob,
+    ips: Vec<IpAddr>,
+    cancel: Cancel,
+    tx: Sender<Event>,
+) -> std::io::Result<()> {
+    let client = Client(Arc::new(greynoise::Client::new(
+        &job.base_url,
+        job.key,
+        job.timeout,
+    )));
+    // Set by the first 401 or 429: every address not yet asked is skipped.
+    let stopped: Arc<OnceLock<String>> = Arc::default();
+    let (quota, paused_until) = (job.quota, job.paused_until);
+    let stop_tx = tx.clone();
+    parallel(ips, job.concurrency, cancel, tx, move |ip, _cancel| {
+        let IpAddr::V4(v4) = ip else {
+            return Row::skipped(ip, "GreyNoise Community answers for IPv4 only");
+        };
+        if let Some(why) = stopped.get() {
+            return Row::skipped(ip, why);
+        }
+        let now = SystemTime::now();
+        if let Some(wait) = greynoise::paused_for(paused_until, now) {
+            return Row::skipped(
+                ip,
+                format!(
+                    "GreyNoise asked to wait (HTTP 429): {}s left",
+                    wait.as_secs()
+                ),
+            );
+        }
+        if !quota.try_claim(greynoise::utc_day(now)) {
+            return Row::skipped(
+                ip,
+                "the GreyNoise daily quota is used up (ip_inventory.greynoise_daily_quota)",
+            );
+        }
+        match client.0.lookup(v4) {
+            Reply::Observed(v) => Row::found(ip, v),
+            Reply::NotObserved(v) => Row::not_found(ip, v),
+            Reply::Failed(e) => Row::failed(ip, format!("GreyNoise: {e}")),
+            Reply::RateLimited(wait) => {
+                greynoise::pause(paused_until, SystemTime::now(), wait);
+                let _ = stopped.set(format!(
+                    "GreyNoise answered 429: waiting {}s (Retry-After)",
+                    wait.as_secs()
+                ));
+                Row::failed(
+                    ip,
+                    format!("GreyNoise: HTTP 429, retry after {}s", wait.as_secs()),
+                )
+            }
+            Reply::Unauthorized(status) => {
+                if stopped
+                    .set(format!("GreyNoise rejected the API key (HTTP {status})"))
+                    .is_ok()
+                {
+                    let _ = stop_tx.send(Event::Stop(Stop::Unauthorized(status)));
+                }
+                Row::failed(ip, format!("GreyNoise: HTTP {status}"))
+            }
+        }
+    })
+}
+
+/// The client is shared by the workers (ureq agents pool connections).
+#[derive(Clone)]
+struct Client(Arc<greynoise::Client>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    fn drain(rx: Receiver<Event>) -> (Vec<Row>, Vec<Stop>) {
+        let (mut rows, mut stops) = (Vec::new(), Vec::new());
+        for e in rx {
+            match e {
+                Event::Row(r) => rows.push(r),
+                Event::Stop(s) => stops.push(s),
+            }
+        }
+        rows.sort_by_key(|r| r.ip);
+        (rows, stops)
+    }
+
+    #[test]
+    fn an_unreachable_whois_server_fails_every_address_once_without_waiting_per_batch() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let ips: Vec<IpAddr> = (1..=25).map(|i| IpAddr::from([8, 8, 8, i])).collect();
+        let job = Job::Cymru(CymruJob {
+            mode: CymruMode::Whois {
+                host: "127.0.0.1".into(),
+                port,
+                batch_size: 10,
+            },
+            timeout: Duration::from_secs(1),
+            concurrency: 1,
+        });
+        let (rows, stops) = drain(start(job, ips.clone(), Cancel::new()).unwrap());
+        assert!(stops.is_empty());
+        assert_eq!(rows.iter().map(|r| r.ip).collect::<Vec<_>>(), ips);
+        assert!(rows.iter().all(|r| r.outcome == Outcome::Failed
+            && r.detail.as_deref().unwrap().contains("cannot connect")));
+    }
+
+    #[test]
+    fn greynoise_skips_ipv6_and_respects_quota_without_calling() {
+        static WORD: AtomicU64 = AtomicU64::new(0);
+        static PAUSE: AtomicI64 = AtomicI64::new(0);
+        let quota = Quota::new(&WORD, 0);
+        let job = Job::GreyNoise(GreyNoiseJob {
+            // Nothing listens there: any call would fail, so skipped rows prove no call.
+            base_url: "http://127.0.0.1:9".into(),
+            key: None,
+            timeout: Duration::from_millis(200),
+            concurrency: 3,
+            quota,
+            paused_until: &PAUSE,
+        });
+        let ips: Vec<IpAddr> = vec!["1.2.3.4".parse().unwrap(), "2001:4860::1".parse().unwrap()];
+        let (rows, _) = drain(start(job, ips, Cancel::new()).unwrap());
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.outcome == Outcome::Skipped));
+        assert!(rows[0].detail.as_deref().unwrap().contains("quota"));
+        assert!(rows[1].detail.as_deref().unwrap().contains("IPv4 only"));
+    }
+}
