@@ -94,6 +94,7 @@ DECLARE
     st record;
     db record;
     n bigint;
+    failing bigint;
     last_seen timestamptz;
 BEGIN
     -- The MaxMind databases themselves.
@@ -153,6 +154,33 @@ BEGIN
     value := n::text;
     status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
     detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
+    RETURN NEXT;
+
+    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
+    "check" := 'greynoise_quota';
+    BEGIN
+        SELECT * INTO st FROM greynoise_quota();
+        value := st.remaining || ' of ' || st.daily_quota;
+        status := CASE WHEN st.remaining = 0 AND st.daily_quota > 0 THEN 'critical'
+                       WHEN st.remaining < 0.2 * st.daily_quota THEN 'warning'
+                       WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+        detail := format('calls left today (UTC %s; warning below 20%%)', st.day)
+                  || coalesce(format(', GreyNoise asked to wait until %s (HTTP 429)', st.paused_until), '');
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        status := 'warning'; value := NULL; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+
+    "check" := 'network_failures';
+    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
+           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
+      INTO n, failing, detail
+      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
+            FROM ip_inventory_failures GROUP BY source) AS f;
+    value := n::text;
+    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
+                     coalesce(detail, 'none'), failing);
     RETURN NEXT;
 
     "check" := 'observed_tables';

@@ -129,3 +129,55 @@ pub fn type_altered(detail: String) -> ErrorReport {
     .set_detail(detail)
     .set_hint("Do not alter ip_enrichment; reinstall the extension to restore it.")
 }
+
+/// A network source's setting that cannot be used (the message never holds a secret).
+pub fn network_setting(setting: &str, problem: &str) -> ErrorReport {
+    report(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("cannot use {setting}: {problem}"),
+    )
+    .set_hint(format!(
+        "Set {setting} in postgresql.conf (or with ALTER SYSTEM), then run SELECT pg_reload_conf();"
+    ))
+}
+
+pub fn unknown_source(source: &str) -> ErrorReport {
+    report(
+        ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("unknown enrichment source \"{source}\""),
+    )
+    .set_hint("Use maxmind, cymru, greynoise, rdns or all.")
+}
+
+/// GreyNoise answered 401/403: no call can succeed with this key.
+pub fn greynoise_unauthorized(status: u16) -> ErrorReport {
+    report(
+        ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        format!("GreyNoise rejected the API key (HTTP {status})"),
+    )
+    .set_detail("The refresh stopped; the addresses it selected stay due for the next run.")
+    .set_hint(
+        "Check ip_inventory.greynoise_api_key (a key, env:NAME or file:/path), then run SELECT pg_reload_conf();",
+    )
+}
+
+pub fn quota_needs_preload() -> ErrorReport {
+    report(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "the GreyNoise quota requires ip_inventory to be loaded via shared_preload_libraries"
+            .to_owned(),
+    )
+    .set_detail(
+        "The daily quota is counted in shared memory, so that no number of sessions can exceed it.",
+    )
+    .set_hint(
+        "Add 'ip_inventory' to shared_preload_libraries in postgresql.conf and restart the server.",
+    )
+}
+
+pub fn threads(e: &std::io::Error) -> ErrorReport {
+    report(
+        ERRCODE_INSUFFICIENT_RESOURCES,
+        format!("cannot start the network threads of a refresh: {e}"),
+    )
+}

@@ -7,8 +7,9 @@
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
+use std::time::Duration;
 
-use ip_inventory_core::settings;
+use ip_inventory_core::{dns, net, settings};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -25,6 +26,23 @@ pub static GREYNOISE_TTL: GucSetting<i32> = GucSetting::<i32>::new(7 * DAY);
 pub static RDNS_TTL: GucSetting<i32> = GucSetting::<i32>::new(DAY);
 pub static MAXMIND_AGE_WARNING: GucSetting<i32> = GucSetting::<i32>::new(7 * DAY);
 pub static MAXMIND_AGE_CRITICAL: GucSetting<i32> = GucSetting::<i32>::new(14 * DAY);
+
+// Network sources: superuser-only, so that nobody else can point them at other hosts.
+pub static CYMRU_MODE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"whois"));
+pub static CYMRU_WHOIS_SERVER: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"whois.cymru.com:43"));
+pub static CYMRU_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(500);
+pub static CYMRU_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+pub static DNS_SERVER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static DNS_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(2_000);
+pub static GREYNOISE_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://api.greynoise.io"));
+pub static GREYNOISE_API_KEY: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+pub static GREYNOISE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+pub static GREYNOISE_DAILY_QUOTA: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+pub static NETWORK_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(4);
 
 const DAY: i32 = 86_400;
 
@@ -112,6 +130,70 @@ unsafe extern "C-unwind" fn check_language(
     }
 }
 
+#[pg_guard]
+unsafe extern "C-unwind" fn check_cymru_mode(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    matches!(unsafe { new_value(newval) }, "whois" | "dns")
+        || unsafe { reject("use whois (bulk whois over TCP) or dns (TXT queries)") }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_whois_server(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    match net::parse_endpoint(unsafe { new_value(newval) }, 43) {
+        Ok(_) => true,
+        Err(e) => unsafe { reject(&e) },
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_dns_server(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let v = unsafe { new_value(newval) };
+    if v.trim().is_empty() {
+        return true;
+    }
+    match dns::parse_server(v) {
+        Ok(_) => true,
+        Err(e) => unsafe { reject(&e) },
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_url(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let v = unsafe { new_value(newval) };
+    let ok =
+        (v.starts_with("https://") || v.starts_with("http://")) && !v.contains(char::is_whitespace);
+    ok || unsafe { reject("use an http:// or https:// URL, e.g. https://api.greynoise.io") }
+}
+
+/// Only the `env:` and `file:` forms are checked: a rejected value is quoted in the error
+/// message, so a plain key must never be rejected.
+#[pg_guard]
+unsafe extern "C-unwind" fn check_secret(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    match settings::parse_secret(unsafe { new_value(newval) }) {
+        Ok(_) => true,
+        Err(e) => unsafe { reject(&e) },
+    }
+}
+
 fn define_string(
     name: &'static CStr,
     short: &'static CStr,
@@ -195,6 +277,7 @@ pub fn init() {
         );
     }
     init_inventory();
+    init_network();
 }
 
 /// A time setting in seconds, read by SQL as `current_setting(name)::interval`.
@@ -259,6 +342,140 @@ fn init_inventory() {
     );
 }
 
+fn define_network_string(
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    setting: &'static GucSetting<Option<CString>>,
+    flags: GucFlags,
+    check: pg_sys::GucStringCheckHook,
+) {
+    // SAFETY: the check hooks are #[pg_guard]ed and only parse the value.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            name,
+            short,
+            long,
+            setting,
+            GucContext::Suset,
+            flags,
+            check,
+            None,
+            None,
+        )
+    }
+}
+
+fn define_millis(
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    setting: &'static GucSetting<i32>,
+) {
+    GucRegistry::define_int_guc(
+        name,
+        short,
+        long,
+        setting,
+        100,
+        600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+}
+
+/// The network sources (cascade_refresh): endpoints, timeouts, the GreyNoise key and quota.
+fn init_network() {
+    define_network_string(
+        c"ip_inventory.cymru_mode",
+        c"How Team Cymru is asked: whois (bulk, many addresses per connection) or dns.",
+        c"whois sends ip_inventory.cymru_batch_size addresses per TCP connection to ip_inventory.cymru_whois_server; dns asks origin.asn.cymru.com TXT records through ip_inventory.dns_server.",
+        &CYMRU_MODE,
+        GucFlags::default(),
+        Some(check_cymru_mode),
+    );
+    define_network_string(
+        c"ip_inventory.cymru_whois_server",
+        c"Team Cymru bulk whois server, host[:port] (port 43 by default).",
+        c"",
+        &CYMRU_WHOIS_SERVER,
+        GucFlags::default(),
+        Some(check_whois_server),
+    );
+    GucRegistry::define_int_guc(
+        c"ip_inventory.cymru_batch_size",
+        c"Addresses per Team Cymru bulk whois connection.",
+        c"Team Cymru null-routes clients that open a connection per address.",
+        &CYMRU_BATCH_SIZE,
+        1,
+        10_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    define_millis(
+        c"ip_inventory.cymru_timeout",
+        c"Time limit of one Team Cymru bulk whois exchange (a whole batch).",
+        c"",
+        &CYMRU_TIMEOUT,
+    );
+    define_network_string(
+        c"ip_inventory.dns_server",
+        c"DNS server for reverse DNS and Team Cymru's DNS mode, address[:port]; empty: the first nameserver of /etc/resolv.conf.",
+        c"",
+        &DNS_SERVER,
+        GucFlags::default(),
+        Some(check_dns_server),
+    );
+    define_millis(
+        c"ip_inventory.dns_timeout",
+        c"Time limit of one DNS question (reverse DNS, Team Cymru DNS mode).",
+        c"",
+        &DNS_TIMEOUT,
+    );
+    define_network_string(
+        c"ip_inventory.greynoise_url",
+        c"Base URL of the GreyNoise API.",
+        c"Addresses are asked at <url>/v3/community/<ip>.",
+        &GREYNOISE_URL,
+        GucFlags::default(),
+        Some(check_url),
+    );
+    define_network_string(
+        c"ip_inventory.greynoise_api_key",
+        c"GreyNoise API key: the key, env:NAME (an environment variable of the server) or file:/path (a file the server can read). Empty: no key.",
+        c"Superusers only can see or set it. Prefer env: or file:, so that the key is in no configuration file or statement log.",
+        &GREYNOISE_API_KEY,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+        Some(check_secret),
+    );
+    define_millis(
+        c"ip_inventory.greynoise_timeout",
+        c"Time limit of one GreyNoise call.",
+        c"",
+        &GREYNOISE_TIMEOUT,
+    );
+    GucRegistry::define_int_guc(
+        c"ip_inventory.greynoise_daily_quota",
+        c"GreyNoise calls allowed per UTC day, counted across all sessions.",
+        c"The count lives in shared memory (so it needs shared_preload_libraries) and is saved in ip_inventory_quota by every refresh.",
+        &GREYNOISE_DAILY_QUOTA,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ip_inventory.network_concurrency",
+        c"Calls a refresh makes at once (GreyNoise, reverse DNS, Team Cymru DNS mode).",
+        c"",
+        &NETWORK_CONCURRENCY,
+        1,
+        64,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
 fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
     setting
         .get()
@@ -308,4 +525,50 @@ pub fn ttl_secs(source: &str) -> Option<i32> {
         "rdns" => Some(RDNS_TTL.get()),
         _ => None,
     }
+}
+
+fn millis(setting: &GucSetting<i32>) -> Duration {
+    Duration::from_millis(u64::try_from(setting.get()).unwrap_or(0))
+}
+
+/// The network settings a refresh run needs, read on the main thread before its workers
+/// start (workers must not read settings).
+pub struct NetworkSettings {
+    pub cymru_mode_dns: bool,
+    pub cymru_whois_server: String,
+    pub cymru_batch_size: usize,
+    pub cymru_timeout: Duration,
+    pub dns_server: Option<String>,
+    pub dns_timeout: Duration,
+    pub greynoise_url: String,
+    /// The raw setting (a key, env:NAME or file:/path); resolved by the caller.
+    pub greynoise_api_key: Option<String>,
+    pub greynoise_timeout: Duration,
+    pub greynoise_daily_quota: u32,
+    pub concurrency: usize,
+}
+
+pub fn network() -> NetworkSettings {
+    NetworkSettings {
+        cymru_mode_dns: string(&CYMRU_MODE).as_deref() == Some("dns"),
+        cymru_whois_server: string(&CYMRU_WHOIS_SERVER)
+            .unwrap_or_else(|| "whois.cymru.com:43".to_owned()),
+        cymru_batch_size: usize::try_from(CYMRU_BATCH_SIZE.get()).unwrap_or(500),
+        cymru_timeout: millis(&CYMRU_TIMEOUT),
+        dns_server: string(&DNS_SERVER),
+        dns_timeout: millis(&DNS_TIMEOUT),
+        greynoise_url: string(&GREYNOISE_URL)
+            .unwrap_or_else(|| "https://api.greynoise.io".to_owned()),
+        greynoise_api_key: GREYNOISE_API_KEY
+            .get()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.trim().is_empty()),
+        greynoise_timeout: millis(&GREYNOISE_TIMEOUT),
+        greynoise_daily_quota: u32::try_from(GREYNOISE_DAILY_QUOTA.get()).unwrap_or(0),
+        concurrency: usize::try_from(NETWORK_CONCURRENCY.get()).unwrap_or(4),
+    }
+}
+
+pub fn greynoise_daily_quota() -> u32 {
+    u32::try_from(GREYNOISE_DAILY_QUOTA.get()).unwrap_or(0)
 }

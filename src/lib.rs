@@ -3,7 +3,8 @@
 //! This crate is the thin pgrx layer; the logic lives in `ip_inventory_core` (`core/`).
 //! - `gucs`: every setting; `shmem`: cluster-wide state; `errors`: every error we raise;
 //! - `datum`: SQL value translation; `readers`: per-backend database readers;
-//! - `lookup`: the lookup functions; `admin`: reload, info, age, verify.
+//! - `lookup`: the lookup functions; `admin`: reload, info, age, verify;
+//! - `cascade`: the network sources (Team Cymru, GreyNoise, reverse DNS) for cascade_refresh.
 //!
 //! SQL objects other than functions live in `sql/`.
 
@@ -14,6 +15,7 @@
 use pgrx::prelude::*;
 
 mod admin;
+mod cascade;
 mod datum;
 mod errors;
 mod gucs;
@@ -53,10 +55,21 @@ extension_sql_file!(
     "../sql/reports.sql",
     name = "reports",
     requires = [
-        "jobs",
+        "cascade",
         admin::ip_inventory_ttl,
         admin::maxmind_info,
         admin::maxmind_age
+    ]
+);
+extension_sql_file!(
+    "../sql/cascade.sql",
+    name = "cascade",
+    requires = [
+        "jobs",
+        admin::ip_inventory_ttl,
+        cascade::ip_inventory_fetch,
+        cascade::ip_inventory_greynoise_state,
+        cascade::ip_inventory_greynoise_seed
     ]
 );
 extension_sql_file!(

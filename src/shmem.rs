@@ -3,9 +3,11 @@
 //! - the reader generation, bumped by `maxmind_reload()`; each backend compares it with the
 //!   generation its readers were opened under and reopens when it moved;
 //! - the identities of files that `maxmind_reload()` refused, so that backends noticing the
-//!   same replaced file on their own keep the old readers in service, as the reload did.
+//!   same replaced file on their own keep the old readers in service, as the reload did;
+//! - the GreyNoise daily quota (UTC day and calls made, in one word) and the time before
+//!   which GreyNoise must not be called (its last 429's Retry-After).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use ip_inventory_core::mmdb::FileIdentity;
 use pgrx::prelude::*;
@@ -15,6 +17,10 @@ use crate::errors;
 
 static GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"ip_inventory_generation") };
 static REJECTED: PgLwLock<RejectedFiles> = unsafe { PgLwLock::new(c"ip_inventory_rejected") };
+static GREYNOISE_QUOTA: PgAtomic<AtomicU64> =
+    unsafe { PgAtomic::new(c"ip_inventory_greynoise_quota") };
+static GREYNOISE_PAUSED_UNTIL: PgAtomic<AtomicI64> =
+    unsafe { PgAtomic::new(c"ip_inventory_greynoise_paused_until") };
 
 /// Set in the postmaster when the library is preloaded; inherited by every backend.
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -37,6 +43,8 @@ pub fn init() {
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         pg_shmem_init!(GENERATION = AtomicU64::new(1));
         pg_shmem_init!(REJECTED);
+        pg_shmem_init!(GREYNOISE_QUOTA = AtomicU64::new(0));
+        pg_shmem_init!(GREYNOISE_PAUSED_UNTIL = AtomicI64::new(0));
         ENABLED.store(true, Ordering::Relaxed);
     }
 }
@@ -90,4 +98,10 @@ pub fn unreject(identity: FileIdentity) {
 
 pub fn is_rejected(identity: FileIdentity) -> bool {
     enabled() && REJECTED.share().entries.contains(&identity)
+}
+
+/// The GreyNoise quota word and pause time, in shared memory (`'static`: worker threads
+/// use them directly, without any Postgres call). `None` without preload.
+pub fn greynoise_state() -> Option<(&'static AtomicU64, &'static AtomicI64)> {
+    enabled().then(|| (GREYNOISE_QUOTA.get(), GREYNOISE_PAUSED_UNTIL.get()))
 }

@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Loopback stand-ins for Team Cymru, GreyNoise and a DNS server, speaking the real protocols.
+
+    fake_sources.py serve DIR      start all three on 127.0.0.1 (ephemeral ports); writes
+                                   DIR/ports.env (IPI_FAKE_WHOIS, IPI_FAKE_DNS, IPI_FAKE_HTTP)
+                                   and logs every connection/request to DIR/*.log
+    fake_sources.py reset DIR      forget the fault state (every fault fires again), the
+                                   delays and the logs
+    fake_sources.py delay DIR SERVICE MS   delay every answer of whois/greynoise/dns by MS
+
+Written independently of the Rust clients (plain sockets, DNS packets encoded by hand), so
+that a misreading of a protocol in the clients shows up as a test failure.
+
+Answers are fixed per address; fault addresses misbehave on their FIRST request only (so a
+test sees the recorded failure, and the next refresh run succeeds):
+    66.66.66.1  whois: the server never answers the batch holding it (timeout)
+    66.66.66.2  whois: the connection is reset after the lines before it
+    66.66.66.3  whois: a garbage line instead of its answer
+    77.77.77.1  GreyNoise HTTP 500        / DNS SERVFAIL
+    77.77.77.2  GreyNoise no answer (timeout) / DNS no answer
+    77.77.77.3  GreyNoise connection reset
+    77.77.77.4  GreyNoise garbage body    / DNS garbage datagram
+    77.77.77.5  GreyNoise 429 with Retry-After: 2
+GreyNoise answers 401 to any request whose key header is not GREYNOISE_KEY.
+"""
+import http.server
+import json
+import os
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+
+GREYNOISE_KEY = "test-key-5f2b"
+
+WHOIS = {
+    # ip: (asn field, prefix, cc, registry, allocated, as name)
+    "8.8.8.8": ("15169", "8.8.8.0/24", "US", "arin", "2023-12-28", "GOOGLE, US"),
+    "8.8.4.1": ("15169", "8.8.4.0/24", "US", "arin", "2023-12-28", "GOOGLE, US"),
+    "1.4.8.8": ("1221", "1.4.0.0/16", "AU", "apnic", "2010-04-14", "ASN-TELSTRA Telstra Pty Ltd, AU"),
+    "216.90.108.31": (["23028", "701"], "216.90.108.0/24", "US", "arin", "1998-09-25", None),
+    "2606:4700:4700::1111": ("13335", "2606:4700::/32", "US", "arin", "2011-11-01", "CLOUDFLARENET, US"),
+    "2620:fe::fe": ("19281", "2620:fe::/48", "US", "arin", "2016-02-17", "QUAD9-AS-1, US"),
+    "1.1.1.1": ("13335", "1.1.1.0/24", "AU", "apnic", "2011-08-11", "CLOUDFLARENET, US"),
+    "66.66.66.1": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
+    "66.66.66.2": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
+    "66.66.66.3": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
+}
+AS_NAMES = {"23028": "TEAM-CYMRU, US", "701": "UUNET, US", "15169": "GOOGLE, US",
+            "1221": "ASN-TELSTRA Telstra Pty Ltd, AU", "13335": "CLOUDFLARENET, US",
+            "19281": "QUAD9-AS-1, US", "64500": "FAULTY-A, US"}
+
+GREYNOISE = {
+    "71.6.135.131": {"ip": "71.6.135.131", "noise": True, "riot": False, "classification": "benign",
+                     "name": "Shodan.io", "link": "https://viz.greynoise.io/ip/71.6.135.131",
+                     "last_seen": "2026-11-20", "message": "Success"},
+    "45.83.64.1": {"ip": "45.83.64.1", "noise": True, "riot": False, "classification": "malicious",
+                   "name": "unknown", "link": "https://viz.greynoise.io/ip/45.83.64.1",
+                   "last_seen": "2026-11-19", "message": "Success"},
+    "8.8.8.8": {"ip": "8.8.8.8", "noise": False, "riot": True, "classification": "benign",
+                "name": "Google Public DNS", "link": "https://viz.greynoise.io/riot/8.8.8.8",
+                "last_seen": "2026-11-20", "message": "Success"},
+}
+
+PTR = {"8.8.8.8": "dns.google", "1.1.1.1": "one.one.one.one",
+       "2606:4700:4700::1111": "one.one.one.one", "2620:fe::fe": "dns9.quad9.net", "71.6.135.131": "census12.shodan.io"}
+
+STATE_LOCK = threading.Lock()
+FIRED = set()  # (service, ip) faults that already fired
+DELAY = {}  # service -> seconds every answer waits (to make concurrent runs overlap)
+LOG_DIR = "."
+
+
+def fires(service, ip):
+    """True the first time a fault address is seen by a service."""
+    with STATE_LOCK:
+        if (service, ip) in FIRED:
+            return False
+        FIRED.add((service, ip))
+        return True
+
+
+def log(name, line):
+    with STATE_LOCK, open(os.path.join(LOG_DIR, name + ".log"), "a") as f:
+        f.write(line + "\n")
+
+
+# ---- Team Cymru bulk whois -------------------------------------------------------------
+
+def whois_line(ip):
+    row = WHOIS.get(ip)
+    if row is None:
+        return [f"NA      | {ip:<16} | NA                  | NA | NA       | NA         | NA"]
+    asns, prefix, cc, reg, alloc, name = row
+    asns = asns if isinstance(asns, list) else [asns]
+    return [f"{a:<7} | {ip:<16} | {prefix:<19} | {cc} | {reg:<8} | {alloc} | {name or AS_NAMES[a]}"
+            for a in asns]
+
+
+class WhoisHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        ips, began = [], False
+        for raw in self.rfile:
+            line = raw.decode("utf-8", "replace").strip()
+            if line == "begin":
+                began = True
+            elif line == "end":
+                break
+            elif line in ("verbose", ""):
+                continue
+            else:
+                ips.append(line)
+        log("whois", f"connection begin={began} addresses={len(ips)} " + " ".join(ips))
+        time.sleep(DELAY.get("whois", 0))
+        if "66.66.66.1" in ips and fires("whois", "66.66.66.1"):
+            time.sleep(3)  # longer than the tests' ip_inventory.cymru_timeout
+            return
+        out = [f"Bulk mode; whois.cymru.com [{time.strftime('%Y-%m-%d %H:%M:%S +0000', time.gmtime())}]",
+               "AS      | IP               | BGP Prefix          | CC | Registry | Allocated  | AS Name"]
+        for ip in ips:
+            if ip == "66.66.66.2" and fires("whois", ip):
+                self.wfile.write(("\n".join(out) + "\n").encode())
+                self.wfile.flush()
+                # RST instead of FIN: SO_LINGER with a zero timeout.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                return
+            if ip == "66.66.66.3" and fires("whois", ip):
+                out.append("%%%% \x07 garbage | line")
+                continue
+            out.extend(whois_line(ip))
+        self.wfile.write(("\n".join(out) + "\n").encode())
+
+
+# ---- GreyNoise Community ---------------------------------------------------------------
+
+class GreyNoiseHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def send_json(self, status, body, headers=()):
+        data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path.startswith("/_control/delay/"):
+            _, _, _, service, ms = self.path.split("/")
+            DELAY[service] = int(ms) / 1000
+            return self.send_json(200, {"delay": DELAY})
+        if self.path == "/_control/reset":
+            with STATE_LOCK:
+                FIRED.clear()
+                DELAY.clear()
+                for name in ("whois", "greynoise", "dns"):
+                    open(os.path.join(LOG_DIR, name + ".log"), "w").close()
+            return self.send_json(200, {"reset": True})
+        prefix = "/v3/community/"
+        if not self.path.startswith(prefix):
+            return self.send_json(404, {"message": "no such route"})
+        ip = self.path[len(prefix):]
+        key = self.headers.get("key")
+        log("greynoise", f"GET {ip} key={'valid' if key == GREYNOISE_KEY else ('none' if key is None else 'wrong')}")
+        time.sleep(DELAY.get("greynoise", 0))
+        if key != GREYNOISE_KEY:
+            return self.send_json(401, {"message": "Authentication required"})
+        if ip == "77.77.77.1" and fires("greynoise", ip):
+            return self.send_json(500, {"message": "internal error"})
+        if ip == "77.77.77.2" and fires("greynoise", ip):
+            time.sleep(3)  # longer than the tests' ip_inventory.greynoise_timeout
+            return self.send_json(200, GREYNOISE.get(ip, {}))
+        if ip == "77.77.77.3" and fires("greynoise", ip):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        if ip == "77.77.77.4" and fires("greynoise", ip):
+            return self.send_json(200, b"<html>\x00not json")
+        if ip == "77.77.77.5" and fires("greynoise", ip):
+            return self.send_json(429, {"message": "rate limited"}, [("Retry-After", "2")])
+        if ip in GREYNOISE:
+            return self.send_json(200, GREYNOISE[ip])
+        return self.send_json(404, {"ip": ip, "noise": False, "riot": False,
+                                    "message": "IP not observed scanning the internet or contained in RIOT data set."})
+
+
+# ---- DNS (UDP) -------------------------------------------------------------------------
+
+def reverse_name(ip):
+    if ":" in ip:
+        packed = socket.inet_pton(socket.AF_INET6, ip)
+        nibbles = "".join(f"{b:02x}" for b in packed)
+        return ".".join(reversed(nibbles)), "ip6"
+    return ".".join(reversed(ip.split("."))), "ip4"
+
+
+def dns_tables():
+    txt, ptr, faults = {}, {}, {}
+    for ip, (asns, prefix, cc, reg, alloc, _name) in WHOIS.items():
+        rev, fam = reverse_name(ip)
+        zone = "origin.asn.cymru.com" if fam == "ip4" else "origin6.asn.cymru.com"
+        asns = " ".join(asns) if isinstance(asns, list) else asns
+        txt[f"{rev}.{zone}"] = [f"{asns} | {prefix} | {cc} | {reg} | {alloc}"]
+    for asn, name in AS_NAMES.items():
+        txt[f"as{asn}.asn.cymru.com"] = [f"{asn} | US | arin | 2000-03-30 | {name}"]
+    for ip, name in PTR.items():
+        rev, fam = reverse_name(ip)
+        ptr[f"{rev}.{'in-addr.arpa' if fam == 'ip4' else 'ip6.arpa'}"] = name
+    for ip, kind in (("77.77.77.1", "servfail"), ("77.77.77.2", "silent"), ("77.77.77.4", "garbage")):
+        rev, _ = reverse_name(ip)
+        faults[f"{rev}.in-addr.arpa"] = (ip, kind)
+        faults[f"{rev}.origin.asn.cymru.com"] = (ip, kind)
+    return txt, ptr, faults
+
+
+TXT, PTRS, DNS_FAULTS = dns_tables()
+
+
+def encode_name(name):
+    out = b""
+    for label in name.rstrip(".").split("."):
+        out += bytes([len(label)]) + label.encode()
+    return out + b"\x00"
+
+
+def parse_question(data):
+    pos, labels = 12, []
+    while data[pos] != 0:
+        n = data[pos]
+        labels.append(data[pos + 1:pos + 1 + n].decode("ascii", "replace"))
+        pos += 1 + n
+    qtype, qclass = struct.unpack("!HH", data[pos + 1:pos + 5])
+    return ".".join(labels), qtype, data[12:pos + 5]
+
+
+class DnsHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        data, sock = self.request
+        qid, flags = struct.unpack("!HH", data[:4])
+        name, qtype, question = parse_question(data)
+        key = name.lower()
+        log("dns", f"{'TXT' if qtype == 16 else 'PTR' if qtype == 12 else qtype} {name}")
+        time.sleep(DELAY.get("dns", 0))
+        rcode, answers = 3, []  # NXDOMAIN unless known
+        fault = DNS_FAULTS.get(key)
+        if fault and fires("dns:" + key, fault[0]):
+            if fault[1] == "silent":
+                return
+            if fault[1] == "garbage":
+                sock.sendto(b"\x13\x37garbage", self.client_address)
+                return
+            rcode = 2  # SERVFAIL
+        elif qtype == 16 and key in TXT:
+            rcode = 0
+            for s in TXT[key]:
+                b = s.encode()
+                answers.append((16, bytes([len(b)]) + b))
+        elif qtype == 12 and key in PTRS:
+            rcode = 0
+            answers.append((12, encode_name(PTRS[key])))
+        elif key in TXT or key in PTRS:
+            rcode = 0  # the name exists, not with this type: NODATA
+        resp_flags = 0x8000 | (flags & 0x0100) | 0x0080 | rcode  # QR, RD copied, RA
+        out = struct.pack("!HHHHHH", qid, resp_flags, 1, len(answers), 0, 0) + question
+        for rtype, rdata in answers:
+            out += b"\xc0\x0c" + struct.pack("!HHIH", rtype, 1, 60, len(rdata)) + rdata
+        sock.sendto(out, self.client_address)
+
+
+class ThreadingTCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class ThreadingUDP(socketserver.ThreadingMixIn, socketserver.UDPServer):
+    daemon_threads = True
+
+
+def serve(directory):
+    global LOG_DIR
+    LOG_DIR = directory
+    os.makedirs(directory, exist_ok=True)
+    for name in ("whois", "greynoise", "dns"):
+        open(os.path.join(directory, name + ".log"), "w").close()
+    whois = ThreadingTCP(("127.0.0.1", 0), WhoisHandler)
+    dns = ThreadingUDP(("127.0.0.1", 0), DnsHandler)
+    http_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GreyNoiseHandler)
+    http_srv.daemon_threads = True
+    for srv in (whois, dns, http_srv):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    tmp = os.path.join(directory, "ports.env.tmp")
+    with open(tmp, "w") as f:
+        f.write(f"IPI_FAKE_WHOIS=127.0.0.1:{whois.server_address[1]}\n")
+        f.write(f"IPI_FAKE_DNS=127.0.0.1:{dns.server_address[1]}\n")
+        f.write(f"IPI_FAKE_HTTP=http://127.0.0.1:{http_srv.server_address[1]}\n")
+        f.write(f"IPI_FAKE_KEY={GREYNOISE_KEY}\n")
+    os.rename(tmp, os.path.join(directory, "ports.env"))
+    while True:
+        time.sleep(3600)
+
+
+def control(directory, path):
+    import urllib.request
+    env = dict(line.strip().split("=", 1) for line in open(os.path.join(directory, "ports.env")))
+    with urllib.request.urlopen(env["IPI_FAKE_HTTP"] + "/_control/" + path, timeout=5) as r:
+        r.read()
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if args[:1] == ["serve"] and len(args) == 2:
+        serve(args[1])
+    elif args[:1] == ["reset"] and len(args) == 2:
+        control(args[1], "reset")
+    elif args[:1] == ["delay"] and len(args) == 4 and args[2] in ("whois", "greynoise", "dns"):
+        control(args[1], f"delay/{args[2]}/{int(args[3])}")
+    else:
+        sys.exit(__doc__)

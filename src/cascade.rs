@@ -1,0 +1,220 @@
+//! The network sources' glue: reads the settings on the main thread, starts a run in the
+//! core (`ip_inventory_core::fetch`), and waits for its rows in short slices, checking for
+//! interrupts in between, so `statement_timeout` and `pg_cancel_backend` stop a refresh
+//! within a slice. The SQL that selects rows and stores answers is in `sql/cascade.sql`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::SystemTime;
+
+use ip_inventory_core::fetch::{
+    self, CymruJob, CymruMode, Event, GreyNoiseJob, Job, RdnsJob, Row, Stop,
+};
+use ip_inventory_core::greynoise::{self, Quota};
+use ip_inventory_core::net::{self, Cancel};
+use ip_inventory_core::{dns, settings};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::{Inet, JsonB};
+
+use crate::{errors, gucs, shmem};
+
+/// Raises the cancel flag when the waiting main thread leaves, normally or by an error
+/// (a cancelled statement unwinds through here): the workers stop within a slice.
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Asks one network source about the addresses (given as text: `host(ip_address)`); one
+/// row per address. Called by
+/// `cascade_refresh()`, which selects the addresses and stores the answers.
+#[pg_extern(volatile, parallel_unsafe, strict)]
+fn ip_inventory_fetch(
+    source: &str,
+    ips: Array<'_, &str>,
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(ip, Inet),
+            name!(outcome, String),
+            name!(answer, Option<JsonB>),
+            name!(detail, Option<String>),
+        ),
+    >,
+    ErrorReport,
+> {
+    let addresses = ips
+        .iter()
+        .flatten()
+        .map(parse_inet)
+        .collect::<Result<Vec<IpAddr>, ErrorReport>>()?;
+    let job = job(source)?;
+    if addresses.is_empty() {
+        return Ok(TableIterator::new(Vec::new()));
+    }
+    let cancel = Cancel::new();
+    let _stop_workers = CancelOnDrop(cancel.clone());
+    let rx = fetch::start(job, addresses, cancel).map_err(|e| errors::threads(&e))?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut stop = None;
+    loop {
+        match rx.recv_timeout(net::SLICE) {
+            Ok(Event::Row(row)) => {
+                rows.push(row);
+                if rows.len() % 64 == 0 {
+                    check_for_interrupts!();
+                }
+            }
+            Ok(Event::Stop(s)) => stop = Some(s),
+            Err(RecvTimeoutError::Timeout) => {
+                check_for_interrupts!();
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if let Some(Stop::Unauthorized(status)) = stop {
+        return Err(errors::greynoise_unauthorized(status));
+    }
+    Ok(TableIterator::new(rows.into_iter().map(|r| {
+        (
+            Inet(r.ip.to_string()),
+            r.outcome.as_str().to_owned(),
+            r.answer.map(JsonB),
+            r.detail,
+        )
+    })))
+}
+
+fn parse_inet(text: &str) -> Result<IpAddr, ErrorReport> {
+    let host = text.split('/').next().unwrap_or(text);
+    host.parse::<IpAddr>()
+        .map(ip_inventory_core::canonical)
+        .map_err(|_| errors::bad_inet(format!("\"{text}\" is not an address")))
+}
+
+/// The run a source needs, from the settings (read here, on the main thread).
+fn job(source: &str) -> Result<Job, ErrorReport> {
+    let s = gucs::network();
+    match source {
+        "cymru" if s.cymru_mode_dns => Ok(Job::Cymru(CymruJob {
+            mode: CymruMode::Dns {
+                server: dns_server(&s)?,
+            },
+            timeout: s.dns_timeout,
+            concurrency: s.concurrency,
+        })),
+        "cymru" => {
+            // The check hook accepted the value, so it parses.
+            let (host, port) = net::parse_endpoint(&s.cymru_whois_server, 43)
+                .map_err(|e| errors::network_setting("ip_inventory.cymru_whois_server", &e))?;
+            Ok(Job::Cymru(CymruJob {
+                mode: CymruMode::Whois {
+                    host,
+                    port,
+                    batch_size: s.cymru_batch_size,
+                },
+                timeout: s.cymru_timeout,
+                concurrency: 1,
+            }))
+        }
+        "rdns" => Ok(Job::Rdns(RdnsJob {
+            server: dns_server(&s)?,
+            timeout: s.dns_timeout,
+            concurrency: s.concurrency,
+        })),
+        "greynoise" => {
+            let (word, paused_until) =
+                shmem::greynoise_state().ok_or_else(errors::quota_needs_preload)?;
+            let key = match s.greynoise_api_key.as_deref().map(settings::parse_secret) {
+                None | Some(Ok(None)) => None,
+                Some(Ok(Some(secret))) => {
+                    Some(settings::resolve_secret(&secret).map_err(|e| {
+                        errors::network_setting("ip_inventory.greynoise_api_key", &e)
+                    })?)
+                }
+                Some(Err(e)) => {
+                    return Err(errors::network_setting(
+                        "ip_inventory.greynoise_api_key",
+                        &e,
+                    ))
+                }
+            };
+            Ok(Job::GreyNoise(GreyNoiseJob {
+                base_url: s.greynoise_url,
+                key,
+                timeout: s.greynoise_timeout,
+                concurrency: s.concurrency,
+                quota: Quota::new(word, s.greynoise_daily_quota),
+                paused_until,
+            }))
+        }
+        other => Err(errors::unknown_source(other)),
+    }
+}
+
+fn dns_server(s: &gucs::NetworkSettings) -> Result<SocketAddr, ErrorReport> {
+    match &s.dns_server {
+        Some(v) => {
+            dns::parse_server(v).map_err(|e| errors::network_setting("ip_inventory.dns_server", &e))
+        }
+        None => std::fs::read_to_string("/etc/resolv.conf")
+            .ok()
+            .and_then(|text| dns::nameserver_from_resolv_conf(&text))
+            .ok_or_else(|| {
+                errors::network_setting(
+                    "ip_inventory.dns_server",
+                    "it is empty and /etc/resolv.conf names no nameserver",
+                )
+            }),
+    }
+}
+
+/// The GreyNoise quota as counted in shared memory: UTC day number (days since 1970), the
+/// limit, calls made that day, calls left, and until when (seconds since 1970) GreyNoise
+/// asked not to be called. `greynoise_quota()` presents it.
+#[pg_extern(volatile, parallel_safe)]
+fn ip_inventory_greynoise_state() -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(day, i32),
+            name!(daily_quota, i64),
+            name!(used, i64),
+            name!(remaining, i64),
+            name!(paused_until, i64),
+        ),
+    >,
+    ErrorReport,
+> {
+    let (word, paused_until) = shmem::greynoise_state().ok_or_else(errors::quota_needs_preload)?;
+    let limit = gucs::greynoise_daily_quota();
+    let quota = Quota::new(word, limit);
+    let now = SystemTime::now();
+    let day = greynoise::utc_day(now);
+    let paused = greynoise::paused_for(paused_until, now).map_or(0, |_| {
+        paused_until.load(std::sync::atomic::Ordering::Acquire)
+    });
+    Ok(TableIterator::once((
+        i32::try_from(day).unwrap_or(i32::MAX),
+        i64::from(limit),
+        i64::from(quota.used(day)),
+        i64::from(quota.remaining(day)),
+        paused,
+    )))
+}
+
+/// Raises the shared-memory count of `day` to `used` (the count saved in the database
+/// before a restart); never lowers it.
+#[pg_extern(volatile, parallel_unsafe, strict)]
+fn ip_inventory_greynoise_seed(day: i32, used: i64) -> Result<(), ErrorReport> {
+    let (word, _) = shmem::greynoise_state().ok_or_else(errors::quota_needs_preload)?;
+    if let (Ok(day), Ok(used)) = (u32::try_from(day), u32::try_from(used)) {
+        Quota::new(word, gucs::greynoise_daily_quota()).seed(day, used);
+    }
+    Ok(())
+}
