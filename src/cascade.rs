@@ -32,6 +32,8 @@ impl Drop for CancelOnDrop {
 /// Asks one network source about the addresses (given as text: `host(ip_address)`); one
 /// row per address. Called by
 /// `cascade_refresh()`, which selects the addresses and stores the answers.
+// pgrx needs the column names spelled out in the signature.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, strict)]
 fn ip_inventory_fetch(
     source: &str,
@@ -66,7 +68,7 @@ fn ip_inventory_fetch(
         match rx.recv_timeout(net::SLICE) {
             Ok(Event::Row(row)) => {
                 rows.push(row);
-                if rows.len() % 64 == 0 {
+                if rows.len().is_multiple_of(64) {
                     check_for_interrupts!();
                 }
             }
@@ -177,6 +179,7 @@ fn dns_server(s: &gucs::NetworkSettings) -> Result<SocketAddr, ErrorReport> {
 /// The GreyNoise quota as counted in shared memory: UTC day number (days since 1970), the
 /// limit, calls made that day, calls left, and until when (seconds since 1970) GreyNoise
 /// asked not to be called. `greynoise_quota()` presents it.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_safe)]
 fn ip_inventory_greynoise_state() -> Result<
     TableIterator<
