@@ -56,13 +56,15 @@ ipi_cluster_start() {
         echo "log_min_messages = warning"
         for line in "$@"; do echo "$line"; done
     } | ipi_as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
-    ipi_as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    ipi_as_owner env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
         || { cat "$dir/server.log" >&2; return 1; }
+    # (Without RUST_BACKTRACE: pgrx would append a backtrace to the DETAIL of errors raised
+    # through Rust code, such as a cancelled refresh.)
     export PGHOST=$dir PGPORT=$IPI_PORT PGUSER=postgres
 }
 
 ipi_cluster_restart() {
-    ipi_as_owner "$PG_BIN/pg_ctl" -D "$IPI_DIR/data" -l "$IPI_DIR/server.log" -w -t 60 restart \
+    ipi_as_owner env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" -D "$IPI_DIR/data" -l "$IPI_DIR/server.log" -w -t 60 restart \
         >/dev/null || { cat "$IPI_DIR/server.log" >&2; return 1; }
 }
 

@@ -80,7 +80,7 @@ BEGIN
       FROM (SELECT ip_address, enrichment FROM ip_inventory
             WHERE ip_class = 'public'
               AND ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
-            ORDER BY observation_count DESC
+            ORDER BY observation_count DESC, ip_address
             LIMIT lim
             FOR UPDATE SKIP LOCKED) AS s;
     PERFORM ip_inventory_apply_maxmind(ips);
@@ -132,7 +132,7 @@ BEGIN
                   AND (i.cymru_ts IS NULL OR i.cymru_ts < now() - ttl)
                   AND (i.asn_source IS NULL OR i.asn_source = 'cymru')
                   AND (i.maxmind_ts IS NOT NULL OR NOT maxmind_ready)
-                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC
+                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
                 LIMIT lim
                 FOR UPDATE OF i SKIP LOCKED) AS s;
     ELSIF src = 'greynoise' THEN
@@ -144,7 +144,7 @@ BEGIN
                 LEFT JOIN ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = src
                 WHERE i.ip_class = 'public'
                   AND (i.greynoise_ts IS NULL OR i.greynoise_ts < now() - ttl)
-                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC
+                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
                 LIMIT lim
                 FOR UPDATE OF i SKIP LOCKED) AS s;
     ELSE
@@ -156,7 +156,7 @@ BEGIN
                 LEFT JOIN ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = src
                 WHERE i.ip_class = 'public'
                   AND (i.rdns_ts IS NULL OR i.rdns_ts < now() - ttl)
-                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC
+                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
                 LIMIT lim
                 FOR UPDATE OF i SKIP LOCKED) AS s;
     END IF;

@@ -329,6 +329,8 @@ fn rdns(server: SocketAddr, ip: IpAddr, timeout: Duration, cancel: &Cancel) -> R
     }
 }
 
+const IPV4_ONLY: &str = "GreyNoise Community answers for IPv4 only";
+
 fn greynoise_run(
     job: GreyNoiseJob,
     ips: Vec<IpAddr>,
@@ -345,8 +347,12 @@ fn greynoise_run(
     let (quota, paused_until) = (job.quota, job.paused_until);
     let stop_tx = tx.clone();
     parallel(ips, job.concurrency, cancel, tx, move |ip, _cancel| {
+        // Recorded (with the time), so the row is not due again before the TTL.
         let IpAddr::V4(v4) = ip else {
-            return Row::skipped(ip, "GreyNoise Community answers for IPv4 only");
+            return Row {
+                answer: Some(json!({ "skipped": IPV4_ONLY })),
+                ..Row::skipped(ip, IPV4_ONLY)
+            };
         };
         if let Some(why) = stopped.get() {
             return Row::skipped(ip, why);
@@ -457,6 +463,8 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|r| r.outcome == Outcome::Skipped));
         assert!(rows[0].detail.as_deref().unwrap().contains("quota"));
+        assert!(rows[0].answer.is_none(), "a quota skip leaves the row due");
         assert!(rows[1].detail.as_deref().unwrap().contains("IPv4 only"));
+        assert!(rows[1].answer.is_some(), "an IPv6 skip is stored");
     }
 }

@@ -15,3 +15,11 @@ SELECT try('SELECT maxmind_reload()');
 -- A replaced file is picked up at the next statement all the same.
 \! cp "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb" "$IPI_SCRATCH/City.mmdb.new" && mv "$IPI_SCRATCH/City.mmdb.new" "$IPI_SCRATCH/City.mmdb"
 SELECT ip_country('149.101.100.0') AS country, (SELECT database_type FROM maxmind_info() WHERE name = 'city');
+-- The GreyNoise quota lives in shared memory: without preload GreyNoise is refused (the
+-- other sources do not need it), and the health check says why.
+INSERT INTO ip_inventory (ip_address, first_seen_at, last_seen_at, observation_count, ip_class)
+VALUES ('71.6.135.131', now(), now(), 1, 'public');
+SELECT try($$SELECT cascade_refresh('greynoise', 10)$$) AS greynoise;
+SELECT try($$SELECT * FROM greynoise_quota()$$) AS quota;
+SELECT "check", status, detail FROM ip_inventory_health() WHERE "check" = 'greynoise_quota';
+SELECT greynoise_ts IS NULL AS still_due FROM ip_inventory;
