@@ -164,8 +164,8 @@ BEGIN
         status := CASE WHEN st.remaining = 0 AND st.daily_quota > 0 THEN 'critical'
                        WHEN st.remaining < 0.2 * st.daily_quota THEN 'warning'
                        WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
-        detail := format('calls left today (UTC %s; warning below 20%%)', st.day)
-                  || coalesce(format(', GreyNoise asked to wait until %s (HTTP 429)', st.paused_until), '');
+        detail := 'calls left today (UTC; warning below 20%): SELECT * FROM greynoise_quota();'
+                  || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
     EXCEPTION WHEN object_not_in_prerequisite_state THEN
         status := 'warning'; value := NULL; detail := SQLERRM;
     END;

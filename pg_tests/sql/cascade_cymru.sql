@@ -58,7 +58,9 @@ ALTER SYSTEM RESET ip_inventory.cymru_batch_size;
 SELECT pg_reload_conf();
 
 -- MaxMind enriches the waiting row; it has no ASN for 1.1.1.1, so Team Cymru asks next.
+SET client_min_messages = warning;
 CALL ip_inventory_enrich_pending() \gset
+RESET client_min_messages;
 SELECT cascade_refresh('cymru', 100) - 'elapsed' AS after_maxmind;
 SELECT asn_number, asn_source FROM ip_inventory WHERE ip_address = '1.1.1.1';
 

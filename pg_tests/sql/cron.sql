@@ -4,6 +4,7 @@
 \ir helpers.psql
 CREATE EXTENSION ip_inventory;
 \ir use_test_databases.psql
+\ir use_fake_sources.psql
 CREATE TABLE raw_events (event_ts timestamptz NOT NULL, src_ip inet);
 SELECT ip_inventory_attach('raw_events', ARRAY['src_ip'], 'event_ts');
 -- A historical import without inline enrichment leaves rows pending.
@@ -19,6 +20,7 @@ CREATE TABLE ip_inventory_health_log AS
     SELECT now() AS taken_at, * FROM ip_inventory_health() WITH NO DATA;
 CREATE TABLE ip_inventory_monthly_report (
     taken_at timestamptz NOT NULL, report text NOT NULL, data jsonb NOT NULL);
+CREATE TABLE ip_inventory_refresh_log (run_at timestamptz NOT NULL, result jsonb NOT NULL);
 
 -- The schedules as docs/pg_cron.md has them, every minute here.
 \c postgres
@@ -46,12 +48,15 @@ SELECT cron.schedule_in_database('ip_inventory_monthly_report', '* * * * *', $$
     UNION ALL SELECT now(), 'top_asns', coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.rank), '[]')
               FROM (SELECT * FROM ip_inventory_top_asns WHERE rank <= 10) AS t;
 $$, 'ipi_test') > 0 AS scheduled;
--- pg_cron starts jobs at the top of a minute; wait (up to three) until all four have a
+SELECT cron.schedule_in_database('ip_inventory_refresh', '* * * * *', $$
+    INSERT INTO ip_inventory_refresh_log SELECT now(), cascade_refresh('all', 500);
+$$, 'ipi_test') > 0 AS scheduled;
+-- pg_cron starts jobs at the top of a minute; wait (up to three) until all five have a
 -- finished run.
 DO $$ BEGIN
     FOR i IN 1..1800 LOOP
         EXIT WHEN (SELECT count(DISTINCT j.jobname) FROM cron.job_run_details AS d JOIN cron.job AS j USING (jobid)
-                   WHERE j.jobname LIKE 'ip_inventory_%' AND d.status IN ('succeeded', 'failed')) = 4;
+                   WHERE j.jobname LIKE 'ip_inventory_%' AND d.status IN ('succeeded', 'failed')) = 5;
         PERFORM pg_sleep(0.1);
     END LOOP;
 END $$;
@@ -64,5 +69,9 @@ SELECT cron.unschedule(jobname) FROM cron.job WHERE jobname LIKE 'ip_inventory_%
 SELECT max(generation) > :generation_before AS reloaded FROM maxmind_info();
 SELECT count(*) FILTER (WHERE maxmind_ts IS NULL) AS pending, count(geo_country) AS with_country FROM ip_inventory;
 SELECT count(DISTINCT "check") AS health_checks_logged FROM ip_inventory_health_log;
+-- The refresh asked the network sources (the loopback stand-ins) about the public rows.
+SELECT result ->> 'source' AS source, (result ->> 'selected')::int > 0 AS selected_rows,
+       result -> 'sources' -> 'rdns' ->> 'not_found' AS rdns_no_name
+FROM ip_inventory_refresh_log WHERE run_at = (SELECT min(run_at) FROM ip_inventory_refresh_log);
 SELECT report, jsonb_typeof(data) AS kind FROM ip_inventory_monthly_report
 WHERE taken_at = (SELECT min(taken_at) FROM ip_inventory_monthly_report) ORDER BY 1;
