@@ -35,7 +35,9 @@ COMMENT ON TABLE ip_inventory_quota IS
 -- Rows due for a network source: its timestamp is NULL (never asked) or older than its TTL.
 -- These indexes find them without reading the table once most rows are fresh; observation
 -- updates do not touch the indexed columns, so they stay HOT.
-CREATE INDEX ip_inventory_cymru_due ON ip_inventory (cymru_ts NULLS FIRST) WHERE ip_class = 'public';
+-- (Team Cymru only serves rows without a MaxMind ASN: the rest never get a cymru_ts.)
+CREATE INDEX ip_inventory_cymru_due ON ip_inventory (cymru_ts NULLS FIRST)
+    WHERE ip_class = 'public' AND (asn_source IS NULL OR asn_source = 'cymru');
 CREATE INDEX ip_inventory_greynoise_due ON ip_inventory (greynoise_ts NULLS FIRST) WHERE ip_class = 'public';
 CREATE INDEX ip_inventory_rdns_due ON ip_inventory (rdns_ts NULLS FIRST) WHERE ip_class = 'public';
 

@@ -301,7 +301,9 @@ impl Client {
 fn http_error(e: ureq::Error) -> NetError {
     // ureq's messages name the URL at most, never a request header (the key).
     match e {
-        ureq::Error::Timeout(_) => NetError::Timeout("no complete answer within the time limit".into()),
+        ureq::Error::Timeout(_) => {
+            NetError::Timeout("no complete answer within the time limit".into())
+        }
         ureq::Error::BodyExceedsLimit(n) => NetError::Oversized(n as usize),
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
             NetError::Connect(e.to_string())
