@@ -119,6 +119,12 @@ if grep -E "terminated by signal|was terminated by|PANIC" "$RUN_DIR/cluster/serv
     failed+=("server-log")
 fi
 
+# Secrets never reach the server log: the GreyNoise keys the tests used (right and wrong).
+if grep -F -e "$IPI_FAKE_KEY" -e "wrong-key-0000" "$RUN_DIR/cluster/server.log"; then
+    ipi_log "the server log shows a GreyNoise API key"
+    failed+=("server-log-secret")
+fi
+
 if [ ${#failed[@]} -gt 0 ]; then
     ipi_log "FAILED: ${failed[*]}"
     exit 1
