@@ -157,7 +157,7 @@ pub fn greynoise_unauthorized(status: u16) -> ErrorReport {
     )
     .set_detail("The refresh stopped; the addresses it selected stay due for the next run.")
     .set_hint(
-        "Check ip_inventory.greynoise_api_key (a key, env:NAME or file:/path), then run SELECT pg_reload_conf();",
+        "Check the key that ip_inventory.greynoise_api_key (env:NAME or file:/path) points to, then run SELECT pg_reload_conf();",
     )
 }
 

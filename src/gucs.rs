@@ -180,8 +180,10 @@ unsafe extern "C-unwind" fn check_url(
     ok || unsafe { reject("use an http:// or https:// URL, e.g. https://api.greynoise.io") }
 }
 
-/// Only the `env:` and `file:` forms are checked: a rejected value is quoted in the error
-/// message, so a plain key must never be rejected.
+/// Only `env:NAME` and `file:/path` are accepted. A key written into the configuration
+/// would reach the server log: the postmaster logs `parameter "..." changed to "<value>"` on
+/// every reload that changes it. The refusal replaces Postgres's message, which would quote
+/// the value.
 #[pg_guard]
 unsafe extern "C-unwind" fn check_secret(
     newval: *mut *mut c_char,
@@ -189,7 +191,18 @@ unsafe extern "C-unwind" fn check_secret(
     _source: pg_sys::GucSource::Type,
 ) -> bool {
     match settings::parse_secret(unsafe { new_value(newval) }) {
-        Ok(_) => true,
+        Ok(None | Some(settings::Secret::Env(_) | settings::Secret::File(_))) => true,
+        Ok(Some(settings::Secret::Plain(_))) => {
+            let message =
+                c"ip_inventory.greynoise_api_key takes env:NAME or file:/path, not the key itself";
+            // SAFETY: as in reject(): read by the GUC machinery right after the hook returns.
+            unsafe { pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr()) };
+            unsafe {
+                reject(
+                    "The server logs every changed setting with its value on reload, so a key in the configuration would be in the server log. Put the key in an environment variable of the server or in a file only the server can read.",
+                )
+            }
+        }
         Err(e) => unsafe { reject(&e) },
     }
 }
@@ -442,8 +455,8 @@ fn init_network() {
     );
     define_network_string(
         c"ip_inventory.greynoise_api_key",
-        c"GreyNoise API key: the key, env:NAME (an environment variable of the server) or file:/path (a file the server can read). Empty: no key.",
-        c"Superusers only can see or set it. Prefer env: or file:, so that the key is in no configuration file or statement log.",
+        c"Where the GreyNoise API key is: env:NAME (an environment variable of the server) or file:/path (a file the server can read). Empty: no key.",
+        c"Superusers only can see or set it. The key itself is refused: a changed setting is logged with its value on reload.",
         &GREYNOISE_API_KEY,
         GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
         Some(check_secret),

@@ -59,7 +59,9 @@ SELECT count(*) AS failures_left FROM ip_inventory_failures;
 
 -- 401: the run stops with an error naming the setting, never the key; rows stay due.
 INSERT INTO raw_events VALUES ('2026-11-20', '6.6.6.6');
-ALTER SYSTEM SET ip_inventory.greynoise_api_key = 'wrong-key-0000';
+\! printf 'wrong-key-0000\n' > "$IPI_SCRATCH/wrong.key"
+\set wrongkey 'file:' :scratch/wrong.key
+ALTER SYSTEM SET ip_inventory.greynoise_api_key = :'wrongkey';
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.2);
 SELECT try($$SELECT cascade_refresh('greynoise', 100)$$) AS unauthorized;
@@ -69,7 +71,12 @@ SELECT l FROM fake_log('greynoise') AS l WHERE l LIKE '%6.6.6.6%';
 SELECT r -> 'sources' -> 'greynoise' AS greynoise, r -> 'sources' -> 'rdns' ->> 'selected' AS rdns_selected
 FROM cascade_refresh('all', 100) AS r;
 
--- The key from the server's environment (env:NAME) or a file (file:/path).
+-- The key from the server's environment (env:NAME) or a file (file:/path); never the key
+-- itself (the server would log it on reload), refused without quoting it.
+-- (A refused statement is logged with its text like any failed statement, so these use a
+-- made-up value; the runner checks the server log never shows the keys actually used.)
+ALTER SYSTEM SET ip_inventory.greynoise_api_key = 'made-up-plain-key';
+SELECT try($$SET ip_inventory.greynoise_api_key = 'made-up-plain-key'$$) AS plain_key_in_session;
 ALTER SYSTEM SET ip_inventory.greynoise_api_key = 'env:IPI_FAKE_KEY';
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.2);
@@ -87,7 +94,7 @@ SELECT pg_sleep(0.2);
 UPDATE ip_inventory SET greynoise_ts = NULL WHERE ip_address = '6.6.6.6';
 SELECT try($$SELECT cascade_refresh('greynoise', 100)$$) AS missing_variable;
 SELECT try($$SET ip_inventory.greynoise_api_key = 'file:relative/path'$$) AS relative_path;
-ALTER SYSTEM SET ip_inventory.greynoise_api_key = :'fake_key';
+ALTER SYSTEM SET ip_inventory.greynoise_api_key = 'env:IPI_FAKE_KEY';
 SELECT pg_reload_conf();
 
 -- Privileges: the key is for superusers' eyes only; network functions need a grant;
@@ -99,7 +106,7 @@ SET ROLE analyst;
 SELECT try($$SHOW ip_inventory.greynoise_api_key$$) AS show_key;
 SELECT try($$SELECT current_setting('ip_inventory.greynoise_api_key')$$) AS current_setting_key;
 SELECT count(*) AS key_rows_in_pg_settings FROM pg_settings WHERE name = 'ip_inventory.greynoise_api_key';
-SELECT count(*) AS rows_showing_the_key FROM pg_settings WHERE setting LIKE '%test-key%';
+SELECT count(*) AS rows_showing_the_key FROM pg_settings WHERE setting LIKE '%IPI_FAKE_KEY%' OR setting LIKE '%test-key%';
 SELECT try($$SET ip_inventory.greynoise_url = 'http://attacker.example'$$) AS set_url;
 SELECT try($$SET ip_inventory.cymru_whois_server = 'attacker.example:43'$$) AS set_whois;
 SELECT try($$SELECT cascade_refresh('greynoise', 1)$$) AS refresh_without_grant;
