@@ -80,6 +80,14 @@ unsafe fn reject(detail: &str) -> bool {
     false
 }
 
+/// A check hook's answer from a parser's result.
+unsafe fn verdict<T>(parsed: Result<T, String>) -> bool {
+    match parsed {
+        Ok(_) => true,
+        Err(e) => unsafe { reject(&e) },
+    }
+}
+
 unsafe fn new_value<'a>(newval: *mut *mut c_char) -> &'a str {
     // SAFETY: Postgres passes a valid pointer to a (possibly null) C string.
     unsafe {
@@ -98,10 +106,7 @@ unsafe extern "C-unwind" fn check_path(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    match settings::check_absolute_path(unsafe { new_value(newval) }) {
-        Ok(()) => true,
-        Err(e) => unsafe { reject(&e) },
-    }
+    unsafe { verdict(settings::check_absolute_path(new_value(newval))) }
 }
 
 #[pg_guard]
@@ -110,10 +115,7 @@ unsafe extern "C-unwind" fn check_databases(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    match settings::parse_database_list(unsafe { new_value(newval) }) {
-        Ok(_) => true,
-        Err(e) => unsafe { reject(&e) },
-    }
+    unsafe { verdict(settings::parse_database_list(new_value(newval))) }
 }
 
 #[pg_guard]
@@ -146,10 +148,7 @@ unsafe extern "C-unwind" fn check_whois_server(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    match net::parse_endpoint(unsafe { new_value(newval) }, 43) {
-        Ok(_) => true,
-        Err(e) => unsafe { reject(&e) },
-    }
+    unsafe { verdict(net::parse_endpoint(new_value(newval), 43)) }
 }
 
 #[pg_guard]
@@ -159,13 +158,7 @@ unsafe extern "C-unwind" fn check_dns_server(
     _source: pg_sys::GucSource::Type,
 ) -> bool {
     let v = unsafe { new_value(newval) };
-    if v.trim().is_empty() {
-        return true;
-    }
-    match dns::parse_server(v) {
-        Ok(_) => true,
-        Err(e) => unsafe { reject(&e) },
-    }
+    v.trim().is_empty() || unsafe { verdict(dns::parse_server(v)) }
 }
 
 #[pg_guard]
@@ -207,6 +200,29 @@ unsafe extern "C-unwind" fn check_secret(
     }
 }
 
+/// Registers a string setting; the other `define_*string` functions fix its context,
+/// flags and assign hook.
+#[allow(clippy::too_many_arguments)]
+fn define_string_with(
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    setting: &'static GucSetting<Option<CString>>,
+    context: GucContext,
+    flags: GucFlags,
+    check: pg_sys::GucStringCheckHook,
+    assign: pg_sys::GucStringAssignHook,
+) {
+    // SAFETY: the hooks are #[pg_guard]ed; check hooks only parse the value, the assign
+    // hook only touches thread-local state.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            name, short, long, setting, context, flags, check, assign, None,
+        )
+    }
+}
+
+/// A setting the readers depend on: changing it bumps the settings epoch.
 fn define_string(
     name: &'static CStr,
     short: &'static CStr,
@@ -215,20 +231,16 @@ fn define_string(
     context: GucContext,
     check: pg_sys::GucStringCheckHook,
 ) {
-    // SAFETY: the hooks are #[pg_guard]ed and only touch thread-local state.
-    unsafe {
-        GucRegistry::define_string_guc_with_hooks(
-            name,
-            short,
-            long,
-            setting,
-            context,
-            GucFlags::default(),
-            check,
-            Some(assign_string),
-            None,
-        )
-    }
+    define_string_with(
+        name,
+        short,
+        long,
+        setting,
+        context,
+        GucFlags::default(),
+        check,
+        Some(assign_string),
+    );
 }
 
 /// Registers all settings; called from `_PG_init`.
@@ -355,6 +367,7 @@ fn init_inventory() {
     );
 }
 
+/// A network source's setting: superuser only, read when a refresh starts.
 fn define_network_string(
     name: &'static CStr,
     short: &'static CStr,
@@ -363,20 +376,16 @@ fn define_network_string(
     flags: GucFlags,
     check: pg_sys::GucStringCheckHook,
 ) {
-    // SAFETY: the check hooks are #[pg_guard]ed and only parse the value.
-    unsafe {
-        GucRegistry::define_string_guc_with_hooks(
-            name,
-            short,
-            long,
-            setting,
-            GucContext::Suset,
-            flags,
-            check,
-            None,
-            None,
-        )
-    }
+    define_string_with(
+        name,
+        short,
+        long,
+        setting,
+        GucContext::Suset,
+        flags,
+        check,
+        None,
+    );
 }
 
 fn define_millis(
