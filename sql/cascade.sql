@@ -106,6 +106,7 @@ DECLARE
     ips text[];
     before jsonb;
     res record;
+    quota record;
     quota_left bigint;
 BEGIN
     -- Team Cymru serves the rows MaxMind has no ASN for (and those it answered itself),
@@ -121,47 +122,28 @@ BEGIN
     END IF;
 
     -- Due rows, busiest first; rows whose last attempt failed come after the others, so a
-    -- few addresses the source keeps failing on cannot hold up the rest. One static query
-    -- per source, so that each plans with its own index.
-    IF src = 'cymru' THEN
+    -- few addresses the source keeps failing on cannot hold up the rest. Run as a one-shot
+    -- statement so each source's condition is planned with its own due-row index (the Team
+    -- Cymru condition repeats that index's predicate).
+    EXECUTE format($sql$
         SELECT coalesce(array_agg(host(s.ip_address)), '{}'),
-               coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> src, 'null')), '{}')
-          INTO ips, before
+               coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> $1, 'null')), '{}')
           FROM (SELECT i.ip_address, i.enrichment
                 FROM ip_inventory AS i
-                LEFT JOIN ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = src
-                WHERE i.ip_class = 'public'
-                  AND (i.cymru_ts IS NULL OR i.cymru_ts < now() - ttl)
-                  AND (i.asn_source IS NULL OR i.asn_source = 'cymru')
-                  AND (i.maxmind_ts IS NOT NULL OR NOT maxmind_ready)
+                LEFT JOIN ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
+                WHERE i.ip_class = 'public' AND %s
                 ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
-                LIMIT lim
-                FOR UPDATE OF i SKIP LOCKED) AS s;
-    ELSIF src = 'greynoise' THEN
-        SELECT coalesce(array_agg(host(s.ip_address)), '{}'),
-               coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> src, 'null')), '{}')
-          INTO ips, before
-          FROM (SELECT i.ip_address, i.enrichment
-                FROM ip_inventory AS i
-                LEFT JOIN ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = src
-                WHERE i.ip_class = 'public'
-                  AND (i.greynoise_ts IS NULL OR i.greynoise_ts < now() - ttl)
-                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
-                LIMIT lim
-                FOR UPDATE OF i SKIP LOCKED) AS s;
-    ELSE
-        SELECT coalesce(array_agg(host(s.ip_address)), '{}'),
-               coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> src, 'null')), '{}')
-          INTO ips, before
-          FROM (SELECT i.ip_address, i.enrichment
-                FROM ip_inventory AS i
-                LEFT JOIN ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = src
-                WHERE i.ip_class = 'public'
-                  AND (i.rdns_ts IS NULL OR i.rdns_ts < now() - ttl)
-                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
-                LIMIT lim
-                FOR UPDATE OF i SKIP LOCKED) AS s;
-    END IF;
+                LIMIT $3
+                FOR UPDATE OF i SKIP LOCKED) AS s $sql$,
+        CASE src
+            WHEN 'cymru' THEN '(i.cymru_ts IS NULL OR i.cymru_ts < now() - $2)
+                               AND (i.asn_source IS NULL OR i.asn_source = ''cymru'')
+                               AND (i.maxmind_ts IS NOT NULL OR NOT $4)'
+            WHEN 'greynoise' THEN '(i.greynoise_ts IS NULL OR i.greynoise_ts < now() - $2)'
+            WHEN 'rdns' THEN '(i.rdns_ts IS NULL OR i.rdns_ts < now() - $2)'
+        END)
+      INTO ips, before
+      USING src, ttl, lim, maxmind_ready;
 
     WITH r AS MATERIALIZED (
         SELECT f.ip, f.outcome, f.answer, f.detail, before -> host(f.ip) AS previous
@@ -221,9 +203,10 @@ BEGIN
     END IF;
 
     IF src = 'greynoise' THEN
-        SELECT q.remaining INTO quota_left FROM greynoise_quota() AS q;
+        SELECT * INTO quota FROM greynoise_quota();
+        quota_left := quota.remaining;
         INSERT INTO ip_inventory_quota AS q (source, day, used)
-        SELECT 'greynoise', g.day, g.used FROM greynoise_quota() AS g
+        VALUES ('greynoise', quota.day, quota.used)
         ON CONFLICT (source) DO UPDATE SET day = excluded.day, used = excluded.used
             WHERE (q.day, q.used) < (excluded.day, excluded.used);
     END IF;
