@@ -2,7 +2,7 @@
 //! answer is truncated), with a deadline and cancellation. Messages are encoded and decoded
 //! by hickory-proto; the sockets are plain std ones so no async runtime runs in a backend.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -189,7 +189,6 @@ fn tcp_exchange(
                 .ok_or_else(|| NetError::Protocol("answer to another question".into()));
         }
     }
-    let _ = stream.read(&mut []);
     Err(error.unwrap_or_else(|| NetError::Protocol("DNS over TCP answer cut short".into())))
 }
 

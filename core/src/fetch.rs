@@ -337,11 +337,8 @@ fn greynoise_run(
     cancel: Cancel,
     tx: Sender<Event>,
 ) -> std::io::Result<()> {
-    let client = Client(Arc::new(greynoise::Client::new(
-        &job.base_url,
-        job.key,
-        job.timeout,
-    )));
+    // One client for all workers (its agent pools connections).
+    let client = greynoise::Client::new(&job.base_url, job.key, job.timeout);
     // Set by the first 401 or 429: every address not yet asked is skipped.
     let stopped: Arc<OnceLock<String>> = Arc::default();
     let (quota, paused_until) = (job.quota, job.paused_until);
@@ -373,7 +370,7 @@ fn greynoise_run(
                 "the GreyNoise daily quota is used up (ip_inventory.greynoise_daily_quota)",
             );
         }
-        match client.0.lookup(v4) {
+        match client.lookup(v4) {
             Reply::Observed(v) => Row::found(ip, v),
             Reply::NotObserved(v) => Row::not_found(ip, v),
             Reply::Failed(e) => Row::failed(ip, format!("GreyNoise: {e}")),
@@ -400,10 +397,6 @@ fn greynoise_run(
         }
     })
 }
-
-/// The client is shared by the workers (ureq agents pool connections).
-#[derive(Clone)]
-struct Client(Arc<greynoise::Client>);
 
 #[cfg(test)]
 mod tests {
