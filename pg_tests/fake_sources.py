@@ -279,6 +279,14 @@ class DnsHandler(socketserver.BaseRequestHandler):
 class ThreadingTCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Concurrent refreshers open many connections at once; the default backlog of 5 drops
+    # SYNs, and the client's retransmit comes after the tests' 1 s time limits.
+    request_queue_size = 128
+
+
+class ThreadingHTTP(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
 
 
 class ThreadingUDP(socketserver.ThreadingMixIn, socketserver.UDPServer):
@@ -293,8 +301,7 @@ def serve(directory):
         open(os.path.join(directory, name + ".log"), "w").close()
     whois = ThreadingTCP(("127.0.0.1", 0), WhoisHandler)
     dns = ThreadingUDP(("127.0.0.1", 0), DnsHandler)
-    http_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GreyNoiseHandler)
-    http_srv.daemon_threads = True
+    http_srv = ThreadingHTTP(("127.0.0.1", 0), GreyNoiseHandler)
     for srv in (whois, dns, http_srv):
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     tmp = os.path.join(directory, "ports.env.tmp")
