@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use ip_inventory_core::classify;
-use ip_inventory_core::mmdb::{Database, DbError, Hit};
+use ip_inventory_core::mmdb::{CityCache, Database, DbError, Hit};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -256,7 +256,7 @@ fn fill_maxmind(
         };
     }
     if r.city.path.is_some() {
-        let outcome = fill_city(&mut r.city, &r.language, ip, row);
+        let outcome = fill_city(&mut r.city, &mut r.city_cache, &r.language, ip, row);
         settle(&mut r.city, outcome, on_error)?;
     }
     if r.asn.path.is_some() {
@@ -286,6 +286,7 @@ fn settle(
 /// Writes the City fields into `row`, only after every fallible step succeeded.
 fn fill_city(
     slot: &mut readers::Slot,
+    cache: &mut CityCache,
     language: &str,
     ip: InetArg,
     row: &mut Row,
@@ -295,7 +296,9 @@ fn fill_city(
     let hit = db.lookup(ip.addr).map_err(|e| slot.error(&e))?;
     let found = match &hit {
         Some(hit) if hit.has_data() => {
-            let fields = db.city_fields(hit, language).map_err(|e| slot.error(&e))?;
+            let fields = db
+                .city_fields_cached(hit, language, cache)
+                .map_err(|e| slot.error(&e))?;
             Some((hit.network(), fields))
         }
         _ => None,

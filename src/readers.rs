@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use ip_inventory_core::mmdb::{Database, DbError, DbKind, ErrorKind, FileIdentity};
+use ip_inventory_core::mmdb::{CityCache, Database, DbError, DbKind, ErrorKind, FileIdentity};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::PgLogLevel;
 
@@ -188,6 +188,9 @@ pub struct Readers {
     check_interval_us: Option<i64>,
     pub language: String,
     pub city: Slot,
+    /// Decoded records of the City reader in service (it empties itself when the reader or
+    /// the language changes).
+    pub city_cache: CityCache,
     pub asn: Slot,
     pub named: Vec<(String, Slot)>,
     paths: Vec<Slot>,
@@ -216,6 +219,7 @@ impl Readers {
             last_check: 0,
             check_interval_us: None,
             language: String::new(),
+            city_cache: CityCache::default(),
             city: Slot::new(Source::Slot("city"), DbKind::City, None),
             asn: Slot::new(Source::Slot("asn"), DbKind::Asn, None),
             named: Vec::new(),

@@ -7,6 +7,7 @@
 //! rewritten in place: that is undefined behaviour for the reader (SIGBUS on truncation).
 //! Operators must install new files by rename; see `docs/maxmind.md`.
 
+mod cache;
 mod json;
 mod record;
 
@@ -16,10 +17,13 @@ use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 use maxminddb::{MaxMindDbError, Metadata, Mmap, PathElement, Reader, WithinOptions};
 
+pub use cache::CityCache;
 pub use record::{AsnFields, CityFields};
 
 /// Which databases a slot accepts, judged by the `database_type` metadata field.
@@ -188,9 +192,26 @@ const PROBE_ADDRESSES: [&str; 4] = ["1.1.1.1", "8.8.8.8", "81.2.69.160", "2001:4
 /// Leading networks of the search tree whose records are decoded when opening.
 const PROBE_NETWORKS: usize = 32;
 
+/// The mapped file, shared by the reader and [`Database`] (which needs the bytes to find
+/// cached strings again).
+#[derive(Clone)]
+struct Mapped(Arc<Mmap>);
+
+impl AsRef<[u8]> for Mapped {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Numbers each opened [`Database`], so a [`CityCache`] knows whose records it holds.
+static INSTANCES: AtomicU64 = AtomicU64::new(1);
+
 /// An opened, validated MaxMind DB file.
 pub struct Database {
-    reader: Reader<Mmap>,
+    reader: Reader<Mapped>,
+    map: Mapped,
+    instance: u64,
     path: PathBuf,
     identity: FileIdentity,
 }
@@ -207,7 +228,7 @@ impl fmt::Debug for Database {
 
 /// The result of looking up one address: the matched network and whether a record exists.
 pub struct Hit<'a> {
-    result: maxminddb::LookupResult<'a, Mmap>,
+    result: maxminddb::LookupResult<'a, Mapped>,
 }
 
 impl<'a> Hit<'a> {
@@ -249,9 +270,12 @@ impl Database {
         // with whatever bytes it finds.
         let mmap = unsafe { Mmap::map(&file) }
             .map_err(|e| DbError::new(path, ErrorKind::Io(e.to_string())))?;
-        let reader = Reader::from_source(mmap).map_err(|e| DbError::from_mmdb(path, e))?;
+        let map = Mapped(Arc::new(mmap));
+        let reader = Reader::from_source(map.clone()).map_err(|e| DbError::from_mmdb(path, e))?;
         let db = Database {
             reader,
+            map,
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             path: path.to_path_buf(),
             identity,
         };
@@ -349,11 +373,31 @@ impl Database {
         hit: &Hit<'a>,
         language: &str,
     ) -> Result<CityFields<'a>, DbError> {
-        match hit.result.decode::<record::CityRecord<'a>>() {
-            Ok(Some(rec)) => Ok(rec.flatten(language)),
+        match record::decode_names_in(language, || hit.result.decode::<record::CityRecord<'a>>()) {
+            Ok(Some(rec)) => Ok(rec.flatten()),
             Ok(None) => Ok(CityFields::default()),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
+    }
+
+    /// [`Database::city_fields`] through `cache`: records decoded before are not decoded
+    /// again.
+    #[inline]
+    pub fn city_fields_cached<'a>(
+        &'a self,
+        hit: &Hit<'a>,
+        language: &str,
+        cache: &mut CityCache,
+    ) -> Result<CityFields<'a>, DbError> {
+        let Some(offset) = hit.record_offset() else {
+            return Ok(CityFields::default());
+        };
+        if let Some(fields) = cache.get(self, language, offset) {
+            return Ok(fields);
+        }
+        let fields = self.city_fields(hit, language)?;
+        cache.put(self, language, offset, &fields);
+        Ok(fields)
     }
 
     /// The ASN fields of a hit.

@@ -79,6 +79,7 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
 fn check_city_database(db_file: &str, json_file: &str) -> usize {
     let db = open(db_file, DbKind::City);
     let source = source(json_file);
+    let mut cache = CityCache::default();
     let mut checked = 0;
     for (net, _) in &source {
         for ip in [net.network(), last_addr(net)] {
@@ -148,6 +149,11 @@ fn check_city_database(db_file: &str, json_file: &str) -> usize {
             assert_eq!(f.is_anycast, flag("is_anycast"), "{ip}");
             // The hot path agrees with the full decode.
             assert_eq!(db.country_code(&hit).unwrap(), f.country_code, "{ip}");
+            // So does the cache, whether it decodes (first time) or remembers (second).
+            for _ in 0..2 {
+                let cached = db.city_fields_cached(&hit, "en", &mut cache).unwrap();
+                assert_eq!(cached, f, "{ip} cached");
+            }
             checked += 1;
         }
     }
@@ -170,6 +176,33 @@ fn geoip2_city_answers_match_source_data() {
         "source-data/GeoIP2-City-Test.json",
     );
     assert!(n >= 500, "checked {n} addresses");
+}
+
+#[test]
+fn the_city_cache_forgets_on_another_database_or_language() {
+    let geoip2 = open("test-data/GeoIP2-City-Test.mmdb", DbKind::City);
+    let geolite2 = open("test-data/GeoLite2-City-Test.mmdb", DbKind::City);
+    let ip: IpAddr = "81.2.69.160".parse().unwrap();
+    let mut cache = CityCache::default();
+    let hit = geoip2.lookup(ip).unwrap().unwrap();
+    let offset = hit.record_offset().unwrap();
+    let first = geoip2.city_fields_cached(&hit, "en", &mut cache).unwrap();
+    let again = geoip2.city_fields_cached(&hit, "en", &mut cache).unwrap();
+    assert_eq!(first, again);
+    assert_eq!(cache.counts(), (1, 1), "the second lookup is a hit");
+
+    // Keyed by offset, an entry would answer for whatever record another file keeps at
+    // that offset: asked through another database, the cache starts over.
+    assert!(cache.get(&geolite2, "en", offset).is_none());
+    cache.put(&geoip2, "en", offset, &first);
+    assert!(cache.get(&geoip2, "en", offset).is_some());
+
+    // Another language: names are decoded again, in that language.
+    let german = geoip2.city_fields_cached(&hit, "de", &mut cache).unwrap();
+    assert_eq!(german, geoip2.city_fields(&hit, "de").unwrap());
+    assert_ne!(german.country_name, first.country_name);
+    let german_again = geoip2.city_fields_cached(&hit, "de", &mut cache).unwrap();
+    assert_eq!(german_again, german);
 }
 
 #[test]
