@@ -1,6 +1,6 @@
 # The two entry points (see README.md). Both first run scripts/setup.sh, which installs what
 # is missing (apt packages, cargo-pgrx 0.18.1, pgrx init) and does nothing otherwise.
-.PHONY: setup demo test
+.PHONY: setup demo test bench
 
 setup:
 	bash scripts/setup.sh
@@ -10,3 +10,7 @@ demo: setup
 
 test: setup
 	bash scripts/test.sh
+
+# Not one of the two set-up commands: the benchmark (docs/benchmarks.md), ~20 minutes.
+bench: setup
+	bash bench/run.sh

@@ -22,6 +22,10 @@ test sees the recorded failure, and the next refresh run succeeds):
     77.77.77.4  GreyNoise garbage body    / DNS garbage datagram
     77.77.77.5  GreyNoise 429 with Retry-After: 2
 GreyNoise answers 401 to any request whose key header is not GREYNOISE_KEY.
+
+With IPI_FAKE_SYNTHETIC=1 in the environment, whois answers every address it has no fixed
+answer for with a plausible line derived from the address (for the benchmark's Team Cymru
+throughput run, where NA answers would not exercise the parser).
 """
 import http.server
 import json
@@ -89,13 +93,20 @@ def log(name, line):
 
 # ---- Team Cymru bulk whois -------------------------------------------------------------
 
+SYNTHETIC = os.environ.get("IPI_FAKE_SYNTHETIC") == "1"
+
+
 def whois_line(ip):
     row = WHOIS.get(ip)
+    if row is None and SYNTHETIC and ip.count(".") == 3:
+        a, b, c, _ = ip.split(".")
+        asn = str(64512 + (int(a) * 256 + int(b)) % 1000)
+        row = (asn, f"{a}.{b}.{c}.0/24", "ZZ", "ripencc", "2010-01-01", f"SYNTH-{asn}, ZZ")
     if row is None:
         return [f"NA      | {ip:<16} | NA                  | NA | NA       | NA         | NA"]
     asns, prefix, cc, reg, alloc, name = row
     asns = asns if isinstance(asns, list) else [asns]
-    return [f"{a:<7} | {ip:<16} | {prefix:<19} | {cc} | {reg:<8} | {alloc} | {name or AS_NAMES[a]}"
+    return [f"{a:<7} | {ip:<16} | {prefix:<19} | {cc} | {reg:<8} | {alloc} | {name or AS_NAMES.get(a, a)}"
             for a in asns]
 
 

@@ -1,0 +1,660 @@
+#!/usr/bin/env python3
+"""The ip_inventory benchmark: every measurement of docs/benchmarks.md, in one run, on one
+machine, on the same data. Started by bench/run.sh (`make bench`), which sets up the
+cluster, the databases and this script's environment:
+
+    PGHOST/PGPORT/PGUSER   the throwaway cluster (shared_preload_libraries = ip_inventory)
+    IPI_BENCH_DIR          work directory (results.json, results.md, logs, data files)
+    IPI_BENCH_FILES        a directory the server's user can write (COPY files)
+    IPI_BENCH_CITY/ASN     the database files the cluster is configured with
+    IPI_BENCH_SOURCES      where the databases came from (text for the report)
+    IPI_BENCH_ROWS         addresses per set (default 1000000; smaller for a smoke run)
+    IPI_BENCH_PGBENCH_SECS pgbench duration (default 30)
+
+Writes IPI_BENCH_DIR/results.json (every figure) and results.md (the tables), and replaces
+the generated part of docs/benchmarks.md.
+"""
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import maxminddb
+import psycopg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.environ["IPI_BENCH_DIR"]
+FILES = os.environ["IPI_BENCH_FILES"]
+CITY = os.environ["IPI_BENCH_CITY"]
+ASN = os.environ["IPI_BENCH_ASN"]
+ROWS = int(os.environ.get("IPI_BENCH_ROWS", "1000000"))
+DISTINCT = max(ROWS // 20, 100)  # the skewed set: ROWS events from ROWS/20 addresses
+PGBENCH_SECS = int(os.environ.get("IPI_BENCH_PGBENCH_SECS", "30"))
+PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+PYTHON = sys.executable
+STEPS = 11
+STARTED = time.monotonic()
+results = {"rows": ROWS, "distinct_skewed": DISTINCT}
+
+
+def progress(step, what):
+    print(f"[bench {time.monotonic() - STARTED:6.0f}s] {step}/{STEPS} {what}", file=sys.stderr,
+          flush=True)
+
+
+def connect():
+    return psycopg.connect(dbname="postgres", autocommit=True)
+
+
+def one(conn, sql, params=None):
+    return conn.execute(sql, params).fetchone()
+
+
+def measure(conn, sql, runs=3, budget=30.0):
+    """Runs `sql` once to warm up, then up to `runs` times, stopping early once `budget`
+    seconds (warm-up included) are spent; returns the median seconds and the first row."""
+    start = time.perf_counter()
+    conn.execute(sql).fetchall()
+    spent = time.perf_counter() - start
+    times, row = [], None
+    while len(times) < runs:
+        start = time.perf_counter()
+        row = conn.execute(sql).fetchone()
+        times.append(time.perf_counter() - start)
+        if spent + sum(times) > budget:
+            break
+    return {"seconds": round(statistics.median(times), 4), "runs": len(times),
+            "result": list(row) if row else None}
+
+
+def rate(rows, seconds):
+    return round(rows / seconds) if seconds else None
+
+
+# ---- 0. the machine ----------------------------------------------------------------------
+
+def machine():
+    info = {"cores": os.cpu_count(), "platform": platform.platform()}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for key in ("Model name", "L2 cache", "L3 cache", "Thread(s) per core"):
+            m = re.search(rf"^{re.escape(key)}:\s*(.+)$", out, re.M)
+            if m:
+                info[key.lower().replace(" ", "_").replace("(s)", "s")] = m.group(1).strip()
+    except OSError:
+        pass
+    with open("/proc/meminfo") as f:
+        info["memory_gib"] = round(int(f.readline().split()[1]) / 1024 / 1024, 1)
+    with connect() as c:
+        info["postgres"] = one(c, "SELECT version()")[0].split(" on ")[0]
+        info["ip_inventory"] = one(c, "SELECT extversion FROM pg_extension WHERE extname = 'ip_inventory'")[0]
+        info["databases"] = [dict(zip(("name", "type", "build_time", "file_size", "node_count"), r))
+                             for r in c.execute("SELECT name, database_type, build_time::text, file_size, node_count FROM maxmind_info()").fetchall()]
+    info["sources"] = os.environ.get("IPI_BENCH_SOURCES", "")
+    info["python"] = platform.python_version()
+    info["maxminddb_python"] = maxminddb.__version__ if hasattr(maxminddb, "__version__") else "?"
+    return info
+
+
+# ---- 1. data -----------------------------------------------------------------------------
+
+def make_data(c):
+    """bench_uniform: ROWS uniformly random public IPv4 addresses. bench_events: ROWS
+    honeypot events from DISTINCT addresses, each seen at least once, the rest drawn
+    log-uniformly by rank (Zipf with s = 1: rank r is drawn ~1/r as often)."""
+    c.execute("DROP TABLE IF EXISTS bench_uniform, bench_skewed_ips, bench_events, raw_events, raw_events_plain CASCADE")
+    c.execute("SELECT setseed(0.2026)")
+    c.execute(f"""CREATE TABLE bench_uniform AS
+        SELECT ip FROM (SELECT '0.0.0.0'::inet + (random() * 4294967295)::bigint AS ip
+                        FROM generate_series(1, {ROWS * 13 // 10})) s
+        WHERE ip_class(ip) = 'public' LIMIT {ROWS}""")
+    c.execute(f"""CREATE TABLE bench_skewed_ips AS
+        SELECT row_number() OVER () AS rank, ip
+        FROM (SELECT DISTINCT ip FROM (SELECT '0.0.0.0'::inet + (random() * 4294967295)::bigint AS ip
+                                       FROM generate_series(1, {DISTINCT * 2})) s
+              WHERE ip_class(ip) = 'public' LIMIT {DISTINCT}) d""")
+    c.execute(f"""CREATE TABLE bench_events AS
+        SELECT g AS event_id,
+               timestamptz '2026-11-01' + g * interval '2 seconds' AS event_ts,
+               s.ip AS src_ip, (ARRAY[22, 23, 80, 443, 2222, 8080])[1 + g % 6] AS dst_port,
+               'sensor-' || (g % 7) AS sensor, 'cowrie.session.connect' AS eventid,
+               md5(g::text) AS session
+        FROM (SELECT g, CASE WHEN g <= {DISTINCT} THEN g
+                             ELSE least({DISTINCT}, floor(exp(random() * ln({DISTINCT} + 1)))::int) END AS rank
+              FROM generate_series(1, {ROWS}) g) r
+        JOIN bench_skewed_ips s USING (rank)""")
+    for t in ("bench_uniform", "bench_events"):
+        c.execute(f"VACUUM ANALYZE {t}")
+    events_columns = "(event_id bigint, event_ts timestamptz, src_ip inet, dst_port int, sensor text, eventid text, session text)"
+    c.execute(f"CREATE TABLE raw_events {events_columns}")
+    c.execute(f"CREATE TABLE raw_events_plain {events_columns}")
+    c.execute(f"COPY (SELECT * FROM bench_events ORDER BY event_id) TO '{FILES}/events.csv' (FORMAT csv)")
+    c.execute(f"COPY bench_uniform TO '{FILES}/uniform.txt'")
+    c.execute(f"COPY (SELECT src_ip FROM bench_events ORDER BY event_id) TO '{FILES}/skewed.txt'")
+    top = one(c, """SELECT max(n), round(100.0 * sum(n) FILTER (WHERE rk <= 1000) / sum(n), 1)
+                    FROM (SELECT count(*) AS n, row_number() OVER (ORDER BY count(*) DESC) AS rk
+                          FROM bench_events GROUP BY src_ip) s""")
+    return {"uniform": one(c, "SELECT count(*) FROM bench_uniform")[0],
+            "events": one(c, "SELECT count(*) FROM bench_events")[0],
+            "event_addresses": one(c, "SELECT count(DISTINCT src_ip) FROM bench_events")[0],
+            "busiest_address_events": top[0], "top_1000_addresses_share_pct": float(top[1])}
+
+
+def city_ranges(c):
+    """The classic approach: the same City (and ASN) data as ip4r range tables with GiST
+    indexes, built from the databases by the maxminddb reader's network iterator."""
+    c.execute("CREATE EXTENSION IF NOT EXISTS ip4r")
+    c.execute("DROP TABLE IF EXISTS geo_city_ip4r, geo_asn_ip4r")
+    c.execute("""CREATE TABLE geo_city_ip4r (net ip4r NOT NULL, country_code text, country_name text,
+        continent_code text, registered_country_code text, subdivision_code text, subdivision_name text,
+        city text, postal_code text, latitude float8, longitude float8, accuracy_radius int, time_zone text)""")
+    c.execute("CREATE TABLE geo_asn_ip4r (net ip4r NOT NULL, asn bigint, asn_org text)")
+
+    def names(d):
+        return (d or {}).get("names", {}).get("en")
+
+    start = time.perf_counter()
+    city_rows = 0
+    with maxminddb.open_database(CITY) as r, c.cursor() as cur, \
+            cur.copy("COPY geo_city_ip4r FROM STDIN") as copy:
+        for net, rec in r:
+            if net.version != 4 or not rec:
+                continue
+            sub = (rec.get("subdivisions") or [{}])[0]
+            loc = rec.get("location", {})
+            copy.write_row((str(net), rec.get("country", {}).get("iso_code"), names(rec.get("country")),
+                            rec.get("continent", {}).get("code"),
+                            rec.get("registered_country", {}).get("iso_code"), sub.get("iso_code"),
+                            names(sub), names(rec.get("city")), rec.get("postal", {}).get("code"),
+                            loc.get("latitude"), loc.get("longitude"), loc.get("accuracy_radius"),
+                            loc.get("time_zone")))
+            city_rows += 1
+    asn_rows = 0
+    with maxminddb.open_database(ASN) as r, c.cursor() as cur, \
+            cur.copy("COPY geo_asn_ip4r FROM STDIN") as copy:
+        for net, rec in r:
+            if net.version != 4 or not rec:
+                continue
+            copy.write_row((str(net), rec.get("autonomous_system_number"),
+                            rec.get("autonomous_system_organization")))
+            asn_rows += 1
+    c.execute("CREATE INDEX ON geo_city_ip4r USING gist (net)")
+    c.execute("CREATE INDEX ON geo_asn_ip4r USING gist (net)")
+    c.execute("VACUUM ANALYZE geo_city_ip4r")
+    c.execute("VACUUM ANALYZE geo_asn_ip4r")
+    return {"city_ranges": city_rows, "asn_ranges": asn_rows,
+            "build_seconds": round(time.perf_counter() - start, 1)}
+
+
+# ---- 2./3. per-row lookups ---------------------------------------------------------------
+
+def lookup_queries(table, col):
+    t = f"{table} t"
+    return {
+        "scan (count(*), the floor)": f"SELECT count(*) FROM {t}",
+        "ip_class": f"SELECT count(ip_class(t.{col})) FROM {t}",
+        "ip_country": f"SELECT count(ip_country(t.{col})) FROM {t}",
+        "ip_asn": f"SELECT count(ip_asn(t.{col})) FROM {t}",
+        "enrich_ip (FROM t, LATERAL enrich_ip(ip) e)":
+            f"SELECT count(e.country_code), count(e.asn) FROM {t}, LATERAL enrich_ip(t.{col}) e",
+        "enrich_ip as a scalar ((e).field from a subquery)":
+            f"SELECT count((e).country_code), count((e).asn) FROM (SELECT enrich_ip(t.{col}) AS e FROM {t} OFFSET 0) s",
+        "ip4r GiST join, City (peer of ip_country)":
+            f"SELECT count(g.country_code) FROM {t} LEFT JOIN geo_city_ip4r g ON g.net >>= ip4(t.{col})",
+        "ip4r GiST join, City + ASN (peer of enrich_ip)":
+            f"""SELECT count(g.country_code), count(a.asn) FROM {t}
+                LEFT JOIN geo_city_ip4r g ON g.net >>= ip4(t.{col})
+                LEFT JOIN geo_asn_ip4r a ON a.net >>= ip4(t.{col})""",
+    }
+
+
+SERIAL = ["SET max_parallel_workers_per_gather = 0"]
+PARALLEL = ["SET max_parallel_workers_per_gather = 2", "SET parallel_setup_cost = 0",
+            "SET parallel_tuple_cost = 0", "SET min_parallel_table_scan_size = 0",
+            "SET parallel_leader_participation = on"]
+
+
+def run_lookups(c, settings, sets, names=None):
+    for s in settings:
+        c.execute(s)
+    out = {}
+    for set_name, (table, col) in sets.items():
+        rows = one(c, f"SELECT count(*) FROM {table}")[0]
+        out[set_name] = {}
+        for name, sql in lookup_queries(table, col).items():
+            if names and name not in names:
+                continue
+            m = measure(c, sql)
+            m["rows_per_second"] = rate(rows, m["seconds"])
+            m["ns_per_row"] = round(m["seconds"] * 1e9 / rows)
+            plan = one(c, "EXPLAIN (FORMAT JSON) " + sql)[0]
+            m["workers_planned"] = max([int(x) for x in re.findall(r'"Workers Planned": (\d+)', json.dumps(plan))] or [0])
+            out[set_name][name] = m
+            print(f"    {set_name:8} {name:55} {m['seconds']:8.3f} s {m['rows_per_second']:>12,} rows/s",
+                  file=sys.stderr, flush=True)
+    return out
+
+
+def python_baseline():
+    out = {}
+    for set_name, f in (("uniform", "uniform.txt"), ("skewed", "skewed.txt")):
+        p = subprocess.run([PYTHON, os.path.join(ROOT, "bench/python_worker.py"), "throughput", CITY, ASN,
+                            os.path.join(FILES, f)], capture_output=True, text=True, check=True)
+        out[set_name] = json.loads(p.stdout)
+        print(f"    {set_name:8} python: " + ", ".join(f"{k} {v['rows_per_second']:,}/s"
+              for k, v in out[set_name].items() if isinstance(v, dict)), file=sys.stderr, flush=True)
+    return out
+
+
+def core_alone():
+    """The Rust core without Postgres (core/examples/lookup_speed.rs)."""
+    p = subprocess.run(["cargo", "run", "-q", "--release", "-p", "ip_inventory_core", "--example", "lookup_speed",
+                        "--", CITY, ASN, str(ROWS)], capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(p.stdout)
+
+
+# ---- 4. backfill ---------------------------------------------------------------------------
+
+def backfill(c):
+    c.execute("TRUNCATE ip_inventory, ip_inventory_jobs")
+    c.execute("""INSERT INTO ip_inventory (ip_address, first_seen_at, last_seen_at, observation_count, ip_class)
+                 SELECT DISTINCT ip, now(), now(), 1, 'public' FROM bench_uniform""")
+    c.execute("VACUUM ANALYZE ip_inventory")
+    rows = one(c, "SELECT count(*) FROM ip_inventory")[0]
+    start = time.perf_counter()
+    summary = one(c, "CALL ip_inventory_enrich_pending()")[0]
+    seconds = time.perf_counter() - start
+    done = one(c, "SELECT count(*) FILTER (WHERE maxmind_ts IS NOT NULL), count(*) FILTER (WHERE geo_country IS NOT NULL), count(*) FILTER (WHERE asn_number IS NOT NULL) FROM ip_inventory")
+    out = {"enrich_pending": {"rows": rows, "seconds": round(seconds, 2), "rows_per_second": rate(rows, seconds),
+                              "enriched": done[0], "with_country": done[1], "with_asn": done[2], "summary": summary}}
+    # A historical import: the events already in a table, counted into a fresh inventory.
+    c.execute("TRUNCATE ip_inventory, ip_inventory_jobs, raw_events_plain")
+    c.execute(f"COPY raw_events_plain FROM '{FILES}/events.csv' (FORMAT csv)")
+    c.execute("VACUUM ANALYZE raw_events_plain")
+    start = time.perf_counter()
+    summary = one(c, "CALL ip_inventory_backfill('raw_events_plain', ARRAY['src_ip'], 'event_ts', 50000)")[0]
+    seconds = time.perf_counter() - start
+    check = one(c, "SELECT count(*), sum(observation_count) FROM ip_inventory")
+    out["backfill_events"] = {"events": ROWS, "seconds": round(seconds, 2), "events_per_second": rate(ROWS, seconds),
+                              "addresses": check[0], "observations": int(check[1]), "summary": summary}
+    return out
+
+
+# ---- 5. ingest ---------------------------------------------------------------------------
+
+def ingest(c):
+    """COPY of the skewed events into raw_events with the observe trigger attached, against
+    the same COPY into an identical table without it; alternated, three times each; then the
+    same in batches of 10 000 rows (one COPY each), as an ingest job delivers them."""
+    c.execute("SELECT ip_inventory_attach('raw_events', ARRAY['src_ip'], 'event_ts')")
+    batch = 10_000
+    nbatches = (ROWS + batch - 1) // batch
+    for i in range(nbatches):
+        c.execute(f"COPY (SELECT * FROM bench_events WHERE event_id > {i * batch} AND event_id <= {(i + 1) * batch} ORDER BY event_id) TO '{FILES}/events_{i}.csv' (FORMAT csv)")
+
+    def copy_all(table, batched):
+        c.execute(f"TRUNCATE {table}, ip_inventory")
+        c.execute("CHECKPOINT")
+        start = time.perf_counter()
+        if batched:
+            for i in range(nbatches):
+                c.execute(f"COPY {table} FROM '{FILES}/events_{i}.csv' (FORMAT csv)")
+        else:
+            c.execute(f"COPY {table} FROM '{FILES}/events.csv' (FORMAT csv)")
+        return time.perf_counter() - start
+
+    out = {}
+    for batched in (False, True):
+        plain, trig = [], []
+        for _ in range(3):
+            plain.append(copy_all("raw_events_plain", batched))
+            trig.append(copy_all("raw_events", batched))
+        inv = one(c, "SELECT count(*), sum(observation_count), count(*) FILTER (WHERE maxmind_ts IS NOT NULL) FROM ip_inventory")
+        p, t = statistics.median(plain), statistics.median(trig)
+        key = f"batches_of_{batch}" if batched else "one_copy"
+        out[key] = {"without_trigger_seconds": round(p, 3), "with_trigger_seconds": round(t, 3),
+                    "ratio": round(t / p, 3), "inventory_addresses": inv[0], "inventory_observations": int(inv[1]),
+                    "inventory_enriched": inv[2], "statements": nbatches if batched else 1}
+        print(f"    {key}: {p:.2f} s without, {t:.2f} s with the trigger ({t / p:.2f}x)", file=sys.stderr, flush=True)
+    return out
+
+
+# ---- 6. pgbench ----------------------------------------------------------------------------
+
+def pgbench(clients, seconds):
+    logdir = os.path.join(WORK, f"pgbench_{clients}")
+    shutil.rmtree(logdir, ignore_errors=True)
+    os.makedirs(logdir)
+    cmd = [f"{PG_BIN}/pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds),
+           "-f", os.path.join(ROOT, "bench/pgbench_enrich.sql"), "-l", "--log-prefix", os.path.join(logdir, "tx"),
+           "postgres"]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", p.stdout).group(1))
+    lat = []
+    failed = int(re.search(r"number of failed transactions: (\d+)", p.stdout).group(1)) \
+        if "number of failed transactions" in p.stdout else 0
+    for name in os.listdir(logdir):
+        with open(os.path.join(logdir, name)) as f:
+            lat.extend(int(line.split()[2]) for line in f)
+    lat.sort()
+
+    def pct(q):
+        return round(lat[min(len(lat) - 1, int(q * len(lat)))] / 1000, 3)
+
+    shutil.rmtree(logdir)
+    return {"clients": clients, "threads": 2, "seconds": seconds, "tps": round(tps), "transactions": len(lat),
+            "failed": failed, "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99),
+                                             "max": round(lat[-1] / 1000, 3)}}
+
+
+# ---- 7. memory ----------------------------------------------------------------------------
+
+def smaps(pid, paths):
+    out = {"rss_kb": 0, "pss_kb": 0, "private_kb": 0}
+    current = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+                current = parts[5] if len(parts) >= 6 else None
+            elif current in paths:
+                if parts[0] == "Rss:":
+                    out["rss_kb"] += int(parts[1])
+                elif parts[0] == "Pss:":
+                    out["pss_kb"] += int(parts[1])
+                elif parts[0] in ("Private_Clean:", "Private_Dirty:"):
+                    out["private_kb"] += int(parts[1])
+    return out
+
+
+def memory(backends=20, lookups=200_000):
+    paths = {CITY, ASN}
+    sizes = {p: os.path.getsize(p) // 1024 for p in paths}
+    conns = [connect() for _ in range(backends)]
+    pids = [one(k, "SELECT pg_backend_pid()")[0] for k in conns]
+    sample = min(100, max(1, round(100 * lookups / ROWS)))
+    done = []
+
+    def work(i, k):
+        done.append(k.execute(f"""SELECT count(*) FROM (SELECT ip FROM bench_uniform
+                                      TABLESAMPLE SYSTEM ({sample}) REPEATABLE ({i})) t,
+                                  LATERAL enrich_ip(t.ip) e""").fetchone()[0])
+
+    threads = [threading.Thread(target=work, args=(i, k)) for i, k in enumerate(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(done) != backends:
+        raise RuntimeError(f"only {len(done)} of {backends} backends finished their lookups")
+    per = [smaps(pid, paths) for pid in pids]
+    for k in conns:
+        k.close()
+    total = {k: sum(p[k] for p in per) for k in per[0]}
+    p = subprocess.run([PYTHON, os.path.join(ROOT, "bench/python_worker.py"), "memory", CITY, ASN,
+                        os.path.join(FILES, "uniform.txt"), str(lookups)], capture_output=True, text=True, check=True)
+    py = json.loads(p.stdout)
+    return {"backends": backends, "lookups_per_backend": round(statistics.mean(done)), "database_files_kb": sum(sizes.values()),
+            "city_file_kb": sizes[CITY], "asn_file_kb": sizes[ASN],
+            "sum_over_backends": total, "per_backend_rss_kb": round(total["rss_kb"] / backends),
+            "pss_sum_vs_files": round(total["pss_kb"] / sum(sizes.values()), 3),
+            "python_worker": py}
+
+
+# ---- 8. Team Cymru --------------------------------------------------------------------------
+
+def cymru(c, addresses):
+    env = dict(os.environ, IPI_FAKE_SYNTHETIC="1")
+    fake_dir = os.path.join(WORK, "fake_sources")
+    shutil.rmtree(fake_dir, ignore_errors=True)
+    server = subprocess.Popen([PYTHON, os.path.join(ROOT, "pg_tests/fake_sources.py"), "serve", fake_dir], env=env)
+    try:
+        for _ in range(100):
+            if os.path.exists(os.path.join(fake_dir, "ports.env")):
+                break
+            time.sleep(0.1)
+        ports = dict(line.strip().split("=", 1) for line in open(os.path.join(fake_dir, "ports.env")))
+        c.execute(f"ALTER SYSTEM SET ip_inventory.cymru_whois_server = '{ports['IPI_FAKE_WHOIS']}'")
+        c.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        c.execute("TRUNCATE ip_inventory, ip_inventory_failures")
+        c.execute(f"""INSERT INTO ip_inventory (ip_address, first_seen_at, last_seen_at, observation_count, ip_class, maxmind_ts)
+                      SELECT DISTINCT ip, now(), now(), 1, 'public', now() FROM (SELECT ip FROM bench_uniform LIMIT {addresses}) s""")
+        c.execute("VACUUM ANALYZE ip_inventory")
+        rows = one(c, "SELECT count(*) FROM ip_inventory")[0]
+        start = time.perf_counter()
+        res = one(c, "SELECT cascade_refresh('cymru', %s)", (rows,))[0]
+        seconds = time.perf_counter() - start
+        stored = one(c, "SELECT count(*) FROM ip_inventory WHERE asn_source = 'cymru'")[0]
+        connections = sum(1 for line in open(os.path.join(fake_dir, "whois.log")) if line.startswith("connection"))
+        return {"addresses": rows, "seconds": round(seconds, 3), "addresses_per_second": rate(rows, seconds),
+                "stored_with_cymru_asn": stored, "whois_connections": connections,
+                "batch_size": int(one(c, "SHOW ip_inventory.cymru_batch_size")[0]), "result": res}
+    finally:
+        server.terminate()
+        c.execute("ALTER SYSTEM RESET ip_inventory.cymru_whois_server")
+        c.execute("SELECT pg_reload_conf()")
+
+
+# ---- the report -----------------------------------------------------------------------------
+
+def fmt_rate(v):
+    return f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.0f} K/s"
+
+
+def report(r):
+    m = r["machine"]
+    L = []
+    L.append(f"Run of {r['finished']} by `make bench` ({r['total_seconds']:.0f} s).")
+    L.append("")
+    L.append(f"**Machine:** {m['cores']} cores, {m.get('model_name', '?')}, L2 {m.get('l2_cache', '?')}, "
+             f"L3 {m.get('l3_cache', '?')}, {m['memory_gib']} GiB; {m['platform']}; {m['postgres']}; "
+             f"ip_inventory {m['ip_inventory']}; Python {m['python']}.")
+    L.append("")
+    L.append("**Databases:** " + "; ".join(f"{d['name']}: {d['type']} built {d['build_time'][:10]}, "
+                                            f"{d['file_size'] / 1e6:.1f} MB" for d in m["databases"])
+             + f". {m['sources']}")
+    d = r["data"]
+    L.append("")
+    L.append(f"**Addresses:** uniform = {d['uniform']:,} uniformly random public IPv4 addresses; skewed = "
+             f"{d['events']:,} honeypot events from {d['event_addresses']:,} addresses (Zipf-like: the busiest "
+             f"address has {d['busiest_address_events']:,} events, the top 1 000 addresses "
+             f"{d['top_1000_addresses_share_pct']} % of them). ip4r tables: {r['ip4r']['city_ranges']:,} City and "
+             f"{r['ip4r']['asn_ranges']:,} ASN IPv4 ranges with GiST indexes.")
+    L.append("")
+    L.append("### Per-row lookups, one core (`max_parallel_workers_per_gather = 0`)")
+    L.append("")
+    L.append("| query | uniform | ns/row | skewed | ns/row |")
+    L.append("|---|---:|---:|---:|---:|")
+    s = r["serial"]
+    for name in s["uniform"]:
+        u, k = s["uniform"][name], s["skewed"][name]
+        L.append(f"| {name} | {fmt_rate(u['rows_per_second'])} | {u['ns_per_row']} | "
+                 f"{fmt_rate(k['rows_per_second'])} | {k['ns_per_row']} |")
+    py = r["python"]
+    for key, label in (("geoip2_city", "Python geoip2 `Reader.city()` (C extension)"),
+                       ("maxminddb_get_city", "Python maxminddb `Reader.get()` on City (C extension)"),
+                       ("geoip2_asn", "Python geoip2 `Reader.asn()`")):
+        u, k = py["uniform"][key], py["skewed"][key]
+        L.append(f"| {label} | {fmt_rate(u['rows_per_second'])} | {round(1e9 / u['rows_per_second'])} | "
+                 f"{fmt_rate(k['rows_per_second'])} | {round(1e9 / k['rows_per_second'])} |")
+    core = r["core_alone"]["ns_per_address"]
+    L.append("")
+    L.append(f"The Rust core alone (uniform addresses, no Postgres; `core/examples/lookup_speed.rs`): City tree walk "
+             f"{core['walk_city']} ns, walk + `country.iso_code` {core['country_code']} ns, walk + full City decode "
+             f"{core['city_fields']} ns, the same through the record cache {core['city_fields_cached']} ns "
+             f"(hit rate {r['core_alone']['city_cache_hit_rate']:.0%}), ASN walk + decode {core['asn_fields']} ns. "
+             f"{r['core_alone']['distinct_city_records']:,} distinct City records answer these addresses; the 1 024 "
+             f"most used answer {r['core_alone']['share_of_top_1024_records']:.0%} of them.")
+    L.append("")
+    L.append("### Parallel query (2 workers + leader on this machine's cores)")
+    L.append("")
+    L.append("| query (uniform) | one core | parallel | speed-up | workers planned |")
+    L.append("|---|---:|---:|---:|---:|")
+    for name, p in r["parallel"]["uniform"].items():
+        one_core = s["uniform"][name]
+        L.append(f"| {name} | {fmt_rate(one_core['rows_per_second'])} | {fmt_rate(p['rows_per_second'])} | "
+                 f"{one_core['seconds'] / p['seconds']:.2f}x | {p['workers_planned']} |")
+    b = r["backfill"]
+    L.append("")
+    L.append("### Backfill and ingest")
+    L.append("")
+    e = b["enrich_pending"]
+    L.append(f"- `CALL ip_inventory_enrich_pending()` over {e['rows']:,} unenriched inventory rows: **{e['seconds']} s** "
+             f"({fmt_rate(e['rows_per_second'])}); {e['enriched']:,} rows enriched, {e['with_country']:,} with a "
+             f"country, {e['with_asn']:,} with an ASN.")
+    h = b["backfill_events"]
+    L.append(f"- `CALL ip_inventory_backfill('raw_events_plain', ARRAY['src_ip'], 'event_ts', 50000)` over "
+             f"{h['events']:,} stored events: {h['seconds']} s ({fmt_rate(h['events_per_second'])} events); "
+             f"{h['addresses']:,} addresses, {h['observations']:,} observations counted.")
+    L.append("")
+    L.append("| COPY of the skewed events | without trigger | with the observe trigger | ratio | inventory after |")
+    L.append("|---|---:|---:|---:|---|")
+    for key, v in r["ingest"].items():
+        label = "one COPY of all events" if key == "one_copy" else f"{v['statements']} COPYs of 10 000 events"
+        L.append(f"| {label} | {v['without_trigger_seconds']} s | {v['with_trigger_seconds']} s | **{v['ratio']}x** | "
+                 f"{v['inventory_addresses']:,} addresses, {v['inventory_observations']:,} observations, "
+                 f"{v['inventory_enriched']:,} enriched |")
+    L.append("")
+    L.append("### Live consumer: pgbench, one `enrich_ip` of a random address per transaction (`-M prepared`)")
+    L.append("")
+    L.append("| clients | TPS | p50 | p90 | p99 | max | failed |")
+    L.append("|---:|---:|---:|---:|---:|---:|---:|")
+    for pb in r["pgbench"]:
+        lat = pb["latency_ms"]
+        L.append(f"| {pb['clients']} | {pb['tps']:,} | {lat['p50']} ms | {lat['p90']} ms | {lat['p99']} ms | "
+                 f"{lat['max']} ms | {pb['failed']} |")
+    mem = r["memory"]
+    L.append("")
+    L.append("### Memory")
+    L.append("")
+    t = mem["sum_over_backends"]
+    pyw = mem["python_worker"]
+    L.append(f"{mem['backends']} backends, each after {mem['lookups_per_backend']:,} `enrich_ip` lookups on average: the mmdb "
+             f"mappings total **{t['pss_kb'] / 1024:.1f} MiB PSS** across all of them "
+             f"({mem['pss_sum_vs_files']}x the {mem['database_files_kb'] / 1024:.1f} MiB of the two files; "
+             f"RSS {mem['per_backend_rss_kb'] / 1024:.1f} MiB per backend, private {t['private_kb']} kB in all). One "
+             f"Python worker with the same two databases open after the same lookups: RSS "
+             f"{pyw['vm_rss_kb'] / 1024:.1f} MiB, of which {pyw['mmdb_mappings']['rss_kb'] / 1024:.1f} MiB are the "
+             f"mapped files.")
+    cy = r["cymru"]
+    L.append("")
+    L.append("### Team Cymru refresh against the loopback bulk-whois stand-in")
+    L.append("")
+    L.append(f"`cascade_refresh('cymru', {cy['addresses']})`: **{fmt_rate(cy['addresses_per_second'])}** "
+             f"({cy['addresses']:,} addresses in {cy['seconds']} s, {cy['whois_connections']} whois connections "
+             f"of {cy['batch_size']} addresses; {cy['stored_with_cymru_asn']:,} rows stored with a Team Cymru ASN).")
+    L.append("")
+    L.append("### Goals")
+    L.append("")
+    L.append("| goal | measured | met |")
+    L.append("|---|---:|:---:|")
+    for g in r["goals"]:
+        L.append(f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |")
+    return "\n".join(L) + "\n"
+
+
+def goals(r):
+    s = r["serial"]["uniform"]
+    k = r["serial"]["skewed"]
+    en = "enrich_ip (FROM t, LATERAL enrich_ip(ip) e)"
+    ip4r_en = "ip4r GiST join, City + ASN (peer of enrich_ip)"
+    geo = r["python"]["uniform"]["geoip2_city"]["rows_per_second"]
+    out = []
+
+    def add(goal, value, met):
+        out.append({"goal": goal, "measured": value, "met": bool(met)})
+
+    for acc in ("ip_country", "ip_asn"):
+        add(f"`{acc}` ≥ 2M rows/s per core (uniform / skewed)",
+            f"{fmt_rate(s[acc]['rows_per_second'])} / {fmt_rate(k[acc]['rows_per_second'])}",
+            s[acc]["rows_per_second"] >= 2e6)
+    add("`enrich_ip` ≥ 700K rows/s per core (uniform / skewed)",
+        f"{fmt_rate(s[en]['rows_per_second'])} / {fmt_rate(k[en]['rows_per_second'])}",
+        s[en]["rows_per_second"] >= 7e5)
+    ratio = s[en]["rows_per_second"] / s[ip4r_en]["rows_per_second"]
+    add("`enrich_ip` ≥ 50x the ip4r join", f"{ratio:.1f}x", ratio >= 50)
+    ratio = s[en]["rows_per_second"] / geo
+    add("`enrich_ip` ≥ 40x Python geoip2", f"{ratio:.1f}x", ratio >= 40)
+    p = r["parallel"]["uniform"][en]
+    speedup = s[en]["seconds"] / p["seconds"]
+    add("parallel query scales (2 workers)", f"{speedup:.2f}x for enrich_ip", speedup >= 1.5)
+    e = r["backfill"]["enrich_pending"]
+    add("backfill of 1M inventory rows ≤ 10 s", f"{e['seconds']} s", e["seconds"] <= 10)
+    ing = r["ingest"]["one_copy"]["ratio"]
+    add("COPY with the trigger ≤ 1.25x without", f"{ing}x", ing <= 1.25)
+    pb = [x for x in r["pgbench"] if x["clients"] == 32][0]
+    add("pgbench 32 clients: p99 < 1 ms", f"{pb['latency_ms']['p99']} ms at {pb['tps']:,} TPS", pb["latency_ms"]["p99"] < 1)
+    add("mmdb PSS of 20 backends < 1.1x the files", f"{r['memory']['pss_sum_vs_files']}x", r["memory"]["pss_sum_vs_files"] < 1.1)
+    cy = r["cymru"]["addresses_per_second"]
+    add("Team Cymru refresh ≥ 5K IPs/s", fmt_rate(cy), cy >= 5000)
+    return out
+
+
+def update_docs(markdown):
+    path = os.path.join(ROOT, "docs/benchmarks.md")
+    begin, end = "<!-- bench:begin (generated by make bench) -->", "<!-- bench:end -->"
+    if not os.path.exists(path):
+        return
+    text = open(path).read()
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        with open(path, "w") as f:
+            f.write(head + begin + "\n" + markdown + end + tail)
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    progress(0, "machine")
+    results["machine"] = machine()
+    with connect() as c:
+        progress(1, f"data: {ROWS:,} uniform addresses, {ROWS:,} skewed events")
+        results["data"] = make_data(c)
+        progress(2, "ip4r range tables from the same databases")
+        results["ip4r"] = city_ranges(c)
+        sets = {"uniform": ("bench_uniform", "ip"), "skewed": ("bench_events", "src_ip")}
+        progress(3, "per-row lookups, one core")
+        results["serial"] = run_lookups(c, SERIAL, sets)
+        progress(4, "per-row lookups, Python geoip2 / maxminddb")
+        results["python"] = python_baseline()
+        progress(5, "the Rust core alone")
+        results["core_alone"] = core_alone()
+        progress(6, "parallel query")
+        results["parallel"] = run_lookups(c, PARALLEL, {"uniform": sets["uniform"]},
+                                          names=["ip_country", "ip_asn", "enrich_ip (FROM t, LATERAL enrich_ip(ip) e)",
+                                                 "ip4r GiST join, City + ASN (peer of enrich_ip)"])
+        c.execute("RESET ALL")
+        progress(7, "backfill")
+        results["backfill"] = backfill(c)
+        progress(8, "ingest with and without the observe trigger")
+        results["ingest"] = ingest(c)
+    progress(9, f"pgbench, 32 and 2 clients, {PGBENCH_SECS} s each")
+    results["pgbench"] = [pgbench(32, PGBENCH_SECS), pgbench(2, max(5, PGBENCH_SECS // 3))]
+    progress(10, "memory of 20 backends and of one Python worker")
+    results["memory"] = memory()
+    with connect() as c:
+        progress(11, "Team Cymru refresh")
+        results["cymru"] = cymru(c, min(50_000, ROWS))
+    results["goals"] = goals(results)
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["total_seconds"] = round(time.monotonic() - STARTED)
+    with open(os.path.join(WORK, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    md = report(results)
+    with open(os.path.join(WORK, "results.md"), "w") as f:
+        f.write(md)
+    if ROWS == 1_000_000:
+        update_docs(md)
+        shutil.copy(os.path.join(WORK, "results.json"), os.path.join(ROOT, "docs/benchmarks.json"))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
