@@ -9,66 +9,27 @@
 //! the mapped file, so it holds no references and can live beside the reader it serves.
 //!
 //! Direct-mapped: an entry is overwritten by the next record hashing to its place. Fixed
-//! size (`ENTRIES` × ~150 bytes, about 1.2 MiB per backend), no allocation after creation.
+//! size (`ENTRIES` × 160 bytes, 1.25 MiB per backend), no allocation after creation.
 
+use super::record::CityFieldsOf;
 use super::{CityFields, Database};
 
 /// Number of entries; a power of two.
 const ENTRIES: usize = 8192;
 
-/// A string of the mapped file: its position and length (`len == u32::MAX`: no value).
+/// A string of the mapped file: its position and length.
 #[derive(Clone, Copy)]
 struct Span {
     start: u32,
     len: u32,
 }
 
-impl Span {
-    const NONE: Span = Span {
-        start: 0,
-        len: u32::MAX,
-    };
-}
-
+/// The fields of the record at `offset`, strings as their positions in the file.
 #[derive(Clone, Copy)]
 struct Entry {
-    /// Record offset + 1 (0: empty).
-    key: usize,
-    country_code: Span,
-    country_name: Span,
-    continent_code: Span,
-    registered_country_code: Span,
-    subdivision_code: Span,
-    subdivision_name: Span,
-    city: Span,
-    postal_code: Span,
-    time_zone: Span,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-    accuracy_radius: Option<u16>,
-    is_anonymous_proxy: Option<bool>,
-    is_satellite_provider: Option<bool>,
-    is_anycast: Option<bool>,
+    offset: usize,
+    fields: CityFieldsOf<Span>,
 }
-
-const EMPTY: Entry = Entry {
-    key: 0,
-    country_code: Span::NONE,
-    country_name: Span::NONE,
-    continent_code: Span::NONE,
-    registered_country_code: Span::NONE,
-    subdivision_code: Span::NONE,
-    subdivision_name: Span::NONE,
-    city: Span::NONE,
-    postal_code: Span::NONE,
-    time_zone: Span::NONE,
-    latitude: None,
-    longitude: None,
-    accuracy_radius: None,
-    is_anonymous_proxy: None,
-    is_satellite_provider: None,
-    is_anycast: None,
-};
 
 /// Decoded City records of one [`Database`] in one language. Emptied by itself when used
 /// with another database or language.
@@ -76,7 +37,7 @@ pub struct CityCache {
     /// The [`Database::instance`] the entries were decoded from.
     instance: u64,
     language: String,
-    entries: Box<[Entry]>,
+    entries: Box<[Option<Entry>]>,
     hits: u64,
     misses: u64,
 }
@@ -86,7 +47,7 @@ impl Default for CityCache {
         CityCache {
             instance: 0,
             language: String::new(),
-            entries: vec![EMPTY; ENTRIES].into_boxed_slice(),
+            entries: vec![None; ENTRIES].into_boxed_slice(),
             hits: 0,
             misses: 0,
         }
@@ -103,7 +64,7 @@ impl CityCache {
     #[inline]
     fn prepare(&mut self, db: &Database, language: &str) {
         if self.instance != db.instance || self.language != language {
-            self.entries.fill(EMPTY);
+            self.entries.fill(None);
             self.instance = db.instance;
             self.language.clear();
             self.language.push_str(language);
@@ -126,66 +87,24 @@ impl CityCache {
         offset: usize,
     ) -> Option<CityFields<'a>> {
         self.prepare(db, language);
-        let e = &self.entries[Self::slot(offset)];
-        if e.key != offset + 1 {
-            self.misses += 1;
-            return None;
+        let found = self.entries[Self::slot(offset)]
+            .filter(|e| e.offset == offset)
+            .and_then(|e| e.fields.try_map_strings(|s| db.text_at(s)));
+        match found {
+            Some(_) => self.hits += 1,
+            None => self.misses += 1,
         }
-        self.hits += 1;
-        let text = |s: Span| db.text_at(s.start, s.len);
-        Some(CityFields {
-            country_code: text(e.country_code),
-            country_name: text(e.country_name),
-            continent_code: text(e.continent_code),
-            registered_country_code: text(e.registered_country_code),
-            subdivision_code: text(e.subdivision_code),
-            subdivision_name: text(e.subdivision_name),
-            city: text(e.city),
-            postal_code: text(e.postal_code),
-            latitude: e.latitude,
-            longitude: e.longitude,
-            accuracy_radius: e.accuracy_radius,
-            time_zone: text(e.time_zone),
-            is_anonymous_proxy: e.is_anonymous_proxy,
-            is_satellite_provider: e.is_satellite_provider,
-            is_anycast: e.is_anycast,
-        })
+        found
     }
 
     /// Remembers the fields of the record at `offset`, decoded by `db` in `language`.
     /// Records whose strings lie outside the mapped file (they cannot: every string borrows
     /// from it) or beyond 4 GiB are simply not cached.
     #[inline]
-    pub(super) fn put(&mut self, db: &Database, language: &str, offset: usize, f: &CityFields<'_>) {
+    pub(super) fn put(&mut self, db: &Database, language: &str, offset: usize, f: CityFields<'_>) {
         self.prepare(db, language);
-        let mut ok = true;
-        let mut span = |s: Option<&str>| match s {
-            None => Span::NONE,
-            Some(s) => db.span_of(s).unwrap_or_else(|| {
-                ok = false;
-                Span::NONE
-            }),
-        };
-        let entry = Entry {
-            key: offset + 1,
-            country_code: span(f.country_code),
-            country_name: span(f.country_name),
-            continent_code: span(f.continent_code),
-            registered_country_code: span(f.registered_country_code),
-            subdivision_code: span(f.subdivision_code),
-            subdivision_name: span(f.subdivision_name),
-            city: span(f.city),
-            postal_code: span(f.postal_code),
-            time_zone: span(f.time_zone),
-            latitude: f.latitude,
-            longitude: f.longitude,
-            accuracy_radius: f.accuracy_radius,
-            is_anonymous_proxy: f.is_anonymous_proxy,
-            is_satellite_provider: f.is_satellite_provider,
-            is_anycast: f.is_anycast,
-        };
-        if ok {
-            self.entries[Self::slot(offset)] = entry;
+        if let Some(fields) = f.try_map_strings(|s| db.span_of(s)) {
+            self.entries[Self::slot(offset)] = Some(Entry { offset, fields });
         }
     }
 }
@@ -200,20 +119,15 @@ impl Database {
         }
         Some(Span {
             start: u32::try_from(start).ok()?,
-            len: u32::try_from(s.len()).ok().filter(|&l| l != u32::MAX)?,
+            len: u32::try_from(s.len()).ok()?,
         })
     }
 
     /// The string at a span taken by [`Database::span_of`] from this same file.
     #[inline]
-    fn text_at(&self, start: u32, len: u32) -> Option<&str> {
-        if len == u32::MAX {
-            return None;
-        }
-        let bytes = self
-            .map
-            .as_ref()
-            .get(start as usize..start as usize + len as usize)?;
+    fn text_at(&self, span: Span) -> Option<&str> {
+        let start = span.start as usize;
+        let bytes = self.map.as_ref().get(start..start + span.len as usize)?;
         // It was a &str when cached: valid UTF-8, rechecked here (cheap for short ASCII)
         // rather than trusted.
         std::str::from_utf8(bytes).ok()

@@ -396,7 +396,7 @@ impl Database {
             return Ok(fields);
         }
         let fields = self.city_fields(hit, language)?;
-        cache.put(self, language, offset, &fields);
+        cache.put(self, language, offset, fields);
         Ok(fields)
     }
 

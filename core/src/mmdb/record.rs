@@ -156,24 +156,61 @@ pub(crate) struct CityRecord<'a> {
     traits: Option<Traits>,
 }
 
-/// The flat City fields `enrich_ip` returns. `None` where the record has no value.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct CityFields<'a> {
-    pub country_code: Option<&'a str>,
-    pub country_name: Option<&'a str>,
-    pub continent_code: Option<&'a str>,
-    pub registered_country_code: Option<&'a str>,
-    pub subdivision_code: Option<&'a str>,
-    pub subdivision_name: Option<&'a str>,
-    pub city: Option<&'a str>,
-    pub postal_code: Option<&'a str>,
+/// The flat City fields `enrich_ip` returns, `None` where the record has no value. Strings
+/// are `S`: borrowed from the mapped file in [`CityFields`], or their positions in it in the
+/// record cache, which thereby keeps exactly these fields.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct CityFieldsOf<S> {
+    pub country_code: Option<S>,
+    pub country_name: Option<S>,
+    pub continent_code: Option<S>,
+    pub registered_country_code: Option<S>,
+    pub subdivision_code: Option<S>,
+    pub subdivision_name: Option<S>,
+    pub city: Option<S>,
+    pub postal_code: Option<S>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
     pub accuracy_radius: Option<u16>,
-    pub time_zone: Option<&'a str>,
+    pub time_zone: Option<S>,
     pub is_anonymous_proxy: Option<bool>,
     pub is_satellite_provider: Option<bool>,
     pub is_anycast: Option<bool>,
+}
+
+/// The City fields with strings borrowed from the mapped file.
+pub type CityFields<'a> = CityFieldsOf<&'a str>;
+
+impl<S> CityFieldsOf<S> {
+    /// The same fields with every string converted by `convert`; `None` if any conversion
+    /// fails.
+    #[inline]
+    pub(crate) fn try_map_strings<T>(
+        self,
+        mut convert: impl FnMut(S) -> Option<T>,
+    ) -> Option<CityFieldsOf<T>> {
+        let mut string = |v: Option<S>| match v {
+            None => Some(None),
+            Some(v) => convert(v).map(Some),
+        };
+        Some(CityFieldsOf {
+            country_code: string(self.country_code)?,
+            country_name: string(self.country_name)?,
+            continent_code: string(self.continent_code)?,
+            registered_country_code: string(self.registered_country_code)?,
+            subdivision_code: string(self.subdivision_code)?,
+            subdivision_name: string(self.subdivision_name)?,
+            city: string(self.city)?,
+            postal_code: string(self.postal_code)?,
+            latitude: self.latitude,
+            longitude: self.longitude,
+            accuracy_radius: self.accuracy_radius,
+            time_zone: string(self.time_zone)?,
+            is_anonymous_proxy: self.is_anonymous_proxy,
+            is_satellite_provider: self.is_satellite_provider,
+            is_anycast: self.is_anycast,
+        })
+    }
 }
 
 impl<'a> CityRecord<'a> {

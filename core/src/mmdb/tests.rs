@@ -194,7 +194,7 @@ fn the_city_cache_forgets_on_another_database_or_language() {
     // Keyed by offset, an entry would answer for whatever record another file keeps at
     // that offset: asked through another database, the cache starts over.
     assert!(cache.get(&geolite2, "en", offset).is_none());
-    cache.put(&geoip2, "en", offset, &first);
+    cache.put(&geoip2, "en", offset, first);
     assert!(cache.get(&geoip2, "en", offset).is_some());
 
     // Another language: names are decoded again, in that language.
