@@ -28,6 +28,8 @@ import time
 import maxminddb
 import psycopg
 
+from python_worker import smaps  # bench/ is this script's directory
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.environ["IPI_BENCH_DIR"]
 FILES = os.environ["IPI_BENCH_FILES"]
@@ -354,24 +356,6 @@ def pgbench(clients, seconds):
 
 
 # ---- 7. memory ----------------------------------------------------------------------------
-
-def smaps(pid, paths):
-    out = {"rss_kb": 0, "pss_kb": 0, "private_kb": 0}
-    current = None
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            parts = line.split()
-            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
-                current = parts[5] if len(parts) >= 6 else None
-            elif current in paths:
-                if parts[0] == "Rss:":
-                    out["rss_kb"] += int(parts[1])
-                elif parts[0] == "Pss:":
-                    out["pss_kb"] += int(parts[1])
-                elif parts[0] in ("Private_Clean:", "Private_Dirty:"):
-                    out["private_kb"] += int(parts[1])
-    return out
-
 
 def memory(backends=20, lookups=200_000):
     paths = {CITY, ASN}

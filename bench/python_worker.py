@@ -66,17 +66,24 @@ def throughput(city_path, asn_path, ip_file):
     }
 
 
-def smaps_of(paths):
-    """kB of Rss and Pss of this process's mappings of the given files."""
-    out = {"rss_kb": 0, "pss_kb": 0}
+def smaps(pid, paths):
+    """kB of Rss, Pss and private pages of a process's mappings of the given files
+    (`pid` may be "self")."""
+    out = {"rss_kb": 0, "pss_kb": 0, "private_kb": 0}
     current = None
-    with open("/proc/self/smaps") as f:
+    with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             parts = line.split()
-            if "-" in parts[0] and len(parts) >= 5:
+            if "-" in parts[0] and not parts[0].endswith(":"):
+                # A mapping's header: address range, perms, offset, device, inode[, path].
                 current = parts[5] if len(parts) >= 6 else None
-            elif current in paths and parts[0] in ("Rss:", "Pss:"):
-                out[parts[0][:-1].lower() + "_kb"] += int(parts[1])
+            elif current in paths:
+                if parts[0] == "Rss:":
+                    out["rss_kb"] += int(parts[1])
+                elif parts[0] == "Pss:":
+                    out["pss_kb"] += int(parts[1])
+                elif parts[0] in ("Private_Clean:", "Private_Dirty:"):
+                    out["private_kb"] += int(parts[1])
     return out
 
 
@@ -92,7 +99,7 @@ def memory(city_path, asn_path, ip_file, n):
                 pass
     status = dict(line.split(":", 1) for line in open("/proc/self/status"))
     return {"lookups": len(ips), "vm_rss_kb": int(status["VmRSS"].split()[0]),
-            "mmdb_mappings": smaps_of({city_path, asn_path})}
+            "mmdb_mappings": smaps("self", {city_path, asn_path})}
 
 
 if __name__ == "__main__":
