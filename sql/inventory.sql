@@ -42,7 +42,9 @@ CREATE TABLE ip_inventory (
     CHECK (ip_address = ip_canonical(ip_address)),
     CHECK (first_seen_at <= last_seen_at),
     CHECK ((asn_number IS NULL) = (asn_source IS NULL))
-);
+) WITH (fillfactor = 90);
+-- The free tenth of each page lets the updates of a row (observations, re-enrichment) write
+-- the new version on the same page without new index entries (HOT).
 
 -- No secondary indexes: the report views aggregate the whole table (sequential scans),
 -- enrich_pending walks the primary key in address order, and recording upserts by primary

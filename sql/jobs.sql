@@ -5,13 +5,14 @@
 -- Re-enriches the given addresses from MaxMind (strict: a database that cannot be used is an
 -- error). Writes only MaxMind's columns and enrichment->'maxmind'; the ASN stays with Team
 -- Cymru when MaxMind has none, and is cleared when only an older MaxMind build had one.
--- Rows are locked in address order first, the order recorders use, so the two cannot deadlock.
+-- The caller holds the rows' locks already, taken either in address order (the order recorders
+-- use) or with SKIP LOCKED, so this update never waits on a recorder and cannot deadlock with
+-- one. Locking here again would cost a second index probe per row.
 CREATE FUNCTION ip_inventory_apply_maxmind(ips inet[]) RETURNS bigint LANGUAGE plpgsql
 SET search_path = @extschema@, pg_catalog, pg_temp AS $$
 DECLARE
     updated bigint;
 BEGIN
-    PERFORM FROM ip_inventory WHERE ip_address = ANY (ips) ORDER BY ip_address FOR UPDATE;
     UPDATE ip_inventory AS inv SET
         geo_country      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country ELSE c.geo_country END,
         geo_country_name = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country_name ELSE c.geo_country_name END,
@@ -33,8 +34,7 @@ BEGIN
                            THEN inv.asn_network ELSE c.asn_network END,
         asn_source  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
                            THEN inv.asn_source ELSE c.asn_source END,
-        enrichment       = CASE WHEN c.maxmind_json = '{}' THEN inv.enrichment - 'maxmind'
-                                ELSE inv.enrichment || jsonb_build_object('maxmind', c.maxmind_json) END
+        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
     FROM unnest(ips) AS b(ip), enrich_ip(b.ip) AS e, ip_inventory_maxmind_columns(e) AS c
     WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
     GET DIAGNOSTICS updated = ROW_COUNT;
@@ -292,6 +292,8 @@ BEGIN
                 ORDER BY inv.ip_address
                 LIMIT CASE WHEN max_rows IS NULL THEN batch_size
                            ELSE least(batch_size, max_rows - j.run_done_rows) END
+                -- Locked as they are read, in address order: see ip_inventory_apply_maxmind.
+                FOR UPDATE OF inv
             ) AS p;
             IF batch IS NOT NULL THEN
                 enriched := @extschema@.ip_inventory_apply_maxmind(batch);
