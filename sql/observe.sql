@@ -3,7 +3,10 @@
 
 -- The inventory columns an ip_enrichment value fills. One mapping for every writer: new rows
 -- (recording) and re-enrichment (ip_inventory_apply_maxmind). `maxmind_ts` is set only when a
--- MaxMind database was actually consulted; `maxmind_json` holds the fields without a column.
+-- MaxMind database was actually consulted; `maxmind_json` holds the fields without a column
+-- (NULL when MaxMind gave none). Building it is the costliest part of recording and
+-- re-enrichment (~2.5 µs a row), so consumers reference it once: jsonb_set_lax(...,
+-- 'delete_key') stores it or removes a stale one in one expression.
 CREATE FUNCTION ip_inventory_maxmind_columns(e ip_enrichment)
 RETURNS TABLE (
     geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
@@ -17,7 +20,7 @@ BEGIN ATOMIC
            e.maxmind_build, e.asn_build,
            CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END,
            e.asn, e.asn_org, e.asn_network, CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END,
-           jsonb_strip_nulls(jsonb_build_object(
+           nullif(jsonb_strip_nulls(jsonb_build_object(
                'continent_code', e.continent_code,
                'registered_country_code', e.registered_country_code,
                'subdivision_code', e.subdivision_code,
@@ -26,7 +29,7 @@ BEGIN ATOMIC
                'time_zone', e.time_zone,
                'is_anonymous_proxy', e.is_anonymous_proxy,
                'is_satellite_provider', e.is_satellite_provider,
-               'is_anycast', e.is_anycast));
+               'is_anycast', e.is_anycast)), '{}');
 END;
 
 -- The statement that records the observations of some rows: aggregates them per address
@@ -56,14 +59,18 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
                    m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                    m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                    m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-                   CASE WHEN m.maxmind_json <> '{}' THEN jsonb_build_object('maxmind', m.maxmind_json)
-                        ELSE '{}' END
+                   jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
             FROM obs AS o
+            -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
+            -- lateral, whose join filter the planner may answer by hashing the whole
+            -- inventory. The filter below runs after the lookup, so the CASE spares the
+            -- lookup for known addresses (the function is strict).
+            LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
             LEFT JOIN LATERAL (
-                SELECT c.* FROM @extschema@.ip_inventory_maxmind(o.ip) AS e,
+                SELECT c.* FROM @extschema@.ip_inventory_maxmind(
+                                    CASE WHEN $1 AND cur.ip_address IS NULL THEN o.ip END) AS e,
                                 @extschema@.ip_inventory_maxmind_columns(e) AS c
-                WHERE $1 AND @extschema@.ip_class(o.ip) = 'public'
-                  AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = o.ip)
+                WHERE $1 AND cur.ip_address IS NULL AND @extschema@.ip_class(o.ip) = 'public'
             ) AS m ON true
             ORDER BY o.ip
             ON CONFLICT (ip_address) DO UPDATE SET
