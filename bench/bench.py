@@ -275,6 +275,15 @@ def backfill(c):
     done = one(c, "SELECT count(*) FILTER (WHERE maxmind_ts IS NOT NULL), count(*) FILTER (WHERE geo_country IS NOT NULL), count(*) FILTER (WHERE asn_number IS NOT NULL) FROM ip_inventory")
     out = {"enrich_pending": {"rows": rows, "seconds": round(seconds, 2), "rows_per_second": rate(rows, seconds),
                               "enriched": done[0], "with_country": done[1], "with_asn": done[2], "summary": summary}}
+    # The weekly case: every row was enriched from an older build (same row size, same ASN
+    # source), as after a database update.
+    c.execute("UPDATE ip_inventory SET maxmind_build = maxmind_build - interval '7 days' WHERE maxmind_build IS NOT NULL")
+    c.execute("VACUUM ANALYZE ip_inventory")
+    start = time.perf_counter()
+    summary = one(c, "CALL ip_inventory_enrich_pending()")[0]
+    seconds = time.perf_counter() - start
+    out["re_enrich"] = {"rows": summary["enriched"], "seconds": round(seconds, 2),
+                        "rows_per_second": rate(summary["enriched"], seconds), "summary": summary}
     # A historical import: the events already in a table, counted into a fresh inventory.
     c.execute("TRUNCATE ip_inventory, ip_inventory_jobs, raw_events_plain")
     c.execute(f"COPY raw_events_plain FROM '{FILES}/events.csv' (FORMAT csv)")
@@ -493,6 +502,9 @@ def report(r):
     L.append(f"- `CALL ip_inventory_enrich_pending()` over {e['rows']:,} unenriched inventory rows: **{e['seconds']} s** "
              f"({fmt_rate(e['rows_per_second'])}); {e['enriched']:,} rows enriched, {e['with_country']:,} with a "
              f"country, {e['with_asn']:,} with an ASN.")
+    e = b["re_enrich"]
+    L.append(f"- The same call after a database update (every row enriched from an older build): **{e['seconds']} s** "
+             f"for {e['rows']:,} rows ({fmt_rate(e['rows_per_second'])}).")
     h = b["backfill_events"]
     L.append(f"- `CALL ip_inventory_backfill('raw_events_plain', ARRAY['src_ip'], 'event_ts', 50000)` over "
              f"{h['events']:,} stored events: {h['seconds']} s ({fmt_rate(h['events_per_second'])} events); "
@@ -571,6 +583,8 @@ def goals(r):
     add("parallel query scales (2 workers)", f"{speedup:.2f}x for enrich_ip", speedup >= 1.5)
     e = r["backfill"]["enrich_pending"]
     add("backfill of 1M inventory rows ≤ 10 s", f"{e['seconds']} s", e["seconds"] <= 10)
+    e = r["backfill"]["re_enrich"]
+    add("re-enrichment of 1M rows after an update ≤ 10 s", f"{e['seconds']} s", e["seconds"] <= 10)
     ing = r["ingest"]["one_copy"]["ratio"]
     add("COPY with the trigger ≤ 1.25x without", f"{ing}x", ing <= 1.25)
     pb = [x for x in r["pgbench"] if x["clients"] == 32][0]
