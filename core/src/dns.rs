@@ -74,16 +74,17 @@ pub fn query(
     let qname = Name::from_ascii(name).map_err(|e| NetError::Protocol(format!("{name}: {e}")))?;
     let mut msg = Message::query();
     msg.metadata.recursion_desired = true;
-    msg.add_query(Query::query(qname, rtype));
+    let asked = Query::query(qname, rtype);
+    msg.add_query(asked.clone());
     let id = msg.metadata.id;
     let request = msg
         .to_vec()
         .map_err(|e| NetError::Protocol(e.to_string()))?;
     let deadline = Deadline::after(timeout);
 
-    let mut reply = udp_exchange(server, &request, id, deadline, cancel)?;
+    let mut reply = udp_exchange(server, &request, id, &asked, deadline, cancel)?;
     if reply.metadata.truncation {
-        reply = tcp_exchange(server, &request, id, deadline, cancel)?;
+        reply = tcp_exchange(server, &request, id, &asked, deadline, cancel)?;
     }
     match reply.metadata.response_code {
         ResponseCode::NoError => {
@@ -104,16 +105,23 @@ pub fn query(
     }
 }
 
-fn check_reply(bytes: &[u8], id: u16) -> Result<Option<Message>, NetError> {
+fn check_reply(bytes: &[u8], id: u16, asked: &Query) -> Result<Option<Message>, NetError> {
     let msg = Message::from_vec(bytes).map_err(|e| NetError::Protocol(e.to_string()))?;
-    // An answer to another question (late, spoofed) is not ours: keep waiting.
-    Ok((msg.metadata.id == id).then_some(msg))
+    // An answer to another question (late, spoofed: the ID alone is 16 bits to guess) is
+    // not ours: keep waiting. Names compare without regard to case.
+    let ours = msg.metadata.id == id
+        && msg.queries.len() == 1
+        && msg.queries[0].name() == asked.name()
+        && msg.queries[0].query_type() == asked.query_type()
+        && msg.queries[0].query_class() == asked.query_class();
+    Ok(ours.then_some(msg))
 }
 
 fn udp_exchange(
     server: SocketAddr,
     request: &[u8],
     id: u16,
+    asked: &Query,
     deadline: Deadline,
     cancel: &Cancel,
 ) -> Result<Message, NetError> {
@@ -145,7 +153,7 @@ fn udp_exchange(
             .set_read_timeout(Some(slice))
             .map_err(net::io_error)?;
         match socket.recv(&mut buf) {
-            Ok(n) => match check_reply(&buf[..n], id) {
+            Ok(n) => match check_reply(&buf[..n], id, asked) {
                 Ok(Some(msg)) => return Ok(msg),
                 Ok(None) => {}
                 // Garbage may be spoofed: wait for the real answer until the deadline.
@@ -167,6 +175,7 @@ fn tcp_exchange(
     server: SocketAddr,
     request: &[u8],
     id: u16,
+    asked: &Query,
     deadline: Deadline,
     cancel: &Cancel,
 ) -> Result<Message, NetError> {
@@ -185,7 +194,7 @@ fn tcp_exchange(
     if bytes.len() >= 2 {
         let want = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
         if bytes.len() >= 2 + want {
-            return check_reply(&bytes[2..2 + want], id)?
+            return check_reply(&bytes[2..2 + want], id, asked)?
                 .ok_or_else(|| NetError::Protocol("answer to another question".into()));
         }
     }
@@ -389,6 +398,41 @@ mod tests {
             .unwrap(),
             Lookup::NxDomain
         );
+    }
+
+    #[test]
+    fn answers_to_another_question_with_our_id_are_ignored() {
+        // A spoofer who guessed the ID answers about another name, then another type, and
+        // the real answer comes last; alone, the spoofs are never taken for the answer.
+        let spoofs = |q: &Message| {
+            let mut other_name = q.clone();
+            other_name.queries[0] = Query::query(
+                Name::from_ascii("8.8.8.8.in-addr.arpa.").unwrap(),
+                RecordType::PTR,
+            );
+            let mut other_type = q.clone();
+            other_type.queries[0] = Query::query(q.queries[0].name().clone(), RecordType::TXT);
+            let ptr = vec![RData::PTR(PTR(
+                Name::from_ascii("spoofed.example.").unwrap()
+            ))];
+            vec![
+                reply_to(&other_name, ResponseCode::NoError, ptr.clone()),
+                reply_to(&other_type, ResponseCode::NoError, ptr),
+            ]
+        };
+        let with_real = udp_server(move |q| {
+            let mut out = spoofs(q);
+            out.push(reply_to(q, ResponseCode::NXDomain, vec![]));
+            out
+        });
+        let t = Duration::from_millis(500);
+        assert_eq!(
+            ptr(with_real, "1.2.3.4".parse().unwrap(), t, &Cancel::new()).unwrap(),
+            Lookup::NxDomain
+        );
+        let only_spoofs = udp_server(spoofs);
+        let r = ptr(only_spoofs, "1.2.3.4".parse().unwrap(), t, &Cancel::new());
+        assert!(matches!(r, Err(NetError::Timeout(_))), "{r:?}");
     }
 
     #[test]
