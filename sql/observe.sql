@@ -105,12 +105,18 @@ DECLARE
     col text;
     col_type regtype;
 BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'no table given' USING ERRCODE = '22004';
+    END IF;
     IF tbl = 'ip_inventory'::regclass THEN
         RAISE EXCEPTION 'ip_inventory cannot observe itself' USING ERRCODE = '22023';
     END IF;
     IF ip_columns IS NULL OR cardinality(ip_columns) = 0 THEN
         RAISE EXCEPTION 'no address columns given for %', tbl USING ERRCODE = '22023',
             HINT = 'Name the inet columns holding addresses, e.g. ARRAY[''src_ip'', ''dst_ip''].';
+    END IF;
+    IF array_position(ip_columns, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'address columns % hold a NULL', ip_columns USING ERRCODE = '22004';
     END IF;
     IF cardinality(ip_columns) <> (SELECT count(DISTINCT c) FROM unnest(ip_columns) AS c) THEN
         RAISE EXCEPTION 'address columns % name a column twice', ip_columns USING ERRCODE = '22023';

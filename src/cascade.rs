@@ -96,7 +96,7 @@ fn parse_inet(text: &str) -> Result<IpAddr, ErrorReport> {
     let host = text.split('/').next().unwrap_or(text);
     host.parse::<IpAddr>()
         .map(ip_inventory_core::canonical)
-        .map_err(|_| errors::bad_inet(format!("\"{text}\" is not an address")))
+        .map_err(|_| errors::invalid_address_text(text))
 }
 
 /// The run a source needs, from the settings (read here, on the main thread).

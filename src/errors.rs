@@ -115,6 +115,14 @@ pub fn path_not_allowed() -> ErrorReport {
         )
 }
 
+/// Text given as an address that is not one, worded like PostgreSQL's own inet input.
+pub fn invalid_address_text(text: &str) -> ErrorReport {
+    report(
+        ERRCODE_INVALID_TEXT_REPRESENTATION,
+        format!("invalid input syntax for type inet: \"{text}\""),
+    )
+}
+
 /// A datum that cannot be an `inet` (only reachable through a corrupt value).
 pub fn bad_inet(detail: String) -> ErrorReport {
     report(ERRCODE_DATA_CORRUPTED, "invalid inet value".to_owned()).set_detail(detail)
