@@ -1,6 +1,6 @@
 # The two entry points (see README.md). Both first run scripts/setup.sh, which installs what
 # is missing (apt packages, cargo-pgrx 0.18.1, pgrx init) and does nothing otherwise.
-.PHONY: setup demo test bench
+.PHONY: setup demo test chaos bench
 
 setup:
 	bash scripts/setup.sh
@@ -10,6 +10,10 @@ demo: setup
 
 test: setup
 	bash scripts/test.sh
+
+# The fault and load run alone (make test runs it too); docs/reliability.md.
+chaos: setup
+	bash pg_tests/chaos.sh
 
 # Not one of the two set-up commands: the benchmark (docs/benchmarks.md), ~20 minutes.
 bench: setup

@@ -21,6 +21,14 @@ test sees the recorded failure, and the next refresh run succeeds):
     77.77.77.3  GreyNoise connection reset
     77.77.77.4  GreyNoise garbage body    / DNS garbage datagram
     77.77.77.5  GreyNoise 429 with Retry-After: 2
+and, for the fault run (pg_tests/chaos.py):
+    66.66.66.4  whois: the reply drips, one byte every 100 ms
+    66.66.66.5  whois: an endless reply (64 MiB of repeated lines)
+    66.66.66.6  whois: answers about another address instead
+    77.77.77.6  GreyNoise body drips, one byte every 100 ms / DNS answer for another question
+    77.77.77.7  GreyNoise 64 MiB body
+    77.77.77.8  GreyNoise answer about another address
+    77.77.77.9  GreyNoise HTTP 503
 GreyNoise answers 401 to any request whose key header is not GREYNOISE_KEY.
 
 With IPI_FAKE_SYNTHETIC=1 in the environment, whois answers every address it has no fixed
@@ -51,6 +59,9 @@ WHOIS = {
     "66.66.66.1": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
     "66.66.66.2": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
     "66.66.66.3": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
+    "66.66.66.4": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
+    "66.66.66.5": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
+    "66.66.66.6": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
 }
 AS_NAMES = {"23028": "TEAM-CYMRU, US", "701": "UUNET, US", "15169": "GOOGLE, US",
             "1221": "ASN-TELSTRA Telstra Pty Ltd, AU", "13335": "CLOUDFLARENET, US",
@@ -130,6 +141,15 @@ class WhoisHandler(socketserver.StreamRequestHandler):
             return
         out = [f"Bulk mode; whois.cymru.com [{time.strftime('%Y-%m-%d %H:%M:%S +0000', time.gmtime())}]",
                "AS      | IP               | BGP Prefix          | CC | Registry | Allocated  | AS Name"]
+        if "66.66.66.5" in ips and fires("whois", "66.66.66.5"):
+            chunk = ("\n".join(whois_line("8.8.8.8") * 1000) + "\n").encode()
+            try:
+                for _ in range(64 * 2**20 // len(chunk)):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass  # the client stopped reading
+            return
+        drip = "66.66.66.4" in ips and fires("whois", "66.66.66.4")
         for ip in ips:
             if ip == "66.66.66.2" and fires("whois", ip):
                 self.wfile.write(("\n".join(out) + "\n").encode())
@@ -141,8 +161,24 @@ class WhoisHandler(socketserver.StreamRequestHandler):
             if ip == "66.66.66.3" and fires("whois", ip):
                 out.append("%%%% \x07 garbage | line")
                 continue
+            if ip == "66.66.66.6" and fires("whois", ip):
+                out.extend(whois_line("9.9.9.9"))
+                continue
             out.extend(whois_line(ip))
-        self.wfile.write(("\n".join(out) + "\n").encode())
+        data = ("\n".join(out) + "\n").encode()
+        if drip:
+            return drip_bytes(self.wfile, data)
+        self.wfile.write(data)
+
+
+def drip_bytes(wfile, data):
+    try:
+        for i in range(len(data)):
+            wfile.write(data[i:i + 1])
+            wfile.flush()
+            time.sleep(0.1)
+    except OSError:
+        pass  # the client gave up
 
 
 # ---- GreyNoise Community ---------------------------------------------------------------
@@ -198,6 +234,30 @@ class GreyNoiseHandler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, b"<html>\x00not json")
         if ip == "77.77.77.5" and fires("greynoise", ip):
             return self.send_json(429, {"message": "rate limited"}, [("Retry-After", "2")])
+        if ip == "77.77.77.6" and fires("greynoise", ip):
+            data = json.dumps({"ip": ip, "noise": False, "riot": False}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.close_connection = True
+            return drip_bytes(self.wfile, data)
+        if ip == "77.77.77.7" and fires("greynoise", ip):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(64 * 2**20))
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for _ in range(64):
+                    self.wfile.write(b" " * 2**20)
+            except OSError:
+                pass
+            return
+        if ip == "77.77.77.8" and fires("greynoise", ip):
+            return self.send_json(200, dict(GREYNOISE["8.8.8.8"]))
+        if ip == "77.77.77.9" and fires("greynoise", ip):
+            return self.send_json(503, {"message": "service unavailable"})
         if ip in GREYNOISE:
             return self.send_json(200, GREYNOISE[ip])
         return self.send_json(404, {"ip": ip, "noise": False, "riot": False,
@@ -226,7 +286,8 @@ def dns_tables():
     for ip, name in PTR.items():
         rev, fam = reverse_name(ip)
         ptr[f"{rev}.{'in-addr.arpa' if fam == 'ip4' else 'ip6.arpa'}"] = name
-    for ip, kind in (("77.77.77.1", "servfail"), ("77.77.77.2", "silent"), ("77.77.77.4", "garbage")):
+    for ip, kind in (("77.77.77.1", "servfail"), ("77.77.77.2", "silent"), ("77.77.77.4", "garbage"),
+                     ("77.77.77.6", "other")):
         rev, _ = reverse_name(ip)
         faults[f"{rev}.in-addr.arpa"] = (ip, kind)
         faults[f"{rev}.origin.asn.cymru.com"] = (ip, kind)
@@ -269,6 +330,14 @@ class DnsHandler(socketserver.BaseRequestHandler):
             if fault[1] == "garbage":
                 sock.sendto(b"\x13\x37garbage", self.client_address)
                 return
+            if fault[1] == "other":
+                # A well-formed answer with this query's ID, about another name (a spoof).
+                other = encode_name("8.8.8.8.in-addr.arpa") + struct.pack("!HH", 12, 1)
+                rdata = encode_name("spoofed.example")
+                out = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + other
+                out += b"\xc0\x0c" + struct.pack("!HHIH", 12, 1, 60, len(rdata)) + rdata
+                sock.sendto(out, self.client_address)
+                return
             rcode = 2  # SERVFAIL
         elif qtype == 16 and key in TXT:
             rcode = 0
@@ -287,7 +356,16 @@ class DnsHandler(socketserver.BaseRequestHandler):
         sock.sendto(out, self.client_address)
 
 
+def quiet_handle_error(server_class):
+    """Clients that hang up mid-answer (the point of several faults) are not errors here."""
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            server_class.handle_error(self, request, client_address)
+    return handle_error
+
+
 class ThreadingTCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    handle_error = quiet_handle_error(socketserver.TCPServer)
     daemon_threads = True
     allow_reuse_address = True
     # Concurrent refreshers open many connections at once; the default backlog of 5 drops
@@ -296,6 +374,7 @@ class ThreadingTCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 class ThreadingHTTP(http.server.ThreadingHTTPServer):
+    handle_error = quiet_handle_error(http.server.ThreadingHTTPServer)
     daemon_threads = True
     request_queue_size = 128
 

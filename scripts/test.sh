@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# All tests: formatting and lints, the core's unit tests (plain cargo test, no Postgres), and
-# the SQL regression tests against a throwaway cluster.
+# All tests: formatting and lints, the core's unit tests (plain cargo test, no Postgres),
+# the SQL regression tests against a throwaway cluster, and the fault and load run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -14,3 +14,5 @@ echo "== core unit tests"
 cargo test -p ip_inventory_core --locked
 echo "== SQL regression tests"
 bash pg_tests/run.sh
+echo "== fault and load run"
+IPI_SKIP_INSTALL=1 bash pg_tests/chaos.sh
