@@ -119,9 +119,10 @@ if grep -E "terminated by signal|was terminated by|PANIC" "$RUN_DIR/cluster/serv
     failed+=("server-log")
 fi
 
-# Secrets never reach the server log: the GreyNoise keys the tests used (right and wrong).
-if grep -F -e "$IPI_FAKE_KEY" -e "wrong-key-0000" "$RUN_DIR/cluster/server.log"; then
-    ipi_log "the server log shows a GreyNoise API key"
+# Secrets never reach the server log: the GreyNoise keys the tests used (right and wrong)
+# and the pseudonymization salt.
+if grep -F -e "$IPI_FAKE_KEY" -e "wrong-key-0000" -e "the-server-salt-0001" "$RUN_DIR/cluster/server.log"; then
+    ipi_log "the server log shows a secret (a GreyNoise key or the salt)"
     failed+=("server-log-secret")
 fi
 

@@ -38,8 +38,10 @@ CREATE TABLE ip_inventory (
     scanner_ts          timestamptz GENERATED ALWAYS AS (greynoise_ts) STORED,
     enrichment_ts       timestamptz GENERATED ALWAYS AS (GREATEST(maxmind_ts, cymru_ts, greynoise_ts, rdns_ts)) STORED,
 
-    -- One row per address: IPv4-mapped addresses are kept as IPv4, without netmask.
-    CHECK (ip_address = ip_canonical(ip_address)),
+    -- One row per address: IPv4-mapped addresses are kept as IPv4, without netmask; only
+    -- rows merged by retention (ip_inventory_retention) hold a network.
+    CONSTRAINT ip_inventory_ip_address_check
+        CHECK (ip_address = ip_canonical(ip_address) OR ip_class = 'anonymized'),
     CHECK (first_seen_at <= last_seen_at),
     CHECK ((asn_number IS NULL) = (asn_source IS NULL))
 ) WITH (fillfactor = 90);
@@ -59,7 +61,7 @@ COMMENT ON COLUMN ip_inventory.ip_address IS 'The address, canonical (ip_canonic
 COMMENT ON COLUMN ip_inventory.first_seen_at IS 'Earliest event time of the address. Changed only by observations.';
 COMMENT ON COLUMN ip_inventory.last_seen_at IS 'Latest event time of the address. Changed only by observations.';
 COMMENT ON COLUMN ip_inventory.observation_count IS 'Number of appearances in observed event columns (an event with the address in two observed columns counts 2). Changed only by observations.';
-COMMENT ON COLUMN ip_inventory.ip_class IS 'IANA special-purpose class (ip_class()); only public addresses are enriched.';
+COMMENT ON COLUMN ip_inventory.ip_class IS 'IANA special-purpose class (ip_class()), or anonymized for a network row merged by ip_inventory_retention(); only public addresses are enriched.';
 COMMENT ON COLUMN ip_inventory.geo_country IS 'MaxMind City: ISO country code.';
 COMMENT ON COLUMN ip_inventory.geo_country_name IS 'MaxMind City: country name (ip_inventory.language at enrichment time).';
 COMMENT ON COLUMN ip_inventory.geo_city IS 'MaxMind City: city name.';

@@ -30,3 +30,7 @@ COMMENT ON FUNCTION ip_inventory_ttl(text) IS
     'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
 COMMENT ON FUNCTION ip_canonical(inet) IS
     'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+COMMENT ON FUNCTION ip_anonymize(inet, int, int) IS
+    'The network an address falls in, truncated to prefix_v4 (default 24) or prefix_v6 (default 48) bits, with its prefix length: 81.2.69.160 -> 81.2.69.0/24. IPv4-mapped addresses are truncated as IPv4.';
+COMMENT ON FUNCTION ip_pseudonymize(inet, text) IS
+    'A keyed hash of the address (HMAC-SHA256, 32 hex digits), the same for the same address and salt. Without a salt argument, the salt named by ip_inventory.pseudonymize_salt (superusers only can read it).';

@@ -189,3 +189,29 @@ pub fn threads(e: &std::io::Error) -> ErrorReport {
         format!("cannot start the network threads of a refresh: {e}"),
     )
 }
+
+/// A value outside what a privacy function accepts (a prefix length, a short salt).
+pub fn privacy_argument(message: String) -> ErrorReport {
+    report(ERRCODE_INVALID_PARAMETER_VALUE, message)
+}
+
+/// ip_pseudonymize() without a salt argument and without ip_inventory.pseudonymize_salt.
+pub fn no_salt() -> ErrorReport {
+    report(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "no pseudonymization salt is configured".to_owned(),
+    )
+    .set_hint(
+        "A superuser sets ip_inventory.pseudonymize_salt to env:NAME or file:/path (a secret of at least 16 bytes), then runs SELECT pg_reload_conf();",
+    )
+}
+
+/// The configured salt cannot be read (the message names the variable or file only).
+pub fn salt_unreadable(detail: String) -> ErrorReport {
+    report(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "the pseudonymization salt cannot be read".to_owned(),
+    )
+    .set_detail(detail)
+    .set_hint("Check ip_inventory.pseudonymize_salt and the variable or file it names.")
+}

@@ -40,6 +40,8 @@ pub static GREYNOISE_URL: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"https://api.greynoise.io"));
 pub static GREYNOISE_API_KEY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
+pub static PSEUDONYMIZE_SALT: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 pub static GREYNOISE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static GREYNOISE_DAILY_QUOTA: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static NETWORK_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(4);
@@ -183,16 +185,38 @@ unsafe extern "C-unwind" fn check_secret(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
+    unsafe {
+        check_secret_named(
+            newval,
+            c"ip_inventory.greynoise_api_key takes env:NAME or file:/path, not the key itself",
+        )
+    }
+}
+
+/// As [`check_secret`], for the pseudonymization salt.
+#[pg_guard]
+unsafe extern "C-unwind" fn check_salt(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    unsafe {
+        check_secret_named(
+            newval,
+            c"ip_inventory.pseudonymize_salt takes env:NAME or file:/path, not the salt itself",
+        )
+    }
+}
+
+unsafe fn check_secret_named(newval: *mut *mut c_char, message: &CStr) -> bool {
     match settings::parse_secret(unsafe { new_value(newval) }) {
         Ok(None | Some(settings::Secret::Env(_) | settings::Secret::File(_))) => true,
         Ok(Some(settings::Secret::Plain(_))) => {
-            let message =
-                c"ip_inventory.greynoise_api_key takes env:NAME or file:/path, not the key itself";
             // SAFETY: as in reject(): read by the GUC machinery right after the hook returns.
             unsafe { pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr()) };
             unsafe {
                 reject(
-                    "The server logs every changed setting with its value on reload, so a key in the configuration would be in the server log. Put the key in an environment variable of the server or in a file only the server can read.",
+                    "The server logs every changed setting with its value on reload, so a secret in the configuration would be in the server log. Put it in an environment variable of the server or in a file only the server can read.",
                 )
             }
         }
@@ -303,6 +327,16 @@ pub fn init() {
     }
     init_inventory();
     init_network();
+    define_string_with(
+        c"ip_inventory.pseudonymize_salt",
+        c"Where the salt of ip_pseudonymize() is: env:NAME or file:/path. Empty: none.",
+        c"Superusers only can see or set it; anyone who knows it can reverse pseudonyms of IPv4 addresses. The salt itself is refused: a changed setting is logged with its value on reload.",
+        &PSEUDONYMIZE_SALT,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+        Some(check_salt),
+        None,
+    );
 }
 
 /// A time setting in seconds, read by SQL as `current_setting(name)::interval`.
@@ -589,6 +623,11 @@ pub fn network() -> NetworkSettings {
         greynoise_daily_quota: u32::try_from(GREYNOISE_DAILY_QUOTA.get()).unwrap_or(0),
         concurrency: usize::try_from(NETWORK_CONCURRENCY.get()).unwrap_or(4),
     }
+}
+
+/// The raw salt setting (env:NAME or file:/path), if set.
+pub fn pseudonymize_salt() -> Option<String> {
+    string(&PSEUDONYMIZE_SALT)
 }
 
 pub fn greynoise_daily_quota() -> u32 {

@@ -4,7 +4,8 @@
 //! - `gucs`: every setting; `shmem`: cluster-wide state; `errors`: every error we raise;
 //! - `datum`: SQL value translation; `readers`: per-backend database readers;
 //! - `lookup`: the lookup functions; `admin`: reload, info, age, verify;
-//! - `cascade`: the network sources (Team Cymru, GreyNoise, reverse DNS) for cascade_refresh.
+//! - `cascade`: the network sources (Team Cymru, GreyNoise, reverse DNS) for cascade_refresh;
+//! - `privacy`: ip_anonymize and ip_pseudonymize.
 //!
 //! SQL objects other than functions live in `sql/`.
 
@@ -20,6 +21,7 @@ mod datum;
 mod errors;
 mod gucs;
 mod lookup;
+mod privacy;
 mod readers;
 mod shmem;
 
@@ -73,6 +75,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/privacy.sql",
+    name = "privacy",
+    requires = ["observe", privacy::ip_anonymize]
+);
+extension_sql_file!(
     "../sql/rust_functions.sql",
     name = "rust_functions",
     requires = [
@@ -80,7 +87,9 @@ extension_sql_file!(
         admin::maxmind_verify,
         admin::ip_inventory_ttl,
         lookup::enrich_ip,
-        lookup::ip_inventory_maxmind
+        lookup::ip_inventory_maxmind,
+        privacy::ip_anonymize,
+        privacy::ip_pseudonymize
     ],
     finalize
 );

@@ -13,6 +13,7 @@ pub mod greynoise;
 pub mod inet;
 pub mod mmdb;
 pub mod net;
+pub mod privacy;
 pub mod settings;
 
 pub use classify::{canonical, classify, IpClass};

@@ -1,0 +1,51 @@
+//! `ip_anonymize` and `ip_pseudonymize`: SQL glue over `ip_inventory_core::privacy`.
+
+use ip_inventory_core::{privacy, settings};
+use ipnetwork::IpNetwork;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+use crate::datum::{self, InetArg, InetDatum, TextDatum};
+use crate::{errors, gucs};
+
+/// `ip_anonymize(inet, prefix_v4 int default 24, prefix_v6 int default 48) → inet`: the
+/// network the address falls in, with its prefix length (`81.2.69.160` → `81.2.69.0/24`).
+/// IPv4-mapped addresses are truncated as IPv4.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ip_anonymize(
+    ip: InetArg,
+    prefix_v4: default!(i32, 24),
+    prefix_v6: default!(i32, 48),
+) -> Result<InetDatum, ErrorReport> {
+    let (network, bits) =
+        privacy::truncate(ip.addr, prefix_v4, prefix_v6).map_err(errors::privacy_argument)?;
+    let net = IpNetwork::new(network, bits).expect("truncate returns a valid prefix length");
+    Ok(InetDatum(datum::network_datum(net)))
+}
+
+/// `ip_pseudonymize(inet, salt text default NULL) → text`: a keyed hash of the address (32 hex
+/// digits), the same for the same address and salt. Without a salt argument the salt comes
+/// from `ip_inventory.pseudonymize_salt`, which only superusers can read.
+#[pg_extern(stable, parallel_safe)]
+fn ip_pseudonymize(
+    ip: Option<InetArg>,
+    salt: default!(Option<&str>, "NULL"),
+) -> Result<Option<TextDatum>, ErrorReport> {
+    let Some(ip) = ip else {
+        return Ok(None);
+    };
+    let configured;
+    let salt = match salt {
+        Some(s) => s,
+        None => {
+            let raw = gucs::pseudonymize_salt().ok_or_else(errors::no_salt)?;
+            let secret = settings::parse_secret(&raw)
+                .map_err(errors::salt_unreadable)?
+                .ok_or_else(errors::no_salt)?;
+            configured = settings::resolve_secret(&secret).map_err(errors::salt_unreadable)?;
+            &configured
+        }
+    };
+    let pseudonym = privacy::pseudonym(ip.addr, salt).map_err(errors::privacy_argument)?;
+    Ok(Some(TextDatum::new(&pseudonym)))
+}
