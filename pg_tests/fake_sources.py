@@ -7,6 +7,14 @@
     fake_sources.py reset DIR      forget the fault state (every fault fires again), the
                                    delays and the logs
     fake_sources.py delay DIR SERVICE MS   delay every answer of whois/greynoise/dns by MS
+    fake_sources.py publish DIR EDITION FILE [bad-checksum]
+                                   serve FILE as MaxMind's download of EDITION (a tar.gz and
+                                   its .sha256, a wrong one with bad-checksum), or, for a
+                                   dbip-* edition, as this month's DB-IP .mmdb.gz
+
+The HTTP server also stands in for MaxMind's download API (/geoip/databases/EDITION/download,
+basic auth with account 999999 and MAXMIND_KEY) and DB-IP's (/free/NAME), serving what
+"publish" put in DIR/downloads.
 
 Written independently of the Rust clients (plain sockets, DNS packets encoded by hand), so
 that a misreading of a protocol in the clients shows up as a test failure.
@@ -35,17 +43,25 @@ With IPI_FAKE_SYNTHETIC=1 in the environment, whois answers every address it has
 answer for with a plausible line derived from the address (for the benchmark's Team Cymru
 throughput run, where NA answers would not exercise the parser).
 """
+import base64
+import gzip
+import hashlib
 import http.server
+import io
 import json
 import os
 import socket
 import socketserver
+import re
 import struct
 import sys
+import tarfile
 import threading
 import time
 
 GREYNOISE_KEY = "test-key-5f2b"
+MAXMIND_ACCOUNT = "999999"
+MAXMIND_KEY = "fake-license-key-0001"
 
 WHOIS = {
     # ip: (asn field, prefix, cc, registry, allocated, as name)
@@ -208,9 +224,11 @@ class GreyNoiseHandler(http.server.BaseHTTPRequestHandler):
             with STATE_LOCK:
                 FIRED.clear()
                 DELAY.clear()
-                for name in ("whois", "greynoise", "dns"):
+                for name in ("whois", "greynoise", "dns", "download"):
                     open(os.path.join(LOG_DIR, name + ".log"), "w").close()
             return self.send_json(200, {"reset": True})
+        if self.path.startswith(("/geoip/databases/", "/free/")):
+            return self.download()
         prefix = "/v3/community/"
         if not self.path.startswith(prefix):
             return self.send_json(404, {"message": "no such route"})
@@ -262,6 +280,56 @@ class GreyNoiseHandler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, GREYNOISE[ip])
         return self.send_json(404, {"ip": ip, "noise": False, "riot": False,
                                     "message": "IP not observed scanning the internet or contained in RIOT data set."})
+
+
+    def download(self):
+        """MaxMind's download API and DB-IP's free downloads, from DIR/downloads."""
+        if self.path.startswith("/geoip/databases/"):
+            m = re.fullmatch(r"/geoip/databases/([\w-]+)/download\?suffix=(tar\.gz|tar\.gz\.sha256)", self.path)
+            if not m:
+                return self.send_json(404, {"code": "NOT_FOUND"})
+            sent = self.headers.get("Authorization", "")
+            wanted = "Basic " + base64.b64encode(f"{MAXMIND_ACCOUNT}:{MAXMIND_KEY}".encode()).decode()
+            log("download", f"{m.group(1)} {m.group(2)} auth={'valid' if sent == wanted else 'wrong'}")
+            if sent != wanted:
+                return self.send_json(401, {"code": "INVALID_LICENSE_KEY"})
+            name = f"{m.group(1)}.{m.group(2)}"
+        else:
+            name = self.path[len("/free/"):]
+            log("download", name)
+        path = os.path.join(LOG_DIR, "downloads", os.path.basename(name))
+        if not os.path.isfile(path):
+            return self.send_json(404, {"code": "NOT_FOUND"})
+        data = open(path, "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def publish(directory, edition, source, bad_checksum=False):
+    """Puts FILE where the download routes serve it for EDITION."""
+    out = os.path.join(directory, "downloads")
+    os.makedirs(out, exist_ok=True)
+    data = open(source, "rb").read()
+    if edition.startswith("dbip-"):
+        name = f"{edition}-{time.strftime('%Y-%m', time.gmtime())}.mmdb.gz"
+        open(os.path.join(out, name), "wb").write(gzip.compress(data))
+        return
+    # Byte-for-byte the same archive every time (fixed names and times), so that tests can
+    # print checksums.
+    buf = io.BytesIO()
+    folder = f"{edition}_20261120"
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        for member, content in ((f"{folder}/COPYRIGHT.txt", b"test data\n"), (f"{folder}/{edition}.mmdb", data)):
+            info = tarfile.TarInfo(member)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    archive = buf.getvalue()
+    digest = hashlib.sha256(archive + (b"x" if bad_checksum else b"")).hexdigest()
+    open(os.path.join(out, f"{edition}.tar.gz"), "wb").write(archive)
+    open(os.path.join(out, f"{edition}.tar.gz.sha256"), "w").write(f"{digest}  {folder}.tar.gz\n")
 
 
 # ---- DNS (UDP) -------------------------------------------------------------------------
@@ -387,7 +455,7 @@ def serve(directory):
     global LOG_DIR
     LOG_DIR = directory
     os.makedirs(directory, exist_ok=True)
-    for name in ("whois", "greynoise", "dns"):
+    for name in ("whois", "greynoise", "dns", "download"):
         open(os.path.join(directory, name + ".log"), "w").close()
     whois = ThreadingTCP(("127.0.0.1", 0), WhoisHandler)
     dns = ThreadingUDP(("127.0.0.1", 0), DnsHandler)
@@ -420,5 +488,7 @@ if __name__ == "__main__":
         control(args[1], "reset")
     elif args[:1] == ["delay"] and len(args) == 4 and args[2] in ("whois", "greynoise", "dns"):
         control(args[1], f"delay/{args[2]}/{int(args[3])}")
+    elif args[:1] == ["publish"] and len(args) in (4, 5) and args[4:] in ([], ["bad-checksum"]):
+        publish(args[1], args[2], args[3], bad_checksum=args[4:] == ["bad-checksum"])
     else:
         sys.exit(__doc__)
