@@ -580,9 +580,6 @@ def network():
         errors = psql(f"SELECT host(ip_address) || ': ' || error FROM ip_inventory_failures WHERE source = '{source}' ORDER BY 1")
         figure(part, f"{source}_errors", errors.split("\n"))
         case(part, took < 120, f"{source}: the refresh with every fault returned ({took:.1f} s)")
-        if source == "greynoise":
-            # The 429 pause: wait it out (Retry-After is 2 s in the stand-in, not used here).
-            pass
         # Failed rows stay due and the next runs ask again. (Whois batches go one after the
         # other and a timeout marks the server unreachable for the rest of that run, so a
         # fault behind a timeout only fires in a later run.)

@@ -16,34 +16,15 @@ IPI_LOG_TAG=chaos
 
 RUN_DIR=$(mktemp -d /tmp/ipi_chaos.XXXXXX)
 chmod 755 "$RUN_DIR"
-fake_pid=""
 status=1
-cleanup() {
-    [ -z "$fake_pid" ] || kill "$fake_pid" 2>/dev/null || true
-    ipi_cluster_stop
-    if [ "$status" = 0 ] && [ -z "${IPI_KEEP:-}" ]; then
-        rm -rf "$RUN_DIR"
-    else
-        ipi_log "kept $RUN_DIR (server log: $RUN_DIR/cluster/server.log)"
-    fi
-}
-trap cleanup EXIT
+trap 'ipi_finish_run "$RUN_DIR" "$([ "$status" = 0 ] && echo yes || echo no)"' EXIT
 
 export IPI_FIXTURES=$RUN_DIR/fixtures IPI_SCRATCH=$RUN_DIR/scratch IPI_PGBIN=$PG_BIN
 ipi_copy_fixtures "$ROOT" "$IPI_FIXTURES" >/dev/null
 mkdir -p "$IPI_SCRATCH"
 chmod 777 "$IPI_SCRATCH"
 
-export IPI_FAKE_DIR=$RUN_DIR/fake
-python3 "$ROOT/pg_tests/fake_sources.py" serve "$IPI_FAKE_DIR" &
-fake_pid=$!
-for _ in $(seq 100); do [ -f "$IPI_FAKE_DIR/ports.env" ] && break; sleep 0.1; done
-[ -f "$IPI_FAKE_DIR/ports.env" ] || { ipi_log "the fake sources did not start"; exit 1; }
-set -a
-# shellcheck disable=SC1091
-. "$IPI_FAKE_DIR/ports.env"
-set +a
-export IPI_FAKE_CTL="python3 $ROOT/pg_tests/fake_sources.py"
+ipi_fake_sources_start "$ROOT" "$RUN_DIR/fake"
 
 # Default log levels: what an operator's server would record.
 ipi_cluster_start "$RUN_DIR/cluster" "shared_preload_libraries = 'ip_inventory'" \

@@ -19,17 +19,7 @@ TESTS_DIR=$ROOT/pg_tests
 RUN_DIR=$(mktemp -d /tmp/ipi_tests.XXXXXX)
 chmod 755 "$RUN_DIR"
 failed=()
-fake_pid=""
-cleanup() {
-    [ -z "$fake_pid" ] || kill "$fake_pid" 2>/dev/null || true
-    ipi_cluster_stop
-    if [ ${#failed[@]} -eq 0 ] && [ -z "${IPI_KEEP:-}" ]; then
-        rm -rf "$RUN_DIR"
-    else
-        ipi_log "kept $RUN_DIR (server log: $RUN_DIR/cluster/server.log)"
-    fi
-}
-trap cleanup EXIT
+trap 'ipi_finish_run "$RUN_DIR" "$([ ${#failed[@]} -eq 0 ] && echo yes || echo no)"' EXIT
 
 export IPI_FIXTURES=$RUN_DIR/fixtures IPI_SCRATCH=$RUN_DIR/scratch IPI_PGBIN=$PG_BIN
 ipi_copy_fixtures "$ROOT" "$IPI_FIXTURES" >/dev/null
@@ -38,16 +28,7 @@ chmod 755 "$IPI_SCRATCH"
 
 # Loopback stand-ins for Team Cymru, GreyNoise and DNS (pg_tests/fake_sources.py), for the
 # whole run; tests read their addresses from IPI_FAKE_* and reset their fault state.
-export IPI_FAKE_DIR=$RUN_DIR/fake
-python3 "$TESTS_DIR/fake_sources.py" serve "$IPI_FAKE_DIR" &
-fake_pid=$!
-for _ in $(seq 100); do [ -f "$IPI_FAKE_DIR/ports.env" ] && break; sleep 0.1; done
-[ -f "$IPI_FAKE_DIR/ports.env" ] || { ipi_log "the fake sources did not start"; exit 1; }
-set -a
-# shellcheck disable=SC1091
-. "$IPI_FAKE_DIR/ports.env"
-set +a
-export IPI_FAKE_CTL="python3 $TESTS_DIR/fake_sources.py"
+ipi_fake_sources_start "$ROOT" "$RUN_DIR/fake"
 
 # The schedule: "<phase> <test>" lines. A phase is a server configuration:
 #   preload     shared_preload_libraries = 'ip_inventory'

@@ -83,6 +83,37 @@ ipi_copy_fixtures() {
     echo "$dest"
 }
 
+# Starts the loopback stand-ins for Team Cymru, GreyNoise, DNS and the database downloads
+# (pg_tests/fake_sources.py) in the background, with their state and logs in DIR; waits for
+# their ports and exports IPI_FAKE_DIR, IPI_FAKE_WHOIS/_DNS/_HTTP, IPI_FAKE_KEY and
+# IPI_FAKE_CTL (the control command tests run). ipi_finish_run stops them.
+ipi_fake_sources_start() {
+    local root=$1 dir=$2
+    export IPI_FAKE_DIR=$dir
+    python3 "$root/pg_tests/fake_sources.py" serve "$dir" &
+    IPI_FAKE_PID=$!
+    for _ in $(seq 100); do [ -f "$dir/ports.env" ] && break; sleep 0.1; done
+    [ -f "$dir/ports.env" ] || { ipi_log "the fake sources did not start"; return 1; }
+    set -a
+    # shellcheck disable=SC1091
+    . "$dir/ports.env"
+    set +a
+    export IPI_FAKE_CTL="python3 $root/pg_tests/fake_sources.py"
+}
+
+# ipi_finish_run DIR yes|no: stops the fake sources and the cluster, then removes the run
+# directory DIR when the run succeeded (yes) and IPI_KEEP is unset, or says where it is kept.
+ipi_finish_run() {
+    local dir=$1 succeeded=$2
+    [ -z "${IPI_FAKE_PID:-}" ] || kill "$IPI_FAKE_PID" 2>/dev/null || true
+    ipi_cluster_stop
+    if [ "$succeeded" = yes ] && [ -z "${IPI_KEEP:-}" ]; then
+        rm -rf "$dir"
+    else
+        ipi_log "kept $dir (server log: $dir/cluster/server.log)"
+    fi
+}
+
 ipi_psql() {
     "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q "$@"
 }
