@@ -1,8 +1,10 @@
 //! `ip_anonymize` and `ip_pseudonymize`: SQL glue over `ip_inventory_core::privacy`.
 
+use std::cell::RefCell;
+
 use ip_inventory_core::{privacy, settings};
 use ipnetwork::IpNetwork;
-use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 
 use crate::datum::{self, InetArg, InetDatum, TextDatum};
@@ -34,18 +36,37 @@ fn ip_pseudonymize(
     let Some(ip) = ip else {
         return Ok(None);
     };
-    let configured;
-    let salt = match salt {
-        Some(s) => s,
-        None => {
-            let raw = gucs::pseudonymize_salt().ok_or_else(errors::no_salt)?;
+    let pseudonym = match salt {
+        Some(salt) => privacy::pseudonym(ip.addr, salt),
+        None => with_configured_salt(|salt| privacy::pseudonym(ip.addr, salt))?,
+    }
+    .map_err(errors::privacy_argument)?;
+    Ok(Some(TextDatum::new(&pseudonym)))
+}
+
+thread_local! {
+    /// The configured salt as resolved for the running statement: (setting, statement start,
+    /// salt). A `file:` salt is read once per statement, not once per row; a changed file
+    /// or setting is picked up by the next statement.
+    static CONFIGURED_SALT: RefCell<Option<(String, pg_sys::TimestampTz, String)>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs `f` with the salt `ip_inventory.pseudonymize_salt` names.
+fn with_configured_salt<T>(f: impl FnOnce(&str) -> T) -> Result<T, ErrorReport> {
+    let raw = gucs::pseudonymize_salt().ok_or_else(errors::no_salt)?;
+    // SAFETY: a plain read of the current statement's start time.
+    let started = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    CONFIGURED_SALT.with_borrow_mut(|cache| {
+        let fresh = matches!(cache, Some((r, t, _)) if *r == raw && *t == started);
+        if !fresh {
             let secret = settings::parse_secret(&raw)
                 .map_err(errors::salt_unreadable)?
                 .ok_or_else(errors::no_salt)?;
-            configured = settings::resolve_secret(&secret).map_err(errors::salt_unreadable)?;
-            &configured
+            let salt = settings::resolve_secret(&secret).map_err(errors::salt_unreadable)?;
+            *cache = Some((raw, started, salt));
         }
-    };
-    let pseudonym = privacy::pseudonym(ip.addr, salt).map_err(errors::privacy_argument)?;
-    Ok(Some(TextDatum::new(&pseudonym)))
+        let (_, _, salt) = cache.as_ref().expect("filled above");
+        Ok(f(salt))
+    })
 }
