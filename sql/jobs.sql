@@ -38,6 +38,7 @@ BEGIN
     FROM unnest(ips) AS b(ip), enrich_ip(b.ip) AS e, ip_inventory_maxmind_columns(e) AS c
     WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
     GET DIAGNOSTICS updated = ROW_COUNT;
+    PERFORM ip_inventory_count_recorded(0, 0, updated);
     RETURN updated;
 END $$;
 

@@ -38,7 +38,8 @@ END;
 -- addresses are enriched from MaxMind inline when $1 is true; existing rows only get their
 -- observation columns updated. The statement takes $1 (enrich) and returns event_rows (when
 -- track_rows), addresses, new_addresses, and last_ctid (the highest ctid read, when
--- track_rows). Shared by the trigger and backfill, which differ only in where rows come from.
+-- track_rows), and counts what it wrote for ip_inventory_stats (at commit). Shared by the
+-- trigger and backfill, which differ only in where rows come from.
 CREATE FUNCTION ip_inventory_record_sql(
     relation text, ip_columns text[], ts_column text, condition text, track_rows boolean)
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
@@ -77,10 +78,15 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
                 observation_count = inv.observation_count + excluded.observation_count,
                 first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
                 last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at)
-            RETURNING (xmax = 0) AS inserted)
-        SELECT %5$s AS event_rows, count(*) AS addresses,
-               count(*) FILTER (WHERE inserted) AS new_addresses, %6$s AS last_ctid
-        FROM recorded
+            RETURNING (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
+        totals AS (
+            SELECT %5$s AS event_rows, count(*) AS addresses,
+                   count(*) FILTER (WHERE inserted) AS new_addresses, %6$s AS last_ctid,
+                   count(*) FILTER (WHERE enriched) AS enriched,
+                   (SELECT coalesce(sum(n), 0)::bigint FROM obs) AS observations
+            FROM recorded)
+        SELECT t.*, @extschema@.ip_inventory_count_recorded(t.observations, t.new_addresses, t.enriched)
+        FROM totals AS t
         $sql$,
         -- %1: the columns read (and ctid for backfill)
         CASE WHEN track_rows THEN 'ctid AS row_ctid, ' ELSE '' END

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use ip_inventory_core::metrics::{MaxmindMetric, Metric};
 use ip_inventory_core::mmdb::{Database, DbError, DbKind, FileIdentity};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys::{self, panic::ErrorReport};
@@ -11,7 +12,7 @@ use pgrx::JsonB;
 use serde_json::json;
 
 use crate::errors::{self, Source};
-use crate::{datum, readers, shmem};
+use crate::{datum, metrics, readers, shmem};
 
 /// Opens a file for a slot and, for the MaxMind slots, verifies it in full.
 fn open_validated(path: &Path, kind: DbKind) -> Result<Database, DbError> {
@@ -42,6 +43,16 @@ fn build_time_json(db: &Database) -> serde_json::Value {
 #[pg_extern(volatile, parallel_unsafe)]
 fn maxmind_reload() -> Result<JsonB, ErrorReport> {
     shmem::require("maxmind_reload()")?;
+    let reloaded = reload_all();
+    metrics::count(Metric::maxmind(if reloaded.is_ok() {
+        MaxmindMetric::Reloads
+    } else {
+        MaxmindMetric::ReloadFailures
+    }));
+    reloaded
+}
+
+fn reload_all() -> Result<JsonB, ErrorReport> {
     readers::with(|r| {
         let mut opened: Vec<(String, Database)> = Vec::new();
         let mut failures: Vec<(Source, DbError)> = Vec::new();

@@ -215,3 +215,13 @@ pub fn salt_unreadable(detail: String) -> ErrorReport {
     .set_detail(detail)
     .set_hint("Check ip_inventory.pseudonymize_salt and the variable or file it names.")
 }
+
+/// ip_inventory_count_recorded() called by a role that cannot write ip_inventory.
+pub fn cannot_count_writes() -> ErrorReport {
+    report(
+        ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "permission denied to count inventory writes".to_owned(),
+    )
+    .set_detail("Only roles that can INSERT or UPDATE ip_inventory count its writes.")
+    .set_hint("The observe trigger, ip_inventory_backfill and ip_inventory_enrich_pending call it; nothing else needs to.")
+}

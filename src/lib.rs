@@ -5,7 +5,8 @@
 //! - `datum`: SQL value translation; `readers`: per-backend database readers;
 //! - `lookup`: the lookup functions; `admin`: reload, info, age, verify;
 //! - `cascade`: the network sources (Team Cymru, GreyNoise, reverse DNS) for cascade_refresh;
-//! - `privacy`: ip_anonymize and ip_pseudonymize.
+//! - `privacy`: ip_anonymize and ip_pseudonymize;
+//! - `metrics`: the counters behind ip_inventory_stats.
 //!
 //! SQL objects other than functions live in `sql/`.
 
@@ -21,6 +22,7 @@ mod datum;
 mod errors;
 mod gucs;
 mod lookup;
+mod metrics;
 mod privacy;
 mod readers;
 mod shmem;
@@ -40,7 +42,8 @@ extension_sql_file!(
         "inventory",
         lookup::ip_class,
         lookup::ip_canonical,
-        lookup::ip_inventory_maxmind
+        lookup::ip_inventory_maxmind,
+        metrics::ip_inventory_count_recorded
     ]
 );
 extension_sql_file!(
@@ -80,6 +83,16 @@ extension_sql_file!(
     requires = ["observe", privacy::ip_anonymize]
 );
 extension_sql_file!(
+    "../sql/stats.sql",
+    name = "stats",
+    requires = [
+        metrics::ip_inventory_stats_counters,
+        metrics::ip_inventory_stats_reset,
+        metrics::ip_inventory_count_recorded,
+        admin::maxmind_info
+    ]
+);
+extension_sql_file!(
     "../sql/rust_functions.sql",
     name = "rust_functions",
     requires = [
@@ -98,4 +111,5 @@ extension_sql_file!(
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     shmem::init();
+    metrics::init();
 }

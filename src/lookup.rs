@@ -8,12 +8,14 @@
 use std::path::Path;
 
 use ip_inventory_core::classify;
+use ip_inventory_core::metrics::{Db, DbErrorKind, MaxmindMetric, Metric};
 use ip_inventory_core::mmdb::{CityCache, Database, DbError, Hit};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use crate::datum::{self, EnrichmentDatum, InetArg, InetDatum, TextDatum};
+use crate::metrics::{self, Probe};
 use crate::{errors, readers};
 
 /// `ip_class(inet)`: the IANA special-purpose class of an address (`public`, `private`,
@@ -32,13 +34,29 @@ fn read_hit<T>(
 ) -> Result<Option<T>, ErrorReport> {
     readers::with(|r| {
         let slot = slot(r)?;
-        slot.ensure_open()?;
+        let probe = Probe::start(slot.counted_as());
+        slot.open_for_lookup()?;
         let db = slot.db();
-        match db.lookup(ip.addr).map_err(|e| slot.error(&e))? {
-            Some(hit) => read(db, &hit).map_err(|e| slot.error(&e)),
-            None => Ok(None),
-        }
+        let (found, value) = match db.lookup(ip.addr).map_err(|e| slot.lookup_error(&e))? {
+            Some(hit) => (
+                hit.has_data(),
+                read(db, &hit).map_err(|e| slot.lookup_error(&e))?,
+            ),
+            None => (false, None),
+        };
+        probe.finish(found);
+        Ok(value)
     })
+}
+
+/// Whether MaxMind is consulted for `ip`; the others are counted as `not_public`.
+#[inline]
+fn is_public(ip: InetArg) -> bool {
+    let public = classify(ip.addr).is_public();
+    if !public {
+        metrics::count(Metric::maxmind(MaxmindMetric::NotPublic));
+    }
+    public
 }
 
 /// `ip_canonical(inet) → inet`: the address as the inventory keys it: IPv4-mapped IPv6
@@ -54,7 +72,7 @@ fn ip_canonical(ip: InetArg) -> InetDatum {
 /// public).
 #[pg_extern(stable, strict, parallel_safe)]
 fn ip_country(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
-    if !classify(ip.addr).is_public() {
+    if !is_public(ip) {
         return Ok(None);
     }
     read_hit(
@@ -67,7 +85,7 @@ fn ip_country(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
 /// `ip_asn(inet)`: autonomous system number from the ASN database.
 #[pg_extern(stable, strict, parallel_safe)]
 fn ip_asn(ip: InetArg) -> Result<Option<i64>, ErrorReport> {
-    if !classify(ip.addr).is_public() {
+    if !is_public(ip) {
         return Ok(None);
     }
     read_hit(
@@ -80,7 +98,7 @@ fn ip_asn(ip: InetArg) -> Result<Option<i64>, ErrorReport> {
 /// `ip_asn_org(inet)`: autonomous system organisation from the ASN database.
 #[pg_extern(stable, strict, parallel_safe)]
 fn ip_asn_org(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
-    if !classify(ip.addr).is_public() {
+    if !is_public(ip) {
         return Ok(None);
     }
     read_hit(
@@ -215,6 +233,8 @@ fn enrichment(
     row.text(col::IP_CLASS, Some(class.as_str()));
     if class.is_public() {
         readers::with(|r| fill_maxmind(r, ip, &mut row, on_error))?;
+    } else {
+        metrics::count(Metric::maxmind(MaxmindMetric::NotPublic));
     }
     // SAFETY: row matches the checked tupdesc.
     Ok(EnrichmentDatum(unsafe {
@@ -251,7 +271,10 @@ fn fill_maxmind(
 ) -> Result<(), ErrorReport> {
     if r.city.path.is_none() && r.asn.path.is_none() {
         return match on_error {
-            OnDbError::Raise => Err(errors::not_configured("city")),
+            OnDbError::Raise => {
+                metrics::count_db_error(Db::City, DbErrorKind::NotConfigured);
+                Err(errors::not_configured("city"))
+            }
             OnDbError::Skip => Ok(()),
         };
     }
@@ -291,18 +314,20 @@ fn fill_city(
     ip: InetArg,
     row: &mut Row,
 ) -> Result<(), ErrorReport> {
-    slot.ensure_open()?;
+    let probe = Probe::start(slot.counted_as());
+    slot.open_for_lookup()?;
     let db = slot.db();
-    let hit = db.lookup(ip.addr).map_err(|e| slot.error(&e))?;
+    let hit = db.lookup(ip.addr).map_err(|e| slot.lookup_error(&e))?;
     let found = match &hit {
         Some(hit) if hit.has_data() => {
             let fields = db
                 .city_fields_cached(hit, language, cache)
-                .map_err(|e| slot.error(&e))?;
+                .map_err(|e| slot.lookup_error(&e))?;
             Some((hit.network(), fields))
         }
         _ => None,
     };
+    probe.finish(found.is_some());
     row.build_time(col::MAXMIND_BUILD, db.metadata().build_epoch);
     let Some((network, f)) = found else {
         return Ok(());
@@ -332,16 +357,18 @@ fn fill_city(
 
 /// Writes the ASN fields into `row`, only after every fallible step succeeded.
 fn fill_asn(slot: &mut readers::Slot, ip: InetArg, row: &mut Row) -> Result<(), ErrorReport> {
-    slot.ensure_open()?;
+    let probe = Probe::start(slot.counted_as());
+    slot.open_for_lookup()?;
     let db = slot.db();
-    let hit = db.lookup(ip.addr).map_err(|e| slot.error(&e))?;
+    let hit = db.lookup(ip.addr).map_err(|e| slot.lookup_error(&e))?;
     let found = match &hit {
         Some(hit) if hit.has_data() => Some((
             hit.network(),
-            db.asn_fields(hit).map_err(|e| slot.error(&e))?,
+            db.asn_fields(hit).map_err(|e| slot.lookup_error(&e))?,
         )),
         _ => None,
     };
+    probe.finish(found.is_some());
     row.build_time(col::ASN_BUILD, db.metadata().build_epoch);
     let Some((network, f)) = found else {
         return Ok(());

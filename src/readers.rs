@@ -14,12 +14,13 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
+use ip_inventory_core::metrics::{Db, DbErrorKind};
 use ip_inventory_core::mmdb::{CityCache, Database, DbError, DbKind, ErrorKind, FileIdentity};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::PgLogLevel;
 
 use crate::errors::{self, Source};
-use crate::{gucs, shmem};
+use crate::{gucs, metrics, shmem};
 
 /// At most this many files opened by path through `mmdb_lookup` stay mapped per backend.
 const MAX_PATH_SLOTS: usize = 8;
@@ -74,9 +75,39 @@ impl Slot {
             .expect("ensure_open() succeeded before db()")
     }
 
-    /// An ERROR for a failed lookup in this slot's database.
+    /// Which counters this slot's lookups count into.
+    #[inline]
+    pub fn counted_as(&self) -> Db {
+        metrics::db_of(&self.source)
+    }
+
+    /// An ERROR about this slot's database.
     pub fn error(&self, err: &DbError) -> ErrorReport {
         errors::database(&self.source, err)
+    }
+
+    /// An ERROR for a lookup that failed in this slot's database, counted by its kind.
+    pub fn lookup_error(&self, err: &DbError) -> ErrorReport {
+        metrics::count_db_error(self.counted_as(), DbErrorKind::of(&err.kind));
+        self.error(err)
+    }
+
+    /// [`Slot::ensure_open`] for a lookup: a failure counts as a failed lookup (reports
+    /// such as `maxmind_info()` open slots too, but are not lookups).
+    #[inline]
+    pub fn open_for_lookup(&mut self) -> Result<(), ErrorReport> {
+        if self.db.is_some() {
+            return Ok(());
+        }
+        let opened = self.ensure_open();
+        if opened.is_err() {
+            let kind = self
+                .last_error
+                .as_ref()
+                .map_or(DbErrorKind::NotConfigured, |e| DbErrorKind::of(&e.kind));
+            metrics::count_db_error(self.counted_as(), kind);
+        }
+        opened
     }
 
     /// Makes sure a reader is in service, opening the file on first use. Fails only when

@@ -5,10 +5,12 @@
 //! - the identities of files that `maxmind_reload()` refused, so that backends noticing the
 //!   same replaced file on their own keep the old readers in service, as the reload did;
 //! - the GreyNoise daily quota (UTC day and calls made, in one word) and the time before
-//!   which GreyNoise must not be called (its last 429's Retry-After).
+//!   which GreyNoise must not be called (its last 429's Retry-After);
+//! - the operational counters behind `ip_inventory_stats` (see `metrics`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
+use ip_inventory_core::metrics::Counters;
 use ip_inventory_core::mmdb::FileIdentity;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
@@ -21,6 +23,7 @@ static GREYNOISE_QUOTA: PgAtomic<AtomicU64> =
     unsafe { PgAtomic::new(c"ip_inventory_greynoise_quota") };
 static GREYNOISE_PAUSED_UNTIL: PgAtomic<AtomicI64> =
     unsafe { PgAtomic::new(c"ip_inventory_greynoise_paused_until") };
+static COUNTERS: PgAtomic<SharedCounters> = unsafe { PgAtomic::new(c"ip_inventory_counters") };
 
 /// Set in the postmaster when the library is preloaded; inherited by every backend.
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -38,6 +41,12 @@ struct RejectedFiles {
 // SAFETY: plain integers, no pointers.
 unsafe impl PGRXSharedMemory for RejectedFiles {}
 
+#[repr(transparent)]
+struct SharedCounters(Counters);
+
+// SAFETY: atomics only, no pointers.
+unsafe impl PGRXSharedMemory for SharedCounters {}
+
 /// Called from `_PG_init`; allocates shared memory only while preloading.
 pub fn init() {
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
@@ -45,6 +54,7 @@ pub fn init() {
         pg_shmem_init!(REJECTED);
         pg_shmem_init!(GREYNOISE_QUOTA = AtomicU64::new(0));
         pg_shmem_init!(GREYNOISE_PAUSED_UNTIL = AtomicI64::new(0));
+        pg_shmem_init!(COUNTERS = SharedCounters(Counters::new()));
         ENABLED.store(true, Ordering::Relaxed);
     }
 }
@@ -104,4 +114,11 @@ pub fn is_rejected(identity: FileIdentity) -> bool {
 /// use them directly, without any Postgres call). `None` without preload.
 pub fn greynoise_state() -> Option<(&'static AtomicU64, &'static AtomicI64)> {
     enabled().then(|| (GREYNOISE_QUOTA.get(), GREYNOISE_PAUSED_UNTIL.get()))
+}
+
+/// The cluster-wide counters (`'static`: worker threads count into them directly). `None`
+/// without preload.
+#[inline]
+pub fn counters() -> Option<&'static Counters> {
+    enabled().then(|| &COUNTERS.get().0)
 }

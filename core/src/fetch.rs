@@ -10,13 +10,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
 use crate::cymru;
 use crate::dns::{self, Lookup};
 use crate::greynoise::{self, Quota, Reply};
+use crate::metrics::{Counters, Metric, NetErrorKind, Source};
 use crate::net::{self, Cancel, NetError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,10 +137,66 @@ pub enum Job {
     Rdns(RdnsJob),
 }
 
+/// How a request ended, for the counters.
+enum Ended {
+    Answered,
+    Failed(NetErrorKind),
+    /// Stopped by the caller: counted as a request, neither success nor failure.
+    Cancelled,
+}
+
+impl Ended {
+    fn of_error(e: &NetError) -> Ended {
+        NetErrorKind::of(e).map_or(Ended::Cancelled, Ended::Failed)
+    }
+    fn of_result<T>(r: &Result<T, NetError>) -> Ended {
+        r.as_ref().map_or_else(Ended::of_error, |_| Ended::Answered)
+    }
+}
+
+/// Counts a source's requests (number, latency, failures by kind) in the shared counters;
+/// counts nothing without them. Copied into every worker.
+#[derive(Clone, Copy)]
+struct Meter {
+    counters: Option<&'static Counters>,
+    source: Source,
+}
+
+impl Meter {
+    /// Runs one request and counts it as `ended` classifies its result.
+    fn request<T>(self, run: impl FnOnce() -> T, ended: impl FnOnce(&T) -> Ended) -> T {
+        let Some(counters) = self.counters else {
+            return run();
+        };
+        let started = Instant::now();
+        let result = run();
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        match ended(&result) {
+            Ended::Answered => counters.request(self.source, ns, None),
+            Ended::Failed(kind) => counters.request(self.source, ns, Some(kind)),
+            Ended::Cancelled => {}
+        }
+        result
+    }
+
+    fn error(self, kind: NetErrorKind) {
+        if let Some(c) = self.counters {
+            c.add(Metric::net_error(self.source, kind), 1);
+        }
+    }
+}
+
 /// Starts a run; the channel closes when every address has its row (or the run was
 /// cancelled: then rows may be missing, and the caller is not waiting any more anyway).
-pub fn start(job: Job, ips: Vec<IpAddr>, cancel: Cancel) -> std::io::Result<Receiver<Event>> {
+/// With `counters`, every request is counted there as it ends.
+pub fn start(
+    job: Job,
+    ips: Vec<IpAddr>,
+    cancel: Cancel,
+    counters: Option<&'static Counters>,
+) -> std::io::Result<Receiver<Event>> {
     let (tx, rx) = mpsc::channel();
+    let meter = |source| Meter { counters, source };
     match job {
         Job::Cymru(CymruJob {
             mode:
@@ -151,8 +208,9 @@ pub fn start(job: Job, ips: Vec<IpAddr>, cancel: Cancel) -> std::io::Result<Rece
             timeout,
             ..
         }) => {
+            let meter = meter(Source::Cymru);
             net::spawn_worker("ipi-cymru-whois", move || {
-                whois_run(&host, port, batch_size, timeout, ips, &cancel, &tx)
+                whois_run(&host, port, batch_size, timeout, ips, &cancel, &tx, meter)
             })?;
         }
         Job::Cymru(CymruJob {
@@ -161,8 +219,9 @@ pub fn start(job: Job, ips: Vec<IpAddr>, cancel: Cancel) -> std::io::Result<Rece
             concurrency,
         }) => {
             let names: Arc<Mutex<HashMap<u32, Option<String>>>> = Arc::default();
+            let meter = meter(Source::Cymru);
             parallel(ips, concurrency, cancel, tx, move |ip, cancel| {
-                cymru_dns(server, ip, timeout, cancel, &names)
+                cymru_dns(server, ip, timeout, cancel, &names, meter)
             })?;
         }
         Job::Rdns(RdnsJob {
@@ -170,11 +229,12 @@ pub fn start(job: Job, ips: Vec<IpAddr>, cancel: Cancel) -> std::io::Result<Rece
             timeout,
             concurrency,
         }) => {
+            let meter = meter(Source::Rdns);
             parallel(ips, concurrency, cancel, tx, move |ip, cancel| {
-                rdns(server, ip, timeout, cancel)
+                rdns(server, ip, timeout, cancel, meter)
             })?;
         }
-        Job::GreyNoise(job) => greynoise_run(job, ips, cancel, tx)?,
+        Job::GreyNoise(job) => greynoise_run(job, ips, cancel, tx, meter(Source::GreyNoise))?,
     }
     Ok(rx)
 }
@@ -212,6 +272,7 @@ where
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn whois_run(
     host: &str,
     port: u16,
@@ -220,6 +281,7 @@ fn whois_run(
     ips: Vec<IpAddr>,
     cancel: &Cancel,
     tx: &Sender<Event>,
+    meter: Meter,
 ) {
     // After a batch that could not connect or timed out, the server is unreachable: the
     // remaining batches fail at once instead of each waiting out the timeout.
@@ -233,7 +295,10 @@ fn whois_run(
                 error: Some(e.clone()),
                 ..Default::default()
             },
-            None => cymru::whois_bulk(host, port, batch, timeout, cancel),
+            None => meter.request(
+                || cymru::whois_bulk(host, port, batch, timeout, cancel),
+                |r| r.error.as_ref().map_or(Ended::Answered, Ended::of_error),
+            ),
         };
         if matches!(
             result.error,
@@ -272,8 +337,11 @@ fn cymru_dns(
     timeout: Duration,
     cancel: &Cancel,
     names: &Mutex<HashMap<u32, Option<String>>>,
+    meter: Meter,
 ) -> Row {
-    let origin = match dns::txt(server, &cymru::origin_name(ip), timeout, cancel) {
+    let txt =
+        |name: &str| meter.request(|| dns::txt(server, name, timeout, cancel), Ended::of_result);
+    let origin = match txt(&cymru::origin_name(ip)) {
         Ok(Lookup::Found(txts)) => {
             let parsed: Result<Vec<_>, _> =
                 txts.iter().map(|t| cymru::parse_origin_txt(t)).collect();
@@ -300,7 +368,7 @@ fn cymru_dns(
     let known = names.lock().ok().and_then(|m| m.get(&asn).cloned());
     let as_name = match known {
         Some(name) => name,
-        None => match dns::txt(server, &cymru::as_name_query(asn), timeout, cancel) {
+        None => match txt(&cymru::as_name_query(asn)) {
             Ok(Lookup::Found(txts)) => {
                 let name = txts
                     .iter()
@@ -319,8 +387,8 @@ fn cymru_dns(
     Row::found(ip, cymru::Answer { as_name, ..origin }.to_json("dns"))
 }
 
-fn rdns(server: SocketAddr, ip: IpAddr, timeout: Duration, cancel: &Cancel) -> Row {
-    match dns::ptr(server, ip, timeout, cancel) {
+fn rdns(server: SocketAddr, ip: IpAddr, timeout: Duration, cancel: &Cancel, meter: Meter) -> Row {
+    match meter.request(|| dns::ptr(server, ip, timeout, cancel), Ended::of_result) {
         Ok(Lookup::Found(names)) => {
             Row::found(ip, json!({ "name": names.first(), "names": names }))
         }
@@ -336,6 +404,7 @@ fn greynoise_run(
     ips: Vec<IpAddr>,
     cancel: Cancel,
     tx: Sender<Event>,
+    meter: Meter,
 ) -> std::io::Result<()> {
     // One client for all workers (its agent pools connections).
     let client = greynoise::Client::new(&job.base_url, job.key, job.timeout);
@@ -365,12 +434,22 @@ fn greynoise_run(
             );
         }
         if !quota.try_claim(greynoise::utc_day(now)) {
+            meter.error(NetErrorKind::QuotaExhausted);
             return Row::skipped(
                 ip,
                 "the GreyNoise daily quota is used up (ip_inventory.greynoise_daily_quota)",
             );
         }
-        match client.lookup(v4) {
+        let reply = meter.request(
+            || client.lookup(v4),
+            |reply| match reply {
+                Reply::Observed(_) | Reply::NotObserved(_) => Ended::Answered,
+                Reply::Unauthorized(_) => Ended::Failed(NetErrorKind::Unauthorized),
+                Reply::RateLimited(_) => Ended::Failed(NetErrorKind::RateLimited),
+                Reply::Failed(e) => Ended::of_error(e),
+            },
+        );
+        match reply {
             Reply::Observed(v) => Row::found(ip, v),
             Reply::NotObserved(v) => Row::not_found(ip, v),
             Reply::Failed(e) => Row::failed(ip, format!("GreyNoise: {e}")),
@@ -401,6 +480,7 @@ fn greynoise_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::SourceMetric;
     use std::sync::atomic::AtomicU64;
 
     fn drain(rx: Receiver<Event>) -> (Vec<Row>, Vec<Stop>) {
@@ -430,8 +510,20 @@ mod tests {
             timeout: Duration::from_secs(1),
             concurrency: 1,
         });
-        let (rows, stops) = drain(start(job, ips.clone(), Cancel::new()).unwrap());
+        static COUNTERS: Counters = Counters::new();
+        let (rows, stops) = drain(start(job, ips.clone(), Cancel::new(), Some(&COUNTERS)).unwrap());
         assert!(stops.is_empty());
+        let count = |m| COUNTERS.get(Metric::source(Source::Cymru, m));
+        assert_eq!(
+            count(SourceMetric::Requests),
+            1,
+            "later batches are not attempted"
+        );
+        assert_eq!(count(SourceMetric::RequestFailures), 1);
+        assert_eq!(
+            COUNTERS.get(Metric::net_error(Source::Cymru, NetErrorKind::Connect)),
+            1
+        );
         assert_eq!(rows.iter().map(|r| r.ip).collect::<Vec<_>>(), ips);
         assert!(rows.iter().all(|r| r.outcome == Outcome::Failed
             && r.detail.as_deref().unwrap().contains("cannot connect")));
@@ -452,7 +544,17 @@ mod tests {
             paused_until: &PAUSE,
         });
         let ips: Vec<IpAddr> = vec!["1.2.3.4".parse().unwrap(), "2001:4860::1".parse().unwrap()];
-        let (rows, _) = drain(start(job, ips, Cancel::new()).unwrap());
+        static COUNTERS: Counters = Counters::new();
+        let (rows, _) = drain(start(job, ips, Cancel::new(), Some(&COUNTERS)).unwrap());
+        let gn = |m| COUNTERS.get(Metric::source(Source::GreyNoise, m));
+        assert_eq!(gn(SourceMetric::Requests), 0);
+        assert_eq!(
+            COUNTERS.get(Metric::net_error(
+                Source::GreyNoise,
+                NetErrorKind::QuotaExhausted
+            )),
+            1
+        );
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|r| r.outcome == Outcome::Skipped));
         assert!(rows[0].detail.as_deref().unwrap().contains("quota"));

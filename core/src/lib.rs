@@ -2,7 +2,8 @@
 //!
 //! Everything here is plain Rust, tested with `cargo test -p ip_inventory_core`: address
 //! classification, MaxMind DB opening/validation/decoding, settings parsing, and the network
-//! sources' protocols and clients (Team Cymru, GreyNoise, reverse DNS). The
+//! sources' protocols and clients (Team Cymru, GreyNoise, reverse DNS), and the layout of the
+//! operational counters. The
 //! extension crate (`src/`) only translates between SQL and these functions.
 
 pub mod classify;
@@ -11,6 +12,7 @@ pub mod dns;
 pub mod fetch;
 pub mod greynoise;
 pub mod inet;
+pub mod metrics;
 pub mod mmdb;
 pub mod net;
 pub mod privacy;

@@ -1,0 +1,489 @@
+//! Operational counters: what every backend counts (lookups, errors by kind, network requests
+//! and their latency, inventory writes, reloads) and how it is laid out.
+//!
+//! [`Counters`] is one flat array of atomics, so it can live in Postgres shared memory and be
+//! updated from any thread. Hot paths count into a per-backend [`Pending`] (plain integers)
+//! and add it to the shared array now and then (`Pending::drain_into`): a shared atomic per
+//! lookup would put every backend on the same cache lines.
+//!
+//! Every counter is a [`Metric`], an index with a name: `(source, metric, error_kind)`, e.g.
+//! `("city", "lookups", None)` or `("greynoise", "errors", Some("rate_limited"))`.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::mmdb::ErrorKind;
+use crate::net::NetError;
+
+/// An enum whose variants have SQL names, with all variants in order.
+macro_rules! named {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const fn name(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+    };
+}
+
+named!(
+    /// The MaxMind databases lookups are counted for (`custom`: `ip_inventory.databases`
+    /// names and files named by path).
+    Db { City = "city", Asn = "asn", Custom = "custom" }
+);
+named!(DbMetric {
+    Lookups = "lookups",
+    NotFound = "not_found",
+    /// Lookups whose time was measured (one in [`LATENCY_SAMPLE_EVERY`]).
+    LookupSamples = "lookup_samples",
+    LookupNsSum = "lookup_ns_sum",
+});
+named!(
+    /// Why a database lookup failed.
+    DbErrorKind {
+        NotConfigured = "not_configured",
+        /// Missing, unreadable, empty, not a regular file.
+        Unreadable = "unreadable",
+        /// Not a MaxMind DB, or the wrong database type for the slot.
+        Invalid = "invalid",
+        /// A MaxMind DB with a broken tree or records (or one tripping a decoder limit).
+        Corrupt = "corrupt",
+    }
+);
+named!(
+    /// The network sources.
+    Source { Cymru = "cymru", GreyNoise = "greynoise", Rdns = "rdns" }
+);
+named!(SourceMetric {
+    /// Network exchanges: one whois session per batch, one DNS query, one HTTP request.
+    Requests = "requests",
+    RequestSuccesses = "request_successes",
+    RequestFailures = "request_failures",
+    RequestNsSum = "request_ns_sum",
+    /// Per address, as recorded in the inventory.
+    Found = "found",
+    NotFound = "not_found",
+    Failed = "failed",
+    Skipped = "skipped",
+});
+named!(
+    /// Why a network request failed, or why an address was not asked.
+    NetErrorKind {
+        Timeout = "timeout",
+        Connect = "connect",
+        /// Reset, closed early, or any other I/O error after connecting.
+        Connection = "connection",
+        /// An answer that does not follow the protocol, or is too large to be honest.
+        BadAnswer = "bad_answer",
+        /// The server reported an error (DNS SERVFAIL, HTTP 5xx, ...).
+        ServerError = "server_error",
+        RateLimited = "rate_limited",
+        Unauthorized = "unauthorized",
+        /// Not a request: an address skipped because the daily quota was used up.
+        QuotaExhausted = "quota_exhausted",
+    }
+);
+named!(
+    /// Inventory writes, counted when their transaction commits.
+    InventoryMetric {
+        /// Address appearances recorded (an event with two address columns counts two).
+        Observations = "observations",
+        NewAddresses = "new_addresses",
+        /// Rows enriched from MaxMind (on recording or by enrich_pending).
+        MaxmindEnriched = "maxmind_enriched",
+    }
+);
+named!(MaxmindMetric {
+    /// Lookups answered without a database because the address is not public.
+    NotPublic = "not_public",
+    Reloads = "reloads",
+    ReloadFailures = "reload_failures",
+});
+
+/// One lookup in this many is timed (two clock reads per timed lookup).
+pub const LATENCY_SAMPLE_EVERY: u64 = 64;
+
+const DBS: usize = Db::ALL.len();
+const SOURCES: usize = Source::ALL.len();
+const DB_BASE: usize = 0;
+const DB_ERROR_BASE: usize = DB_BASE + DBS * DbMetric::ALL.len();
+const SOURCE_BASE: usize = DB_ERROR_BASE + DBS * DbErrorKind::ALL.len();
+const NET_ERROR_BASE: usize = SOURCE_BASE + SOURCES * SourceMetric::ALL.len();
+const INVENTORY_BASE: usize = NET_ERROR_BASE + SOURCES * NetErrorKind::ALL.len();
+const MAXMIND_BASE: usize = INVENTORY_BASE + InventoryMetric::ALL.len();
+/// The number of counters.
+pub const COUNT: usize = MAXMIND_BASE + MaxmindMetric::ALL.len();
+
+/// One counter: an index into [`Counters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Metric(usize);
+
+/// What a [`Metric`] is called in `ip_inventory_stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Name {
+    /// `city`, `asn`, `custom`, `maxmind`, `cymru`, `greynoise`, `rdns` or `inventory`.
+    pub source: &'static str,
+    pub metric: &'static str,
+    /// For `errors`: why.
+    pub error_kind: Option<&'static str>,
+}
+
+impl Metric {
+    pub const fn db(db: Db, m: DbMetric) -> Metric {
+        Metric(DB_BASE + db as usize * DbMetric::ALL.len() + m as usize)
+    }
+    pub const fn db_error(db: Db, kind: DbErrorKind) -> Metric {
+        Metric(DB_ERROR_BASE + db as usize * DbErrorKind::ALL.len() + kind as usize)
+    }
+    pub const fn source(source: Source, m: SourceMetric) -> Metric {
+        Metric(SOURCE_BASE + source as usize * SourceMetric::ALL.len() + m as usize)
+    }
+    pub const fn net_error(source: Source, kind: NetErrorKind) -> Metric {
+        Metric(NET_ERROR_BASE + source as usize * NetErrorKind::ALL.len() + kind as usize)
+    }
+    pub const fn inventory(m: InventoryMetric) -> Metric {
+        Metric(INVENTORY_BASE + m as usize)
+    }
+    pub const fn maxmind(m: MaxmindMetric) -> Metric {
+        Metric(MAXMIND_BASE + m as usize)
+    }
+
+    /// Every counter, in index order (the order of `ip_inventory_stats`).
+    pub fn all() -> impl Iterator<Item = Metric> {
+        (0..COUNT).map(Metric)
+    }
+
+    pub fn name(self) -> Name {
+        let i = self.0;
+        let (source, metric, error_kind) = if i < DB_ERROR_BASE {
+            let k = i - DB_BASE;
+            let n = DbMetric::ALL.len();
+            (Db::ALL[k / n].name(), DbMetric::ALL[k % n].name(), None)
+        } else if i < SOURCE_BASE {
+            let k = i - DB_ERROR_BASE;
+            let n = DbErrorKind::ALL.len();
+            (
+                Db::ALL[k / n].name(),
+                "errors",
+                Some(DbErrorKind::ALL[k % n].name()),
+            )
+        } else if i < NET_ERROR_BASE {
+            let k = i - SOURCE_BASE;
+            let n = SourceMetric::ALL.len();
+            (
+                Source::ALL[k / n].name(),
+                SourceMetric::ALL[k % n].name(),
+                None,
+            )
+        } else if i < INVENTORY_BASE {
+            let k = i - NET_ERROR_BASE;
+            let n = NetErrorKind::ALL.len();
+            (
+                Source::ALL[k / n].name(),
+                "errors",
+                Some(NetErrorKind::ALL[k % n].name()),
+            )
+        } else if i < MAXMIND_BASE {
+            (
+                "inventory",
+                InventoryMetric::ALL[i - INVENTORY_BASE].name(),
+                None,
+            )
+        } else {
+            ("maxmind", MaxmindMetric::ALL[i - MAXMIND_BASE].name(), None)
+        };
+        Name {
+            source,
+            metric,
+            error_kind,
+        }
+    }
+}
+
+impl DbErrorKind {
+    pub fn of(kind: &ErrorKind) -> DbErrorKind {
+        match kind {
+            ErrorKind::NotFound
+            | ErrorKind::PermissionDenied
+            | ErrorKind::NotAFile
+            | ErrorKind::Empty
+            | ErrorKind::Io(_) => DbErrorKind::Unreadable,
+            ErrorKind::NotMmdb | ErrorKind::WrongType { .. } => DbErrorKind::Invalid,
+            ErrorKind::Corrupt(_) | ErrorKind::ResourceLimit(_) => DbErrorKind::Corrupt,
+        }
+    }
+}
+
+impl NetErrorKind {
+    /// `None` for a cancelled request (the caller stopped; nothing failed).
+    pub fn of(err: &NetError) -> Option<NetErrorKind> {
+        Some(match err {
+            NetError::Timeout(_) => NetErrorKind::Timeout,
+            NetError::Cancelled => return None,
+            NetError::Connect(_) => NetErrorKind::Connect,
+            NetError::Io(_) => NetErrorKind::Connection,
+            NetError::Protocol(_) | NetError::Oversized(_) => NetErrorKind::BadAnswer,
+            NetError::Server(_) => NetErrorKind::ServerError,
+        })
+    }
+}
+
+/// The shared counters (in shared memory in the extension), plus when they were last reset.
+pub struct Counters {
+    values: [AtomicU64; COUNT],
+    /// Microseconds since 1970 (0: never reset since the server started).
+    reset_at: AtomicI64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters::new()
+    }
+}
+
+impl Counters {
+    pub const fn new() -> Counters {
+        Counters {
+            values: [const { AtomicU64::new(0) }; COUNT],
+            reset_at: AtomicI64::new(0),
+        }
+    }
+
+    #[inline]
+    pub fn add(&self, m: Metric, n: u64) {
+        if n != 0 {
+            self.values[m.0].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self, m: Metric) -> u64 {
+        self.values[m.0].load(Ordering::Relaxed)
+    }
+
+    /// Zeroes every counter and records `now` (microseconds since 1970) as the reset time.
+    /// Counts added concurrently land before or after the reset.
+    pub fn reset(&self, now: i64) {
+        for v in &self.values {
+            v.store(0, Ordering::Relaxed);
+        }
+        self.reset_at.store(now, Ordering::Release);
+    }
+
+    /// Microseconds since 1970 of the last reset, if any.
+    pub fn reset_at(&self) -> Option<i64> {
+        Some(self.reset_at.load(Ordering::Acquire)).filter(|&t| t != 0)
+    }
+
+    /// Records one network request: its latency, and its failure kind if it failed.
+    pub fn request(&self, source: Source, elapsed_ns: u64, failure: Option<NetErrorKind>) {
+        self.add(Metric::source(source, SourceMetric::Requests), 1);
+        self.add(
+            Metric::source(source, SourceMetric::RequestNsSum),
+            elapsed_ns,
+        );
+        match failure {
+            None => self.add(Metric::source(source, SourceMetric::RequestSuccesses), 1),
+            Some(kind) => {
+                self.add(Metric::source(source, SourceMetric::RequestFailures), 1);
+                self.add(Metric::net_error(source, kind), 1);
+            }
+        }
+    }
+}
+
+/// Counts not yet added to [`Counters`]: one per backend, touched by its main thread only.
+pub struct Pending {
+    values: [u64; COUNT],
+    /// Sum of everything counted since the last drain (a cheap "is there anything").
+    since_drain: u64,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending::new()
+    }
+}
+
+impl Pending {
+    pub const fn new() -> Pending {
+        Pending {
+            values: [0; COUNT],
+            since_drain: 0,
+        }
+    }
+
+    /// Adds `n`; returns how many counts are pending now (the caller drains past a limit).
+    #[inline]
+    pub fn add(&mut self, m: Metric, n: u64) -> u64 {
+        self.values[m.0] += n;
+        self.since_drain += 1;
+        self.since_drain
+    }
+
+    #[inline]
+    pub fn get(&self, m: Metric) -> u64 {
+        self.values[m.0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.since_drain == 0
+    }
+
+    /// Adds everything to `counters` and starts again from zero.
+    pub fn drain_into(&mut self, counters: &Counters) {
+        if self.is_empty() {
+            return;
+        }
+        for (i, v) in self.values.iter_mut().enumerate() {
+            counters.add(Metric(i), std::mem::take(v));
+        }
+        self.since_drain = 0;
+    }
+
+    /// Forgets everything (the counts of a rolled-back transaction).
+    pub fn clear(&mut self) {
+        if !self.is_empty() {
+            self.values = [0; COUNT];
+            self.since_drain = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_index_has_one_distinct_name_and_the_constructors_round_trip() {
+        let names: Vec<Name> = Metric::all().map(Metric::name).collect();
+        assert_eq!(names.len(), COUNT);
+        let distinct: HashSet<_> = names
+            .iter()
+            .map(|n| (n.source, n.metric, n.error_kind))
+            .collect();
+        assert_eq!(distinct.len(), COUNT, "two counters share a name");
+
+        let mut seen = HashSet::new();
+        for &db in Db::ALL {
+            for &m in DbMetric::ALL {
+                let n = Metric::db(db, m).name();
+                assert_eq!(
+                    (n.source, n.metric, n.error_kind),
+                    (db.name(), m.name(), None)
+                );
+                assert!(seen.insert(Metric::db(db, m)));
+            }
+            for &k in DbErrorKind::ALL {
+                let n = Metric::db_error(db, k).name();
+                assert_eq!(
+                    (n.source, n.metric, n.error_kind),
+                    (db.name(), "errors", Some(k.name()))
+                );
+                assert!(seen.insert(Metric::db_error(db, k)));
+            }
+        }
+        for &s in Source::ALL {
+            for &m in SourceMetric::ALL {
+                let n = Metric::source(s, m).name();
+                assert_eq!((n.source, n.metric), (s.name(), m.name()));
+                assert!(seen.insert(Metric::source(s, m)));
+            }
+            for &k in NetErrorKind::ALL {
+                let n = Metric::net_error(s, k).name();
+                assert_eq!(
+                    (n.source, n.metric, n.error_kind),
+                    (s.name(), "errors", Some(k.name()))
+                );
+                assert!(seen.insert(Metric::net_error(s, k)));
+            }
+        }
+        for &m in InventoryMetric::ALL {
+            assert_eq!(Metric::inventory(m).name().source, "inventory");
+            assert!(seen.insert(Metric::inventory(m)));
+        }
+        for &m in MaxmindMetric::ALL {
+            assert_eq!(Metric::maxmind(m).name().metric, m.name());
+            assert!(seen.insert(Metric::maxmind(m)));
+        }
+        assert_eq!(seen.len(), COUNT, "the constructors cover every index");
+    }
+
+    #[test]
+    fn pending_counts_reach_the_shared_counters_once() {
+        let shared = Counters::new();
+        let mut pending = Pending::new();
+        let lookups = Metric::db(Db::City, DbMetric::Lookups);
+        let enriched = Metric::inventory(InventoryMetric::MaxmindEnriched);
+        assert_eq!(pending.add(lookups, 1), 1);
+        assert_eq!(pending.add(lookups, 1), 2);
+        pending.add(enriched, 40);
+        assert_eq!(shared.get(lookups), 0, "nothing shared before the drain");
+        pending.drain_into(&shared);
+        assert!(pending.is_empty());
+        pending.drain_into(&shared);
+        assert_eq!(shared.get(lookups), 2);
+        assert_eq!(shared.get(enriched), 40);
+
+        pending.add(enriched, 5);
+        pending.clear();
+        pending.drain_into(&shared);
+        assert_eq!(shared.get(enriched), 40, "cleared counts are never shared");
+    }
+
+    #[test]
+    fn requests_count_latency_and_failures_by_kind() {
+        let c = Counters::new();
+        c.request(Source::GreyNoise, 1_500, None);
+        c.request(
+            Source::GreyNoise,
+            2_000_000,
+            Some(NetErrorKind::RateLimited),
+        );
+        let get = |m| c.get(Metric::source(Source::GreyNoise, m));
+        assert_eq!(get(SourceMetric::Requests), 2);
+        assert_eq!(get(SourceMetric::RequestSuccesses), 1);
+        assert_eq!(get(SourceMetric::RequestFailures), 1);
+        assert_eq!(get(SourceMetric::RequestNsSum), 2_001_500);
+        assert_eq!(
+            c.get(Metric::net_error(
+                Source::GreyNoise,
+                NetErrorKind::RateLimited
+            )),
+            1
+        );
+        assert_eq!(
+            c.get(Metric::net_error(Source::Cymru, NetErrorKind::RateLimited)),
+            0
+        );
+        assert_eq!(c.reset_at(), None);
+        c.reset(1_700_000_000_000_000);
+        assert_eq!(get(SourceMetric::Requests), 0);
+        assert_eq!(c.reset_at(), Some(1_700_000_000_000_000));
+    }
+
+    #[test]
+    fn error_kinds_group_the_detailed_errors() {
+        assert_eq!(
+            DbErrorKind::of(&ErrorKind::NotFound),
+            DbErrorKind::Unreadable
+        );
+        assert_eq!(DbErrorKind::of(&ErrorKind::NotMmdb), DbErrorKind::Invalid);
+        assert_eq!(
+            DbErrorKind::of(&ErrorKind::Corrupt("x".into())),
+            DbErrorKind::Corrupt
+        );
+        assert_eq!(
+            NetErrorKind::of(&NetError::Oversized(10)),
+            Some(NetErrorKind::BadAnswer)
+        );
+        assert_eq!(
+            NetErrorKind::of(&NetError::Io("reset".into())),
+            Some(NetErrorKind::Connection)
+        );
+        assert_eq!(NetErrorKind::of(&NetError::Cancelled), None);
+    }
+}

@@ -1,0 +1,26 @@
+-- Operational counters for dashboards and alerts (Prometheus via postgres_exporter, BI tools,
+-- psql). Counters are cluster-wide, in shared memory: they start at zero when the server
+-- starts and when ip_inventory_stats_reset() is called; Prometheus' rate() copes with both.
+
+CREATE VIEW ip_inventory_stats AS
+SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
+FROM ip_inventory_stats_counters() AS s
+UNION ALL
+-- How old the data in service is (build_epoch, not file time), as this session sees it.
+SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
+FROM maxmind_info() AS i
+WHERE i.age IS NOT NULL;
+
+-- Monitoring roles (postgres_exporter runs as a member of pg_monitor) read it; resetting is
+-- for superusers and roles granted EXECUTE.
+GRANT SELECT ON ip_inventory_stats TO pg_monitor;
+REVOKE ALL ON FUNCTION ip_inventory_stats_reset() FROM PUBLIC;
+
+COMMENT ON VIEW ip_inventory_stats IS
+    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
+COMMENT ON FUNCTION ip_inventory_stats_counters() IS
+    'The counters and shared-memory gauges behind ip_inventory_stats (this session''s pending counts included).';
+COMMENT ON FUNCTION ip_inventory_stats_reset() IS
+    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
+COMMENT ON FUNCTION ip_inventory_count_recorded(bigint, bigint, bigint) IS
+    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
