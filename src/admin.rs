@@ -42,7 +42,7 @@ fn build_time_json(db: &Database) -> serde_json::Value {
 /// `SELECT pg_reload_conf();` before, in an earlier statement.
 #[pg_extern(volatile, parallel_unsafe)]
 fn maxmind_reload() -> Result<JsonB, ErrorReport> {
-    shmem::require("maxmind_reload()")?;
+    shmem::require(&errors::RELOAD_NEEDS)?;
     let reloaded = reload_all();
     metrics::count(Metric::maxmind(if reloaded.is_ok() {
         MaxmindMetric::Reloads

@@ -79,18 +79,39 @@ pub fn not_configured(slot: &'static str) -> ErrorReport {
     ))
 }
 
-/// A function that needs the shared-memory generation counter, without preload.
-pub fn preload_required(function: &str) -> ErrorReport {
+/// What a function needs shared memory for, and what still works without it.
+pub struct NeedsSharedMemory {
+    pub function: &'static str,
+    pub kept_there: &'static str,
+    pub otherwise: &'static str,
+}
+
+pub const RELOAD_NEEDS: NeedsSharedMemory = NeedsSharedMemory {
+    function: "maxmind_reload()",
+    kept_there: "The reader generation that tells every backend to reopen its databases lives in shared memory.",
+    otherwise: " Without it, backends still notice replaced files on their own (ip_inventory.file_check_interval).",
+};
+
+pub const STATS_NEED: NeedsSharedMemory = NeedsSharedMemory {
+    function: "ip_inventory_stats",
+    kept_there: "The counters are kept in shared memory, for the whole cluster; without it nothing is counted.",
+    otherwise: " Lookups, recording and refreshes work without it.",
+};
+
+/// A function that needs shared memory, without preload.
+pub fn preload_required(needs: &NeedsSharedMemory) -> ErrorReport {
     report(
         ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        format!("{function} requires ip_inventory to be loaded via shared_preload_libraries"),
+        format!(
+            "{} requires ip_inventory to be loaded via shared_preload_libraries",
+            needs.function
+        ),
     )
-    .set_detail(
-        "The reader generation that tells every backend to reopen its databases lives in shared memory.",
-    )
-    .set_hint(
-        "Add 'ip_inventory' to shared_preload_libraries in postgresql.conf and restart the server. Without it, backends still notice replaced files on their own (ip_inventory.file_check_interval).",
-    )
+    .set_detail(needs.kept_there)
+    .set_hint(format!(
+        "Add 'ip_inventory' to shared_preload_libraries in postgresql.conf and restart the server.{}",
+        needs.otherwise
+    ))
 }
 
 pub fn unknown_database(name: &str, known: &[String]) -> ErrorReport {

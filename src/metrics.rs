@@ -171,8 +171,7 @@ fn ip_inventory_stats_counters() -> Result<
     >,
     ErrorReport,
 > {
-    shmem::require("ip_inventory_stats")?;
-    let shared = shmem::counters().expect("preloaded");
+    let shared = shmem::counters().ok_or_else(|| errors::preload_required(&errors::STATS_NEED))?;
     drain_done(shared);
     let reset = shared.reset_at().and_then(timestamptz);
     let value = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -222,8 +221,7 @@ fn ip_inventory_stats_counters() -> Result<
 /// records the time in `stats_reset`. Superusers, and roles granted EXECUTE.
 #[pg_extern(volatile, parallel_unsafe)]
 fn ip_inventory_stats_reset() -> Result<Option<TimestampWithTimeZone>, ErrorReport> {
-    shmem::require("ip_inventory_stats_reset()")?;
-    let shared = shmem::counters().expect("preloaded");
+    let shared = shmem::counters().ok_or_else(|| errors::preload_required(&errors::STATS_NEED))?;
     // This session's pending counts belong before the reset.
     drain_done(shared);
     let now = unsafe { pg_sys::GetCurrentTimestamp() } + PG_EPOCH_OFFSET_US;

@@ -70,11 +70,11 @@ pub fn generation() -> Option<u64> {
 }
 
 /// Errors out (55000) when the library was not preloaded.
-pub fn require(function: &str) -> Result<(), pgrx::pg_sys::panic::ErrorReport> {
+pub fn require(needs: &errors::NeedsSharedMemory) -> Result<(), pgrx::pg_sys::panic::ErrorReport> {
     if enabled() {
         Ok(())
     } else {
-        Err(errors::preload_required(function))
+        Err(errors::preload_required(needs))
     }
 }
 

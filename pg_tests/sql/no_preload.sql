@@ -23,3 +23,11 @@ SELECT try($$SELECT cascade_refresh('greynoise', 10)$$) AS greynoise;
 SELECT try($$SELECT * FROM greynoise_quota()$$) AS quota;
 SELECT "check", status, detail FROM ip_inventory_health() WHERE "check" = 'greynoise_quota';
 SELECT greynoise_ts IS NULL AS still_due FROM ip_inventory;
+-- The counters live in shared memory too: without preload nothing is counted, lookups and
+-- recording work as before, and the stats say why they are empty.
+SELECT try($$SELECT * FROM ip_inventory_stats$$) AS stats;
+SELECT try($$SELECT ip_inventory_stats_reset()$$) AS reset;
+CREATE TABLE raw_events (event_ts timestamptz, src_ip inet);
+SELECT ip_inventory_attach('raw_events', ARRAY['src_ip'], 'event_ts');
+INSERT INTO raw_events VALUES (now(), '81.2.69.160'), (now(), '81.2.69.160');
+SELECT observation_count, geo_country FROM ip_inventory WHERE ip_address = '81.2.69.160';
