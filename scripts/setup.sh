@@ -6,7 +6,9 @@ set -euo pipefail
 PGRX_VERSION=0.18.1
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo
-              postgresql-15-cron mmdb-bin)
+              postgresql-15-cron mmdb-bin
+              # pg_tests/sql/monitoring.sql: the queries file, dashboard and alerts, for real
+              python3-yaml prometheus-postgres-exporter prometheus)
 
 log() { printf '[setup] %s\n' "$*"; }
 
