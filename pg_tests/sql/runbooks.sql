@@ -1,0 +1,34 @@
+-- docs/runbooks.md, then docs/monitoring.md: every ```sql block runs as written, in document
+-- order, in one session, stopping at the first error (ON_ERROR_STOP). The output names each
+-- block as it starts; a failing block shows its error and no block after it.
+\ir helpers.psql
+CREATE EXTENSION ip_inventory;
+\ir use_test_databases.psql
+\ir use_fake_sources.psql
+-- The names the runbook uses: raw_events, observed; raw_events_import, a historical import.
+CREATE TABLE raw_events (event_ts timestamptz NOT NULL, src_ip inet, dst_ip inet);
+SELECT ip_inventory_attach('raw_events', ARRAY['src_ip', 'dst_ip'], 'event_ts');
+INSERT INTO raw_events SELECT now() - i * interval '1 h',
+       (ARRAY['81.2.69.160', '89.160.20.128', '216.160.83.56', '8.8.8.8', '71.6.135.131'])[1 + i % 5]::inet,
+       '10.0.0.1'
+FROM generate_series(1, 50) AS i;
+CREATE TABLE raw_events_import (LIKE raw_events);
+INSERT INTO raw_events_import SELECT '2025-06-01'::timestamptz + i * interval '1 min',
+       ('81.2.69.' || (i % 40 + 140))::inet, CASE WHEN i % 3 = 0 THEN '2001:218::1'::inet END
+FROM generate_series(1, 3000) AS i;
+
+\! python3 ../runbook_sql.py ../../docs/runbooks.md ../../docs/monitoring.md > "$IPI_SCRATCH/runbooks.psql" && PGOPTIONS='-c client_min_messages=error' "$IPI_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -f "$IPI_SCRATCH/runbooks.psql" -o /dev/null 2>&1; echo "exit status $?"
+
+-- What the runbook did, as it says it would.
+SELECT job, status, done_rows FROM ip_inventory_progress ORDER BY job;
+SELECT never, stale FROM ip_inventory_staleness WHERE source = 'maxmind';
+SELECT count(*) AS imported_addresses FROM ip_inventory WHERE ip_address << '81.2.69.128/25';
+SELECT current_setting('ip_inventory.cymru_mode') AS cymru_mode_after_the_outage,
+       current_setting('ip_inventory.greynoise_daily_quota') AS raised_quota;
+SELECT rolname FROM pg_roles WHERE rolname IN ('analyst', 'loader', 'enrich_operator', 'geoip_operator', 'monitoring', 'exporter') ORDER BY 1;
+SELECT count(*) FILTER (WHERE value <> 0) AS counters_after_the_reset FROM ip_inventory_stats WHERE kind = 'counter';
+
+-- The runbook's roles are cluster-wide: gone again for the tests after this one.
+DROP OWNED BY analyst, loader, enrich_operator, geoip_operator, monitoring, exporter;
+DROP ROLE analyst, loader, enrich_operator, geoip_operator, monitoring, exporter;
+ALTER SYSTEM RESET ALL;
