@@ -297,7 +297,7 @@ impl Counters {
 /// Counts not yet added to [`Counters`]: one per backend, touched by its main thread only.
 pub struct Pending {
     values: [u64; COUNT],
-    /// Sum of everything counted since the last drain (a cheap "is there anything").
+    /// How many counts were added since the last drain (a cheap "is there anything").
     since_drain: u64,
 }
 
