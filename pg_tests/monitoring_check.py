@@ -35,9 +35,10 @@ try:
 except ImportError:
     # A python3 first on PATH without PyYAML (pyenv, a virtualenv): Debian's python3 has it
     # (python3-yaml, installed by scripts/setup.sh).
-    if os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") and os.path.exists("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
-    raise
+    if "IPI_SYSTEM_PYTHON" in os.environ or not os.path.exists("/usr/bin/python3"):
+        raise
+    os.environ["IPI_SYSTEM_PYTHON"] = "1"
+    os.execv("/usr/bin/python3", ["/usr/bin/python3", "-I", *sys.argv])
 
 REQUIRED_PANELS = ["Events enriched", "Error rate", "Lookup latency", "Database age", "GreyNoise quota used"]
 # Grafana's variables, as Grafana would expand them for a short range.
