@@ -118,3 +118,6 @@ SET ROLE enrich_operator;
 SELECT try($$SELECT cascade_refresh('greynoise', 10)$$) AS refresh_with_grant;
 RESET ROLE;
 SELECT enrichment -> 'greynoise' ->> 'noise' AS noise FROM ip_inventory WHERE ip_address = '6.6.7.7';
+-- Roles are cluster-wide: gone again for the tests after this one.
+DROP OWNED BY analyst, enrich_operator;
+DROP ROLE analyst, enrich_operator;

@@ -147,16 +147,21 @@ SELECT cascade_refresh('cymru', 100) ->> 'refreshed' AS cymru_refreshed;
 SELECT stat('cymru', 'requests') AS requests, stat('cymru', 'request_successes') AS successes,
        stat('cymru', 'found') AS found, stat('cymru', 'request_ns_sum') > 0 AS timed;
 UPDATE ip_inventory SET greynoise_ts = now() WHERE NOT ip_address << '77.77.77.0/24';
-SELECT cascade_refresh('greynoise', 100) - 'elapsed' - 'first_failure' AS greynoise;
+SELECT cascade_refresh('greynoise', 100) - 'elapsed' - 'first_failure' - 'quota_remaining' AS greynoise;
+-- (The quota gauges are the day's, shared with the tests before this one.)
 SELECT metric, error_kind, value FROM ip_inventory_stats
-WHERE source = 'greynoise' AND value <> 0 AND metric NOT IN ('request_ns_sum', 'quota_limit')
+WHERE source = 'greynoise' AND value <> 0 AND metric NOT IN ('request_ns_sum', 'quota_limit', 'quota_used')
 ORDER BY metric, error_kind;
-ALTER SYSTEM SET ip_inventory.greynoise_daily_quota = 5;
+SELECT stat('greynoise', 'quota_used') = (SELECT used FROM greynoise_quota()) AS quota_used_gauge;
+-- A limit of what is used already: the next run is all skipped.
+SELECT used AS used_today FROM greynoise_quota() \gset
+ALTER SYSTEM SET ip_inventory.greynoise_daily_quota = :used_today;
 SELECT pg_reload_conf();
 SELECT pg_sleep(2.2);
 SELECT cascade_refresh('greynoise', 100) ->> 'skipped' AS skipped_for_quota;
 SELECT stat('greynoise', 'errors', 'quota_exhausted') AS quota_exhausted,
-       stat('greynoise', 'quota_used') AS quota_used, stat('greynoise', 'quota_limit') AS quota_limit;
+       stat('greynoise', 'quota_used') = stat('greynoise', 'quota_limit') AS quota_used_up,
+       stat('greynoise', 'quota_limit') = :used_today AS quota_limit_gauge;
 ALTER SYSTEM RESET ip_inventory.greynoise_daily_quota;
 SELECT pg_reload_conf();
 UPDATE ip_inventory SET rdns_ts = now() WHERE ip_address NOT IN ('77.77.77.1', '8.8.8.8');
