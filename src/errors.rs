@@ -92,6 +92,13 @@ pub const RELOAD_NEEDS: NeedsSharedMemory = NeedsSharedMemory {
     otherwise: " Without it, backends still notice replaced files on their own (ip_inventory.file_check_interval).",
 };
 
+pub const QUOTA_NEEDS: NeedsSharedMemory = NeedsSharedMemory {
+    function: "the GreyNoise quota",
+    kept_there:
+        "The daily quota is counted in shared memory, so that no number of sessions can exceed it.",
+    otherwise: "",
+};
+
 pub const STATS_NEED: NeedsSharedMemory = NeedsSharedMemory {
     function: "ip_inventory_stats",
     kept_there: "The counters are kept in shared memory, for the whole cluster; without it nothing is counted.",
@@ -191,17 +198,7 @@ pub fn greynoise_unauthorized(status: u16) -> ErrorReport {
 }
 
 pub fn quota_needs_preload() -> ErrorReport {
-    report(
-        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        "the GreyNoise quota requires ip_inventory to be loaded via shared_preload_libraries"
-            .to_owned(),
-    )
-    .set_detail(
-        "The daily quota is counted in shared memory, so that no number of sessions can exceed it.",
-    )
-    .set_hint(
-        "Add 'ip_inventory' to shared_preload_libraries in postgresql.conf and restart the server.",
-    )
+    preload_required(&QUOTA_NEEDS)
 }
 
 pub fn threads(e: &std::io::Error) -> ErrorReport {
