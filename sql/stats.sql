@@ -9,7 +9,12 @@ UNION ALL
 -- How old the data in service is (build_epoch, not file time), as this session sees it.
 SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
 FROM maxmind_info() AS i
-WHERE i.age IS NOT NULL;
+WHERE i.age IS NOT NULL
+UNION ALL
+-- The GreyNoise quota of the current UTC day, as cascade_refresh() counts it.
+SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
+FROM greynoise_quota() AS q,
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota)) AS g(metric, value);
 
 -- Monitoring roles (postgres_exporter runs as a member of pg_monitor) read it; resetting is
 -- for superusers and roles granted EXECUTE.
@@ -19,7 +24,7 @@ REVOKE ALL ON FUNCTION ip_inventory_stats_reset() FROM PUBLIC;
 COMMENT ON VIEW ip_inventory_stats IS
     'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
 COMMENT ON FUNCTION ip_inventory_stats_counters() IS
-    'The counters and shared-memory gauges behind ip_inventory_stats (this session''s pending counts included).';
+    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
 COMMENT ON FUNCTION ip_inventory_stats_reset() IS
     'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
 COMMENT ON FUNCTION ip_inventory_count_recorded(bigint, bigint, bigint) IS

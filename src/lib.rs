@@ -86,6 +86,7 @@ extension_sql_file!(
     "../sql/stats.sql",
     name = "stats",
     requires = [
+        "cascade",
         metrics::ip_inventory_stats_counters,
         metrics::ip_inventory_stats_reset,
         metrics::ip_inventory_count_recorded,

@@ -23,7 +23,7 @@ use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 
 use crate::errors::{self, Source};
-use crate::{gucs, shmem};
+use crate::shmem;
 
 /// A backend adds its pending counts to the shared ones at least this often.
 const DRAIN_AFTER: u64 = 4096;
@@ -153,8 +153,9 @@ fn timestamptz(unix_us: i64) -> Option<TimestampWithTimeZone> {
     TimestampWithTimeZone::try_from(unix_us - PG_EPOCH_OFFSET_US).ok()
 }
 
-/// `ip_inventory_stats_counters()`: every counter and gauge, cluster-wide (this session's
-/// own counts included). `ip_inventory_stats` presents it with the database ages.
+/// `ip_inventory_stats_counters()`: every counter, and the generation, cluster-wide (this
+/// session's own counts included). `ip_inventory_stats` adds the database ages and the
+/// GreyNoise quota.
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_restricted)]
 fn ip_inventory_stats_counters() -> Result<
@@ -188,32 +189,14 @@ fn ip_inventory_stats_counters() -> Result<
             )
         })
         .collect();
-    let gauge = |source: &str, metric: &str, v: i64| {
-        (
-            source.to_owned(),
-            metric.to_owned(),
-            None,
-            "gauge".to_owned(),
-            v,
-            None,
-        )
-    };
-    rows.push(gauge(
-        "maxmind",
-        "generation",
+    rows.push((
+        "maxmind".to_owned(),
+        "generation".to_owned(),
+        None,
+        "gauge".to_owned(),
         shmem::generation().map_or(0, value),
+        None,
     ));
-    if let Some((word, _)) = shmem::greynoise_state() {
-        let limit = gucs::greynoise_daily_quota();
-        let quota = ip_inventory_core::greynoise::Quota::new(word, limit);
-        let today = ip_inventory_core::greynoise::utc_day(std::time::SystemTime::now());
-        rows.push(gauge(
-            "greynoise",
-            "quota_used",
-            i64::from(quota.used(today)),
-        ));
-        rows.push(gauge("greynoise", "quota_limit", i64::from(limit)));
-    }
     Ok(TableIterator::new(rows))
 }
 
