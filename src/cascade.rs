@@ -8,17 +8,17 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::SystemTime;
 
 use ip_inventory_core::fetch::{
-    self, CymruJob, CymruMode, Event, GreyNoiseJob, Job, Outcome, RdnsJob, Row, Stop,
+    self, CymruJob, CymruMode, Event, GreyNoiseJob, Job, RdnsJob, Row, Stop,
 };
 use ip_inventory_core::greynoise::{self, Quota};
-use ip_inventory_core::metrics::{self, Metric, SourceMetric};
+use ip_inventory_core::metrics::Metric;
 use ip_inventory_core::net::{self, Cancel};
 use ip_inventory_core::{dns, settings};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{Inet, JsonB};
 
-use crate::{errors, gucs, shmem};
+use crate::{errors, gucs, metrics, shmem};
 
 /// Raises the cancel flag when the waiting main thread leaves, normally or by an error
 /// (a cancelled statement unwinds through here): the workers stop within a slice.
@@ -62,11 +62,7 @@ fn ip_inventory_fetch(
     }
     let cancel = Cancel::new();
     let _stop_workers = CancelOnDrop(cancel.clone());
-    let counted_as = match job {
-        Job::Cymru(_) => metrics::Source::Cymru,
-        Job::GreyNoise(_) => metrics::Source::GreyNoise,
-        Job::Rdns(_) => metrics::Source::Rdns,
-    };
+    let source = job.source();
     let rx =
         fetch::start(job, addresses, cancel, shmem::counters()).map_err(|e| errors::threads(&e))?;
     let mut rows: Vec<Row> = Vec::new();
@@ -74,7 +70,7 @@ fn ip_inventory_fetch(
     loop {
         match rx.recv_timeout(net::SLICE) {
             Ok(Event::Row(row)) => {
-                crate::metrics::count(Metric::source(counted_as, outcome_metric(row.outcome)));
+                metrics::count(Metric::source(source, row.outcome.counted_as()));
                 rows.push(row);
                 if rows.len().is_multiple_of(64) {
                     check_for_interrupts!();
@@ -98,15 +94,6 @@ fn ip_inventory_fetch(
             r.detail,
         )
     })))
-}
-
-fn outcome_metric(outcome: Outcome) -> SourceMetric {
-    match outcome {
-        Outcome::Found => SourceMetric::Found,
-        Outcome::NotFound => SourceMetric::NotFound,
-        Outcome::Failed => SourceMetric::Failed,
-        Outcome::Skipped => SourceMetric::Skipped,
-    }
 }
 
 fn parse_inet(text: &str) -> Result<IpAddr, ErrorReport> {

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::cymru;
 use crate::dns::{self, Lookup};
 use crate::greynoise::{self, Quota, Reply};
-use crate::metrics::{Counters, Metric, NetErrorKind, Source};
+use crate::metrics::{Counters, Metric, NetErrorKind, Source, SourceMetric};
 use crate::net::{self, Cancel, NetError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The counter of answers of this kind.
+    pub fn counted_as(self) -> SourceMetric {
+        match self {
+            Outcome::Found => SourceMetric::Found,
+            Outcome::NotFound => SourceMetric::NotFound,
+            Outcome::Failed => SourceMetric::Failed,
+            Outcome::Skipped => SourceMetric::Skipped,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Found => "found",
@@ -137,6 +147,17 @@ pub enum Job {
     Rdns(RdnsJob),
 }
 
+impl Job {
+    /// The source whose counters this run counts into.
+    pub fn source(&self) -> Source {
+        match self {
+            Job::Cymru(_) => Source::Cymru,
+            Job::GreyNoise(_) => Source::GreyNoise,
+            Job::Rdns(_) => Source::Rdns,
+        }
+    }
+}
+
 /// How a request ended, for the counters.
 enum Ended {
     Answered,
@@ -196,7 +217,10 @@ pub fn start(
     counters: Option<&'static Counters>,
 ) -> std::io::Result<Receiver<Event>> {
     let (tx, rx) = mpsc::channel();
-    let meter = |source| Meter { counters, source };
+    let meter = Meter {
+        counters,
+        source: job.source(),
+    };
     match job {
         Job::Cymru(CymruJob {
             mode:
@@ -208,7 +232,6 @@ pub fn start(
             timeout,
             ..
         }) => {
-            let meter = meter(Source::Cymru);
             net::spawn_worker("ipi-cymru-whois", move || {
                 whois_run(&host, port, batch_size, timeout, ips, &cancel, &tx, meter)
             })?;
@@ -219,7 +242,6 @@ pub fn start(
             concurrency,
         }) => {
             let names: Arc<Mutex<HashMap<u32, Option<String>>>> = Arc::default();
-            let meter = meter(Source::Cymru);
             parallel(ips, concurrency, cancel, tx, move |ip, cancel| {
                 cymru_dns(server, ip, timeout, cancel, &names, meter)
             })?;
@@ -229,12 +251,11 @@ pub fn start(
             timeout,
             concurrency,
         }) => {
-            let meter = meter(Source::Rdns);
             parallel(ips, concurrency, cancel, tx, move |ip, cancel| {
                 rdns(server, ip, timeout, cancel, meter)
             })?;
         }
-        Job::GreyNoise(job) => greynoise_run(job, ips, cancel, tx, meter(Source::GreyNoise))?,
+        Job::GreyNoise(job) => greynoise_run(job, ips, cancel, tx, meter)?,
     }
     Ok(rx)
 }
@@ -480,7 +501,6 @@ fn greynoise_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::SourceMetric;
     use std::sync::atomic::AtomicU64;
 
     fn drain(rx: Receiver<Event>) -> (Vec<Row>, Vec<Stop>) {
