@@ -96,9 +96,6 @@ impl Slot {
     /// such as `maxmind_info()` open slots too, but are not lookups).
     #[inline]
     pub fn open_for_lookup(&mut self) -> Result<(), ErrorReport> {
-        if self.db.is_some() {
-            return Ok(());
-        }
         let opened = self.ensure_open();
         if opened.is_err() {
             let kind = self
