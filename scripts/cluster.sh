@@ -27,6 +27,20 @@ ipi_install() {
     [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
     ipi_log "building and installing the extension (release)"
     (cd "$root" && cargo pgrx install --release --pg-config "$PG_CONFIG" "${sudo_flag[@]}") >&2
+    ipi_install_scripts "$root"
+}
+
+# cargo pgrx install copies only the current version's script; the upgrade scripts
+# (sql/upgrade) and, for the upgrade test, the pinned install scripts of earlier versions
+# (sql/install) go beside it.
+ipi_install_scripts() {
+    local root=$1 dest
+    dest="$("$PG_CONFIG" --sharedir)/extension"
+    if [ "$(id -u)" = 0 ]; then
+        install -m 644 "$root"/sql/upgrade/*.sql "$root"/sql/install/*.sql "$dest/"
+    else
+        sudo install -m 644 "$root"/sql/upgrade/*.sql "$root"/sql/install/*.sql "$dest/"
+    fi
 }
 
 # Picks a free TCP port number for the cluster (it listens on its socket only, but the port
