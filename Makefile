@@ -1,6 +1,6 @@
 # The two entry points (see README.md). Both first run scripts/setup.sh, which installs what
 # is missing (apt packages, cargo-pgrx 0.18.1, pgrx init) and does nothing otherwise.
-.PHONY: setup demo test chaos bench
+.PHONY: setup demo test chaos bench upgrade-script
 
 setup:
 	bash scripts/setup.sh
@@ -18,3 +18,9 @@ chaos: setup
 # Not one of the two set-up commands: the benchmark (docs/benchmarks.md), ~20 minutes.
 bench: setup
 	bash bench/run.sh
+
+# After a schema change: reassemble the upgrade script of the version being developed
+# (scripts/upgrade_script.sh; make test checks it is current and pg_tests/sql/upgrade.sql
+# proves it).
+upgrade-script: setup
+	bash scripts/upgrade_script.sh

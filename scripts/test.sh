@@ -10,6 +10,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== upgrade script current (make upgrade-script)"
+bash scripts/upgrade_script.sh --check
 echo "== core unit tests"
 cargo test -p ip_inventory_core --locked
 echo "== SQL regression tests"
