@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod mmdb;
 pub mod net;
 pub mod privacy;
+pub mod sanitize;
 pub mod settings;
 
 pub use classify::{canonical, classify, IpClass};
