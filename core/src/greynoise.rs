@@ -552,6 +552,9 @@ mod tests {
             "",
             "Fri, 31 Dec 99999 23:59:59 GMT",
             "Fri, 31 Dec 999999999999999999 23:59:59 GMT",
+            // fuzz/regressions/greynoise/retry-after-year-17-digits: what the fuzzer found
+            // on the old code (overflow in the day arithmetic).
+            "Fr, 31 Jan 99999999999999999 23:59:59 GMT",
             "Fri, 31 Dec -9999 23:59:59 GMT",
             "Fri, 99 Dec 2023 23:59:59 GMT",
             "Fri, 31 Dec 2023 99:99:99 GMT",
