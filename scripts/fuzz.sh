@@ -41,6 +41,10 @@ cargo fuzz build 2>&1 | grep -Ev '^\s+(Compiling|Downloaded|Downloading)' || tru
 [ "${PIPESTATUS[0]}" = 0 ] || { echo "[fuzz] build failed" >&2; exit 1; }
 
 declare -A max_len=([mmdb]=32768)
+# The mmdb target writes each input to a file in the temporary directory: keep those here.
+export TMPDIR="$ROOT/fuzz/scratch/tmp"
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 
 if [ -n "$merge" ]; then
     for t in "${targets[@]}"; do
