@@ -4,6 +4,7 @@
 #
 #   bash scripts/fuzz.sh [TARGET...]      # default: every target (`cargo fuzz list`)
 #   FUZZ_SECONDS=60                       # per target (default 60; `make test` runs 5)
+#   FUZZ_FRESH=1                          # leave fuzz/scratch alone (make test's smoke run)
 #   bash scripts/fuzz.sh --merge [TARGET...]
 #
 # Inputs: the committed corpus (fuzz/corpus/TARGET: hand-made seeds, and found/ with inputs
@@ -75,7 +76,15 @@ failed=()
 summary=()
 for t in "${targets[@]}"; do
     mkdir -p "scratch/$t" "artifacts/$t"
-    corpora=("scratch/$t" "corpus/$t")
+    if [ -n "${FUZZ_FRESH:-}" ]; then
+        # A short run from the committed corpus alone: a grown scratch corpus would make
+        # loading it take longer than the run.
+        rm -rf "$TMPDIR/corpus-$t"
+        mkdir -p "$TMPDIR/corpus-$t"
+        corpora=("$TMPDIR/corpus-$t" "corpus/$t")
+    else
+        corpora=("scratch/$t" "corpus/$t")
+    fi
     [ -d "regressions/$t" ] && corpora+=("regressions/$t")
     dict=()
     [ -f "dict/$t.dict" ] && dict=(-dict="dict/$t.dict")

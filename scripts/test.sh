@@ -15,7 +15,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== core unit tests"
 cargo test -p ip_inventory_core --locked
 echo "== fuzz smoke run (each target ${FUZZ_SMOKE_SECONDS:-5} s; make fuzz runs longer)"
-FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-5} bash scripts/fuzz.sh
+FUZZ_FRESH=1 FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-5} bash scripts/fuzz.sh
 echo "== SQL regression tests"
 bash pg_tests/run.sh
 echo "== fault and load run"
