@@ -1,6 +1,6 @@
 # The two entry points (see README.md). Both first run scripts/setup.sh, which installs what
 # is missing (apt packages, cargo-pgrx 0.18.1, pgrx init) and does nothing otherwise.
-.PHONY: setup demo test chaos bench upgrade-script
+.PHONY: setup demo test chaos bench fuzz upgrade-script
 
 setup:
 	bash scripts/setup.sh
@@ -14,6 +14,11 @@ test: setup
 # The fault and load run alone (make test runs it too); docs/reliability.md.
 chaos: setup
 	bash pg_tests/chaos.sh
+
+# The fuzz targets of the core, FUZZ_SECONDS each (default 60); make test runs 5 s each.
+# docs/reliability.md, "Fuzzing".
+fuzz: setup
+	bash scripts/fuzz.sh
 
 # Not one of the two set-up commands: the benchmark (docs/benchmarks.md), ~20 minutes.
 bench: setup

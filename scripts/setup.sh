@@ -42,6 +42,16 @@ else
     log "cargo-pgrx $PGRX_VERSION present"
 fi
 
+# cargo fuzz (scripts/fuzz.sh: make fuzz, and the smoke run of make test). Its builds use the
+# stable compiler with RUSTC_BOOTSTRAP=1; no nightly toolchain is needed.
+CARGO_FUZZ_VERSION=0.13.2
+if cargo fuzz --version >/dev/null 2>&1; then
+    log "cargo-fuzz present ($(cargo fuzz --version))"
+else
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION; takes ~2 min"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+fi
+
 # `cargo pgrx init` writes ~/.pgrx/config.toml; it needs no network with an existing pg_config.
 if ! grep -qs "pg15 = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml"; then
     log "cargo pgrx init --pg15 $PG_CONFIG"

@@ -18,6 +18,7 @@ pub mod mmdb;
 pub mod net;
 pub mod observe;
 pub mod privacy;
+pub mod sanitize;
 pub mod settings;
 
 pub use classify::{canonical, classify, IpClass};

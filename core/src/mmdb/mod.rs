@@ -466,7 +466,10 @@ impl Database {
         language: &str,
     ) -> Result<CityFields<'a>, DbError> {
         match record::decode_names_in(language, || hit.result.decode::<record::CityRecord<'a>>()) {
-            Ok(Some(rec)) => Ok(rec.flatten()),
+            Ok(Some(rec)) => rec
+                .flatten()
+                .try_map_strings(|s| self.clean(s))
+                .ok_or_else(|| self.unclean()),
             Ok(None) => Ok(CityFields::default()),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
@@ -496,7 +499,13 @@ impl Database {
     #[inline]
     pub fn asn_fields<'a>(&'a self, hit: &Hit<'a>) -> Result<AsnFields<'a>, DbError> {
         match hit.result.decode::<record::AsnRecord<'a>>() {
-            Ok(Some(rec)) => Ok(rec.into()),
+            Ok(Some(rec)) => {
+                let fields = AsnFields::from(rec);
+                match fields.organization {
+                    Some(o) if self.clean(o).is_none() => Err(self.unclean()),
+                    _ => Ok(fields),
+                }
+            }
             Ok(None) => Ok(AsnFields::default()),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
@@ -507,9 +516,30 @@ impl Database {
     pub fn country_code<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
         const PATH: [PathElement<'static>; 2] =
             [PathElement::Key("country"), PathElement::Key("iso_code")];
-        hit.result
-            .decode_path(&PATH)
-            .map_err(|e| DbError::from_mmdb(&self.path, e))
+        match hit.result.decode_path::<&'a str>(&PATH) {
+            Ok(Some(code)) => self.clean(code).map(Some).ok_or_else(|| self.unclean()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(DbError::from_mmdb(&self.path, e)),
+        }
+    }
+
+    /// A string of a record as it may be returned: without control characters (a NUL
+    /// cannot be stored in text or jsonb, and the others are no data of a name or code) and
+    /// at most [`sanitize::MAX_TEXT`](crate::sanitize::MAX_TEXT) bytes. Strings are
+    /// borrowed from the file, so an unclean one is not rewritten but refused.
+    #[inline]
+    fn clean<'s>(&self, s: &'s str) -> Option<&'s str> {
+        crate::sanitize::is_clean(s, crate::sanitize::MAX_TEXT).then_some(s)
+    }
+
+    fn unclean(&self) -> DbError {
+        DbError::new(
+            &self.path,
+            ErrorKind::Corrupt(format!(
+                "a string of the record holds a control character or is longer than {} bytes",
+                crate::sanitize::MAX_TEXT
+            )),
+        )
     }
 
     /// `autonomous_system_number` alone (the `ip_asn` hot path).

@@ -568,3 +568,70 @@ fn deeply_nested_records_fail_within_a_small_stack() {
         "the JSON conversion refuses both files ({errors} errors)"
     );
 }
+
+/// `path` with every `from` replaced by `to` (same length), copied into `dir`.
+fn patched(dir: &Path, rel: &str, edits: &[(&[u8], &[u8])]) -> PathBuf {
+    let mut bytes = std::fs::read(fixture(rel)).unwrap();
+    for (from, to) in edits {
+        assert_eq!(from.len(), to.len());
+        let mut found = 0;
+        let mut i = 0;
+        while let Some(at) = bytes[i..].windows(from.len()).position(|w| w == *from) {
+            bytes[i + at..i + at + to.len()].copy_from_slice(to);
+            i += at + to.len();
+            found += 1;
+        }
+        assert!(found > 0, "{from:?} in {rel}");
+    }
+    let path = dir.join(Path::new(rel).file_name().unwrap());
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A file's strings are hostile input too: a NUL in a record made `mmdb_lookup` fail (jsonb
+/// cannot hold it) and reached `text` results. JSON records are sanitized; the typed City and
+/// ASN fields, borrowed from the file, are refused with a clear error rather than returned.
+#[test]
+fn control_characters_in_records_are_sanitized_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let city = patched(
+        dir.path(),
+        "test-data/GeoIP2-City-Test.mmdb",
+        // 0x42: a string of two bytes.
+        &[(b"London", b"Lo\0don"), (b"\x42GB", b"\x42G\x1b")],
+    );
+    let db = Database::open(&city, DbKind::City).unwrap();
+    let hit = db.lookup("81.2.69.160".parse().unwrap()).unwrap().unwrap();
+    let rec = db.record_json(&hit).unwrap().unwrap();
+    assert_eq!(rec["city"]["names"]["en"], "Lo\u{FFFD}don");
+    assert_eq!(rec["country"]["iso_code"], "G\u{FFFD}");
+    assert!(crate::sanitize::json_is_clean(
+        &rec,
+        crate::sanitize::MAX_TEXT
+    ));
+    let e = db.city_fields(&hit, "en").unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::Corrupt(ref m) if m.contains("control character")),
+        "{e}"
+    );
+    let mut cache = CityCache::default();
+    assert!(db.city_fields_cached(&hit, "en", &mut cache).is_err());
+    assert!(db.country_code(&hit).is_err());
+    // Records without the patched strings still answer.
+    let other = db.lookup("2001:218::1".parse().unwrap()).unwrap().unwrap();
+    assert!(db.city_fields(&other, "en").is_ok());
+
+    let asn = patched(
+        dir.path(),
+        "test-data/GeoLite2-ASN-Test.mmdb",
+        &[(b"Telstra Pty Ltd", b"Telstra\0Pty\x7fLtd")],
+    );
+    let db = Database::open(&asn, DbKind::Asn).unwrap();
+    let hit = db.lookup("1.128.0.1".parse().unwrap()).unwrap().unwrap();
+    assert!(db.asn_fields(&hit).is_err());
+    assert_eq!(db.asn_number(&hit).unwrap(), Some(1221));
+    assert_eq!(
+        db.record_json(&hit).unwrap().unwrap()["autonomous_system_organization"],
+        "Telstra\u{FFFD}Pty\u{FFFD}Ltd"
+    );
+}
