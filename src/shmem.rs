@@ -4,13 +4,15 @@
 //!   generation its readers were opened under and reopens when it moved;
 //! - the GreyNoise daily quota (UTC day and calls made, in one word) and the time before
 //!   which GreyNoise must not be called (its last 429's Retry-After);
-//! - the operational counters behind `ip_inventory_stats` (see `metrics`).
+//! - the operational counters behind `ip_inventory_stats` (see `metrics`);
+//! - the refreshes' claims on addresses (see `claims`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
+use ip_inventory_core::claims::ClaimTable;
 use ip_inventory_core::metrics::Counters;
 use pgrx::prelude::*;
-use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic};
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
 
 use crate::errors;
 
@@ -20,12 +22,33 @@ static GREYNOISE_QUOTA: PgAtomic<AtomicU64> =
 static GREYNOISE_PAUSED_UNTIL: PgAtomic<AtomicI64> =
     unsafe { PgAtomic::new(c"ip_inventory_greynoise_paused_until") };
 static COUNTERS: PgAtomic<SharedCounters> = unsafe { PgAtomic::new(c"ip_inventory_counters") };
+static CLAIMS: PgLwLock<SharedClaims> = unsafe { PgLwLock::new(c"ip_inventory_claims") };
 
 /// Set in the postmaster when the library is preloaded; inherited by every backend.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 #[repr(transparent)]
 struct SharedCounters(Counters);
+
+#[derive(Clone, Copy, Default)]
+#[repr(transparent)]
+pub struct SharedClaims(pub ClaimTable);
+
+// SAFETY: plain integers, no pointers.
+unsafe impl PGRXSharedMemory for SharedClaims {}
+
+impl std::ops::Deref for SharedClaims {
+    type Target = ClaimTable;
+    fn deref(&self) -> &ClaimTable {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SharedClaims {
+    fn deref_mut(&mut self) -> &mut ClaimTable {
+        &mut self.0
+    }
+}
 
 // SAFETY: atomics only, no pointers.
 unsafe impl PGRXSharedMemory for SharedCounters {}
@@ -37,6 +60,7 @@ pub fn init() {
         pg_shmem_init!(GREYNOISE_QUOTA = AtomicU64::new(0));
         pg_shmem_init!(GREYNOISE_PAUSED_UNTIL = AtomicI64::new(0));
         pg_shmem_init!(COUNTERS = SharedCounters(Counters::new()));
+        pg_shmem_init!(CLAIMS);
         ENABLED.store(true, Ordering::Relaxed);
     }
 }
@@ -76,4 +100,9 @@ pub fn greynoise_state() -> Option<(&'static AtomicU64, &'static AtomicI64)> {
 #[inline]
 pub fn counters() -> Option<&'static Counters> {
     enabled().then(|| &COUNTERS.get().0)
+}
+
+/// The refreshes' claims on addresses (`claims`). `None` without preload.
+pub fn claims() -> Option<&'static PgLwLock<SharedClaims>> {
+    enabled().then_some(&CLAIMS)
 }

@@ -6,6 +6,7 @@
 //! operational counters. The
 //! extension crate (`src/`) only translates between SQL and these functions.
 
+pub mod claims;
 pub mod classify;
 pub mod cymru;
 pub mod dns;
