@@ -249,19 +249,7 @@ COMMENT ON FUNCTION @extschema@.maxmind_age() IS
 /// `city`, `asn` or `any`. Reads server files: superusers and pg_read_server_files only.
 #[pg_extern(volatile, parallel_safe)]
 fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, ErrorReport> {
-    let kind = match kind {
-        "city" => DbKind::City,
-        "asn" => DbKind::Asn,
-        "any" => DbKind::Any,
-        other => {
-            return Err(ErrorReport::new(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("unknown database kind \"{}\"", errors::cut(other)),
-                "ip_inventory",
-            )
-            .set_hint("Use city, asn or any."))
-        }
-    };
+    let kind = DbKind::parse(kind).ok_or_else(|| errors::unknown_kind(kind))?;
     if !crate::lookup::may_read_server_files() {
         return Err(errors::path_not_allowed());
     }
@@ -311,14 +299,8 @@ REVOKE ALL ON FUNCTION @extschema@.maxmind_verify(text, text) FROM PUBLIC;
 /// `rdns` stays fresh (the `ip_inventory.<source>_ttl` settings).
 #[pg_extern(stable, strict, parallel_safe)]
 fn ip_inventory_ttl(source: &str) -> Result<Interval, ErrorReport> {
-    let secs = crate::gucs::ttl_secs(source).ok_or_else(|| {
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown enrichment source \"{}\"", errors::cut(source)),
-            "ip_inventory",
-        )
-        .set_hint("Sources with a TTL: cymru, greynoise, rdns.")
-    })?;
+    let secs = crate::gucs::ttl_secs(crate::cascade::parse_source(source)?);
+
     Ok(
         Interval::new(0, secs / 86_400, i64::from(secs % 86_400) * 1_000_000)
             .expect("days and micros within range"),

@@ -8,8 +8,9 @@
 use std::path::Path;
 
 use ip_inventory_core::classify;
-use ip_inventory_core::metrics::{DbErrorKind, DbFamily, MaxmindMetric, Metric};
+use ip_inventory_core::metrics::{MaxmindMetric, Metric};
 use ip_inventory_core::mmdb::{CityCache, Database, DbError, DbSlot, Hit, Store};
+use ip_inventory_core::mmdb::{DbErrorKind, DbFamily};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 use pgrx::JsonB;
