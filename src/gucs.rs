@@ -170,12 +170,12 @@ check!(check_url, |v| parsed(v, settings::check_key_url(v)));
 /// configuration would reach the server log, which logs `parameter "..." changed to
 /// "<value>"` on every reload that changes it. The refusal replaces Postgres's message,
 /// which would quote the value.
-fn check_secret(value: &str, setting: &CStr) -> bool {
+fn check_secret(value: &str, setting: &CStr, what: &str) -> bool {
     match secret::parse(value) {
         Ok(_) => true,
         Err(secret::Refused::Literal) => {
             let message = format!(
-                "{} takes env:NAME or file:/path, not the secret itself",
+                "{} takes env:NAME or file:/path, not the {what} itself",
                 setting.to_string_lossy()
             );
             let message = CString::new(message).unwrap_or_default();
@@ -192,8 +192,8 @@ fn check_secret(value: &str, setting: &CStr) -> bool {
 
 const API_KEY: &CStr = c"ip_inventory.greynoise_api_key";
 const SALT: &CStr = c"ip_inventory.pseudonymize_salt";
-check!(check_api_key, |v| check_secret(v, API_KEY));
-check!(check_salt, |v| check_secret(v, SALT));
+check!(check_api_key, |v| check_secret(v, API_KEY, "key"));
+check!(check_salt, |v| check_secret(v, SALT, "salt"));
 
 // --- registration -----------------------------------------------------------------------
 

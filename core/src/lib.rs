@@ -7,9 +7,9 @@
 //! - MaxMind databases: [`mmdb`] (opening, verification, decoding, the store of verified
 //!   copies, the slots and their replacement rules);
 //! - network sources: [`sources`] (the [`sources::Source`] enum, Team Cymru, GreyNoise,
-//!   reverse DNS, the shared network plumbing and the refresh run);
-//! - the inventory's helpers: [`observe`] (aggregating event tables), [`claims`] (refresh
-//!   claims), [`jobs`] (job lock keys), [`privacy`] (anonymize, pseudonymize);
+//!   reverse DNS, the shared network plumbing, the refresh run and its claims);
+//! - the inventory: [`inventory`] (aggregating event tables' rows, job lock keys), [`privacy`]
+//!   (anonymize, pseudonymize);
 //! - cross-cutting: [`sanitize`] (text from hostile input), [`settings`] (parsing setting
 //!   values), [`secret`] (where a key or salt is kept), [`metrics`] (the counters' layout).
 
@@ -33,13 +33,11 @@ macro_rules! named {
     };
 }
 
-pub mod claims;
 pub mod classify;
 pub mod inet;
-pub mod jobs;
+pub mod inventory;
 pub mod metrics;
 pub mod mmdb;
-pub mod observe;
 pub mod privacy;
 pub mod sanitize;
 pub mod secret;

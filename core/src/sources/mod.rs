@@ -5,10 +5,12 @@
 //! parses it once, and what differs between sources (settings, inventory column, which
 //! addresses it answers for) is asked of the enum. Each source's protocol and client is its
 //! own module; [`net`] is what they share (endpoints, deadlines, cancellation, worker
-//! threads) and [`fetch`] is one refresh run over any of them.
+//! threads), [`fetch`] is one refresh run over any of them and [`claims`] keeps concurrent
+//! refreshes from asking about the same address.
 
 use std::net::IpAddr;
 
+pub mod claims;
 pub mod cymru;
 pub mod dns;
 pub mod fetch;

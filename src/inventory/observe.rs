@@ -18,7 +18,7 @@
 
 use std::ffi::CStr;
 
-use ip_inventory_core::observe::Observations;
+use ip_inventory_core::inventory::observe::Observations;
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys::{self, panic::ErrorReport};

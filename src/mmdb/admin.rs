@@ -12,7 +12,8 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::json;
 
-use crate::{datum, errors, metrics, readers, shmem};
+use super::readers;
+use crate::{datum, errors, metrics, shmem};
 
 /// Whether a query cancel or termination is pending (asked between chunks of a copy).
 fn interrupted() -> bool {
@@ -250,7 +251,7 @@ COMMENT ON FUNCTION @extschema@.maxmind_age() IS
 #[pg_extern(volatile, parallel_safe)]
 fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, ErrorReport> {
     let kind = DbKind::parse(kind).ok_or_else(|| errors::unknown_kind(kind))?;
-    if !crate::lookup::may_read_server_files() {
+    if !super::lookup::may_read_server_files() {
         return Err(errors::path_not_allowed());
     }
     // The file is copied into the store and verified there, as a reload would: a file that
@@ -293,25 +294,4 @@ REVOKE ALL ON FUNCTION @extschema@.maxmind_verify(text, text) FROM PUBLIC;
 "#,
     name = "maxmind_verify_acl",
     requires = [maxmind_verify]
-);
-
-/// `ip_inventory_ttl(source) → interval`: how long an answer of `cymru`, `greynoise` or
-/// `rdns` stays fresh (the `ip_inventory.<source>_ttl` settings).
-#[pg_extern(stable, strict, parallel_safe)]
-fn ip_inventory_ttl(source: &str) -> Result<Interval, ErrorReport> {
-    let secs = crate::gucs::ttl_secs(crate::cascade::parse_source(source)?);
-
-    Ok(
-        Interval::new(0, secs / 86_400, i64::from(secs % 86_400) * 1_000_000)
-            .expect("days and micros within range"),
-    )
-}
-
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION @extschema@.ip_inventory_ttl(text) IS
-    'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
-"#,
-    name = "ttl_comment",
-    requires = [ip_inventory_ttl]
 );

@@ -15,9 +15,10 @@ use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use super::readers;
 use crate::datum::{self, EnrichmentDatum, InetArg, InetDatum, TextDatum};
+use crate::errors;
 use crate::metrics;
-use crate::{errors, readers};
 
 /// `ip_class(inet)`: the IANA special-purpose class of an address (`public`, `private`,
 /// `loopback`, ...). Pure computation, no database.

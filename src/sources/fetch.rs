@@ -57,7 +57,7 @@ fn ip_inventory_fetch(
         .flatten()
         .map(parse_inet)
         .collect::<Result<Vec<IpAddr>, ErrorReport>>()?;
-    let job = job(parse_source(source)?)?;
+    let job = job(super::parse_source(source)?)?;
     if addresses.is_empty() {
         return Ok(TableIterator::new(Vec::new()));
     }
@@ -102,11 +102,6 @@ fn parse_inet(text: &str) -> Result<IpAddr, ErrorReport> {
     host.parse::<IpAddr>()
         .map(ip_inventory_core::canonical)
         .map_err(|_| errors::invalid_address_text(text))
-}
-
-/// The network source SQL names.
-pub fn parse_source(name: &str) -> Result<Source, ErrorReport> {
-    Source::parse(name).ok_or_else(|| errors::unknown_source(name))
 }
 
 /// The run a source needs, from the settings (read here, on the main thread).
