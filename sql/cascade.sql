@@ -9,14 +9,31 @@
 -- leaves the row due, so the next run asks again. MaxMind needs no network: its refresh locks
 -- the rows it picks (FOR UPDATE SKIP LOCKED).
 
+-- Which rows a network source serves: the one definition that the refresh, the due-row
+-- indexes below and ip_inventory_staleness use. Public addresses only; Team Cymru fills the
+-- ASNs MaxMind lacks (and keeps its own answers fresh); GreyNoise Community answers for
+-- IPv4 only (core: Source::answers_for). A SQL-standard body, bound when created, so the
+-- planner inlines it and an index predicate written with it matches a query written with it.
+CREATE FUNCTION @extschema@._ip_inventory_source_serves(
+    source text, ip_address inet, ip_class text, asn_source text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ip_class = 'public' AND CASE source
+    WHEN 'cymru' THEN asn_source IS NULL OR asn_source = 'cymru'
+    WHEN 'greynoise' THEN family(ip_address) = 4
+    WHEN 'rdns' THEN true
+    ELSE false END;
+COMMENT ON FUNCTION @extschema@._ip_inventory_source_serves(text, inet, text, text) IS
+    'Whether a network source serves an inventory row (internal: cascade_refresh, the due-row indexes, ip_inventory_staleness).';
+
 -- Rows due for a network source: its timestamp is NULL (never asked) or older than its TTL.
 -- These indexes find them without reading the table once most rows are fresh; observation
 -- updates do not touch the indexed columns, so they stay HOT.
--- (Team Cymru only serves rows without a MaxMind ASN: the rest never get a cymru_ts.)
 CREATE INDEX ip_inventory_cymru_due ON @extschema@.ip_inventory (cymru_ts NULLS FIRST)
-    WHERE ip_class = 'public' AND (asn_source IS NULL OR asn_source = 'cymru');
-CREATE INDEX ip_inventory_greynoise_due ON @extschema@.ip_inventory (greynoise_ts NULLS FIRST) WHERE ip_class = 'public';
-CREATE INDEX ip_inventory_rdns_due ON @extschema@.ip_inventory (rdns_ts NULLS FIRST) WHERE ip_class = 'public';
+    WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source);
+CREATE INDEX ip_inventory_greynoise_due ON @extschema@.ip_inventory (greynoise_ts NULLS FIRST)
+    WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source);
+CREATE INDEX ip_inventory_rdns_due ON @extschema@.ip_inventory (rdns_ts NULLS FIRST)
+    WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source);
 
 CREATE FUNCTION @extschema@.greynoise_quota(
     OUT day date, OUT daily_quota bigint, OUT used bigint, OUT remaining bigint, OUT paused_until timestamptz)
@@ -88,7 +105,8 @@ BEGIN
     WHERE i.ip_address IN (SELECT (a ->> 'ip')::inet FROM jsonb_array_elements(answers) AS a)
     ORDER BY i.ip_address FOR UPDATE;
     WITH r AS MATERIALIZED (
-        SELECT x.ip, x.outcome, x.answer, x.detail, before -> host(x.ip) AS previous
+        SELECT x.ip, x.outcome, x.answer, x.detail, before -> host(x.ip) AS previous,
+               CASE WHEN src = 'cymru' THEN (x.answer ->> 'asn')::bigint END AS asn
         FROM jsonb_to_recordset(answers) AS x(ip inet, outcome text, answer jsonb, detail text)
     ),
     -- An answer (and a skip that says why, like an IPv6 address for GreyNoise) is stored
@@ -99,18 +117,15 @@ BEGIN
             cymru_ts     = CASE WHEN src = 'cymru' THEN now() ELSE i.cymru_ts END,
             greynoise_ts = CASE WHEN src = 'greynoise' THEN now() ELSE i.greynoise_ts END,
             rdns_ts      = CASE WHEN src = 'rdns' THEN now() ELSE i.rdns_ts END,
-            -- Team Cymru's ASN never replaces MaxMind's; its own is replaced or cleared.
-            asn_number   = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
-                                THEN (r.answer ->> 'asn')::bigint ELSE i.asn_number END,
-            asn_org      = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
-                                THEN CASE WHEN r.answer ->> 'asn' IS NOT NULL THEN r.answer ->> 'as_name' END
-                                ELSE i.asn_org END,
-            asn_network  = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
-                                THEN CASE WHEN r.answer ->> 'asn' IS NOT NULL THEN (r.answer ->> 'prefix')::cidr END
-                                ELSE i.asn_network END,
-            asn_source   = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
-                                THEN CASE WHEN r.answer ->> 'asn' IS NOT NULL THEN 'cymru' END
-                                ELSE i.asn_source END
+            -- The ASN rule (sql/inventory.sql): only Team Cymru offers one here.
+            asn_number   = CASE WHEN @extschema@._ip_inventory_asn_replaced(src, r.asn, i.asn_source)
+                                THEN r.asn ELSE i.asn_number END,
+            asn_org      = CASE WHEN @extschema@._ip_inventory_asn_replaced(src, r.asn, i.asn_source)
+                                THEN CASE WHEN r.asn IS NOT NULL THEN r.answer ->> 'as_name' END ELSE i.asn_org END,
+            asn_network  = CASE WHEN @extschema@._ip_inventory_asn_replaced(src, r.asn, i.asn_source)
+                                THEN CASE WHEN r.asn IS NOT NULL THEN (r.answer ->> 'prefix')::cidr END ELSE i.asn_network END,
+            asn_source   = CASE WHEN @extschema@._ip_inventory_asn_replaced(src, r.asn, i.asn_source)
+                                THEN CASE WHEN r.asn IS NOT NULL THEN 'cymru' END ELSE i.asn_source END
         FROM r
         WHERE i.ip_address = r.ip AND r.answer IS NOT NULL
         RETURNING 1
@@ -162,9 +177,6 @@ DECLARE
     quota record;
     quota_left bigint;
 BEGIN
-    -- Team Cymru serves the rows MaxMind has no ASN for (and those it answered itself),
-    -- once MaxMind had its chance: rows MaxMind never enriched wait for it, unless no
-    -- MaxMind database is in service at all.
     IF src = 'cymru' THEN
         maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
                                  WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
@@ -177,11 +189,12 @@ BEGIN
 
     -- Due rows, busiest first; rows whose last attempt failed come after the others, so a
     -- few addresses the source keeps failing on cannot hold up the rest. Run as a one-shot
-    -- statement so each source's condition is planned with its own due-row index (the Team
-    -- Cymru condition repeats that index's predicate). No row is locked: the rows are claimed
-    -- (shared memory, src/claims.rs) so that concurrent refreshes split them, and an event
-    -- insert for one of them never waits for the network. Pages of candidates are read until
-    -- lim are claimed: other refreshes may hold some.
+    -- statement with the source as a constant, so that it is planned with that source's
+    -- due-row index. No row is locked: the rows are claimed (shared memory, src/claims.rs)
+    -- so that concurrent refreshes split them, and an event insert for one of them never
+    -- waits for the network. Pages of candidates are read until lim are claimed: other
+    -- refreshes may hold some. Team Cymru waits for MaxMind's chance at a row, unless no
+    -- MaxMind database is in service at all.
     ips := '{}';
     LOOP
         EXECUTE format($sql$
@@ -189,16 +202,12 @@ BEGIN
               FROM (SELECT i.ip_address
                     FROM @extschema@.ip_inventory AS i
                     LEFT JOIN @extschema@.ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
-                    WHERE i.ip_class = 'public' AND %s
+                    WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
+                      AND (i.%2$I IS NULL OR i.%2$I < now() - $2)
+                      AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $4)
                     ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
                     LIMIT $5 OFFSET $6) AS s $sql$,
-            CASE src
-                WHEN 'cymru' THEN '(i.cymru_ts IS NULL OR i.cymru_ts < now() - $2)
-                                   AND (i.asn_source IS NULL OR i.asn_source = ''cymru'')
-                                   AND (i.maxmind_ts IS NOT NULL OR NOT $4)'
-                WHEN 'greynoise' THEN '(i.greynoise_ts IS NULL OR i.greynoise_ts < now() - $2)'
-                WHEN 'rdns' THEN '(i.rdns_ts IS NULL OR i.rdns_ts < now() - $2)'
-            END)
+            src, src || '_ts')
           INTO candidates
           USING src, ttl, lim, maxmind_ready, page, offset_rows;
         ips := ips || @extschema@._ip_inventory_claim(src, candidates, lim - cardinality(ips));

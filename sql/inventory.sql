@@ -88,11 +88,26 @@ COMMENT ON COLUMN @extschema@.ip_inventory.is_scanner IS 'GreyNoise: the address
 COMMENT ON COLUMN @extschema@.ip_inventory.scanner_ts IS 'Same as greynoise_ts, under the name the earlier cascade used. Generated.';
 COMMENT ON COLUMN @extschema@.ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
 
+-- The ASN rule, written once: whether an ASN offered by an enrichment source replaces the
+-- row's (maxmind when the ASN database was consulted, cymru; anything else never does).
+-- MaxMind's answer wins, and a MaxMind build without an ASN clears the one an older build
+-- gave, but not one Team Cymru gave; Team Cymru's never replaces MaxMind's, and replaces
+-- or clears its own. The writers set asn_number, asn_org, asn_network and asn_source
+-- together by it (sql/maxmind.sql, sql/cascade.sql).
+CREATE FUNCTION @extschema@._ip_inventory_asn_replaced(offered_by text, offered_asn bigint, asn_source text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE offered_by
+    WHEN 'maxmind' THEN offered_asn IS NOT NULL OR asn_source IS DISTINCT FROM 'cymru'
+    WHEN 'cymru' THEN asn_source IS DISTINCT FROM 'maxmind'
+    ELSE false END;
+COMMENT ON FUNCTION @extschema@._ip_inventory_asn_replaced(text, bigint, text) IS
+    'Whether an ASN offered by maxmind or cymru replaces the row''s (internal: the one ASN rule).';
+
 -- Progress of the batch jobs (backfill, enrich_pending): committed with each batch, so other
 -- sessions can watch it, and a rerun after a crash knows where to continue.
 CREATE TABLE @extschema@.ip_inventory_jobs (
     job             text PRIMARY KEY,
-    source          regclass,
+    event_table     regclass,
     ip_columns      text[],
     ts_column       text,
     resume_after    tid,
@@ -109,13 +124,13 @@ CREATE TABLE @extschema@.ip_inventory_jobs (
     finished_at     timestamptz
 );
 -- One backfill job per event table.
-CREATE UNIQUE INDEX ip_inventory_jobs_source_key ON @extschema@.ip_inventory_jobs (source);
+CREATE UNIQUE INDEX ip_inventory_jobs_event_table_key ON @extschema@.ip_inventory_jobs (event_table);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_jobs', '');
 
 COMMENT ON TABLE @extschema@.ip_inventory_jobs IS
     'Progress of ip_inventory_backfill() and ip_inventory_enrich_pending(), committed per batch. Read it through ip_inventory_progress.';
 COMMENT ON COLUMN @extschema@.ip_inventory_jobs.job IS 'backfill:<schema>.<table> (named when the backfill started) or enrich_pending.';
-COMMENT ON COLUMN @extschema@.ip_inventory_jobs.source IS 'Backfill: the event table; identifies the job (survives renames).';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.event_table IS 'Backfill: the event table; identifies the job (survives renames).';
 COMMENT ON COLUMN @extschema@.ip_inventory_jobs.ip_columns IS 'Backfill: the address columns counted.';
 COMMENT ON COLUMN @extschema@.ip_inventory_jobs.ts_column IS 'Backfill: the event time column (NULL: the time of the backfill).';
 COMMENT ON COLUMN @extschema@.ip_inventory_jobs.resume_after IS 'Backfill: every row up to this ctid is counted; the next batch starts after it.';

@@ -27,15 +27,15 @@ END $$;
 
 -- Rows per page of an event table: the planner's figure, or the first pages' when the table
 -- was never analyzed (counted as the table's owner).
-CREATE FUNCTION @extschema@._ip_inventory_rows_per_page(source regclass) RETURNS double precision
+CREATE FUNCTION @extschema@._ip_inventory_rows_per_page(event_table regclass) RETURNS double precision
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rows_per_page double precision;
 BEGIN
     SELECT c.reltuples / nullif(c.relpages, 0) INTO rows_per_page
-    FROM pg_class AS c WHERE c.oid = source AND c.reltuples > 0;
+    FROM pg_class AS c WHERE c.oid = event_table AND c.reltuples > 0;
     IF rows_per_page IS NULL THEN
-        rows_per_page := @extschema@._ip_inventory_rows_before_page(source, 8::bigint) / 8.0;
+        rows_per_page := @extschema@._ip_inventory_rows_before_page(event_table, 8::bigint) / 8.0;
     END IF;
     RETURN greatest(rows_per_page, 1);
 END $$;
@@ -43,7 +43,7 @@ END $$;
 -- Starts (or resumes) the backfill of an event table: checks, takes the job's lock, and
 -- returns the job's row.
 CREATE FUNCTION @extschema@._ip_inventory_backfill_start(
-    source regclass, ip_columns text[], ts_column text, batch_size int)
+    event_table regclass, ip_columns text[], ts_column text, batch_size int)
 RETURNS @extschema@.ip_inventory_jobs
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -51,41 +51,41 @@ DECLARE
     -- name whose spelling depends on search_path and renames.
     job_name text := 'backfill:' || (SELECT format('%I.%I', n.nspname, c.relname)
                                      FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-                                     WHERE c.oid = source);
+                                     WHERE c.oid = _ip_inventory_backfill_start.event_table);
     j @extschema@.ip_inventory_jobs;
     pages bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
     END IF;
-    PERFORM @extschema@._ip_inventory_check_columns(source, ip_columns, ts_column);
-    IF EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o WHERE o.event_table = source) THEN
-        RAISE EXCEPTION 'the inserts into % are already recorded by its ip_inventory_observe trigger', source
+    PERFORM @extschema@._ip_inventory_check_columns(_ip_inventory_backfill_start.event_table, ip_columns, ts_column);
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o WHERE o.event_table = _ip_inventory_backfill_start.event_table) THEN
+        RAISE EXCEPTION 'the inserts into % are already recorded by its ip_inventory_observe trigger', _ip_inventory_backfill_start.event_table
             USING ERRCODE = '55000',
             DETAIL = 'Backfilling it would count its rows twice.',
-            HINT = format('Run SELECT ip_inventory_detach(%L); first, then CALL ip_inventory_backfill(..., attach => true).', source::text);
+            HINT = format('Run SELECT ip_inventory_detach(%L); first, then CALL ip_inventory_backfill(..., attach => true).', _ip_inventory_backfill_start.event_table::text);
     END IF;
-    SELECT * INTO j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.source = _ip_inventory_backfill_start.source;
+    SELECT * INTO j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.event_table = _ip_inventory_backfill_start.event_table;
     job_name := coalesce(j.job, job_name);
     IF FOUND AND (j.ip_columns IS DISTINCT FROM ip_columns OR j.ts_column IS DISTINCT FROM ts_column) THEN
         RAISE EXCEPTION 'an earlier backfill of % counted columns % (time %), not % (time %)',
-            source, j.ip_columns, coalesce(j.ts_column, 'none'), ip_columns, coalesce(ts_column, 'none')
+            _ip_inventory_backfill_start.event_table, j.ip_columns, coalesce(j.ts_column, 'none'), ip_columns, coalesce(ts_column, 'none')
             USING ERRCODE = '55000',
             HINT = format('Rerun it with the same columns, or DELETE FROM ip_inventory_jobs WHERE job = %L to start over (the rows it counted would be counted again).', job_name);
     END IF;
 
     PERFORM @extschema@._ip_inventory_job_start(job_name);
-    INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, source, ip_columns, ts_column, resume_after,
+    INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, event_table, ip_columns, ts_column, resume_after,
                                                     status, started_at, run_started_at, updated_at)
-    VALUES (job_name, source, ip_columns, ts_column, '(0,0)', 'running',
+    VALUES (job_name, _ip_inventory_backfill_start.event_table, ip_columns, ts_column, '(0,0)', 'running',
             clock_timestamp(), clock_timestamp(), clock_timestamp())
     ON CONFLICT (job) DO NOTHING;
-    pages := pg_relation_size(source) / current_setting('block_size')::bigint;
+    pages := pg_relation_size(_ip_inventory_backfill_start.event_table) / current_setting('block_size')::bigint;
     UPDATE @extschema@.ip_inventory_jobs AS jb SET
         status = 'running', run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL,
         total_rows = jb.done_rows
             + round(greatest(pages - (jb.resume_after::text::point)[0], 0)
-                    * @extschema@._ip_inventory_rows_per_page(_ip_inventory_backfill_start.source))::bigint
+                    * @extschema@._ip_inventory_rows_per_page(_ip_inventory_backfill_start.event_table))::bigint
     WHERE jb.job = job_name RETURNING * INTO j;
     RETURN j;
 END $$;
@@ -105,16 +105,16 @@ DECLARE
     r record;
 BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = job_name;
-    pages := pg_relation_size(j.source) / current_setting('block_size')::bigint;
+    pages := pg_relation_size(j.event_table) / current_setting('block_size')::bigint;
     upper_page := (j.resume_after::text::point)[0]::bigint
-                  + greatest(ceil(batch_size / @extschema@._ip_inventory_rows_per_page(j.source)), 1)::bigint;
+                  + greatest(ceil(batch_size / @extschema@._ip_inventory_rows_per_page(j.event_table)), 1)::bigint;
     final := upper_page >= pages;
     IF final AND attach THEN
         -- Rows before the lock are read here, rows after it are recorded by the trigger.
-        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', j.source);
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', j.event_table);
     END IF;
     SELECT * INTO STRICT r FROM @extschema@._ip_inventory_backfill_batch(
-        j.source, j.ip_columns, j.ts_column, j.resume_after::text, CASE WHEN NOT final THEN upper_page END);
+        j.event_table, j.ip_columns, j.ts_column, j.resume_after::text, CASE WHEN NOT final THEN upper_page END);
     UPDATE @extschema@.ip_inventory_jobs AS jb SET
         resume_after = CASE WHEN final THEN coalesce(r.last_ctid::tid, jb.resume_after)
                             ELSE format('(%s,0)', upper_page)::tid END,
@@ -129,7 +129,7 @@ BEGIN
         finished_at = CASE WHEN final THEN clock_timestamp() END
     WHERE jb.job = job_name RETURNING * INTO j;
     IF final AND attach THEN
-        PERFORM @extschema@.ip_inventory_attach(j.source, j.ip_columns, j.ts_column);
+        PERFORM @extschema@.ip_inventory_attach(j.event_table, j.ip_columns, j.ts_column);
     END IF;
     PERFORM @extschema@._ip_inventory_job_notice(j);
     RETURN j;
@@ -160,13 +160,13 @@ RETURN @extschema@._ip_inventory_job_summary(j, jsonb_build_object(
 -- would be counted twice); with attach => true, the last batch attaches the trigger. New
 -- public addresses are enriched from MaxMind inline unless ip_inventory.ingest_enrichment is off.
 CREATE PROCEDURE @extschema@.ip_inventory_backfill(
-    source regclass, ip_columns text[], ts_column text DEFAULT NULL, batch_size int DEFAULT 10000,
+    event_table regclass, ip_columns text[], ts_column text DEFAULT NULL, batch_size int DEFAULT 10000,
     attach boolean DEFAULT false, INOUT summary jsonb DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
     j @extschema@.ip_inventory_jobs;
 BEGIN
-    j := @extschema@._ip_inventory_backfill_start(source, ip_columns, ts_column, batch_size);
+    j := @extschema@._ip_inventory_backfill_start(event_table, ip_columns, ts_column, batch_size);
     COMMIT;
     LOOP
         j := @extschema@._ip_inventory_backfill_step(j.job, batch_size, attach);
@@ -302,7 +302,7 @@ SELECT j.job,
            justify_interval(make_interval(secs => round(greatest(j.total_rows - j.done_rows, 0)
                * extract(epoch FROM j.updated_at - j.run_started_at) / j.run_done_rows)))
        END AS eta,
-       j.addresses, j.new_addresses, j.batches, j.source, j.ip_columns, j.ts_column,
+       j.addresses, j.new_addresses, j.batches, j.event_table, j.ip_columns, j.ts_column,
        j.started_at, j.updated_at, j.finished_at
 FROM @extschema@.ip_inventory_jobs AS j
 LEFT JOIN LATERAL (SELECT @extschema@._ip_inventory_job_holder(j.job) AS pid) AS h ON j.status = 'running';

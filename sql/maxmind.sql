@@ -12,8 +12,7 @@ RETURN maxmind_ts IS NULL
     OR (asn_build IS NOT NULL AND maxmind_asn_build IS DISTINCT FROM asn_build);
 
 -- Re-enriches the given addresses from MaxMind (strict: a database that cannot be used is an
--- error). Writes only MaxMind's columns and enrichment->'maxmind'; the ASN stays with Team
--- Cymru when MaxMind has none, and is cleared when only an older MaxMind build had one.
+-- error). Writes only MaxMind's columns and enrichment->'maxmind', and the ASN by the ASN rule.
 -- The caller holds the rows' locks already, taken either in address order (the order recorders
 -- use) or with SKIP LOCKED, so this update never waits on a recorder and cannot deadlock with
 -- one. Locking here again would cost a second index probe per row.
@@ -33,18 +32,19 @@ BEGIN
         maxmind_build    = coalesce(c.maxmind_build, inv.maxmind_build),
         maxmind_asn_build = coalesce(c.maxmind_asn_build, inv.maxmind_asn_build),
         maxmind_ts       = coalesce(c.maxmind_ts, inv.maxmind_ts),
-        -- The ASN stays as it is when the ASN database was not consulted, or when MaxMind has
-        -- none and Team Cymru gave it; otherwise it is MaxMind's (NULL when MaxMind has none).
-        asn_number  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_number ELSE c.asn_number END,
-        asn_org     = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_org ELSE c.asn_org END,
-        asn_network = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_network ELSE c.asn_network END,
-        asn_source  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_source ELSE c.asn_source END,
+        -- The ASN rule (sql/inventory.sql).
+        asn_number  = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+                       THEN c.asn_number ELSE inv.asn_number END,
+        asn_org     = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+                       THEN c.asn_org ELSE inv.asn_org END,
+        asn_network = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+                       THEN c.asn_network ELSE inv.asn_network END,
+        asn_source  = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+                       THEN c.asn_source ELSE inv.asn_source END,
         enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
-    FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c
+    FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c,
+         -- The ASN database's answer counts only when it was consulted.
+         LATERAL (SELECT CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END) AS a(offered_by)
     WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);

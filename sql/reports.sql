@@ -54,28 +54,18 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
        min(maxmind_ts) AS oldest
 FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE ip_class = 'public'
 UNION ALL
--- Team Cymru serves the rows MaxMind has no ASN for, and the rows it answered itself.
-SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*),
-       count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < now() - @extschema@.ip_inventory_ttl('cymru')),
-       min(cymru_ts)
-FROM @extschema@.ip_inventory
-WHERE ip_class = 'public' AND (asn_number IS NULL OR asn_source = 'cymru')
-UNION ALL
--- GreyNoise Community answers for IPv4 only.
-SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*),
-       count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < now() - @extschema@.ip_inventory_ttl('greynoise')),
-       min(greynoise_ts)
-FROM @extschema@.ip_inventory
-WHERE ip_class = 'public' AND family(ip_address) = 4
-UNION ALL
-SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*),
-       count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < now() - @extschema@.ip_inventory_ttl('rdns')),
-       min(rdns_ts)
-FROM @extschema@.ip_inventory
-WHERE ip_class = 'public';
+-- The network sources, each over the rows it serves (_ip_inventory_source_serves).
+SELECT n.source, n.ttl, a.eligible, a.never, a.stale, a.oldest
+FROM (SELECT src, @extschema@.ip_inventory_ttl(src)
+      FROM unnest(ARRAY['cymru', 'greynoise', 'rdns']) AS u(src)) AS n(source, ttl),
+LATERAL (SELECT count(*) AS eligible,
+                count(*) FILTER (WHERE t.ts IS NULL) AS never,
+                count(*) FILTER (WHERE t.ts < now() - n.ttl) AS stale,
+                min(t.ts) AS oldest
+         FROM @extschema@.ip_inventory AS i,
+         LATERAL (SELECT CASE n.source WHEN 'cymru' THEN i.cymru_ts WHEN 'greynoise' THEN i.greynoise_ts
+                                       ELSE i.rdns_ts END) AS t(ts)
+         WHERE @extschema@._ip_inventory_source_serves(n.source, i.ip_address, i.ip_class, i.asn_source)) AS a;
 
 -- The morning health check: one row per check. SECURITY DEFINER, so that monitoring roles
 -- need EXECUTE on it alone (it reads only the extension's own tables and functions); not for

@@ -84,14 +84,14 @@ pub fn text_datum(s: &str) -> pg_sys::Datum {
     }
 }
 
-/// Seconds between the Unix epoch and the Postgres epoch (2000-01-01).
-const PG_EPOCH_OFFSET_SECS: i64 = 946_684_800;
+/// Microseconds between the Unix epoch and the Postgres epoch (2000-01-01).
+pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 /// A `timestamptz` (microseconds since 2000-01-01) from Unix seconds.
 #[inline]
 pub fn timestamptz_from_unix(secs: u64) -> pg_sys::TimestampTz {
     // build_epoch is validated to lie before 2100 when a database is opened.
-    (secs as i64 - PG_EPOCH_OFFSET_SECS) * 1_000_000
+    secs as i64 * 1_000_000 - PG_EPOCH_OFFSET_US
 }
 
 /// An `inet` result that is already a datum.

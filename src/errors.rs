@@ -2,6 +2,7 @@
 //! naming what to change.
 
 use ip_inventory_core::mmdb::{DbError, DbSlot, ErrorKind};
+use ip_inventory_core::sources::Source;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode::{self, *};
 
@@ -295,12 +296,23 @@ pub fn network_setting(setting: &str, problem: &str) -> ErrorReport {
     ))
 }
 
+/// A name that is not a network source (`ip_inventory_fetch`, `ip_inventory_ttl`; SQL's
+/// `cascade_refresh` raises its own, which also accepts maxmind and all).
 pub fn unknown_source(source: &str) -> ErrorReport {
     report(
         ERRCODE_INVALID_PARAMETER_VALUE,
         format!("unknown enrichment source \"{}\"", cut(source)),
     )
-    .set_hint("Use maxmind, cymru, greynoise, rdns or all.")
+    .set_hint(format!("Network sources: {}.", Source::names()))
+}
+
+/// A database kind `maxmind_verify` does not know.
+pub fn unknown_kind(kind: &str) -> ErrorReport {
+    report(
+        ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("unknown database kind \"{}\"", cut(kind)),
+    )
+    .set_hint("Use city, asn or any.")
 }
 
 /// GreyNoise answered 401/403: no call can succeed with this key.

@@ -18,20 +18,16 @@
 
 use pgrx::prelude::*;
 
-mod admin;
-mod cascade;
-mod claims;
 mod datum;
 mod errors;
 mod gucs;
-mod jobs;
-mod lookup;
+mod inventory;
 mod metrics;
-mod observe;
+mod mmdb;
 mod privacy;
-mod readers;
 mod security;
 mod shmem;
+mod sources;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -39,20 +35,20 @@ extension_sql_file!("../sql/types.sql", name = "types", bootstrap);
 extension_sql_file!(
     "../sql/inventory.sql",
     name = "inventory",
-    requires = ["types", lookup::ip_canonical]
+    requires = ["types", mmdb::lookup::ip_canonical]
 );
 extension_sql_file!(
     "../sql/maxmind.sql",
     name = "maxmind",
-    requires = ["inventory", "maxmind_info_acl", lookup::enrich_ip]
+    requires = ["inventory", "maxmind_info_acl", mmdb::lookup::enrich_ip]
 );
 extension_sql_file!(
     "../sql/observe.sql",
     name = "observe",
     requires = [
         "inventory",
-        lookup::ip_class,
-        lookup::ip_inventory_maxmind,
+        mmdb::lookup::ip_class,
+        mmdb::lookup::ip_inventory_maxmind,
         metrics::ip_inventory_count_recorded
     ]
 );
@@ -64,7 +60,7 @@ extension_sql_file!(
         "maxmind",
         "event_tables",
         "job_locks",
-        admin::maxmind_age
+        mmdb::admin::maxmind_age
     ]
 );
 extension_sql_file!(
@@ -74,8 +70,8 @@ extension_sql_file!(
         "jobs",
         "network_functions_acl",
         "claims",
-        admin::ip_inventory_ttl,
-        cascade::ip_inventory_fetch
+        sources::ip_inventory_ttl,
+        sources::fetch::ip_inventory_fetch
     ]
 );
 extension_sql_file!(
@@ -89,8 +85,8 @@ extension_sql_file!(
     requires = [
         "cascade",
         "maxmind",
-        admin::ip_inventory_ttl,
-        admin::maxmind_age
+        sources::ip_inventory_ttl,
+        mmdb::admin::maxmind_age
     ]
 );
 extension_sql_file!(
@@ -101,7 +97,7 @@ extension_sql_file!(
         metrics::ip_inventory_stats_counters,
         metrics::ip_inventory_stats_reset,
         metrics::ip_inventory_count_recorded,
-        admin::maxmind_info
+        mmdb::admin::maxmind_info
     ]
 );
 

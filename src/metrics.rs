@@ -16,20 +16,19 @@ use std::ffi::c_void;
 use std::time::Instant;
 
 use ip_inventory_core::metrics::{
-    DbErrorKind, DbFamily, DbMetric, InventoryMetric, Metric, Pending, LATENCY_SAMPLE_EVERY,
+    DbMetric, InventoryMetric, Metric, Pending, LATENCY_SAMPLE_EVERY,
 };
+use ip_inventory_core::mmdb::{DbErrorKind, DbFamily};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 
+use crate::datum::PG_EPOCH_OFFSET_US;
 use crate::errors;
 use crate::shmem;
 
 /// A backend adds its pending counts to the shared ones at least this often.
 const DRAIN_AFTER: u64 = 4096;
-
-/// Microseconds from 1970-01-01 to 2000-01-01 (Postgres timestamps count from 2000).
-const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 thread_local! {
     /// Work done (lookups, errors, reloads): shared whatever the transaction's fate.

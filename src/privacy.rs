@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use ip_inventory_core::{privacy, settings};
+use ip_inventory_core::{privacy, secret};
 use ipnetwork::IpNetwork;
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
@@ -83,10 +83,9 @@ fn with_configured_salt<T>(f: impl FnOnce(&str) -> T) -> Result<T, ErrorReport> 
     CONFIGURED_SALT.with_borrow_mut(|cache| {
         let fresh = matches!(cache, Some((r, t, _)) if *r == raw && *t == started);
         if !fresh {
-            let secret = settings::parse_secret(&raw)
+            let salt = secret::resolve(&raw)
                 .map_err(errors::salt_unreadable)?
                 .ok_or_else(errors::no_salt)?;
-            let salt = settings::resolve_secret(&secret).map_err(errors::salt_unreadable)?;
             *cache = Some((raw, started, salt));
         }
         let (_, _, salt) = cache.as_ref().expect("filled above");

@@ -9,8 +9,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use ip_inventory_core::claims::ClaimTable;
 use ip_inventory_core::metrics::Counters;
+use ip_inventory_core::sources::claims::ClaimTable;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
 

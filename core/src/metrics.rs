@@ -11,28 +11,10 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::net::NetError;
+use crate::mmdb::{DbErrorKind, DbFamily};
+use crate::sources::net::NetErrorKind;
+use crate::sources::Source;
 
-/// An enum whose variants have SQL names, with all variants in order.
-macro_rules! named {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name { $($(#[$vm])* $variant),+ }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub const fn name(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-    };
-}
-
-named!(
-    /// The counters of MaxMind database slots (`custom`: `ip_inventory.databases` names and
-    /// files named by path); `mmdb::DbSlot::family` says which a slot counts into.
-    DbFamily { City = "city", Asn = "asn", Custom = "custom" }
-);
 named!(DbMetric {
     Lookups = "lookups",
     NotFound = "not_found",
@@ -40,22 +22,6 @@ named!(DbMetric {
     LookupSamples = "lookup_samples",
     LookupNsSum = "lookup_ns_sum",
 });
-named!(
-    /// Why a database lookup failed.
-    DbErrorKind {
-        NotConfigured = "not_configured",
-        /// Missing, unreadable, empty, not a regular file.
-        Unreadable = "unreadable",
-        /// Not a MaxMind DB, or the wrong database type for the slot.
-        Invalid = "invalid",
-        /// A MaxMind DB with a broken tree or records (or one tripping a decoder limit).
-        Corrupt = "corrupt",
-    }
-);
-named!(
-    /// The network sources.
-    Source { Cymru = "cymru", GreyNoise = "greynoise", Rdns = "rdns" }
-);
 named!(SourceMetric {
     /// Network exchanges: one whois session per batch, one DNS query, one HTTP request.
     Requests = "requests",
@@ -68,23 +34,6 @@ named!(SourceMetric {
     Failed = "failed",
     Skipped = "skipped",
 });
-named!(
-    /// Why a network request failed, or why an address was not asked.
-    NetErrorKind {
-        Timeout = "timeout",
-        Connect = "connect",
-        /// Reset, closed early, or any other I/O error after connecting.
-        Connection = "connection",
-        /// An answer that does not follow the protocol, or is too large to be honest.
-        BadAnswer = "bad_answer",
-        /// The server reported an error (DNS SERVFAIL, HTTP 5xx, ...).
-        ServerError = "server_error",
-        RateLimited = "rate_limited",
-        Unauthorized = "unauthorized",
-        /// Not a request: an address skipped because the daily quota was used up.
-        QuotaExhausted = "quota_exhausted",
-    }
-);
 named!(
     /// Inventory writes, counted when their transaction commits.
     InventoryMetric {
@@ -203,20 +152,6 @@ impl Metric {
             metric,
             error_kind,
         }
-    }
-}
-
-impl NetErrorKind {
-    /// `None` for a cancelled request (the caller stopped; nothing failed).
-    pub fn of(err: &NetError) -> Option<NetErrorKind> {
-        Some(match err {
-            NetError::Timeout(_) => NetErrorKind::Timeout,
-            NetError::Cancelled => return None,
-            NetError::Connect(_) => NetErrorKind::Connect,
-            NetError::Io(_) => NetErrorKind::Connection,
-            NetError::Protocol(_) | NetError::Oversized(_) => NetErrorKind::BadAnswer,
-            NetError::Server(_) => NetErrorKind::ServerError,
-        })
     }
 }
 
@@ -452,18 +387,5 @@ mod tests {
         c.reset(1_700_000_000_000_000);
         assert_eq!(get(SourceMetric::Requests), 0);
         assert_eq!(c.reset_at(), Some(1_700_000_000_000_000));
-    }
-
-    #[test]
-    fn error_kinds_group_the_detailed_errors() {
-        assert_eq!(
-            NetErrorKind::of(&NetError::Oversized(10)),
-            Some(NetErrorKind::BadAnswer)
-        );
-        assert_eq!(
-            NetErrorKind::of(&NetError::Io("reset".into())),
-            Some(NetErrorKind::Connection)
-        );
-        assert_eq!(NetErrorKind::of(&NetError::Cancelled), None);
     }
 }

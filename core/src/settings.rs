@@ -62,6 +62,21 @@ pub fn check_absolute_path(value: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a language setting is a language code as MaxMind databases name them.
+pub fn check_language(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 16
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "use a language code as MaxMind databases name them, e.g. en, de, pt-BR, zh-CN"
+                .to_owned(),
+        )
+    }
+}
+
 /// Checks the base URL of a source that is sent an API key: `https://` to any host, or
 /// `http://` to a loopback address only (a key sent in clear over the network is a key given
 /// away; loopback is what tests use). No user information, no whitespace.
@@ -95,82 +110,6 @@ pub fn check_key_url(value: &str) -> Result<(), String> {
     } else {
         Err("http:// would send the API key in clear: use https://, or http:// to a loopback address (tests)".to_owned())
     }
-}
-
-/// A secret setting: the secret itself, or where the server finds it.
-#[derive(PartialEq, Eq)]
-pub enum Secret {
-    Plain(String),
-    /// `env:NAME`: an environment variable of the server process.
-    Env(String),
-    /// `file:/path`: the first line of a file the server can read.
-    File(PathBuf),
-}
-
-// Never print a plain secret, not even in a debug dump.
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Secret::Plain(_) => f.write_str("Plain(<hidden>)"),
-            Secret::Env(n) => write!(f, "Env({n})"),
-            Secret::File(p) => write!(f, "File({})", p.display()),
-        }
-    }
-}
-
-/// Parses a secret setting; `None` when empty. Only the `env:` and `file:` forms can be
-/// rejected (the error quotes nothing but the name or path).
-pub fn parse_secret(value: &str) -> Result<Option<Secret>, String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    if let Some(name) = v.strip_prefix("env:") {
-        let valid = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !name.starts_with(|c: char| c.is_ascii_digit());
-        return if valid {
-            Ok(Some(Secret::Env(name.to_owned())))
-        } else {
-            Err(format!("\"{name}\" is not an environment variable name"))
-        };
-    }
-    if let Some(path) = v.strip_prefix("file:") {
-        return if Path::new(path).is_absolute() {
-            Ok(Some(Secret::File(PathBuf::from(path))))
-        } else {
-            Err(format!("the path \"{path}\" is not absolute"))
-        };
-    }
-    Ok(Some(Secret::Plain(v.to_owned())))
-}
-
-/// The secret's value. Errors name the variable or file, never a value.
-pub fn resolve_secret(secret: &Secret) -> Result<String, String> {
-    let value = match secret {
-        Secret::Plain(v) => v.clone(),
-        Secret::Env(name) => std::env::var(name).map_err(|_| {
-            format!("the environment variable {name} is not set in the server's environment")
-        })?,
-        Secret::File(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {}", path.display(), e.kind()))?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned(),
-    };
-    let value = value.trim().to_owned();
-    if value.is_empty() {
-        return Err(match secret {
-            Secret::Env(name) => format!("the environment variable {name} is empty"),
-            Secret::File(path) => format!("{} is empty", path.display()),
-            Secret::Plain(_) => "the value is empty".to_owned(),
-        });
-    }
-    if value.chars().any(|c| c.is_control()) {
-        return Err("the value holds control characters".to_owned());
-    }
-    Ok(value)
 }
 
 #[cfg(test)]
@@ -227,6 +166,16 @@ mod tests {
     }
 
     #[test]
+    fn languages_are_codes() {
+        for ok in ["en", "pt-BR", "zh-CN"] {
+            assert!(check_language(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "en;drop", "a very long language name", "de_DE"] {
+            assert!(check_language(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn key_urls_are_https_or_loopback() {
         for ok in [
             "https://api.greynoise.io",
@@ -251,43 +200,5 @@ mod tests {
         ] {
             assert!(check_key_url(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn secrets_in_three_forms() {
-        assert_eq!(parse_secret("  ").unwrap(), None);
-        assert_eq!(
-            parse_secret("abc").unwrap(),
-            Some(Secret::Plain("abc".into()))
-        );
-        assert_eq!(
-            format!("{:?}", parse_secret("abc").unwrap().unwrap()),
-            "Plain(<hidden>)"
-        );
-        assert_eq!(
-            parse_secret("env:GN_KEY").unwrap(),
-            Some(Secret::Env("GN_KEY".into()))
-        );
-        assert!(parse_secret("env:").is_err());
-        assert!(parse_secret("env:1X").is_err());
-        assert!(parse_secret("file:relative").is_err());
-
-        std::env::set_var("IPI_TEST_SECRET", " k3y \n");
-        assert_eq!(
-            resolve_secret(&Secret::Env("IPI_TEST_SECRET".into())).unwrap(),
-            "k3y"
-        );
-        let e = resolve_secret(&Secret::Env("IPI_TEST_SECRET_UNSET".into())).unwrap_err();
-        assert!(e.contains("IPI_TEST_SECRET_UNSET"));
-
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("key");
-        std::fs::write(&f, "filekey\nsecond line\n").unwrap();
-        assert_eq!(resolve_secret(&Secret::File(f.clone())).unwrap(), "filekey");
-        std::fs::write(&f, "\n").unwrap();
-        let e = resolve_secret(&Secret::File(f)).unwrap_err();
-        assert!(e.ends_with("is empty"), "{e}");
-        let e = resolve_secret(&Secret::File(dir.path().join("missing"))).unwrap_err();
-        assert!(e.contains("cannot read") && !e.contains("filekey"), "{e}");
     }
 }

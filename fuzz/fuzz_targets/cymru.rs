@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use ip_inventory_core::cymru;
+use ip_inventory_core::sources::cymru;
 use ip_inventory_fuzz::{assert_clean, assert_cymru_answer, assert_error_text};
 use libfuzzer_sys::fuzz_target;
 

@@ -4,8 +4,8 @@
 //! The reply's ID is taken from the input, so the fuzzer reaches the answer records.
 #![no_main]
 
-use ip_inventory_core::dns::{self, Ask, Lookup};
 use ip_inventory_core::sanitize::MAX_NAME;
+use ip_inventory_core::sources::dns::{self, Ask, Lookup};
 use ip_inventory_fuzz::{assert_clean, assert_error_text};
 use libfuzzer_sys::fuzz_target;
 

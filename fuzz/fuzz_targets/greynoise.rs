@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicI64;
 use std::time::{Duration, UNIX_EPOCH};
 
-use ip_inventory_core::greynoise::{self, Reply, KEPT_FIELDS, MAX_RETRY_AFTER};
+use ip_inventory_core::sources::greynoise::{self, Reply, KEPT_FIELDS, MAX_RETRY_AFTER};
 use ip_inventory_fuzz::{assert_error_text, assert_json_answer};
 use libfuzzer_sys::fuzz_target;
 

@@ -3,8 +3,8 @@
 //! clean (no control character, bounded length), every number fits the SQL cast applied to
 //! it later, every wait is bounded.
 
-use ip_inventory_core::cymru::{self, Answer};
 use ip_inventory_core::sanitize::{self, is_clean, json_is_clean, MAX_NAME};
+use ip_inventory_core::sources::cymru::{self, Answer};
 use serde_json::Value;
 
 /// A string that reached a result: clean and at most `max_bytes`.

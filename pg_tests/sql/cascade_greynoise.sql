@@ -1,5 +1,5 @@
 -- GreyNoise through cascade_refresh('greynoise'): answers parsed into the inventory, 404
--- "not observed" answers, IPv6 skipped, the daily quota, faults (500, timeout, reset,
+-- "not observed" answers, IPv6 never selected (GreyNoise Community knows IPv4 only), the daily quota, faults (500, timeout, reset,
 -- garbage, 429 with Retry-After, 401), the key's three forms, and who may see or use what.
 \ir helpers.psql
 CREATE EXTENSION ip_inventory;
@@ -20,7 +20,11 @@ SELECT ip_address, is_scanner, enrichment -> 'greynoise' ->> 'riot' AS riot,
        enrichment -> 'greynoise' ->> 'classification' AS classification,
        enrichment -> 'greynoise' ->> 'name' AS name, scanner_ts IS NOT NULL AS asked
 FROM ip_inventory ORDER BY ip_address;
+-- GreyNoise does not serve IPv6 rows: the refresh, the due-row index and the staleness view
+-- agree (the row is not eligible), and a direct fetch says why.
 SELECT enrichment -> 'greynoise' AS ipv6_answer FROM ip_inventory WHERE ip_address = '2620:fe::fe';
+SELECT eligible FROM ip_inventory_staleness WHERE source = 'greynoise';
+SELECT outcome, detail FROM ip_inventory_fetch('greynoise', ARRAY['2620:fe::fe']);
 SELECT enrichment -> 'greynoise' AS kept_fields FROM ip_inventory WHERE ip_address = '71.6.135.131';
 -- Four calls, each with the key; none for the IPv6 or private address.
 SELECT * FROM fake_log('greynoise');

@@ -158,6 +158,6 @@ SELECT (:'summary'::jsonb) ->> 'job' AS job, (:'summary'::jsonb) ->> 'this_run_r
 SET search_path = pg_catalog;
 SELECT ip_address, observation_count, geo_country, maxmind_ts IS NOT NULL AS enriched
 FROM public.ip_inventory WHERE ip_address IN ('175.16.199.2', '175.16.199.3') ORDER BY 1;
-SELECT job, source FROM public.ip_inventory_progress;
+SELECT job, event_table FROM public.ip_inventory_progress;
 SELECT "check", status FROM public.ip_inventory_health() WHERE "check" = 'observed_tables';
 RESET search_path;

@@ -16,6 +16,25 @@ WHERE obj_description(c.oid, 'pg_class') IS NULL;
 SELECT unnest(extconfig)::regclass AS dumped_with_rows FROM pg_extension WHERE extname = 'ip_inventory';
 SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid) FROM pg_index
 WHERE indrelid = 'ip_inventory'::regclass;
+-- The due rows of each source, asked the way cascade_refresh asks (the source as a constant),
+-- are found through that source's due-row index: the index predicate and the query use the
+-- same rule (_ip_inventory_source_serves), which the planner inlines into both.
+CREATE FUNCTION query_plan(query text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    line text;
+    plan text := '';
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+        plan := plan || line || E'\n';
+    END LOOP;
+    RETURN plan;
+END $$;
+SET enable_seqscan = off;
+SELECT src, substring(query_plan(format(
+           'SELECT i.ip_address FROM ip_inventory AS i WHERE _ip_inventory_source_serves(%L, i.ip_address, i.ip_class, i.asn_source) AND (i.%I IS NULL OR i.%I < now() - interval ''1 day'')',
+           src, src || '_ts', src || '_ts')) FROM 'ip_inventory_[a-z]+_due') AS index_used
+FROM unnest(ARRAY['cymru', 'greynoise', 'rdns']) AS src;
+RESET enable_seqscan;
 
 -- Some events, through the observe trigger.
 \ir use_test_databases.psql

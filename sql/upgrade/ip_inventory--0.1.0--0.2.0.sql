@@ -69,13 +69,24 @@ DROP FUNCTION @extschema@.ip_inventory_count_recorded(bigint, bigint, bigint);
 -- (anyone) and with the configured salt (not PUBLIC).
 DROP FUNCTION @extschema@.ip_pseudonymize(inet, text);
 
+-- "source" means an enrichment source only: a backfill's event table is its event_table.
+ALTER TABLE @extschema@.ip_inventory_jobs RENAME COLUMN source TO event_table;
+ALTER INDEX @extschema@.ip_inventory_jobs_source_key RENAME TO ip_inventory_jobs_event_table_key;
+DROP VIEW @extschema@.ip_inventory_progress;
+DROP PROCEDURE @extschema@.ip_inventory_backfill(regclass, text[], text, int, boolean, jsonb);
+-- The due-row indexes are rebuilt on the one definition of what each source serves
+-- (_ip_inventory_source_serves, created below; the indexes in the epilogue).
+DROP INDEX @extschema@.ip_inventory_cymru_due;
+DROP INDEX @extschema@.ip_inventory_greynoise_due;
+DROP INDEX @extschema@.ip_inventory_rdns_due;
+
 -- Every function, procedure, view, comment and grant of a fresh install.
 
 COMMENT ON TYPE ip_enrichment IS
     'Result of enrich_ip(): IANA class, MaxMind City fields (network = matched City prefix) and ASN fields (asn_network = matched ASN prefix); maxmind_build/asn_build are the build times of the City/ASN databases consulted. Non-public addresses carry only ip_class.';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_backfill_batch"(
-	"source" regclass, 
+	"event_table" regclass, 
 	"ip_columns" TEXT[], 
 	"ts_column" TEXT, 
 	"after_ctid" TEXT, 
@@ -202,7 +213,7 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'ip_inventory_retain_events_wrapper';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_rows_before_page"(
-	"source" regclass, 
+	"event_table" regclass, 
 	"pages" bigint 
 ) RETURNS bigint 
 STRICT VOLATILE PARALLEL UNSAFE 
@@ -323,12 +334,22 @@ COMMENT ON COLUMN @extschema@.ip_inventory.scanner_ts IS 'Same as greynoise_ts, 
 
 COMMENT ON COLUMN @extschema@.ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_asn_replaced(offered_by text, offered_asn bigint, asn_source text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE offered_by
+    WHEN 'maxmind' THEN offered_asn IS NOT NULL OR asn_source IS DISTINCT FROM 'cymru'
+    WHEN 'cymru' THEN asn_source IS DISTINCT FROM 'maxmind'
+    ELSE false END;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_asn_replaced(text, bigint, text) IS
+    'Whether an ASN offered by maxmind or cymru replaces the row''s (internal: the one ASN rule).';
+
 COMMENT ON TABLE @extschema@.ip_inventory_jobs IS
     'Progress of ip_inventory_backfill() and ip_inventory_enrich_pending(), committed per batch. Read it through ip_inventory_progress.';
 
 COMMENT ON COLUMN @extschema@.ip_inventory_jobs.job IS 'backfill:<schema>.<table> (named when the backfill started) or enrich_pending.';
 
-COMMENT ON COLUMN @extschema@.ip_inventory_jobs.source IS 'Backfill: the event table; identifies the job (survives renames).';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.event_table IS 'Backfill: the event table; identifies the job (survives renames).';
 
 COMMENT ON COLUMN @extschema@.ip_inventory_jobs.ip_columns IS 'Backfill: the address columns counted.';
 
@@ -386,9 +407,6 @@ CREATE OR REPLACE FUNCTION "ip_class"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
-
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
@@ -541,6 +559,9 @@ COMMENT ON VIEW @extschema@.ip_inventory_observed_tables IS
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_observe() FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_country"(
 	"ip" inet 
@@ -922,18 +943,19 @@ BEGIN
         maxmind_build    = coalesce(c.maxmind_build, inv.maxmind_build),
         maxmind_asn_build = coalesce(c.maxmind_asn_build, inv.maxmind_asn_build),
         maxmind_ts       = coalesce(c.maxmind_ts, inv.maxmind_ts),
-        -- The ASN stays as it is when the ASN database was not consulted, or when MaxMind has
-        -- none and Team Cymru gave it; otherwise it is MaxMind's (NULL when MaxMind has none).
-        asn_number  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_number ELSE c.asn_number END,
-        asn_org     = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_org ELSE c.asn_org END,
-        asn_network = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_network ELSE c.asn_network END,
-        asn_source  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_source ELSE c.asn_source END,
+        -- The ASN rule (sql/inventory.sql).
+        asn_number  = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+                       THEN c.asn_number ELSE inv.asn_number END,
+        asn_org     = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+                       THEN c.asn_org ELSE inv.asn_org END,
+        asn_network = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+                       THEN c.asn_network ELSE inv.asn_network END,
+        asn_source  = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+                       THEN c.asn_source ELSE inv.asn_source END,
         enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
-    FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c
+    FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c,
+         -- The ASN database's answer counts only when it was consulted.
+         LATERAL (SELECT CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END) AS a(offered_by)
     WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
@@ -963,21 +985,21 @@ BEGIN
              ELSE '?' END;
 END $$;
 
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_rows_per_page(source regclass) RETURNS double precision
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_rows_per_page(event_table regclass) RETURNS double precision
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rows_per_page double precision;
 BEGIN
     SELECT c.reltuples / nullif(c.relpages, 0) INTO rows_per_page
-    FROM pg_class AS c WHERE c.oid = source AND c.reltuples > 0;
+    FROM pg_class AS c WHERE c.oid = event_table AND c.reltuples > 0;
     IF rows_per_page IS NULL THEN
-        rows_per_page := @extschema@._ip_inventory_rows_before_page(source, 8::bigint) / 8.0;
+        rows_per_page := @extschema@._ip_inventory_rows_before_page(event_table, 8::bigint) / 8.0;
     END IF;
     RETURN greatest(rows_per_page, 1);
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_backfill_start(
-    source regclass, ip_columns text[], ts_column text, batch_size int)
+    event_table regclass, ip_columns text[], ts_column text, batch_size int)
 RETURNS @extschema@.ip_inventory_jobs
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -985,41 +1007,41 @@ DECLARE
     -- name whose spelling depends on search_path and renames.
     job_name text := 'backfill:' || (SELECT format('%I.%I', n.nspname, c.relname)
                                      FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-                                     WHERE c.oid = source);
+                                     WHERE c.oid = _ip_inventory_backfill_start.event_table);
     j @extschema@.ip_inventory_jobs;
     pages bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
     END IF;
-    PERFORM @extschema@._ip_inventory_check_columns(source, ip_columns, ts_column);
-    IF EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o WHERE o.event_table = source) THEN
-        RAISE EXCEPTION 'the inserts into % are already recorded by its ip_inventory_observe trigger', source
+    PERFORM @extschema@._ip_inventory_check_columns(_ip_inventory_backfill_start.event_table, ip_columns, ts_column);
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o WHERE o.event_table = _ip_inventory_backfill_start.event_table) THEN
+        RAISE EXCEPTION 'the inserts into % are already recorded by its ip_inventory_observe trigger', _ip_inventory_backfill_start.event_table
             USING ERRCODE = '55000',
             DETAIL = 'Backfilling it would count its rows twice.',
-            HINT = format('Run SELECT ip_inventory_detach(%L); first, then CALL ip_inventory_backfill(..., attach => true).', source::text);
+            HINT = format('Run SELECT ip_inventory_detach(%L); first, then CALL ip_inventory_backfill(..., attach => true).', _ip_inventory_backfill_start.event_table::text);
     END IF;
-    SELECT * INTO j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.source = _ip_inventory_backfill_start.source;
+    SELECT * INTO j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.event_table = _ip_inventory_backfill_start.event_table;
     job_name := coalesce(j.job, job_name);
     IF FOUND AND (j.ip_columns IS DISTINCT FROM ip_columns OR j.ts_column IS DISTINCT FROM ts_column) THEN
         RAISE EXCEPTION 'an earlier backfill of % counted columns % (time %), not % (time %)',
-            source, j.ip_columns, coalesce(j.ts_column, 'none'), ip_columns, coalesce(ts_column, 'none')
+            _ip_inventory_backfill_start.event_table, j.ip_columns, coalesce(j.ts_column, 'none'), ip_columns, coalesce(ts_column, 'none')
             USING ERRCODE = '55000',
             HINT = format('Rerun it with the same columns, or DELETE FROM ip_inventory_jobs WHERE job = %L to start over (the rows it counted would be counted again).', job_name);
     END IF;
 
     PERFORM @extschema@._ip_inventory_job_start(job_name);
-    INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, source, ip_columns, ts_column, resume_after,
+    INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, event_table, ip_columns, ts_column, resume_after,
                                                     status, started_at, run_started_at, updated_at)
-    VALUES (job_name, source, ip_columns, ts_column, '(0,0)', 'running',
+    VALUES (job_name, _ip_inventory_backfill_start.event_table, ip_columns, ts_column, '(0,0)', 'running',
             clock_timestamp(), clock_timestamp(), clock_timestamp())
     ON CONFLICT (job) DO NOTHING;
-    pages := pg_relation_size(source) / current_setting('block_size')::bigint;
+    pages := pg_relation_size(_ip_inventory_backfill_start.event_table) / current_setting('block_size')::bigint;
     UPDATE @extschema@.ip_inventory_jobs AS jb SET
         status = 'running', run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL,
         total_rows = jb.done_rows
             + round(greatest(pages - (jb.resume_after::text::point)[0], 0)
-                    * @extschema@._ip_inventory_rows_per_page(_ip_inventory_backfill_start.source))::bigint
+                    * @extschema@._ip_inventory_rows_per_page(_ip_inventory_backfill_start.event_table))::bigint
     WHERE jb.job = job_name RETURNING * INTO j;
     RETURN j;
 END $$;
@@ -1035,16 +1057,16 @@ DECLARE
     r record;
 BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = job_name;
-    pages := pg_relation_size(j.source) / current_setting('block_size')::bigint;
+    pages := pg_relation_size(j.event_table) / current_setting('block_size')::bigint;
     upper_page := (j.resume_after::text::point)[0]::bigint
-                  + greatest(ceil(batch_size / @extschema@._ip_inventory_rows_per_page(j.source)), 1)::bigint;
+                  + greatest(ceil(batch_size / @extschema@._ip_inventory_rows_per_page(j.event_table)), 1)::bigint;
     final := upper_page >= pages;
     IF final AND attach THEN
         -- Rows before the lock are read here, rows after it are recorded by the trigger.
-        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', j.source);
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', j.event_table);
     END IF;
     SELECT * INTO STRICT r FROM @extschema@._ip_inventory_backfill_batch(
-        j.source, j.ip_columns, j.ts_column, j.resume_after::text, CASE WHEN NOT final THEN upper_page END);
+        j.event_table, j.ip_columns, j.ts_column, j.resume_after::text, CASE WHEN NOT final THEN upper_page END);
     UPDATE @extschema@.ip_inventory_jobs AS jb SET
         resume_after = CASE WHEN final THEN coalesce(r.last_ctid::tid, jb.resume_after)
                             ELSE format('(%s,0)', upper_page)::tid END,
@@ -1059,7 +1081,7 @@ BEGIN
         finished_at = CASE WHEN final THEN clock_timestamp() END
     WHERE jb.job = job_name RETURNING * INTO j;
     IF final AND attach THEN
-        PERFORM @extschema@.ip_inventory_attach(j.source, j.ip_columns, j.ts_column);
+        PERFORM @extschema@.ip_inventory_attach(j.event_table, j.ip_columns, j.ts_column);
     END IF;
     PERFORM @extschema@._ip_inventory_job_notice(j);
     RETURN j;
@@ -1081,13 +1103,13 @@ RETURN @extschema@._ip_inventory_job_summary(j, jsonb_build_object(
     'addresses', j.addresses, 'new_addresses', j.new_addresses, 'attached', attach));
 
 CREATE OR REPLACE PROCEDURE @extschema@.ip_inventory_backfill(
-    source regclass, ip_columns text[], ts_column text DEFAULT NULL, batch_size int DEFAULT 10000,
+    event_table regclass, ip_columns text[], ts_column text DEFAULT NULL, batch_size int DEFAULT 10000,
     attach boolean DEFAULT false, INOUT summary jsonb DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
     j @extschema@.ip_inventory_jobs;
 BEGIN
-    j := @extschema@._ip_inventory_backfill_start(source, ip_columns, ts_column, batch_size);
+    j := @extschema@._ip_inventory_backfill_start(event_table, ip_columns, ts_column, batch_size);
     COMMIT;
     LOOP
         j := @extschema@._ip_inventory_backfill_step(j.job, batch_size, attach);
@@ -1216,7 +1238,7 @@ SELECT j.job,
            justify_interval(make_interval(secs => round(greatest(j.total_rows - j.done_rows, 0)
                * extract(epoch FROM j.updated_at - j.run_started_at) / j.run_done_rows)))
        END AS eta,
-       j.addresses, j.new_addresses, j.batches, j.source, j.ip_columns, j.ts_column,
+       j.addresses, j.new_addresses, j.batches, j.event_table, j.ip_columns, j.ts_column,
        j.started_at, j.updated_at, j.finished_at
 FROM @extschema@.ip_inventory_jobs AS j
 LEFT JOIN LATERAL (SELECT @extschema@._ip_inventory_job_holder(j.job) AS pid) AS h ON j.status = 'running';
@@ -1269,6 +1291,18 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enrich_summary(@extschema@.ip_i
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_backfill(regclass, text[], text, int, boolean, jsonb) FROM PUBLIC;
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_enrich_pending(int, bigint, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_source_serves(
+    source text, ip_address inet, ip_class text, asn_source text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ip_class = 'public' AND CASE source
+    WHEN 'cymru' THEN asn_source IS NULL OR asn_source = 'cymru'
+    WHEN 'greynoise' THEN family(ip_address) = 4
+    WHEN 'rdns' THEN true
+    ELSE false END;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_source_serves(text, inet, text, text) IS
+    'Whether a network source serves an inventory row (internal: cascade_refresh, the due-row indexes, ip_inventory_staleness).';
 
 CREATE OR REPLACE FUNCTION @extschema@.greynoise_quota(
     OUT day date, OUT daily_quota bigint, OUT used bigint, OUT remaining bigint, OUT paused_until timestamptz)
@@ -1336,7 +1370,8 @@ BEGIN
     WHERE i.ip_address IN (SELECT (a ->> 'ip')::inet FROM jsonb_array_elements(answers) AS a)
     ORDER BY i.ip_address FOR UPDATE;
     WITH r AS MATERIALIZED (
-        SELECT x.ip, x.outcome, x.answer, x.detail, before -> host(x.ip) AS previous
+        SELECT x.ip, x.outcome, x.answer, x.detail, before -> host(x.ip) AS previous,
+               CASE WHEN src = 'cymru' THEN (x.answer ->> 'asn')::bigint END AS asn
         FROM jsonb_to_recordset(answers) AS x(ip inet, outcome text, answer jsonb, detail text)
     ),
     -- An answer (and a skip that says why, like an IPv6 address for GreyNoise) is stored
@@ -1347,18 +1382,15 @@ BEGIN
             cymru_ts     = CASE WHEN src = 'cymru' THEN now() ELSE i.cymru_ts END,
             greynoise_ts = CASE WHEN src = 'greynoise' THEN now() ELSE i.greynoise_ts END,
             rdns_ts      = CASE WHEN src = 'rdns' THEN now() ELSE i.rdns_ts END,
-            -- Team Cymru's ASN never replaces MaxMind's; its own is replaced or cleared.
-            asn_number   = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
-                                THEN (r.answer ->> 'asn')::bigint ELSE i.asn_number END,
-            asn_org      = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
-                                THEN CASE WHEN r.answer ->> 'asn' IS NOT NULL THEN r.answer ->> 'as_name' END
-                                ELSE i.asn_org END,
-            asn_network  = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
-                                THEN CASE WHEN r.answer ->> 'asn' IS NOT NULL THEN (r.answer ->> 'prefix')::cidr END
-                                ELSE i.asn_network END,
-            asn_source   = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
-                                THEN CASE WHEN r.answer ->> 'asn' IS NOT NULL THEN 'cymru' END
-                                ELSE i.asn_source END
+            -- The ASN rule (sql/inventory.sql): only Team Cymru offers one here.
+            asn_number   = CASE WHEN @extschema@._ip_inventory_asn_replaced(src, r.asn, i.asn_source)
+                                THEN r.asn ELSE i.asn_number END,
+            asn_org      = CASE WHEN @extschema@._ip_inventory_asn_replaced(src, r.asn, i.asn_source)
+                                THEN CASE WHEN r.asn IS NOT NULL THEN r.answer ->> 'as_name' END ELSE i.asn_org END,
+            asn_network  = CASE WHEN @extschema@._ip_inventory_asn_replaced(src, r.asn, i.asn_source)
+                                THEN CASE WHEN r.asn IS NOT NULL THEN (r.answer ->> 'prefix')::cidr END ELSE i.asn_network END,
+            asn_source   = CASE WHEN @extschema@._ip_inventory_asn_replaced(src, r.asn, i.asn_source)
+                                THEN CASE WHEN r.asn IS NOT NULL THEN 'cymru' END ELSE i.asn_source END
         FROM r
         WHERE i.ip_address = r.ip AND r.answer IS NOT NULL
         RETURNING 1
@@ -1408,9 +1440,6 @@ DECLARE
     quota record;
     quota_left bigint;
 BEGIN
-    -- Team Cymru serves the rows MaxMind has no ASN for (and those it answered itself),
-    -- once MaxMind had its chance: rows MaxMind never enriched wait for it, unless no
-    -- MaxMind database is in service at all.
     IF src = 'cymru' THEN
         maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
                                  WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
@@ -1423,11 +1452,12 @@ BEGIN
 
     -- Due rows, busiest first; rows whose last attempt failed come after the others, so a
     -- few addresses the source keeps failing on cannot hold up the rest. Run as a one-shot
-    -- statement so each source's condition is planned with its own due-row index (the Team
-    -- Cymru condition repeats that index's predicate). No row is locked: the rows are claimed
-    -- (shared memory, src/claims.rs) so that concurrent refreshes split them, and an event
-    -- insert for one of them never waits for the network. Pages of candidates are read until
-    -- lim are claimed: other refreshes may hold some.
+    -- statement with the source as a constant, so that it is planned with that source's
+    -- due-row index. No row is locked: the rows are claimed (shared memory, src/claims.rs)
+    -- so that concurrent refreshes split them, and an event insert for one of them never
+    -- waits for the network. Pages of candidates are read until lim are claimed: other
+    -- refreshes may hold some. Team Cymru waits for MaxMind's chance at a row, unless no
+    -- MaxMind database is in service at all.
     ips := '{}';
     LOOP
         EXECUTE format($sql$
@@ -1435,16 +1465,12 @@ BEGIN
               FROM (SELECT i.ip_address
                     FROM @extschema@.ip_inventory AS i
                     LEFT JOIN @extschema@.ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
-                    WHERE i.ip_class = 'public' AND %s
+                    WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
+                      AND (i.%2$I IS NULL OR i.%2$I < now() - $2)
+                      AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $4)
                     ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
                     LIMIT $5 OFFSET $6) AS s $sql$,
-            CASE src
-                WHEN 'cymru' THEN '(i.cymru_ts IS NULL OR i.cymru_ts < now() - $2)
-                                   AND (i.asn_source IS NULL OR i.asn_source = ''cymru'')
-                                   AND (i.maxmind_ts IS NOT NULL OR NOT $4)'
-                WHEN 'greynoise' THEN '(i.greynoise_ts IS NULL OR i.greynoise_ts < now() - $2)'
-                WHEN 'rdns' THEN '(i.rdns_ts IS NULL OR i.rdns_ts < now() - $2)'
-            END)
+            src, src || '_ts')
           INTO candidates
           USING src, ttl, lim, maxmind_ready, page, offset_rows;
         ips := ips || @extschema@._ip_inventory_claim(src, candidates, lim - cardinality(ips));
@@ -1575,40 +1601,6 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
 
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
-SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
-FROM @extschema@._ip_inventory_stats_counters() AS s
-UNION ALL
-SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
-FROM @extschema@.maxmind_info() AS i
-WHERE i.age IS NOT NULL
-UNION ALL
-SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
-FROM @extschema@.greynoise_quota() AS q,
-     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota)) AS g(metric, value);
-
-GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
-
-COMMENT ON VIEW @extschema@.ip_inventory_stats IS
-    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
-    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
-    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
-    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
-
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
 SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
@@ -1660,26 +1652,17 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
        min(maxmind_ts) AS oldest
 FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE ip_class = 'public'
 UNION ALL
-SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*),
-       count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < now() - @extschema@.ip_inventory_ttl('cymru')),
-       min(cymru_ts)
-FROM @extschema@.ip_inventory
-WHERE ip_class = 'public' AND (asn_number IS NULL OR asn_source = 'cymru')
-UNION ALL
-SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*),
-       count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < now() - @extschema@.ip_inventory_ttl('greynoise')),
-       min(greynoise_ts)
-FROM @extschema@.ip_inventory
-WHERE ip_class = 'public' AND family(ip_address) = 4
-UNION ALL
-SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*),
-       count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < now() - @extschema@.ip_inventory_ttl('rdns')),
-       min(rdns_ts)
-FROM @extschema@.ip_inventory
-WHERE ip_class = 'public';
+SELECT n.source, n.ttl, a.eligible, a.never, a.stale, a.oldest
+FROM (SELECT src, @extschema@.ip_inventory_ttl(src)
+      FROM unnest(ARRAY['cymru', 'greynoise', 'rdns']) AS u(src)) AS n(source, ttl),
+LATERAL (SELECT count(*) AS eligible,
+                count(*) FILTER (WHERE t.ts IS NULL) AS never,
+                count(*) FILTER (WHERE t.ts < now() - n.ttl) AS stale,
+                min(t.ts) AS oldest
+         FROM @extschema@.ip_inventory AS i,
+         LATERAL (SELECT CASE n.source WHEN 'cymru' THEN i.cymru_ts WHEN 'greynoise' THEN i.greynoise_ts
+                                       ELSE i.rdns_ts END) AS t(ts)
+         WHERE @extschema@._ip_inventory_source_serves(n.source, i.ip_address, i.ip_class, i.asn_source)) AS a;
 
 CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
 RETURNS TABLE ("check" text, status text, value text, detail text)
@@ -1816,6 +1799,40 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
 
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
+SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
+FROM @extschema@._ip_inventory_stats_counters() AS s
+UNION ALL
+SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
+FROM @extschema@.maxmind_info() AS i
+WHERE i.age IS NOT NULL
+UNION ALL
+SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
+FROM @extschema@.greynoise_quota() AS q,
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota)) AS g(metric, value);
+
+GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.ip_inventory_stats IS
+    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
+    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
+    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
+    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
+
 CREATE OR REPLACE FUNCTION "maxmind_reload"() RETURNS jsonb 
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c 
@@ -1859,3 +1876,10 @@ DROP FUNCTION @extschema@.ip_inventory_job_holder(text);
 DROP FUNCTION @extschema@.ip_inventory_job_lock(text);
 DROP FUNCTION @extschema@.ip_inventory_job_start(text);
 DROP FUNCTION @extschema@.ip_inventory_job_release(text);
+-- The due-row indexes on _ip_inventory_source_serves (as in sql/cascade.sql).
+CREATE INDEX ip_inventory_cymru_due ON @extschema@.ip_inventory (cymru_ts NULLS FIRST)
+    WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source);
+CREATE INDEX ip_inventory_greynoise_due ON @extschema@.ip_inventory (greynoise_ts NULLS FIRST)
+    WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source);
+CREATE INDEX ip_inventory_rdns_due ON @extschema@.ip_inventory (rdns_ts NULLS FIRST)
+    WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source);

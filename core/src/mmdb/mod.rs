@@ -29,19 +29,38 @@ pub use slot::{DbSlot, Replaced, SlotReader, Unusable};
 pub use store::Identity;
 pub use store::Store;
 
-use crate::metrics::DbErrorKind;
 pub use record::{AsnFields, CityFields};
 
-/// Which databases a slot accepts, judged by the `database_type` metadata field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DbKind {
-    /// Geolocation: GeoLite2/GeoIP2 City, Country or Enterprise, DB-IP City/Country.
-    City,
-    /// Autonomous systems: GeoLite2-ASN, GeoIP2-ISP, DB-IP ASN.
-    Asn,
-    /// Anything in MaxMind DB format (`mmdb_lookup`).
-    Any,
-}
+named!(
+    /// The counters of database slots (`custom`: `ip_inventory.databases` names and files
+    /// named by path); [`DbSlot::family`] says which a slot counts into.
+    DbFamily { City = "city", Asn = "asn", Custom = "custom" }
+);
+
+named!(
+    /// Why a database lookup failed, as counted ([`ErrorKind::counted_as`]).
+    DbErrorKind {
+        NotConfigured = "not_configured",
+        /// Missing, unreadable, empty, not a regular file.
+        Unreadable = "unreadable",
+        /// Not a MaxMind DB, or the wrong database type for the slot.
+        Invalid = "invalid",
+        /// A MaxMind DB with a broken tree or records (or one tripping a decoder limit).
+        Corrupt = "corrupt",
+    }
+);
+
+named!(
+    /// Which databases a slot accepts, judged by the `database_type` metadata field.
+    DbKind {
+        /// Geolocation: GeoLite2/GeoIP2 City, Country or Enterprise, DB-IP City/Country.
+        City = "city",
+        /// Autonomous systems: GeoLite2-ASN, GeoIP2-ISP, DB-IP ASN.
+        Asn = "asn",
+        /// Anything in MaxMind DB format (`mmdb_lookup`).
+        Any = "any",
+    }
+);
 
 impl DbKind {
     pub fn accepts(self, database_type: &str) -> bool {

@@ -10,8 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::store::{Found, Identity, Store, Verified, Wait};
-use super::{Database, DbError, DbKind};
-use crate::metrics::DbFamily;
+use super::{Database, DbError, DbFamily, DbKind};
 
 /// City and ASN files looked for in `ip_inventory.maxmind_dir`, commercial editions first.
 const CITY_FILE_NAMES: [&str; 2] = ["GeoIP2-City.mmdb", "GeoLite2-City.mmdb"];

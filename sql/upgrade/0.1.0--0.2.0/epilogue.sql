@@ -7,3 +7,10 @@ DROP FUNCTION @extschema@.ip_inventory_job_holder(text);
 DROP FUNCTION @extschema@.ip_inventory_job_lock(text);
 DROP FUNCTION @extschema@.ip_inventory_job_start(text);
 DROP FUNCTION @extschema@.ip_inventory_job_release(text);
+-- The due-row indexes on _ip_inventory_source_serves (as in sql/cascade.sql).
+CREATE INDEX ip_inventory_cymru_due ON @extschema@.ip_inventory (cymru_ts NULLS FIRST)
+    WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source);
+CREATE INDEX ip_inventory_greynoise_due ON @extschema@.ip_inventory (greynoise_ts NULLS FIRST)
+    WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source);
+CREATE INDEX ip_inventory_rdns_due ON @extschema@.ip_inventory (rdns_ts NULLS FIRST)
+    WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source);

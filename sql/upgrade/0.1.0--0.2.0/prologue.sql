@@ -63,3 +63,14 @@ DROP FUNCTION @extschema@.ip_inventory_count_recorded(bigint, bigint, bigint);
 -- ip_pseudonymize(inet, text DEFAULT NULL) becomes two functions: with an explicit salt
 -- (anyone) and with the configured salt (not PUBLIC).
 DROP FUNCTION @extschema@.ip_pseudonymize(inet, text);
+
+-- "source" means an enrichment source only: a backfill's event table is its event_table.
+ALTER TABLE @extschema@.ip_inventory_jobs RENAME COLUMN source TO event_table;
+ALTER INDEX @extschema@.ip_inventory_jobs_source_key RENAME TO ip_inventory_jobs_event_table_key;
+DROP VIEW @extschema@.ip_inventory_progress;
+DROP PROCEDURE @extschema@.ip_inventory_backfill(regclass, text[], text, int, boolean, jsonb);
+-- The due-row indexes are rebuilt on the one definition of what each source serves
+-- (_ip_inventory_source_serves, created below; the indexes in the epilogue).
+DROP INDEX @extschema@.ip_inventory_cymru_due;
+DROP INDEX @extschema@.ip_inventory_greynoise_due;
+DROP INDEX @extschema@.ip_inventory_rdns_due;

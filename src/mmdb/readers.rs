@@ -19,9 +19,8 @@ use std::ffi::CStr;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use ip_inventory_core::metrics::DbErrorKind;
 use ip_inventory_core::mmdb::{
-    CityCache, Database, DbError, DbSlot, Hit, Replaced, SlotReader, Store, Unusable,
+    CityCache, Database, DbError, DbErrorKind, DbSlot, Hit, Replaced, SlotReader, Store, Unusable,
 };
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::{check_for_interrupts, PgLogLevel};

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use crate::net::NetError;
+use super::net::NetError;
 use crate::sanitize;
 
 /// The fields of an answer that are kept (`enrichment->'greynoise'`).
@@ -363,7 +363,7 @@ fn http_error(e: ureq::Error) -> NetError {
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
             NetError::Connect(e.to_string())
         }
-        ureq::Error::Io(io) => crate::net::io_error(io),
+        ureq::Error::Io(io) => super::net::io_error(io),
         other => NetError::Io(other.to_string()),
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::net::{self, Cancel, Deadline, NetError};
+use super::net::{self, Cancel, Deadline, NetError};
 use crate::sanitize;
 
 /// Cymru's answer for one address.

@@ -41,7 +41,7 @@ fn tag(fcinfo: pg_sys::FunctionCallInfo, job: &str) -> Result<pg_sys::LOCKTAG, E
         // SAFETY: a plain read of the backend's database.
         locktag_field1: u32::from(unsafe { pg_sys::MyDatabaseId }),
         locktag_field2: u32::from(table),
-        locktag_field3: ip_inventory_core::jobs::lock_key(job),
+        locktag_field3: ip_inventory_core::inventory::jobs::lock_key(job),
         locktag_field4: 0,
         locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
         locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,

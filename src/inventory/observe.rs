@@ -18,7 +18,7 @@
 
 use std::ffi::CStr;
 
-use ip_inventory_core::observe::Observations;
+use ip_inventory_core::inventory::observe::Observations;
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys::{self, panic::ErrorReport};
@@ -208,7 +208,7 @@ fn record(
         .iter()
         .map(|(_, s)| stamp(s.last))
         .collect::<Result<Vec<_>, _>>()?;
-    let enrich = gucs::INGEST_ENRICHMENT.get();
+    let enrich = gucs::ingest_enrichment();
     let t = client
         .update(
             &format!(
@@ -477,8 +477,8 @@ fn ip_inventory_detach(
     })
 }
 
-/// `_ip_inventory_backfill_batch(source, ip_columns, ts_column, after_ctid, before_page,
-/// enrich)`: records the observations of the rows of `source` after `after_ctid` (and before
+/// `_ip_inventory_backfill_batch(event_table, ip_columns, ts_column, after_ctid, before_page,
+/// enrich)`: records the observations of the rows of `event_table` after `after_ctid` (and before
 /// page `before_page`, NULL: to the end). The rows are read as the table's owner in a
 /// security-restricted operation; the inventory is written as the caller, who must be able
 /// to read the table. Returns (event_rows, last_ctid, addresses, new_addresses).
@@ -486,7 +486,7 @@ fn ip_inventory_detach(
 #[pg_extern(volatile, parallel_unsafe, name = "_ip_inventory_backfill_batch")]
 #[search_path(pg_catalog, pg_temp)]
 fn ip_inventory_backfill_batch(
-    source: RegClass,
+    event_table: RegClass,
     ip_columns: Vec<Option<String>>,
     ts_column: Option<String>,
     after_ctid: &str,
@@ -505,7 +505,7 @@ fn ip_inventory_backfill_batch(
     ErrorReport,
 > {
     let schema = security::schema_of(fcinfo);
-    let table = Table::open(source.0)?;
+    let table = Table::open(event_table.0)?;
     table.require("SELECT", "backfill it")?;
     let columns = Columns {
         ip: ip_columns.into_iter().flatten().collect(),
@@ -642,12 +642,12 @@ fn ip_inventory_retain_events(
     Ok(Some(done.unwrap_or(0)))
 }
 
-/// `_ip_inventory_rows_before_page(source, pages) → bigint`: rows in the first pages of an
+/// `_ip_inventory_rows_before_page(event_table, pages) → bigint`: rows in the first pages of an
 /// event table (to size backfill batches of a table never analyzed), counted as its owner.
 #[pg_extern(volatile, parallel_unsafe, name = "_ip_inventory_rows_before_page")]
 #[search_path(pg_catalog, pg_temp)]
-fn ip_inventory_rows_before_page(source: RegClass, pages: i64) -> Result<i64, ErrorReport> {
-    let table = Table::open(source.0)?;
+fn ip_inventory_rows_before_page(event_table: RegClass, pages: i64) -> Result<i64, ErrorReport> {
+    let table = Table::open(event_table.0)?;
     table.require("SELECT", "backfill it")?;
     let query = format!(
         "SELECT pg_catalog.count(*) FROM {} WHERE ctid OPERATOR(pg_catalog.<) pg_catalog.format('(%s,0)', $1)::pg_catalog.tid",

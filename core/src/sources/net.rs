@@ -51,6 +51,39 @@ pub enum NetError {
     Server(String),
 }
 
+named!(
+    /// Why a network request failed, or why an address was not asked: what the counters count
+    /// (`ip_inventory_stats`, error_kind).
+    NetErrorKind {
+        Timeout = "timeout",
+        Connect = "connect",
+        /// Reset, closed early, or any other I/O error after connecting.
+        Connection = "connection",
+        /// An answer that does not follow the protocol, or is too large to be honest.
+        BadAnswer = "bad_answer",
+        /// The server reported an error (DNS SERVFAIL, HTTP 5xx, ...).
+        ServerError = "server_error",
+        RateLimited = "rate_limited",
+        Unauthorized = "unauthorized",
+        /// Not a request: an address skipped because the daily quota was used up.
+        QuotaExhausted = "quota_exhausted",
+    }
+);
+
+impl NetErrorKind {
+    /// `None` for a cancelled request (the caller stopped; nothing failed).
+    pub fn of(err: &NetError) -> Option<NetErrorKind> {
+        Some(match err {
+            NetError::Timeout(_) => NetErrorKind::Timeout,
+            NetError::Cancelled => return None,
+            NetError::Connect(_) => NetErrorKind::Connect,
+            NetError::Io(_) => NetErrorKind::Connection,
+            NetError::Protocol(_) | NetError::Oversized(_) => NetErrorKind::BadAnswer,
+            NetError::Server(_) => NetErrorKind::ServerError,
+        })
+    }
+}
+
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -296,5 +329,18 @@ mod tests {
             libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
             assert_eq!(libc::sigismember(&mask, libc::SIGINT), 0);
         }
+    }
+
+    #[test]
+    fn error_kinds_group_the_detailed_errors() {
+        assert_eq!(
+            NetErrorKind::of(&NetError::Oversized(10)),
+            Some(NetErrorKind::BadAnswer)
+        );
+        assert_eq!(
+            NetErrorKind::of(&NetError::Io("reset".into())),
+            Some(NetErrorKind::Connection)
+        );
+        assert_eq!(NetErrorKind::of(&NetError::Cancelled), None);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::net::{self, Cancel, Deadline, NetError};
+use super::net::{self, Cancel, Deadline, NetError};
 use crate::sanitize;
 
 /// The outcome of a question the server answered.
@@ -58,7 +58,7 @@ pub fn ptr_name(ip: IpAddr) -> String {
     } else {
         "ip6.arpa."
     };
-    format!("{}.{zone}", crate::cymru::reversed_labels(ip))
+    format!("{}.{zone}", super::cymru::reversed_labels(ip))
 }
 
 const MAX_UDP: usize = 4096;

@@ -12,7 +12,8 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::json;
 
-use crate::{datum, errors, metrics, readers, shmem};
+use super::readers;
+use crate::{datum, errors, metrics, shmem};
 
 /// Whether a query cancel or termination is pending (asked between chunks of a copy).
 fn interrupted() -> bool {
@@ -249,20 +250,8 @@ COMMENT ON FUNCTION @extschema@.maxmind_age() IS
 /// `city`, `asn` or `any`. Reads server files: superusers and pg_read_server_files only.
 #[pg_extern(volatile, parallel_safe)]
 fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, ErrorReport> {
-    let kind = match kind {
-        "city" => DbKind::City,
-        "asn" => DbKind::Asn,
-        "any" => DbKind::Any,
-        other => {
-            return Err(ErrorReport::new(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("unknown database kind \"{}\"", errors::cut(other)),
-                "ip_inventory",
-            )
-            .set_hint("Use city, asn or any."))
-        }
-    };
-    if !crate::lookup::may_read_server_files() {
+    let kind = DbKind::parse(kind).ok_or_else(|| errors::unknown_kind(kind))?;
+    if !super::lookup::may_read_server_files() {
         return Err(errors::path_not_allowed());
     }
     // The file is copied into the store and verified there, as a reload would: a file that
@@ -305,31 +294,4 @@ REVOKE ALL ON FUNCTION @extschema@.maxmind_verify(text, text) FROM PUBLIC;
 "#,
     name = "maxmind_verify_acl",
     requires = [maxmind_verify]
-);
-
-/// `ip_inventory_ttl(source) → interval`: how long an answer of `cymru`, `greynoise` or
-/// `rdns` stays fresh (the `ip_inventory.<source>_ttl` settings).
-#[pg_extern(stable, strict, parallel_safe)]
-fn ip_inventory_ttl(source: &str) -> Result<Interval, ErrorReport> {
-    let secs = crate::gucs::ttl_secs(source).ok_or_else(|| {
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown enrichment source \"{}\"", errors::cut(source)),
-            "ip_inventory",
-        )
-        .set_hint("Sources with a TTL: cymru, greynoise, rdns.")
-    })?;
-    Ok(
-        Interval::new(0, secs / 86_400, i64::from(secs % 86_400) * 1_000_000)
-            .expect("days and micros within range"),
-    )
-}
-
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION @extschema@.ip_inventory_ttl(text) IS
-    'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
-"#,
-    name = "ttl_comment",
-    requires = [ip_inventory_ttl]
 );

@@ -8,15 +8,17 @@
 use std::path::Path;
 
 use ip_inventory_core::classify;
-use ip_inventory_core::metrics::{DbErrorKind, DbFamily, MaxmindMetric, Metric};
+use ip_inventory_core::metrics::{MaxmindMetric, Metric};
 use ip_inventory_core::mmdb::{CityCache, Database, DbError, DbSlot, Hit, Store};
+use ip_inventory_core::mmdb::{DbErrorKind, DbFamily};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use super::readers;
 use crate::datum::{self, EnrichmentDatum, InetArg, InetDatum, TextDatum};
+use crate::errors;
 use crate::metrics;
-use crate::{errors, readers};
 
 /// `ip_class(inet)`: the IANA special-purpose class of an address (`public`, `private`,
 /// `loopback`, ...). Pure computation, no database.

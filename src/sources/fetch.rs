@@ -1,5 +1,5 @@
 //! The network sources' glue: reads the settings on the main thread, starts a run in the
-//! core (`ip_inventory_core::fetch`), and waits for its rows in short slices, checking for
+//! core (`ip_inventory_core::sources::fetch`), and waits for its rows in short slices, checking for
 //! interrupts in between, so `statement_timeout` and `pg_cancel_backend` stop a refresh
 //! within a slice. The SQL that selects rows and stores answers is in `sql/cascade.sql`.
 
@@ -7,13 +7,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::SystemTime;
 
-use ip_inventory_core::fetch::{
+use ip_inventory_core::metrics::Metric;
+use ip_inventory_core::secret;
+use ip_inventory_core::sources::fetch::{
     self, CymruJob, CymruMode, Event, GreyNoiseJob, Job, RdnsJob, Row, Stop,
 };
-use ip_inventory_core::greynoise::{self, Quota};
-use ip_inventory_core::metrics::Metric;
-use ip_inventory_core::net::{self, Cancel};
-use ip_inventory_core::{dns, settings};
+use ip_inventory_core::sources::greynoise::{self, Quota};
+use ip_inventory_core::sources::net::{self, Cancel};
+use ip_inventory_core::sources::{dns, Source};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{Inet, JsonB};
@@ -56,7 +57,7 @@ fn ip_inventory_fetch(
         .flatten()
         .map(parse_inet)
         .collect::<Result<Vec<IpAddr>, ErrorReport>>()?;
-    let job = job(source)?;
+    let job = job(super::parse_source(source)?)?;
     if addresses.is_empty() {
         return Ok(TableIterator::new(Vec::new()));
     }
@@ -104,63 +105,52 @@ fn parse_inet(text: &str) -> Result<IpAddr, ErrorReport> {
 }
 
 /// The run a source needs, from the settings (read here, on the main thread).
-fn job(source: &str) -> Result<Job, ErrorReport> {
+fn job(source: Source) -> Result<Job, ErrorReport> {
     let s = gucs::network();
-    match source {
-        "cymru" if s.cymru_mode_dns => Ok(Job::Cymru(CymruJob {
-            mode: CymruMode::Dns {
-                server: dns_server(&s)?,
-            },
-            timeout: s.dns_timeout,
-            concurrency: s.concurrency,
-        })),
-        "cymru" => {
-            // The check hook accepted the value, so it parses.
-            let (host, port) = net::parse_endpoint(&s.cymru_whois_server, 43)
-                .map_err(|e| errors::network_setting("ip_inventory.cymru_whois_server", &e))?;
-            Ok(Job::Cymru(CymruJob {
-                mode: CymruMode::Whois {
-                    host,
-                    port,
-                    batch_size: s.cymru_batch_size,
+    Ok(match source {
+        Source::Cymru => match s.cymru_mode {
+            gucs::CymruMode::Dns => Job::Cymru(CymruJob {
+                mode: CymruMode::Dns {
+                    server: dns_server(&s)?,
                 },
-                timeout: s.cymru_timeout,
-                concurrency: 1,
-            }))
-        }
-        "rdns" => Ok(Job::Rdns(RdnsJob {
+                timeout: s.dns_timeout,
+                concurrency: s.concurrency,
+            }),
+            gucs::CymruMode::Whois => {
+                // The check hook accepted the value, so it parses.
+                let (host, port) = net::parse_endpoint(&s.cymru_whois_server, 43)
+                    .map_err(|e| errors::network_setting("ip_inventory.cymru_whois_server", &e))?;
+                Job::Cymru(CymruJob {
+                    mode: CymruMode::Whois {
+                        host,
+                        port,
+                        batch_size: s.cymru_batch_size,
+                    },
+                    timeout: s.cymru_timeout,
+                    concurrency: 1,
+                })
+            }
+        },
+        Source::Rdns => Job::Rdns(RdnsJob {
             server: dns_server(&s)?,
             timeout: s.dns_timeout,
             concurrency: s.concurrency,
-        })),
-        "greynoise" => {
+        }),
+        Source::GreyNoise => {
             let (word, paused_until) =
                 shmem::greynoise_state().ok_or_else(errors::quota_needs_preload)?;
-            let key = match s.greynoise_api_key.as_deref().map(settings::parse_secret) {
-                None | Some(Ok(None)) => None,
-                Some(Ok(Some(secret))) => {
-                    Some(settings::resolve_secret(&secret).map_err(|e| {
-                        errors::network_setting("ip_inventory.greynoise_api_key", &e)
-                    })?)
-                }
-                Some(Err(e)) => {
-                    return Err(errors::network_setting(
-                        "ip_inventory.greynoise_api_key",
-                        &e,
-                    ))
-                }
-            };
-            Ok(Job::GreyNoise(GreyNoiseJob {
+            let key = secret::resolve(s.greynoise_api_key.as_deref().unwrap_or(""))
+                .map_err(|e| errors::network_setting("ip_inventory.greynoise_api_key", &e))?;
+            Job::GreyNoise(GreyNoiseJob {
                 base_url: s.greynoise_url,
                 key,
                 timeout: s.greynoise_timeout,
                 concurrency: s.concurrency,
                 quota: Quota::new(word, s.greynoise_daily_quota),
                 paused_until,
-            }))
+            })
         }
-        other => Err(errors::unknown_source(other)),
-    }
+    })
 }
 
 fn dns_server(s: &gucs::NetworkSettings) -> Result<SocketAddr, ErrorReport> {

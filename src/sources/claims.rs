@@ -1,4 +1,4 @@
-//! The refresh's claims on addresses, in shared memory (`ip_inventory_core::claims`): visible
+//! The refresh's claims on addresses, in shared memory (`ip_inventory_core::sources::claims`): visible
 //! to every backend at once, released at the refresh's end, by an error in its transaction,
 //! or when its process is gone. Without shared_preload_libraries nothing is claimed and two
 //! concurrent refreshes may ask about the same address.
@@ -8,7 +8,7 @@ use std::ffi::c_void;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ip_inventory_core::claims::{process_alive, Claimant};
+use ip_inventory_core::sources::claims::{process_alive, Claimant};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 
@@ -43,15 +43,6 @@ unsafe extern "C-unwind" fn at_transaction_end(event: pg_sys::XactEvent::Type, _
     }
 }
 
-fn source_code(source: &str) -> Result<u8, ErrorReport> {
-    match source {
-        "cymru" => Ok(1),
-        "greynoise" => Ok(2),
-        "rdns" => Ok(3),
-        other => Err(errors::unknown_source(other)),
-    }
-}
-
 fn addresses(ips: Array<'_, &str>) -> Result<Vec<IpAddr>, ErrorReport> {
     ips.iter()
         .flatten()
@@ -71,7 +62,7 @@ fn ip_inventory_claim(
     ips: Array<'_, &str>,
     lim: i32,
 ) -> Result<Vec<String>, ErrorReport> {
-    let code = source_code(source)?;
+    let code = super::parse_source(source)?.code();
     let wanted = addresses(ips)?;
     let limit = usize::try_from(lim).unwrap_or(0);
     let claimed = match shmem::claims() {
@@ -103,7 +94,7 @@ fn ip_inventory_claim(
 #[pg_extern(volatile, parallel_unsafe, strict, name = "_ip_inventory_release")]
 #[search_path(pg_catalog, pg_temp)]
 fn ip_inventory_release(source: &str, ips: Array<'_, &str>) -> Result<(), ErrorReport> {
-    let code = source_code(source)?;
+    let code = super::parse_source(source)?.code();
     if let Some(table) = shmem::claims() {
         let list = addresses(ips)?;
         table.exclusive().release(code, &list, pid());

@@ -14,11 +14,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-use crate::cymru;
-use crate::dns::{self, Lookup};
-use crate::greynoise::{self, Quota, Reply};
-use crate::metrics::{Counters, Metric, NetErrorKind, Source, SourceMetric};
-use crate::net::{self, Cancel, NetError};
+use super::cymru;
+use super::dns::{self, Lookup};
+use super::greynoise::{self, Quota, Reply};
+use super::net::NetErrorKind;
+use super::net::{self, Cancel, NetError};
+use super::Source;
+use crate::metrics::{Counters, Metric, SourceMetric};
 use crate::sanitize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

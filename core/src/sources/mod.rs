@@ -1,0 +1,92 @@
+//! The network sources: Team Cymru (ASN of addresses MaxMind has none for), GreyNoise
+//! (scanner classification, daily quota) and reverse DNS.
+//!
+//! [`Source`] is the one name of a source everywhere: SQL passes its name, the extension
+//! parses it once, and what differs between sources (settings, inventory column, which
+//! addresses it answers for) is asked of the enum. Each source's protocol and client is its
+//! own module; [`net`] is what they share (endpoints, deadlines, cancellation, worker
+//! threads), [`fetch`] is one refresh run over any of them and [`claims`] keeps concurrent
+//! refreshes from asking about the same address.
+
+use std::net::IpAddr;
+
+pub mod claims;
+pub mod cymru;
+pub mod dns;
+pub mod fetch;
+pub mod greynoise;
+pub mod net;
+
+named!(
+    /// A network source, named as in `cascade_refresh(source)`, `ip_inventory_failures`,
+    /// `enrichment`'s keys and `ip_inventory_stats`.
+    Source { Cymru = "cymru", GreyNoise = "greynoise", Rdns = "rdns" }
+);
+
+impl Source {
+    /// The setting that holds how long its answers stay fresh.
+    pub const fn ttl_setting(self) -> &'static str {
+        match self {
+            Source::Cymru => "ip_inventory.cymru_ttl",
+            Source::GreyNoise => "ip_inventory.greynoise_ttl",
+            Source::Rdns => "ip_inventory.rdns_ttl",
+        }
+    }
+
+    /// A small number naming it in shared memory (claims); never 0.
+    pub const fn code(self) -> u8 {
+        match self {
+            Source::Cymru => 1,
+            Source::GreyNoise => 2,
+            Source::Rdns => 3,
+        }
+    }
+
+    /// Whether the source can answer for this address at all: GreyNoise Community knows
+    /// IPv4 only. (The rows a refresh selects follow the same rule in SQL:
+    /// `_ip_inventory_source_applies`, sql/cascade.sql.)
+    pub fn answers_for(self, ip: IpAddr) -> bool {
+        match self {
+            Source::GreyNoise => ip.is_ipv4(),
+            Source::Cymru | Source::Rdns => true,
+        }
+    }
+
+    /// The names, as a hint lists them: "cymru, greynoise, rdns".
+    pub fn names() -> String {
+        Source::ALL
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_codes_are_distinct() {
+        for &s in Source::ALL {
+            assert_eq!(Source::parse(s.name()), Some(s));
+            assert!(s.ttl_setting().ends_with(&format!("{}_ttl", s.name())));
+            assert_ne!(s.code(), 0);
+            assert_eq!(
+                Source::ALL.iter().filter(|o| o.code() == s.code()).count(),
+                1
+            );
+        }
+        assert_eq!(Source::parse("GreyNoise"), None);
+        assert_eq!(Source::parse("maxmind"), None);
+        assert_eq!(Source::names(), "cymru, greynoise, rdns");
+    }
+
+    #[test]
+    fn greynoise_answers_for_ipv4_only() {
+        let v6: IpAddr = "2620:fe::fe".parse().unwrap();
+        assert!(!Source::GreyNoise.answers_for(v6));
+        assert!(Source::Rdns.answers_for(v6));
+        assert!(Source::GreyNoise.answers_for("8.8.8.8".parse().unwrap()));
+    }
+}
