@@ -12,7 +12,7 @@ PGRX_VERSION=0.18.1
 PG15_CONFIG=$(ipi_default_bin 15)/pg_config
 PG18_BIN=$(ipi_default_bin 18)
 PG18_CONFIG=$PG18_BIN/pg_config
-APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo
+APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo binutils
               postgresql-15-cron mmdb-bin
               # pg_tests/sql/monitoring.sql: the queries file, dashboard and alerts, for real
               python3-yaml prometheus-postgres-exporter prometheus)
