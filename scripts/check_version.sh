@@ -55,8 +55,6 @@ for old, new in upgrades:
         errors.append(f"sql/upgrade/ip_inventory--{old}--{new}.sql: {old} is neither pinned in sql/install nor reached by another upgrade script")
     if new != version and not any(o == new for o, _ in upgrades):
         errors.append(f"sql/upgrade/ip_inventory--{old}--{new}.sql: nothing leads from {new} on to {version}")
-if version in pinned:
-    errors.append(f"sql/install/ip_inventory--{version}.sql: the current version's script is generated, pin it only after the release")
 
 if errors:
     print("version check FAILED:\n  " + "\n  ".join(errors))
