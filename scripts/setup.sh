@@ -100,13 +100,15 @@ fi
 # checkout sits under a directory it cannot enter (/root is 0700 on Debian), grant search
 # permission (o+x: enter, not list) on each such directory above the tree, and say so.
 if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$PG18_BIN/postgres"; then
+    # From / down, so that each directory is tested with its parents already enterable.
+    dirs=()
     dir=$IPI_PG18_HOME
-    while [ "$dir" != / ]; do
+    while [ "$dir" != / ]; do dirs=("$dir" "${dirs[@]}"); dir=$(dirname "$dir"); done
+    for dir in "${dirs[@]}"; do
         if ! runuser -u postgres -- test -x "$dir"; then
             log "granting o+x on $dir so that the postgres user can reach PostgreSQL 18"
             chmod o+x "$dir"
         fi
-        dir=$(dirname "$dir")
     done
     runuser -u postgres -- test -x "$PG18_BIN/postgres" \
         || { log "the postgres user still cannot run $PG18_BIN/postgres"; exit 1; }
