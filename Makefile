@@ -2,7 +2,7 @@
 # is missing (apt packages, cargo-pgrx 0.18.1, PostgreSQL 18 into .pg18/, pgrx init) and does
 # nothing otherwise. PG=18 picks PostgreSQL 18 for demo and chaos (default 15); make test runs
 # both.
-.PHONY: setup demo test chaos bench package
+.PHONY: setup demo test chaos bench package upgrade-script
 
 setup:
 	bash scripts/setup.sh
@@ -25,3 +25,9 @@ package: setup
 # Not one of the two set-up commands: the benchmark (docs/benchmarks.md), ~20 minutes.
 bench: setup
 	bash bench/run.sh
+
+# After a schema change: reassemble the upgrade script of the version being developed
+# (scripts/upgrade_script.sh; make test checks it is current and pg_tests/sql/upgrade.sql
+# proves it).
+upgrade-script: setup
+	bash scripts/upgrade_script.sh

@@ -658,9 +658,10 @@ def secrets():
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'intruder') THEN CREATE ROLE intruder LOGIN; END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'operator') THEN CREATE ROLE operator LOGIN; END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'watcher') THEN CREATE ROLE watcher LOGIN IN ROLE pg_monitor; END IF;
 END $$;
 GRANT EXECUTE ON FUNCTION cascade_refresh(text, int) TO operator;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO intruder, operator;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO intruder, operator, watcher;
 """)
     # The key in a file the server reads (a plain key in the configuration is refused).
     key_file = os.path.join(SCRATCH, "greynoise.key")
@@ -677,7 +678,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO intruder, operator;
         "SELECT maxmind_reload()",
         "SELECT maxmind_verify('/etc/passwd', 'city')",
         "SELECT * FROM ip_inventory_fetch('greynoise', ARRAY['8.8.8.8'])",
-        "SELECT ip_inventory_greynoise_seed(0, 0)",
+        "SELECT _ip_inventory_greynoise_seed(0, 0)",
+        "SELECT * FROM ip_inventory_health()",
+        "SELECT * FROM maxmind_info()",
+        "SELECT * FROM greynoise_quota()",
         "SET ip_inventory.greynoise_url = 'http://198.51.100.1/'",
         "SET ip_inventory.cymru_whois_server = '198.51.100.1:43'",
         "SET ip_inventory.dns_server = '198.51.100.1:53'",
@@ -696,16 +700,18 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO intruder, operator;
     rows = one("SELECT count(*) FROM pg_settings WHERE name = 'ip_inventory.greynoise_api_key' AND setting IS NOT NULL AND setting <> ''",
                user="intruder")
     case(part, rows == "0", f"intruder: pg_settings shows no key ({rows} rows with a value)")
-    # Everything a non-superuser can read in the extension's views and functions.
+    # Everything a non-superuser can be granted to read in the extension's views and functions
+    # (health, maxmind_info and the quota are for monitoring roles).
     dump = psql("""
 SELECT string_agg(t::text, ' ') FROM ip_inventory_health() t;
 SELECT string_agg(t::text, ' ') FROM maxmind_info() t;
 SELECT string_agg(t::text, ' ') FROM greynoise_quota() t;
+SELECT string_agg(t::text, ' ') FROM ip_inventory_stats t;
 SELECT string_agg(t::text, ' ') FROM ip_inventory_progress t;
 SELECT string_agg(t::text, ' ') FROM ip_inventory_failures t;
 SELECT string_agg(query, ' ') FROM pg_stat_activity;
-""", user="intruder")
-    case(part, key not in dump, "intruder: no key in health, maxmind_info, quota, progress, failures, pg_stat_activity")
+""", user="watcher")
+    case(part, key not in dump, "a pg_monitor member: no key in health, maxmind_info, quota, stats, progress, failures, pg_stat_activity")
     # The operator may refresh (granted) but still not read the key; a wrong key's 401 is
     # recorded without the key.
     r = one("SELECT try($q$SELECT cascade_refresh('maxmind', 1)$q$)", user="operator")

@@ -7,14 +7,32 @@
     fake_sources.py reset DIR      forget the fault state (every fault fires again), the
                                    delays and the logs
     fake_sources.py delay DIR SERVICE MS   delay every answer of whois/greynoise/dns by MS
-    fake_sources.py publish DIR EDITION FILE [bad-checksum]
-                                   serve FILE as MaxMind's download of EDITION (a tar.gz and
-                                   its .sha256, a wrong one with bad-checksum), or, for a
-                                   dbip-* edition, as this month's DB-IP .mmdb.gz
+    fake_sources.py publish DIR EDITION FILE [MODE]
+                                   serve FILE as MaxMind's build of EDITION (a tar.gz, and its
+                                   MD5 and date in the metadata), or, for a dbip-* edition, as
+                                   this month's DB-IP .mmdb.gz. MODE makes a hostile archive:
+                                   bad-checksum  the metadata's MD5 is wrong
+                                   traversal     the .mmdb member is named ../../EDITION.mmdb
+                                   link          the .mmdb member is a symlink to /etc/passwd
+                                   bomb          a 64 MiB member of zeros (64 KiB compressed);
+                                                 for dbip-*, a .mmdb.gz unpacking to 64 MiB
+    fake_sources.py download-mode DIR direct|redirect|loop
+                                   how MaxMind's download route answers (reset: direct):
+                                   direct    the archive itself
+                                   redirect  302 to the storage server (a second listener on
+                                             another port, so another origin), as the real
+                                             service redirects to presigned storage URLs
+                                   loop      302 to itself, forever
 
-The HTTP server also stands in for MaxMind's download API (/geoip/databases/EDITION/download,
-basic auth with account 999999 and MAXMIND_KEY) and DB-IP's (/free/NAME), serving what
-"publish" put in DIR/downloads.
+The HTTP server also stands in for MaxMind's download API as geoipupdate uses it (basic auth
+with account 999999 and MAXMIND_KEY): /geoip/updates/metadata?edition_id=EDITION answers the
+current build's MD5 (of the .mmdb) and date, /geoip/databases/EDITION/download?date=YYYYMMDD
+&suffix=tar.gz the archive; and for DB-IP's free files (/free/NAME). It serves what "publish"
+put in DIR/downloads, over plain HTTP (IPI_FAKE_HTTP) and over TLS (IPI_FAKE_HTTPS, with a
+self-signed certificate for 127.0.0.1 made by openssl at start; IPI_FAKE_CA names it).
+The storage server (IPI_FAKE_STORAGE, plain HTTP) logs every request with all its headers to
+DIR/storage.log and, like presigned storage, refuses a request carrying an Authorization
+header (HTTP 400).
 
 Written independently of the Rust clients (plain sockets, DNS packets encoded by hand), so
 that a misreading of a protocol in the clients shows up as a test failure.
@@ -53,15 +71,19 @@ import os
 import socket
 import socketserver
 import re
+import ssl
 import struct
+import subprocess
 import sys
 import tarfile
 import threading
 import time
+import urllib.parse
 
 GREYNOISE_KEY = "test-key-5f2b"
 MAXMIND_ACCOUNT = "999999"
 MAXMIND_KEY = "fake-license-key-0001"
+MAXMIND_DATE = "2026-11-20"  # the date of every published build
 
 WHOIS = {
     # ip: (asn field, prefix, cc, registry, allocated, as name)
@@ -102,6 +124,9 @@ STATE_LOCK = threading.Lock()
 FIRED = set()  # (service, ip) faults that already fired
 DELAY = {}  # service -> seconds every answer waits (to make concurrent runs overlap)
 LOG_DIR = "."
+LOGS = ("whois", "greynoise", "dns", "download", "storage")
+DOWNLOAD_MODE = {"mode": "direct"}
+STORAGE_URL = {"url": None}  # http://127.0.0.1:PORT of the storage server, set by serve()
 
 
 def fires(service, ip):
@@ -224,10 +249,14 @@ class GreyNoiseHandler(http.server.BaseHTTPRequestHandler):
             with STATE_LOCK:
                 FIRED.clear()
                 DELAY.clear()
-                for name in ("whois", "greynoise", "dns", "download"):
+                DOWNLOAD_MODE["mode"] = "direct"
+                for name in LOGS:
                     open(os.path.join(LOG_DIR, name + ".log"), "w").close()
             return self.send_json(200, {"reset": True})
-        if self.path.startswith(("/geoip/databases/", "/free/")):
+        if self.path.startswith("/_control/download/"):
+            DOWNLOAD_MODE["mode"] = self.path.rsplit("/", 1)[1]
+            return self.send_json(200, DOWNLOAD_MODE)
+        if self.path.startswith(("/geoip/", "/free/")):
             return self.download()
         prefix = "/v3/community/"
         if not self.path.startswith(prefix):
@@ -283,53 +312,113 @@ class GreyNoiseHandler(http.server.BaseHTTPRequestHandler):
 
 
     def download(self):
-        """MaxMind's download API and DB-IP's free downloads, from DIR/downloads."""
-        if self.path.startswith("/geoip/databases/"):
-            m = re.fullmatch(r"/geoip/databases/([\w-]+)/download\?suffix=(tar\.gz|tar\.gz\.sha256)", self.path)
-            if not m:
-                return self.send_json(404, {"code": "NOT_FOUND"})
-            sent = self.headers.get("Authorization", "")
-            wanted = "Basic " + base64.b64encode(f"{MAXMIND_ACCOUNT}:{MAXMIND_KEY}".encode()).decode()
-            log("download", f"{m.group(1)} {m.group(2)} auth={'valid' if sent == wanted else 'wrong'}")
-            if sent != wanted:
-                return self.send_json(401, {"code": "INVALID_LICENSE_KEY"})
-            name = f"{m.group(1)}.{m.group(2)}"
-        else:
-            name = self.path[len("/free/"):]
+        """MaxMind's download API (metadata, then the archive) and DB-IP's free downloads,
+        from DIR/downloads."""
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        if url.path.startswith("/free/"):
+            name = url.path[len("/free/"):]
             log("download", name)
-        path = os.path.join(LOG_DIR, "downloads", os.path.basename(name))
-        if not os.path.isfile(path):
-            return self.send_json(404, {"code": "NOT_FOUND"})
-        data = open(path, "rb").read()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(data)))
+            if DOWNLOAD_MODE["mode"] == "redirect":
+                return self.redirect(f"{STORAGE_URL['url']}/storage/{name}?X-Amz-Signature=5e3c2a")
+            return send_file(self, os.path.join(LOG_DIR, "downloads", os.path.basename(name)))
+        if url.path == "/geoip/updates/metadata":
+            edition = query.get("edition_id", [""])[0]
+            what = f"metadata {edition}"
+        else:
+            m = re.fullmatch(r"/geoip/databases/([\w-]+)/download", url.path)
+            if not m or query.get("suffix") != ["tar.gz"]:
+                return self.send_json(404, {"code": "NOT_FOUND", "error": "no such route"})
+            edition = m.group(1)
+            what = f"download {edition} date={query.get('date', [''])[0]}"
+        sent = self.headers.get("Authorization", "")
+        wanted = "Basic " + base64.b64encode(f"{MAXMIND_ACCOUNT}:{MAXMIND_KEY}".encode()).decode()
+        mode = DOWNLOAD_MODE["mode"] if what.startswith("download") else "direct"
+        log("download", f"{what} auth={'valid' if sent == wanted else ('none' if not sent else 'wrong')}"
+                        + ("" if mode == "direct" else f" -> {mode}"))
+        if sent != wanted:
+            return self.send_json(401, {"code": "AUTHORIZATION_INVALID", "error": "Invalid account ID or license key"})
+        meta_path = os.path.join(LOG_DIR, "downloads", f"{os.path.basename(edition)}.meta.json")
+        if not os.path.isfile(meta_path):
+            return self.send_json(404, {"code": "EDITION_NOT_FOUND", "error": f"Database edition not found: {edition}"})
+        if what.startswith("metadata"):
+            return self.send_json(200, open(meta_path, "rb").read())
+        if query.get("date") != [MAXMIND_DATE.replace("-", "")]:
+            return self.send_json(404, {"code": "NOT_FOUND", "error": "no build of that date"})
+        if mode == "redirect":
+            return self.redirect(f"{STORAGE_URL['url']}/storage/{edition}.tar.gz?X-Amz-Signature=5e3c2a")
+        if mode == "loop":
+            return self.redirect(self.path)
+        return send_file(self, os.path.join(LOG_DIR, "downloads", f"{os.path.basename(edition)}.tar.gz"))
+
+    def redirect(self, location):
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
         self.end_headers()
-        self.wfile.write(data)
 
 
-def publish(directory, edition, source, bad_checksum=False):
-    """Puts FILE where the download routes serve it for EDITION."""
+def send_file(handler, path):
+    if not os.path.isfile(path):
+        return handler.send_json(404, {"code": "NOT_FOUND"})
+    data = open(path, "rb").read()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+class StorageHandler(GreyNoiseHandler):
+    """Presigned storage: serves what a download route redirected to, logs every request with
+    every header, and refuses credentials as S3 and R2 do (one auth mechanism only)."""
+
+    def do_GET(self):
+        headers = " | ".join(f"{k}: {v}" for k, v in self.headers.items())
+        log("storage", f"GET {self.path} | {headers}")
+        if "Authorization" in self.headers:
+            return self.send_json(400, b"<Error><Code>InvalidArgument</Code>"
+                                       b"<Message>Only one auth mechanism allowed</Message></Error>")
+        m = re.fullmatch(r"/storage/([\w.-]+)\?X-Amz-Signature=[0-9a-f]+", self.path)
+        if not m:
+            return self.send_json(403, b"<Error><Code>AccessDenied</Code></Error>")
+        return send_file(self, os.path.join(LOG_DIR, "downloads", m.group(1)))
+
+
+BOMB_SIZE = 64 << 20
+
+
+def publish(directory, edition, source, mode=None):
+    """Puts FILE where the download routes serve it for EDITION (see the module's doc)."""
     out = os.path.join(directory, "downloads")
     os.makedirs(out, exist_ok=True)
     data = open(source, "rb").read()
     if edition.startswith("dbip-"):
         name = f"{edition}-{time.strftime('%Y-%m', time.gmtime())}.mmdb.gz"
-        open(os.path.join(out, name), "wb").write(gzip.compress(data))
+        packed = gzip.compress(bytes(BOMB_SIZE) if mode == "bomb" else data, mtime=0)
+        open(os.path.join(out, name), "wb").write(packed)
         return
     # Byte-for-byte the same archive every time (fixed names and times), so that tests can
     # print checksums.
     buf = io.BytesIO()
-    folder = f"{edition}_20261120"
+    folder = f"{edition}_{MAXMIND_DATE.replace('-', '')}"
+    members = [(f"{folder}/COPYRIGHT.txt", b"test data\n")]
+    if mode == "bomb":
+        members.append((f"{folder}/README.txt", bytes(BOMB_SIZE)))
+    members.append((f"../../{edition}.mmdb" if mode == "traversal" else f"{folder}/{edition}.mmdb", data))
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
-        for member, content in ((f"{folder}/COPYRIGHT.txt", b"test data\n"), (f"{folder}/{edition}.mmdb", data)):
+        for member, content in members:
             info = tarfile.TarInfo(member)
+            if mode == "link" and member.endswith(".mmdb"):
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(info)
+                continue
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
-    archive = buf.getvalue()
-    digest = hashlib.sha256(archive + (b"x" if bad_checksum else b"")).hexdigest()
-    open(os.path.join(out, f"{edition}.tar.gz"), "wb").write(archive)
-    open(os.path.join(out, f"{edition}.tar.gz.sha256"), "w").write(f"{digest}  {folder}.tar.gz\n")
+    md5 = hashlib.md5(data + (b"x" if mode == "bad-checksum" else b"")).hexdigest()
+    meta = {"databases": [{"edition_id": edition, "md5": md5, "date": MAXMIND_DATE}]}
+    open(os.path.join(out, f"{edition}.tar.gz"), "wb").write(buf.getvalue())
+    open(os.path.join(out, f"{edition}.meta.json"), "w").write(json.dumps(meta))
 
 
 # ---- DNS (UDP) -------------------------------------------------------------------------
@@ -455,22 +544,47 @@ def serve(directory):
     global LOG_DIR
     LOG_DIR = directory
     os.makedirs(directory, exist_ok=True)
-    for name in ("whois", "greynoise", "dns", "download"):
+    for name in LOGS:
         open(os.path.join(directory, name + ".log"), "w").close()
     whois = ThreadingTCP(("127.0.0.1", 0), WhoisHandler)
     dns = ThreadingUDP(("127.0.0.1", 0), DnsHandler)
     http_srv = ThreadingHTTP(("127.0.0.1", 0), GreyNoiseHandler)
-    for srv in (whois, dns, http_srv):
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    storage = ThreadingHTTP(("127.0.0.1", 0), StorageHandler)
+    STORAGE_URL["url"] = f"http://127.0.0.1:{storage.server_address[1]}"
+    https_srv = tls_server(directory)
+    for srv in (whois, dns, http_srv, storage, https_srv):
+        if srv is not None:
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
     tmp = os.path.join(directory, "ports.env.tmp")
     with open(tmp, "w") as f:
         f.write(f"IPI_FAKE_WHOIS=127.0.0.1:{whois.server_address[1]}\n")
         f.write(f"IPI_FAKE_DNS=127.0.0.1:{dns.server_address[1]}\n")
         f.write(f"IPI_FAKE_HTTP=http://127.0.0.1:{http_srv.server_address[1]}\n")
         f.write(f"IPI_FAKE_KEY={GREYNOISE_KEY}\n")
+        f.write(f"IPI_FAKE_STORAGE={STORAGE_URL['url']}\n")
+        if https_srv is not None:
+            f.write(f"IPI_FAKE_HTTPS=https://127.0.0.1:{https_srv.server_address[1]}\n")
+            f.write(f"IPI_FAKE_CA={os.path.join(directory, 'tls.crt')}\n")
     os.rename(tmp, os.path.join(directory, "ports.env"))
     while True:
         time.sleep(3600)
+
+
+def tls_server(directory):
+    """The HTTP handlers over TLS, with a throwaway self-signed certificate for 127.0.0.1
+    (None, and no IPI_FAKE_HTTPS, when openssl cannot make one)."""
+    crt, key = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                           "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                           "-keyout", key, "-out", crt], capture_output=True)
+    if made.returncode != 0:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    srv = ThreadingHTTP(("127.0.0.1", 0), GreyNoiseHandler)
+    # The handshake happens in the handler's thread (on its first read), not in the accept loop.
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+    return srv
 
 
 def control(directory, path):
@@ -488,7 +602,10 @@ if __name__ == "__main__":
         control(args[1], "reset")
     elif args[:1] == ["delay"] and len(args) == 4 and args[2] in ("whois", "greynoise", "dns"):
         control(args[1], f"delay/{args[2]}/{int(args[3])}")
-    elif args[:1] == ["publish"] and len(args) in (4, 5) and args[4:] in ([], ["bad-checksum"]):
-        publish(args[1], args[2], args[3], bad_checksum=args[4:] == ["bad-checksum"])
+    elif args[:1] == ["publish"] and len(args) in (4, 5) and args[4:5] in (
+            [], ["bad-checksum"], ["traversal"], ["link"], ["bomb"]):
+        publish(args[1], args[2], args[3], mode=(args[4:5] or [None])[0])
+    elif args[:1] == ["download-mode"] and len(args) == 3 and args[2] in ("direct", "redirect", "loop"):
+        control(args[1], f"download/{args[2]}")
     else:
         sys.exit(__doc__)

@@ -42,6 +42,8 @@ pinned = {m.group(1) for f in os.listdir("sql/install")
           if (m := re.fullmatch(r"ip_inventory--([\d.]+)\.sql", f))}
 upgrades = []
 for f in sorted(os.listdir("sql/upgrade")):
+    if os.path.isdir(os.path.join("sql/upgrade", f)):
+        continue  # the parts of a script still being developed (scripts/upgrade_script.sh)
     m = re.fullmatch(r"ip_inventory--([\d.]+)--([\d.]+)\.sql", f)
     if not m:
         errors.append(f"sql/upgrade/{f}: not named ip_inventory--OLD--NEW.sql")

@@ -30,6 +30,7 @@ step "cargo clippy (PostgreSQL 15)" cargo clippy --workspace --all-targets --loc
 # (PGRX_PG_CONFIG_PATH: this checkout's PostgreSQL 18 whatever ~/.pgrx/config.toml says.)
 step "cargo clippy (PostgreSQL 18)" env PGRX_PG_CONFIG_PATH="$PG18_CONFIG" \
     cargo clippy --workspace --all-targets --locked --no-default-features --features pg18 -- -D warnings
+step "upgrade script current (make upgrade-script)" bash scripts/upgrade_script.sh --check
 step "core unit tests" cargo test -p ip_inventory_core --locked
 step "SQL regression tests (PostgreSQL 15)" pg15 bash pg_tests/run.sh
 step "fault and load run (PostgreSQL 15)" pg15 env IPI_SKIP_INSTALL=1 bash pg_tests/chaos.sh

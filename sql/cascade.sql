@@ -7,51 +7,29 @@
 -- its key in `enrichment` and its timestamp, in the same transaction. A failure is recorded
 -- in ip_inventory_failures and leaves the row due, so the next run asks again.
 
--- Why a source could not answer about an address; removed when it answers.
-CREATE TABLE ip_inventory_failures (
-    ip_address      inet NOT NULL,
-    source          text NOT NULL CHECK (source IN ('cymru', 'greynoise', 'rdns')),
-    attempts        int NOT NULL CHECK (attempts > 0),
-    error           text NOT NULL,
-    first_failed_at timestamptz NOT NULL,
-    last_failed_at  timestamptz NOT NULL,
-    PRIMARY KEY (ip_address, source)
-);
-SELECT pg_catalog.pg_extension_config_dump('ip_inventory_failures', '');
-COMMENT ON TABLE ip_inventory_failures IS
-    'Addresses a network source failed to answer about (timeout, reset, garbage, HTTP 5xx ...), with the last error; the row stays due and the next cascade_refresh() asks again. Removed when the source answers.';
-
--- The GreyNoise calls counted per UTC day, saved by every refresh so that a restart (which
--- clears shared memory) does not forget the calls already made today.
-CREATE TABLE ip_inventory_quota (
-    source  text PRIMARY KEY CHECK (source = 'greynoise'),
-    day     date NOT NULL,
-    used    int NOT NULL CHECK (used >= 0)
-);
-SELECT pg_catalog.pg_extension_config_dump('ip_inventory_quota', '');
-COMMENT ON TABLE ip_inventory_quota IS
-    'GreyNoise calls made on a UTC day, as last saved by a refresh; the shared-memory count starts from it after a restart. Read greynoise_quota() for the live count.';
-
 -- Rows due for a network source: its timestamp is NULL (never asked) or older than its TTL.
 -- These indexes find them without reading the table once most rows are fresh; observation
 -- updates do not touch the indexed columns, so they stay HOT.
 -- (Team Cymru only serves rows without a MaxMind ASN: the rest never get a cymru_ts.)
-CREATE INDEX ip_inventory_cymru_due ON ip_inventory (cymru_ts NULLS FIRST)
+CREATE INDEX ip_inventory_cymru_due ON @extschema@.ip_inventory (cymru_ts NULLS FIRST)
     WHERE ip_class = 'public' AND (asn_source IS NULL OR asn_source = 'cymru');
-CREATE INDEX ip_inventory_greynoise_due ON ip_inventory (greynoise_ts NULLS FIRST) WHERE ip_class = 'public';
-CREATE INDEX ip_inventory_rdns_due ON ip_inventory (rdns_ts NULLS FIRST) WHERE ip_class = 'public';
+CREATE INDEX ip_inventory_greynoise_due ON @extschema@.ip_inventory (greynoise_ts NULLS FIRST) WHERE ip_class = 'public';
+CREATE INDEX ip_inventory_rdns_due ON @extschema@.ip_inventory (rdns_ts NULLS FIRST) WHERE ip_class = 'public';
 
-CREATE FUNCTION greynoise_quota(
+CREATE FUNCTION @extschema@.greynoise_quota(
     OUT day date, OUT daily_quota bigint, OUT used bigint, OUT remaining bigint, OUT paused_until timestamptz)
 LANGUAGE sql VOLATILE
 RETURN (SELECT ROW(date '1970-01-01' + s.day, s.daily_quota, s.used, s.remaining,
                    CASE WHEN s.paused_until > 0 THEN to_timestamp(s.paused_until) END)
-        FROM @extschema@.ip_inventory_greynoise_state() AS s);
-COMMENT ON FUNCTION greynoise_quota() IS
+        FROM @extschema@._ip_inventory_greynoise_state() AS s);
+COMMENT ON FUNCTION @extschema@.greynoise_quota() IS
     'The GreyNoise daily quota, counted across all sessions: UTC day, limit (ip_inventory.greynoise_daily_quota), calls made, calls left, and until when GreyNoise asked not to be called (its last HTTP 429). Needs shared_preload_libraries.';
+-- A counter: for monitoring roles and those granted EXECUTE.
+REVOKE ALL ON FUNCTION @extschema@.greynoise_quota() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.greynoise_quota() TO pg_monitor;
 
 -- The counts a refresh returns (pg_cron keeps them in cron.job_run_details).
-CREATE FUNCTION ip_inventory_refresh_result(
+CREATE FUNCTION @extschema@._ip_inventory_refresh_result(
     source text, selected bigint, refreshed bigint, unchanged bigint, not_found bigint,
     failed bigint, skipped bigint, quota_remaining bigint, started timestamptz, first_failure text)
 RETURNS jsonb LANGUAGE sql STABLE
@@ -63,8 +41,8 @@ RETURN jsonb_strip_nulls(jsonb_build_object(
     'first_failure', first_failure));
 
 -- MaxMind: the rows never enriched or enriched from another database build.
-CREATE FUNCTION ip_inventory_refresh_maxmind(lim int) RETURNS jsonb LANGUAGE plpgsql
-SET search_path = @extschema@, pg_catalog, pg_temp AS $$
+CREATE FUNCTION @extschema@._ip_inventory_refresh_maxmind(lim int) RETURNS jsonb LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
     city_build timestamptz;
@@ -73,35 +51,34 @@ DECLARE
     before jsonb;
     res record;
 BEGIN
-    SELECT max(build_time) FILTER (WHERE name = 'city' AND status IN ('ok', 'stale')),
-           max(build_time) FILTER (WHERE name = 'asn' AND status IN ('ok', 'stale'))
-      INTO city_build, asn_build FROM maxmind_info();
+    SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
     SELECT coalesce(array_agg(s.ip_address), '{}'),
            coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
       INTO ips, before
-      FROM (SELECT ip_address, enrichment FROM ip_inventory
+      FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
             WHERE ip_class = 'public'
-              AND ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
+              AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
             ORDER BY observation_count DESC, ip_address
             LIMIT lim
             FOR UPDATE SKIP LOCKED) AS s;
-    PERFORM ip_inventory_apply_maxmind(ips);
+    PERFORM @extschema@._ip_inventory_apply_maxmind(ips);
     SELECT count(*) AS selected,
            count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' <> before -> host(i.ip_address)) AS refreshed,
            count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' = before -> host(i.ip_address)) AS unchanged,
            count(*) FILTER (WHERE NOT i.enrichment ? 'maxmind') AS not_found
       INTO res
-      FROM ip_inventory AS i WHERE i.ip_address = ANY (ips);
-    RETURN ip_inventory_refresh_result('maxmind', res.selected, res.refreshed, res.unchanged,
-                                       res.not_found, 0, 0, NULL, started, NULL);
+      FROM @extschema@.ip_inventory AS i WHERE i.ip_address = ANY (ips);
+    -- (Every argument of the exact type: no overload elsewhere can match better.)
+    RETURN @extschema@._ip_inventory_refresh_result('maxmind'::text, res.selected, res.refreshed, res.unchanged,
+                                                    res.not_found, 0::bigint, 0::bigint, NULL::bigint, started, NULL::text);
 END $$;
 
 -- A network source: select the due rows, ask, store the answers, record the failures.
-CREATE FUNCTION ip_inventory_refresh_network(src text, lim int) RETURNS jsonb LANGUAGE plpgsql
-SET search_path = @extschema@, pg_catalog, pg_temp AS $$
+CREATE FUNCTION @extschema@._ip_inventory_refresh_network(src text, lim int) RETURNS jsonb LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
-    ttl interval := ip_inventory_ttl(src);
+    ttl interval := @extschema@.ip_inventory_ttl(src);
     maxmind_ready boolean;
     ips text[];
     before jsonb;
@@ -113,12 +90,13 @@ BEGIN
     -- once MaxMind had its chance: rows MaxMind never enriched wait for it, unless no
     -- MaxMind database is in service at all.
     IF src = 'cymru' THEN
-        maxmind_ready := EXISTS (SELECT FROM maxmind_info() WHERE name IN ('city', 'asn') AND status IN ('ok', 'stale'));
+        maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                                 WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
     END IF;
     IF src = 'greynoise' THEN
         -- After a restart, continue today's count from the last saved one.
-        PERFORM ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used)
-           FROM ip_inventory_quota AS q WHERE q.source = 'greynoise';
+        PERFORM @extschema@._ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used::bigint)
+           FROM @extschema@.ip_inventory_quota AS q WHERE q.source = 'greynoise';
     END IF;
 
     -- Due rows, busiest first; rows whose last attempt failed come after the others, so a
@@ -129,8 +107,8 @@ BEGIN
         SELECT coalesce(array_agg(host(s.ip_address)), '{}'),
                coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> $1, 'null')), '{}')
           FROM (SELECT i.ip_address, i.enrichment
-                FROM ip_inventory AS i
-                LEFT JOIN ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
+                FROM @extschema@.ip_inventory AS i
+                LEFT JOIN @extschema@.ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
                 WHERE i.ip_class = 'public' AND %s
                 ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
                 LIMIT $3
@@ -147,12 +125,12 @@ BEGIN
 
     WITH r AS MATERIALIZED (
         SELECT f.ip, f.outcome, f.answer, f.detail, before -> host(f.ip) AS previous
-        FROM ip_inventory_fetch(src, ips) AS f
+        FROM @extschema@.ip_inventory_fetch(src, ips) AS f
     ),
     -- An answer (and a skip that says why, like an IPv6 address for GreyNoise) is stored
     -- with its time; quota, 429 and stop skips leave the row as it was.
     stored AS (
-        UPDATE ip_inventory AS i SET
+        UPDATE @extschema@.ip_inventory AS i SET
             enrichment   = i.enrichment || jsonb_build_object(src, r.answer),
             cymru_ts     = CASE WHEN src = 'cymru' THEN now() ELSE i.cymru_ts END,
             greynoise_ts = CASE WHEN src = 'greynoise' THEN now() ELSE i.greynoise_ts END,
@@ -174,14 +152,14 @@ BEGIN
         RETURNING 1
     ),
     recorded AS (
-        INSERT INTO ip_inventory_failures AS f (ip_address, source, attempts, error, first_failed_at, last_failed_at)
+        INSERT INTO @extschema@.ip_inventory_failures AS f (ip_address, source, attempts, error, first_failed_at, last_failed_at)
         SELECT r.ip, src, 1, r.detail, now(), now() FROM r WHERE r.outcome = 'failed'
         ON CONFLICT (ip_address, source) DO UPDATE
             SET attempts = f.attempts + 1, error = excluded.error, last_failed_at = excluded.last_failed_at
         RETURNING 1
     ),
     cleared AS (
-        DELETE FROM ip_inventory_failures AS f USING r
+        DELETE FROM @extschema@.ip_inventory_failures AS f USING r
         WHERE f.ip_address = r.ip AND f.source = src AND r.answer IS NOT NULL
         RETURNING 1
     )
@@ -203,20 +181,20 @@ BEGIN
     END IF;
 
     IF src = 'greynoise' THEN
-        SELECT * INTO quota FROM greynoise_quota();
+        SELECT * INTO quota FROM @extschema@.greynoise_quota();
         quota_left := quota.remaining;
-        INSERT INTO ip_inventory_quota AS q (source, day, used)
+        INSERT INTO @extschema@.ip_inventory_quota AS q (source, day, used)
         VALUES ('greynoise', quota.day, quota.used)
         ON CONFLICT (source) DO UPDATE SET day = excluded.day, used = excluded.used
             WHERE (q.day, q.used) < (excluded.day, excluded.used);
     END IF;
-    RETURN ip_inventory_refresh_result(src, res.selected, res.refreshed, res.unchanged, res.not_found,
+    RETURN @extschema@._ip_inventory_refresh_result(src, res.selected, res.refreshed, res.unchanged, res.not_found,
                                        res.failed, res.skipped, quota_left, started, res.first_failure);
 END $$;
 
 -- The entry point: one source, or all in cascade order.
-CREATE FUNCTION cascade_refresh(source text, lim int DEFAULT 100) RETURNS jsonb LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp AS $$
+CREATE FUNCTION @extschema@.cascade_refresh(source text, lim int DEFAULT 100) RETURNS jsonb LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
     src text;
@@ -234,16 +212,16 @@ BEGIN
     END IF;
     CASE source
     WHEN 'maxmind' THEN
-        RETURN ip_inventory_refresh_maxmind(lim);
+        RETURN @extschema@._ip_inventory_refresh_maxmind(lim);
     WHEN 'cymru', 'greynoise', 'rdns' THEN
-        RETURN ip_inventory_refresh_network(source, lim);
+        RETURN @extschema@._ip_inventory_refresh_network(source, lim);
     WHEN 'all' THEN
         -- Each source in its own subtransaction: one that fails (a missing database, a
         -- rejected key) is reported and the others still run. Cancellation stops them all.
         FOREACH src IN ARRAY ARRAY['maxmind', 'cymru', 'greynoise', 'rdns'] LOOP
             BEGIN
-                one := CASE WHEN src = 'maxmind' THEN ip_inventory_refresh_maxmind(lim)
-                            ELSE ip_inventory_refresh_network(src, lim) END;
+                one := CASE WHEN src = 'maxmind' THEN @extschema@._ip_inventory_refresh_maxmind(lim)
+                            ELSE @extschema@._ip_inventory_refresh_network(src, lim) END;
             EXCEPTION WHEN OTHERS THEN
                 one := jsonb_build_object('source', src, 'error', SQLERRM, 'sqlstate', SQLSTATE);
                 RAISE WARNING 'cascade_refresh(''all''): % failed: %', src, SQLERRM;
@@ -258,18 +236,24 @@ BEGIN
             || jsonb_build_object('elapsed', round(extract(epoch FROM clock_timestamp() - started), 3),
                                   'sources', results);
     ELSE
-        RAISE EXCEPTION 'unknown enrichment source "%"', source
+        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
             USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
     END CASE;
 END $$;
 
-COMMENT ON FUNCTION cascade_refresh(text, int) IS
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_result(text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, timestamptz, text) IS
+    'The counts a refresh returns, as jsonb (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) IS
+    'cascade_refresh(''maxmind''): re-enriches rows never enriched or enriched from another database build (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) IS
+    'cascade_refresh() for one network source: asks it about the due rows and stores the answers and failures (internal).';
+COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
     'Refreshes up to lim due rows from one source (maxmind, cymru, greynoise, rdns) or from each in turn (all), busiest addresses first, and returns the counts as jsonb: selected, refreshed, unchanged, not_found, failed, skipped, quota_remaining, elapsed (seconds). Concurrent calls split the work (FOR UPDATE SKIP LOCKED).';
 
 -- Network calls and the raw fetch are for the refresh, not for every role; an operator
 -- role gets GRANT EXECUTE ON FUNCTION cascade_refresh(text, int) (docs/cascade.md).
-REVOKE ALL ON FUNCTION cascade_refresh(text, int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ip_inventory_refresh_network(text, int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ip_inventory_refresh_maxmind(int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ip_inventory_fetch(text, text[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.cascade_refresh(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;

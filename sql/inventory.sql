@@ -1,10 +1,14 @@
+-- The data the extension owns: the inventory (one row per IP address ever observed), the
+-- event tables attached to it, the batch jobs' progress, the network sources' failures and the
+-- GreyNoise quota. Every table is dumped by pg_dump with its rows.
+
 -- The inventory: one row per IP address ever observed.
 --
 -- Observation columns change only when events are recorded (the observe trigger, backfill);
 -- each enrichment source writes only its own columns, its timestamp and its key in
 -- `enrichment`.
 
-CREATE TABLE ip_inventory (
+CREATE TABLE @extschema@.ip_inventory (
     ip_address          inet PRIMARY KEY,
     first_seen_at       timestamptz NOT NULL,
     last_seen_at        timestamptz NOT NULL,
@@ -41,7 +45,7 @@ CREATE TABLE ip_inventory (
     -- One row per address: IPv4-mapped addresses are kept as IPv4, without netmask; only
     -- rows merged by retention (ip_inventory_retention) hold a network.
     CONSTRAINT ip_inventory_ip_address_check
-        CHECK (ip_address = ip_canonical(ip_address) OR ip_class = 'anonymized'),
+        CHECK (ip_address = @extschema@.ip_canonical(ip_address) OR ip_class = 'anonymized'),
     CHECK (first_seen_at <= last_seen_at),
     CHECK ((asn_number IS NULL) = (asn_source IS NULL))
 ) WITH (fillfactor = 90);
@@ -53,40 +57,40 @@ CREATE TABLE ip_inventory (
 -- key; every further index would slow each upsert and enrichment. docs/inventory.md shows
 -- the plans.
 
-SELECT pg_catalog.pg_extension_config_dump('ip_inventory', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory', '');
 
-COMMENT ON TABLE ip_inventory IS
+COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
-COMMENT ON COLUMN ip_inventory.ip_address IS 'The address, canonical (ip_canonical()): IPv4-mapped IPv6 addresses are kept as IPv4, no netmask.';
-COMMENT ON COLUMN ip_inventory.first_seen_at IS 'Earliest event time of the address. Changed only by observations.';
-COMMENT ON COLUMN ip_inventory.last_seen_at IS 'Latest event time of the address. Changed only by observations.';
-COMMENT ON COLUMN ip_inventory.observation_count IS 'Number of appearances in observed event columns (an event with the address in two observed columns counts 2). Changed only by observations.';
-COMMENT ON COLUMN ip_inventory.ip_class IS 'IANA special-purpose class (ip_class()), or anonymized for a network row merged by ip_inventory_retention(); only public addresses are enriched.';
-COMMENT ON COLUMN ip_inventory.geo_country IS 'MaxMind City: ISO country code.';
-COMMENT ON COLUMN ip_inventory.geo_country_name IS 'MaxMind City: country name (ip_inventory.language at enrichment time).';
-COMMENT ON COLUMN ip_inventory.geo_city IS 'MaxMind City: city name.';
-COMMENT ON COLUMN ip_inventory.geo_subdivision IS 'MaxMind City: name of the largest subdivision (state, region); its ISO code is in enrichment->''maxmind''.';
-COMMENT ON COLUMN ip_inventory.geo_latitude IS 'MaxMind City: latitude.';
-COMMENT ON COLUMN ip_inventory.geo_longitude IS 'MaxMind City: longitude.';
-COMMENT ON COLUMN ip_inventory.geo_network IS 'MaxMind City: the matched prefix.';
-COMMENT ON COLUMN ip_inventory.maxmind_build IS 'Build time of the MaxMind City database that answered; rows from another build are pending (ip_inventory_enrich_pending).';
-COMMENT ON COLUMN ip_inventory.maxmind_asn_build IS 'Build time of the MaxMind ASN database that answered; rows from another build are pending.';
-COMMENT ON COLUMN ip_inventory.maxmind_ts IS 'When MaxMind last enriched the row (NULL: never).';
-COMMENT ON COLUMN ip_inventory.asn_number IS 'Autonomous system number, from asn_source.';
-COMMENT ON COLUMN ip_inventory.asn_org IS 'Autonomous system organisation, from asn_source.';
-COMMENT ON COLUMN ip_inventory.asn_network IS 'The announced prefix holding the address, from asn_source.';
-COMMENT ON COLUMN ip_inventory.asn_source IS 'Which source gave the ASN: maxmind or cymru.';
-COMMENT ON COLUMN ip_inventory.cymru_ts IS 'When Team Cymru was last asked about the address (NULL: never).';
-COMMENT ON COLUMN ip_inventory.greynoise_ts IS 'When GreyNoise was last asked about the address (NULL: never).';
-COMMENT ON COLUMN ip_inventory.rdns_ts IS 'When reverse DNS was last asked about the address (NULL: never).';
-COMMENT ON COLUMN ip_inventory.enrichment IS 'Each source''s answer under its own key (maxmind, cymru, greynoise, rdns), e.g. enrichment->''greynoise''->>''riot''.';
-COMMENT ON COLUMN ip_inventory.is_scanner IS 'GreyNoise: the address was observed scanning the internet (enrichment->''greynoise''->>''noise''). Generated.';
-COMMENT ON COLUMN ip_inventory.scanner_ts IS 'Same as greynoise_ts, under the name the earlier cascade used. Generated.';
-COMMENT ON COLUMN ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
+COMMENT ON COLUMN @extschema@.ip_inventory.ip_address IS 'The address, canonical (ip_canonical()): IPv4-mapped IPv6 addresses are kept as IPv4, no netmask.';
+COMMENT ON COLUMN @extschema@.ip_inventory.first_seen_at IS 'Earliest event time of the address. Changed only by observations.';
+COMMENT ON COLUMN @extschema@.ip_inventory.last_seen_at IS 'Latest event time of the address. Changed only by observations.';
+COMMENT ON COLUMN @extschema@.ip_inventory.observation_count IS 'Number of appearances in observed event columns (an event with the address in two observed columns counts 2). Changed only by observations.';
+COMMENT ON COLUMN @extschema@.ip_inventory.ip_class IS 'IANA special-purpose class (ip_class()), or anonymized for a network row merged by ip_inventory_retention(); only public addresses are enriched.';
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_country IS 'MaxMind City: ISO country code.';
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_country_name IS 'MaxMind City: country name (ip_inventory.language at enrichment time).';
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_city IS 'MaxMind City: city name.';
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_subdivision IS 'MaxMind City: name of the largest subdivision (state, region); its ISO code is in enrichment->''maxmind''.';
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_latitude IS 'MaxMind City: latitude.';
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_longitude IS 'MaxMind City: longitude.';
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_network IS 'MaxMind City: the matched prefix.';
+COMMENT ON COLUMN @extschema@.ip_inventory.maxmind_build IS 'Build time of the MaxMind City database that answered; rows from another build are pending (ip_inventory_enrich_pending).';
+COMMENT ON COLUMN @extschema@.ip_inventory.maxmind_asn_build IS 'Build time of the MaxMind ASN database that answered; rows from another build are pending.';
+COMMENT ON COLUMN @extschema@.ip_inventory.maxmind_ts IS 'When MaxMind last enriched the row (NULL: never).';
+COMMENT ON COLUMN @extschema@.ip_inventory.asn_number IS 'Autonomous system number, from asn_source.';
+COMMENT ON COLUMN @extschema@.ip_inventory.asn_org IS 'Autonomous system organisation, from asn_source.';
+COMMENT ON COLUMN @extschema@.ip_inventory.asn_network IS 'The announced prefix holding the address, from asn_source.';
+COMMENT ON COLUMN @extschema@.ip_inventory.asn_source IS 'Which source gave the ASN: maxmind or cymru.';
+COMMENT ON COLUMN @extschema@.ip_inventory.cymru_ts IS 'When Team Cymru was last asked about the address (NULL: never).';
+COMMENT ON COLUMN @extschema@.ip_inventory.greynoise_ts IS 'When GreyNoise was last asked about the address (NULL: never).';
+COMMENT ON COLUMN @extschema@.ip_inventory.rdns_ts IS 'When reverse DNS was last asked about the address (NULL: never).';
+COMMENT ON COLUMN @extschema@.ip_inventory.enrichment IS 'Each source''s answer under its own key (maxmind, cymru, greynoise, rdns), e.g. enrichment->''greynoise''->>''riot''.';
+COMMENT ON COLUMN @extschema@.ip_inventory.is_scanner IS 'GreyNoise: the address was observed scanning the internet (enrichment->''greynoise''->>''noise''). Generated.';
+COMMENT ON COLUMN @extschema@.ip_inventory.scanner_ts IS 'Same as greynoise_ts, under the name the earlier cascade used. Generated.';
+COMMENT ON COLUMN @extschema@.ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
 
 -- Progress of the batch jobs (backfill, enrich_pending): committed with each batch, so other
 -- sessions can watch it, and a rerun after a crash knows where to continue.
-CREATE TABLE ip_inventory_jobs (
+CREATE TABLE @extschema@.ip_inventory_jobs (
     job             text PRIMARY KEY,
     source          regclass,
     ip_columns      text[],
@@ -105,24 +109,68 @@ CREATE TABLE ip_inventory_jobs (
     finished_at     timestamptz
 );
 -- One backfill job per event table.
-CREATE UNIQUE INDEX ip_inventory_jobs_source_key ON ip_inventory_jobs (source);
-SELECT pg_catalog.pg_extension_config_dump('ip_inventory_jobs', '');
+CREATE UNIQUE INDEX ip_inventory_jobs_source_key ON @extschema@.ip_inventory_jobs (source);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_jobs', '');
 
-COMMENT ON TABLE ip_inventory_jobs IS
+COMMENT ON TABLE @extschema@.ip_inventory_jobs IS
     'Progress of ip_inventory_backfill() and ip_inventory_enrich_pending(), committed per batch. Read it through ip_inventory_progress.';
-COMMENT ON COLUMN ip_inventory_jobs.job IS 'backfill:<schema>.<table> (named when the backfill started) or enrich_pending.';
-COMMENT ON COLUMN ip_inventory_jobs.source IS 'Backfill: the event table; identifies the job (survives renames).';
-COMMENT ON COLUMN ip_inventory_jobs.ip_columns IS 'Backfill: the address columns counted.';
-COMMENT ON COLUMN ip_inventory_jobs.ts_column IS 'Backfill: the event time column (NULL: the time of the backfill).';
-COMMENT ON COLUMN ip_inventory_jobs.resume_after IS 'Backfill: every row up to this ctid is counted; the next batch starts after it.';
-COMMENT ON COLUMN ip_inventory_jobs.total_rows IS 'Rows to process, estimated when the run started.';
-COMMENT ON COLUMN ip_inventory_jobs.done_rows IS 'Rows processed so far, over all runs.';
-COMMENT ON COLUMN ip_inventory_jobs.addresses IS 'Addresses recorded or enriched so far.';
-COMMENT ON COLUMN ip_inventory_jobs.new_addresses IS 'Backfill: addresses that were not in the inventory before.';
-COMMENT ON COLUMN ip_inventory_jobs.batches IS 'Batches committed so far.';
-COMMENT ON COLUMN ip_inventory_jobs.status IS 'running, stopped (enrich_pending reached max_rows: the next run continues) or finished. A running job holds an advisory lock; ip_inventory_progress shows a running row whose lock nobody holds as interrupted.';
-COMMENT ON COLUMN ip_inventory_jobs.started_at IS 'When the first run started.';
-COMMENT ON COLUMN ip_inventory_jobs.run_started_at IS 'When the current (or last) run started.';
-COMMENT ON COLUMN ip_inventory_jobs.run_done_rows IS 'Rows processed by the current (or last) run.';
-COMMENT ON COLUMN ip_inventory_jobs.updated_at IS 'When the last batch committed.';
-COMMENT ON COLUMN ip_inventory_jobs.finished_at IS 'When the job finished.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.job IS 'backfill:<schema>.<table> (named when the backfill started) or enrich_pending.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.source IS 'Backfill: the event table; identifies the job (survives renames).';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.ip_columns IS 'Backfill: the address columns counted.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.ts_column IS 'Backfill: the event time column (NULL: the time of the backfill).';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.resume_after IS 'Backfill: every row up to this ctid is counted; the next batch starts after it.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.total_rows IS 'Rows to process, estimated when the run started.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.done_rows IS 'Rows processed so far, over all runs.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.addresses IS 'Addresses recorded or enriched so far.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.new_addresses IS 'Backfill: addresses that were not in the inventory before.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.batches IS 'Batches committed so far.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.status IS 'running, stopped (enrich_pending reached max_rows: the next run continues) or finished. A running job holds a lock only the extension can take; ip_inventory_progress shows a running row whose lock nobody holds as interrupted.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.started_at IS 'When the first run started.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.run_started_at IS 'When the current (or last) run started.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.run_done_rows IS 'Rows processed by the current (or last) run.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.updated_at IS 'When the last batch committed.';
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.finished_at IS 'When the job finished.';
+
+-- Why a source could not answer about an address; removed when it answers.
+CREATE TABLE @extschema@.ip_inventory_failures (
+    ip_address      inet NOT NULL,
+    source          text NOT NULL CHECK (source IN ('cymru', 'greynoise', 'rdns')),
+    attempts        int NOT NULL CHECK (attempts > 0),
+    error           text NOT NULL,
+    first_failed_at timestamptz NOT NULL,
+    last_failed_at  timestamptz NOT NULL,
+    PRIMARY KEY (ip_address, source)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_failures', '');
+COMMENT ON TABLE @extschema@.ip_inventory_failures IS
+    'Addresses a network source failed to answer about (timeout, reset, garbage, HTTP 5xx ...), with the last error; the row stays due and the next cascade_refresh() asks again. Removed when the source answers.';
+
+-- The GreyNoise calls counted per UTC day, saved by every refresh so that a restart (which
+-- clears shared memory) does not forget the calls already made today.
+CREATE TABLE @extschema@.ip_inventory_quota (
+    source  text PRIMARY KEY CHECK (source = 'greynoise'),
+    day     date NOT NULL,
+    used    int NOT NULL CHECK (used >= 0)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_quota', '');
+COMMENT ON TABLE @extschema@.ip_inventory_quota IS
+    'GreyNoise calls made on a UTC day, as last saved by a refresh; the shared-memory count starts from it after a restart. Read greynoise_quota() for the live count.';
+
+-- The event tables whose inserts feed the inventory. Written only by ip_inventory_attach and
+-- ip_inventory_detach (src/observe.rs), which check that the caller owns the table and may
+-- feed the inventory; the observe trigger, backfill and retention read their columns here.
+CREATE TABLE @extschema@.ip_inventory_observed (
+    event_table regclass PRIMARY KEY,
+    ip_columns  text[] NOT NULL CHECK (cardinality(ip_columns) > 0),
+    ts_column   text,
+    attached_by text NOT NULL,
+    attached_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_observed', '');
+COMMENT ON TABLE @extschema@.ip_inventory_observed IS
+    'Event tables attached to ip_inventory (ip_inventory_attach): their inserts are recorded, retention applies to them. Read it through ip_inventory_observed_tables.';
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.event_table IS 'The event table.';
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.ip_columns IS 'Its columns holding addresses (inet or cidr).';
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.ts_column IS 'Its event time column (NULL: the time of the insert).';
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role that attached it.';
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';

@@ -1,6 +1,6 @@
 -- Reports for psql users and BI tools, and the morning health check as one query.
 
-CREATE VIEW ip_inventory_coverage AS
+CREATE VIEW @extschema@.ip_inventory_coverage AS
 SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
        count(asn_number) AS with_asn,
@@ -11,86 +11,83 @@ SELECT count(*) AS total_ips,
        round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
        count(*) FILTER (WHERE ip_class = 'public' AND maxmind_ts IS NULL) AS maxmind_never_enriched,
        coalesce(sum(observation_count), 0) AS observations
-FROM ip_inventory;
+FROM @extschema@.ip_inventory;
 
-CREATE VIEW ip_inventory_asn_sources AS
+CREATE VIEW @extschema@.ip_inventory_asn_sources AS
 SELECT asn_source,
        count(*) AS ips,
        round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
-FROM ip_inventory
+FROM @extschema@.ip_inventory
 WHERE asn_number IS NOT NULL
 GROUP BY asn_source;
 
-CREATE VIEW ip_inventory_top_countries AS
+CREATE VIEW @extschema@.ip_inventory_top_countries AS
 SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
        geo_country,
        max(geo_country_name) AS geo_country_name,
        count(*) AS ips,
        sum(observation_count) AS observations
-FROM ip_inventory
+FROM @extschema@.ip_inventory
 WHERE geo_country IS NOT NULL
 GROUP BY geo_country;
 
-CREATE VIEW ip_inventory_top_asns AS
+CREATE VIEW @extschema@.ip_inventory_top_asns AS
 SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
        asn_number,
        max(asn_org) AS asn_org,
        count(*) AS ips,
        sum(observation_count) AS observations
-FROM ip_inventory
+FROM @extschema@.ip_inventory
 WHERE asn_number IS NOT NULL
 GROUP BY asn_number;
 
 -- Per source: the rows it applies to, how many it never answered, how many answers are
 -- older than its TTL. MaxMind has no TTL: its rows are stale when another database build
 -- than the one in service answered them.
-CREATE VIEW ip_inventory_staleness AS
-WITH builds AS (
-    SELECT max(build_time) FILTER (WHERE name = 'city') AS city_build,
-           max(build_time) FILTER (WHERE name = 'asn') AS asn_build
-    FROM maxmind_info()
-)
+CREATE VIEW @extschema@.ip_inventory_staleness AS
 SELECT 'maxmind' AS source, NULL::interval AS ttl,
        count(*) AS eligible,
        count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
        count(*) FILTER (WHERE maxmind_ts IS NOT NULL
-                        AND ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
+                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
                                                          b.city_build, b.asn_build)) AS stale,
        min(maxmind_ts) AS oldest
-FROM ip_inventory, builds AS b WHERE ip_class = 'public'
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE ip_class = 'public'
 UNION ALL
 -- Team Cymru serves the rows MaxMind has no ASN for, and the rows it answered itself.
-SELECT 'cymru', ip_inventory_ttl('cymru'), count(*),
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*),
        count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < now() - ip_inventory_ttl('cymru')),
+       count(*) FILTER (WHERE cymru_ts < now() - @extschema@.ip_inventory_ttl('cymru')),
        min(cymru_ts)
-FROM ip_inventory
+FROM @extschema@.ip_inventory
 WHERE ip_class = 'public' AND (asn_number IS NULL OR asn_source = 'cymru')
 UNION ALL
 -- GreyNoise Community answers for IPv4 only.
-SELECT 'greynoise', ip_inventory_ttl('greynoise'), count(*),
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*),
        count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < now() - ip_inventory_ttl('greynoise')),
+       count(*) FILTER (WHERE greynoise_ts < now() - @extschema@.ip_inventory_ttl('greynoise')),
        min(greynoise_ts)
-FROM ip_inventory
+FROM @extschema@.ip_inventory
 WHERE ip_class = 'public' AND family(ip_address) = 4
 UNION ALL
-SELECT 'rdns', ip_inventory_ttl('rdns'), count(*),
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*),
        count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < now() - ip_inventory_ttl('rdns')),
+       count(*) FILTER (WHERE rdns_ts < now() - @extschema@.ip_inventory_ttl('rdns')),
        min(rdns_ts)
-FROM ip_inventory
+FROM @extschema@.ip_inventory
 WHERE ip_class = 'public';
 
--- The morning health check: one row per check.
-CREATE FUNCTION ip_inventory_health()
+-- The morning health check: one row per check. SECURITY DEFINER, so that monitoring roles
+-- need EXECUTE on it alone (it reads only the extension's own tables and functions); not for
+-- PUBLIC: it shows server file paths.
+CREATE FUNCTION @extschema@.ip_inventory_health()
 RETURNS TABLE ("check" text, status text, value text, detail text)
-LANGUAGE plpgsql STABLE SET search_path = @extschema@, pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     warn_age interval;
     crit_age interval;
     age interval;
-    cov ip_inventory_coverage;
+    cov @extschema@.ip_inventory_coverage;
     st record;
     db record;
     n bigint;
@@ -98,7 +95,7 @@ DECLARE
     last_seen timestamptz;
 BEGIN
     -- The MaxMind databases themselves.
-    FOR db IN SELECT * FROM maxmind_info() WHERE name IN ('city', 'asn') LOOP
+    FOR db IN SELECT * FROM @extschema@.maxmind_info() WHERE name IN ('city', 'asn') LOOP
         "check" := 'maxmind_' || db.name || '_database';
         status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
         value := db.status;
@@ -112,7 +109,7 @@ BEGIN
     crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
     "check" := 'maxmind_age';
     BEGIN
-        age := maxmind_age();
+        age := @extschema@.maxmind_age();
         value := justify_interval(date_trunc('minute', age))::text;
         status := CASE WHEN age > crit_age THEN 'critical' WHEN age > warn_age THEN 'warning' ELSE 'ok' END;
         detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
@@ -122,7 +119,7 @@ BEGIN
     END;
     RETURN NEXT;
 
-    SELECT * INTO cov FROM ip_inventory_coverage;
+    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
     "check" := 'asn_coverage';
     value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
     status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
@@ -140,7 +137,7 @@ BEGIN
 
     -- Stale answers per source: a warning when more than a tenth of the rows a source
     -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
-    FOR st IN SELECT * FROM ip_inventory_staleness LOOP
+    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
         "check" := st.source || '_stale';
         value := st.stale::text;
         status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
@@ -150,7 +147,7 @@ BEGIN
     END LOOP;
 
     "check" := 'maxmind_pending';
-    SELECT s.never + s.stale INTO n FROM ip_inventory_staleness AS s WHERE s.source = 'maxmind';
+    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
     value := n::text;
     status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
     detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
@@ -159,7 +156,7 @@ BEGIN
     -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
     "check" := 'greynoise_quota';
     BEGIN
-        SELECT * INTO st FROM greynoise_quota();
+        SELECT * INTO st FROM @extschema@.greynoise_quota();
         value := st.remaining || ' of ' || st.daily_quota;
         status := CASE WHEN st.remaining = 0 AND st.daily_quota > 0 THEN 'critical'
                        WHEN st.remaining < 0.2 * st.daily_quota THEN 'warning'
@@ -176,7 +173,7 @@ BEGIN
            string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
       INTO n, failing, detail
       FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
-            FROM ip_inventory_failures GROUP BY source) AS f;
+            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
     value := n::text;
     status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
     detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
@@ -184,27 +181,29 @@ BEGIN
     RETURN NEXT;
 
     "check" := 'observed_tables';
-    SELECT count(*) FILTER (WHERE enabled) INTO n FROM ip_inventory_observed_tables;
+    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
     value := n::text;
     status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
     detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
-                        FROM ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
+                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
     RETURN NEXT;
 
     "check" := 'last_observation';
-    SELECT max(last_seen_at) INTO last_seen FROM ip_inventory;
+    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
     value := last_seen::text;
     status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
     detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
     RETURN NEXT;
 END $$;
 
-COMMENT ON VIEW ip_inventory_coverage IS
+COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
     'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
-COMMENT ON VIEW ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
-COMMENT ON VIEW ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
-COMMENT ON VIEW ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
-COMMENT ON VIEW ip_inventory_staleness IS
+COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
+COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
+COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
+COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
     'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
-COMMENT ON FUNCTION ip_inventory_health() IS
+COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
     'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;

@@ -52,6 +52,17 @@ fn maxmind_reload() -> Result<JsonB, ErrorReport> {
     reloaded
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.maxmind_reload() IS
+    'Validate every configured database in full, then make every backend switch to it at its next lookup; on failure nothing changes. Needs shared_preload_libraries.';
+-- Reloading affects every session of the cluster.
+REVOKE ALL ON FUNCTION @extschema@.maxmind_reload() FROM PUBLIC;
+"#,
+    name = "maxmind_reload_acl",
+    requires = [maxmind_reload]
+);
+
 fn reload_all() -> Result<JsonB, ErrorReport> {
     readers::with(|r| {
         let mut opened: Vec<(String, Database)> = Vec::new();
@@ -197,6 +208,29 @@ fn maxmind_info() -> TableIterator<
     TableIterator::new(rows)
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.maxmind_info() IS
+    'One row per configured database as this session has it in service: path, type, build time, age, tree size, generation, status, error.';
+-- It shows server file paths and error texts: monitoring roles and those granted EXECUTE.
+REVOKE ALL ON FUNCTION @extschema@.maxmind_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.maxmind_info() TO pg_monitor;
+
+-- The build times of the City and ASN databases in service (NULL: none): what the pending
+-- rules and reports compare rows with. Shows nothing else, so anyone may call it.
+CREATE FUNCTION @extschema@._ip_inventory_builds(OUT city_build timestamptz, OUT asn_build timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT max(i.build_time) FILTER (WHERE i.name = 'city'), max(i.build_time) FILTER (WHERE i.name = 'asn')
+    FROM @extschema@.maxmind_info() AS i;
+END;
+COMMENT ON FUNCTION @extschema@._ip_inventory_builds() IS
+    'Build times of the City and ASN databases in service (internal: pending rows, staleness).';
+"#,
+    name = "maxmind_info_acl",
+    requires = [maxmind_info]
+);
+
 /// `maxmind_age() → interval`: age of the loaded MaxMind data, from the databases'
 /// `build_epoch` metadata (not file times): the older of City and ASN.
 #[pg_extern(stable, parallel_safe)]
@@ -216,6 +250,15 @@ fn maxmind_age() -> Result<Interval, ErrorReport> {
     })
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.maxmind_age() IS
+    'Age of the loaded MaxMind data from the databases'' build_epoch metadata: the older of City and ASN.';
+"#,
+    name = "maxmind_age_comment",
+    requires = [maxmind_age]
+);
+
 /// `maxmind_verify(path text, kind text default 'any') → jsonb`: fully verifies a file
 /// without installing it (e.g. a download before it is moved into place). `kind` is
 /// `city`, `asn` or `any`. Reads server files: superusers and pg_read_server_files only.
@@ -228,7 +271,7 @@ fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, Er
         other => {
             return Err(ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("unknown database kind \"{other}\""),
+                format!("unknown database kind \"{}\"", errors::cut(other)),
                 "ip_inventory",
             )
             .set_hint("Use city, asn or any."))
@@ -253,6 +296,17 @@ fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, Er
     })))
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.maxmind_verify(text, text) IS
+    'Fully verify a MaxMind DB file without installing it; kind is city, asn or any.';
+-- Verifying reads server files.
+REVOKE ALL ON FUNCTION @extschema@.maxmind_verify(text, text) FROM PUBLIC;
+"#,
+    name = "maxmind_verify_acl",
+    requires = [maxmind_verify]
+);
+
 /// `ip_inventory_ttl(source) → interval`: how long an answer of `cymru`, `greynoise` or
 /// `rdns` stays fresh (the `ip_inventory.<source>_ttl` settings).
 #[pg_extern(stable, strict, parallel_safe)]
@@ -260,7 +314,7 @@ fn ip_inventory_ttl(source: &str) -> Result<Interval, ErrorReport> {
     let secs = crate::gucs::ttl_secs(source).ok_or_else(|| {
         ErrorReport::new(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown enrichment source \"{source}\""),
+            format!("unknown enrichment source \"{}\"", errors::cut(source)),
             "ip_inventory",
         )
         .set_hint("Sources with a TTL: cymru, greynoise, rdns.")
@@ -270,3 +324,12 @@ fn ip_inventory_ttl(source: &str) -> Result<Interval, ErrorReport> {
             .expect("days and micros within range"),
     )
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.ip_inventory_ttl(text) IS
+    'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
+"#,
+    name = "ttl_comment",
+    requires = [ip_inventory_ttl]
+);

@@ -182,9 +182,9 @@ fn dns_server(s: &gucs::NetworkSettings) -> Result<SocketAddr, ErrorReport> {
 
 /// The GreyNoise quota as counted in shared memory: UTC day number (days since 1970), the
 /// limit, calls made that day, calls left, and until when (seconds since 1970) GreyNoise
-/// asked not to be called. `greynoise_quota()` presents it.
+/// asked not to be called. `greynoise_quota()` presents it (internal).
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile, parallel_safe)]
+#[pg_extern(volatile, parallel_safe, name = "_ip_inventory_greynoise_state")]
 fn ip_inventory_greynoise_state() -> Result<
     TableIterator<
         'static,
@@ -217,7 +217,12 @@ fn ip_inventory_greynoise_state() -> Result<
 
 /// Raises the shared-memory count of `day` to `used` (the count saved in the database
 /// before a restart); never lowers it.
-#[pg_extern(volatile, parallel_unsafe, strict)]
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    strict,
+    name = "_ip_inventory_greynoise_seed"
+)]
 fn ip_inventory_greynoise_seed(day: i32, used: i64) -> Result<(), ErrorReport> {
     let (word, _) = shmem::greynoise_state().ok_or_else(errors::quota_needs_preload)?;
     if let (Ok(day), Ok(used)) = (u32::try_from(day), u32::try_from(used)) {
@@ -225,3 +230,23 @@ fn ip_inventory_greynoise_seed(day: i32, used: i64) -> Result<(), ErrorReport> {
     }
     Ok(())
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) IS
+    'Asks one network source (cymru, greynoise, rdns) about addresses, one row per address: outcome found, not_found, failed or skipped, the answer, why. Writes nothing; cascade_refresh() uses it.';
+COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_state() IS 'The GreyNoise quota as counted in shared memory (internal: greynoise_quota()).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) IS 'Raises the shared GreyNoise count to the one saved before a restart (internal).';
+-- Network calls are for the refresh and the roles granted it; the quota is a counter.
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_state() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_greynoise_state() TO pg_monitor;
+"#,
+    name = "network_functions_acl",
+    requires = [
+        ip_inventory_fetch,
+        ip_inventory_greynoise_state,
+        ip_inventory_greynoise_seed
+    ]
+);

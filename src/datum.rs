@@ -196,3 +196,75 @@ pub unsafe fn composite_datum(
         pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
     }
 }
+
+/// The address of an `inet` or `cidr` datum (the netmask is dropped).
+///
+/// # Safety
+/// `datum` must be a non-null `inet` or `cidr` datum.
+pub unsafe fn inet_from_datum(datum: pg_sys::Datum) -> Result<IpAddr, ErrorReport> {
+    // SAFETY: as in InetArg::from_polymorphic_datum.
+    let payload = unsafe {
+        let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        let len = pgrx::varlena::varsize_any_exhdr(v);
+        std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len)
+    };
+    inet::decode(payload)
+        .map(|(addr, _bits)| addr)
+        .map_err(errors::bad_inet)
+}
+
+/// A `tid` datum as (block, offset), which orders as `tid` does.
+///
+/// # Safety
+/// `datum` must be a non-null `tid` datum.
+pub unsafe fn item_pointer(datum: pg_sys::Datum) -> (u32, u16) {
+    // SAFETY: a tid datum points to an ItemPointerData.
+    let p = unsafe { &*datum.cast_mut_ptr::<pg_sys::ItemPointerData>() };
+    (
+        (u32::from(p.ip_blkid.bi_hi) << 16) | u32::from(p.ip_blkid.bi_lo),
+        p.ip_posid,
+    )
+}
+
+/// An `inet[]` datum of host addresses, in the current memory context.
+pub fn inet_array(ips: impl ExactSizeIterator<Item = IpAddr>) -> pg_sys::Datum {
+    let mut elems: Vec<pg_sys::Datum> = ips.map(|ip| network_datum(IpNetwork::from(ip))).collect();
+    // SAFETY: elems are inet datums; inet is a 4-byte-aligned varlena (typlen -1, by reference).
+    unsafe {
+        pg_sys::Datum::from(pg_sys::construct_array(
+            elems.as_mut_ptr(),
+            elems.len() as i32,
+            pg_sys::INETOID,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+        ))
+    }
+}
+
+/// A relation's name as SQL would write it, schema-qualified, for messages.
+pub fn relation_display(relid: pg_sys::Oid) -> String {
+    // SAFETY: catalog lookups; NULL for a relation that vanished.
+    unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        if name.is_null() {
+            return format!("relation {}", u32::from(relid));
+        }
+        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
+        std::ffi::CStr::from_ptr(pg_sys::quote_qualified_identifier(schema, name))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Runs `f` with the current row type of a table (opened with the lock a SELECT takes, kept
+/// to the end of the transaction).
+pub fn with_row_type<R>(relid: pg_sys::Oid, f: impl FnOnce(pg_sys::TupleDesc) -> R) -> R {
+    // SAFETY: the relation stays open while f reads its descriptor.
+    unsafe {
+        let rel = pg_sys::relation_open(relid, pg_sys::AccessShareLock as i32);
+        let result = f((*rel).rd_att);
+        pg_sys::relation_close(rel, pg_sys::NoLock as i32);
+        result
+    }
+}

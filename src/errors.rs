@@ -36,8 +36,145 @@ impl Source {
     }
 }
 
-fn report(code: PgSqlErrorCode, message: String) -> ErrorReport {
-    ErrorReport::new(code, message, "ip_inventory")
+pub fn report(code: PgSqlErrorCode, message: String) -> ErrorReport {
+    // A last bound for messages that carry a path or another value of the caller's.
+    ErrorReport::new(code, cut_to(&message, 1000), "ip_inventory")
+}
+
+/// User input quoted in a message, cut to a sane length: a message must not carry
+/// megabytes of whatever a caller passed into the server log.
+pub fn cut(input: &str) -> String {
+    cut_to(input, 64)
+}
+
+pub fn cut_to(input: &str, max_chars: usize) -> String {
+    match input.char_indices().nth(max_chars) {
+        None => input.to_owned(),
+        Some((end, _)) => format!("{}...", &input[..end]),
+    }
+}
+
+/// A failure of pgrx's SPI layer itself (an SQL error inside propagates with its own SQLSTATE).
+pub fn spi(e: pgrx::spi::Error) -> ErrorReport {
+    report(
+        ERRCODE_INTERNAL_ERROR,
+        format!("ip_inventory: SPI failed: {e}"),
+    )
+}
+
+/// A NULL table argument.
+pub fn no_table() -> ErrorReport {
+    report(ERRCODE_NULL_VALUE_NOT_ALLOWED, "no table given".to_owned())
+}
+
+/// A relation of a kind the extension never reads or writes for another role.
+pub fn not_a_table(name: &str, relkind: &str) -> ErrorReport {
+    let kind = match relkind {
+        "v" => "a view",
+        "m" => "a materialized view",
+        "f" => "a foreign table",
+        "S" => "a sequence",
+        "i" | "I" => "an index",
+        "c" => "a composite type",
+        "t" => "a TOAST table",
+        _ => "not a table",
+    };
+    report(ERRCODE_WRONG_OBJECT_TYPE, format!("{name} is {kind}"))
+        .set_detail("Only ordinary and partitioned tables can be observed, backfilled or kept by retention: reading other relations can run code their owner wrote.")
+        .set_hint("Attach the table the events are stored in.")
+}
+
+/// The caller does not own a table it wants to attach or detach.
+pub fn must_own(name: &str, action: &str) -> ErrorReport {
+    report(
+        ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("must be owner of table {name} to {action} it"),
+    )
+    .set_hint("The table's owner (or a superuser) attaches it; see docs/security.md.")
+}
+
+/// The caller lacks a privilege on a table the extension would act on for it.
+pub fn table_privilege(name: &str, privilege: &str, doing: &str) -> ErrorReport {
+    report(
+        ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("permission denied for table {name}"),
+    )
+    .set_detail(format!("{privilege} on the table is needed to {doing}."))
+}
+
+/// An attached column that is gone.
+pub fn event_column_missing(table: &str, column: &str) -> ErrorReport {
+    report(
+        ERRCODE_UNDEFINED_COLUMN,
+        format!("column \"{}\" of {table} does not exist", cut(column)),
+    )
+    .set_detail("The table changed since it was attached.")
+    .set_hint(format!(
+        "Attach it again with its current columns: SELECT ip_inventory_attach('{table}', ...);"
+    ))
+}
+
+/// An attached column whose type changed to one the extension does not read.
+pub fn event_column_type(table: &str, column: &str, is_time: bool) -> ErrorReport {
+    report(
+        ERRCODE_DATATYPE_MISMATCH,
+        format!(
+            "column \"{}\" of {table} is not {}",
+            cut(column),
+            if is_time { "timestamptz, timestamp or date" } else { "inet or cidr" }
+        ),
+    )
+    .set_detail("Only these built-in types are read: reading another type could run code its owner wrote.")
+    .set_hint(format!("Convert the column back, or attach the table again: SELECT ip_inventory_attach('{table}', ...);"))
+}
+
+/// An event time outside PostgreSQL's timestamp range (infinity).
+pub fn bad_event_time() -> ErrorReport {
+    report(
+        ERRCODE_DATETIME_FIELD_OVERFLOW,
+        "an event time is infinite or out of range".to_owned(),
+    )
+}
+
+/// ip_inventory_observe() used other than as its statement-level AFTER INSERT trigger.
+pub fn observe_misused() -> ErrorReport {
+    report(
+        ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+        "ip_inventory_observe() must be an AFTER INSERT ... FOR EACH STATEMENT trigger with a NEW TABLE".to_owned(),
+    )
+    .set_hint("Create it with ip_inventory_attach().")
+}
+
+/// A table that is not in ip_inventory_observed.
+pub fn not_attached(table: &str) -> ErrorReport {
+    report(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("{table} is not attached to ip_inventory: its inserts are not recorded"),
+    )
+    .set_detail("Only tables attached with ip_inventory_attach() feed the inventory.")
+    .set_hint("Its owner runs SELECT ip_inventory_attach(...); see docs/security.md.")
+}
+
+pub fn retention_mode(mode: &str) -> ErrorReport {
+    report(
+        ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("mode must be anonymize or delete, not {}", cut(mode)),
+    )
+}
+
+/// A batch job that another session is running.
+pub fn job_running(job: &str, holder: Option<i32>) -> ErrorReport {
+    let who = holder.map_or_else(|| "another session".to_owned(), |p| format!("process {p}"));
+    let report = report(
+        ERRCODE_OBJECT_IN_USE,
+        format!("job {} is already running ({who})", cut(job)),
+    );
+    match holder {
+        Some(p) => report.set_hint(format!(
+            "Wait for it, or stop it with SELECT pg_cancel_backend({p});"
+        )),
+        None => report,
+    }
 }
 
 /// An unusable database file.
@@ -63,7 +200,11 @@ pub fn database(source: &Source, err: &DbError) -> ErrorReport {
         }
         (None, _) => "The file is damaged or not a MaxMind DB; obtain an intact copy.".to_owned(),
     };
-    report(code, format!("{} {}", source.label(), err)).set_hint(hint)
+    report(
+        code,
+        format!("{} {}", source.label(), cut_to(&err.to_string(), 300)),
+    )
+    .set_hint(hint)
 }
 
 /// A slot with no path configured.
@@ -129,7 +270,7 @@ pub fn unknown_database(name: &str, known: &[String]) -> ErrorReport {
     };
     report(
         ERRCODE_UNDEFINED_OBJECT,
-        format!("unknown database \"{name}\""),
+        format!("unknown database \"{}\"", cut(name)),
     )
     .set_detail(format!("Configured names: {known}."))
     .set_hint("Use city, asn, a name from ip_inventory.databases, or an absolute file path.")
@@ -147,7 +288,7 @@ pub fn path_not_allowed() -> ErrorReport {
 pub fn invalid_address_text(text: &str) -> ErrorReport {
     report(
         ERRCODE_INVALID_TEXT_REPRESENTATION,
-        format!("invalid input syntax for type inet: \"{text}\""),
+        format!("invalid input syntax for type inet: \"{}\"", cut(text)),
     )
 }
 
@@ -180,7 +321,7 @@ pub fn network_setting(setting: &str, problem: &str) -> ErrorReport {
 pub fn unknown_source(source: &str) -> ErrorReport {
     report(
         ERRCODE_INVALID_PARAMETER_VALUE,
-        format!("unknown enrichment source \"{source}\""),
+        format!("unknown enrichment source \"{}\"", cut(source)),
     )
     .set_hint("Use maxmind, cymru, greynoise, rdns or all.")
 }
@@ -211,6 +352,12 @@ pub fn threads(e: &std::io::Error) -> ErrorReport {
 /// A value outside what a privacy function accepts (a prefix length, a short salt).
 pub fn privacy_argument(message: String) -> ErrorReport {
     report(ERRCODE_INVALID_PARAMETER_VALUE, message)
+}
+
+/// ip_pseudonymize(ip, NULL) through a 0.1.0 declaration.
+pub fn null_salt() -> ErrorReport {
+    report(ERRCODE_NULL_VALUE_NOT_ALLOWED, "the salt is NULL".to_owned())
+        .set_hint("Call ip_pseudonymize(ip) for the configured salt (after ALTER EXTENSION ip_inventory UPDATE).")
 }
 
 /// ip_pseudonymize() without a salt argument and without ip_inventory.pseudonymize_salt.

@@ -73,20 +73,35 @@ unsafe extern "C-unwind" fn assign_int(_new: i32, _extra: *mut c_void) {
     bump_epoch();
 }
 
-/// Reports a rejected value the way Postgres does for its own settings (detail line).
-unsafe fn reject(detail: &str) -> bool {
-    let detail = CString::new(detail.replace('\0', "")).unwrap_or_default();
-    // SAFETY: GUC_check_errdetail_string is read by the GUC machinery right after the
-    // check hook returns false; pstrdup copies into the current memory context.
-    unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr()) };
+/// Reports a rejected value the way Postgres does for its own settings (detail line). A long
+/// value is not quoted whole: Postgres's own message would put all of it in the server log.
+unsafe fn reject(value: &str, detail: &str) -> bool {
+    let detail =
+        CString::new(crate::errors::cut_to(detail, 300).replace('\0', "")).unwrap_or_default();
+    // SAFETY: GUC_check_errdetail_string / _errmsg_string are read by the GUC machinery right
+    // after the check hook returns false; pstrdup copies into the current memory context.
+    unsafe {
+        pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr());
+        if value.chars().count() > 64 {
+            let msg = CString::new(
+                format!(
+                    "invalid value for an ip_inventory setting: \"{}\"",
+                    crate::errors::cut(value)
+                )
+                .replace('\0', ""),
+            )
+            .unwrap_or_default();
+            pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
+        }
+    }
     false
 }
 
 /// A check hook's answer from a parser's result.
-unsafe fn verdict<T>(parsed: Result<T, String>) -> bool {
+unsafe fn verdict<T>(value: &str, parsed: Result<T, String>) -> bool {
     match parsed {
         Ok(_) => true,
-        Err(e) => unsafe { reject(&e) },
+        Err(e) => unsafe { reject(value, &e) },
     }
 }
 
@@ -108,7 +123,8 @@ unsafe extern "C-unwind" fn check_path(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    unsafe { verdict(settings::check_absolute_path(new_value(newval))) }
+    let v = unsafe { new_value(newval) };
+    unsafe { verdict(v, settings::check_absolute_path(v)) }
 }
 
 #[pg_guard]
@@ -117,7 +133,8 @@ unsafe extern "C-unwind" fn check_databases(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    unsafe { verdict(settings::parse_database_list(new_value(newval))) }
+    let v = unsafe { new_value(newval) };
+    unsafe { verdict(v, settings::parse_database_list(v)) }
 }
 
 #[pg_guard]
@@ -130,7 +147,10 @@ unsafe extern "C-unwind" fn check_language(
     let ok =
         !v.is_empty() && v.len() <= 16 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     ok || unsafe {
-        reject("use a language code as MaxMind databases name them, e.g. en, de, pt-BR, zh-CN")
+        reject(
+            v,
+            "use a language code as MaxMind databases name them, e.g. en, de, pt-BR, zh-CN",
+        )
     }
 }
 
@@ -140,8 +160,9 @@ unsafe extern "C-unwind" fn check_cymru_mode(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    matches!(unsafe { new_value(newval) }, "whois" | "dns")
-        || unsafe { reject("use whois (bulk whois over TCP) or dns (TXT queries)") }
+    let v = unsafe { new_value(newval) };
+    matches!(v, "whois" | "dns")
+        || unsafe { reject(v, "use whois (bulk whois over TCP) or dns (TXT queries)") }
 }
 
 #[pg_guard]
@@ -150,7 +171,8 @@ unsafe extern "C-unwind" fn check_whois_server(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    unsafe { verdict(net::parse_endpoint(new_value(newval), 43)) }
+    let v = unsafe { new_value(newval) };
+    unsafe { verdict(v, net::parse_endpoint(v, 43)) }
 }
 
 #[pg_guard]
@@ -160,7 +182,7 @@ unsafe extern "C-unwind" fn check_dns_server(
     _source: pg_sys::GucSource::Type,
 ) -> bool {
     let v = unsafe { new_value(newval) };
-    v.trim().is_empty() || unsafe { verdict(dns::parse_server(v)) }
+    v.trim().is_empty() || unsafe { verdict(v, dns::parse_server(v)) }
 }
 
 #[pg_guard]
@@ -170,9 +192,7 @@ unsafe extern "C-unwind" fn check_url(
     _source: pg_sys::GucSource::Type,
 ) -> bool {
     let v = unsafe { new_value(newval) };
-    let ok =
-        (v.starts_with("https://") || v.starts_with("http://")) && !v.contains(char::is_whitespace);
-    ok || unsafe { reject("use an http:// or https:// URL, e.g. https://api.greynoise.io") }
+    unsafe { verdict(v, settings::check_key_url(v)) }
 }
 
 /// Only `env:NAME` and `file:/path` are accepted. A key written into the configuration
@@ -209,18 +229,20 @@ unsafe extern "C-unwind" fn check_salt(
 }
 
 unsafe fn check_secret_named(newval: *mut *mut c_char, message: &CStr) -> bool {
-    match settings::parse_secret(unsafe { new_value(newval) }) {
+    let v = unsafe { new_value(newval) };
+    match settings::parse_secret(v) {
         Ok(None | Some(settings::Secret::Env(_) | settings::Secret::File(_))) => true,
         Ok(Some(settings::Secret::Plain(_))) => {
             // SAFETY: as in reject(): read by the GUC machinery right after the hook returns.
             unsafe { pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr()) };
             unsafe {
                 reject(
+                    "",
                     "The server logs every changed setting with its value on reload, so a secret in the configuration would be in the server log. Put it in an environment variable of the server or in a file only the server can read.",
                 )
             }
         }
-        Err(e) => unsafe { reject(&e) },
+        Err(e) => unsafe { reject(v, &e) },
     }
 }
 

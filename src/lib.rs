@@ -6,7 +6,9 @@
 //! - `lookup`: the lookup functions; `admin`: reload, info, age, verify;
 //! - `cascade`: the network sources (Team Cymru, GreyNoise, reverse DNS) for cascade_refresh;
 //! - `privacy`: ip_anonymize and ip_pseudonymize;
-//! - `metrics`: the counters behind ip_inventory_stats.
+//! - `metrics`: the counters behind ip_inventory_stats;
+//! - `observe`: event tables (attach, the observe trigger, backfill reads, retention);
+//! - `security`: acting as a table's owner or the extension's owner; `jobs`: job locks.
 //!
 //! SQL objects other than functions live in `sql/`.
 
@@ -21,10 +23,13 @@ mod cascade;
 mod datum;
 mod errors;
 mod gucs;
+mod jobs;
 mod lookup;
 mod metrics;
+mod observe;
 mod privacy;
 mod readers;
+mod security;
 mod shmem;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -36,12 +41,16 @@ extension_sql_file!(
     requires = ["types", lookup::ip_canonical]
 );
 extension_sql_file!(
+    "../sql/maxmind.sql",
+    name = "maxmind",
+    requires = ["inventory", "maxmind_info_acl", lookup::enrich_ip]
+);
+extension_sql_file!(
     "../sql/observe.sql",
     name = "observe",
     requires = [
         "inventory",
         lookup::ip_class,
-        lookup::ip_canonical,
         lookup::ip_inventory_maxmind,
         metrics::ip_inventory_count_recorded
     ]
@@ -51,18 +60,9 @@ extension_sql_file!(
     name = "jobs",
     requires = [
         "observe",
-        lookup::enrich_ip,
-        admin::maxmind_age,
-        admin::maxmind_info
-    ]
-);
-extension_sql_file!(
-    "../sql/reports.sql",
-    name = "reports",
-    requires = [
-        "cascade",
-        admin::ip_inventory_ttl,
-        admin::maxmind_info,
+        "maxmind",
+        "event_tables",
+        "job_locks",
         admin::maxmind_age
     ]
 );
@@ -71,16 +71,25 @@ extension_sql_file!(
     name = "cascade",
     requires = [
         "jobs",
+        "network_functions_acl",
         admin::ip_inventory_ttl,
-        cascade::ip_inventory_fetch,
-        cascade::ip_inventory_greynoise_state,
-        cascade::ip_inventory_greynoise_seed
+        cascade::ip_inventory_fetch
     ]
 );
 extension_sql_file!(
-    "../sql/privacy.sql",
-    name = "privacy",
-    requires = ["observe", privacy::ip_anonymize]
+    "../sql/retention.sql",
+    name = "retention",
+    requires = ["observe", "event_tables", privacy::ip_anonymize]
+);
+extension_sql_file!(
+    "../sql/reports.sql",
+    name = "reports",
+    requires = [
+        "cascade",
+        "maxmind",
+        admin::ip_inventory_ttl,
+        admin::maxmind_age
+    ]
 );
 extension_sql_file!(
     "../sql/stats.sql",
@@ -92,20 +101,6 @@ extension_sql_file!(
         metrics::ip_inventory_count_recorded,
         admin::maxmind_info
     ]
-);
-extension_sql_file!(
-    "../sql/rust_functions.sql",
-    name = "rust_functions",
-    requires = [
-        admin::maxmind_reload,
-        admin::maxmind_verify,
-        admin::ip_inventory_ttl,
-        lookup::enrich_ip,
-        lookup::ip_inventory_maxmind,
-        privacy::ip_anonymize,
-        privacy::ip_pseudonymize
-    ],
-    finalize
 );
 
 #[pg_guard]

@@ -25,6 +25,15 @@ fn ip_class(ip: InetArg) -> &'static str {
     classify(ip.addr).as_str()
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
+"#,
+    name = "ip_class_comment",
+    requires = [ip_class]
+);
+
 /// Looks `ip` up in the slot `slot` picks and hands the hit to `read`; maps every failure to
 /// an ERROR naming that slot's file. `Ok(None)` when the database cannot hold the address.
 fn read_hit<T>(
@@ -68,6 +77,15 @@ fn ip_canonical(ip: InetArg) -> InetDatum {
     )))
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+"#,
+    name = "ip_canonical_comment",
+    requires = [ip_canonical]
+);
+
 /// `ip_country(inet)`: ISO country code from the City database (NULL when unknown or not
 /// public).
 #[pg_extern(stable, strict, parallel_safe)]
@@ -107,6 +125,19 @@ fn ip_asn_org(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
         |db, hit| Ok(db.asn_fields(hit)?.organization.map(TextDatum::new)),
     )
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.ip_country(inet) IS
+    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public.';
+COMMENT ON FUNCTION @extschema@.ip_asn(inet) IS
+    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public.';
+COMMENT ON FUNCTION @extschema@.ip_asn_org(inet) IS
+    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public.';
+"#,
+    name = "accessor_comments",
+    requires = [ip_country, ip_asn, ip_asn_org]
+);
 
 /// Attributes of `ip_enrichment`, in order; `result_tupdesc` checks the type against it.
 mod col {
@@ -252,16 +283,27 @@ fn enrich_ip(
     enrichment(ip, fcinfo, OnDbError::Raise)
 }
 
-/// `ip_inventory_maxmind(inet) → ip_enrichment`: `enrich_ip` for recording observations: a
+/// `_ip_inventory_maxmind(inet) → ip_enrichment`: `enrich_ip` for recording observations: a
 /// database that is not configured or cannot be used leaves its fields (and its build time)
 /// NULL instead of raising, with one WARNING per session.
-#[pg_extern(stable, strict, parallel_safe)]
+#[pg_extern(stable, strict, parallel_safe, name = "_ip_inventory_maxmind")]
 fn ip_inventory_maxmind(
     ip: InetArg,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Result<EnrichmentDatum, ErrorReport> {
     enrichment(ip, fcinfo, OnDbError::Skip)
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.enrich_ip(inet) IS
+    'MaxMind City and ASN enrichment as one ip_enrichment value. Use FROM t, LATERAL enrich_ip(t.ip) e. An inet with a netmask is looked up by its address.';
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind(inet) IS
+    'enrich_ip() for recording observations: a database that is not configured or cannot be used leaves its fields and build time NULL (one WARNING per session) instead of raising (internal).';
+"#,
+    name = "enrich_ip_comments",
+    requires = [enrich_ip, ip_inventory_maxmind]
+);
 
 fn fill_maxmind(
     r: &mut readers::Readers,
@@ -419,3 +461,12 @@ fn mmdb_lookup(ip: InetArg, database: &str) -> Result<Option<JsonB>, ErrorReport
         },
     )
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.mmdb_lookup(inet, text) IS
+    'Whole record of any MaxMind DB file as {"network", "data"}: database is city, asn, a name from ip_inventory.databases, or an absolute path (superusers and pg_read_server_files only).';
+"#,
+    name = "mmdb_lookup_comment",
+    requires = [mmdb_lookup]
+);

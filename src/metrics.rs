@@ -157,7 +157,7 @@ fn timestamptz(unix_us: i64) -> Option<TimestampWithTimeZone> {
 /// session's own counts included). `ip_inventory_stats` adds the database ages and the
 /// GreyNoise quota.
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile, parallel_restricted)]
+#[pg_extern(volatile, parallel_restricted, name = "_ip_inventory_stats_counters")]
 fn ip_inventory_stats_counters() -> Result<
     TableIterator<
         'static,
@@ -235,17 +235,23 @@ fn inventory_table(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
     table
 }
 
-/// `ip_inventory_count_recorded(observations, new_addresses, maxmind_enriched)`: counts
-/// inventory writes of the current transaction (shared if it commits). Called by the
-/// observe trigger, backfill and enrich_pending. Callers must be able to write
-/// `ip_inventory` (INSERT or UPDATE): a role that cannot write the inventory cannot claim to.
-#[pg_extern(volatile, parallel_unsafe, strict)]
+/// `_ip_inventory_count_recorded(observations, new_addresses, maxmind_enriched) → bigint`:
+/// counts inventory writes of the current transaction (shared if it commits) and returns
+/// `observations`. Called by the recording statement and enrich_pending. Callers must be
+/// able to write `ip_inventory` (INSERT or UPDATE): a role that cannot write the inventory
+/// cannot claim to.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    strict,
+    name = "_ip_inventory_count_recorded"
+)]
 fn ip_inventory_count_recorded(
     observations: i64,
     new_addresses: i64,
     maxmind_enriched: i64,
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Result<(), ErrorReport> {
+) -> Result<i64, ErrorReport> {
     let table = inventory_table(fcinfo);
     let allowed = table != pg_sys::Oid::INVALID
         // SAFETY: an ACL check of an existing relation for the current user.
@@ -260,7 +266,7 @@ fn ip_inventory_count_recorded(
         return Err(errors::cannot_count_writes());
     }
     if shmem::counters().is_none() {
-        return Ok(());
+        return Ok(observations);
     }
     WRITTEN.with_borrow_mut(|p| {
         for (m, n) in [
@@ -273,5 +279,5 @@ fn ip_inventory_count_recorded(
             }
         }
     });
-    Ok(())
+    Ok(observations)
 }

@@ -25,24 +25,47 @@ fn ip_anonymize(
     Ok(InetDatum(datum::network_datum(net)))
 }
 
-/// `ip_pseudonymize(inet, salt text default NULL) → text`: a keyed hash of the address (32 hex
-/// digits), the same for the same address and salt. Without a salt argument the salt comes
-/// from `ip_inventory.pseudonymize_salt`, which only superusers can read.
-#[pg_extern(stable, parallel_safe)]
-fn ip_pseudonymize(
-    ip: Option<InetArg>,
-    salt: default!(Option<&str>, "NULL"),
-) -> Result<Option<TextDatum>, ErrorReport> {
-    let Some(ip) = ip else {
-        return Ok(None);
-    };
-    let pseudonym = match salt {
-        Some(salt) => privacy::pseudonym(ip.addr, salt),
-        None => with_configured_salt(|salt| privacy::pseudonym(ip.addr, salt))?,
-    }
-    .map_err(errors::privacy_argument)?;
-    Ok(Some(TextDatum::new(&pseudonym)))
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.ip_anonymize(inet, int, int) IS
+    'The network an address falls in, truncated to prefix_v4 (default 24) or prefix_v6 (default 48) bits, with its prefix length: 81.2.69.160 -> 81.2.69.0/24. IPv4-mapped addresses are truncated as IPv4.';
+"#,
+    name = "ip_anonymize_comment",
+    requires = [ip_anonymize]
+);
+
+/// `ip_pseudonymize(inet, salt text) → text`: a keyed hash of the address (32 hex digits),
+/// the same for the same address and salt.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ip_pseudonymize(ip: InetArg, salt: Option<&str>) -> Result<TextDatum, ErrorReport> {
+    // (Declared STRICT; the Option keeps a 0.1.0 declaration, which passed NULL for the
+    // configured salt, from unboxing a NULL before ALTER EXTENSION ... UPDATE.)
+    let salt = salt.ok_or_else(errors::null_salt)?;
+    let pseudonym = privacy::pseudonym(ip.addr, salt).map_err(errors::privacy_argument)?;
+    Ok(TextDatum::new(&pseudonym))
 }
+
+/// `ip_pseudonymize(inet) → text`: [`ip_pseudonymize`] with the salt that
+/// `ip_inventory.pseudonymize_salt` names. Not for PUBLIC: whoever may call it can hash the
+/// whole IPv4 space and reverse every pseudonym.
+#[pg_extern(stable, strict, parallel_safe, name = "ip_pseudonymize")]
+fn ip_pseudonymize_configured(ip: InetArg) -> Result<TextDatum, ErrorReport> {
+    let pseudonym = with_configured_salt(|salt| privacy::pseudonym(ip.addr, salt))?
+        .map_err(errors::privacy_argument)?;
+    Ok(TextDatum::new(&pseudonym))
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.ip_pseudonymize(inet, text) IS
+    'A keyed hash of the address (HMAC-SHA256, 32 hex digits), the same for the same address and salt.';
+COMMENT ON FUNCTION @extschema@.ip_pseudonymize(inet) IS
+    'ip_pseudonymize() with the salt named by ip_inventory.pseudonymize_salt. Not granted to PUBLIC: whoever can call it can reverse pseudonyms of IPv4 addresses by trying them all.';
+REVOKE ALL ON FUNCTION @extschema@.ip_pseudonymize(inet) FROM PUBLIC;
+"#,
+    name = "pseudonymize_acl",
+    requires = [ip_pseudonymize, ip_pseudonymize_configured]
+);
 
 thread_local! {
     /// The configured salt as resolved for the running statement: (setting, statement start,

@@ -12,9 +12,11 @@ pub mod dns;
 pub mod fetch;
 pub mod greynoise;
 pub mod inet;
+pub mod jobs;
 pub mod metrics;
 pub mod mmdb;
 pub mod net;
+pub mod observe;
 pub mod privacy;
 pub mod settings;
 

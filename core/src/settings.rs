@@ -92,6 +92,41 @@ pub fn check_absolute_path(value: &str) -> Result<(), String> {
     }
 }
 
+/// Checks the base URL of a source that is sent an API key: `https://` to any host, or
+/// `http://` to a loopback address only (a key sent in clear over the network is a key given
+/// away; loopback is what tests use). No user information, no whitespace.
+pub fn check_key_url(value: &str) -> Result<(), String> {
+    let v = value.trim();
+    let (https, rest) = if let Some(r) = v.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = v.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err("use an https:// URL, e.g. https://api.greynoise.io".to_owned());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || v.contains(char::is_whitespace) || authority.contains('@') {
+        return Err(
+            "use an https:// URL with a host and no user name, e.g. https://api.greynoise.io"
+                .to_owned(),
+        );
+    }
+    let host = if let Some(bracketed) = authority.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if https || loopback {
+        Ok(())
+    } else {
+        Err("http:// would send the API key in clear: use https://, or http:// to a loopback address (tests)".to_owned())
+    }
+}
+
 /// A secret setting: the secret itself, or where the server finds it.
 #[derive(PartialEq, Eq)]
 pub enum Secret {
@@ -245,6 +280,33 @@ mod tests {
         assert!(check_absolute_path("x.mmdb")
             .unwrap_err()
             .contains("not an absolute path"));
+    }
+
+    #[test]
+    fn key_urls_are_https_or_loopback() {
+        for ok in [
+            "https://api.greynoise.io",
+            "https://api.greynoise.io:8443/base",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://localhost:1",
+            "http://[::1]:8080/x",
+        ] {
+            assert!(check_key_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.greynoise.io",
+            "http://10.0.0.1:8080",
+            "http://127.0.0.1.evil.example",
+            "http://[2001:db8::1]/",
+            "https://user:pw@api.greynoise.io",
+            "http://localhost@evil.example",
+            "ftp://x",
+            "https://",
+            "https://a b",
+        ] {
+            assert!(check_key_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

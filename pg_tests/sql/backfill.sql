@@ -17,12 +17,13 @@ FROM generate_series(1, 30000) AS i;
 UPDATE raw_events SET src_ip = '203.0.113.77' WHERE event_ts = '2026-01-01'::timestamptz + 15000 * interval '1 minute';
 CREATE TABLE fault (on_sentinel boolean, sleep_per_batch float8);
 INSERT INTO fault VALUES (true, 0);
+-- (The recording statement pins search_path to pg_catalog: the test's own trigger names its table.)
 CREATE FUNCTION inject_fault() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.ip_address = '203.0.113.77' AND (SELECT on_sentinel FROM fault) THEN
+    IF NEW.ip_address = '203.0.113.77' AND (SELECT on_sentinel FROM public.fault) THEN
         RAISE EXCEPTION 'injected failure';
     END IF;
-    PERFORM pg_sleep((SELECT sleep_per_batch FROM fault)) WHERE NEW.ip_address = '81.2.69.128';
+    PERFORM pg_sleep((SELECT sleep_per_batch FROM public.fault)) WHERE NEW.ip_address = '81.2.69.128';
     RETURN NEW;
 END $$;
 CREATE TRIGGER inject_fault BEFORE INSERT ON ip_inventory FOR EACH ROW EXECUTE FUNCTION inject_fault();

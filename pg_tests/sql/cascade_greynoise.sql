@@ -101,7 +101,8 @@ SELECT pg_reload_conf();
 -- nobody else can point a source elsewhere.
 CREATE ROLE analyst LOGIN;
 CREATE ROLE enrich_operator LOGIN;
-GRANT EXECUTE ON FUNCTION cascade_refresh(text, int) TO enrich_operator;
+-- The operator's grants as docs/security.md gives them.
+GRANT EXECUTE ON FUNCTION cascade_refresh(text, int), greynoise_quota() TO enrich_operator;
 SET ROLE analyst;
 -- (The SQLSTATE only: PostgreSQL 18 words this server message differently from 15.)
 SELECT split_part(try($$SHOW ip_inventory.greynoise_api_key$$), ':', 1) AS show_key;
@@ -112,6 +113,8 @@ SELECT try($$SET ip_inventory.greynoise_url = 'http://attacker.example'$$) AS se
 SELECT try($$SET ip_inventory.cymru_whois_server = 'attacker.example:43'$$) AS set_whois;
 SELECT try($$SELECT cascade_refresh('greynoise', 1)$$) AS refresh_without_grant;
 SELECT try($$SELECT * FROM ip_inventory_fetch('greynoise', ARRAY['1.2.3.4'])$$) AS raw_fetch;
+SELECT try($$SELECT * FROM greynoise_quota()$$) AS quota_without_grant;
+SET ROLE enrich_operator;
 SELECT remaining >= 0 AS quota_readable FROM greynoise_quota();
 RESET ROLE;
 INSERT INTO raw_events VALUES ('2026-11-20', '6.6.7.7');

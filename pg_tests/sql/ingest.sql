@@ -11,7 +11,7 @@ CREATE TABLE raw_events (
     payload   text
 );
 SELECT ip_inventory_attach('raw_events', ARRAY['src_ip', 'dst_ip'], 'event_ts');
-SELECT * FROM ip_inventory_observed_tables;
+SELECT event_table, ip_columns, ts_column, enabled FROM ip_inventory_observed_tables;
 SELECT tgname, tgtype, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'raw_events'::regclass;
 
 -- One statement, many rows: one aggregated upsert. Counts are appearances; first and last

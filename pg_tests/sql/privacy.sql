@@ -37,10 +37,19 @@ ALTER SYSTEM SET ip_inventory.pseudonymize_salt = :'saltfile';
 SELECT pg_reload_conf();
 \c
 SELECT ip_pseudonymize('81.2.69.160') = ip_pseudonymize('81.2.69.160', 'the-server-salt-0001') AS uses_configured_salt;
--- A non-superuser may pseudonymize with it, not read it.
+-- A role without a grant can neither use it (hashing all 2^32 IPv4 addresses with it would
+-- reverse every pseudonym) nor read it; a role granted EXECUTE on ip_pseudonymize(inet) uses
+-- it without seeing it. Anyone may pseudonymize with a salt of their own.
 CREATE ROLE privacy_reader LOGIN;
+CREATE ROLE privacy_admin LOGIN;
+GRANT EXECUTE ON FUNCTION ip_pseudonymize(inet) TO privacy_admin;
 SET ROLE privacy_reader;
-SELECT ip_pseudonymize('81.2.69.160') = ip_pseudonymize('81.2.69.160', 'the-server-salt-0001') AS reader_pseudonymizes;
+SELECT try($$SELECT ip_pseudonymize('81.2.69.160')$$) AS reader_configured_salt;
+SELECT length(ip_pseudonymize('81.2.69.160', 'a-salt-of-16-bytes')) AS reader_own_salt;
+SET ROLE privacy_admin;
+SELECT ip_pseudonymize('81.2.69.160') = ip_pseudonymize('81.2.69.160', 'the-server-salt-0001') AS granted_pseudonymizes;
+SELECT split_part(try($$SHOW ip_inventory.pseudonymize_salt$$), ':', 1) AS granted_show;
+SET ROLE privacy_reader;
 -- (The SQLSTATE only: PostgreSQL 18 words this server message differently from 15.)
 SELECT split_part(try($$SHOW ip_inventory.pseudonymize_salt$$), ':', 1) AS reader_show;
 SELECT try($$SET ip_inventory.pseudonymize_salt = 'file:/tmp/mine'$$) AS reader_set;
@@ -105,3 +114,5 @@ SELECT try($$CALL ip_inventory_retention(interval '1 day', prefix_v4 => 32)$$) A
 SELECT try($$CALL ip_inventory_retention(interval '1 day', prefix_v6 => 200)$$) AS bad_prefix;
 SELECT try($$CALL ip_inventory_retention(interval '1 day', batch_size => 0)$$) AS zero_batch;
 DROP ROLE privacy_reader;
+REVOKE ALL ON FUNCTION ip_pseudonymize(inet) FROM privacy_admin;
+DROP ROLE privacy_admin;

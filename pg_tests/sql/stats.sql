@@ -186,8 +186,14 @@ SELECT count(*) > 0 AS monitor_reads FROM ip_inventory_stats;
 SELECT try($$SELECT ip_inventory_stats_reset()$$);
 SET ROLE ipi_stats_nobody;
 SELECT try($$SELECT count(*) FROM ip_inventory_stats$$);
-SELECT try($$SELECT ip_inventory_count_recorded(1000000, 0, 0)$$);
+SELECT try($$SELECT _ip_inventory_count_recorded(1000000, 0, 0)$$);
+-- Even with EXECUTE on it, a role that cannot write the inventory cannot claim writes.
 RESET ROLE;
+GRANT EXECUTE ON FUNCTION _ip_inventory_count_recorded(bigint, bigint, bigint) TO ipi_stats_nobody;
+SET ROLE ipi_stats_nobody;
+SELECT try($$SELECT _ip_inventory_count_recorded(1000000, 0, 0)$$);
+RESET ROLE;
+REVOKE ALL ON FUNCTION _ip_inventory_count_recorded(bigint, bigint, bigint) FROM ipi_stats_nobody;
 SELECT stat('inventory', 'observations') AS observations_not_inflated;
 REVOKE USAGE ON SCHEMA public FROM ipi_stats_nobody, ipi_stats_reader;
 DROP ROLE ipi_stats_reader;

@@ -1,6 +1,11 @@
--- tools/ip-inventory-update against the loopback download server: checksum, server-side
--- verification, canary, atomic install with a backup, reload, and rollback; every failure
--- exits non-zero with one line and leaves the files in service untouched.
+-- tools/ip-inventory-update against the loopback download server, which speaks MaxMind's
+-- download API as geoipupdate uses it (the build's MD5 and date from the metadata route, then
+-- the archive, or a redirect to a storage server on another port): credentials to the
+-- configured server only, no download when the installed file is current, a lock, limits on
+-- what it unpacks, server-side verification and canary, an all-or-nothing install with
+-- backups, reload and rollback, named databases, DB-IP. Every failure exits non-zero with one
+-- line and leaves the files in service untouched. update_tool.sh masks the extension's own
+-- error text (tested elsewhere); its raw output is in $IPI_SCRATCH/update.out.
 \ir helpers.psql
 CREATE EXTENSION ip_inventory;
 \! mkdir -p "$IPI_SCRATCH/geoip" && printf 'fake-license-key-0001\n' > "$IPI_SCRATCH/license.key"
@@ -9,58 +14,106 @@ CREATE EXTENSION ip_inventory;
 ALTER SYSTEM SET ip_inventory.maxmind_dir = :'geoip';
 SELECT pg_reload_conf();
 \c
+\! python3 ../fake_sources.py reset "$IPI_FAKE_DIR"
 \! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb"
 \! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-ASN "$IPI_FIXTURES/maxmind/test-data/GeoLite2-ASN-Test.mmdb"
 
 -- The first install: nothing in service before.
-SELECT try($$SELECT ip_country('81.2.69.160')$$) AS before_any_file;
+SELECT split_part(try($$SELECT ip_country('81.2.69.160')$$), ':', 1) AS before_any_file;
 \! ../update_tool.sh
 \! ls "$IPI_SCRATCH/geoip"
 \c
 SELECT ip_country('81.2.69.160') AS country, ip_asn('1.128.0.0') AS asn;
 SELECT name, status, database_type FROM maxmind_info() ORDER BY name;
-\! cd "$IPI_SCRATCH/geoip" && sha256sum GeoLite2-City.mmdb GeoLite2-ASN.mmdb > ../in-service.sha256
+\! cd "$IPI_SCRATCH/geoip" && sha256sum GeoLite2-City.mmdb GeoLite2-ASN.mmdb > ../in-service.sha256 && stat -c '%n %i %y' GeoLite2-City.mmdb GeoLite2-ASN.mmdb > ../in-service.stat
 
--- Failures, each leaving the files in service as they were (and no .new file behind).
+-- Nothing new on the server: the tool asks for the metadata only (no download), leaves the
+-- files alone (same inodes, same modification times) and does not reload.
+\! python3 ../fake_sources.py reset "$IPI_FAKE_DIR" && ../update_tool.sh
+\! cat "$IPI_FAKE_DIR/download.log"
+\! cd "$IPI_SCRATCH/geoip" && stat -c '%n %i %y' GeoLite2-City.mmdb GeoLite2-ASN.mmdb | cmp -s - ../in-service.stat && echo "same inodes, same modification times"
+
+-- Failures, each leaving the files in service as they were (and no temporary file behind).
 -- A rejected license key.
 \! printf 'wrong-key\n' > "$IPI_SCRATCH/license.key" && ../update_tool.sh; printf 'fake-license-key-0001\n' > "$IPI_SCRATCH/license.key"
 -- No key at all.
 \! ../update_tool.sh --license-key-file /dev/null
--- A download whose published checksum does not match.
+-- A download whose MD5 is not the published one.
 \! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" bad-checksum && ../update_tool.sh
--- A truncated database (its checksum matches: the server's verification refuses it).
+-- A truncated database (its MD5 matches: the server's verification refuses it).
 \! head -c 9000 "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" > "$IPI_SCRATCH/truncated.mmdb" && python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_SCRATCH/truncated.mmdb" && ../update_tool.sh
--- An ASN database published as City.
-\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoLite2-ASN-Test.mmdb" && ../update_tool.sh
+-- An ASN database published as City (the server's error names the type it found).
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoLite2-ASN-Test.mmdb" && ../update_tool.sh; grep -c '"GeoLite2-ASN"' "$IPI_SCRATCH/update.out"
 -- A valid database that fails the canary.
 \! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" && ../update_tool.sh --canary city:81.2.69.160=US
+-- Limits on unpacking: a database larger than --max-size; a 64 MiB member of zeros (64 KiB
+-- packed) before the database (at most 16 MiB besides the database); the database named
+-- outside the archive's folder; the database as a symlink.
+\! ../update_tool.sh --max-size 20000
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" bomb && ../update_tool.sh
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" traversal && ../update_tool.sh
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" link && ../update_tool.sh
+-- Redirects: one that never ends; one from https to plain http, refused before any request
+-- reaches the plain-http server.
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" && python3 ../fake_sources.py download-mode "$IPI_FAKE_DIR" loop && ../update_tool.sh
+\! python3 ../fake_sources.py download-mode "$IPI_FAKE_DIR" redirect && ../update_tool.sh --url "$IPI_FAKE_HTTPS"; python3 ../fake_sources.py download-mode "$IPI_FAKE_DIR" direct
+\! wc -l < "$IPI_FAKE_DIR/storage.log"
+-- Another run holds the lock.
+\! flock "$IPI_SCRATCH/geoip/.ip-inventory-update.lock" ../update_tool.sh
 -- An edition the server does not have, and a server that is not there.
 \! ../update_tool.sh --editions GeoIP2-ISP
 \! ../update_tool.sh --url http://127.0.0.1:9
--- Bad usage.
-\! ../update_tool.sh --editions GeoLite2-Country
-\! cd "$IPI_SCRATCH/geoip" && sha256sum --quiet -c ../in-service.sha256 && echo "files in service unchanged" && ls
+-- A database name that ip_inventory.databases does not have; an edition name that is a path.
+\! ../update_tool.sh --edition GeoIP2-Anonymous-IP=anon
+\! ../update_tool.sh --edition ../../etc/passwd
+\! cd "$IPI_SCRATCH/geoip" && sha256sum --quiet -c ../in-service.sha256 && echo "files in service unchanged" && ls -A
 SELECT ip_country('81.2.69.160') AS still_answering;
 
--- A new City build: installed, the previous one kept as .bak, every backend switched.
-\! ../update_tool.sh --editions GeoLite2-City
+-- The real service's shape: the download answers 302 to presigned storage, another origin.
+-- The credentials go to the configured server (metadata and download requests) and nowhere
+-- else: the storage server logs every request with its headers, and refuses credentials.
+\! python3 ../fake_sources.py reset "$IPI_FAKE_DIR" && python3 ../fake_sources.py download-mode "$IPI_FAKE_DIR" redirect && ../update_tool.sh --editions GeoLite2-City
+\! cat "$IPI_FAKE_DIR/download.log"
+\! sed -E -e 's/(\| [A-Za-z-]+): [^|]*/\1 /g' -e 's/ +$//' "$IPI_FAKE_DIR/storage.log"; grep -c -i -e authorization -e fake-license-key -e "$(printf 999999:fake-license-key-0001 | base64)" "$IPI_FAKE_DIR/storage.log"
+\! python3 ../fake_sources.py download-mode "$IPI_FAKE_DIR" direct
 \! cd "$IPI_SCRATCH/geoip" && ls && sha256sum GeoLite2-City.mmdb.bak | sed 's/  .*//' > ../bak.sha && grep -q -f ../bak.sha ../in-service.sha256 && echo "the backup is the previous file"
 SELECT name, status, database_type, file_size FROM maxmind_info() WHERE name = 'city';
 
+-- All or nothing: a new City build and a second edition (an extra database in the
+-- directory) whose place is taken by a directory. Nothing is installed: the City in service
+-- and its backup stay as they were.
+\! cd "$IPI_SCRATCH/geoip" && sha256sum GeoLite2-City.mmdb GeoLite2-City.mmdb.bak > ../before.sha256 && stat -c '%n %i %y' GeoLite2-City.mmdb GeoLite2-City.mmdb.bak > ../before.stat && mkdir -p GeoIP2-Anonymous-IP.mmdb/in-the-way
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb" && python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoIP2-Anonymous-IP "$IPI_FIXTURES/maxmind/test-data/GeoIP2-Anonymous-IP-Test.mmdb" && ../update_tool.sh --edition GeoLite2-City --edition GeoIP2-Anonymous-IP
+\! cd "$IPI_SCRATCH/geoip" && sha256sum --quiet -c ../before.sha256 && stat -c '%n %i %y' GeoLite2-City.mmdb GeoLite2-City.mmdb.bak | cmp -s - ../before.stat && echo "the City and its backup as before (same inodes)" && rm -r GeoIP2-Anonymous-IP.mmdb && ls
+SELECT name, status, database_type FROM maxmind_info() ORDER BY name;
+
 -- A reload that fails after the install (another configured database is broken): the
--- backup goes back into place.
-\! cd "$IPI_SCRATCH/geoip" && sha256sum GeoLite2-City.mmdb > ../before-rollback.sha256
+-- previous file goes back into place, the backup stays the older one.
+\! cd "$IPI_SCRATCH/geoip" && sha256sum GeoLite2-City.mmdb GeoLite2-City.mmdb.bak > ../before-rollback.sha256
 \! head -c 100 "$IPI_FIXTURES/maxmind/test-data/GeoLite2-ASN-Test.mmdb" > "$IPI_SCRATCH/broken.mmdb"
 \set broken 'extra=':scratch/broken.mmdb
 ALTER SYSTEM SET ip_inventory.databases = :'broken';
 SELECT pg_reload_conf();
-\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoLite2-City "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb" && ../update_tool.sh --editions GeoLite2-City
-\! cd "$IPI_SCRATCH/geoip" && sha256sum --quiet -c ../before-rollback.sha256 && echo "rolled back to the file in service before" && ls
+\! ../update_tool.sh --editions GeoLite2-City
+\! cd "$IPI_SCRATCH/geoip" && sha256sum --quiet -c ../before-rollback.sha256 && echo "the file in service and its backup as before" && ls
+
+-- A named database: GeoIP2-Anonymous-IP as "anon", installed at the path
+-- ip_inventory.databases gives it (another directory), checked with its own canary.
+\! mkdir -p "$IPI_SCRATCH/named"
+\set anon 'anon=':scratch/named/anonymous.mmdb
+ALTER SYSTEM SET ip_inventory.databases = :'anon';
+SELECT pg_reload_conf();
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoIP2-Anonymous-IP "$IPI_FIXTURES/maxmind/test-data/GeoIP2-Anonymous-IP-Test.mmdb" && ../update_tool.sh --edition GeoIP2-Anonymous-IP=anon --canary 'anon:1.2.0.0={"is_tor_exit_node": true}'
+\! ../update_tool.sh --edition GeoIP2-Anonymous-IP=anon --canary 'anon:1.2.0.0={"is_anonymous": true}'
+\! ls "$IPI_SCRATCH/named"
+SELECT mmdb_lookup('1.2.0.0', 'anon') -> 'data' AS anon;
 ALTER SYSTEM RESET ip_inventory.databases;
 SELECT pg_reload_conf();
 
--- DB-IP Lite: this month's .mmdb.gz, no account needed.
+-- DB-IP Lite: this month's .mmdb.gz, no account needed. DB-IP publishes no checksum to ask
+-- first: the same file again is downloaded, found equal and left alone. A gzip bomb (64 MiB
+-- of zeros, a 1 MB limit) is refused.
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" dbip-city-lite "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb" bomb && ../update_tool.sh --source dbip --editions dbip-city-lite --max-size 1000000
 \! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" dbip-city-lite "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb" && ../update_tool.sh --source dbip --editions dbip-city-lite --no-reload
-\! ls "$IPI_SCRATCH/geoip"
--- What the download server saw: the key was sent as HTTP basic auth.
-\! grep -c 'auth=valid' "$IPI_FAKE_DIR/download.log"; grep -c 'auth=wrong' "$IPI_FAKE_DIR/download.log"
+\! ../update_tool.sh --source dbip --editions dbip-city-lite --no-reload
+\! ls -A "$IPI_SCRATCH/geoip"

@@ -1,7 +1,1774 @@
 -- ip_inventory 0.1.0 -> 0.2.0, run by ALTER EXTENSION ip_inventory UPDATE.
---
--- Every schema change of 0.2.0 is here, in the order it was made; pg_tests/sql/upgrade.sql
--- proves that an upgraded database equals a fresh 0.2.0 install (every function, table,
--- column, constraint, index, view, type, grant and comment) and that no row is lost.
--- Objects that hold no data (functions, views) are replaced; tables are altered in place.
+-- Assembled by scripts/upgrade_script.py from sql/upgrade/0.1.0--0.2.0/prologue.sql, every function,
+-- procedure, view, comment and grant of a fresh install, and epilogue.sql; do not edit.
 \echo Use "ALTER EXTENSION ip_inventory UPDATE TO '0.2.0'" to load this file. \quit
+
+-- 0.1.0 -> 0.2.0, hand-written part before the replaced objects (scripts/upgrade_script.py).
+
+-- The attached event tables become data the extension owns (sql/inventory.sql), filled from
+-- the observe triggers 0.1.0 created: their arguments named the columns.
+CREATE TABLE @extschema@.ip_inventory_observed (
+    event_table regclass PRIMARY KEY,
+    ip_columns  text[] NOT NULL CHECK (cardinality(ip_columns) > 0),
+    ts_column   text,
+    attached_by text NOT NULL,
+    attached_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_observed', '');
+
+DO $migrate$
+DECLARE
+    t record;
+    args text[];
+    start int;
+BEGIN
+    FOR t IN SELECT tg.tgrelid, tg.tgargs, c.relkind
+             FROM pg_catalog.pg_trigger AS tg JOIN pg_catalog.pg_class AS c ON c.oid = tg.tgrelid
+             WHERE tg.tgfoid = '@extschema@.ip_inventory_observe()'::pg_catalog.regprocedure LOOP
+        -- tgargs holds the arguments as NUL-terminated strings.
+        args := '{}';
+        start := 0;
+        FOR i IN 0 .. pg_catalog.length(t.tgargs) - 1 LOOP
+            IF pg_catalog.get_byte(t.tgargs, i) = 0 THEN
+                args := args || pg_catalog.convert_from(pg_catalog.substring(t.tgargs, start + 1, i - start), 'UTF8');
+                start := i + 1;
+            END IF;
+        END LOOP;
+        IF t.relkind NOT IN ('r', 'p') OR args[1] IS NULL THEN
+            RAISE WARNING 'ip_inventory: % has an ip_inventory_observe trigger that 0.2.0 does not keep; drop it', t.tgrelid::regclass;
+            CONTINUE;
+        END IF;
+        INSERT INTO @extschema@.ip_inventory_observed (event_table, ip_columns, ts_column, attached_by, attached_at)
+        VALUES (t.tgrelid, args[1]::text[], nullif(args[2], ''), 'ALTER EXTENSION ip_inventory UPDATE', pg_catalog.now())
+        ON CONFLICT DO NOTHING;
+        RAISE NOTICE 'ip_inventory: % stays attached (columns %, time %); review the attached tables in ip_inventory_observed_tables',
+            t.tgrelid::regclass, args[1], coalesce(nullif(args[2], ''), 'none');
+    END LOOP;
+END $migrate$;
+
+-- Internal helpers get internal names (a leading underscore); renaming keeps every object
+-- that refers to them.
+ALTER FUNCTION @extschema@.ip_inventory_maxmind(inet) RENAME TO _ip_inventory_maxmind;
+ALTER FUNCTION @extschema@.ip_inventory_maxmind_columns(@extschema@.ip_enrichment) RENAME TO _ip_inventory_maxmind_columns;
+ALTER FUNCTION @extschema@.ip_inventory_check_columns(regclass, text[], text) RENAME TO _ip_inventory_check_columns;
+ALTER FUNCTION @extschema@.ip_inventory_apply_maxmind(inet[]) RENAME TO _ip_inventory_apply_maxmind;
+ALTER FUNCTION @extschema@.ip_inventory_maxmind_pending(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz)
+    RENAME TO _ip_inventory_maxmind_pending;
+ALTER FUNCTION @extschema@.ip_inventory_refresh_result(text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, timestamptz, text)
+    RENAME TO _ip_inventory_refresh_result;
+ALTER FUNCTION @extschema@.ip_inventory_refresh_maxmind(int) RENAME TO _ip_inventory_refresh_maxmind;
+ALTER FUNCTION @extschema@.ip_inventory_refresh_network(text, int) RENAME TO _ip_inventory_refresh_network;
+ALTER FUNCTION @extschema@.ip_inventory_greynoise_state() RENAME TO _ip_inventory_greynoise_state;
+ALTER FUNCTION @extschema@.ip_inventory_greynoise_seed(int, bigint) RENAME TO _ip_inventory_greynoise_seed;
+ALTER FUNCTION @extschema@.ip_inventory_stats_counters() RENAME TO _ip_inventory_stats_counters;
+ALTER FUNCTION @extschema@.ip_inventory_job_notice(@extschema@.ip_inventory_jobs) RENAME TO _ip_inventory_job_notice;
+
+-- A changed result type or parameter default cannot be replaced in place.
+DROP FUNCTION @extschema@.ip_inventory_count_recorded(bigint, bigint, bigint);
+-- ip_pseudonymize(inet, text DEFAULT NULL) becomes two functions: with an explicit salt
+-- (anyone) and with the configured salt (not PUBLIC).
+DROP FUNCTION @extschema@.ip_pseudonymize(inet, text);
+
+-- Every function, procedure, view, comment and grant of a fresh install.
+
+COMMENT ON TYPE ip_enrichment IS
+    'Result of enrich_ip(): IANA class, MaxMind City fields (network = matched City prefix) and ASN fields (asn_network = matched ASN prefix); maxmind_build/asn_build are the build times of the City/ASN databases consulted. Non-public addresses carry only ip_class.';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_backfill_batch"(
+	"source" regclass, 
+	"ip_columns" TEXT[], 
+	"ts_column" TEXT, 
+	"after_ctid" TEXT, 
+	"before_page" bigint 
+) RETURNS TABLE (
+	"event_rows" bigint,  
+	"last_ctid" TEXT,  
+	"addresses" bigint,  
+	"new_addresses" bigint  
+)
+VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_backfill_batch_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_count_recorded"(
+	"observations" bigint, 
+	"new_addresses" bigint, 
+	"maxmind_enriched" bigint 
+) RETURNS bigint 
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_count_recorded_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_greynoise_seed"(
+	"day" INT, 
+	"used" bigint 
+) RETURNS VOID 
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_greynoise_seed_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_greynoise_state"() RETURNS TABLE (
+	"day" INT,  
+	"daily_quota" bigint,  
+	"used" bigint,  
+	"remaining" bigint,  
+	"paused_until" bigint  
+)
+STRICT VOLATILE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_greynoise_state_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_job_holder"(
+	"job" TEXT 
+) RETURNS INT 
+STRICT STABLE PARALLEL SAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_job_holder_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_job_release"(
+	"job" TEXT 
+) RETURNS VOID 
+STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_job_release_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_job_start"(
+	"job" TEXT 
+) RETURNS VOID 
+STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_job_start_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_job_start(text) IS 'Takes a batch job''s lock or raises naming its holder (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_job_release(text) IS 'Releases this session''s holds on a batch job''s lock (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_job_holder(text) IS 'The process running a batch job, or NULL (internal: ip_inventory_progress).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_start(text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_release(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_maxmind"(
+	"ip" inet 
+) RETURNS ip_enrichment 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_maxmind_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_retain_events"(
+	"event_table" regclass, 
+	"mode" TEXT, 
+	"cutoff" timestamp with time zone, 
+	"prefix_v4" INT, 
+	"prefix_v6" INT, 
+	"batch_size" INT, 
+	"dry_run" bool 
+) RETURNS bigint 
+STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_retain_events_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_rows_before_page"(
+	"source" regclass, 
+	"pages" bigint 
+) RETURNS bigint 
+STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_rows_before_page_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_stats_counters"() RETURNS TABLE (
+	"source" TEXT,  
+	"metric" TEXT,  
+	"error_kind" TEXT,  
+	"kind" TEXT,  
+	"value" bigint,  
+	"stats_reset" timestamp with time zone  
+)
+STRICT VOLATILE PARALLEL RESTRICTED 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_stats_counters_wrapper';
+
+CREATE OR REPLACE FUNCTION "enrich_ip"(
+	"ip" inet 
+) RETURNS ip_enrichment 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'enrich_ip_wrapper';
+
+COMMENT ON FUNCTION @extschema@.enrich_ip(inet) IS
+    'MaxMind City and ASN enrichment as one ip_enrichment value. Use FROM t, LATERAL enrich_ip(t.ip) e. An inet with a netmask is looked up by its address.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind(inet) IS
+    'enrich_ip() for recording observations: a database that is not configured or cannot be used leaves its fields and build time NULL (one WARNING per session) instead of raising (internal).';
+
+CREATE OR REPLACE FUNCTION "ip_anonymize"(
+	"ip" inet, 
+	"prefix_v4" INT DEFAULT 24, 
+	"prefix_v6" INT DEFAULT 48 
+) RETURNS inet 
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_anonymize_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_anonymize(inet, int, int) IS
+    'The network an address falls in, truncated to prefix_v4 (default 24) or prefix_v6 (default 48) bits, with its prefix length: 81.2.69.160 -> 81.2.69.0/24. IPv4-mapped addresses are truncated as IPv4.';
+
+CREATE OR REPLACE FUNCTION "ip_asn"(
+	"ip" inet 
+) RETURNS bigint 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_asn_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_asn_org"(
+	"ip" inet 
+) RETURNS text 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_asn_org_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_canonical"(
+	"ip" inet 
+) RETURNS inet 
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
+
+COMMENT ON TABLE @extschema@.ip_inventory IS
+    'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.ip_address IS 'The address, canonical (ip_canonical()): IPv4-mapped IPv6 addresses are kept as IPv4, no netmask.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.first_seen_at IS 'Earliest event time of the address. Changed only by observations.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.last_seen_at IS 'Latest event time of the address. Changed only by observations.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.observation_count IS 'Number of appearances in observed event columns (an event with the address in two observed columns counts 2). Changed only by observations.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.ip_class IS 'IANA special-purpose class (ip_class()), or anonymized for a network row merged by ip_inventory_retention(); only public addresses are enriched.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_country IS 'MaxMind City: ISO country code.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_country_name IS 'MaxMind City: country name (ip_inventory.language at enrichment time).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_city IS 'MaxMind City: city name.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_subdivision IS 'MaxMind City: name of the largest subdivision (state, region); its ISO code is in enrichment->''maxmind''.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_latitude IS 'MaxMind City: latitude.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_longitude IS 'MaxMind City: longitude.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.geo_network IS 'MaxMind City: the matched prefix.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.maxmind_build IS 'Build time of the MaxMind City database that answered; rows from another build are pending (ip_inventory_enrich_pending).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.maxmind_asn_build IS 'Build time of the MaxMind ASN database that answered; rows from another build are pending.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.maxmind_ts IS 'When MaxMind last enriched the row (NULL: never).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.asn_number IS 'Autonomous system number, from asn_source.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.asn_org IS 'Autonomous system organisation, from asn_source.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.asn_network IS 'The announced prefix holding the address, from asn_source.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.asn_source IS 'Which source gave the ASN: maxmind or cymru.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.cymru_ts IS 'When Team Cymru was last asked about the address (NULL: never).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.greynoise_ts IS 'When GreyNoise was last asked about the address (NULL: never).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.rdns_ts IS 'When reverse DNS was last asked about the address (NULL: never).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.enrichment IS 'Each source''s answer under its own key (maxmind, cymru, greynoise, rdns), e.g. enrichment->''greynoise''->>''riot''.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.is_scanner IS 'GreyNoise: the address was observed scanning the internet (enrichment->''greynoise''->>''noise''). Generated.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.scanner_ts IS 'Same as greynoise_ts, under the name the earlier cascade used. Generated.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
+
+COMMENT ON TABLE @extschema@.ip_inventory_jobs IS
+    'Progress of ip_inventory_backfill() and ip_inventory_enrich_pending(), committed per batch. Read it through ip_inventory_progress.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.job IS 'backfill:<schema>.<table> (named when the backfill started) or enrich_pending.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.source IS 'Backfill: the event table; identifies the job (survives renames).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.ip_columns IS 'Backfill: the address columns counted.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.ts_column IS 'Backfill: the event time column (NULL: the time of the backfill).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.resume_after IS 'Backfill: every row up to this ctid is counted; the next batch starts after it.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.total_rows IS 'Rows to process, estimated when the run started.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.done_rows IS 'Rows processed so far, over all runs.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.addresses IS 'Addresses recorded or enriched so far.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.new_addresses IS 'Backfill: addresses that were not in the inventory before.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.batches IS 'Batches committed so far.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.status IS 'running, stopped (enrich_pending reached max_rows: the next run continues) or finished. A running job holds a lock only the extension can take; ip_inventory_progress shows a running row whose lock nobody holds as interrupted.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.started_at IS 'When the first run started.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.run_started_at IS 'When the current (or last) run started.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.run_done_rows IS 'Rows processed by the current (or last) run.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.updated_at IS 'When the last batch committed.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_jobs.finished_at IS 'When the job finished.';
+
+COMMENT ON TABLE @extschema@.ip_inventory_failures IS
+    'Addresses a network source failed to answer about (timeout, reset, garbage, HTTP 5xx ...), with the last error; the row stays due and the next cascade_refresh() asks again. Removed when the source answers.';
+
+COMMENT ON TABLE @extschema@.ip_inventory_quota IS
+    'GreyNoise calls made on a UTC day, as last saved by a refresh; the shared-memory count starts from it after a restart. Read greynoise_quota() for the live count.';
+
+COMMENT ON TABLE @extschema@.ip_inventory_observed IS
+    'Event tables attached to ip_inventory (ip_inventory_attach): their inserts are recorded, retention applies to them. Read it through ip_inventory_observed_tables.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.event_table IS 'The event table.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.ip_columns IS 'Its columns holding addresses (inet or cidr).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.ts_column IS 'Its event time column (NULL: the time of the insert).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role that attached it.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
+
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
+CREATE OR REPLACE FUNCTION "ip_class"(
+	"ip" inet 
+) RETURNS TEXT 
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_class_wrapper';
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
+RETURNS TABLE (
+    geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
+    geo_latitude double precision, geo_longitude double precision, geo_network cidr,
+    maxmind_build timestamptz, maxmind_asn_build timestamptz, maxmind_ts timestamptz,
+    asn_number bigint, asn_org text, asn_network cidr, asn_source text, maxmind_json jsonb)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT e.country_code, e.country_name, e.city, e.subdivision_name,
+           e.latitude, e.longitude, e.network,
+           e.maxmind_build, e.asn_build,
+           CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END,
+           e.asn, e.asn_org, e.asn_network, CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END,
+           nullif(jsonb_strip_nulls(jsonb_build_object(
+               'continent_code', e.continent_code,
+               'registered_country_code', e.registered_country_code,
+               'subdivision_code', e.subdivision_code,
+               'postal_code', e.postal_code,
+               'accuracy_radius', e.accuracy_radius,
+               'time_zone', e.time_zone,
+               'is_anonymous_proxy', e.is_anonymous_proxy,
+               'is_satellite_provider', e.is_satellite_provider,
+               'is_anycast', e.is_anycast)), '{}');
+END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_record(
+    ips inet[], observations bigint[], first_seen timestamptz[], last_seen timestamptz[], enrich boolean,
+    OUT addresses bigint, OUT new_addresses bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    counted bigint;
+BEGIN
+    WITH obs AS (
+        SELECT o.ip, o.n, o.first_seen, o.last_seen
+        FROM unnest(ips, observations, first_seen, last_seen) AS o(ip, n, first_seen, last_seen)),
+    recorded AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment)
+        SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+        FROM obs AS o
+        -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
+        -- lateral, whose join filter the planner may answer by hashing the whole inventory.
+        -- The filter below runs after the lookup, so the CASE spares the lookup for known
+        -- addresses (the function is strict).
+        LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
+        LEFT JOIN LATERAL (
+            SELECT c.* FROM @extschema@._ip_inventory_maxmind(
+                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c
+            WHERE enrich AND cur.ip_address IS NULL AND @extschema@.ip_class(o.ip) = 'public'
+        ) AS m ON true
+        ORDER BY o.ip
+        ON CONFLICT (ip_address) DO UPDATE SET
+            observation_count = inv.observation_count + excluded.observation_count,
+            first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at)
+        RETURNING (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
+    totals AS (
+        SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
+               count(*) FILTER (WHERE enriched) AS enriched,
+               (SELECT coalesce(sum(n), 0)::bigint FROM obs) AS observations
+        FROM recorded)
+    SELECT t.addresses, t.new_addresses,
+           @extschema@._ip_inventory_count_recorded(t.observations, t.new_addresses, t.enriched)
+      INTO addresses, new_addresses, counted
+      FROM totals AS t;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_check_columns(tbl regclass, ip_columns text[], ts_column text)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col text;
+    col_type regtype;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'no table given' USING ERRCODE = '22004';
+    END IF;
+    IF (SELECT c.relnamespace FROM pg_class AS c WHERE c.oid = tbl)
+       = (SELECT e.extnamespace FROM pg_extension AS e WHERE e.extname = 'ip_inventory')
+       AND EXISTS (SELECT FROM pg_depend AS d WHERE d.classid = 'pg_class'::regclass AND d.objid = tbl
+                   AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e') THEN
+        RAISE EXCEPTION '% belongs to ip_inventory and cannot be observed', tbl USING ERRCODE = '22023';
+    END IF;
+    IF ip_columns IS NULL OR cardinality(ip_columns) = 0 THEN
+        RAISE EXCEPTION 'no address columns given for %', tbl USING ERRCODE = '22023',
+            HINT = 'Name the inet columns holding addresses, e.g. ARRAY[''src_ip'', ''dst_ip''].';
+    END IF;
+    IF array_position(ip_columns, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'address columns % hold a NULL', left(ip_columns::text, 200) USING ERRCODE = '22004';
+    END IF;
+    IF cardinality(ip_columns) <> (SELECT count(DISTINCT c) FROM unnest(ip_columns) AS c) THEN
+        RAISE EXCEPTION 'address columns % name a column twice', left(ip_columns::text, 200) USING ERRCODE = '22023';
+    END IF;
+    FOREACH col IN ARRAY ip_columns || CASE WHEN ts_column IS NULL THEN '{}'::text[] ELSE ARRAY[ts_column] END LOOP
+        SELECT a.atttypid::regtype INTO col_type FROM pg_attribute AS a
+        WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" of % does not exist', left(col, 64), tbl USING ERRCODE = '42703';
+        END IF;
+        IF col = ts_column AND col_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+            RAISE EXCEPTION 'column "%" of % is %, not a timestamp', col, tbl, col_type
+                USING ERRCODE = '42804';
+        ELSIF col <> ts_column OR ts_column IS NULL THEN
+            IF col_type NOT IN ('inet'::regtype, 'cidr'::regtype) THEN
+                RAISE EXCEPTION 'column "%" of % is %, not inet', col, tbl, col_type
+                    USING ERRCODE = '42804',
+                    HINT = format('Convert it: ALTER TABLE %s ALTER COLUMN %I TYPE inet USING %I::inet;', tbl, col, col);
+            END IF;
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_observe() RETURNS trigger
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ip_inventory_observe_wrapper';
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_observed_tables AS
+SELECT o.event_table, o.ip_columns, o.ts_column,
+       coalesce(t.tgenabled <> 'D', false) AS enabled,
+       o.attached_by, o.attached_at
+FROM @extschema@.ip_inventory_observed AS o
+JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
+LEFT JOIN pg_catalog.pg_trigger AS t
+       ON t.tgrelid = o.event_table AND t.tgname = 'ip_inventory_observe'
+      AND t.tgfoid = '@extschema@.ip_inventory_observe()'::regprocedure;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_columns(@extschema@.ip_enrichment) IS
+    'The ip_inventory columns an ip_enrichment value fills (internal: shared by recording and re-enrichment).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) IS
+    'Writes aggregated observations into ip_inventory (internal: shared by the observe trigger and backfill).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_check_columns(regclass, text[], text) IS
+    'Raises unless the table has these inet address columns and this timestamp column (internal).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_observe() IS
+    'AFTER INSERT FOR EACH STATEMENT trigger recording the addresses of inserted rows of an attached table in ip_inventory (one aggregated upsert per statement). Created by ip_inventory_attach(); reads the columns from ip_inventory_observed.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_observed_tables IS
+    'Event tables whose inserts are recorded in ip_inventory (ip_inventory_attach), with their address and time columns, whether the trigger is enabled, who attached them and when.';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_observe() FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
+
+CREATE OR REPLACE FUNCTION "ip_country"(
+	"ip" inet 
+) RETURNS text 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_country_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_country(inet) IS
+    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public.';
+
+COMMENT ON FUNCTION @extschema@.ip_asn(inet) IS
+    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public.';
+
+COMMENT ON FUNCTION @extschema@.ip_asn_org(inet) IS
+    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public.';
+
+CREATE OR REPLACE FUNCTION "ip_inventory_attach"(
+	"tbl" regclass, 
+	"ip_columns" TEXT[], 
+	"ts_column" TEXT DEFAULT NULL 
+) RETURNS VOID 
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_attach_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_inventory_detach"(
+	"tbl" regclass 
+) RETURNS VOID 
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_detach_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) IS
+    'Attaches an event table: its inserts are recorded in ip_inventory (the observe trigger) and retention applies to it, e.g. SELECT ip_inventory_attach(''raw_events'', ARRAY[''src_ip'', ''dst_ip''], ''event_ts''). The caller must own the table; EXECUTE on this function is the privilege to feed the inventory.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its observe trigger and forgets it. The caller must own the table.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) IS 'One backfill batch: reads the rows as the table''s owner and records them (internal: ip_inventory_backfill).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, timestamptz, int, int, int, boolean) IS 'One retention batch of an attached event table, run as its owner (internal: ip_inventory_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint) IS 'Rows in the first pages of an event table, counted as its owner (internal: backfill).';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_detach(regclass) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, timestamptz, int, int, int, boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_start(
+    older_than interval, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    OUT cutoff timestamptz, OUT summary jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF older_than IS NULL OR older_than <= interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'For example CALL ip_inventory_retention(interval ''90 days'');';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
+        RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    -- Validates the prefixes; a full-length prefix would keep the addresses as they are.
+    PERFORM @extschema@.ip_anonymize('0.0.0.0'::inet, prefix_v4, prefix_v6);
+    IF mode = 'anonymize' AND (prefix_v4 >= 32 OR prefix_v6 >= 128) THEN
+        RAISE EXCEPTION 'prefixes of 32 (IPv4) or 128 (IPv6) bits anonymize nothing' USING ERRCODE = '22023';
+    END IF;
+    cutoff := now() - older_than;
+    summary := jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
+                                  'inventory', jsonb_build_object('rows', 0), 'events', '[]'::jsonb);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retain_inventory(
+    cutoff timestamptz, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+    networks bigint;
+BEGIN
+    IF dry_run THEN
+        SELECT count(*), count(DISTINCT @extschema@.ip_anonymize(ip_address, prefix_v4, prefix_v6))
+          INTO n, networks
+          FROM @extschema@.ip_inventory
+         WHERE last_seen_at < cutoff AND (mode = 'delete' OR ip_class <> 'anonymized');
+        summary := jsonb_set(summary, '{inventory}', jsonb_build_object('rows', n, 'networks', networks));
+        done := true;
+        RETURN;
+    END IF;
+    IF mode = 'delete' THEN
+        DELETE FROM @extschema@.ip_inventory WHERE ip_address IN (
+            SELECT ip_address FROM @extschema@.ip_inventory WHERE last_seen_at < cutoff
+            ORDER BY ip_address LIMIT batch_size FOR UPDATE);
+        GET DIAGNOSTICS n = ROW_COUNT;
+    ELSE
+        WITH picked AS (
+            DELETE FROM @extschema@.ip_inventory WHERE ip_address IN (
+                SELECT ip_address FROM @extschema@.ip_inventory
+                WHERE last_seen_at < cutoff AND ip_class <> 'anonymized'
+                ORDER BY ip_address LIMIT batch_size FOR UPDATE)
+            RETURNING *),
+        merged AS (
+            SELECT @extschema@.ip_anonymize(p.ip_address, prefix_v4, prefix_v6) AS network,
+                   min(p.first_seen_at) AS first_seen, max(p.last_seen_at) AS last_seen,
+                   sum(p.observation_count) AS observations, count(*) AS merged_rows,
+                   CASE WHEN count(DISTINCT p.geo_country) = 1 AND count(p.geo_country) = count(*)
+                        THEN min(p.geo_country) END AS country,
+                   CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
+                        THEN min(p.asn_number) END AS asn,
+                   CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
+                        THEN min(p.asn_source) END AS asn_source
+            FROM picked AS p GROUP BY 1),
+        stored AS (
+            INSERT INTO @extschema@.ip_inventory AS inv (ip_address, first_seen_at, last_seen_at, observation_count,
+                                                        ip_class, geo_country, asn_number, asn_source)
+            SELECT network, first_seen, last_seen, observations, 'anonymized', country, asn, asn_source
+            FROM merged ORDER BY network
+            ON CONFLICT (ip_address) DO UPDATE SET
+                observation_count = inv.observation_count + excluded.observation_count,
+                first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
+                last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at),
+                geo_country = CASE WHEN inv.geo_country = excluded.geo_country THEN inv.geo_country END,
+                asn_number = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
+                                  THEN inv.asn_number END,
+                asn_source = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
+                                  THEN inv.asn_source END
+            RETURNING 1)
+        -- (stored runs whether or not it is read: data-modifying WITH always does.)
+        SELECT coalesce(sum(merged_rows), 0) INTO n FROM merged;
+    END IF;
+    summary := jsonb_set(summary, '{inventory,rows}', to_jsonb((summary #>> '{inventory,rows}')::bigint + n));
+    done := n < batch_size;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_tables() RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT o.event_table FROM @extschema@.ip_inventory_observed AS o
+    WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = o.event_table)
+    ORDER BY o.event_table::text;
+END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retain_table(
+    event_table regclass, cutoff timestamptz, mode text, dry_run boolean, batch_size int,
+    prefix_v4 int, prefix_v6 int, INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+    last int := jsonb_array_length(summary -> 'events') - 1;
+BEGIN
+    n := @extschema@._ip_inventory_retain_events(event_table, mode, cutoff, prefix_v4, prefix_v6, batch_size, dry_run);
+    IF last < 0 OR summary -> 'events' -> last ->> 'table' IS DISTINCT FROM event_table::text THEN
+        summary := jsonb_set(summary, '{events}', (summary -> 'events') || CASE WHEN n IS NULL
+            THEN jsonb_build_object('table', event_table::text, 'skipped', 'no time column')
+            ELSE jsonb_build_object('table', event_table::text, 'rows', 0) END);
+        last := last + 1;
+    END IF;
+    IF n IS NOT NULL THEN
+        summary := jsonb_set(summary, ARRAY['events', last::text, 'rows'],
+                             to_jsonb((summary -> 'events' -> last ->> 'rows')::bigint + n));
+    END IF;
+    done := n IS NULL OR dry_run OR n < batch_size;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_failed(
+    INOUT summary jsonb, event_table regclass, state text, message text, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    summary := jsonb_set(summary, '{events}', (summary -> 'events') || jsonb_build_object(
+        'table', event_table::text, 'error', left(message, 200), 'sqlstate', state));
+    RAISE WARNING 'ip_inventory_retention: % failed: %', event_table, left(message, 200);
+    done := true;
+END $$;
+
+CREATE OR REPLACE PROCEDURE @extschema@.ip_inventory_retention(
+    older_than interval,
+    mode text DEFAULT 'anonymize',
+    dry_run boolean DEFAULT true,
+    batch_size int DEFAULT 10000,
+    prefix_v4 int DEFAULT 24,
+    prefix_v6 int DEFAULT 48,
+    INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    run record;
+    step record;
+    t record;
+BEGIN
+    run := @extschema@._ip_inventory_retention_start(older_than, mode, dry_run, batch_size, prefix_v4, prefix_v6);
+    step := @extschema@._ip_inventory_retain_inventory(run.cutoff, mode, dry_run, batch_size,
+                                                       prefix_v4, prefix_v6, run.summary);
+    COMMIT;
+    WHILE NOT step.done LOOP
+        step := @extschema@._ip_inventory_retain_inventory(run.cutoff, mode, dry_run, batch_size,
+                                                           prefix_v4, prefix_v6, step.summary);
+        COMMIT;
+    END LOOP;
+    FOR t IN SELECT r.tbl FROM @extschema@._ip_inventory_retention_tables() AS r(tbl) LOOP
+        LOOP
+            -- A batch that fails is rolled back and reported; the next table is still kept.
+            BEGIN
+                step := @extschema@._ip_inventory_retain_table(t.tbl, run.cutoff, mode, dry_run, batch_size,
+                                                               prefix_v4, prefix_v6, step.summary);
+            EXCEPTION WHEN OTHERS THEN
+                step := @extschema@._ip_inventory_retention_failed(step.summary, t.tbl, SQLSTATE, SQLERRM);
+            END;
+            COMMIT;
+            EXIT WHEN step.done;
+        END LOOP;
+    END LOOP;
+    summary := step.summary;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) IS 'Checks a retention run''s arguments (internal: ip_inventory_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in ip_inventory (internal: ip_inventory_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_tables() IS 'The attached event tables retention applies to (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in an attached event table (internal: ip_inventory_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, text, text) IS 'Records an event table whose retention batch failed (internal: ip_inventory_retention).';
+
+COMMENT ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean, int, int, int, jsonb) IS
+    'Applies the retention period: inventory rows last seen, and attached events older than older_than, are anonymized (truncated to prefix_v4 / prefix_v6, inventory rows merged per network) or deleted (mode => ''delete''), in batches committed one by one; event tables are changed as their owners. dry_run (the default) only counts what it would change.';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_tables() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, text, text) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean, int, int, int, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION "ip_inventory_fetch"(
+	"source" TEXT, 
+	"ips" TEXT[] 
+) RETURNS TABLE (
+	"ip" inet,  
+	"outcome" TEXT,  
+	"answer" jsonb,  
+	"detail" TEXT  
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_fetch_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) IS
+    'Asks one network source (cymru, greynoise, rdns) about addresses, one row per address: outcome found, not_found, failed or skipped, the answer, why. Writes nothing; cascade_refresh() uses it.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_state() IS 'The GreyNoise quota as counted in shared memory (internal: greynoise_quota()).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) IS 'Raises the shared GreyNoise count to the one saved before a restart (internal).';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_state() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_greynoise_state() TO pg_monitor;
+
+CREATE OR REPLACE FUNCTION "ip_inventory_stats_reset"() RETURNS timestamp with time zone 
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_stats_reset_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_inventory_ttl"(
+	"source" TEXT 
+) RETURNS interval 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_ttl_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_ttl(text) IS
+    'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
+
+CREATE OR REPLACE FUNCTION "ip_pseudonymize"(
+	"ip" inet, 
+	"salt" TEXT 
+) RETURNS text 
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_pseudonymize_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_pseudonymize"(
+	"ip" inet 
+) RETURNS text 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_pseudonymize_configured_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_pseudonymize(inet, text) IS
+    'A keyed hash of the address (HMAC-SHA256, 32 hex digits), the same for the same address and salt.';
+
+COMMENT ON FUNCTION @extschema@.ip_pseudonymize(inet) IS
+    'ip_pseudonymize() with the salt named by ip_inventory.pseudonymize_salt. Not granted to PUBLIC: whoever can call it can reverse pseudonyms of IPv4 addresses by trying them all.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_pseudonymize(inet) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION "maxmind_age"() RETURNS interval 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'maxmind_age_wrapper';
+
+COMMENT ON FUNCTION @extschema@.maxmind_age() IS
+    'Age of the loaded MaxMind data from the databases'' build_epoch metadata: the older of City and ASN.';
+
+CREATE OR REPLACE FUNCTION "maxmind_info"() RETURNS TABLE (
+	"name" TEXT,  
+	"path" TEXT,  
+	"database_type" TEXT,  
+	"build_time" timestamp with time zone,  
+	"age" interval,  
+	"ip_version" INT,  
+	"node_count" bigint,  
+	"record_size" INT,  
+	"file_size" bigint,  
+	"languages" TEXT[],  
+	"generation" bigint,  
+	"status" TEXT,  
+	"error" TEXT  
+)
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'maxmind_info_wrapper';
+
+COMMENT ON FUNCTION @extschema@.maxmind_info() IS
+    'One row per configured database as this session has it in service: path, type, build time, age, tree size, generation, status, error.';
+
+REVOKE ALL ON FUNCTION @extschema@.maxmind_info() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.maxmind_info() TO pg_monitor;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_builds(OUT city_build timestamptz, OUT asn_build timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT max(i.build_time) FILTER (WHERE i.name = 'city'), max(i.build_time) FILTER (WHERE i.name = 'asn')
+    FROM @extschema@.maxmind_info() AS i;
+END;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_builds() IS
+    'Build times of the City and ASN databases in service (internal: pending rows, staleness).';
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_pending(
+    maxmind_ts timestamptz, maxmind_build timestamptz, maxmind_asn_build timestamptz,
+    city_build timestamptz, asn_build timestamptz)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN maxmind_ts IS NULL
+    OR (city_build IS NOT NULL AND maxmind_build IS DISTINCT FROM city_build)
+    OR (asn_build IS NOT NULL AND maxmind_asn_build IS DISTINCT FROM asn_build);
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_apply_maxmind(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    updated bigint;
+BEGIN
+    UPDATE @extschema@.ip_inventory AS inv SET
+        geo_country      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country ELSE c.geo_country END,
+        geo_country_name = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country_name ELSE c.geo_country_name END,
+        geo_city         = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_city ELSE c.geo_city END,
+        geo_subdivision  = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_subdivision ELSE c.geo_subdivision END,
+        geo_latitude     = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_latitude ELSE c.geo_latitude END,
+        geo_longitude    = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_longitude ELSE c.geo_longitude END,
+        geo_network      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_network ELSE c.geo_network END,
+        maxmind_build    = coalesce(c.maxmind_build, inv.maxmind_build),
+        maxmind_asn_build = coalesce(c.maxmind_asn_build, inv.maxmind_asn_build),
+        maxmind_ts       = coalesce(c.maxmind_ts, inv.maxmind_ts),
+        -- The ASN stays as it is when the ASN database was not consulted, or when MaxMind has
+        -- none and Team Cymru gave it; otherwise it is MaxMind's (NULL when MaxMind has none).
+        asn_number  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_number ELSE c.asn_number END,
+        asn_org     = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_org ELSE c.asn_org END,
+        asn_network = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_network ELSE c.asn_network END,
+        asn_source  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_source ELSE c.asn_source END,
+        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
+    FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c
+    WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
+    GET DIAGNOSTICS updated = ROW_COUNT;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
+    RETURN updated;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_pending(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz) IS
+    'Whether MaxMind should (re-)enrich a row: never answered, or answered by another build than the one in service (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_apply_maxmind(inet[]) IS
+    'Re-enriches the given addresses from MaxMind, writing only MaxMind''s columns (internal: enrich_pending, cascade_refresh).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_apply_maxmind(inet[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_job_notice(j @extschema@.ip_inventory_jobs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    secs double precision := greatest(extract(epoch FROM clock_timestamp() - j.run_started_at), 0.001);
+    rate double precision := j.run_done_rows / secs;
+BEGIN
+    RAISE NOTICE '%: batch %, % of % rows (%), % rows/s, ETA %',
+        j.job, j.batches, j.done_rows, coalesce(j.total_rows::text, '?'),
+        coalesce(round(100.0 * j.done_rows / nullif(greatest(j.total_rows, j.done_rows), 0), 1)::text || '%', '?'),
+        round(rate)::bigint,
+        CASE WHEN rate > 0 AND j.total_rows IS NOT NULL
+             THEN justify_interval(make_interval(secs => round(greatest(j.total_rows - j.done_rows, 0) / rate)))::text
+             ELSE '?' END;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_rows_per_page(source regclass) RETURNS double precision
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rows_per_page double precision;
+BEGIN
+    SELECT c.reltuples / nullif(c.relpages, 0) INTO rows_per_page
+    FROM pg_class AS c WHERE c.oid = source AND c.reltuples > 0;
+    IF rows_per_page IS NULL THEN
+        rows_per_page := @extschema@._ip_inventory_rows_before_page(source, 8::bigint) / 8.0;
+    END IF;
+    RETURN greatest(rows_per_page, 1);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_backfill_start(
+    source regclass, ip_columns text[], ts_column text, batch_size int)
+RETURNS @extschema@.ip_inventory_jobs
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- A backfill is identified by its table (an OID; pg_dump writes it as a name), not by a
+    -- name whose spelling depends on search_path and renames.
+    job_name text := 'backfill:' || (SELECT format('%I.%I', n.nspname, c.relname)
+                                     FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                                     WHERE c.oid = source);
+    j @extschema@.ip_inventory_jobs;
+    pages bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
+    END IF;
+    PERFORM @extschema@._ip_inventory_check_columns(source, ip_columns, ts_column);
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o WHERE o.event_table = source) THEN
+        RAISE EXCEPTION 'the inserts into % are already recorded by its ip_inventory_observe trigger', source
+            USING ERRCODE = '55000',
+            DETAIL = 'Backfilling it would count its rows twice.',
+            HINT = format('Run SELECT ip_inventory_detach(%L); first, then CALL ip_inventory_backfill(..., attach => true).', source::text);
+    END IF;
+    SELECT * INTO j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.source = _ip_inventory_backfill_start.source;
+    job_name := coalesce(j.job, job_name);
+    IF FOUND AND (j.ip_columns IS DISTINCT FROM ip_columns OR j.ts_column IS DISTINCT FROM ts_column) THEN
+        RAISE EXCEPTION 'an earlier backfill of % counted columns % (time %), not % (time %)',
+            source, j.ip_columns, coalesce(j.ts_column, 'none'), ip_columns, coalesce(ts_column, 'none')
+            USING ERRCODE = '55000',
+            HINT = format('Rerun it with the same columns, or DELETE FROM ip_inventory_jobs WHERE job = %L to start over (the rows it counted would be counted again).', job_name);
+    END IF;
+
+    PERFORM @extschema@._ip_inventory_job_start(job_name);
+    INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, source, ip_columns, ts_column, resume_after,
+                                                    status, started_at, run_started_at, updated_at)
+    VALUES (job_name, source, ip_columns, ts_column, '(0,0)', 'running',
+            clock_timestamp(), clock_timestamp(), clock_timestamp())
+    ON CONFLICT (job) DO NOTHING;
+    pages := pg_relation_size(source) / current_setting('block_size')::bigint;
+    UPDATE @extschema@.ip_inventory_jobs AS jb SET
+        status = 'running', run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL,
+        total_rows = jb.done_rows
+            + round(greatest(pages - (jb.resume_after::text::point)[0], 0)
+                    * @extschema@._ip_inventory_rows_per_page(_ip_inventory_backfill_start.source))::bigint
+    WHERE jb.job = job_name RETURNING * INTO j;
+    RETURN j;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_backfill_step(job_name text, batch_size int, attach boolean)
+RETURNS @extschema@.ip_inventory_jobs
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j @extschema@.ip_inventory_jobs;
+    pages bigint;
+    upper_page bigint;
+    final boolean;
+    r record;
+BEGIN
+    SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = job_name;
+    pages := pg_relation_size(j.source) / current_setting('block_size')::bigint;
+    upper_page := (j.resume_after::text::point)[0]::bigint
+                  + greatest(ceil(batch_size / @extschema@._ip_inventory_rows_per_page(j.source)), 1)::bigint;
+    final := upper_page >= pages;
+    IF final AND attach THEN
+        -- Rows before the lock are read here, rows after it are recorded by the trigger.
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', j.source);
+    END IF;
+    SELECT * INTO STRICT r FROM @extschema@._ip_inventory_backfill_batch(
+        j.source, j.ip_columns, j.ts_column, j.resume_after::text, CASE WHEN NOT final THEN upper_page END);
+    UPDATE @extschema@.ip_inventory_jobs AS jb SET
+        resume_after = CASE WHEN final THEN coalesce(r.last_ctid::tid, jb.resume_after)
+                            ELSE format('(%s,0)', upper_page)::tid END,
+        done_rows = jb.done_rows + r.event_rows,
+        run_done_rows = jb.run_done_rows + r.event_rows,
+        addresses = jb.addresses + r.addresses,
+        new_addresses = jb.new_addresses + r.new_addresses,
+        batches = jb.batches + 1,
+        updated_at = clock_timestamp(),
+        status = CASE WHEN final THEN 'finished' ELSE 'running' END,
+        total_rows = CASE WHEN final THEN jb.done_rows + r.event_rows ELSE jb.total_rows END,
+        finished_at = CASE WHEN final THEN clock_timestamp() END
+    WHERE jb.job = job_name RETURNING * INTO j;
+    IF final AND attach THEN
+        PERFORM @extschema@.ip_inventory_attach(j.source, j.ip_columns, j.ts_column);
+    END IF;
+    PERFORM @extschema@._ip_inventory_job_notice(j);
+    RETURN j;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_job_summary(j @extschema@.ip_inventory_jobs, extra jsonb)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._ip_inventory_job_release(j.job);
+    RETURN jsonb_build_object(
+        'job', j.job, 'status', j.status, 'batches', j.batches,
+        'seconds', round(extract(epoch FROM j.updated_at - j.run_started_at)::numeric, 3)) || extra;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_backfill_summary(j @extschema@.ip_inventory_jobs, attach boolean)
+RETURNS jsonb LANGUAGE sql SET search_path = pg_catalog, pg_temp
+RETURN @extschema@._ip_inventory_job_summary(j, jsonb_build_object(
+    'event_rows', j.done_rows, 'this_run_rows', j.run_done_rows,
+    'addresses', j.addresses, 'new_addresses', j.new_addresses, 'attached', attach));
+
+CREATE OR REPLACE PROCEDURE @extschema@.ip_inventory_backfill(
+    source regclass, ip_columns text[], ts_column text DEFAULT NULL, batch_size int DEFAULT 10000,
+    attach boolean DEFAULT false, INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    j @extschema@.ip_inventory_jobs;
+BEGIN
+    j := @extschema@._ip_inventory_backfill_start(source, ip_columns, ts_column, batch_size);
+    COMMIT;
+    LOOP
+        j := @extschema@._ip_inventory_backfill_step(j.job, batch_size, attach);
+        COMMIT;
+        EXIT WHEN j.finished_at IS NOT NULL;
+    END LOOP;
+    summary := @extschema@._ip_inventory_backfill_summary(j, attach);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_enrich_start(
+    batch_size int, max_rows bigint,
+    OUT j @extschema@.ip_inventory_jobs, OUT city_build timestamptz, OUT asn_build timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
+    END IF;
+    IF max_rows < 0 THEN
+        RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
+    END IF;
+    -- Raises unless the configured databases can be used (none configured included).
+    PERFORM @extschema@.maxmind_age();
+    SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
+
+    PERFORM @extschema@._ip_inventory_job_start('enrich_pending'::text);
+    -- A finished job starts counting afresh; an interrupted one keeps its counts.
+    INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, status, started_at, run_started_at, updated_at)
+    VALUES ('enrich_pending', 'running', clock_timestamp(), clock_timestamp(), clock_timestamp())
+    ON CONFLICT (job) DO UPDATE SET
+        status = 'running',
+        started_at = CASE WHEN jb.status = 'finished' THEN clock_timestamp() ELSE jb.started_at END,
+        done_rows = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.done_rows END,
+        addresses = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.addresses END,
+        batches = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.batches END,
+        run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
+    UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
+        SELECT count(*) FROM @extschema@.ip_inventory AS inv
+        WHERE inv.ip_class = 'public'
+          AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
+                                                        inv.maxmind_asn_build, city_build, asn_build)))
+    WHERE jb.job = 'enrich_pending' RETURNING * INTO j;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_enrich_step(
+    batch_size int, max_rows bigint, after_ip inet, city_build timestamptz, asn_build timestamptz,
+    OUT j @extschema@.ip_inventory_jobs, OUT last_ip inet, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    batch inet[];
+    enriched bigint;
+    stopped boolean := false;
+BEGIN
+    SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'enrich_pending';
+    SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
+        SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+        WHERE inv.ip_class = 'public' AND (after_ip IS NULL OR inv.ip_address > after_ip)
+          AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
+                                                        inv.maxmind_asn_build, city_build, asn_build)
+        ORDER BY inv.ip_address
+        LIMIT CASE WHEN max_rows IS NULL THEN batch_size
+                   ELSE least(batch_size, max_rows - j.run_done_rows) END
+        FOR UPDATE OF inv
+    ) AS p;
+    last_ip := after_ip;
+    IF batch IS NOT NULL THEN
+        enriched := @extschema@._ip_inventory_apply_maxmind(batch);
+        last_ip := batch[cardinality(batch)];
+        stopped := max_rows IS NOT NULL AND j.run_done_rows + cardinality(batch) >= max_rows;
+        UPDATE @extschema@.ip_inventory_jobs AS jb SET
+            done_rows = jb.done_rows + cardinality(batch),
+            run_done_rows = jb.run_done_rows + cardinality(batch),
+            addresses = jb.addresses + enriched, batches = jb.batches + 1,
+            updated_at = clock_timestamp()
+        WHERE jb.job = 'enrich_pending' RETURNING * INTO j;
+        PERFORM @extschema@._ip_inventory_job_notice(j);
+    END IF;
+    done := batch IS NULL OR stopped;
+    IF done THEN
+        -- Stopped at max_rows, the job is not finished: it continues at the next run.
+        UPDATE @extschema@.ip_inventory_jobs AS jb SET
+            status = CASE WHEN stopped THEN 'stopped' ELSE 'finished' END,
+            total_rows = CASE WHEN stopped THEN jb.total_rows ELSE jb.done_rows END,
+            finished_at = CASE WHEN stopped THEN NULL ELSE clock_timestamp() END,
+            updated_at = clock_timestamp()
+        WHERE jb.job = 'enrich_pending' RETURNING * INTO j;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_enrich_summary(
+    j @extschema@.ip_inventory_jobs, city_build timestamptz, asn_build timestamptz)
+RETURNS jsonb LANGUAGE sql SET search_path = pg_catalog, pg_temp
+RETURN @extschema@._ip_inventory_job_summary(j, jsonb_build_object(
+    'status', CASE WHEN j.status = 'stopped' THEN 'stopped at max_rows' ELSE 'finished' END,
+    'enriched', j.run_done_rows, 'city_build', city_build, 'asn_build', asn_build));
+
+CREATE OR REPLACE PROCEDURE @extschema@.ip_inventory_enrich_pending(
+    batch_size int DEFAULT 10000, max_rows bigint DEFAULT NULL, INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    started record;
+    step record;
+BEGIN
+    started := @extschema@._ip_inventory_enrich_start(batch_size, max_rows);
+    COMMIT;
+    step := @extschema@._ip_inventory_enrich_step(batch_size, max_rows, NULL::pg_catalog.inet,
+                                                  started.city_build, started.asn_build);
+    COMMIT;
+    WHILE NOT step.done LOOP
+        step := @extschema@._ip_inventory_enrich_step(batch_size, max_rows, step.last_ip,
+                                                      started.city_build, started.asn_build);
+        COMMIT;
+    END LOOP;
+    summary := @extschema@._ip_inventory_enrich_summary(step.j, started.city_build, started.asn_build);
+END $$;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_progress AS
+SELECT j.job,
+       CASE WHEN j.status IN ('finished', 'stopped') THEN j.status
+            WHEN h.pid IS NOT NULL THEN 'running'
+            ELSE 'interrupted' END AS status,
+       h.pid AS running_pid,
+       j.done_rows, j.total_rows,
+       round(100.0 * j.done_rows / nullif(greatest(j.total_rows, j.done_rows), 0), 1) AS percent,
+       round(j.run_done_rows / nullif(extract(epoch FROM j.updated_at - j.run_started_at), 0)) AS rows_per_second,
+       CASE WHEN j.status = 'running' AND j.run_done_rows > 0 AND j.total_rows IS NOT NULL THEN
+           justify_interval(make_interval(secs => round(greatest(j.total_rows - j.done_rows, 0)
+               * extract(epoch FROM j.updated_at - j.run_started_at) / j.run_done_rows)))
+       END AS eta,
+       j.addresses, j.new_addresses, j.batches, j.source, j.ip_columns, j.ts_column,
+       j.started_at, j.updated_at, j.finished_at
+FROM @extschema@.ip_inventory_jobs AS j
+LEFT JOIN LATERAL (SELECT @extschema@._ip_inventory_job_holder(j.job) AS pid) AS h ON j.status = 'running';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_job_notice(@extschema@.ip_inventory_jobs) IS 'Raises the per-batch progress NOTICE (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_rows_per_page(regclass) IS 'Rows per page of an event table, to size backfill batches (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_start(regclass, text[], text, int) IS 'Checks and starts or resumes a backfill (internal: ip_inventory_backfill).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_step(text, int, boolean) IS 'One batch of a backfill (internal: ip_inventory_backfill).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_job_summary(@extschema@.ip_inventory_jobs, jsonb) IS 'A job''s summary; releases its lock (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_summary(@extschema@.ip_inventory_jobs, boolean) IS 'The summary ip_inventory_backfill returns (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_enrich_start(int, bigint) IS 'Checks and starts or resumes enrich_pending (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_enrich_step(int, bigint, inet, timestamptz, timestamptz) IS 'One batch of enrich_pending (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_enrich_summary(@extschema@.ip_inventory_jobs, timestamptz, timestamptz) IS 'The summary ip_inventory_enrich_pending returns (internal).';
+
+COMMENT ON PROCEDURE @extschema@.ip_inventory_backfill(regclass, text[], text, int, boolean, jsonb) IS
+    'Counts the addresses of an existing event table into ip_inventory in batches, committing each with its position: resumable, never counts a row twice. attach => true attaches the observe trigger in the last batch''s transaction. Reads the table as its owner.';
+
+COMMENT ON PROCEDURE @extschema@.ip_inventory_enrich_pending(int, bigint, jsonb) IS
+    'Enriches, in batches committed one by one, the public rows MaxMind has not answered for or that another database build answered. Resumable.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_progress IS
+    'Progress of backfill and enrich_pending jobs: status (running, interrupted, stopped, finished), the running process, rows done of total, rate, ETA. Updated with every committed batch.';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_notice(@extschema@.ip_inventory_jobs) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_rows_per_page(regclass) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_backfill_start(regclass, text[], text, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_backfill_step(text, int, boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_summary(@extschema@.ip_inventory_jobs, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_backfill_summary(@extschema@.ip_inventory_jobs, boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enrich_start(int, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enrich_step(int, bigint, inet, timestamptz, timestamptz) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enrich_summary(@extschema@.ip_inventory_jobs, timestamptz, timestamptz) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_backfill(regclass, text[], text, int, boolean, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_enrich_pending(int, bigint, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.greynoise_quota(
+    OUT day date, OUT daily_quota bigint, OUT used bigint, OUT remaining bigint, OUT paused_until timestamptz)
+LANGUAGE sql VOLATILE
+RETURN (SELECT ROW(date '1970-01-01' + s.day, s.daily_quota, s.used, s.remaining,
+                   CASE WHEN s.paused_until > 0 THEN to_timestamp(s.paused_until) END)
+        FROM @extschema@._ip_inventory_greynoise_state() AS s);
+
+COMMENT ON FUNCTION @extschema@.greynoise_quota() IS
+    'The GreyNoise daily quota, counted across all sessions: UTC day, limit (ip_inventory.greynoise_daily_quota), calls made, calls left, and until when GreyNoise asked not to be called (its last HTTP 429). Needs shared_preload_libraries.';
+
+REVOKE ALL ON FUNCTION @extschema@.greynoise_quota() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.greynoise_quota() TO pg_monitor;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_refresh_result(
+    source text, selected bigint, refreshed bigint, unchanged bigint, not_found bigint,
+    failed bigint, skipped bigint, quota_remaining bigint, started timestamptz, first_failure text)
+RETURNS jsonb LANGUAGE sql STABLE
+RETURN jsonb_strip_nulls(jsonb_build_object(
+    'source', source, 'selected', selected, 'refreshed', refreshed, 'unchanged', unchanged,
+    'not_found', not_found, 'failed', failed, 'skipped', skipped,
+    'quota_remaining', quota_remaining,
+    'elapsed', round(extract(epoch FROM clock_timestamp() - started), 3),
+    'first_failure', first_failure));
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_refresh_maxmind(lim int) RETURNS jsonb LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    city_build timestamptz;
+    asn_build timestamptz;
+    ips inet[];
+    before jsonb;
+    res record;
+BEGIN
+    SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
+    SELECT coalesce(array_agg(s.ip_address), '{}'),
+           coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
+      INTO ips, before
+      FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
+            WHERE ip_class = 'public'
+              AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
+            ORDER BY observation_count DESC, ip_address
+            LIMIT lim
+            FOR UPDATE SKIP LOCKED) AS s;
+    PERFORM @extschema@._ip_inventory_apply_maxmind(ips);
+    SELECT count(*) AS selected,
+           count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' <> before -> host(i.ip_address)) AS refreshed,
+           count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' = before -> host(i.ip_address)) AS unchanged,
+           count(*) FILTER (WHERE NOT i.enrichment ? 'maxmind') AS not_found
+      INTO res
+      FROM @extschema@.ip_inventory AS i WHERE i.ip_address = ANY (ips);
+    -- (Every argument of the exact type: no overload elsewhere can match better.)
+    RETURN @extschema@._ip_inventory_refresh_result('maxmind'::text, res.selected, res.refreshed, res.unchanged,
+                                                    res.not_found, 0::bigint, 0::bigint, NULL::bigint, started, NULL::text);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_refresh_network(src text, lim int) RETURNS jsonb LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    ttl interval := @extschema@.ip_inventory_ttl(src);
+    maxmind_ready boolean;
+    ips text[];
+    before jsonb;
+    res record;
+    quota record;
+    quota_left bigint;
+BEGIN
+    -- Team Cymru serves the rows MaxMind has no ASN for (and those it answered itself),
+    -- once MaxMind had its chance: rows MaxMind never enriched wait for it, unless no
+    -- MaxMind database is in service at all.
+    IF src = 'cymru' THEN
+        maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                                 WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
+    END IF;
+    IF src = 'greynoise' THEN
+        -- After a restart, continue today's count from the last saved one.
+        PERFORM @extschema@._ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used::bigint)
+           FROM @extschema@.ip_inventory_quota AS q WHERE q.source = 'greynoise';
+    END IF;
+
+    -- Due rows, busiest first; rows whose last attempt failed come after the others, so a
+    -- few addresses the source keeps failing on cannot hold up the rest. Run as a one-shot
+    -- statement so each source's condition is planned with its own due-row index (the Team
+    -- Cymru condition repeats that index's predicate).
+    EXECUTE format($sql$
+        SELECT coalesce(array_agg(host(s.ip_address)), '{}'),
+               coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> $1, 'null')), '{}')
+          FROM (SELECT i.ip_address, i.enrichment
+                FROM @extschema@.ip_inventory AS i
+                LEFT JOIN @extschema@.ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
+                WHERE i.ip_class = 'public' AND %s
+                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
+                LIMIT $3
+                FOR UPDATE OF i SKIP LOCKED) AS s $sql$,
+        CASE src
+            WHEN 'cymru' THEN '(i.cymru_ts IS NULL OR i.cymru_ts < now() - $2)
+                               AND (i.asn_source IS NULL OR i.asn_source = ''cymru'')
+                               AND (i.maxmind_ts IS NOT NULL OR NOT $4)'
+            WHEN 'greynoise' THEN '(i.greynoise_ts IS NULL OR i.greynoise_ts < now() - $2)'
+            WHEN 'rdns' THEN '(i.rdns_ts IS NULL OR i.rdns_ts < now() - $2)'
+        END)
+      INTO ips, before
+      USING src, ttl, lim, maxmind_ready;
+
+    WITH r AS MATERIALIZED (
+        SELECT f.ip, f.outcome, f.answer, f.detail, before -> host(f.ip) AS previous
+        FROM @extschema@.ip_inventory_fetch(src, ips) AS f
+    ),
+    -- An answer (and a skip that says why, like an IPv6 address for GreyNoise) is stored
+    -- with its time; quota, 429 and stop skips leave the row as it was.
+    stored AS (
+        UPDATE @extschema@.ip_inventory AS i SET
+            enrichment   = i.enrichment || jsonb_build_object(src, r.answer),
+            cymru_ts     = CASE WHEN src = 'cymru' THEN now() ELSE i.cymru_ts END,
+            greynoise_ts = CASE WHEN src = 'greynoise' THEN now() ELSE i.greynoise_ts END,
+            rdns_ts      = CASE WHEN src = 'rdns' THEN now() ELSE i.rdns_ts END,
+            -- Team Cymru's ASN never replaces MaxMind's; its own is replaced or cleared.
+            asn_number   = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
+                                THEN (r.answer ->> 'asn')::bigint ELSE i.asn_number END,
+            asn_org      = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
+                                THEN CASE WHEN r.answer ->> 'asn' IS NOT NULL THEN r.answer ->> 'as_name' END
+                                ELSE i.asn_org END,
+            asn_network  = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
+                                THEN CASE WHEN r.answer ->> 'asn' IS NOT NULL THEN (r.answer ->> 'prefix')::cidr END
+                                ELSE i.asn_network END,
+            asn_source   = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
+                                THEN CASE WHEN r.answer ->> 'asn' IS NOT NULL THEN 'cymru' END
+                                ELSE i.asn_source END
+        FROM r
+        WHERE i.ip_address = r.ip AND r.answer IS NOT NULL
+        RETURNING 1
+    ),
+    recorded AS (
+        INSERT INTO @extschema@.ip_inventory_failures AS f (ip_address, source, attempts, error, first_failed_at, last_failed_at)
+        SELECT r.ip, src, 1, r.detail, now(), now() FROM r WHERE r.outcome = 'failed'
+        ON CONFLICT (ip_address, source) DO UPDATE
+            SET attempts = f.attempts + 1, error = excluded.error, last_failed_at = excluded.last_failed_at
+        RETURNING 1
+    ),
+    cleared AS (
+        DELETE FROM @extschema@.ip_inventory_failures AS f USING r
+        WHERE f.ip_address = r.ip AND f.source = src AND r.answer IS NOT NULL
+        RETURNING 1
+    )
+    SELECT count(*) AS selected,
+           count(*) FILTER (WHERE outcome = 'found' AND answer IS DISTINCT FROM previous) AS refreshed,
+           count(*) FILTER (WHERE outcome = 'found' AND answer = previous) AS unchanged,
+           count(*) FILTER (WHERE outcome = 'not_found') AS not_found,
+           count(*) FILTER (WHERE outcome = 'failed') AS failed,
+           count(*) FILTER (WHERE outcome = 'skipped') AS skipped,
+           min(detail) FILTER (WHERE outcome = 'failed') AS first_failure,
+           (SELECT count(*) FROM stored) + (SELECT count(*) FROM recorded) + (SELECT count(*) FROM cleared) AS writes
+      INTO res
+      FROM r;
+
+    IF res.selected <> coalesce(array_length(ips, 1), 0) THEN
+        -- Every selected address gets one row from the fetch; anything else is a bug.
+        RAISE EXCEPTION '% refresh: % addresses selected, % answered', src, coalesce(array_length(ips, 1), 0), res.selected
+            USING ERRCODE = 'XX000';
+    END IF;
+
+    IF src = 'greynoise' THEN
+        SELECT * INTO quota FROM @extschema@.greynoise_quota();
+        quota_left := quota.remaining;
+        INSERT INTO @extschema@.ip_inventory_quota AS q (source, day, used)
+        VALUES ('greynoise', quota.day, quota.used)
+        ON CONFLICT (source) DO UPDATE SET day = excluded.day, used = excluded.used
+            WHERE (q.day, q.used) < (excluded.day, excluded.used);
+    END IF;
+    RETURN @extschema@._ip_inventory_refresh_result(src, res.selected, res.refreshed, res.unchanged, res.not_found,
+                                       res.failed, res.skipped, quota_left, started, res.first_failure);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh(source text, lim int DEFAULT 100) RETURNS jsonb LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    src text;
+    one jsonb;
+    results jsonb := '{}';
+    total jsonb;
+BEGIN
+    IF source IS NULL OR lim IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh: source and lim must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF lim < 0 OR lim > 100000 THEN
+        RAISE EXCEPTION 'cascade_refresh: lim must be between 0 and 100000, not %', lim
+            USING ERRCODE = '22023',
+                  HINT = 'Refresh in batches: schedule cascade_refresh() with a moderate lim (selected rows stay locked until the refresh commits).';
+    END IF;
+    CASE source
+    WHEN 'maxmind' THEN
+        RETURN @extschema@._ip_inventory_refresh_maxmind(lim);
+    WHEN 'cymru', 'greynoise', 'rdns' THEN
+        RETURN @extschema@._ip_inventory_refresh_network(source, lim);
+    WHEN 'all' THEN
+        -- Each source in its own subtransaction: one that fails (a missing database, a
+        -- rejected key) is reported and the others still run. Cancellation stops them all.
+        FOREACH src IN ARRAY ARRAY['maxmind', 'cymru', 'greynoise', 'rdns'] LOOP
+            BEGIN
+                one := CASE WHEN src = 'maxmind' THEN @extschema@._ip_inventory_refresh_maxmind(lim)
+                            ELSE @extschema@._ip_inventory_refresh_network(src, lim) END;
+            EXCEPTION WHEN OTHERS THEN
+                one := jsonb_build_object('source', src, 'error', SQLERRM, 'sqlstate', SQLSTATE);
+                RAISE WARNING 'cascade_refresh(''all''): % failed: %', src, SQLERRM;
+            END;
+            results := results || jsonb_build_object(src, one - 'source');
+        END LOOP;
+        SELECT jsonb_object_agg(k, s) INTO total
+        FROM unnest(ARRAY['selected', 'refreshed', 'unchanged', 'not_found', 'failed', 'skipped']) AS k,
+             LATERAL (SELECT coalesce(sum((v ->> k)::bigint), 0) AS s FROM jsonb_each(results) AS e(n, v)) AS t;
+        RETURN jsonb_build_object('source', 'all') || total
+            || jsonb_strip_nulls(jsonb_build_object('quota_remaining', results -> 'greynoise' -> 'quota_remaining'))
+            || jsonb_build_object('elapsed', round(extract(epoch FROM clock_timestamp() - started), 3),
+                                  'sources', results);
+    ELSE
+        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
+            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
+    END CASE;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_result(text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, timestamptz, text) IS
+    'The counts a refresh returns, as jsonb (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) IS
+    'cascade_refresh(''maxmind''): re-enriches rows never enriched or enriched from another database build (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) IS
+    'cascade_refresh() for one network source: asks it about the due rows and stores the answers and failures (internal).';
+
+COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
+    'Refreshes up to lim due rows from one source (maxmind, cymru, greynoise, rdns) or from each in turn (all), busiest addresses first, and returns the counts as jsonb: selected, refreshed, unchanged, not_found, failed, skipped, quota_remaining, elapsed (seconds). Concurrent calls split the work (FOR UPDATE SKIP LOCKED).';
+
+REVOKE ALL ON FUNCTION @extschema@.cascade_refresh(text, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
+SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
+FROM @extschema@._ip_inventory_stats_counters() AS s
+UNION ALL
+SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
+FROM @extschema@.maxmind_info() AS i
+WHERE i.age IS NOT NULL
+UNION ALL
+SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
+FROM @extschema@.greynoise_quota() AS q,
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota)) AS g(metric, value);
+
+GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.ip_inventory_stats IS
+    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
+    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
+    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
+    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
+SELECT count(*) AS total_ips,
+       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
+       count(asn_number) AS with_asn,
+       count(geo_country) AS with_geo,
+       count(*) FILTER (WHERE is_scanner) AS scanners,
+       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
+       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
+       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
+       count(*) FILTER (WHERE ip_class = 'public' AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       coalesce(sum(observation_count), 0) AS observations
+FROM @extschema@.ip_inventory;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
+SELECT asn_source,
+       count(*) AS ips,
+       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_source;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       geo_country,
+       max(geo_country_name) AS geo_country_name,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE geo_country IS NOT NULL
+GROUP BY geo_country;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       asn_number,
+       max(asn_org) AS asn_org,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_number;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
+SELECT 'maxmind' AS source, NULL::interval AS ttl,
+       count(*) AS eligible,
+       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
+       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
+                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
+                                                         b.city_build, b.asn_build)) AS stale,
+       min(maxmind_ts) AS oldest
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE ip_class = 'public'
+UNION ALL
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*),
+       count(*) FILTER (WHERE cymru_ts IS NULL),
+       count(*) FILTER (WHERE cymru_ts < now() - @extschema@.ip_inventory_ttl('cymru')),
+       min(cymru_ts)
+FROM @extschema@.ip_inventory
+WHERE ip_class = 'public' AND (asn_number IS NULL OR asn_source = 'cymru')
+UNION ALL
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*),
+       count(*) FILTER (WHERE greynoise_ts IS NULL),
+       count(*) FILTER (WHERE greynoise_ts < now() - @extschema@.ip_inventory_ttl('greynoise')),
+       min(greynoise_ts)
+FROM @extschema@.ip_inventory
+WHERE ip_class = 'public' AND family(ip_address) = 4
+UNION ALL
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*),
+       count(*) FILTER (WHERE rdns_ts IS NULL),
+       count(*) FILTER (WHERE rdns_ts < now() - @extschema@.ip_inventory_ttl('rdns')),
+       min(rdns_ts)
+FROM @extschema@.ip_inventory
+WHERE ip_class = 'public';
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
+RETURNS TABLE ("check" text, status text, value text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    warn_age interval;
+    crit_age interval;
+    age interval;
+    cov @extschema@.ip_inventory_coverage;
+    st record;
+    db record;
+    n bigint;
+    failing bigint;
+    last_seen timestamptz;
+BEGIN
+    -- The MaxMind databases themselves.
+    FOR db IN SELECT * FROM @extschema@.maxmind_info() WHERE name IN ('city', 'asn') LOOP
+        "check" := 'maxmind_' || db.name || '_database';
+        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
+        value := db.status;
+        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
+                  || coalesce(': ' || db.error, '');
+        RETURN NEXT;
+    END LOOP;
+
+    -- maxmind_info() above loaded the library, which defines these settings.
+    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
+    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
+    "check" := 'maxmind_age';
+    BEGIN
+        age := @extschema@.maxmind_age();
+        value := justify_interval(date_trunc('minute', age))::text;
+        status := CASE WHEN age > crit_age THEN 'critical' WHEN age > warn_age THEN 'warning' ELSE 'ok' END;
+        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                         justify_interval(warn_age), justify_interval(crit_age));
+    EXCEPTION WHEN OTHERS THEN
+        status := 'critical'; value := NULL; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+
+    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
+    "check" := 'asn_coverage';
+    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
+                     cov.with_asn, cov.public_ips);
+    RETURN NEXT;
+    "check" := 'geo_coverage';
+    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
+                     cov.with_geo, cov.public_ips);
+    RETURN NEXT;
+
+    -- Stale answers per source: a warning when more than a tenth of the rows a source
+    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
+    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
+        "check" := st.source || '_stale';
+        value := st.stale::text;
+        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
+        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
+                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
+        RETURN NEXT;
+    END LOOP;
+
+    "check" := 'maxmind_pending';
+    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
+    value := n::text;
+    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
+    RETURN NEXT;
+
+    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
+    "check" := 'greynoise_quota';
+    BEGIN
+        SELECT * INTO st FROM @extschema@.greynoise_quota();
+        value := st.remaining || ' of ' || st.daily_quota;
+        status := CASE WHEN st.remaining = 0 AND st.daily_quota > 0 THEN 'critical'
+                       WHEN st.remaining < 0.2 * st.daily_quota THEN 'warning'
+                       WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+        detail := 'calls left today (UTC; warning below 20%): SELECT * FROM greynoise_quota();'
+                  || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        status := 'warning'; value := NULL; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+
+    "check" := 'network_failures';
+    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
+           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
+      INTO n, failing, detail
+      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
+            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
+    value := n::text;
+    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
+                     coalesce(detail, 'none'), failing);
+    RETURN NEXT;
+
+    "check" := 'observed_tables';
+    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
+    value := n::text;
+    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
+    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
+                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
+    RETURN NEXT;
+
+    "check" := 'last_observation';
+    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
+    value := last_seen::text;
+    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
+    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
+    RETURN NEXT;
+END $$;
+
+COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
+    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
+    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
+    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
+
+CREATE OR REPLACE FUNCTION "maxmind_reload"() RETURNS jsonb 
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'maxmind_reload_wrapper';
+
+COMMENT ON FUNCTION @extschema@.maxmind_reload() IS
+    'Validate every configured database in full, then make every backend switch to it at its next lookup; on failure nothing changes. Needs shared_preload_libraries.';
+
+REVOKE ALL ON FUNCTION @extschema@.maxmind_reload() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION "maxmind_verify"(
+	"path" TEXT, 
+	"kind" TEXT DEFAULT 'any' 
+) RETURNS jsonb 
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'maxmind_verify_wrapper';
+
+COMMENT ON FUNCTION @extschema@.maxmind_verify(text, text) IS
+    'Fully verify a MaxMind DB file without installing it; kind is city, asn or any.';
+
+REVOKE ALL ON FUNCTION @extschema@.maxmind_verify(text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION "mmdb_lookup"(
+	"ip" inet, 
+	"database" TEXT 
+) RETURNS jsonb 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'mmdb_lookup_wrapper';
+
+COMMENT ON FUNCTION @extschema@.mmdb_lookup(inet, text) IS
+    'Whole record of any MaxMind DB file as {"network", "data"}: database is city, asn, a name from ip_inventory.databases, or an absolute path (superusers and pg_read_server_files only).';
+
+-- 0.1.0 -> 0.2.0, hand-written part after the replaced objects: what 0.2.0 no longer has.
+-- The SQL that recorded observations (now aggregated in Rust, src/observe.rs).
+DROP FUNCTION @extschema@.ip_inventory_record_sql(text, text[], text, text, boolean);
+-- Advisory-lock job exclusion (any role could take the key): replaced by
+-- _ip_inventory_job_start/_release/_holder (src/jobs.rs).
+DROP FUNCTION @extschema@.ip_inventory_job_holder(text);
+DROP FUNCTION @extschema@.ip_inventory_job_lock(text);
+DROP FUNCTION @extschema@.ip_inventory_job_start(text);
+DROP FUNCTION @extschema@.ip_inventory_job_release(text);

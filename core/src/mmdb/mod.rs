@@ -10,6 +10,7 @@
 mod cache;
 mod json;
 mod record;
+pub mod store;
 
 use std::fmt;
 use std::fs::File;
@@ -334,6 +335,25 @@ impl Database {
         self.reader
             .verify()
             .map_err(|e| DbError::from_mmdb(&self.path, e))
+    }
+
+    /// Full verification for files MaxMind's verifier refuses for their metadata alone (an
+    /// empty description, common outside MaxMind): walks every network of the search tree and
+    /// decodes every record once.
+    pub fn verify_records(&self) -> Result<(), DbError> {
+        let mut seen = std::collections::HashSet::new();
+        let networks = self
+            .reader
+            .networks(WithinOptions::default())
+            .map_err(|e| DbError::from_mmdb(&self.path, e))?;
+        for item in networks {
+            let result = item.map_err(|e| DbError::from_mmdb(&self.path, e))?;
+            let hit = Hit { result };
+            if hit.record_offset().is_none_or(|o| seen.insert(o)) {
+                self.record_json(&hit)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

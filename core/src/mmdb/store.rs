@@ -1,0 +1,629 @@
+//! The store of verified copies: the only bytes a reader ever maps.
+//!
+//! A database the operator names is never mapped where it lies: its file can be rewritten in
+//! place, truncated (a mapped page past the end is SIGBUS, and the postmaster restarts the
+//! whole cluster), replaced by a FIFO (open() blocks beyond any cancel) or by a corrupted copy.
+//! Instead its bytes are copied into a directory only the server writes, named by their
+//! SHA-256, and the copy is verified in full before anything uses it. Readers map copies only.
+//!
+//! Which copy holds the file at a path now is remembered by the file's identity (device,
+//! inode, size, modification and change times: a write changes the change time, which no
+//! user can set), so a file is read and verified once, by whichever process meets it first,
+//! and every other process finds the verified copy at the cost of a stat(). A file that fails
+//! verification is remembered too, and never verified again while it stays as it is.
+//!
+//! Layout of the store directory:
+//! - `<sha256>.mmdb`: a verified copy (read-only);
+//! - `identities/<identity>`: the hash of the file with that identity, and its path;
+//! - `rejected/<identity>`: why the file with that identity was refused;
+//! - `.lock`: held (flock) by the process copying and verifying a file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use super::{Database, DbError, DbKind, ErrorKind};
+
+/// Copies older than this that no configured path names any more are removed.
+const KEEP_UNUSED: Duration = Duration::from_secs(3600);
+
+/// A file's identity, as remembered in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl Identity {
+    pub fn from_metadata(m: &fs::Metadata) -> Self {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// The identity of the regular file the path names now (following symlinks). Anything
+    /// else (a FIFO, a directory, a device, a symlink loop) is an error, found without opening it.
+    pub fn of(path: &Path) -> Result<Self, DbError> {
+        let m = fs::metadata(path).map_err(|e| DbError::from_io(path, &e))?;
+        if !m.is_file() {
+            return Err(DbError::new(path, ErrorKind::NotAFile));
+        }
+        Ok(Self::from_metadata(&m))
+    }
+
+    fn file_name(&self) -> String {
+        format!(
+            "{}-{}-{}-{}-{}",
+            self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns
+        )
+    }
+}
+
+/// Whether a caller waits for another process that is copying and verifying a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Wait (reload, the first open of a database a process needs).
+    Yes,
+    /// Do not wait: the caller has a verified reader in service and keeps using it.
+    No,
+}
+
+/// What the store has for the file at a path.
+#[derive(Debug)]
+pub enum Found {
+    /// The verified copy of the file the path names now.
+    Verified(Verified),
+    /// Another process is verifying a file now (only with [`Wait::No`]).
+    Busy,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The copy to map.
+    pub copy: PathBuf,
+    /// The identity of the operator's file it is a copy of.
+    pub source: Identity,
+}
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// The store in `dir`, created (mode 0700) when missing.
+    pub fn open(dir: &Path) -> io::Result<Store> {
+        for d in [dir.to_path_buf(), dir.join("identities"), dir.join("rejected")] {
+            match fs::create_dir(&d) {
+                Ok(()) => fs::set_permissions(&d, fs::Permissions::from_mode(0o700))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Store {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The verified copy of the file at `path`, copying and verifying it in full when no
+    /// process did yet. `cancelled` is asked between chunks of the copy (a query cancel).
+    pub fn verified(
+        &self,
+        path: &Path,
+        kind: DbKind,
+        wait: Wait,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Found, DbError> {
+        let identity = Identity::of(path)?;
+        if let Some(found) = self.known(path, identity)? {
+            return Ok(Found::Verified(found));
+        }
+        let Some(_lock) = self.lock(path, wait)? else {
+            return Ok(Found::Busy);
+        };
+        // Another process may have done it while we waited for the lock.
+        if let Some(found) = self.known(path, identity)? {
+            return Ok(Found::Verified(found));
+        }
+        match self.ingest(path, identity, kind, cancelled) {
+            Ok(v) => {
+                self.collect_garbage();
+                Ok(Found::Verified(v))
+            }
+            Err(e) => {
+                // Remembered, so that no process verifies the same bad file again. A cancel is
+                // not the file's fault, nor is a file that changed while it was read.
+                if !matches!(e.kind, ErrorKind::Io(_)) {
+                    let _ = write_atomically(
+                        &self.dir.join("rejected").join(identity.file_name()),
+                        e.reason().as_bytes(),
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The verified copy remembered for `identity`, or the refusal remembered for it.
+    fn known(&self, path: &Path, identity: Identity) -> Result<Option<Verified>, DbError> {
+        let name = identity.file_name();
+        if let Ok(text) = fs::read_to_string(self.dir.join("identities").join(&name)) {
+            if let Some(hash) = text.lines().next().filter(|h| is_hash(h)) {
+                let copy = self.dir.join(format!("{hash}.mmdb"));
+                if copy.is_file() {
+                    return Ok(Some(Verified {
+                        copy,
+                        source: identity,
+                    }));
+                }
+            }
+        }
+        if let Ok(reason) = fs::read_to_string(self.dir.join("rejected").join(&name)) {
+            return Err(DbError::new(
+                path,
+                ErrorKind::Corrupt(format!("refused when it was verified: {}", reason.trim())),
+            ));
+        }
+        Ok(None)
+    }
+
+    fn lock(&self, path: &Path, wait: Wait) -> Result<Option<File>, DbError> {
+        let lock_path = self.dir.join(".lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| DbError::new(path, ErrorKind::Io(format!("store lock: {e}"))))?;
+        let op = libc::LOCK_EX | if wait == Wait::No { libc::LOCK_NB } else { 0 };
+        loop {
+            // SAFETY: flock on a descriptor we own; released when the File is dropped.
+            if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+                return Ok(Some(f));
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EWOULDBLOCK) => return Ok(None),
+                _ => return Err(DbError::new(path, ErrorKind::Io(format!("store lock: {e}")))),
+            }
+        }
+    }
+
+    /// Copies the file into the store (refusing anything but a regular file, never blocking
+    /// on open), checks it did not change while being read, and verifies the copy in full.
+    fn ingest(
+        &self,
+        path: &Path,
+        identity: Identity,
+        kind: DbKind,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Verified, DbError> {
+        let changed = || {
+            DbError::new(
+                path,
+                ErrorKind::Io("the file changed while it was being copied; replace files by rename".into()),
+            )
+        };
+        let mut source = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| DbError::from_io(path, &e))?;
+        let meta = source.metadata().map_err(|e| DbError::from_io(path, &e))?;
+        if !meta.is_file() {
+            return Err(DbError::new(path, ErrorKind::NotAFile));
+        }
+        if Identity::from_metadata(&meta) != identity {
+            return Err(changed());
+        }
+        if meta.len() == 0 {
+            return Err(DbError::new(path, ErrorKind::Empty));
+        }
+        let tmp = self
+            .dir
+            .join(format!(".incoming-{}-{}", std::process::id(), identity.file_name()));
+        let result = (|| {
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| DbError::new(path, ErrorKind::Io(format!("store: {e}"))))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut copied: u64 = 0;
+            loop {
+                if cancelled() {
+                    return Err(DbError::new(path, ErrorKind::Io("cancelled".into())));
+                }
+                let n = match source.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(DbError::from_io(path, &e)),
+                };
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n])
+                    .map_err(|e| DbError::new(path, ErrorKind::Io(format!("store: {e}"))))?;
+                copied += n as u64;
+                if copied > identity.size {
+                    return Err(changed());
+                }
+            }
+            let after = source.metadata().map_err(|e| DbError::from_io(path, &e))?;
+            if copied != identity.size || Identity::from_metadata(&after) != identity {
+                return Err(changed());
+            }
+            out.sync_all()
+                .map_err(|e| DbError::new(path, ErrorKind::Io(format!("store: {e}"))))?;
+            Ok(hex(&hasher.finalize()))
+        })();
+        let hash = match result {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let copy = self.dir.join(format!("{hash}.mmdb"));
+        if copy.is_file() {
+            let _ = fs::remove_file(&tmp);
+        } else {
+            let _ = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o400));
+            fs::rename(&tmp, &copy)
+                .map_err(|e| DbError::new(path, ErrorKind::Io(format!("store: {e}"))))?;
+        }
+        if let Err(mut e) = verify_copy(&copy, kind) {
+            // Errors name the operator's file, not the copy.
+            e.path = path.to_path_buf();
+            if !self.referenced(&hash) {
+                let _ = fs::remove_file(&copy);
+            }
+            return Err(e);
+        }
+        let record = format!("{hash}\n{}\n", path.display());
+        write_atomically(
+            &self.dir.join("identities").join(identity.file_name()),
+            record.as_bytes(),
+        )
+        .map_err(|e| DbError::new(path, ErrorKind::Io(format!("store: {e}"))))?;
+        Ok(Verified {
+            copy,
+            source: identity,
+        })
+    }
+
+    /// Whether an identity record names this copy.
+    fn referenced(&self, hash: &str) -> bool {
+        self.identity_records()
+            .any(|(_, record_hash, _)| record_hash == hash)
+    }
+
+    fn identity_records(&self) -> impl Iterator<Item = (PathBuf, String, PathBuf)> + '_ {
+        fs::read_dir(self.dir.join("identities"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let text = fs::read_to_string(entry.path()).ok()?;
+                let mut lines = text.lines();
+                let hash = lines.next()?.to_owned();
+                let source = PathBuf::from(lines.next()?);
+                Some((entry.path(), hash, source))
+            })
+    }
+
+    /// Forgets identities whose file is gone or changed, removes copies no identity names
+    /// any more once they are older than an hour (a process still mapping one keeps its
+    /// pages: unlinking a mapped file is safe), and refusals of files that are gone.
+    pub fn collect_garbage(&self) {
+        let mut live: Vec<String> = Vec::new();
+        for (record, hash, source) in self.identity_records().collect::<Vec<_>>() {
+            let current = Identity::of(&source).ok().map(|i| i.file_name());
+            let name = record.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+            if current.is_some() && current == name {
+                live.push(hash);
+            } else {
+                let _ = fs::remove_file(&record);
+            }
+        }
+        let now = SystemTime::now();
+        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            let Some(hash) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".mmdb"))
+                .filter(|h| is_hash(h))
+            else {
+                continue;
+            };
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > KEEP_UNUSED);
+            if old && !live.iter().any(|l| l == hash) {
+                let _ = fs::remove_file(&p);
+            }
+        }
+        // Refusals are kept while the refused file could still be met (a day).
+        for entry in fs::read_dir(self.dir.join("rejected")).into_iter().flatten().flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > Duration::from_secs(86_400));
+            if stale {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Opens a copy and verifies it in full: MaxMind's verifier (search tree, data section,
+/// metadata), or for files of other vendors whose metadata lacks MaxMind's description, a walk
+/// of every network decoding every record.
+fn verify_copy(copy: &Path, kind: DbKind) -> Result<(), DbError> {
+    let db = Database::open(copy, kind)?;
+    match db.verify() {
+        Ok(()) => Ok(()),
+        Err(e)
+            if kind == DbKind::Any
+                && db.metadata().description.is_empty()
+                && matches!(&e.kind, ErrorKind::Corrupt(m) if m.contains("description")) =>
+        {
+            db.verify_records()
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, contents)?;
+    fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../pg_tests/fixtures/maxmind/test-data")
+            .join(name)
+    }
+
+    fn never() -> bool {
+        false
+    }
+
+    fn verified(store: &Store, path: &Path, kind: DbKind) -> Result<Verified, DbError> {
+        match store.verified(path, kind, Wait::Yes, &never)? {
+            Found::Verified(v) => Ok(v),
+            Found::Busy => panic!("busy while waiting"),
+        }
+    }
+
+    /// A store and an operator's directory holding `name` as `live.mmdb`.
+    fn setup(name: &str) -> (tempfile::TempDir, Store, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let live = dir.path().join("live.mmdb");
+        fs::copy(fixture(name), &live).unwrap();
+        (dir, store, live)
+    }
+
+    #[test]
+    fn a_file_is_copied_verified_and_found_again_by_identity() {
+        let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
+        let v = verified(&store, &live, DbKind::City).unwrap();
+        assert_eq!(fs::read(&v.copy).unwrap(), fs::read(&live).unwrap());
+        assert!(v.copy.starts_with(store.dir()));
+        // Found again without reading the file: its copy is named in identities/.
+        let again = verified(&store, &live, DbKind::City).unwrap();
+        assert_eq!(again.copy, v.copy);
+        // Readers map the copy; what happens to the operator's file cannot reach it.
+        let db = Database::open(&v.copy, DbKind::City).unwrap();
+        fs::OpenOptions::new().write(true).open(&live).unwrap().set_len(100).unwrap();
+        let hit = db.lookup("81.2.69.160".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(db.country_code(&hit).unwrap(), Some("GB"));
+    }
+
+    #[test]
+    fn a_replaced_file_gets_its_own_copy() {
+        let (d, store, live) = setup("GeoIP2-City-Test.mmdb");
+        let first = verified(&store, &live, DbKind::City).unwrap();
+        let next = d.path().join("next.mmdb");
+        fs::copy(fixture("GeoLite2-City-Test.mmdb"), &next).unwrap();
+        fs::rename(&next, &live).unwrap();
+        let second = verified(&store, &live, DbKind::City).unwrap();
+        assert_ne!(first.copy, second.copy);
+        assert_eq!(fs::read(&second.copy).unwrap(), fs::read(&live).unwrap());
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_is_verified_again() {
+        let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
+        let first = verified(&store, &live, DbKind::City).unwrap();
+        // Same size, a byte of the data section changed, the modification time put back:
+        // only the change time tells, and it is enough.
+        let meta = fs::metadata(&live).unwrap();
+        let mut bytes = fs::read(&live).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::thread::sleep(Duration::from_millis(20));
+        fs::write(&live, &bytes).unwrap();
+        let times = [
+            libc::timespec { tv_sec: meta.atime(), tv_nsec: meta.atime_nsec() },
+            libc::timespec { tv_sec: meta.mtime(), tv_nsec: meta.mtime_nsec() },
+        ];
+        let c = std::ffi::CString::new(live.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path and two timespecs.
+        assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) }, 0);
+        assert_ne!(Identity::of(&live).unwrap(), first.source);
+        match verified(&store, &live, DbKind::City) {
+            Ok(v) => assert_ne!(v.copy, first.copy),
+            Err(e) => assert!(matches!(e.kind, ErrorKind::Corrupt(_)), "{e}"),
+        }
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_once_and_remembered() {
+        let (_d, store, live) = setup("GeoIP2-City-Test-Broken-Double-Format.mmdb");
+        let e = verified(&store, &live, DbKind::City).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Corrupt(_)), "{e}");
+        assert_eq!(e.path, live, "errors name the operator's file");
+        let again = verified(&store, &live, DbKind::City).unwrap_err();
+        assert!(again.reason().contains("refused when it was verified"), "{again}");
+        // No copy of a refused file stays behind.
+        let copies = fs::read_dir(store.dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "mmdb"))
+            .count();
+        assert_eq!(copies, 0);
+    }
+
+    #[test]
+    fn what_is_not_a_regular_file_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let fifo = dir.path().join("fifo.mmdb");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let loop_a = dir.path().join("a.mmdb");
+        let loop_b = dir.path().join("b.mmdb");
+        std::os::unix::fs::symlink(&loop_b, &loop_a).unwrap();
+        std::os::unix::fs::symlink(&loop_a, &loop_b).unwrap();
+        let subdir = dir.path().join("dir.mmdb");
+        fs::create_dir(&subdir).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let store_dir = store.dir().to_path_buf();
+        let paths = vec![fifo, loop_a, subdir, PathBuf::from("/dev/zero")];
+        std::thread::spawn(move || {
+            let store = Store::open(&store_dir).unwrap();
+            for p in paths {
+                let r = verified(&store, &p, DbKind::Any).map(|_| ());
+                tx.send((p, r)).unwrap();
+            }
+        });
+        for _ in 0..4 {
+            let (p, r) = rx.recv_timeout(Duration::from_secs(10)).expect("refused at once");
+            let e = r.unwrap_err();
+            assert!(
+                matches!(e.kind, ErrorKind::NotAFile | ErrorKind::Io(_)),
+                "{}: {e}",
+                p.display()
+            );
+        }
+    }
+
+    #[test]
+    fn while_another_process_verifies_a_caller_that_does_not_wait_is_told_so() {
+        let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
+        let held = store.lock(&live, Wait::Yes).unwrap().unwrap();
+        assert!(matches!(
+            store.verified(&live, DbKind::City, Wait::No, &never).unwrap(),
+            Found::Busy
+        ));
+        drop(held);
+        assert!(matches!(
+            store.verified(&live, DbKind::City, Wait::No, &never).unwrap(),
+            Found::Verified(_)
+        ));
+    }
+
+    #[test]
+    fn a_cancelled_copy_leaves_nothing_and_is_not_remembered_as_bad() {
+        let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
+        let e = store
+            .verified(&live, DbKind::City, Wait::Yes, &|| true)
+            .unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Io(_)), "{e}");
+        assert_eq!(fs::read_dir(store.dir().join("rejected")).unwrap().count(), 0);
+        assert!(verified(&store, &live, DbKind::City).is_ok());
+    }
+
+    #[test]
+    fn garbage_collection_keeps_what_a_path_names() {
+        let (d, store, live) = setup("GeoIP2-City-Test.mmdb");
+        let first = verified(&store, &live, DbKind::City).unwrap();
+        let next = d.path().join("next.mmdb");
+        fs::copy(fixture("GeoLite2-City-Test.mmdb"), &next).unwrap();
+        fs::rename(&next, &live).unwrap();
+        let second = verified(&store, &live, DbKind::City).unwrap();
+        // The first copy is old and no path names its file any more.
+        let old = SystemTime::now() - Duration::from_secs(7200);
+        let f = File::open(&first.copy).unwrap();
+        f.set_modified(old).unwrap();
+        store.collect_garbage();
+        assert!(!first.copy.exists());
+        assert!(second.copy.exists());
+    }
+
+    /// A copy of a test database whose metadata `description` is an empty map, as other
+    /// vendors' files have it. The metadata's other fields point at the description's strings,
+    /// so they stay where they are: the description map's entry count (low bits of its
+    /// control byte) becomes 0 and the metadata map's grows by as much, so its former entries
+    /// are read as extra, unknown metadata fields. The length does not change.
+    fn without_description(name: &str, to: &Path) {
+        let mut bytes = fs::read(fixture(name)).unwrap();
+        let marker = b"\xab\xcd\xefMaxMind.com";
+        let meta = bytes.windows(marker.len()).rposition(|w| w == marker).unwrap() + marker.len();
+        let key = b"\x4bdescription";
+        let at = bytes.windows(key.len()).rposition(|w| w == key).unwrap() + key.len();
+        assert_eq!(bytes[meta] >> 5, 7, "the metadata is a map");
+        assert_eq!(bytes[at] >> 5, 7, "a map follows the key");
+        let entries = bytes[at] & 0x1f;
+        bytes[at] &= 0xe0;
+        bytes[meta] += entries;
+        fs::write(to, bytes).unwrap();
+    }
+
+    #[test]
+    fn other_vendors_files_without_a_description_are_walked_in_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let live = dir.path().join("vendor.mmdb");
+        without_description("MaxMind-DB-test-ipv4-24.mmdb", &live);
+        let db = Database::open(&live, DbKind::Any).unwrap();
+        assert!(db.metadata().description.is_empty());
+        assert!(db.verify().is_err(), "MaxMind's verifier insists on a description");
+        assert!(verified(&store, &live, DbKind::Any).is_ok());
+        // City and ASN databases come from MaxMind: their verifier stays the rule.
+        let city = dir.path().join("city.mmdb");
+        without_description("GeoIP2-City-Test.mmdb", &city);
+        assert!(verified(&store, &city, DbKind::City).is_err());
+    }
+}

@@ -1,0 +1,65 @@
+-- 0.1.0 -> 0.2.0, hand-written part before the replaced objects (scripts/upgrade_script.py).
+
+-- The attached event tables become data the extension owns (sql/inventory.sql), filled from
+-- the observe triggers 0.1.0 created: their arguments named the columns.
+CREATE TABLE @extschema@.ip_inventory_observed (
+    event_table regclass PRIMARY KEY,
+    ip_columns  text[] NOT NULL CHECK (cardinality(ip_columns) > 0),
+    ts_column   text,
+    attached_by text NOT NULL,
+    attached_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_observed', '');
+
+DO $migrate$
+DECLARE
+    t record;
+    args text[];
+    start int;
+BEGIN
+    FOR t IN SELECT tg.tgrelid, tg.tgargs, c.relkind
+             FROM pg_catalog.pg_trigger AS tg JOIN pg_catalog.pg_class AS c ON c.oid = tg.tgrelid
+             WHERE tg.tgfoid = '@extschema@.ip_inventory_observe()'::pg_catalog.regprocedure LOOP
+        -- tgargs holds the arguments as NUL-terminated strings.
+        args := '{}';
+        start := 0;
+        FOR i IN 0 .. pg_catalog.length(t.tgargs) - 1 LOOP
+            IF pg_catalog.get_byte(t.tgargs, i) = 0 THEN
+                args := args || pg_catalog.convert_from(pg_catalog.substring(t.tgargs, start + 1, i - start), 'UTF8');
+                start := i + 1;
+            END IF;
+        END LOOP;
+        IF t.relkind NOT IN ('r', 'p') OR args[1] IS NULL THEN
+            RAISE WARNING 'ip_inventory: % has an ip_inventory_observe trigger that 0.2.0 does not keep; drop it', t.tgrelid::regclass;
+            CONTINUE;
+        END IF;
+        INSERT INTO @extschema@.ip_inventory_observed (event_table, ip_columns, ts_column, attached_by, attached_at)
+        VALUES (t.tgrelid, args[1]::text[], nullif(args[2], ''), 'ALTER EXTENSION ip_inventory UPDATE', pg_catalog.now())
+        ON CONFLICT DO NOTHING;
+        RAISE NOTICE 'ip_inventory: % stays attached (columns %, time %); review the attached tables in ip_inventory_observed_tables',
+            t.tgrelid::regclass, args[1], coalesce(nullif(args[2], ''), 'none');
+    END LOOP;
+END $migrate$;
+
+-- Internal helpers get internal names (a leading underscore); renaming keeps every object
+-- that refers to them.
+ALTER FUNCTION @extschema@.ip_inventory_maxmind(inet) RENAME TO _ip_inventory_maxmind;
+ALTER FUNCTION @extschema@.ip_inventory_maxmind_columns(@extschema@.ip_enrichment) RENAME TO _ip_inventory_maxmind_columns;
+ALTER FUNCTION @extschema@.ip_inventory_check_columns(regclass, text[], text) RENAME TO _ip_inventory_check_columns;
+ALTER FUNCTION @extschema@.ip_inventory_apply_maxmind(inet[]) RENAME TO _ip_inventory_apply_maxmind;
+ALTER FUNCTION @extschema@.ip_inventory_maxmind_pending(timestamptz, timestamptz, timestamptz, timestamptz, timestamptz)
+    RENAME TO _ip_inventory_maxmind_pending;
+ALTER FUNCTION @extschema@.ip_inventory_refresh_result(text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, timestamptz, text)
+    RENAME TO _ip_inventory_refresh_result;
+ALTER FUNCTION @extschema@.ip_inventory_refresh_maxmind(int) RENAME TO _ip_inventory_refresh_maxmind;
+ALTER FUNCTION @extschema@.ip_inventory_refresh_network(text, int) RENAME TO _ip_inventory_refresh_network;
+ALTER FUNCTION @extschema@.ip_inventory_greynoise_state() RENAME TO _ip_inventory_greynoise_state;
+ALTER FUNCTION @extschema@.ip_inventory_greynoise_seed(int, bigint) RENAME TO _ip_inventory_greynoise_seed;
+ALTER FUNCTION @extschema@.ip_inventory_stats_counters() RENAME TO _ip_inventory_stats_counters;
+ALTER FUNCTION @extschema@.ip_inventory_job_notice(@extschema@.ip_inventory_jobs) RENAME TO _ip_inventory_job_notice;
+
+-- A changed result type or parameter default cannot be replaced in place.
+DROP FUNCTION @extschema@.ip_inventory_count_recorded(bigint, bigint, bigint);
+-- ip_pseudonymize(inet, text DEFAULT NULL) becomes two functions: with an explicit salt
+-- (anyone) and with the configured salt (not PUBLIC).
+DROP FUNCTION @extschema@.ip_pseudonymize(inet, text);
