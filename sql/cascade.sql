@@ -2,10 +2,12 @@
 -- Cymru fills the ASNs MaxMind lacks; GreyNoise classifies scanners (daily quota); reverse
 -- DNS adds host names. Network sources run only from here, never from triggers or lookups.
 --
--- A refresh locks the rows it picks (FOR UPDATE SKIP LOCKED: concurrent refreshes split the
--- work, none waits for another), asks the source, and writes only that source's columns,
--- its key in `enrichment` and its timestamp, in the same transaction. A failure is recorded
--- in ip_inventory_failures and leaves the row due, so the next run asks again.
+-- A network refresh claims the rows it picks (in shared memory: concurrent refreshes split
+-- the work, none waits for another), asks the source holding no row lock, then locks the rows
+-- briefly and writes only that source's columns, its key in `enrichment` and its timestamp.
+-- A failure, or an answer that cannot be stored, is recorded in ip_inventory_failures and
+-- leaves the row due, so the next run asks again. MaxMind needs no network: its refresh locks
+-- the rows it picks (FOR UPDATE SKIP LOCKED).
 
 -- Rows due for a network source: its timestamp is NULL (never asked) or older than its TTL.
 -- These indexes find them without reading the table once most rows are fresh; observation
@@ -73,59 +75,21 @@ BEGIN
                                                     res.not_found, 0::bigint, 0::bigint, NULL::bigint, started, NULL::text);
 END $$;
 
--- A network source: select the due rows, ask, store the answers, record the failures.
-CREATE FUNCTION @extschema@._ip_inventory_refresh_network(src text, lim int) RETURNS jsonb LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+-- Stores a network source's answers (a jsonb array of {ip, outcome, answer, detail} as
+-- ip_inventory_fetch gives them) and records its failures; returns the counts. The rows are
+-- locked in address order first, the order recorders lock them in, so writing never
+-- deadlocks with ingest.
+CREATE FUNCTION @extschema@._ip_inventory_store_answers(src text, answers jsonb, before jsonb)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    started timestamptz := clock_timestamp();
-    ttl interval := @extschema@.ip_inventory_ttl(src);
-    maxmind_ready boolean;
-    ips text[];
-    before jsonb;
     res record;
-    quota record;
-    quota_left bigint;
 BEGIN
-    -- Team Cymru serves the rows MaxMind has no ASN for (and those it answered itself),
-    -- once MaxMind had its chance: rows MaxMind never enriched wait for it, unless no
-    -- MaxMind database is in service at all.
-    IF src = 'cymru' THEN
-        maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
-                                 WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
-    END IF;
-    IF src = 'greynoise' THEN
-        -- After a restart, continue today's count from the last saved one.
-        PERFORM @extschema@._ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used::bigint)
-           FROM @extschema@.ip_inventory_quota AS q WHERE q.source = 'greynoise';
-    END IF;
-
-    -- Due rows, busiest first; rows whose last attempt failed come after the others, so a
-    -- few addresses the source keeps failing on cannot hold up the rest. Run as a one-shot
-    -- statement so each source's condition is planned with its own due-row index (the Team
-    -- Cymru condition repeats that index's predicate).
-    EXECUTE format($sql$
-        SELECT coalesce(array_agg(host(s.ip_address)), '{}'),
-               coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> $1, 'null')), '{}')
-          FROM (SELECT i.ip_address, i.enrichment
-                FROM @extschema@.ip_inventory AS i
-                LEFT JOIN @extschema@.ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
-                WHERE i.ip_class = 'public' AND %s
-                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
-                LIMIT $3
-                FOR UPDATE OF i SKIP LOCKED) AS s $sql$,
-        CASE src
-            WHEN 'cymru' THEN '(i.cymru_ts IS NULL OR i.cymru_ts < now() - $2)
-                               AND (i.asn_source IS NULL OR i.asn_source = ''cymru'')
-                               AND (i.maxmind_ts IS NOT NULL OR NOT $4)'
-            WHEN 'greynoise' THEN '(i.greynoise_ts IS NULL OR i.greynoise_ts < now() - $2)'
-            WHEN 'rdns' THEN '(i.rdns_ts IS NULL OR i.rdns_ts < now() - $2)'
-        END)
-      INTO ips, before
-      USING src, ttl, lim, maxmind_ready;
-
+    PERFORM FROM @extschema@.ip_inventory AS i
+    WHERE i.ip_address IN (SELECT (a ->> 'ip')::inet FROM jsonb_array_elements(answers) AS a)
+    ORDER BY i.ip_address FOR UPDATE;
     WITH r AS MATERIALIZED (
-        SELECT f.ip, f.outcome, f.answer, f.detail, before -> host(f.ip) AS previous
-        FROM @extschema@.ip_inventory_fetch(src, ips) AS f
+        SELECT x.ip, x.outcome, x.answer, x.detail, before -> host(x.ip) AS previous
+        FROM jsonb_to_recordset(answers) AS x(ip inet, outcome text, answer jsonb, detail text)
     ),
     -- An answer (and a skip that says why, like an IPv6 address for GreyNoise) is stored
     -- with its time; quota, 429 and stop skips leave the row as it was.
@@ -173,12 +137,109 @@ BEGIN
            (SELECT count(*) FROM stored) + (SELECT count(*) FROM recorded) + (SELECT count(*) FROM cleared) AS writes
       INTO res
       FROM r;
+    RETURN jsonb_build_object('selected', res.selected, 'refreshed', res.refreshed, 'unchanged', res.unchanged,
+                              'not_found', res.not_found, 'failed', res.failed, 'skipped', res.skipped,
+                              'first_failure', res.first_failure);
+END $$;
 
-    IF res.selected <> coalesce(array_length(ips, 1), 0) THEN
-        -- Every selected address gets one row from the fetch; anything else is a bug.
-        RAISE EXCEPTION '% refresh: % addresses selected, % answered', src, coalesce(array_length(ips, 1), 0), res.selected
-            USING ERRCODE = 'XX000';
+-- A network source: pick the due rows, claim them, ask the source holding no row lock, then
+-- store the answers and record the failures.
+CREATE FUNCTION @extschema@._ip_inventory_refresh_network(src text, lim int) RETURNS jsonb LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    ttl interval := @extschema@.ip_inventory_ttl(src);
+    maxmind_ready boolean;
+    candidates text[];
+    page bigint := lim::bigint * 2 + 32;
+    offset_rows bigint := 0;
+    ips text[];
+    before jsonb;
+    answers jsonb;
+    answer jsonb;
+    one jsonb;
+    counts jsonb;
+    quota record;
+    quota_left bigint;
+BEGIN
+    -- Team Cymru serves the rows MaxMind has no ASN for (and those it answered itself),
+    -- once MaxMind had its chance: rows MaxMind never enriched wait for it, unless no
+    -- MaxMind database is in service at all.
+    IF src = 'cymru' THEN
+        maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                                 WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
     END IF;
+    IF src = 'greynoise' THEN
+        -- After a restart, continue today's count from the last saved one.
+        PERFORM @extschema@._ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used::bigint)
+           FROM @extschema@.ip_inventory_quota AS q WHERE q.source = 'greynoise';
+    END IF;
+
+    -- Due rows, busiest first; rows whose last attempt failed come after the others, so a
+    -- few addresses the source keeps failing on cannot hold up the rest. Run as a one-shot
+    -- statement so each source's condition is planned with its own due-row index (the Team
+    -- Cymru condition repeats that index's predicate). No row is locked: the rows are claimed
+    -- (shared memory, src/claims.rs) so that concurrent refreshes split them, and an event
+    -- insert for one of them never waits for the network. Pages of candidates are read until
+    -- lim are claimed: other refreshes may hold some.
+    ips := '{}';
+    LOOP
+        EXECUTE format($sql$
+            SELECT coalesce(array_agg(host(s.ip_address)), '{}')
+              FROM (SELECT i.ip_address
+                    FROM @extschema@.ip_inventory AS i
+                    LEFT JOIN @extschema@.ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
+                    WHERE i.ip_class = 'public' AND %s
+                    ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
+                    LIMIT $5 OFFSET $6) AS s $sql$,
+            CASE src
+                WHEN 'cymru' THEN '(i.cymru_ts IS NULL OR i.cymru_ts < now() - $2)
+                                   AND (i.asn_source IS NULL OR i.asn_source = ''cymru'')
+                                   AND (i.maxmind_ts IS NOT NULL OR NOT $4)'
+                WHEN 'greynoise' THEN '(i.greynoise_ts IS NULL OR i.greynoise_ts < now() - $2)'
+                WHEN 'rdns' THEN '(i.rdns_ts IS NULL OR i.rdns_ts < now() - $2)'
+            END)
+          INTO candidates
+          USING src, ttl, lim, maxmind_ready, page, offset_rows;
+        ips := ips || @extschema@._ip_inventory_claim(src, candidates, lim - cardinality(ips));
+        EXIT WHEN cardinality(ips) >= lim OR cardinality(candidates) < page;
+        offset_rows := offset_rows + page;
+    END LOOP;
+    SELECT coalesce(jsonb_object_agg(host(i.ip_address), coalesce(i.enrichment -> src, 'null')), '{}')
+      INTO before
+      FROM @extschema@.ip_inventory AS i WHERE i.ip_address = ANY (ips::inet[]);
+
+    -- The network.
+    SELECT coalesce(jsonb_agg(jsonb_build_object('ip', host(f.ip), 'outcome', f.outcome,
+                                                 'answer', f.answer, 'detail', f.detail)), '[]')
+      INTO answers
+      FROM @extschema@.ip_inventory_fetch(src, ips) AS f;
+    IF jsonb_array_length(answers) <> coalesce(array_length(ips, 1), 0) THEN
+        -- Every claimed address gets one row from the fetch; anything else is a bug.
+        RAISE EXCEPTION '% refresh: % addresses selected, % answered', src,
+            coalesce(array_length(ips, 1), 0), jsonb_array_length(answers) USING ERRCODE = 'XX000';
+    END IF;
+
+    BEGIN
+        counts := @extschema@._ip_inventory_store_answers(src, answers, before);
+    EXCEPTION WHEN OTHERS THEN
+        -- An answer that cannot be stored fails its address only; the others are stored.
+        counts := '{"selected": 0, "refreshed": 0, "unchanged": 0, "not_found": 0, "failed": 0, "skipped": 0}';
+        FOR answer IN SELECT a FROM jsonb_array_elements(answers) AS a LOOP
+            BEGIN
+                one := @extschema@._ip_inventory_store_answers(src, jsonb_build_array(answer), before);
+            EXCEPTION WHEN OTHERS THEN
+                one := @extschema@._ip_inventory_store_answers(src, jsonb_build_array(jsonb_build_object(
+                    'ip', answer -> 'ip', 'outcome', 'failed',
+                    'detail', left(src || ': the answer cannot be stored: ' || SQLERRM, 200))), before);
+            END;
+            counts := (SELECT jsonb_object_agg(k, (counts ->> k)::bigint + (one ->> k)::bigint)
+                       FROM unnest(ARRAY['selected', 'refreshed', 'unchanged', 'not_found', 'failed', 'skipped']) AS k)
+                      || jsonb_strip_nulls(jsonb_build_object('first_failure',
+                             coalesce(counts ->> 'first_failure', one ->> 'first_failure')));
+        END LOOP;
+    END;
+    PERFORM @extschema@._ip_inventory_release(src, ips);
 
     IF src = 'greynoise' THEN
         SELECT * INTO quota FROM @extschema@.greynoise_quota();
@@ -188,8 +249,9 @@ BEGIN
         ON CONFLICT (source) DO UPDATE SET day = excluded.day, used = excluded.used
             WHERE (q.day, q.used) < (excluded.day, excluded.used);
     END IF;
-    RETURN @extschema@._ip_inventory_refresh_result(src, res.selected, res.refreshed, res.unchanged, res.not_found,
-                                       res.failed, res.skipped, quota_left, started, res.first_failure);
+    RETURN @extschema@._ip_inventory_refresh_result(src, (counts ->> 'selected')::bigint, (counts ->> 'refreshed')::bigint,
+        (counts ->> 'unchanged')::bigint, (counts ->> 'not_found')::bigint, (counts ->> 'failed')::bigint,
+        (counts ->> 'skipped')::bigint, quota_left, started, counts ->> 'first_failure');
 END $$;
 
 -- The entry point: one source, or all in cascade order.
@@ -208,7 +270,7 @@ BEGIN
     IF lim < 0 OR lim > 100000 THEN
         RAISE EXCEPTION 'cascade_refresh: lim must be between 0 and 100000, not %', lim
             USING ERRCODE = '22023',
-                  HINT = 'Refresh in batches: schedule cascade_refresh() with a moderate lim (selected rows stay locked until the refresh commits).';
+                  HINT = 'Refresh in batches: schedule cascade_refresh() with a moderate lim.';
     END IF;
     CASE source
     WHEN 'maxmind' THEN
@@ -245,6 +307,8 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_result(text, bigint, bigin
     'The counts a refresh returns, as jsonb (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) IS
     'cascade_refresh(''maxmind''): re-enriches rows never enriched or enriched from another database build (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) IS
+    'Stores a network source''s answers and records its failures (internal: cascade_refresh).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) IS
     'cascade_refresh() for one network source: asks it about the due rows and stores the answers and failures (internal).';
 COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
@@ -253,6 +317,7 @@ COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
 -- Network calls and the raw fetch are for the refresh, not for every role; an operator
 -- role gets GRANT EXECUTE ON FUNCTION cascade_refresh(text, int) (docs/cascade.md).
 REVOKE ALL ON FUNCTION @extschema@.cascade_refresh(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;

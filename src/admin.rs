@@ -4,26 +4,20 @@
 use std::path::Path;
 
 use ip_inventory_core::metrics::{MaxmindMetric, Metric};
-use ip_inventory_core::mmdb::{Database, DbError, DbKind, FileIdentity};
+use ip_inventory_core::mmdb::store::{Found, Wait};
+use ip_inventory_core::mmdb::{Database, DbError, DbKind, DbSlot};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::json;
 
-use crate::errors::{self, Source};
-use crate::{datum, metrics, readers, shmem};
+use crate::{datum, errors, metrics, readers, shmem};
 
-/// Opens a file for a slot and, for the MaxMind slots, verifies it in full.
-fn open_validated(path: &Path, kind: DbKind) -> Result<Database, DbError> {
-    let db = Database::open(path, kind)?;
-    // Full verification walks the whole tree (~0.7 s for GeoLite2-City). MaxMind's verifier
-    // is stricter than the format (it also insists on a non-empty description), which the
-    // City/ASN products satisfy; other files in named slots get the quick check only.
-    if kind != DbKind::Any {
-        db.verify()?;
-    }
-    Ok(db)
+/// Whether a query cancel or termination is pending (asked between chunks of a copy).
+fn interrupted() -> bool {
+    // SAFETY: a plain read of a flag the signal handlers set.
+    unsafe { pg_sys::InterruptPending != 0 }
 }
 
 fn build_time_json(db: &Database) -> serde_json::Value {
@@ -65,24 +59,21 @@ REVOKE ALL ON FUNCTION @extschema@.maxmind_reload() FROM PUBLIC;
 
 fn reload_all() -> Result<JsonB, ErrorReport> {
     readers::with(|r| {
-        let mut opened: Vec<(String, Database)> = Vec::new();
-        let mut failures: Vec<(Source, DbError)> = Vec::new();
-        for (name, slot) in r.configured_slots() {
-            let Some(path) = slot.path.clone() else {
-                continue;
-            };
-            match open_validated(&path, slot.kind()) {
-                Ok(db) => opened.push((name, db)),
-                Err(e) => {
-                    if let Ok(identity) = FileIdentity::of(&path) {
-                        shmem::reject(identity);
-                    }
-                    failures.push((slot.source.clone(), e));
-                }
+        let store = r.store()?.clone();
+        // Every configured file is verified (or found verified) before anything switches.
+        let mut opened = Vec::new();
+        let mut failures: Vec<(DbSlot, DbError)> = Vec::new();
+        for slot in r.configured_slots() {
+            match slot.reader.verified_now(&store, &interrupted) {
+                Ok(Some((db, verified))) => opened.push((slot.slot().clone(), db, verified)),
+                Ok(None) => {}
+                Err(e) => failures.push((slot.slot().clone(), e)),
             }
         }
-        if let Some((source, first)) = failures.first() {
-            let mut report = errors::database(source, first);
+        if interrupted() {
+            check_for_interrupts!();
+        }
+        if let Some((slot, first)) = failures.first() {
             let others: Vec<String> = failures[1..].iter().map(|(_, e)| e.to_string()).collect();
             let detail = if others.is_empty() {
                 "Nothing was reloaded; the databases in service stay in service.".to_owned()
@@ -92,36 +83,29 @@ fn reload_all() -> Result<JsonB, ErrorReport> {
                     others.join("; ")
                 )
             };
-            report = report.set_detail(detail);
-            return Err(report);
+            return Err(errors::database(slot, first).set_detail(detail));
         }
         if opened.is_empty() {
-            return Err(errors::not_configured("city"));
+            return Err(errors::not_configured(&DbSlot::City));
         }
         let generation = shmem::bump_generation();
         r.set_generation(generation);
         let mut summary = Vec::new();
-        for (name, db) in opened {
-            shmem::unreject(db.identity());
+        for (slot, db, verified) in opened {
+            let reader = r
+                .configured_slots()
+                .find(|s| *s.slot() == slot)
+                .expect("configured");
             summary.push(json!({
-                "name": name,
-                "path": db.path().display().to_string(),
+                "name": slot.name(),
+                "path": reader.path().map(|p| p.display().to_string()),
                 "database_type": db.metadata().database_type,
                 "build_time": build_time_json(&db),
             }));
-            let slot = match name.as_str() {
-                "city" => &mut r.city,
-                "asn" => &mut r.asn,
-                other => {
-                    &mut r
-                        .named
-                        .iter_mut()
-                        .find(|(n, _)| n == other)
-                        .expect("configured")
-                        .1
-                }
-            };
-            slot.install_validated(db);
+            if let Some(path) = reader.path() {
+                store.set_current(path, &verified);
+            }
+            reader.reader.install(db, verified.source, Some(generation));
         }
         Ok(JsonB(
             json!({ "generation": generation, "databases": summary }),
@@ -165,28 +149,29 @@ fn maxmind_info() -> TableIterator<
     ),
 > {
     let rows: Vec<_> = readers::with(|r| {
+        let store = r.store().cloned();
         r.configured_slots()
-            .map(|(name, slot)| {
-                let (status, error) = if slot.path.is_none() {
-                    ("not configured", None)
-                } else {
-                    // Open lazily like a lookup would; a failure is reported in the row.
-                    let _ = slot.ensure_open();
-                    let error = slot.last_error.as_ref().map(DbError::reason);
-                    let status = match (slot.database(), &error) {
-                        (None, _) => "error",
-                        (Some(_), Some(_)) => "stale",
-                        (Some(_), None) => "ok",
-                    };
-                    (status, error)
+            .map(|slot| {
+                let (status, error) = match (&store, slot.path()) {
+                    (_, None) => ("not configured", None),
+                    (Err(e), Some(_)) => ("error", Some(e.message().to_owned())),
+                    (Ok(store), Some(_)) => {
+                        // Open lazily like a lookup would; a failure is reported in the row.
+                        let _ = slot.ensure_open(store);
+                        let error = slot.reader.last_error.as_ref().map(DbError::reason);
+                        let status = match (slot.reader.database(), &error) {
+                            (None, _) => "error",
+                            (Some(_), Some(_)) => "stale",
+                            (Some(_), None) => "ok",
+                        };
+                        (status, error)
+                    }
                 };
-                let db = slot.database();
+                let db = slot.reader.database();
                 let m = db.map(Database::metadata);
                 (
-                    name,
-                    db.map(Database::path)
-                        .or(slot.path.as_deref())
-                        .map(|p| p.display().to_string()),
+                    slot.slot().name().to_owned(),
+                    slot.path().map(|p| p.display().to_string()),
                     m.map(|m| m.database_type.clone()),
                     m.and_then(|m| {
                         TimestampWithTimeZone::try_from(datum::timestamptz_from_unix(m.build_epoch))
@@ -198,7 +183,7 @@ fn maxmind_info() -> TableIterator<
                     m.map(|m| i32::from(m.record_size)),
                     db.map(|db| db.file_size() as i64),
                     m.map(|m| m.languages.clone()),
-                    db.and(slot.opened_generation).map(|g| g as i64),
+                    db.and(slot.reader.generation).map(|g| g as i64),
                     status.to_owned(),
                     error,
                 )
@@ -236,17 +221,17 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_builds() IS
 #[pg_extern(stable, parallel_safe)]
 fn maxmind_age() -> Result<Interval, ErrorReport> {
     readers::with(|r| {
+        let store = r.store()?.clone();
         let mut oldest: Option<u64> = None;
         for slot in [&mut r.city, &mut r.asn] {
-            if slot.path.is_some() {
-                slot.ensure_open()?;
-                let epoch = slot.db().metadata().build_epoch;
+            if slot.path().is_some() {
+                let epoch = slot.ensure_open(&store)?.metadata().build_epoch;
                 oldest = Some(oldest.map_or(epoch, |o| o.min(epoch)));
             }
         }
         oldest
             .map(age_of)
-            .ok_or_else(|| errors::not_configured("city"))
+            .ok_or_else(|| errors::not_configured(&DbSlot::City))
     })
 }
 
@@ -280,10 +265,25 @@ fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, Er
     if !crate::lookup::may_read_server_files() {
         return Err(errors::path_not_allowed());
     }
+    // The file is copied into the store and verified there, as a reload would: a file that
+    // changes or is truncated while it is read cannot crash the server, and a reload of the
+    // same bytes later finds them verified.
     let path = Path::new(path);
-    let db = Database::open(path, kind)
-        .and_then(|db| db.verify().map(|()| db))
-        .map_err(|e| errors::database(&Source::Path, &e))?;
+    let store = readers::with(|r| r.store().cloned())?;
+    let copy = match store.verified(path, Wait::Yes, &interrupted) {
+        Ok(Found::Verified(v)) => Ok(v.copy),
+        Ok(Found::Busy) => unreachable!("a caller that waits is never told busy"),
+        Err(e) => Err(e),
+    };
+    if interrupted() {
+        check_for_interrupts!();
+    }
+    let db = copy
+        .and_then(|copy| Database::open(&copy, kind))
+        .map_err(|mut e| {
+            e.path = path.to_path_buf();
+            errors::database(&DbSlot::Path, &e)
+        })?;
     let m = db.metadata();
     Ok(JsonB(json!({
         "path": path.display().to_string(),

@@ -1,40 +1,9 @@
 //! Every error ip_inventory raises: a real SQLSTATE, a message naming the file, and a hint
 //! naming what to change.
 
-use ip_inventory_core::mmdb::{DbError, ErrorKind};
+use ip_inventory_core::mmdb::{DbError, DbSlot, ErrorKind};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode::{self, *};
-
-/// Which database a message is about: a slot (`city`, `asn`), a named database, or a path
-/// given to `mmdb_lookup`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Slot(&'static str),
-    Named(String),
-    Path,
-}
-
-impl Source {
-    fn label(&self) -> String {
-        match self {
-            Source::Slot("city") => "MaxMind City database".to_owned(),
-            Source::Slot("asn") => "MaxMind ASN database".to_owned(),
-            Source::Slot(other) => format!("database \"{other}\""),
-            Source::Named(name) => format!("database \"{name}\""),
-            Source::Path => "database file".to_owned(),
-        }
-    }
-
-    /// The setting(s) an operator changes to fix this database.
-    fn settings(&self) -> Option<&'static str> {
-        match self {
-            Source::Slot("city") => Some("ip_inventory.city_db or ip_inventory.maxmind_dir"),
-            Source::Slot("asn") => Some("ip_inventory.asn_db or ip_inventory.maxmind_dir"),
-            Source::Slot(_) | Source::Named(_) => Some("ip_inventory.databases"),
-            Source::Path => None,
-        }
-    }
-}
 
 pub fn report(code: PgSqlErrorCode, message: String) -> ErrorReport {
     // A last bound for messages that carry a path or another value of the caller's.
@@ -178,7 +147,7 @@ pub fn job_running(job: &str, holder: Option<i32>) -> ErrorReport {
 }
 
 /// An unusable database file.
-pub fn database(source: &Source, err: &DbError) -> ErrorReport {
+pub fn database(slot: &DbSlot, err: &DbError) -> ErrorReport {
     let code = match err.kind {
         ErrorKind::NotFound => ERRCODE_UNDEFINED_FILE,
         ErrorKind::PermissionDenied => ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -187,7 +156,7 @@ pub fn database(source: &Source, err: &DbError) -> ErrorReport {
         ErrorKind::Empty | ErrorKind::NotMmdb | ErrorKind::Corrupt(_) => ERRCODE_DATA_CORRUPTED,
         ErrorKind::ResourceLimit(_) => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
     };
-    let hint = match (source.settings(), &err.kind) {
+    let hint = match (slot.settings(), &err.kind) {
         (Some(settings), ErrorKind::NotFound | ErrorKind::NotAFile | ErrorKind::WrongType { .. }) => {
             format!("Point {settings} at the right file, then run SELECT pg_reload_conf();")
         }
@@ -202,22 +171,30 @@ pub fn database(source: &Source, err: &DbError) -> ErrorReport {
     };
     report(
         code,
-        format!("{} {}", source.label(), cut_to(&err.to_string(), 300)),
+        format!("{} {}", slot.label(), cut_to(&err.to_string(), 300)),
     )
     .set_hint(hint)
 }
 
 /// A slot with no path configured.
-pub fn not_configured(slot: &'static str) -> ErrorReport {
-    let source = Source::Slot(slot);
+pub fn not_configured(slot: &DbSlot) -> ErrorReport {
     report(
         ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        format!("no {} is configured", source.label()),
+        format!("no {} is configured", slot.label()),
     )
     .set_hint(format!(
         "Set {} in postgresql.conf (or with ALTER SYSTEM), then run SELECT pg_reload_conf();",
-        source.settings().unwrap_or_default()
+        slot.settings().unwrap_or_default()
     ))
+}
+
+/// The store of verified copies in the data directory cannot be used.
+pub fn store_unusable(e: &std::io::Error) -> ErrorReport {
+    report(
+        ERRCODE_IO_ERROR,
+        format!("cannot use the store of verified MaxMind databases ($PGDATA/ip_inventory): {e}"),
+    )
+    .set_hint("The server's operating-system user must be able to create and write that directory.")
 }
 
 /// What a function needs shared memory for, and what still works without it.

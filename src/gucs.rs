@@ -9,6 +9,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ip_inventory_core::mmdb::DbSlot;
 use ip_inventory_core::{dns, net, settings};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -561,22 +562,14 @@ fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// The City database path the settings name, if any.
-pub fn city_path() -> Option<PathBuf> {
-    settings::slot_path(
-        string(&CITY_DB).as_deref(),
-        string(&MAXMIND_DIR).as_deref(),
-        &settings::CITY_FILE_NAMES,
-    )
-}
-
-/// The ASN database path the settings name, if any.
-pub fn asn_path() -> Option<PathBuf> {
-    settings::slot_path(
-        string(&ASN_DB).as_deref(),
-        string(&MAXMIND_DIR).as_deref(),
-        &settings::ASN_FILE_NAMES,
-    )
+/// The path the settings name for the City or ASN slot, if any.
+pub fn slot_path(slot: &DbSlot) -> Option<PathBuf> {
+    let explicit = match slot {
+        DbSlot::City => string(&CITY_DB),
+        DbSlot::Asn => string(&ASN_DB),
+        DbSlot::Named(_) | DbSlot::Path => None,
+    };
+    slot.configured_path(explicit.as_deref(), string(&MAXMIND_DIR).as_deref())
 }
 
 /// The named extra databases (the check hook guarantees the value parses).

@@ -20,6 +20,7 @@ use pgrx::prelude::*;
 
 mod admin;
 mod cascade;
+mod claims;
 mod datum;
 mod errors;
 mod gucs;
@@ -72,6 +73,7 @@ extension_sql_file!(
     requires = [
         "jobs",
         "network_functions_acl",
+        "claims",
         admin::ip_inventory_ttl,
         cascade::ip_inventory_fetch
     ]

@@ -8,14 +8,14 @@
 use std::path::Path;
 
 use ip_inventory_core::classify;
-use ip_inventory_core::metrics::{Db, DbErrorKind, MaxmindMetric, Metric};
-use ip_inventory_core::mmdb::{CityCache, Database, DbError, Hit};
+use ip_inventory_core::metrics::{DbErrorKind, DbFamily, MaxmindMetric, Metric};
+use ip_inventory_core::mmdb::{CityCache, Database, DbError, DbSlot, Hit, Store};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use crate::datum::{self, EnrichmentDatum, InetArg, InetDatum, TextDatum};
-use crate::metrics::{self, Probe};
+use crate::metrics;
 use crate::{errors, readers};
 
 /// `ip_class(inet)`: the IANA special-purpose class of an address (`public`, `private`,
@@ -34,7 +34,7 @@ COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
     requires = [ip_class]
 );
 
-/// Looks `ip` up in the slot `slot` picks and hands the hit to `read`; maps every failure to
+/// Looks `ip` up in the slot `slot` picks and hands a hit to `read`; maps every failure to
 /// an ERROR naming that slot's file. `Ok(None)` when the database cannot hold the address.
 fn read_hit<T>(
     ip: InetArg,
@@ -42,19 +42,10 @@ fn read_hit<T>(
     read: impl for<'a> FnOnce(&'a Database, &Hit<'a>) -> Result<Option<T>, DbError>,
 ) -> Result<Option<T>, ErrorReport> {
     readers::with(|r| {
-        let slot = slot(r)?;
-        let probe = Probe::start(slot.counted_as());
-        slot.open_for_lookup()?;
-        let db = slot.db();
-        let (found, value) = match db.lookup(ip.addr).map_err(|e| slot.lookup_error(&e))? {
-            Some(hit) => (
-                hit.has_data(),
-                read(db, &hit).map_err(|e| slot.lookup_error(&e))?,
-            ),
-            None => (false, None),
-        };
-        probe.finish(found);
-        Ok(value)
+        r.lookup(slot, ip.addr, |db, hit| match hit {
+            Some(hit) => Ok((read(db, hit)?, hit.has_data())),
+            None => Ok((None, false)),
+        })
     })
 }
 
@@ -311,21 +302,22 @@ fn fill_maxmind(
     row: &mut Row,
     on_error: OnDbError,
 ) -> Result<(), ErrorReport> {
-    if r.city.path.is_none() && r.asn.path.is_none() {
+    if r.city.path().is_none() && r.asn.path().is_none() {
         return match on_error {
             OnDbError::Raise => {
-                metrics::count_db_error(Db::City, DbErrorKind::NotConfigured);
-                Err(errors::not_configured("city"))
+                metrics::count_db_error(DbFamily::City, DbErrorKind::NotConfigured);
+                Err(errors::not_configured(&DbSlot::City))
             }
             OnDbError::Skip => Ok(()),
         };
     }
-    if r.city.path.is_some() {
-        let outcome = fill_city(&mut r.city, &mut r.city_cache, &r.language, ip, row);
+    let store = r.store()?.clone();
+    if r.city.path().is_some() {
+        let outcome = fill_city(&mut r.city, &store, &mut r.city_cache, &r.language, ip, row);
         settle(&mut r.city, outcome, on_error)?;
     }
-    if r.asn.path.is_some() {
-        let outcome = fill_asn(&mut r.asn, ip, row);
+    if r.asn.path().is_some() {
+        let outcome = fill_asn(&mut r.asn, &store, ip, row);
         settle(&mut r.asn, outcome, on_error)?;
     }
     Ok(())
@@ -351,78 +343,72 @@ fn settle(
 /// Writes the City fields into `row`, only after every fallible step succeeded.
 fn fill_city(
     slot: &mut readers::Slot,
+    store: &Store,
     cache: &mut CityCache,
     language: &str,
     ip: InetArg,
     row: &mut Row,
 ) -> Result<(), ErrorReport> {
-    let probe = Probe::start(slot.counted_as());
-    slot.open_for_lookup()?;
-    let db = slot.db();
-    let hit = db.lookup(ip.addr).map_err(|e| slot.lookup_error(&e))?;
-    let found = match &hit {
-        Some(hit) if hit.has_data() => {
-            let fields = db
-                .city_fields_cached(hit, language, cache)
-                .map_err(|e| slot.lookup_error(&e))?;
-            Some((hit.network(), fields))
+    slot.lookup(store, ip.addr, |db, hit| {
+        let found = match hit {
+            Some(hit) if hit.has_data() => {
+                Some((hit.network(), db.city_fields_cached(hit, language, cache)?))
+            }
+            _ => None,
+        };
+        row.build_time(col::MAXMIND_BUILD, db.metadata().build_epoch);
+        let Some((network, f)) = found else {
+            return Ok(((), false));
+        };
+        if let Some(net) = network {
+            row.set(col::NETWORK, datum::network_datum(net));
         }
-        _ => None,
-    };
-    probe.finish(found.is_some());
-    row.build_time(col::MAXMIND_BUILD, db.metadata().build_epoch);
-    let Some((network, f)) = found else {
-        return Ok(());
-    };
-    if let Some(net) = network {
-        row.set(col::NETWORK, datum::network_datum(net));
-    }
-    row.text(col::COUNTRY_CODE, f.country_code);
-    row.text(col::COUNTRY_NAME, f.country_name);
-    row.text(col::CONTINENT_CODE, f.continent_code);
-    row.text(col::REGISTERED_COUNTRY_CODE, f.registered_country_code);
-    row.text(col::SUBDIVISION_CODE, f.subdivision_code);
-    row.text(col::SUBDIVISION_NAME, f.subdivision_name);
-    row.text(col::CITY, f.city);
-    row.text(col::POSTAL_CODE, f.postal_code);
-    row.float(col::LATITUDE, f.latitude);
-    row.float(col::LONGITUDE, f.longitude);
-    if let Some(radius) = f.accuracy_radius {
-        row.set(col::ACCURACY_RADIUS, pg_sys::Datum::from(i32::from(radius)));
-    }
-    row.text(col::TIME_ZONE, f.time_zone);
-    row.boolean(col::IS_ANONYMOUS_PROXY, f.is_anonymous_proxy);
-    row.boolean(col::IS_SATELLITE_PROVIDER, f.is_satellite_provider);
-    row.boolean(col::IS_ANYCAST, f.is_anycast);
-    Ok(())
+        row.text(col::COUNTRY_CODE, f.country_code);
+        row.text(col::COUNTRY_NAME, f.country_name);
+        row.text(col::CONTINENT_CODE, f.continent_code);
+        row.text(col::REGISTERED_COUNTRY_CODE, f.registered_country_code);
+        row.text(col::SUBDIVISION_CODE, f.subdivision_code);
+        row.text(col::SUBDIVISION_NAME, f.subdivision_name);
+        row.text(col::CITY, f.city);
+        row.text(col::POSTAL_CODE, f.postal_code);
+        row.float(col::LATITUDE, f.latitude);
+        row.float(col::LONGITUDE, f.longitude);
+        if let Some(radius) = f.accuracy_radius {
+            row.set(col::ACCURACY_RADIUS, pg_sys::Datum::from(i32::from(radius)));
+        }
+        row.text(col::TIME_ZONE, f.time_zone);
+        row.boolean(col::IS_ANONYMOUS_PROXY, f.is_anonymous_proxy);
+        row.boolean(col::IS_SATELLITE_PROVIDER, f.is_satellite_provider);
+        row.boolean(col::IS_ANYCAST, f.is_anycast);
+        Ok(((), true))
+    })
 }
 
 /// Writes the ASN fields into `row`, only after every fallible step succeeded.
-fn fill_asn(slot: &mut readers::Slot, ip: InetArg, row: &mut Row) -> Result<(), ErrorReport> {
-    let probe = Probe::start(slot.counted_as());
-    slot.open_for_lookup()?;
-    let db = slot.db();
-    let hit = db.lookup(ip.addr).map_err(|e| slot.lookup_error(&e))?;
-    let found = match &hit {
-        Some(hit) if hit.has_data() => Some((
-            hit.network(),
-            db.asn_fields(hit).map_err(|e| slot.lookup_error(&e))?,
-        )),
-        _ => None,
-    };
-    probe.finish(found.is_some());
-    row.build_time(col::ASN_BUILD, db.metadata().build_epoch);
-    let Some((network, f)) = found else {
-        return Ok(());
-    };
-    if let Some(net) = network {
-        row.set(col::ASN_NETWORK, datum::network_datum(net));
-    }
-    if let Some(n) = f.number {
-        row.set(col::ASN, pg_sys::Datum::from(i64::from(n)));
-    }
-    row.text(col::ASN_ORG, f.organization);
-    Ok(())
+fn fill_asn(
+    slot: &mut readers::Slot,
+    store: &Store,
+    ip: InetArg,
+    row: &mut Row,
+) -> Result<(), ErrorReport> {
+    slot.lookup(store, ip.addr, |db, hit| {
+        let found = match hit {
+            Some(hit) if hit.has_data() => Some((hit.network(), db.asn_fields(hit)?)),
+            _ => None,
+        };
+        row.build_time(col::ASN_BUILD, db.metadata().build_epoch);
+        let Some((network, f)) = found else {
+            return Ok(((), false));
+        };
+        if let Some(net) = network {
+            row.set(col::ASN_NETWORK, datum::network_datum(net));
+        }
+        if let Some(n) = f.number {
+            row.set(col::ASN, pg_sys::Datum::from(i64::from(n)));
+        }
+        row.text(col::ASN_ORG, f.organization);
+        Ok(((), true))
+    })
 }
 
 /// Whether the current user may name database files by path (it reads server files).

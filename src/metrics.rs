@@ -16,13 +16,13 @@ use std::ffi::c_void;
 use std::time::Instant;
 
 use ip_inventory_core::metrics::{
-    Db, DbErrorKind, DbMetric, InventoryMetric, Metric, Pending, LATENCY_SAMPLE_EVERY,
+    DbErrorKind, DbFamily, DbMetric, InventoryMetric, Metric, Pending, LATENCY_SAMPLE_EVERY,
 };
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
 
-use crate::errors::{self, Source};
+use crate::errors;
 use crate::shmem;
 
 /// A backend adds its pending counts to the shared ones at least this often.
@@ -95,17 +95,8 @@ pub fn count(m: Metric) {
     count_n(m, 1);
 }
 
-/// Which counters a database slot counts into.
-pub fn db_of(source: &Source) -> Db {
-    match source {
-        Source::Slot("city") => Db::City,
-        Source::Slot("asn") => Db::Asn,
-        _ => Db::Custom,
-    }
-}
-
 /// Counts a failed lookup in `db` by why it failed.
-pub fn count_db_error(db: Db, kind: DbErrorKind) {
+pub fn count_db_error(db: DbFamily, kind: DbErrorKind) {
     count(Metric::db_error(db, kind));
 }
 
@@ -113,13 +104,13 @@ pub fn count_db_error(db: Db, kind: DbErrorKind) {
 /// lookup in [`LATENCY_SAMPLE_EVERY`], the time taken. A lookup that fails is counted by
 /// its error instead (the probe is dropped unfinished).
 pub struct Probe {
-    db: Db,
+    db: DbFamily,
     started: Option<Instant>,
 }
 
 impl Probe {
     #[inline]
-    pub fn start(db: Db) -> Probe {
+    pub fn start(db: DbFamily) -> Probe {
         count(Metric::db(db, DbMetric::Lookups));
         let seen = LOOKUP_CLOCK.get();
         LOOKUP_CLOCK.set(seen.wrapping_add(1));

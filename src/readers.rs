@@ -1,211 +1,151 @@
-//! The readers each backend holds: opened lazily on first use (never in the postmaster),
-//! kept for the life of the backend, and replaced when
+//! The readers each backend holds, over the core's slots (`ip_inventory_core::mmdb::slot`):
+//! opened lazily on first use (never in the postmaster), kept for the life of the backend,
+//! and replaced when
 //! - the settings naming the files change (`pg_reload_conf()`),
 //! - the shared generation moves (`maxmind_reload()` in any session), or
 //! - the file behind a path was replaced (checked at statement start, at most every
 //!   `ip_inventory.file_check_interval` seconds).
 //!
-//! A replacement that fails validation never takes a working reader out of service: the
-//! backend warns once per bad file and keeps answering from the previous one.
+//! Readers map only verified copies from the store in the data directory
+//! (`$PGDATA/ip_inventory`, `ip_inventory_core::mmdb::store`): nothing done to the operator's
+//! file can change, crash or hang what is served. A replacement that fails verification never
+//! takes a working reader out of service: the backend warns once and keeps answering.
 //!
 //! The per-row cost of all this is one settings-epoch compare, one atomic load and one
 //! statement-timestamp compare.
 
 use std::cell::RefCell;
+use std::ffi::CStr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use ip_inventory_core::metrics::{Db, DbErrorKind};
-use ip_inventory_core::mmdb::{CityCache, Database, DbError, DbKind, ErrorKind, FileIdentity};
+use ip_inventory_core::metrics::DbErrorKind;
+use ip_inventory_core::mmdb::{
+    CityCache, Database, DbError, DbSlot, Hit, Replaced, SlotReader, Store, Unusable,
+};
 use pgrx::pg_sys::{self, panic::ErrorReport};
-use pgrx::PgLogLevel;
+use pgrx::{check_for_interrupts, PgLogLevel};
 
-use crate::errors::{self, Source};
-use crate::{gucs, metrics, shmem};
+use crate::metrics::{self, Probe};
+use crate::{errors, gucs, shmem};
 
 /// At most this many files opened by path through `mmdb_lookup` stay mapped per backend.
 const MAX_PATH_SLOTS: usize = 8;
 
-/// One database a backend may use.
+/// Whether a query cancel or termination is pending (asked between chunks of a copy).
+fn interrupted() -> bool {
+    // SAFETY: a plain read of a flag the signal handlers set.
+    unsafe { pg_sys::InterruptPending != 0 }
+}
+
+/// The store of verified copies, in the data directory.
+fn open_store() -> Result<Store, std::io::Error> {
+    // SAFETY: DataDir is set before any backend runs queries.
+    let data_dir = unsafe { CStr::from_ptr(pg_sys::DataDir) };
+    Store::open(&Path::new(&*data_dir.to_string_lossy()).join("ip_inventory"))
+}
+
+/// One database slot of this backend: the core's reader, with errors and counters.
 pub struct Slot {
-    pub source: Source,
-    kind: DbKind,
-    /// What the settings (or the caller) name; `None`: not configured.
-    pub path: Option<PathBuf>,
-    /// The reader in service.
-    db: Option<Database>,
-    /// Generation under which `db` was opened (`None` without preload).
-    pub opened_generation: Option<u64>,
-    /// Identity of the last file at `path` that could not be used: warned about once, not
-    /// retried until the file changes again.
-    failed: Option<FileIdentity>,
-    /// Why the file at `path` is not in service, if it is not.
-    pub last_error: Option<DbError>,
-    /// Whether a lenient lookup already warned about this slot since its reader changed.
-    warned: bool,
+    pub reader: SlotReader,
 }
 
 impl Slot {
-    fn new(source: Source, kind: DbKind, path: Option<PathBuf>) -> Slot {
+    fn new(slot: DbSlot, path: Option<PathBuf>) -> Slot {
         Slot {
-            source,
-            kind,
-            path,
-            db: None,
-            opened_generation: None,
-            failed: None,
-            last_error: None,
-            warned: false,
+            reader: SlotReader::new(slot, path),
         }
     }
 
-    pub fn kind(&self) -> DbKind {
-        self.kind
+    pub fn slot(&self) -> &DbSlot {
+        &self.reader.slot
     }
 
-    /// The reader in service, if any (without opening anything).
-    pub fn database(&self) -> Option<&Database> {
-        self.db.as_ref()
-    }
-
-    /// The reader in service; call [`Slot::ensure_open`] first.
-    #[inline]
-    pub fn db(&self) -> &Database {
-        self.db
-            .as_ref()
-            .expect("ensure_open() succeeded before db()")
-    }
-
-    /// Which counters this slot's lookups count into.
-    #[inline]
-    pub fn counted_as(&self) -> Db {
-        metrics::db_of(&self.source)
+    pub fn path(&self) -> Option<&Path> {
+        self.reader.path.as_deref()
     }
 
     /// An ERROR about this slot's database.
     pub fn error(&self, err: &DbError) -> ErrorReport {
-        errors::database(&self.source, err)
+        errors::database(self.slot(), err)
     }
 
     /// An ERROR for a lookup that failed in this slot's database, counted by its kind.
-    pub fn lookup_error(&self, err: &DbError) -> ErrorReport {
-        metrics::count_db_error(self.counted_as(), DbErrorKind::of(&err.kind));
+    fn lookup_error(&self, err: &DbError) -> ErrorReport {
+        metrics::count_db_error(self.slot().family(), err.kind.counted_as());
         self.error(err)
     }
 
-    /// [`Slot::ensure_open`] for a lookup: a failure counts as a failed lookup (reports
-    /// such as `maxmind_info()` open slots too, but are not lookups).
-    #[inline]
-    pub fn open_for_lookup(&mut self) -> Result<(), ErrorReport> {
-        let opened = self.ensure_open();
-        if opened.is_err() {
+    /// Makes sure a reader is in service, opening (and on first use of a file, verifying) it.
+    pub fn ensure_open(&mut self, store: &Store) -> Result<&Database, ErrorReport> {
+        let generation = shmem::generation();
+        match self.reader.ensure_open(store, &interrupted, generation) {
+            Ok(None) => Ok(self.reader.database().expect("opened")),
+            Ok(Some(why)) => {
+                // The file at the path cannot be used: the copy last in service answers.
+                errors::database(self.slot(), &why)
+                    .set_detail("The verified copy last in service for this path answers until a usable file is installed.")
+                    .report(PgLogLevel::WARNING);
+                Ok(self.reader.database().expect("opened"))
+            }
+            Err(Unusable::NotConfigured) => Err(errors::not_configured(self.slot())),
+            Err(Unusable::Failed(e)) => {
+                if interrupted() {
+                    check_for_interrupts!();
+                }
+                Err(self.error(&e))
+            }
+        }
+    }
+
+    /// One lookup, the same for every function: count it, open the reader, look the address
+    /// up, let `read` decode what it needs (it says whether the database had a record), time
+    /// one lookup in many. A failure is counted by its kind and raised naming the file.
+    pub fn lookup<R>(
+        &mut self,
+        store: &Store,
+        ip: IpAddr,
+        read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
+    ) -> Result<R, ErrorReport> {
+        let family = self.slot().family();
+        let probe = Probe::start(family);
+        if let Err(e) = self.ensure_open(store) {
             let kind = self
+                .reader
                 .last_error
                 .as_ref()
-                .map_or(DbErrorKind::NotConfigured, |e| DbErrorKind::of(&e.kind));
-            metrics::count_db_error(self.counted_as(), kind);
+                .map_or(DbErrorKind::NotConfigured, |e| e.kind.counted_as());
+            metrics::count_db_error(family, kind);
+            return Err(e);
         }
-        opened
-    }
-
-    /// Makes sure a reader is in service, opening the file on first use. Fails only when
-    /// nothing can serve: no path configured, or no reader yet and the file is unusable.
-    #[inline]
-    pub fn ensure_open(&mut self) -> Result<(), ErrorReport> {
-        if self.db.is_some() {
-            return Ok(());
-        }
-        let Some(path) = self.path.clone() else {
-            return Err(match self.source {
-                Source::Slot(slot) => errors::not_configured(slot),
-                _ => unreachable!("named and path slots always have a path"),
-            });
-        };
-        match Database::open(&path, self.kind) {
-            Ok(db) => {
-                self.install(db);
-                Ok(())
-            }
-            Err(e) => {
-                let report = self.error(&e);
-                self.last_error = Some(e);
-                Err(report)
-            }
-        }
-    }
-
-    fn install(&mut self, db: Database) {
-        self.db = Some(db);
-        self.opened_generation = shmem::generation();
-        self.failed = None;
-        self.last_error = None;
-        self.warned = false;
+        let db = self.reader.database().expect("opened");
+        let hit = db.lookup(ip).map_err(|e| self.lookup_error(&e))?;
+        let (value, found) = read(db, hit.as_ref()).map_err(|e| self.lookup_error(&e))?;
+        probe.finish(found);
+        Ok(value)
     }
 
     /// Reports `report` as a WARNING, once until this slot's reader changes.
     pub fn warn_once(&mut self, report: ErrorReport) {
-        if !self.warned {
-            self.warned = true;
+        if !self.reader.warned {
+            self.reader.warned = true;
             report.report(PgLogLevel::WARNING);
         }
     }
 
-    /// Installs a database that the caller already validated (`maxmind_reload()`).
-    pub fn install_validated(&mut self, db: Database) {
-        self.path = Some(db.path().to_path_buf());
-        self.install(db);
-    }
-
-    /// Switches to the file the path names now, if it is not the one in service. Slots
-    /// never used are left for lazy opening.
-    fn check_replaced(&mut self) {
-        let (Some(db), Some(path)) = (&self.db, &self.path) else {
-            return;
-        };
-        let path = path.clone();
-        let identity = match FileIdentity::of(&path) {
-            Ok(id) => id,
-            Err(e) => {
-                // Removed or unreadable (perhaps mid-replacement): keep serving.
-                let err = DbError::from_io(&path, &e);
-                if self.last_error.as_ref() != Some(&err) {
-                    warn_kept(&self.source, &err);
-                    self.last_error = Some(err);
-                }
-                return;
-            }
-        };
-        if db.path() == path && identity == db.identity() {
-            // The file in service is (again) the one at the path.
-            self.failed = None;
-            self.last_error = None;
-            return;
-        }
-        if self.failed == Some(identity) {
-            return;
-        }
-        let outcome = if shmem::is_rejected(identity) {
-            Err(DbError::new(
-                &path,
-                ErrorKind::Corrupt("this file was refused by maxmind_reload()".into()),
-            ))
-        } else {
-            Database::open(&path, self.kind)
-        };
-        match outcome {
-            Ok(db) => self.install(db),
-            Err(e) => {
-                warn_kept(&self.source, &e);
-                self.failed = Some(identity);
-                self.last_error = Some(e);
+    fn check_replaced(&mut self, store: &Store) {
+        match self
+            .reader
+            .check_replaced(store, &interrupted, shmem::generation())
+        {
+            Replaced::Same | Replaced::Switched | Replaced::Busy => {}
+            Replaced::Refused(e) => {
+                errors::database(self.slot(), &e)
+                    .set_detail("The previously opened file stays in service until a usable file is installed.")
+                    .report(PgLogLevel::WARNING);
             }
         }
     }
-}
-
-fn warn_kept(source: &Source, err: &DbError) {
-    errors::database(source, err)
-        .set_detail("The previously opened file stays in service until a usable file is installed.")
-        .report(PgLogLevel::WARNING);
 }
 
 /// All readers of this backend.
@@ -215,12 +155,13 @@ pub struct Readers {
     last_check: pg_sys::TimestampTz,
     check_interval_us: Option<i64>,
     pub language: String,
+    store: Option<Store>,
     pub city: Slot,
     /// Decoded records of the City reader in service (it empties itself when the reader or
     /// the language changes).
     pub city_cache: CityCache,
     pub asn: Slot,
-    pub named: Vec<(String, Slot)>,
+    pub named: Vec<Slot>,
     paths: Vec<Slot>,
 }
 
@@ -247,14 +188,23 @@ impl Readers {
             last_check: 0,
             check_interval_us: None,
             language: String::new(),
+            store: None,
             city_cache: CityCache::default(),
-            city: Slot::new(Source::Slot("city"), DbKind::City, None),
-            asn: Slot::new(Source::Slot("asn"), DbKind::Asn, None),
+            city: Slot::new(DbSlot::City, None),
+            asn: Slot::new(DbSlot::Asn, None),
             named: Vec::new(),
             paths: Vec::new(),
         };
         r.apply_settings();
         r
+    }
+
+    /// The store of verified copies (opened on first use).
+    pub fn store(&mut self) -> Result<&Store, ErrorReport> {
+        if self.store.is_none() {
+            self.store = Some(open_store().map_err(|e| errors::store_unusable(&e))?);
+        }
+        Ok(self.store.as_ref().expect("opened above"))
     }
 
     #[inline]
@@ -284,86 +234,98 @@ impl Readers {
         self.settings_epoch = gucs::settings_epoch();
         self.language = gucs::language();
         self.check_interval_us = gucs::file_check_interval_secs().map(|s| i64::from(s) * 1_000_000);
-        self.city.path = gucs::city_path();
-        self.asn.path = gucs::asn_path();
+        self.city.reader.path = gucs::slot_path(&DbSlot::City);
+        self.asn.reader.path = gucs::slot_path(&DbSlot::Asn);
         let configured = gucs::named_databases();
         // Keep the readers of names that stay; a changed path is picked up by check_all().
         let mut named = Vec::with_capacity(configured.len());
         for d in configured {
-            let slot = match self.named.iter().position(|(n, _)| *n == d.name) {
+            let slot = match self.named.iter().position(|s| s.slot().name() == d.name) {
                 Some(i) => {
-                    let (_, mut slot) = self.named.swap_remove(i);
-                    slot.path = Some(d.path);
+                    let mut slot = self.named.swap_remove(i);
+                    slot.reader.path = Some(d.path);
                     slot
                 }
-                None => Slot::new(Source::Named(d.name.clone()), DbKind::Any, Some(d.path)),
+                None => Slot::new(DbSlot::Named(d.name), Some(d.path)),
             };
-            named.push((d.name, slot));
+            named.push(slot);
         }
         self.named = named;
         // A slot whose path was unset drops its reader: the operator unconfigured it.
         for slot in [&mut self.city, &mut self.asn] {
-            if slot.path.is_none() {
-                slot.db = None;
-                slot.last_error = None;
+            if slot.reader.path.is_none() {
+                slot.reader.clear();
             }
         }
     }
 
     fn check_all(&mut self) {
-        self.city.check_replaced();
-        self.asn.check_replaced();
-        for (_, slot) in &mut self.named {
-            slot.check_replaced();
-        }
-        for slot in &mut self.paths {
-            slot.check_replaced();
+        // (A store that cannot be opened fails the lookup that needs it, with the reason.)
+        let Ok(store) = self.store().cloned() else {
+            return;
+        };
+        self.city.check_replaced(&store);
+        self.asn.check_replaced(&store);
+        for slot in self.named.iter_mut().chain(self.paths.iter_mut()) {
+            slot.check_replaced(&store);
         }
     }
 
     /// The slot for `mmdb_lookup`'s `database` argument: `city`, `asn`, a configured name,
     /// or an absolute path (the caller checked the privilege).
     pub fn slot_for(&mut self, database: &str) -> Result<&mut Slot, ErrorReport> {
-        match database {
-            "city" => return Ok(&mut self.city),
-            "asn" => return Ok(&mut self.asn),
-            _ => {}
-        }
-        if let Some(i) = self.named.iter().position(|(n, _)| n == database) {
-            return Ok(&mut self.named[i].1);
-        }
-        if !Path::new(database).is_absolute() {
-            let mut known: Vec<String> = vec!["city".into(), "asn".into()];
-            known.extend(self.named.iter().map(|(n, _)| n.clone()));
-            return Err(errors::unknown_database(database, &known));
-        }
-        let path = PathBuf::from(database);
-        let i = match self
-            .paths
+        let names: Vec<String> = self
+            .named
             .iter()
-            .position(|s| s.path.as_ref() == Some(&path))
-        {
-            Some(i) => i,
-            None => {
-                if self.paths.len() >= MAX_PATH_SLOTS {
-                    self.paths.remove(0);
-                }
-                self.paths
-                    .push(Slot::new(Source::Path, DbKind::Any, Some(path)));
-                self.paths.len() - 1
+            .map(|s| s.slot().name().to_owned())
+            .collect();
+        match DbSlot::named(database, &names) {
+            Some(DbSlot::City) => Ok(&mut self.city),
+            Some(DbSlot::Asn) => Ok(&mut self.asn),
+            Some(DbSlot::Named(n)) => Ok(self
+                .named
+                .iter_mut()
+                .find(|s| s.slot().name() == n)
+                .expect("configured")),
+            Some(DbSlot::Path) => {
+                let path = PathBuf::from(database);
+                let i = match self.paths.iter().position(|s| s.path() == Some(&path)) {
+                    Some(i) => i,
+                    None => {
+                        if self.paths.len() >= MAX_PATH_SLOTS {
+                            self.paths.remove(0);
+                        }
+                        self.paths.push(Slot::new(DbSlot::Path, Some(path)));
+                        self.paths.len() - 1
+                    }
+                };
+                Ok(&mut self.paths[i])
             }
-        };
-        Ok(&mut self.paths[i])
+            None => {
+                let mut known: Vec<String> =
+                    DbSlot::RESERVED.iter().map(|s| (*s).to_owned()).collect();
+                known.extend(names);
+                Err(errors::unknown_database(database, &known))
+            }
+        }
+    }
+
+    /// Looks `ip` up in one slot (see [`Slot::lookup`]).
+    pub fn lookup<R>(
+        &mut self,
+        pick: impl FnOnce(&mut Readers) -> Result<&mut Slot, ErrorReport>,
+        ip: IpAddr,
+        read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
+    ) -> Result<R, ErrorReport> {
+        let store = self.store()?.clone();
+        pick(self)?.lookup(&store, ip, read)
     }
 
     /// The configured slots, for reporting: city, asn, then named databases.
-    pub fn configured_slots(&mut self) -> impl Iterator<Item = (String, &mut Slot)> {
-        [
-            ("city".to_owned(), &mut self.city),
-            ("asn".to_owned(), &mut self.asn),
-        ]
-        .into_iter()
-        .chain(self.named.iter_mut().map(|(n, s)| (n.clone(), s)))
+    pub fn configured_slots(&mut self) -> impl Iterator<Item = &mut Slot> {
+        [&mut self.city, &mut self.asn]
+            .into_iter()
+            .chain(self.named.iter_mut())
     }
 
     /// Marks the readers current with `generation` (after this backend installed them).

@@ -2,47 +2,53 @@
 //! `shared_preload_libraries = 'ip_inventory'`):
 //! - the reader generation, bumped by `maxmind_reload()`; each backend compares it with the
 //!   generation its readers were opened under and reopens when it moved;
-//! - the identities of files that `maxmind_reload()` refused, so that backends noticing the
-//!   same replaced file on their own keep the old readers in service, as the reload did;
 //! - the GreyNoise daily quota (UTC day and calls made, in one word) and the time before
 //!   which GreyNoise must not be called (its last 429's Retry-After);
-//! - the operational counters behind `ip_inventory_stats` (see `metrics`).
+//! - the operational counters behind `ip_inventory_stats` (see `metrics`);
+//! - the refreshes' claims on addresses (see `claims`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
+use ip_inventory_core::claims::ClaimTable;
 use ip_inventory_core::metrics::Counters;
-use ip_inventory_core::mmdb::FileIdentity;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
 
 use crate::errors;
 
 static GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"ip_inventory_generation") };
-static REJECTED: PgLwLock<RejectedFiles> = unsafe { PgLwLock::new(c"ip_inventory_rejected") };
 static GREYNOISE_QUOTA: PgAtomic<AtomicU64> =
     unsafe { PgAtomic::new(c"ip_inventory_greynoise_quota") };
 static GREYNOISE_PAUSED_UNTIL: PgAtomic<AtomicI64> =
     unsafe { PgAtomic::new(c"ip_inventory_greynoise_paused_until") };
 static COUNTERS: PgAtomic<SharedCounters> = unsafe { PgAtomic::new(c"ip_inventory_counters") };
+static CLAIMS: PgLwLock<SharedClaims> = unsafe { PgLwLock::new(c"ip_inventory_claims") };
 
 /// Set in the postmaster when the library is preloaded; inherited by every backend.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-const REJECTED_SLOTS: usize = 16;
-
-#[derive(Clone, Copy, Default)]
-#[repr(C)]
-struct RejectedFiles {
-    entries: [FileIdentity; REJECTED_SLOTS],
-    /// Next slot to overwrite (a ring: the oldest rejection is forgotten first).
-    next: usize,
-}
-
-// SAFETY: plain integers, no pointers.
-unsafe impl PGRXSharedMemory for RejectedFiles {}
-
 #[repr(transparent)]
 struct SharedCounters(Counters);
+
+#[derive(Clone, Copy, Default)]
+#[repr(transparent)]
+pub struct SharedClaims(pub ClaimTable);
+
+// SAFETY: plain integers, no pointers.
+unsafe impl PGRXSharedMemory for SharedClaims {}
+
+impl std::ops::Deref for SharedClaims {
+    type Target = ClaimTable;
+    fn deref(&self) -> &ClaimTable {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SharedClaims {
+    fn deref_mut(&mut self) -> &mut ClaimTable {
+        &mut self.0
+    }
+}
 
 // SAFETY: atomics only, no pointers.
 unsafe impl PGRXSharedMemory for SharedCounters {}
@@ -51,10 +57,10 @@ unsafe impl PGRXSharedMemory for SharedCounters {}
 pub fn init() {
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         pg_shmem_init!(GENERATION = AtomicU64::new(1));
-        pg_shmem_init!(REJECTED);
         pg_shmem_init!(GREYNOISE_QUOTA = AtomicU64::new(0));
         pg_shmem_init!(GREYNOISE_PAUSED_UNTIL = AtomicI64::new(0));
         pg_shmem_init!(COUNTERS = SharedCounters(Counters::new()));
+        pg_shmem_init!(CLAIMS);
         ENABLED.store(true, Ordering::Relaxed);
     }
 }
@@ -83,33 +89,6 @@ pub fn bump_generation() -> u64 {
     GENERATION.get().fetch_add(1, Ordering::AcqRel) + 1
 }
 
-pub fn reject(identity: FileIdentity) {
-    if !enabled() {
-        return;
-    }
-    let mut r = REJECTED.exclusive();
-    if !r.entries.contains(&identity) {
-        let i = r.next;
-        r.entries[i] = identity;
-        r.next = (i + 1) % REJECTED_SLOTS;
-    }
-}
-
-/// Forgets a rejection (a file that later passed `maxmind_reload()`).
-pub fn unreject(identity: FileIdentity) {
-    if !enabled() {
-        return;
-    }
-    let mut r = REJECTED.exclusive();
-    for e in r.entries.iter_mut().filter(|e| **e == identity) {
-        *e = FileIdentity::default();
-    }
-}
-
-pub fn is_rejected(identity: FileIdentity) -> bool {
-    enabled() && REJECTED.share().entries.contains(&identity)
-}
-
 /// The GreyNoise quota word and pause time, in shared memory (`'static`: worker threads
 /// use them directly, without any Postgres call). `None` without preload.
 pub fn greynoise_state() -> Option<(&'static AtomicU64, &'static AtomicI64)> {
@@ -121,4 +100,9 @@ pub fn greynoise_state() -> Option<(&'static AtomicU64, &'static AtomicI64)> {
 #[inline]
 pub fn counters() -> Option<&'static Counters> {
     enabled().then(|| &COUNTERS.get().0)
+}
+
+/// The refreshes' claims on addresses (`claims`). `None` without preload.
+pub fn claims() -> Option<&'static PgLwLock<SharedClaims>> {
+    enabled().then_some(&CLAIMS)
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::net::{self, Cancel, Deadline, NetError};
+use crate::sanitize;
 
 /// Cymru's answer for one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,29 +59,61 @@ impl Answer {
     }
 }
 
+/// A text column (the answer is plaintext: anyone on the path may put anything there).
 fn field(v: &str) -> Option<String> {
-    let v = v.trim();
-    (!v.is_empty() && v != "NA").then(|| v.to_owned())
+    let v = sanitize::text(v, sanitize::MAX_NAME);
+    (!v.is_empty() && v != "NA").then_some(v)
 }
 
-/// `15169`, `AS15169` or `23028 701` (several origins) → ASNs; `NA` → none.
+/// A country code: two letters, else omitted.
+fn country(v: &str) -> Option<String> {
+    let v = v.trim();
+    (v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic())).then(|| v.to_owned())
+}
+
+/// An allocation date: a plausible calendar date, else omitted.
+fn allocated(v: &str) -> Option<String> {
+    sanitize::date(v)
+}
+
+/// Most origin ASes kept for one prefix (real multi-origin prefixes have two or three).
+pub const MAX_ORIGINS: usize = 16;
+
+/// `15169`, `AS15169` or `23028 701` (several origins) → ASNs; `NA` → none. Anything beyond
+/// 32 bits, or more than [`MAX_ORIGINS`], is not an answer.
 fn parse_asns(v: &str) -> Result<Vec<u32>, String> {
     let v = v.trim();
     if v == "NA" {
         return Ok(Vec::new());
     }
-    let asns = v
-        .split_whitespace()
-        .map(|a| {
-            let a = a.strip_prefix("AS").unwrap_or(a);
-            a.parse::<u32>()
-                .map_err(|_| format!("\"{a}\" is not an AS number"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut asns = Vec::new();
+    for a in v.split_whitespace() {
+        let a = a.strip_prefix("AS").unwrap_or(a);
+        let asn = a
+            .parse::<u32>()
+            .map_err(|_| format!("\"{}\" is not an AS number", sanitize::quote(a)))?;
+        if !asns.contains(&asn) {
+            if asns.len() == MAX_ORIGINS {
+                return Err(format!("more than {MAX_ORIGINS} origin ASes"));
+            }
+            asns.push(asn);
+        }
+    }
     if asns.is_empty() {
         return Err("no AS number".to_owned());
     }
     Ok(asns)
+}
+
+/// A prefix column: `NA`, or a prefix in the canonical form `::cidr` accepts.
+fn parse_prefix(v: &str) -> Result<Option<ipnetwork::IpNetwork>, String> {
+    let v = v.trim();
+    if v.is_empty() || v == "NA" {
+        return Ok(None);
+    }
+    sanitize::prefix(v)
+        .map(Some)
+        .ok_or_else(|| format!("\"{}\" is not a prefix", sanitize::quote(v)))
 }
 
 /// The request for a batch of addresses.
@@ -100,9 +133,14 @@ pub fn bulk_request(ips: &[IpAddr]) -> String {
 pub struct BulkReply {
     pub answers: HashMap<IpAddr, Answer>,
     /// Lines that are neither the banner, the header nor an answer (Cymru's own `Error:`
-    /// lines included).
+    /// lines included): the first [`KEPT_BAD_LINES`], sanitized excerpts.
     pub bad_lines: Vec<String>,
+    /// How many lines were bad in all.
+    pub bad_count: usize,
 }
+
+/// Bad lines kept as examples for the failure text.
+pub const KEPT_BAD_LINES: usize = 4;
 
 /// Parses a bulk whois reply. Several lines for one address (several origin ASes) merge
 /// into one answer; lines for addresses not asked about are ignored by the caller.
@@ -116,20 +154,26 @@ pub fn parse_bulk_reply(text: &str) -> BulkReply {
         if cols.len() == 7 && cols[0].trim() == "AS" && cols[1].trim() == "IP" {
             continue; // the column header
         }
-        match parse_line(&cols) {
-            Ok((ip, answer)) => match reply.answers.get_mut(&ip) {
-                Some(existing) => {
-                    for asn in answer.asns {
-                        if !existing.asns.contains(&asn) {
-                            existing.asns.push(asn);
-                        }
+        let parsed = parse_line(&cols).and_then(|(ip, answer)| {
+            let Some(existing) = reply.answers.get_mut(&ip) else {
+                reply.answers.insert(ip, answer);
+                return Ok(());
+            };
+            for asn in answer.asns {
+                if !existing.asns.contains(&asn) {
+                    if existing.asns.len() == MAX_ORIGINS {
+                        return Err(format!("more than {MAX_ORIGINS} origin ASes for {ip}"));
                     }
+                    existing.asns.push(asn);
                 }
-                None => {
-                    reply.answers.insert(ip, answer);
-                }
-            },
-            Err(_) => reply.bad_lines.push(line.chars().take(200).collect()),
+            }
+            Ok(())
+        });
+        if parsed.is_err() {
+            reply.bad_count += 1;
+            if reply.bad_lines.len() < KEPT_BAD_LINES {
+                reply.bad_lines.push(sanitize::quote(line));
+            }
         }
     }
     reply
@@ -142,24 +186,22 @@ fn parse_line(cols: &[&str]) -> Result<(IpAddr, Answer), String> {
     let ip: IpAddr = cols[1]
         .trim()
         .parse()
-        .map_err(|_| format!("\"{}\" is not an address", cols[1].trim()))?;
+        .map_err(|_| format!("\"{}\" is not an address", sanitize::quote(cols[1])))?;
     let asns = parse_asns(cols[0])?;
-    let prefix = field(cols[2]);
-    if let Some(p) = &prefix {
-        let net: ipnetwork::IpNetwork =
-            p.parse().map_err(|_| format!("\"{p}\" is not a prefix"))?;
+    let prefix = parse_prefix(cols[2])?;
+    if let Some(net) = prefix {
         if !net.contains(ip) {
-            return Err(format!("prefix {p} does not hold {ip}"));
+            return Err(format!("prefix {net} does not hold {ip}"));
         }
     }
     Ok((
         ip,
         Answer {
             asns,
-            prefix,
-            country: field(cols[3]),
+            prefix: prefix.map(|p| p.to_string()),
+            country: country(cols[3]),
             registry: field(cols[4]),
-            allocated: field(cols[5]),
+            allocated: allocated(cols[5]),
             as_name: field(cols[6]),
         },
     ))
@@ -171,6 +213,7 @@ fn parse_line(cols: &[&str]) -> Result<(IpAddr, Answer), String> {
 pub struct BulkResult {
     pub answers: HashMap<IpAddr, Answer>,
     pub bad_lines: Vec<String>,
+    pub bad_count: usize,
     pub error: Option<NetError>,
 }
 
@@ -219,6 +262,7 @@ pub fn whois_bulk(
     BulkResult {
         answers: reply.answers,
         bad_lines: reply.bad_lines,
+        bad_count: reply.bad_count,
         error,
     }
 }
@@ -267,23 +311,35 @@ pub fn parse_origin_txt(txt: &str) -> Result<Answer, String> {
     if cols.len() < 3 {
         return Err(format!(
             "\"{}\" is not an origin record",
-            txt.chars().take(100).collect::<String>()
+            sanitize::quote(txt)
         ));
     }
-    let asns = parse_asns(cols[0])?;
-    let prefix = field(cols[1]);
-    if let Some(p) = &prefix {
-        p.parse::<ipnetwork::IpNetwork>()
-            .map_err(|_| format!("\"{p}\" is not a prefix"))?;
-    }
     Ok(Answer {
-        asns,
-        prefix,
-        country: cols.get(2).and_then(|v| field(v)),
+        asns: parse_asns(cols[0])?,
+        prefix: parse_prefix(cols[1])?.map(|p| p.to_string()),
+        country: cols.get(2).and_then(|v| country(v)),
         registry: cols.get(3).and_then(|v| field(v)),
-        allocated: cols.get(4).and_then(|v| field(v)),
+        allocated: cols.get(4).and_then(|v| allocated(v)),
         as_name: None,
     })
+}
+
+/// The origin of `ip` from the TXT records of its origin name: every record must parse and
+/// its prefix hold the address (a record about another network is a lie, or an answer to
+/// another question); the most specific one wins ([`best_origin`]). `Ok(None)` for no
+/// record.
+pub fn origin_of(ip: IpAddr, txts: &[String]) -> Result<Option<Answer>, String> {
+    let mut records = Vec::with_capacity(txts.len());
+    for txt in txts {
+        let record = parse_origin_txt(txt)?;
+        if let Some(p) = record.prefix.as_deref() {
+            if !sanitize::prefix(p).is_some_and(|net| net.contains(ip)) {
+                return Err(format!("prefix {p} does not hold {ip}"));
+            }
+        }
+        records.push(record);
+    }
+    Ok(best_origin(&records))
 }
 
 /// Of several origin records (covering prefixes), the most specific one, with the ASes of
@@ -312,13 +368,11 @@ pub fn best_origin(records: &[Answer]) -> Option<Answer> {
 pub fn parse_as_name_txt(txt: &str) -> Result<(u32, Option<String>), String> {
     let cols: Vec<&str> = txt.splitn(5, '|').collect();
     if cols.len() != 5 {
-        return Err(format!(
-            "\"{}\" is not an AS record",
-            txt.chars().take(100).collect::<String>()
-        ));
+        return Err(format!("\"{}\" is not an AS record", sanitize::quote(txt)));
     }
-    let asns = parse_asns(cols[0])?;
-    Ok((asns[0], field(cols[4])))
+    // `NA` parses as no AS at all: not an AS record either.
+    let asn = *parse_asns(cols[0])?.first().ok_or("no AS number")?;
+    Ok((asn, field(cols[4])))
 }
 
 #[cfg(test)]
@@ -382,7 +436,95 @@ Error: no ASN or IP match on line 7.\n";
              \u{0}\u{1}binary\n",
         );
         assert!(r.answers.is_empty());
-        assert_eq!(r.bad_lines.len(), 5);
+        assert_eq!(r.bad_count, 5);
+        assert_eq!(r.bad_lines.len(), KEPT_BAD_LINES);
+    }
+
+    /// Hostile answers: each is sanitized or a bad line for its address only, and whatever
+    /// is kept is clean text, an ASN of 32 bits and a prefix `::cidr` accepts.
+    #[test]
+    fn hostile_lines_are_sanitized_or_refused() {
+        let bytes =
+            b"15169 | 8.8.8.8 | 8.8.8.0/24 | US | arin | 2023-12-28 | EVIL\x00NAME\x1b[2J\n\
+              13335 | 1.1.1.1 | 1.1.1.1/24 | U\x00 | ar\xffin | 99999-01-01 | CLOUD\xfe\xffFLARE\n\
+              4294967296 | 9.9.9.9 | 9.9.9.0/24 | US | arin | 2000-01-01 | HUGE ASN\n\
+              AS1 | 9.9.9.10 | 9.9.9.0/33 | US | arin | 2000-01-01 | BAD PREFIX\n\
+              AS2 | 9.9.9.11 | \x00 | US | arin | 2000-01-01 | NUL PREFIX\n";
+        let mut text = String::from_utf8_lossy(bytes).into_owned();
+        let long = "L".repeat(5000);
+        text.push_str(&format!(
+            "64500 | 10.0.0.1 | 10.0.0.0/8 | ZZ | ripencc | 2000-02-30 | {long}\n"
+        ));
+        let many: Vec<String> = (1..=17).map(|a| a.to_string()).collect();
+        text.push_str(&format!(
+            "{} | 10.0.0.2 | 10.0.0.0/8 | ZZ | ripencc | 2000-01-01 | MOAS\n",
+            many.join(" ")
+        ));
+        let r = parse_bulk_reply(&text);
+
+        let g = &r.answers[&ip("8.8.8.8")];
+        assert_eq!(g.as_name.as_deref(), Some("EVIL\u{FFFD}NAME\u{FFFD}[2J"));
+        let c = &r.answers[&ip("1.1.1.1")];
+        assert_eq!(c.prefix.as_deref(), Some("1.1.1.0/24"), "host bits cleared");
+        assert_eq!(c.country, None);
+        assert_eq!(c.registry.as_deref(), Some("ar\u{FFFD}in"));
+        assert_eq!(c.allocated, None, "year 99999");
+        assert_eq!(c.as_name.as_deref(), Some("CLOUD\u{FFFD}\u{FFFD}FLARE"));
+        let l = &r.answers[&ip("10.0.0.1")];
+        assert!(l.as_name.as_ref().unwrap().len() <= sanitize::MAX_NAME);
+        assert_eq!(l.allocated, None, "30 February");
+        for bad in ["9.9.9.9", "9.9.9.10", "9.9.9.11", "10.0.0.2"] {
+            assert!(!r.answers.contains_key(&ip(bad)), "{bad}");
+        }
+        assert_eq!(r.bad_count, 4);
+        assert!(r
+            .bad_lines
+            .iter()
+            .all(|l| sanitize::is_clean(l, 4 * sanitize::MAX_QUOTE)));
+        for a in r.answers.values() {
+            assert!(sanitize::json_is_clean(
+                &a.to_json("whois"),
+                sanitize::MAX_NAME
+            ));
+        }
+    }
+
+    #[test]
+    fn origin_lines_for_one_address_merge_up_to_the_limit() {
+        let mut text = String::new();
+        for asn in 1..=20 {
+            text.push_str(&format!(
+                "{asn} | 10.0.0.1 | 10.0.0.0/8 | ZZ | x | NA | NAME\n"
+            ));
+        }
+        let r = parse_bulk_reply(&text);
+        assert_eq!(r.answers[&ip("10.0.0.1")].asns.len(), MAX_ORIGINS);
+        assert_eq!(r.bad_count, 20 - MAX_ORIGINS);
+    }
+
+    /// Found by review: an AS record or an origin record saying `NA` has no AS; reading its
+    /// first AS panicked the network thread (index out of bounds).
+    #[test]
+    fn na_records_in_dns_mode_are_no_panic() {
+        assert!(parse_as_name_txt("NA | US | arin | 2000-03-30 | NAME").is_err());
+        let na = origin_of(ip("10.1.2.3"), &["NA | NA | NA | NA | NA".to_owned()])
+            .unwrap()
+            .unwrap();
+        assert!(!na.is_announced());
+        assert_eq!(origin_of(ip("10.1.2.3"), &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn origin_records_must_hold_the_address() {
+        let txts = ["15169 | 8.8.8.1/24 | US | arin | 2023-12-28".to_owned()];
+        let a = origin_of(ip("8.8.8.8"), &txts).unwrap().unwrap();
+        assert_eq!(a.prefix.as_deref(), Some("8.8.8.0/24"));
+        assert!(origin_of(ip("9.9.9.9"), &txts).is_err());
+        assert!(origin_of(ip("8.8.8.8"), &["4294967296 | 8.8.8.0/24 | US".to_owned()]).is_err());
+        let odd =
+            parse_origin_txt("15169 | 8.8.8.0/24 | U\u{0}S | ar\u{0}in | 0000-00-00").unwrap();
+        assert_eq!((odd.country, odd.allocated), (None, None));
+        assert_eq!(odd.registry.as_deref(), Some("ar\u{FFFD}in"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::net::{self, Cancel, Deadline, NetError};
+use crate::sanitize;
 
 /// The outcome of a question the server answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,18 @@ pub fn ptr_name(ip: IpAddr) -> String {
 const MAX_UDP: usize = 4096;
 const MAX_TCP: usize = 65_535;
 
+/// Most records of one answer kept: a PTR or origin TXT answer has one or two.
+pub const MAX_RECORDS: usize = 16;
+/// Longest TXT record kept, in bytes (an origin record is ~50 bytes; the protocol allows
+/// 64 KiB).
+pub const MAX_TXT: usize = 1024;
+
+fn question(name: &str, rtype: RecordType) -> Result<Query, NetError> {
+    let qname = Name::from_ascii(name)
+        .map_err(|e| NetError::Protocol(format!("{}: {e}", sanitize::quote(name))))?;
+    Ok(Query::query(qname, rtype))
+}
+
 /// Asks one question and returns the answer records of the asked type.
 pub fn query(
     server: SocketAddr,
@@ -71,10 +84,9 @@ pub fn query(
     timeout: Duration,
     cancel: &Cancel,
 ) -> Result<Lookup<RData>, NetError> {
-    let qname = Name::from_ascii(name).map_err(|e| NetError::Protocol(format!("{name}: {e}")))?;
+    let asked = question(name, rtype)?;
     let mut msg = Message::query();
     msg.metadata.recursion_desired = true;
-    let asked = Query::query(qname, rtype);
     msg.add_query(asked.clone());
     let id = msg.metadata.id;
     let request = msg
@@ -86,6 +98,11 @@ pub fn query(
     if reply.metadata.truncation {
         reply = tcp_exchange(server, &request, id, &asked, deadline, cancel)?;
     }
+    records(reply, rtype)
+}
+
+/// The records of the asked type in our reply, by its response code.
+fn records(reply: Message, rtype: RecordType) -> Result<Lookup<RData>, NetError> {
     match reply.metadata.response_code {
         ResponseCode::NoError => {
             let records: Vec<RData> = reply
@@ -103,6 +120,38 @@ pub fn query(
         ResponseCode::NXDomain => Ok(Lookup::NxDomain),
         other => Err(NetError::Server(format!("DNS {other}"))),
     }
+}
+
+/// What a question asks for, as [`parse_reply`] reads the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    Txt,
+    Ptr,
+}
+
+/// Reads a reply message to the question (`id`, `name`, `ask`) exactly as the network path
+/// does (the same decoding, matching, records and sanitizing; without the switch to TCP on
+/// truncation): `Ok(None)` when the message answers another question. For the fuzzers and
+/// tests.
+pub fn parse_reply(
+    bytes: &[u8],
+    id: u16,
+    name: &str,
+    ask: Ask,
+) -> Result<Option<Lookup<String>>, NetError> {
+    let rtype = match ask {
+        Ask::Txt => RecordType::TXT,
+        Ask::Ptr => RecordType::PTR,
+    };
+    let asked = question(name, rtype)?;
+    let Some(reply) = check_reply(bytes, id, &asked)? else {
+        return Ok(None);
+    };
+    let found = records(reply, rtype)?;
+    Ok(Some(match ask {
+        Ask::Txt => txt_strings(found),
+        Ask::Ptr => ptr_names(found),
+    }))
 }
 
 fn check_reply(bytes: &[u8], id: u16, asked: &Query) -> Result<Option<Message>, NetError> {
@@ -208,26 +257,31 @@ pub fn txt(
     timeout: Duration,
     cancel: &Cancel,
 ) -> Result<Lookup<String>, NetError> {
-    Ok(
-        match query(server, name, RecordType::TXT, timeout, cancel)? {
-            Lookup::Found(records) => Lookup::Found(
-                records
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        RData::TXT(t) => Some(
-                            t.txt_data
-                                .iter()
-                                .map(|s| String::from_utf8_lossy(s))
-                                .collect::<String>(),
-                        ),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            Lookup::NxDomain => Lookup::NxDomain,
-            Lookup::NoData => Lookup::NoData,
-        },
-    )
+    query(server, name, RecordType::TXT, timeout, cancel).map(txt_strings)
+}
+
+/// Each TXT record's strings joined, as sanitized text of at most [`MAX_TXT`] bytes; at
+/// most [`MAX_RECORDS`] records.
+fn txt_strings(found: Lookup<RData>) -> Lookup<String> {
+    match found {
+        Lookup::Found(records) => {
+            let txts: Vec<String> = records
+                .into_iter()
+                .filter_map(|r| match r {
+                    RData::TXT(t) => Some(sanitize::text_bytes(&t.txt_data.concat(), MAX_TXT)),
+                    _ => None,
+                })
+                .take(MAX_RECORDS)
+                .collect();
+            if txts.is_empty() {
+                Lookup::NoData
+            } else {
+                Lookup::Found(txts)
+            }
+        }
+        Lookup::NxDomain => Lookup::NxDomain,
+        Lookup::NoData => Lookup::NoData,
+    }
 }
 
 /// PTR names of an address, without the trailing dot.
@@ -237,21 +291,37 @@ pub fn ptr(
     timeout: Duration,
     cancel: &Cancel,
 ) -> Result<Lookup<String>, NetError> {
-    Ok(
-        match query(server, &ptr_name(ip), RecordType::PTR, timeout, cancel)? {
-            Lookup::Found(records) => Lookup::Found(
-                records
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        RData::PTR(p) => Some(p.0.to_ascii().trim_end_matches('.').to_owned()),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            Lookup::NxDomain => Lookup::NxDomain,
-            Lookup::NoData => Lookup::NoData,
-        },
-    )
+    query(server, &ptr_name(ip), RecordType::PTR, timeout, cancel).map(ptr_names)
+}
+
+/// PTR names without the trailing dot, as sanitized text of at most
+/// [`sanitize::MAX_NAME`] bytes (hickory escapes unprintable label bytes as `\DDD`, which
+/// can make a 255-byte name longer); at most [`MAX_RECORDS`] names.
+fn ptr_names(found: Lookup<RData>) -> Lookup<String> {
+    match found {
+        Lookup::Found(records) => {
+            let names: Vec<String> = records
+                .into_iter()
+                .filter_map(|r| match r {
+                    RData::PTR(p) => Some(sanitize::text(
+                        p.0.to_ascii().trim_end_matches('.'),
+                        sanitize::MAX_NAME,
+                    )),
+                    _ => None,
+                })
+                // The root name is no name.
+                .filter(|n| !n.is_empty())
+                .take(MAX_RECORDS)
+                .collect();
+            if names.is_empty() {
+                Lookup::NoData
+            } else {
+                Lookup::Found(names)
+            }
+        }
+        Lookup::NxDomain => Lookup::NxDomain,
+        Lookup::NoData => Lookup::NoData,
+    }
 }
 
 #[cfg(test)]
@@ -371,6 +441,100 @@ mod tests {
             ptr(server, "5.5.5.5".parse().unwrap(), t, &c),
             Err(NetError::Server(_))
         ));
+    }
+
+    fn question_of(name: &str, rtype: RecordType) -> Message {
+        let mut q = Message::query();
+        q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        q
+    }
+
+    const ORIGIN: &str = "1.4.8.8.origin.asn.cymru.com.";
+    const PTR_Q: &str = "4.4.8.8.in-addr.arpa.";
+
+    /// Hostile TXT and PTR data becomes clean, bounded text (the plaintext DNS path of
+    /// issue 15: anyone on the path can answer).
+    #[test]
+    fn hostile_records_become_clean_bounded_text() {
+        let q = question_of(ORIGIN, RecordType::TXT);
+        let id = q.metadata.id;
+        let big = vec![b'7'; 255];
+        let mut data = vec![
+            RData::TXT(TXT::from_bytes(vec![b"15169\x00 | 8.8.8.0/24 | U\xff"])),
+            RData::TXT(TXT::from_bytes(vec![&big[..]; 20])),
+        ];
+        for _ in 0..40 {
+            data.push(RData::TXT(TXT::new(vec!["x".into()])));
+        }
+        let reply = reply_to(&q, ResponseCode::NoError, data);
+        let Some(Lookup::Found(txts)) = parse_reply(&reply, id, ORIGIN, Ask::Txt).unwrap() else {
+            panic!()
+        };
+        assert_eq!(txts[0], "15169\u{FFFD} | 8.8.8.0/24 | U\u{FFFD}");
+        assert!(txts[1].len() <= MAX_TXT);
+        assert_eq!(txts.len(), MAX_RECORDS);
+        assert!(txts.iter().all(|t| sanitize::is_clean(t, MAX_TXT)));
+
+        let q = question_of(PTR_Q, RecordType::PTR);
+        let id = q.metadata.id;
+        let label = |b: &[u8]| hickory_proto::rr::domain::Label::from_raw_bytes(b).unwrap();
+        let evil =
+            Name::from_labels(vec![label(b"evil\x00\x1b[2J\xff"), label(b"example")]).unwrap();
+        let long = Name::from_labels(vec![label(&[0u8; 63]); 3]).unwrap();
+        let reply = reply_to(
+            &q,
+            ResponseCode::NoError,
+            vec![RData::PTR(PTR(evil)), RData::PTR(PTR(long))],
+        );
+        let Some(Lookup::Found(names)) = parse_reply(&reply, id, PTR_Q, Ask::Ptr).unwrap() else {
+            panic!()
+        };
+        assert_eq!(names[0], "evil\\000\\033\\[2J\\377.example");
+        assert!(names[1].len() <= sanitize::MAX_NAME && names[1].ends_with(sanitize::CUT_MARK));
+        assert!(names
+            .iter()
+            .all(|n| sanitize::is_clean(n, sanitize::MAX_NAME)));
+    }
+
+    /// A name whose compression pointer points at itself, and every truncation of a valid
+    /// reply: errors, never a hang or a panic.
+    #[test]
+    fn compression_loops_and_truncated_replies_are_errors() {
+        let q = question_of(PTR_Q, RecordType::PTR);
+        let id = q.metadata.id;
+        let mut m = reply_to(&q, ResponseCode::NoError, vec![]);
+        m[6..8].copy_from_slice(&1u16.to_be_bytes()); // one answer
+        let at = u16::try_from(m.len()).unwrap();
+        m.extend_from_slice(&(0xC000 | at).to_be_bytes()); // its name: a pointer to itself
+        m.extend_from_slice(&[0, 12, 0, 1, 0, 0, 0, 60, 0, 2]);
+        m.extend_from_slice(&(0xC000 | at).to_be_bytes()); // PTR data: the same loop
+        assert!(matches!(
+            parse_reply(&m, id, PTR_Q, Ask::Ptr),
+            Err(NetError::Protocol(_))
+        ));
+
+        let good = reply_to(
+            &q,
+            ResponseCode::NoError,
+            vec![RData::PTR(PTR(Name::from_ascii("dns.google.").unwrap()))],
+        );
+        assert_eq!(
+            parse_reply(&good, id, PTR_Q, Ask::Ptr).unwrap(),
+            Some(Lookup::Found(vec!["dns.google".to_owned()]))
+        );
+        for cut in 0..good.len() {
+            assert!(
+                !matches!(
+                    parse_reply(&good[..cut], id, PTR_Q, Ask::Ptr),
+                    Ok(Some(Lookup::Found(_)))
+                ),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(
+            parse_reply(&good, id.wrapping_add(1), PTR_Q, Ask::Ptr).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::dns::{self, Lookup};
 use crate::greynoise::{self, Quota, Reply};
 use crate::metrics::{Counters, Metric, NetErrorKind, Source, SourceMetric};
 use crate::net::{self, Cancel, NetError};
+use crate::sanitize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -49,6 +50,9 @@ impl Outcome {
     }
 }
 
+/// One address's result. The constructors are the last guard of "answers are data": every
+/// answer passes [`sanitize::json`] and every detail [`sanitize::detail`], whatever the
+/// source did before, so nothing a server sends can make the row unstorable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub ip: IpAddr,
@@ -64,7 +68,7 @@ impl Row {
         Row {
             ip,
             outcome: Outcome::Found,
-            answer: Some(answer),
+            answer: Some(sanitize::json(answer)),
             detail: None,
         }
     }
@@ -72,7 +76,7 @@ impl Row {
         Row {
             ip,
             outcome: Outcome::NotFound,
-            answer: Some(answer),
+            answer: Some(sanitize::json(answer)),
             detail: None,
         }
     }
@@ -81,7 +85,7 @@ impl Row {
             ip,
             outcome: Outcome::Failed,
             answer: None,
-            detail: Some(why.to_string()),
+            detail: Some(sanitize::detail(&why.to_string())),
         }
     }
     fn skipped(ip: IpAddr, why: impl ToString) -> Self {
@@ -89,7 +93,7 @@ impl Row {
             ip,
             outcome: Outcome::Skipped,
             answer: None,
-            detail: Some(why.to_string()),
+            detail: Some(sanitize::detail(&why.to_string())),
         }
     }
 }
@@ -346,7 +350,7 @@ fn unanswered(result: &cymru::BulkResult) -> String {
         (Some(e), _) => format!("Team Cymru whois: {e}"),
         (None, Some(line)) => format!(
             "Team Cymru whois: no answer for the address; {} unreadable line(s), e.g. \"{line}\"",
-            result.bad_lines.len()
+            result.bad_count
         ),
         (None, None) => "Team Cymru whois: no answer for the address".to_owned(),
     }
@@ -363,15 +367,11 @@ fn cymru_dns(
     let txt =
         |name: &str| meter.request(|| dns::txt(server, name, timeout, cancel), Ended::of_result);
     let origin = match txt(&cymru::origin_name(ip)) {
-        Ok(Lookup::Found(txts)) => {
-            let parsed: Result<Vec<_>, _> =
-                txts.iter().map(|t| cymru::parse_origin_txt(t)).collect();
-            match parsed.map(|p| cymru::best_origin(&p)) {
-                Ok(Some(a)) => a,
-                Ok(None) => return Row::failed(ip, "Team Cymru DNS: empty origin answer"),
-                Err(e) => return Row::failed(ip, format!("Team Cymru DNS: {e}")),
-            }
-        }
+        Ok(Lookup::Found(txts)) => match cymru::origin_of(ip, &txts) {
+            Ok(Some(a)) => a,
+            Ok(None) => return Row::failed(ip, "Team Cymru DNS: empty origin answer"),
+            Err(e) => return Row::failed(ip, format!("Team Cymru DNS: {e}")),
+        },
         Ok(Lookup::NxDomain | Lookup::NoData) => {
             let na = cymru::Answer {
                 asns: vec![],
@@ -385,7 +385,10 @@ fn cymru_dns(
         }
         Err(e) => return Row::failed(ip, format!("Team Cymru DNS: {e}")),
     };
-    let asn = origin.asns[0];
+    // An origin record may say `NA` (not announced), as whois does: no AS name to ask for.
+    let Some(&asn) = origin.asns.first() else {
+        return Row::not_found(ip, origin.to_json("dns"));
+    };
     let known = names.lock().ok().and_then(|m| m.get(&asn).cloned());
     let as_name = match known {
         Some(name) => name,
@@ -501,6 +504,7 @@ fn greynoise_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::rr::RData;
     use std::sync::atomic::AtomicU64;
 
     fn drain(rx: Receiver<Event>) -> (Vec<Row>, Vec<Stop>) {
@@ -547,6 +551,236 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.ip).collect::<Vec<_>>(), ips);
         assert!(rows.iter().all(|r| r.outcome == Outcome::Failed
             && r.detail.as_deref().unwrap().contains("cannot connect")));
+    }
+
+    /// What every row must be, whatever the servers sent: clean, bounded, storable.
+    fn assert_storable(rows: &[Row]) {
+        for r in rows {
+            if let Some(a) = &r.answer {
+                assert!(sanitize::json_is_clean(a, sanitize::MAX_NAME), "{a}");
+                if let Some(asn) = a.get("asn").filter(|v| !v.is_null()) {
+                    assert!(asn.as_u64().is_some_and(|n| n <= u64::from(u32::MAX)));
+                }
+                if let Some(p) = a.get("prefix").and_then(Value::as_str) {
+                    assert_eq!(
+                        sanitize::prefix(p).map(|n| n.to_string()).as_deref(),
+                        Some(p)
+                    );
+                }
+            }
+            if let Some(d) = &r.detail {
+                assert!(sanitize::is_clean(d, 4 * sanitize::MAX_DETAIL), "{d:?}");
+                assert!(d.chars().count() <= sanitize::MAX_DETAIL);
+            }
+        }
+    }
+
+    /// Serves `replies` (raw bytes), one per connection, then stops.
+    fn tcp_server(replies: Vec<Vec<u8>>) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for reply in replies {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                // The request (whois: ends with "end\n"; HTTP: with an empty line).
+                let mut got = Vec::new();
+                while !(got.ends_with(b"end\n") || got.ends_with(b"\r\n\r\n")) {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(&reply);
+            }
+        });
+        port
+    }
+
+    /// Issue 15, item 4: a NUL (or invalid UTF-8, or a huge number) in one whois line fails
+    /// or sanitizes that address only; the batch is stored.
+    #[test]
+    fn hostile_whois_lines_affect_their_address_only() {
+        let reply = b"Bulk mode; whois.cymru.com [2024-05-01 10:00:00 +0000]\n\
+            15169 | 8.8.8.8 | 8.8.8.0/24 | US | arin | 2023-12-28 | GOOGLE\x00EVIL\n\
+            13335 | 1.1.1.1 | 1.1.1.1/24 | US | arin | 2011-11-01 | \xff\xfe\n\
+            99999999999 | 9.9.9.9 | 9.9.9.0/24 | US | arin | 2000-01-01 | HUGE\x00\n";
+        let port = tcp_server(vec![reply.to_vec()]);
+        let ips: Vec<IpAddr> = ["1.1.1.1", "8.8.8.8", "9.9.9.9"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let job = Job::Cymru(CymruJob {
+            mode: CymruMode::Whois {
+                host: "127.0.0.1".into(),
+                port,
+                batch_size: 10,
+            },
+            timeout: Duration::from_secs(2),
+            concurrency: 1,
+        });
+        let (rows, _) = drain(start(job, ips, Cancel::new(), None).unwrap());
+        assert_storable(&rows);
+        let outcomes: Vec<_> = rows.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Found, Outcome::Found, Outcome::Failed]);
+        let answer = |i: usize| rows[i].answer.as_ref().unwrap();
+        assert_eq!(answer(1)["as_name"], "GOOGLE\u{FFFD}EVIL");
+        assert_eq!(answer(0)["prefix"], "1.1.1.0/24");
+        assert_eq!(answer(0)["as_name"], "\u{FFFD}\u{FFFD}");
+        let d = rows[2].detail.as_deref().unwrap();
+        assert!(
+            d.contains("unreadable line(s), e.g. \"99999999999 | 9.9.9.9"),
+            "{d}"
+        );
+    }
+
+    fn http(status: &str, extra: &str, body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// Issue 15, items 4 and 5: a NUL in a GreyNoise name is stored sanitized; a 429 with a
+    /// Retry-After in the year 9999 pauses GreyNoise for MAX_RETRY_AFTER (it panicked the
+    /// network thread: no row, no pause, quota spent).
+    #[test]
+    fn greynoise_nul_names_and_huge_retry_after_dates() {
+        static WORD: AtomicU64 = AtomicU64::new(0);
+        static PAUSE: AtomicI64 = AtomicI64::new(0);
+        let port = tcp_server(vec![
+            http(
+                "200 OK",
+                "",
+                r#"{"noise":true,"riot":false,"name":"evil\u0000name","last_seen":"99999-12-31"}"#,
+            ),
+            http(
+                "429 Too Many Requests",
+                "Retry-After: Fri, 31 Dec 9999 23:59:59 GMT\r\n",
+                "",
+            ),
+        ]);
+        let job = |ips: &[&str]| {
+            let job = Job::GreyNoise(GreyNoiseJob {
+                base_url: format!("http://127.0.0.1:{port}"),
+                key: None,
+                timeout: Duration::from_secs(2),
+                concurrency: 1,
+                quota: Quota::new(&WORD, 100),
+                paused_until: &PAUSE,
+            });
+            let ips = ips.iter().map(|s| s.parse().unwrap()).collect();
+            drain(start(job, ips, Cancel::new(), None).unwrap()).0
+        };
+        let rows = job(&["71.6.135.131"]);
+        assert_storable(&rows);
+        assert_eq!(rows[0].outcome, Outcome::Found);
+        let a = rows[0].answer.as_ref().unwrap();
+        assert_eq!(a["name"], "evil\u{FFFD}name");
+        assert_eq!(a.get("last_seen"), None);
+
+        let rows = job(&["1.2.3.4", "1.2.3.5", "1.2.3.6"]);
+        assert_storable(&rows);
+        assert_eq!(rows.len(), 3, "a row for every address");
+        assert_eq!(rows[0].outcome, Outcome::Failed);
+        assert!(rows[1..].iter().all(|r| r.outcome == Outcome::Skipped));
+        let left = greynoise::paused_for(&PAUSE, SystemTime::now()).expect("paused");
+        assert!(
+            left <= greynoise::MAX_RETRY_AFTER
+                && left >= greynoise::MAX_RETRY_AFTER - Duration::from_secs(60),
+            "{left:?}"
+        );
+        assert_eq!(
+            Quota::new(&WORD, 100).used(greynoise::utc_day(SystemTime::now())),
+            2,
+            "one call per answer"
+        );
+    }
+
+    /// A DNS server on loopback answering TXT and PTR questions from `answer(name)`.
+    fn dns_server(answer: fn(&str) -> Vec<RData>) -> SocketAddr {
+        use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+        use hickory_proto::rr::Record;
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok((n, from)) = s.recv_from(&mut buf) {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+                m.metadata.response_code = ResponseCode::NoError;
+                m.add_queries(q.queries.clone());
+                let name = q.queries[0].name().clone();
+                for d in answer(&name.to_ascii()) {
+                    m.add_answer(Record::from_rdata(name.clone(), 60, d));
+                }
+                s.send_to(&m.to_vec().unwrap(), from).unwrap();
+            }
+        });
+        addr
+    }
+
+    /// Found by review: an origin TXT record saying `NA` (not announced) panicked the DNS
+    /// worker (`origin.asns[0]`): the address got no row at all. Hostile text in TXT and
+    /// PTR records is stored clean.
+    #[test]
+    fn dns_mode_na_origins_and_hostile_records() {
+        use hickory_proto::rr::rdata::{PTR, TXT};
+        use hickory_proto::rr::Name;
+        let server = dns_server(|name| match name {
+            "1.0.0.10.origin.asn.cymru.com." => {
+                vec![RData::TXT(TXT::new(vec!["NA | NA | NA | NA | NA".into()]))]
+            }
+            "2.0.0.10.origin.asn.cymru.com." => vec![RData::TXT(TXT::from_bytes(vec![
+                b"64500 | 10.0.0.0/8 | ZZ | r\x00ir | 2000-01-01",
+            ]))],
+            "AS64500.asn.cymru.com." => vec![RData::TXT(TXT::from_bytes(vec![
+                b"64500 | ZZ | rir | 2000-01-01 | EVIL\x00\xffNAME",
+            ]))],
+            "3.0.0.10.origin.asn.cymru.com." => vec![RData::TXT(TXT::new(vec![
+                "64500 | 192.0.2.0/24 | ZZ | rir | 2000-01-01".into(),
+            ]))],
+            "4.0.0.10.in-addr.arpa." => vec![RData::PTR(PTR(Name::from_labels(vec![
+                hickory_proto::rr::domain::Label::from_raw_bytes(b"a\x00b").unwrap(),
+            ])
+            .unwrap()))],
+            _ => vec![],
+        });
+        let ips: Vec<IpAddr> = (1..=3).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+        let job = Job::Cymru(CymruJob {
+            mode: CymruMode::Dns { server },
+            timeout: Duration::from_secs(2),
+            concurrency: 2,
+        });
+        let (rows, _) = drain(start(job, ips, Cancel::new(), None).unwrap());
+        assert_storable(&rows);
+        assert_eq!(rows.len(), 3, "a row for every address");
+        assert_eq!(rows[0].outcome, Outcome::NotFound);
+        assert_eq!(rows[0].answer.as_ref().unwrap()["asn"], Value::Null);
+        assert_eq!(rows[1].outcome, Outcome::Found);
+        let a = rows[1].answer.as_ref().unwrap();
+        assert_eq!(
+            (a["asn"].as_u64(), a["registry"].as_str()),
+            (Some(64500), Some("r\u{FFFD}ir"))
+        );
+        assert_eq!(a["as_name"], "EVIL\u{FFFD}\u{FFFD}NAME");
+        assert_eq!(
+            rows[2].outcome,
+            Outcome::Failed,
+            "a prefix elsewhere is a lie"
+        );
+
+        let job = Job::Rdns(RdnsJob {
+            server,
+            timeout: Duration::from_secs(2),
+            concurrency: 1,
+        });
+        let (rows, _) =
+            drain(start(job, vec![IpAddr::from([10, 0, 0, 4])], Cancel::new(), None).unwrap());
+        assert_storable(&rows);
+        assert_eq!(rows[0].answer.as_ref().unwrap()["name"], "a\\000b");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use crate::net::NetError;
+use crate::sanitize;
 
 /// The fields of an answer that are kept (`enrichment->'greynoise'`).
 pub const KEPT_FIELDS: [&str; 7] = [
@@ -97,7 +98,8 @@ fn kept_fields(ip: Ipv4Addr, body: &[u8]) -> Result<Value, NetError> {
     if let Some(answered) = obj.get("ip") {
         if answered.as_str().and_then(|s| s.parse::<Ipv4Addr>().ok()) != Some(ip) {
             return Err(NetError::Protocol(format!(
-                "answer about another address ({answered})"
+                "answer about another address ({})",
+                sanitize::quote(&answered.to_string())
             )));
         }
     }
@@ -106,18 +108,39 @@ fn kept_fields(ip: Ipv4Addr, body: &[u8]) -> Result<Value, NetError> {
             return Err(NetError::Protocol(format!("{flag} is not true or false")));
         }
     }
-    let kept: Map<String, Value> = KEPT_FIELDS
-        .iter()
-        .filter_map(|k| obj.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-        .collect();
+    // Each kept field with the type it must have: the flags as they are (checked above),
+    // texts sanitized, `last_seen` only as a plausible date. A field of another type (an
+    // object where a name should be, a date of year 99999) is omitted; the rest of the
+    // answer stands.
+    let mut kept = Map::new();
+    for key in KEPT_FIELDS {
+        let value = match (key, obj.get(key)) {
+            (_, None) => continue,
+            (_, Some(Value::Null)) => Value::Null,
+            ("noise" | "riot", Some(v)) => v.clone(),
+            ("last_seen", Some(Value::String(d))) => match sanitize::date(d) {
+                Some(d) => Value::String(d),
+                None => continue,
+            },
+            ("last_seen", Some(_)) => continue,
+            (_, Some(Value::String(t))) => Value::String(sanitize::text(t, sanitize::MAX_NAME)),
+            (_, Some(_)) => continue,
+        };
+        kept.insert(key.to_owned(), value);
+    }
     Ok(Value::Object(kept))
 }
 
-/// `Retry-After`: delta-seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+/// `Retry-After`: delta-seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), as a
+/// wait of at most [`MAX_RETRY_AFTER`]; `None` when unreadable (the caller waits
+/// [`DEFAULT_RETRY_AFTER`]). Any value gives a bounded wait and never panics: a date in the
+/// year 9999 or a delta of 2^64 seconds is a long wait, that is [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let v = value.trim();
-    let wait = if let Ok(secs) = v.parse::<u64>() {
-        Duration::from_secs(secs)
+    let wait = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than 64 bits hold is still a number of seconds: a very long one.
+        v.parse::<u64>()
+            .map_or(MAX_RETRY_AFTER, Duration::from_secs)
     } else {
         let at = parse_http_date(v)?;
         at.duration_since(now).unwrap_or(Duration::ZERO)
@@ -131,22 +154,36 @@ fn parse_http_date(v: &str) -> Option<SystemTime> {
     if parts.len() != 6 || parts[5] != "GMT" {
         return None;
     }
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(parts[1], 2) || !digits(parts[3], 4) {
+        return None;
+    }
     let day: u32 = parts[1].parse().ok()?;
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let month = MONTHS.iter().position(|m| *m == parts[2])? as u32 + 1;
+    let month = u32::try_from(MONTHS.iter().position(|m| *m == parts[2])?).ok()? + 1;
+    // Four digits: 0000-9999, so the day count below cannot overflow.
     let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<u64> = parts[4]
+    let hms: Vec<i64> = parts[4]
         .split(':')
-        .map(|x| x.parse().ok())
+        .map(|x| digits(x, 2).then(|| x.parse().ok()).flatten())
         .collect::<Option<_>>()?;
-    if hms.len() != 3 || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 || !(1..=31).contains(&day) {
+    let [h, m, s] = hms[..] else {
+        return None;
+    };
+    if h > 23 || m > 59 || s > 60 || !(1..=31).contains(&day) {
         return None;
     }
-    let days = days_from_civil(year, month, day);
-    let secs = u64::try_from(days).ok()? * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
+    let secs = days_from_civil(year, month, day)
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + m * 60 + s)?;
+    let offset = Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -230,16 +267,34 @@ impl<'a> Quota<'a> {
     }
 }
 
-/// Seconds since 1970 before which no call is made (the last 429's Retry-After).
-pub fn paused_for(paused_until: &AtomicI64, now: SystemTime) -> Option<Duration> {
-    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let until = paused_until.load(Ordering::Acquire);
-    (until > now).then(|| Duration::from_secs((until - now) as u64))
+/// Seconds since 1970 (negative before), saturating.
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
 }
 
+/// How long calls stay paused (`paused_until`: seconds since 1970 before which no call is
+/// made, the last 429's Retry-After). A pause never lasts more than [`MAX_RETRY_AFTER`] from
+/// now: a later time (the clock was set back, or a bad value was stored) is brought back.
+pub fn paused_for(paused_until: &AtomicI64, now: SystemTime) -> Option<Duration> {
+    let now = unix_seconds(now);
+    let latest = now.saturating_add(MAX_RETRY_AFTER.as_secs() as i64);
+    let mut until = paused_until.load(Ordering::Acquire);
+    if until > latest {
+        paused_until.fetch_min(latest, Ordering::AcqRel);
+        until = latest;
+    }
+    let left = until.checked_sub(now)?;
+    (left > 0).then(|| Duration::from_secs(left.unsigned_abs()))
+}
+
+/// Pauses calls for `wait` (at most [`MAX_RETRY_AFTER`]) from `now`; never shortens a
+/// pause already recorded.
 pub fn pause(paused_until: &AtomicI64, now: SystemTime, wait: Duration) {
-    let until =
-        now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64 + wait.as_secs() as i64;
+    let wait = wait.min(MAX_RETRY_AFTER).as_secs() as i64;
+    let until = unix_seconds(now).saturating_add(wait);
     paused_until.fetch_max(until, Ordering::AcqRel);
 }
 
@@ -412,6 +467,149 @@ mod tests {
         assert_eq!(parse_retry_after("soon", now()), None);
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    /// Issue 15: a NUL in a GreyNoise answer made every refresh fail with 22P05 (jsonb cannot
+    /// hold \u0000). Every kept string is clean now; absurd fields are omitted.
+    #[test]
+    fn hostile_bodies_are_sanitized_or_fail_for_their_address() {
+        let body = format!(
+            r#"{{"ip":"71.6.135.131","noise":true,"riot":false,"name":"evil\u0000name","classification":"\u001b[31mmalicious\u202e","link":"{}","last_seen":"99999-01-01","message":{{"nested":"\u0000"}}}}"#,
+            "x".repeat(10_000)
+        );
+        let Reply::Observed(v) = interpret(IP, 200, None, body.as_bytes(), now()) else {
+            panic!()
+        };
+        assert_eq!(v["name"], "evil\u{FFFD}name");
+        assert_eq!(v["classification"], "\u{FFFD}[31mmalicious\u{FFFD}");
+        assert!(v["link"].as_str().unwrap().len() <= sanitize::MAX_NAME);
+        assert_eq!(v.get("last_seen"), None, "a date of year 99999 is omitted");
+        assert_eq!(
+            v.get("message"),
+            None,
+            "an object where a text belongs is omitted"
+        );
+        assert!(sanitize::json_is_clean(&v, sanitize::MAX_NAME), "{v}");
+        let good_date = br#"{"noise":false,"riot":false,"last_seen":"2024-05-01","name":null}"#;
+        let Reply::NotObserved(v) = interpret(IP, 404, None, good_date, now()) else {
+            panic!()
+        };
+        assert_eq!(
+            (v["last_seen"].as_str(), v["name"].is_null()),
+            (Some("2024-05-01"), true)
+        );
+
+        // Invalid UTF-8 is no JSON: a failure for this address, with a clean text.
+        let r = interpret(
+            IP,
+            200,
+            None,
+            b"{\"noise\":true,\"riot\":false,\"name\":\"\xff\"}",
+            now(),
+        );
+        assert!(matches!(r, Reply::Failed(NetError::Protocol(_))), "{r:?}");
+        // An answer about another address quotes it, bounded and clean.
+        let other = format!(
+            r#"{{"ip":"\u0000{}","noise":true,"riot":false}}"#,
+            "9".repeat(500)
+        );
+        let Reply::Failed(e) = interpret(IP, 200, None, other.as_bytes(), now()) else {
+            panic!()
+        };
+        let e = e.to_string();
+        assert!(
+            sanitize::is_clean(&e, 400) && e.chars().count() < 120,
+            "{e}"
+        );
+    }
+
+    /// Issue 15: a Retry-After date far in the future panicked the network thread
+    /// ("overflow when adding duration to instant"). Every value now gives a wait of at most
+    /// MAX_RETRY_AFTER, or None (the default wait).
+    #[test]
+    fn huge_and_garbage_retry_after_values_give_bounded_waits() {
+        for huge in [
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "9223372036854775808",            // 2^63
+            "18446744073709551615",           // u64::MAX
+            "184467440737095516160000000000", // beyond 64 bits
+        ] {
+            assert_eq!(
+                parse_retry_after(huge, now()),
+                Some(MAX_RETRY_AFTER),
+                "{huge}"
+            );
+            assert_eq!(
+                interpret(IP, 429, Some(huge), b"", now()),
+                Reply::RateLimited(MAX_RETRY_AFTER)
+            );
+        }
+        for garbage in [
+            "-1",
+            "-9223372036854775808",
+            "+30",
+            "1.5",
+            "",
+            "Fri, 31 Dec 99999 23:59:59 GMT",
+            "Fri, 31 Dec 999999999999999999 23:59:59 GMT",
+            // fuzz/regressions/greynoise/retry-after-year-17-digits: what the fuzzer found
+            // on the old code (overflow in the day arithmetic).
+            "Fr, 31 Jan 99999999999999999 23:59:59 GMT",
+            "Fri, 31 Dec -9999 23:59:59 GMT",
+            "Fri, 99 Dec 2023 23:59:59 GMT",
+            "Fri, 31 Dec 2023 99:99:99 GMT",
+            "Fri, 31 Dec 2023 23:59 GMT",
+            "Fri, 31 Foo 2023 23:59:59 GMT",
+            "Fri, 31 Dec 2023 23:59:59 UTC",
+            "\u{0}",
+        ] {
+            assert_eq!(parse_retry_after(garbage, now()), None, "{garbage:?}");
+            assert_eq!(
+                interpret(IP, 429, Some(garbage), b"", now()),
+                Reply::RateLimited(DEFAULT_RETRY_AFTER),
+                "{garbage:?}"
+            );
+        }
+        // A date long past means now; so does the epoch's first day, and the year 0000.
+        for past in [
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+            "Mon, 01 Jan 0000 00:00:00 GMT",
+        ] {
+            assert_eq!(
+                parse_retry_after(past, now()),
+                Some(Duration::ZERO),
+                "{past}"
+            );
+        }
+        // Whatever "now" is, too (a clock far off).
+        let far = UNIX_EPOCH + Duration::from_secs(400 * 365 * 86_400);
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", far),
+            Some(MAX_RETRY_AFTER)
+        );
+    }
+
+    #[test]
+    fn pauses_are_bounded_whatever_is_asked_or_stored() {
+        let p = AtomicI64::new(0);
+        pause(&p, now(), Duration::MAX);
+        assert_eq!(paused_for(&p, now()), Some(MAX_RETRY_AFTER));
+        // A stored time beyond MAX from now (clock set back, garbage) is brought back.
+        let p = AtomicI64::new(i64::MAX);
+        assert_eq!(paused_for(&p, now()), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            p.load(Ordering::Acquire),
+            1_700_000_000 + MAX_RETRY_AFTER.as_secs() as i64
+        );
+        let p = AtomicI64::new(i64::MIN);
+        assert_eq!(paused_for(&p, now()), None);
+        // Clocks at the ends of SystemTime's range.
+        let p = AtomicI64::new(0);
+        let late = UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 2);
+        pause(&p, late, MAX_RETRY_AFTER);
+        assert!(paused_for(&p, late).is_some());
+        let early = UNIX_EPOCH - Duration::from_secs(1_000_000);
+        assert_eq!(paused_for(&p, early), Some(MAX_RETRY_AFTER));
     }
 
     #[test]

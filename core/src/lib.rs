@@ -6,6 +6,7 @@
 //! operational counters. The
 //! extension crate (`src/`) only translates between SQL and these functions.
 
+pub mod claims;
 pub mod classify;
 pub mod cymru;
 pub mod dns;
@@ -18,6 +19,7 @@ pub mod mmdb;
 pub mod net;
 pub mod observe;
 pub mod privacy;
+pub mod sanitize;
 pub mod settings;
 
 pub use classify::{canonical, classify, IpClass};

@@ -11,7 +11,6 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::mmdb::ErrorKind;
 use crate::net::NetError;
 
 /// An enum whose variants have SQL names, with all variants in order.
@@ -30,9 +29,9 @@ macro_rules! named {
 }
 
 named!(
-    /// The MaxMind databases lookups are counted for (`custom`: `ip_inventory.databases`
-    /// names and files named by path).
-    Db { City = "city", Asn = "asn", Custom = "custom" }
+    /// The counters of MaxMind database slots (`custom`: `ip_inventory.databases` names and
+    /// files named by path); `mmdb::DbSlot::family` says which a slot counts into.
+    DbFamily { City = "city", Asn = "asn", Custom = "custom" }
 );
 named!(DbMetric {
     Lookups = "lookups",
@@ -106,7 +105,7 @@ named!(MaxmindMetric {
 /// One lookup in this many is timed (two clock reads per timed lookup).
 pub const LATENCY_SAMPLE_EVERY: u64 = 64;
 
-const DBS: usize = Db::ALL.len();
+const DBS: usize = DbFamily::ALL.len();
 const SOURCES: usize = Source::ALL.len();
 const DB_BASE: usize = 0;
 const DB_ERROR_BASE: usize = DB_BASE + DBS * DbMetric::ALL.len();
@@ -132,10 +131,10 @@ pub struct Name {
 }
 
 impl Metric {
-    pub const fn db(db: Db, m: DbMetric) -> Metric {
+    pub const fn db(db: DbFamily, m: DbMetric) -> Metric {
         Metric(DB_BASE + db as usize * DbMetric::ALL.len() + m as usize)
     }
-    pub const fn db_error(db: Db, kind: DbErrorKind) -> Metric {
+    pub const fn db_error(db: DbFamily, kind: DbErrorKind) -> Metric {
         Metric(DB_ERROR_BASE + db as usize * DbErrorKind::ALL.len() + kind as usize)
     }
     pub const fn source(source: Source, m: SourceMetric) -> Metric {
@@ -161,12 +160,16 @@ impl Metric {
         let (source, metric, error_kind) = if i < DB_ERROR_BASE {
             let k = i - DB_BASE;
             let n = DbMetric::ALL.len();
-            (Db::ALL[k / n].name(), DbMetric::ALL[k % n].name(), None)
+            (
+                DbFamily::ALL[k / n].name(),
+                DbMetric::ALL[k % n].name(),
+                None,
+            )
         } else if i < SOURCE_BASE {
             let k = i - DB_ERROR_BASE;
             let n = DbErrorKind::ALL.len();
             (
-                Db::ALL[k / n].name(),
+                DbFamily::ALL[k / n].name(),
                 "errors",
                 Some(DbErrorKind::ALL[k % n].name()),
             )
@@ -199,20 +202,6 @@ impl Metric {
             source,
             metric,
             error_kind,
-        }
-    }
-}
-
-impl DbErrorKind {
-    pub fn of(kind: &ErrorKind) -> DbErrorKind {
-        match kind {
-            ErrorKind::NotFound
-            | ErrorKind::PermissionDenied
-            | ErrorKind::NotAFile
-            | ErrorKind::Empty
-            | ErrorKind::Io(_) => DbErrorKind::Unreadable,
-            ErrorKind::NotMmdb | ErrorKind::WrongType { .. } => DbErrorKind::Invalid,
-            ErrorKind::Corrupt(_) | ErrorKind::ResourceLimit(_) => DbErrorKind::Corrupt,
         }
     }
 }
@@ -368,7 +357,7 @@ mod tests {
         assert_eq!(distinct.len(), COUNT, "two counters share a name");
 
         let mut seen = HashSet::new();
-        for &db in Db::ALL {
+        for &db in DbFamily::ALL {
             for &m in DbMetric::ALL {
                 let n = Metric::db(db, m).name();
                 assert_eq!(
@@ -416,7 +405,7 @@ mod tests {
     fn pending_counts_reach_the_shared_counters_once() {
         let shared = Counters::new();
         let mut pending = Pending::new();
-        let lookups = Metric::db(Db::City, DbMetric::Lookups);
+        let lookups = Metric::db(DbFamily::City, DbMetric::Lookups);
         let enriched = Metric::inventory(InventoryMetric::MaxmindEnriched);
         assert_eq!(pending.add(lookups, 1), 1);
         assert_eq!(pending.add(lookups, 1), 2);
@@ -467,15 +456,6 @@ mod tests {
 
     #[test]
     fn error_kinds_group_the_detailed_errors() {
-        assert_eq!(
-            DbErrorKind::of(&ErrorKind::NotFound),
-            DbErrorKind::Unreadable
-        );
-        assert_eq!(DbErrorKind::of(&ErrorKind::NotMmdb), DbErrorKind::Invalid);
-        assert_eq!(
-            DbErrorKind::of(&ErrorKind::Corrupt("x".into())),
-            DbErrorKind::Corrupt
-        );
         assert_eq!(
             NetErrorKind::of(&NetError::Oversized(10)),
             Some(NetErrorKind::BadAnswer)

@@ -71,9 +71,14 @@ impl std::error::Error for NetError {}
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline(Instant);
 
+/// The longest timeout a deadline takes: far beyond any setting, and small enough that
+/// adding it to the clock cannot overflow.
+const MAX_TIMEOUT: Duration = Duration::from_secs(366 * 86_400);
+
 impl Deadline {
     pub fn after(timeout: Duration) -> Self {
-        Deadline(Instant::now() + timeout)
+        let now = Instant::now();
+        Deadline(now.checked_add(timeout.min(MAX_TIMEOUT)).unwrap_or(now))
     }
     pub fn remaining(&self) -> Option<Duration> {
         self.0

@@ -3,13 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-/// File names looked for in `ip_inventory.maxmind_dir`, commercial editions first.
-pub const CITY_FILE_NAMES: [&str; 2] = ["GeoIP2-City.mmdb", "GeoLite2-City.mmdb"];
-pub const ASN_FILE_NAMES: [&str; 2] = ["GeoIP2-ISP.mmdb", "GeoLite2-ASN.mmdb"];
-
-/// Names that always mean the two MaxMind slots in `mmdb_lookup`.
-pub const SLOT_NAMES: [&str; 2] = ["city", "asn"];
-
 /// One entry of `ip_inventory.databases`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedDatabase {
@@ -38,7 +31,7 @@ pub fn parse_database_list(value: &str) -> Result<Vec<NamedDatabase>, String> {
                 "database name \"{name}\" must be a lowercase identifier ([a-z_][a-z0-9_]*)"
             ));
         }
-        if SLOT_NAMES.contains(&name) {
+        if crate::mmdb::DbSlot::RESERVED.contains(&name) {
             return Err(format!(
                 "database name \"{name}\" is reserved for the MaxMind slot of that name"
             ));
@@ -57,29 +50,6 @@ pub fn parse_database_list(value: &str) -> Result<Vec<NamedDatabase>, String> {
         });
     }
     Ok(out)
-}
-
-/// The file to use for a slot inside a directory: the first of `names` that exists, else the
-/// last one (the GeoLite2 name), so that an error message names the file we expected.
-pub fn file_in_dir(dir: &Path, names: &[&str]) -> PathBuf {
-    names
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| dir.join(names[names.len() - 1]))
-}
-
-/// The path a slot uses: the explicit path setting if set, else a file in the directory
-/// setting, else none (the slot is not configured).
-pub fn slot_path(explicit: Option<&str>, dir: Option<&str>, names: &[&str]) -> Option<PathBuf> {
-    match (
-        explicit.map(str::trim).filter(|s| !s.is_empty()),
-        dir.map(str::trim).filter(|s| !s.is_empty()),
-    ) {
-        (Some(path), _) => Some(PathBuf::from(path)),
-        (None, Some(dir)) => Some(file_in_dir(Path::new(dir), names)),
-        (None, None) => None,
-    }
 }
 
 /// Whether a path setting is acceptable: empty (unset) or absolute.
@@ -245,32 +215,6 @@ mod tests {
             let err = parse_database_list(value).unwrap_err();
             assert!(err.contains(needle), "{value}: {err}");
         }
-    }
-
-    #[test]
-    fn slot_path_prefers_explicit_then_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap();
-        assert_eq!(
-            slot_path(Some("/a/b.mmdb"), Some(d), &CITY_FILE_NAMES),
-            Some("/a/b.mmdb".into())
-        );
-        assert_eq!(slot_path(None, None, &CITY_FILE_NAMES), None);
-        assert_eq!(slot_path(Some(" "), Some(""), &CITY_FILE_NAMES), None);
-        // Nothing in the directory: the GeoLite2 name, for the error message.
-        assert_eq!(
-            slot_path(None, Some(d), &CITY_FILE_NAMES),
-            Some(dir.path().join("GeoLite2-City.mmdb"))
-        );
-        std::fs::write(dir.path().join("GeoIP2-City.mmdb"), b"x").unwrap();
-        assert_eq!(
-            slot_path(None, Some(d), &CITY_FILE_NAMES),
-            Some(dir.path().join("GeoIP2-City.mmdb"))
-        );
-        assert_eq!(
-            slot_path(None, Some(d), &ASN_FILE_NAMES),
-            Some(dir.path().join("GeoLite2-ASN.mmdb"))
-        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
--- Concurrent refreshes split the work (FOR UPDATE SKIP LOCKED): two Team Cymru refreshers
+-- Concurrent refreshes split the work (claims in shared memory): two Team Cymru refreshers
 -- each get their own rows, no address is asked twice; four GreyNoise refreshers never make
 -- more calls than the daily quota. A refresh waiting on a slow source stops promptly on
 -- statement_timeout and pg_cancel_backend, and the backend lives on.
@@ -40,6 +40,33 @@ FROM runs;
 SELECT count(*) AS calls_received FROM fake_log('greynoise');
 SELECT used = :quota AS used_all, remaining FROM greynoise_quota();
 SELECT count(*) AS answered_rows FROM ip_inventory WHERE greynoise_ts IS NOT NULL;
+
+-- An event insert for an address a refresh has claimed completes while the source is still
+-- answering: a refresh holds no row lock while it waits on the network.
+\! $IPI_FAKE_CTL reset "$IPI_FAKE_DIR"
+\! $IPI_FAKE_CTL delay "$IPI_FAKE_DIR" whois 3000
+ALTER SYSTEM SET ip_inventory.cymru_timeout = '10s';
+SELECT pg_reload_conf();
+-- Ten addresses due: one whois batch, answered after 3 s.
+UPDATE ip_inventory SET cymru_ts = CASE WHEN ip_address <= '5.5.0.10' THEN NULL ELSE cymru_ts END;
+\! ("$IPI_PGBIN/psql" -X -q -c "SELECT cascade_refresh('cymru', 10)" >/dev/null) &
+SELECT pg_sleep(1);
+SELECT count(*) AS refreshes_waiting_on_whois FROM pg_stat_activity
+WHERE query = 'SELECT cascade_refresh(''cymru'', 10)' AND state = 'active';
+SET statement_timeout = '1s';
+INSERT INTO raw_events VALUES ('2026-11-21', '5.5.0.1');
+RESET statement_timeout;
+SELECT observation_count AS recorded_while_claimed FROM ip_inventory WHERE ip_address = '5.5.0.1';
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE query = 'SELECT cascade_refresh(''cymru'', 10)');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT count(*) FILTER (WHERE ip_address <= '5.5.0.10' AND cymru_ts IS NOT NULL) AS refreshed_after_the_wait,
+       count(*) FILTER (WHERE ip_address <= '5.5.0.10' AND cymru_ts IS NULL) AS still_due
+FROM ip_inventory;
 
 -- Cancellation while waiting on a source that answers after 20 s (time limit 60 s).
 \! $IPI_FAKE_CTL reset "$IPI_FAKE_DIR"

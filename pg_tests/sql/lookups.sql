@@ -17,15 +17,17 @@ ALTER SYSTEM SET ip_inventory.maxmind_dir = :'geoip';
 SELECT pg_reload_conf();
 \c
 
--- Files are mapped by each backend on its first lookup, never by the postmaster.
-CREATE FUNCTION mappings(pid int) RETURNS bigint LANGUAGE sql AS $$
+-- Verified copies of the files (in the store under the data directory) are mapped by each
+-- backend on its first lookup, never by the postmaster; the operator's files never are.
+CREATE FUNCTION mappings(pid int, pattern text) RETURNS bigint LANGUAGE sql AS $$
     SELECT count(*) FROM regexp_split_to_table(pg_read_file('/proc/' || pid || '/maps'), E'\n') AS l
-    WHERE l LIKE '%/geoip/GeoLite2-%.mmdb'
+    WHERE l LIKE pattern
 $$;
-SELECT mappings(pg_backend_pid()) AS backend_before_lookup;
+SELECT mappings(pg_backend_pid(), '%/ip_inventory/%.mmdb') AS backend_before_lookup;
 SELECT ip_country('81.2.69.160');
-SELECT mappings(pg_backend_pid()) AS backend_after_lookup,
-       mappings(split_part(pg_read_file('postmaster.pid'), E'\n', 1)::int) AS postmaster;
+SELECT mappings(pg_backend_pid(), '%/ip_inventory/%.mmdb') AS backend_after_lookup,
+       mappings(split_part(pg_read_file('postmaster.pid'), E'\n', 1)::int, '%/ip_inventory/%.mmdb') AS postmaster,
+       mappings(pg_backend_pid(), '%/geoip/GeoLite2-%.mmdb') AS operators_file;
 
 -- Every field, for a London address (values as in source-data/GeoLite2-City-Test.json).
 \x on

@@ -29,6 +29,7 @@ FROM maxmind_info() WHERE name = 'city';
 \! "$IPI_PGBIN/psql" -X -q -At -c "SELECT maxmind_reload()" 2>&1
 SELECT ip_country('149.101.100.0') AS country, database_type, generation - :gen0 AS generations_later
 FROM maxmind_info() WHERE name = 'city';
+-- A session that starts now is answered from the verified copy last in service, with a warning.
 \! "$IPI_PGBIN/psql" -X -q -At -c "SELECT ip_country('149.101.100.0') AS fresh_session_country" 2>&1
 
 -- Part 2: automatic checks at every statement (file_check_interval = 0).

@@ -91,6 +91,16 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_backfill_batch_wrapper';
 
+CREATE OR REPLACE FUNCTION "_ip_inventory_claim"(
+	"source" TEXT, 
+	"ips" TEXT[], 
+	"lim" INT 
+) RETURNS TEXT[] 
+STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_claim_wrapper';
+
 CREATE OR REPLACE FUNCTION "_ip_inventory_count_recorded"(
 	"observations" bigint, 
 	"new_addresses" bigint, 
@@ -159,6 +169,23 @@ CREATE OR REPLACE FUNCTION "_ip_inventory_maxmind"(
 STRICT STABLE PARALLEL SAFE 
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_maxmind_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_release"(
+	"source" TEXT, 
+	"ips" TEXT[] 
+) RETURNS VOID 
+STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_release_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_claim(text, text[], int) IS 'Claims addresses for a refresh of a network source (internal: cascade_refresh).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_release(text, text[]) IS 'Releases a refresh''s claims (internal: cascade_refresh).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_claim(text, text[], int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_release(text, text[]) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_retain_events"(
 	"event_table" regclass, 
@@ -360,6 +387,9 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
 
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
     geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
@@ -511,9 +541,6 @@ COMMENT ON VIEW @extschema@.ip_inventory_observed_tables IS
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_observe() FROM PUBLIC;
-
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_country"(
 	"ip" inet 
@@ -1300,58 +1327,17 @@ BEGIN
                                                     res.not_found, 0::bigint, 0::bigint, NULL::bigint, started, NULL::text);
 END $$;
 
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_refresh_network(src text, lim int) RETURNS jsonb LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_store_answers(src text, answers jsonb, before jsonb)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    started timestamptz := clock_timestamp();
-    ttl interval := @extschema@.ip_inventory_ttl(src);
-    maxmind_ready boolean;
-    ips text[];
-    before jsonb;
     res record;
-    quota record;
-    quota_left bigint;
 BEGIN
-    -- Team Cymru serves the rows MaxMind has no ASN for (and those it answered itself),
-    -- once MaxMind had its chance: rows MaxMind never enriched wait for it, unless no
-    -- MaxMind database is in service at all.
-    IF src = 'cymru' THEN
-        maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
-                                 WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
-    END IF;
-    IF src = 'greynoise' THEN
-        -- After a restart, continue today's count from the last saved one.
-        PERFORM @extschema@._ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used::bigint)
-           FROM @extschema@.ip_inventory_quota AS q WHERE q.source = 'greynoise';
-    END IF;
-
-    -- Due rows, busiest first; rows whose last attempt failed come after the others, so a
-    -- few addresses the source keeps failing on cannot hold up the rest. Run as a one-shot
-    -- statement so each source's condition is planned with its own due-row index (the Team
-    -- Cymru condition repeats that index's predicate).
-    EXECUTE format($sql$
-        SELECT coalesce(array_agg(host(s.ip_address)), '{}'),
-               coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> $1, 'null')), '{}')
-          FROM (SELECT i.ip_address, i.enrichment
-                FROM @extschema@.ip_inventory AS i
-                LEFT JOIN @extschema@.ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
-                WHERE i.ip_class = 'public' AND %s
-                ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
-                LIMIT $3
-                FOR UPDATE OF i SKIP LOCKED) AS s $sql$,
-        CASE src
-            WHEN 'cymru' THEN '(i.cymru_ts IS NULL OR i.cymru_ts < now() - $2)
-                               AND (i.asn_source IS NULL OR i.asn_source = ''cymru'')
-                               AND (i.maxmind_ts IS NOT NULL OR NOT $4)'
-            WHEN 'greynoise' THEN '(i.greynoise_ts IS NULL OR i.greynoise_ts < now() - $2)'
-            WHEN 'rdns' THEN '(i.rdns_ts IS NULL OR i.rdns_ts < now() - $2)'
-        END)
-      INTO ips, before
-      USING src, ttl, lim, maxmind_ready;
-
+    PERFORM FROM @extschema@.ip_inventory AS i
+    WHERE i.ip_address IN (SELECT (a ->> 'ip')::inet FROM jsonb_array_elements(answers) AS a)
+    ORDER BY i.ip_address FOR UPDATE;
     WITH r AS MATERIALIZED (
-        SELECT f.ip, f.outcome, f.answer, f.detail, before -> host(f.ip) AS previous
-        FROM @extschema@.ip_inventory_fetch(src, ips) AS f
+        SELECT x.ip, x.outcome, x.answer, x.detail, before -> host(x.ip) AS previous
+        FROM jsonb_to_recordset(answers) AS x(ip inet, outcome text, answer jsonb, detail text)
     ),
     -- An answer (and a skip that says why, like an IPv6 address for GreyNoise) is stored
     -- with its time; quota, 429 and stop skips leave the row as it was.
@@ -1399,12 +1385,107 @@ BEGIN
            (SELECT count(*) FROM stored) + (SELECT count(*) FROM recorded) + (SELECT count(*) FROM cleared) AS writes
       INTO res
       FROM r;
+    RETURN jsonb_build_object('selected', res.selected, 'refreshed', res.refreshed, 'unchanged', res.unchanged,
+                              'not_found', res.not_found, 'failed', res.failed, 'skipped', res.skipped,
+                              'first_failure', res.first_failure);
+END $$;
 
-    IF res.selected <> coalesce(array_length(ips, 1), 0) THEN
-        -- Every selected address gets one row from the fetch; anything else is a bug.
-        RAISE EXCEPTION '% refresh: % addresses selected, % answered', src, coalesce(array_length(ips, 1), 0), res.selected
-            USING ERRCODE = 'XX000';
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_refresh_network(src text, lim int) RETURNS jsonb LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    ttl interval := @extschema@.ip_inventory_ttl(src);
+    maxmind_ready boolean;
+    candidates text[];
+    page bigint := lim::bigint * 2 + 32;
+    offset_rows bigint := 0;
+    ips text[];
+    before jsonb;
+    answers jsonb;
+    answer jsonb;
+    one jsonb;
+    counts jsonb;
+    quota record;
+    quota_left bigint;
+BEGIN
+    -- Team Cymru serves the rows MaxMind has no ASN for (and those it answered itself),
+    -- once MaxMind had its chance: rows MaxMind never enriched wait for it, unless no
+    -- MaxMind database is in service at all.
+    IF src = 'cymru' THEN
+        maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                                 WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
     END IF;
+    IF src = 'greynoise' THEN
+        -- After a restart, continue today's count from the last saved one.
+        PERFORM @extschema@._ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used::bigint)
+           FROM @extschema@.ip_inventory_quota AS q WHERE q.source = 'greynoise';
+    END IF;
+
+    -- Due rows, busiest first; rows whose last attempt failed come after the others, so a
+    -- few addresses the source keeps failing on cannot hold up the rest. Run as a one-shot
+    -- statement so each source's condition is planned with its own due-row index (the Team
+    -- Cymru condition repeats that index's predicate). No row is locked: the rows are claimed
+    -- (shared memory, src/claims.rs) so that concurrent refreshes split them, and an event
+    -- insert for one of them never waits for the network. Pages of candidates are read until
+    -- lim are claimed: other refreshes may hold some.
+    ips := '{}';
+    LOOP
+        EXECUTE format($sql$
+            SELECT coalesce(array_agg(host(s.ip_address)), '{}')
+              FROM (SELECT i.ip_address
+                    FROM @extschema@.ip_inventory AS i
+                    LEFT JOIN @extschema@.ip_inventory_failures AS f ON f.ip_address = i.ip_address AND f.source = $1
+                    WHERE i.ip_class = 'public' AND %s
+                    ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
+                    LIMIT $5 OFFSET $6) AS s $sql$,
+            CASE src
+                WHEN 'cymru' THEN '(i.cymru_ts IS NULL OR i.cymru_ts < now() - $2)
+                                   AND (i.asn_source IS NULL OR i.asn_source = ''cymru'')
+                                   AND (i.maxmind_ts IS NOT NULL OR NOT $4)'
+                WHEN 'greynoise' THEN '(i.greynoise_ts IS NULL OR i.greynoise_ts < now() - $2)'
+                WHEN 'rdns' THEN '(i.rdns_ts IS NULL OR i.rdns_ts < now() - $2)'
+            END)
+          INTO candidates
+          USING src, ttl, lim, maxmind_ready, page, offset_rows;
+        ips := ips || @extschema@._ip_inventory_claim(src, candidates, lim - cardinality(ips));
+        EXIT WHEN cardinality(ips) >= lim OR cardinality(candidates) < page;
+        offset_rows := offset_rows + page;
+    END LOOP;
+    SELECT coalesce(jsonb_object_agg(host(i.ip_address), coalesce(i.enrichment -> src, 'null')), '{}')
+      INTO before
+      FROM @extschema@.ip_inventory AS i WHERE i.ip_address = ANY (ips::inet[]);
+
+    -- The network.
+    SELECT coalesce(jsonb_agg(jsonb_build_object('ip', host(f.ip), 'outcome', f.outcome,
+                                                 'answer', f.answer, 'detail', f.detail)), '[]')
+      INTO answers
+      FROM @extschema@.ip_inventory_fetch(src, ips) AS f;
+    IF jsonb_array_length(answers) <> coalesce(array_length(ips, 1), 0) THEN
+        -- Every claimed address gets one row from the fetch; anything else is a bug.
+        RAISE EXCEPTION '% refresh: % addresses selected, % answered', src,
+            coalesce(array_length(ips, 1), 0), jsonb_array_length(answers) USING ERRCODE = 'XX000';
+    END IF;
+
+    BEGIN
+        counts := @extschema@._ip_inventory_store_answers(src, answers, before);
+    EXCEPTION WHEN OTHERS THEN
+        -- An answer that cannot be stored fails its address only; the others are stored.
+        counts := '{"selected": 0, "refreshed": 0, "unchanged": 0, "not_found": 0, "failed": 0, "skipped": 0}';
+        FOR answer IN SELECT a FROM jsonb_array_elements(answers) AS a LOOP
+            BEGIN
+                one := @extschema@._ip_inventory_store_answers(src, jsonb_build_array(answer), before);
+            EXCEPTION WHEN OTHERS THEN
+                one := @extschema@._ip_inventory_store_answers(src, jsonb_build_array(jsonb_build_object(
+                    'ip', answer -> 'ip', 'outcome', 'failed',
+                    'detail', left(src || ': the answer cannot be stored: ' || SQLERRM, 200))), before);
+            END;
+            counts := (SELECT jsonb_object_agg(k, (counts ->> k)::bigint + (one ->> k)::bigint)
+                       FROM unnest(ARRAY['selected', 'refreshed', 'unchanged', 'not_found', 'failed', 'skipped']) AS k)
+                      || jsonb_strip_nulls(jsonb_build_object('first_failure',
+                             coalesce(counts ->> 'first_failure', one ->> 'first_failure')));
+        END LOOP;
+    END;
+    PERFORM @extschema@._ip_inventory_release(src, ips);
 
     IF src = 'greynoise' THEN
         SELECT * INTO quota FROM @extschema@.greynoise_quota();
@@ -1414,8 +1495,9 @@ BEGIN
         ON CONFLICT (source) DO UPDATE SET day = excluded.day, used = excluded.used
             WHERE (q.day, q.used) < (excluded.day, excluded.used);
     END IF;
-    RETURN @extschema@._ip_inventory_refresh_result(src, res.selected, res.refreshed, res.unchanged, res.not_found,
-                                       res.failed, res.skipped, quota_left, started, res.first_failure);
+    RETURN @extschema@._ip_inventory_refresh_result(src, (counts ->> 'selected')::bigint, (counts ->> 'refreshed')::bigint,
+        (counts ->> 'unchanged')::bigint, (counts ->> 'not_found')::bigint, (counts ->> 'failed')::bigint,
+        (counts ->> 'skipped')::bigint, quota_left, started, counts ->> 'first_failure');
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh(source text, lim int DEFAULT 100) RETURNS jsonb LANGUAGE plpgsql
@@ -1433,7 +1515,7 @@ BEGIN
     IF lim < 0 OR lim > 100000 THEN
         RAISE EXCEPTION 'cascade_refresh: lim must be between 0 and 100000, not %', lim
             USING ERRCODE = '22023',
-                  HINT = 'Refresh in batches: schedule cascade_refresh() with a moderate lim (selected rows stay locked until the refresh commits).';
+                  HINT = 'Refresh in batches: schedule cascade_refresh() with a moderate lim.';
     END IF;
     CASE source
     WHEN 'maxmind' THEN
@@ -1472,6 +1554,9 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_result(text, bigint, bigin
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) IS
     'cascade_refresh(''maxmind''): re-enriches rows never enriched or enriched from another database build (internal).';
 
+COMMENT ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) IS
+    'Stores a network source''s answers and records its failures (internal: cascade_refresh).';
+
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) IS
     'cascade_refresh() for one network source: asks it about the due rows and stores the answers and failures (internal).';
 
@@ -1479,6 +1564,8 @@ COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
     'Refreshes up to lim due rows from one source (maxmind, cymru, greynoise, rdns) or from each in turn (all), busiest addresses first, and returns the counts as jsonb: selected, refreshed, unchanged, not_found, failed, skipped, quota_remaining, elapsed (seconds). Concurrent calls split the work (FOR UPDATE SKIP LOCKED).';
 
 REVOKE ALL ON FUNCTION @extschema@.cascade_refresh(text, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) FROM PUBLIC;
 

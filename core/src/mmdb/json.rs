@@ -5,7 +5,11 @@
 //! - `uint64`/`uint128` beyond what JSON numbers hold exactly stay numbers when they fit in
 //!   `u64`, and become decimal strings otherwise;
 //! - `bytes` become a lowercase hex string;
-//! - non-finite floats become `null`.
+//! - non-finite floats become `null`;
+//! - strings and keys are sanitized like network answers ([`crate::sanitize`]): control
+//!   characters become U+FFFD (PostgreSQL's jsonb cannot hold a NUL: the whole call would
+//!   fail), and strings, the hex of bytes included, are cut to
+//!   [`sanitize::MAX_TEXT`](crate::sanitize::MAX_TEXT) bytes.
 //!
 //! Nesting is limited to [`MAX_DEPTH`] levels: the conversion recurses, and a hostile file
 //! nested hundreds of levels deep (the format allows 512) must give an error, not exhaust the
@@ -16,6 +20,16 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
+
+use crate::sanitize;
+
+fn text(s: &str) -> String {
+    if sanitize::is_clean(s, sanitize::MAX_TEXT) {
+        s.to_owned()
+    } else {
+        sanitize::text(s, sanitize::MAX_TEXT)
+    }
+}
 
 pub(crate) struct JsonRecord(pub(crate) Value);
 
@@ -96,15 +110,15 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+        Ok(Value::String(text(v)))
     }
     fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
         use std::fmt::Write;
-        let mut hex = String::with_capacity(v.len() * 2);
-        for b in v {
+        let mut hex = String::with_capacity(v.len().min(sanitize::MAX_TEXT) * 2);
+        for b in v.iter().take(sanitize::MAX_TEXT) {
             let _ = write!(hex, "{b:02x}");
         }
-        Ok(Value::String(hex))
+        Ok(Value::String(text(&hex)))
     }
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
@@ -128,7 +142,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
         let mut out = Map::new();
         while let Some(k) = map.next_key::<String>()? {
             let v = map.next_value_seed(child)?;
-            out.insert(k, v);
+            out.insert(text(&k), v);
         }
         Ok(Value::Object(out))
     }

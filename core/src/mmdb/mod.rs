@@ -10,13 +10,13 @@
 mod cache;
 mod json;
 mod record;
+pub mod slot;
 pub mod store;
 
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +25,11 @@ use ipnetwork::IpNetwork;
 use maxminddb::{MaxMindDbError, Metadata, Mmap, PathElement, Reader, WithinOptions};
 
 pub use cache::CityCache;
+pub use slot::{DbSlot, Replaced, SlotReader, Unusable};
+pub use store::Identity;
+pub use store::Store;
+
+use crate::metrics::DbErrorKind;
 pub use record::{AsnFields, CityFields};
 
 /// Which databases a slot accepts, judged by the `database_type` metadata field.
@@ -59,36 +64,6 @@ impl DbKind {
     }
 }
 
-/// Identifies the file behind a path, to notice when the path is replaced. Plain integers,
-/// so it can be kept in Postgres shared memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(C)]
-pub struct FileIdentity {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-}
-
-impl FileIdentity {
-    fn from_metadata(m: &std::fs::Metadata) -> Self {
-        FileIdentity {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime_ns: m
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec()),
-        }
-    }
-
-    /// The identity of whatever the path names now (follows symlinks).
-    pub fn of(path: &Path) -> io::Result<Self> {
-        std::fs::metadata(path).map(|m| Self::from_metadata(&m))
-    }
-}
-
 /// Why a database could not be opened or used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -108,6 +83,21 @@ pub enum ErrorKind {
         found: String,
         expected: &'static str,
     },
+}
+
+impl ErrorKind {
+    /// The counter a failure of this kind counts into.
+    pub fn counted_as(&self) -> DbErrorKind {
+        match self {
+            ErrorKind::NotFound
+            | ErrorKind::PermissionDenied
+            | ErrorKind::NotAFile
+            | ErrorKind::Empty
+            | ErrorKind::Io(_) => DbErrorKind::Unreadable,
+            ErrorKind::NotMmdb | ErrorKind::WrongType { .. } => DbErrorKind::Invalid,
+            ErrorKind::Corrupt(_) | ErrorKind::ResourceLimit(_) => DbErrorKind::Corrupt,
+        }
+    }
 }
 
 /// An error about one database file; its `Display` names the file and the reason.
@@ -214,7 +204,7 @@ pub struct Database {
     map: Mapped,
     instance: u64,
     path: PathBuf,
-    identity: FileIdentity,
+    size: u64,
 }
 
 impl fmt::Debug for Database {
@@ -264,7 +254,6 @@ impl Database {
         if meta.len() == 0 {
             return Err(DbError::new(path, ErrorKind::Empty));
         }
-        let identity = FileIdentity::from_metadata(&meta);
         // SAFETY: the mapping is read-only. Its contents stay valid as long as nobody
         // rewrites the file in place; replacing it by rename is safe. That is the documented
         // operating rule (docs/maxmind.md), and validation below bounds what a reader can do
@@ -278,7 +267,7 @@ impl Database {
             map,
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             path: path.to_path_buf(),
-            identity,
+            size: meta.len(),
         };
         db.check_metadata(kind)?;
         db.probe()?;
@@ -341,16 +330,103 @@ impl Database {
     /// empty description, common outside MaxMind): walks every network of the search tree and
     /// decodes every record once.
     pub fn verify_records(&self) -> Result<(), DbError> {
+        self.verify_tree_nodes()?;
         let mut seen = std::collections::HashSet::new();
+        // As MaxMind's verifier walks the tree: networks without data too, and a cap on the
+        // walk (a cycle in the tree would make it endless).
+        let cap = usize::try_from(self.metadata().node_count)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(3)
+            .max(16);
         let networks = self
             .reader
-            .networks(WithinOptions::default())
+            .networks(WithinOptions::default().include_networks_without_data())
             .map_err(|e| DbError::from_mmdb(&self.path, e))?;
-        for item in networks {
+        for (n, item) in networks.enumerate() {
+            if n > cap {
+                return Err(DbError::new(
+                    &self.path,
+                    ErrorKind::Corrupt(
+                        "the search tree has a cycle or an invalid structure".into(),
+                    ),
+                ));
+            }
             let result = item.map_err(|e| DbError::from_mmdb(&self.path, e))?;
             let hit = Hit { result };
-            if hit.record_offset().is_none_or(|o| seen.insert(o)) {
+            if hit.has_data() && hit.record_offset().is_none_or(|o| seen.insert(o)) {
                 self.record_json(&hit)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every record of every node of the search tree: each is a node, the empty
+    /// marker, or a pointer into the data section. (Lookups and the walk of networks only
+    /// meet the nodes they reach; this meets all of them.)
+    fn verify_tree_nodes(&self) -> Result<(), DbError> {
+        let corrupt = |m: String| DbError::new(&self.path, ErrorKind::Corrupt(m));
+        let bytes: &[u8] = self.map.as_ref();
+        let m = self.metadata();
+        let nodes = u64::from(m.node_count);
+        let record_bits = u64::from(m.record_size);
+        if ![24, 28, 32].contains(&record_bits) {
+            return Err(corrupt(format!("record size {record_bits}")));
+        }
+        let node_bytes = record_bits / 4;
+        let tree = nodes
+            .checked_mul(node_bytes)
+            .and_then(|t| usize::try_from(t).ok())
+            .filter(|t| t.checked_add(16).is_some_and(|e| e <= bytes.len()))
+            .ok_or_else(|| corrupt("search tree larger than the file".into()))?;
+        const MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
+        let marker = bytes
+            .windows(MARKER.len())
+            .rposition(|w| w == MARKER)
+            .ok_or_else(|| corrupt("no metadata".into()))?;
+        let data_len = marker
+            .checked_sub(tree + 16)
+            .ok_or_else(|| corrupt("search tree overlaps the metadata".into()))?
+            as u64;
+        if bytes[tree..tree + 16].iter().any(|b| *b != 0) {
+            return Err(corrupt("the data section separator is not zero".into()));
+        }
+        let nb = node_bytes as usize;
+        for (i, node) in bytes[..tree].chunks_exact(nb).enumerate() {
+            let (left, right) = match record_bits {
+                24 => (
+                    u64::from(u32::from_be_bytes([0, node[0], node[1], node[2]])),
+                    u64::from(u32::from_be_bytes([0, node[3], node[4], node[5]])),
+                ),
+                28 => (
+                    u64::from(u32::from_be_bytes([
+                        node[3] >> 4,
+                        node[0],
+                        node[1],
+                        node[2],
+                    ])),
+                    u64::from(u32::from_be_bytes([
+                        node[3] & 0x0f,
+                        node[4],
+                        node[5],
+                        node[6],
+                    ])),
+                ),
+                _ => (
+                    u64::from(u32::from_be_bytes([node[0], node[1], node[2], node[3]])),
+                    u64::from(u32::from_be_bytes([node[4], node[5], node[6], node[7]])),
+                ),
+            };
+            for r in [left, right] {
+                if r > nodes && r - nodes - 16 >= data_len {
+                    return Err(corrupt(format!(
+                        "search tree node {i} points outside the data section"
+                    )));
+                }
+                if r > nodes && r < nodes + 16 {
+                    return Err(corrupt(format!(
+                        "search tree node {i} points into the separator"
+                    )));
+                }
             }
         }
         Ok(())
@@ -360,16 +436,12 @@ impl Database {
         &self.path
     }
 
-    pub fn identity(&self) -> FileIdentity {
-        self.identity
-    }
-
     pub fn metadata(&self) -> &Metadata {
         self.reader.metadata()
     }
 
     pub fn file_size(&self) -> u64 {
-        self.identity.size
+        self.size
     }
 
     /// Looks up an address (IPv4-mapped addresses as their IPv4 address). `Ok(None)` when
@@ -394,7 +466,10 @@ impl Database {
         language: &str,
     ) -> Result<CityFields<'a>, DbError> {
         match record::decode_names_in(language, || hit.result.decode::<record::CityRecord<'a>>()) {
-            Ok(Some(rec)) => Ok(rec.flatten()),
+            Ok(Some(rec)) => rec
+                .flatten()
+                .try_map_strings(|s| self.clean(s))
+                .ok_or_else(|| self.unclean()),
             Ok(None) => Ok(CityFields::default()),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
@@ -424,7 +499,13 @@ impl Database {
     #[inline]
     pub fn asn_fields<'a>(&'a self, hit: &Hit<'a>) -> Result<AsnFields<'a>, DbError> {
         match hit.result.decode::<record::AsnRecord<'a>>() {
-            Ok(Some(rec)) => Ok(rec.into()),
+            Ok(Some(rec)) => {
+                let fields = AsnFields::from(rec);
+                match fields.organization {
+                    Some(o) if self.clean(o).is_none() => Err(self.unclean()),
+                    _ => Ok(fields),
+                }
+            }
             Ok(None) => Ok(AsnFields::default()),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
@@ -435,9 +516,30 @@ impl Database {
     pub fn country_code<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
         const PATH: [PathElement<'static>; 2] =
             [PathElement::Key("country"), PathElement::Key("iso_code")];
-        hit.result
-            .decode_path(&PATH)
-            .map_err(|e| DbError::from_mmdb(&self.path, e))
+        match hit.result.decode_path::<&'a str>(&PATH) {
+            Ok(Some(code)) => self.clean(code).map(Some).ok_or_else(|| self.unclean()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(DbError::from_mmdb(&self.path, e)),
+        }
+    }
+
+    /// A string of a record as it may be returned: without control characters (a NUL
+    /// cannot be stored in text or jsonb, and the others are no data of a name or code) and
+    /// at most [`sanitize::MAX_TEXT`](crate::sanitize::MAX_TEXT) bytes. Strings are
+    /// borrowed from the file, so an unclean one is not rewritten but refused.
+    #[inline]
+    fn clean<'s>(&self, s: &'s str) -> Option<&'s str> {
+        crate::sanitize::is_clean(s, crate::sanitize::MAX_TEXT).then_some(s)
+    }
+
+    fn unclean(&self) -> DbError {
+        DbError::new(
+            &self.path,
+            ErrorKind::Corrupt(format!(
+                "a string of the record holds a control character or is longer than {} bytes",
+                crate::sanitize::MAX_TEXT
+            )),
+        )
     }
 
     /// `autonomous_system_number` alone (the `ip_asn` hot path).

@@ -16,6 +16,8 @@
 //! - `<sha256>.mmdb`: a verified copy (read-only);
 //! - `identities/<identity>`: the hash of the file with that identity, and its path;
 //! - `rejected/<identity>`: why the file with that identity was refused;
+//! - `current/<sha256 of a path>`: the verified copy last in service for that path, served to
+//!   a process that starts while the file at the path cannot be used;
 //! - `.lock`: held (flock) by the process copying and verifying a file.
 
 use std::fs::{self, File, OpenOptions};
@@ -98,6 +100,7 @@ pub struct Verified {
     pub source: Identity,
 }
 
+#[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
 }
@@ -105,7 +108,12 @@ pub struct Store {
 impl Store {
     /// The store in `dir`, created (mode 0700) when missing.
     pub fn open(dir: &Path) -> io::Result<Store> {
-        for d in [dir.to_path_buf(), dir.join("identities"), dir.join("rejected")] {
+        for d in [
+            dir.to_path_buf(),
+            dir.join("identities"),
+            dir.join("rejected"),
+            dir.join("current"),
+        ] {
             match fs::create_dir(&d) {
                 Ok(()) => fs::set_permissions(&d, fs::Permissions::from_mode(0o700))?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -126,7 +134,6 @@ impl Store {
     pub fn verified(
         &self,
         path: &Path,
-        kind: DbKind,
         wait: Wait,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Found, DbError> {
@@ -141,7 +148,7 @@ impl Store {
         if let Some(found) = self.known(path, identity)? {
             return Ok(Found::Verified(found));
         }
-        match self.ingest(path, identity, kind, cancelled) {
+        match self.ingest(path, identity, cancelled) {
             Ok(v) => {
                 self.collect_garbage();
                 Ok(Found::Verified(v))
@@ -149,15 +156,62 @@ impl Store {
             Err(e) => {
                 // Remembered, so that no process verifies the same bad file again. A cancel is
                 // not the file's fault, nor is a file that changed while it was read.
-                if !matches!(e.kind, ErrorKind::Io(_)) {
+                if let Some(record) = refusal_record(&e.kind) {
                     let _ = write_atomically(
                         &self.dir.join("rejected").join(identity.file_name()),
-                        e.reason().as_bytes(),
+                        record.as_bytes(),
                     );
                 }
                 Err(e)
             }
         }
+    }
+
+    /// Remembers `verified` as the copy in service for `path`: what a process that starts while
+    /// the file at the path cannot be used serves meanwhile.
+    pub fn set_current(&self, path: &Path, verified: &Verified) {
+        let Some(hash) = copy_hash(&verified.copy) else {
+            return;
+        };
+        let s = verified.source;
+        let record = format!(
+            "{hash}\n{} {} {} {} {}\n",
+            s.dev, s.ino, s.size, s.mtime_ns, s.ctime_ns
+        );
+        let _ = write_atomically(&self.current_record(path), record.as_bytes());
+    }
+
+    /// The copy last in service for `path`, if it is still in the store.
+    pub fn current(&self, path: &Path) -> Option<Verified> {
+        let text = fs::read_to_string(self.current_record(path)).ok()?;
+        let mut lines = text.lines();
+        let hash = lines.next().filter(|h| is_hash(h))?;
+        let n: Vec<i64> = lines
+            .next()?
+            .split(' ')
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let [dev, ino, size, mtime_ns, ctime_ns] = n[..] else {
+            return None;
+        };
+        let copy = self.dir.join(format!("{hash}.mmdb"));
+        let verified = Verified {
+            source: Identity {
+                dev: dev as u64,
+                ino: ino as u64,
+                size: size as u64,
+                mtime_ns,
+                ctime_ns,
+            },
+            copy,
+        };
+        verified.copy.is_file().then_some(verified)
+    }
+
+    fn current_record(&self, path: &Path) -> PathBuf {
+        let mut h = Sha256::new();
+        h.update(path.as_os_str().as_encoded_bytes());
+        self.dir.join("current").join(hex(&h.finalize()))
     }
 
     /// The verified copy remembered for `identity`, or the refusal remembered for it.
@@ -174,11 +228,8 @@ impl Store {
                 }
             }
         }
-        if let Ok(reason) = fs::read_to_string(self.dir.join("rejected").join(&name)) {
-            return Err(DbError::new(
-                path,
-                ErrorKind::Corrupt(format!("refused when it was verified: {}", reason.trim())),
-            ));
+        if let Ok(record) = fs::read_to_string(self.dir.join("rejected").join(&name)) {
+            return Err(DbError::new(path, refusal_from_record(&record)));
         }
         Ok(None)
     }
@@ -201,24 +252,32 @@ impl Store {
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 Some(libc::EWOULDBLOCK) => return Ok(None),
-                _ => return Err(DbError::new(path, ErrorKind::Io(format!("store lock: {e}")))),
+                _ => {
+                    return Err(DbError::new(
+                        path,
+                        ErrorKind::Io(format!("store lock: {e}")),
+                    ))
+                }
             }
         }
     }
 
     /// Copies the file into the store (refusing anything but a regular file, never blocking
-    /// on open), checks it did not change while being read, and verifies the copy in full.
+    /// on open), checks it did not change while being read, and verifies the copy in full
+    /// unless a copy of the same bytes was verified before. A copy is named by its hash only
+    /// once it passed: `<sha256>.mmdb` exists only for verified bytes.
     fn ingest(
         &self,
         path: &Path,
         identity: Identity,
-        kind: DbKind,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Verified, DbError> {
         let changed = || {
             DbError::new(
                 path,
-                ErrorKind::Io("the file changed while it was being copied; replace files by rename".into()),
+                ErrorKind::Io(
+                    "the file changed while it was being copied; replace files by rename".into(),
+                ),
             )
         };
         let mut source = OpenOptions::new()
@@ -236,9 +295,11 @@ impl Store {
         if meta.len() == 0 {
             return Err(DbError::new(path, ErrorKind::Empty));
         }
-        let tmp = self
-            .dir
-            .join(format!(".incoming-{}-{}", std::process::id(), identity.file_name()));
+        let tmp = self.dir.join(format!(
+            ".incoming-{}-{}",
+            std::process::id(),
+            identity.file_name()
+        ));
         let result = (|| {
             let mut out = OpenOptions::new()
                 .write(true)
@@ -286,17 +347,15 @@ impl Store {
         if copy.is_file() {
             let _ = fs::remove_file(&tmp);
         } else {
+            if let Err(mut e) = verify_copy(&tmp) {
+                let _ = fs::remove_file(&tmp);
+                // Errors name the operator's file, not the copy.
+                e.path = path.to_path_buf();
+                return Err(e);
+            }
             let _ = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o400));
             fs::rename(&tmp, &copy)
                 .map_err(|e| DbError::new(path, ErrorKind::Io(format!("store: {e}"))))?;
-        }
-        if let Err(mut e) = verify_copy(&copy, kind) {
-            // Errors name the operator's file, not the copy.
-            e.path = path.to_path_buf();
-            if !self.referenced(&hash) {
-                let _ = fs::remove_file(&copy);
-            }
-            return Err(e);
         }
         let record = format!("{hash}\n{}\n", path.display());
         write_atomically(
@@ -308,12 +367,6 @@ impl Store {
             copy,
             source: identity,
         })
-    }
-
-    /// Whether an identity record names this copy.
-    fn referenced(&self, hash: &str) -> bool {
-        self.identity_records()
-            .any(|(_, record_hash, _)| record_hash == hash)
     }
 
     fn identity_records(&self) -> impl Iterator<Item = (PathBuf, String, PathBuf)> + '_ {
@@ -334,10 +387,19 @@ impl Store {
     /// any more once they are older than an hour (a process still mapping one keeps its
     /// pages: unlinking a mapped file is safe), and refusals of files that are gone.
     pub fn collect_garbage(&self) {
-        let mut live: Vec<String> = Vec::new();
+        let mut live: Vec<String> = fs::read_dir(self.dir.join("current"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::read_to_string(e.path()).ok())
+            .filter_map(|t| t.lines().next().map(str::to_owned))
+            .collect();
         for (record, hash, source) in self.identity_records().collect::<Vec<_>>() {
             let current = Identity::of(&source).ok().map(|i| i.file_name());
-            let name = record.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+            let name = record
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned);
             if current.is_some() && current == name {
                 live.push(hash);
             } else {
@@ -366,7 +428,11 @@ impl Store {
             }
         }
         // Refusals are kept while the refused file could still be met (a day).
-        for entry in fs::read_dir(self.dir.join("rejected")).into_iter().flatten().flatten() {
+        for entry in fs::read_dir(self.dir.join("rejected"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let stale = entry
                 .metadata()
                 .and_then(|m| m.modified())
@@ -382,20 +448,53 @@ impl Store {
 
 /// Opens a copy and verifies it in full: MaxMind's verifier (search tree, data section,
 /// metadata), or for files of other vendors whose metadata lacks MaxMind's description, a walk
-/// of every network decoding every record.
-fn verify_copy(copy: &Path, kind: DbKind) -> Result<(), DbError> {
-    let db = Database::open(copy, kind)?;
+/// of every network decoding every record. Whether the database suits a slot (City, ASN) is
+/// the slot's cheap check when it opens the copy.
+fn verify_copy(copy: &Path) -> Result<(), DbError> {
+    let db = Database::open(copy, DbKind::Any)?;
     match db.verify() {
         Ok(()) => Ok(()),
         Err(e)
-            if kind == DbKind::Any
-                && db.metadata().description.is_empty()
+            if db.metadata().description.is_empty()
                 && matches!(&e.kind, ErrorKind::Corrupt(m) if m.contains("description")) =>
         {
             db.verify_records()
         }
         Err(e) => Err(e),
     }
+}
+
+/// How a refusal is remembered: the kind on the first line, its message after it; the same
+/// error comes back to every process that meets the file.
+fn refusal_record(kind: &ErrorKind) -> Option<String> {
+    Some(match kind {
+        ErrorKind::Empty => "empty\n".to_owned(),
+        ErrorKind::NotMmdb => "not_mmdb\n".to_owned(),
+        ErrorKind::Corrupt(m) => format!("corrupt\n{m}"),
+        ErrorKind::ResourceLimit(m) => format!("resource_limit\n{m}"),
+        // Not the file's bytes: a cancel, a file that changed while read, a missing file.
+        _ => return None,
+    })
+}
+
+fn refusal_from_record(record: &str) -> ErrorKind {
+    let (kind, message) = record.split_once('\n').unwrap_or((record, ""));
+    let message = message.to_owned();
+    match kind {
+        "empty" => ErrorKind::Empty,
+        "not_mmdb" => ErrorKind::NotMmdb,
+        "resource_limit" => ErrorKind::ResourceLimit(message),
+        _ => ErrorKind::Corrupt(message),
+    }
+}
+
+/// The hash a copy is named by.
+fn copy_hash(copy: &Path) -> Option<String> {
+    copy.file_name()?
+        .to_str()?
+        .strip_suffix(".mmdb")
+        .filter(|h| is_hash(h))
+        .map(str::to_owned)
 }
 
 fn is_hash(s: &str) -> bool {
@@ -427,8 +526,8 @@ mod tests {
         false
     }
 
-    fn verified(store: &Store, path: &Path, kind: DbKind) -> Result<Verified, DbError> {
-        match store.verified(path, kind, Wait::Yes, &never)? {
+    fn verified(store: &Store, path: &Path) -> Result<Verified, DbError> {
+        match store.verified(path, Wait::Yes, &never)? {
             Found::Verified(v) => Ok(v),
             Found::Busy => panic!("busy while waiting"),
         }
@@ -446,15 +545,20 @@ mod tests {
     #[test]
     fn a_file_is_copied_verified_and_found_again_by_identity() {
         let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
-        let v = verified(&store, &live, DbKind::City).unwrap();
+        let v = verified(&store, &live).unwrap();
         assert_eq!(fs::read(&v.copy).unwrap(), fs::read(&live).unwrap());
         assert!(v.copy.starts_with(store.dir()));
         // Found again without reading the file: its copy is named in identities/.
-        let again = verified(&store, &live, DbKind::City).unwrap();
+        let again = verified(&store, &live).unwrap();
         assert_eq!(again.copy, v.copy);
         // Readers map the copy; what happens to the operator's file cannot reach it.
         let db = Database::open(&v.copy, DbKind::City).unwrap();
-        fs::OpenOptions::new().write(true).open(&live).unwrap().set_len(100).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&live)
+            .unwrap()
+            .set_len(100)
+            .unwrap();
         let hit = db.lookup("81.2.69.160".parse().unwrap()).unwrap().unwrap();
         assert_eq!(db.country_code(&hit).unwrap(), Some("GB"));
     }
@@ -462,11 +566,11 @@ mod tests {
     #[test]
     fn a_replaced_file_gets_its_own_copy() {
         let (d, store, live) = setup("GeoIP2-City-Test.mmdb");
-        let first = verified(&store, &live, DbKind::City).unwrap();
+        let first = verified(&store, &live).unwrap();
         let next = d.path().join("next.mmdb");
         fs::copy(fixture("GeoLite2-City-Test.mmdb"), &next).unwrap();
         fs::rename(&next, &live).unwrap();
-        let second = verified(&store, &live, DbKind::City).unwrap();
+        let second = verified(&store, &live).unwrap();
         assert_ne!(first.copy, second.copy);
         assert_eq!(fs::read(&second.copy).unwrap(), fs::read(&live).unwrap());
     }
@@ -474,7 +578,7 @@ mod tests {
     #[test]
     fn a_file_rewritten_in_place_is_verified_again() {
         let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
-        let first = verified(&store, &live, DbKind::City).unwrap();
+        let first = verified(&store, &live).unwrap();
         // Same size, a byte of the data section changed, the modification time put back:
         // only the change time tells, and it is enough.
         let meta = fs::metadata(&live).unwrap();
@@ -484,14 +588,23 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         fs::write(&live, &bytes).unwrap();
         let times = [
-            libc::timespec { tv_sec: meta.atime(), tv_nsec: meta.atime_nsec() },
-            libc::timespec { tv_sec: meta.mtime(), tv_nsec: meta.mtime_nsec() },
+            libc::timespec {
+                tv_sec: meta.atime(),
+                tv_nsec: meta.atime_nsec(),
+            },
+            libc::timespec {
+                tv_sec: meta.mtime(),
+                tv_nsec: meta.mtime_nsec(),
+            },
         ];
         let c = std::ffi::CString::new(live.to_str().unwrap()).unwrap();
         // SAFETY: a valid path and two timespecs.
-        assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) }, 0);
+        assert_eq!(
+            unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) },
+            0
+        );
         assert_ne!(Identity::of(&live).unwrap(), first.source);
-        match verified(&store, &live, DbKind::City) {
+        match verified(&store, &live) {
             Ok(v) => assert_ne!(v.copy, first.copy),
             Err(e) => assert!(matches!(e.kind, ErrorKind::Corrupt(_)), "{e}"),
         }
@@ -500,11 +613,16 @@ mod tests {
     #[test]
     fn a_corrupt_file_is_refused_once_and_remembered() {
         let (_d, store, live) = setup("GeoIP2-City-Test-Broken-Double-Format.mmdb");
-        let e = verified(&store, &live, DbKind::City).unwrap_err();
+        let e = verified(&store, &live).unwrap_err();
         assert!(matches!(e.kind, ErrorKind::Corrupt(_)), "{e}");
         assert_eq!(e.path, live, "errors name the operator's file");
-        let again = verified(&store, &live, DbKind::City).unwrap_err();
-        assert!(again.reason().contains("refused when it was verified"), "{again}");
+        // Remembered: the same error, without verifying again (the refusal record says so).
+        let again = verified(&store, &live).unwrap_err();
+        assert_eq!(again, e);
+        assert_eq!(
+            fs::read_dir(store.dir().join("rejected")).unwrap().count(),
+            1
+        );
         // No copy of a refused file stays behind.
         let copies = fs::read_dir(store.dir())
             .unwrap()
@@ -534,12 +652,14 @@ mod tests {
         std::thread::spawn(move || {
             let store = Store::open(&store_dir).unwrap();
             for p in paths {
-                let r = verified(&store, &p, DbKind::Any).map(|_| ());
+                let r = verified(&store, &p).map(|_| ());
                 tx.send((p, r)).unwrap();
             }
         });
         for _ in 0..4 {
-            let (p, r) = rx.recv_timeout(Duration::from_secs(10)).expect("refused at once");
+            let (p, r) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("refused at once");
             let e = r.unwrap_err();
             assert!(
                 matches!(e.kind, ErrorKind::NotAFile | ErrorKind::Io(_)),
@@ -554,12 +674,12 @@ mod tests {
         let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
         let held = store.lock(&live, Wait::Yes).unwrap().unwrap();
         assert!(matches!(
-            store.verified(&live, DbKind::City, Wait::No, &never).unwrap(),
+            store.verified(&live, Wait::No, &never).unwrap(),
             Found::Busy
         ));
         drop(held);
         assert!(matches!(
-            store.verified(&live, DbKind::City, Wait::No, &never).unwrap(),
+            store.verified(&live, Wait::No, &never).unwrap(),
             Found::Verified(_)
         ));
     }
@@ -567,22 +687,23 @@ mod tests {
     #[test]
     fn a_cancelled_copy_leaves_nothing_and_is_not_remembered_as_bad() {
         let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
-        let e = store
-            .verified(&live, DbKind::City, Wait::Yes, &|| true)
-            .unwrap_err();
+        let e = store.verified(&live, Wait::Yes, &|| true).unwrap_err();
         assert!(matches!(e.kind, ErrorKind::Io(_)), "{e}");
-        assert_eq!(fs::read_dir(store.dir().join("rejected")).unwrap().count(), 0);
-        assert!(verified(&store, &live, DbKind::City).is_ok());
+        assert_eq!(
+            fs::read_dir(store.dir().join("rejected")).unwrap().count(),
+            0
+        );
+        assert!(verified(&store, &live).is_ok());
     }
 
     #[test]
     fn garbage_collection_keeps_what_a_path_names() {
         let (d, store, live) = setup("GeoIP2-City-Test.mmdb");
-        let first = verified(&store, &live, DbKind::City).unwrap();
+        let first = verified(&store, &live).unwrap();
         let next = d.path().join("next.mmdb");
         fs::copy(fixture("GeoLite2-City-Test.mmdb"), &next).unwrap();
         fs::rename(&next, &live).unwrap();
-        let second = verified(&store, &live, DbKind::City).unwrap();
+        let second = verified(&store, &live).unwrap();
         // The first copy is old and no path names its file any more.
         let old = SystemTime::now() - Duration::from_secs(7200);
         let f = File::open(&first.copy).unwrap();
@@ -600,7 +721,11 @@ mod tests {
     fn without_description(name: &str, to: &Path) {
         let mut bytes = fs::read(fixture(name)).unwrap();
         let marker = b"\xab\xcd\xefMaxMind.com";
-        let meta = bytes.windows(marker.len()).rposition(|w| w == marker).unwrap() + marker.len();
+        let meta = bytes
+            .windows(marker.len())
+            .rposition(|w| w == marker)
+            .unwrap()
+            + marker.len();
         let key = b"\x4bdescription";
         let at = bytes.windows(key.len()).rposition(|w| w == key).unwrap() + key.len();
         assert_eq!(bytes[meta] >> 5, 7, "the metadata is a map");
@@ -619,11 +744,14 @@ mod tests {
         without_description("MaxMind-DB-test-ipv4-24.mmdb", &live);
         let db = Database::open(&live, DbKind::Any).unwrap();
         assert!(db.metadata().description.is_empty());
-        assert!(db.verify().is_err(), "MaxMind's verifier insists on a description");
-        assert!(verified(&store, &live, DbKind::Any).is_ok());
-        // City and ASN databases come from MaxMind: their verifier stays the rule.
-        let city = dir.path().join("city.mmdb");
-        without_description("GeoIP2-City-Test.mmdb", &city);
-        assert!(verified(&store, &city, DbKind::City).is_err());
+        assert!(
+            db.verify().is_err(),
+            "MaxMind's verifier insists on a description"
+        );
+        assert!(verified(&store, &live).is_ok());
+        // The walk still refuses broken records.
+        let broken = dir.path().join("broken.mmdb");
+        without_description("MaxMind-DB-test-broken-pointers-24.mmdb", &broken);
+        assert!(verified(&store, &broken).is_err());
     }
 }

@@ -1,0 +1,588 @@
+//! The databases a backend uses, and when it replaces one.
+//!
+//! A [`DbSlot`] names a database the way settings, errors and counters know it: the City and
+//! ASN slots, a name from `ip_inventory.databases`, or a file named by path in `mmdb_lookup`.
+//! A [`SlotReader`] holds the reader in service for one slot and applies the replacement
+//! rules: a reader maps only a verified copy from the [`Store`]; the first use of a database
+//! waits for its verification; a replaced file is picked up only once verified, and until
+//! then (or when it fails) the reader in service keeps answering.
+
+use std::path::{Path, PathBuf};
+
+use super::store::{Found, Identity, Store, Verified, Wait};
+use super::{Database, DbError, DbKind};
+use crate::metrics::DbFamily;
+
+/// City and ASN files looked for in `ip_inventory.maxmind_dir`, commercial editions first.
+const CITY_FILE_NAMES: [&str; 2] = ["GeoIP2-City.mmdb", "GeoLite2-City.mmdb"];
+const ASN_FILE_NAMES: [&str; 2] = ["GeoIP2-ISP.mmdb", "GeoLite2-ASN.mmdb"];
+
+/// A database slot: what settings configure, errors name and counters count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbSlot {
+    City,
+    Asn,
+    /// A name from `ip_inventory.databases`.
+    Named(String),
+    /// A file named by its path (`mmdb_lookup`, superusers and pg_read_server_files).
+    Path,
+}
+
+impl DbSlot {
+    /// Names `mmdb_lookup` accepts for the two MaxMind slots (reserved in
+    /// `ip_inventory.databases`).
+    pub const RESERVED: [&'static str; 2] = ["city", "asn"];
+
+    /// The slot a `mmdb_lookup` argument names: `city`, `asn`, a configured name, or an
+    /// absolute path (`None`: none of these).
+    pub fn named(
+        name: &str,
+        configured: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Option<DbSlot> {
+        match name {
+            "city" => Some(DbSlot::City),
+            "asn" => Some(DbSlot::Asn),
+            _ if configured.into_iter().any(|c| c.as_ref() == name) => {
+                Some(DbSlot::Named(name.to_owned()))
+            }
+            _ if Path::new(name).is_absolute() => Some(DbSlot::Path),
+            _ => None,
+        }
+    }
+
+    /// The name in `maxmind_info()` and counters' messages.
+    pub fn name(&self) -> &str {
+        match self {
+            DbSlot::City => "city",
+            DbSlot::Asn => "asn",
+            DbSlot::Named(n) => n,
+            DbSlot::Path => "path",
+        }
+    }
+
+    /// How messages name the database.
+    pub fn label(&self) -> String {
+        match self {
+            DbSlot::City => "MaxMind City database".to_owned(),
+            DbSlot::Asn => "MaxMind ASN database".to_owned(),
+            DbSlot::Named(n) => format!("database \"{n}\""),
+            DbSlot::Path => "database file".to_owned(),
+        }
+    }
+
+    /// The setting(s) an operator changes to fix this slot's database.
+    pub fn settings(&self) -> Option<&'static str> {
+        match self {
+            DbSlot::City => Some("ip_inventory.city_db or ip_inventory.maxmind_dir"),
+            DbSlot::Asn => Some("ip_inventory.asn_db or ip_inventory.maxmind_dir"),
+            DbSlot::Named(_) => Some("ip_inventory.databases"),
+            DbSlot::Path => None,
+        }
+    }
+
+    /// The database types the slot accepts.
+    pub fn kind(&self) -> DbKind {
+        match self {
+            DbSlot::City => DbKind::City,
+            DbSlot::Asn => DbKind::Asn,
+            DbSlot::Named(_) | DbSlot::Path => DbKind::Any,
+        }
+    }
+
+    /// The counters its lookups count into.
+    pub fn family(&self) -> DbFamily {
+        match self {
+            DbSlot::City => DbFamily::City,
+            DbSlot::Asn => DbFamily::Asn,
+            DbSlot::Named(_) | DbSlot::Path => DbFamily::Custom,
+        }
+    }
+
+    /// The path the settings name for a MaxMind slot: the explicit path setting if set, else
+    /// the first of its file names that exists in the directory setting (else the GeoLite2
+    /// name, so that an error names the file expected), else none.
+    pub fn configured_path(&self, explicit: Option<&str>, dir: Option<&str>) -> Option<PathBuf> {
+        let names: &[&str] = match self {
+            DbSlot::City => &CITY_FILE_NAMES,
+            DbSlot::Asn => &ASN_FILE_NAMES,
+            DbSlot::Named(_) | DbSlot::Path => &[],
+        };
+        let explicit = explicit.map(str::trim).filter(|s| !s.is_empty());
+        let dir = dir.map(str::trim).filter(|s| !s.is_empty());
+        match (explicit, dir) {
+            (Some(path), _) => Some(PathBuf::from(path)),
+            (None, Some(dir)) if !names.is_empty() => {
+                let dir = Path::new(dir);
+                Some(
+                    names
+                        .iter()
+                        .map(|n| dir.join(n))
+                        .find(|p| p.exists())
+                        .unwrap_or_else(|| dir.join(names[names.len() - 1])),
+                )
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a slot has no reader in service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    NotConfigured,
+    Failed(DbError),
+}
+
+/// What a check for a replaced file did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replaced {
+    /// The file at the path is the one in service (or the slot is not in use yet).
+    Same,
+    /// A new verified file is in service.
+    Switched,
+    /// The file at the path cannot be used (newly noticed: warn); the reader stays.
+    Refused(DbError),
+    /// Another process is verifying the new file; the reader stays for now.
+    Busy,
+}
+
+/// The reader in service for one slot.
+#[derive(Debug)]
+pub struct SlotReader {
+    pub slot: DbSlot,
+    /// What the settings (or the caller) name; `None`: not configured.
+    pub path: Option<PathBuf>,
+    db: Option<Database>,
+    /// The identity of the operator's file whose verified copy is in service.
+    source: Option<Identity>,
+    /// Generation under which the reader was installed (`None` without preload).
+    pub generation: Option<u64>,
+    /// The file at the path that was refused (warned about once, not retried until it changes).
+    refused: Option<Identity>,
+    /// Why the file now at the path is not in service, if it is not.
+    pub last_error: Option<DbError>,
+    /// Whether a lenient lookup already warned about this slot since its reader changed.
+    pub warned: bool,
+}
+
+impl SlotReader {
+    pub fn new(slot: DbSlot, path: Option<PathBuf>) -> Self {
+        SlotReader {
+            slot,
+            path,
+            db: None,
+            source: None,
+            generation: None,
+            refused: None,
+            last_error: None,
+            warned: false,
+        }
+    }
+
+    /// The reader in service, if any.
+    pub fn database(&self) -> Option<&Database> {
+        self.db.as_ref()
+    }
+
+    /// Forgets the reader (the setting naming the file was unset).
+    pub fn clear(&mut self) {
+        self.db = None;
+        self.source = None;
+        self.last_error = None;
+    }
+
+    /// Makes sure a reader is in service, waiting for the verification of the file on first
+    /// use. When the file at the path cannot be used, the copy last in service for the path
+    /// (in any process) serves, and `Ok(Some(error))` says why. Fails only when nothing can
+    /// serve.
+    pub fn ensure_open(
+        &mut self,
+        store: &Store,
+        cancelled: &dyn Fn() -> bool,
+        generation: Option<u64>,
+    ) -> Result<Option<DbError>, Unusable> {
+        if self.db.is_some() {
+            return Ok(None);
+        }
+        let Some(path) = self.path.clone() else {
+            return Err(Unusable::NotConfigured);
+        };
+        let opened = match store.verified(&path, Wait::Yes, cancelled) {
+            Ok(Found::Verified(v)) => self.open_copy(&path, &v.copy).map(|db| (db, v)),
+            Ok(Found::Busy) => unreachable!("a caller that waits is never told busy"),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok((db, v)) => {
+                store.set_current(&path, &v);
+                self.install(db, v.source, generation);
+                Ok(None)
+            }
+            Err(e) => {
+                let fallback = store
+                    .current(&path)
+                    .and_then(|v| self.open_copy(&path, &v.copy).ok().map(|db| (db, v.source)));
+                match fallback {
+                    Some((db, source)) => {
+                        self.install(db, source, generation);
+                        self.refused = Identity::of(&path).ok();
+                        self.last_error = Some(e.clone());
+                        Ok(Some(e))
+                    }
+                    None => {
+                        self.last_error = Some(e.clone());
+                        Err(Unusable::Failed(e))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens a verified copy for this slot: the slot's type check and a quick probe. Errors
+    /// name the operator's file.
+    fn open_copy(&self, path: &Path, copy: &Path) -> Result<Database, DbError> {
+        Database::open(copy, self.slot.kind()).map_err(|mut e| {
+            e.path = path.to_path_buf();
+            e
+        })
+    }
+
+    /// Installs a reader (from [`SlotReader::ensure_open`], a check, or `maxmind_reload()`).
+    pub fn install(&mut self, db: Database, source: Identity, generation: Option<u64>) {
+        self.db = Some(db);
+        self.source = Some(source);
+        self.generation = generation;
+        self.refused = None;
+        self.last_error = None;
+        self.warned = false;
+    }
+
+    /// Opens the verified copy of the file the path names now, for `maxmind_reload()`: waits
+    /// for its verification, installs nothing.
+    pub fn verified_now(
+        &self,
+        store: &Store,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<(Database, Verified)>, DbError> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        match store.verified(path, Wait::Yes, cancelled)? {
+            Found::Verified(v) => Ok(Some((self.open_copy(path, &v.copy)?, v))),
+            Found::Busy => unreachable!("a caller that waits is never told busy"),
+        }
+    }
+
+    /// Switches to the file the path names now if it is not the one in service and its
+    /// verified copy is ready; never waits for another process's verification. A slot never
+    /// used is left for lazy opening.
+    pub fn check_replaced(
+        &mut self,
+        store: &Store,
+        cancelled: &dyn Fn() -> bool,
+        generation: Option<u64>,
+    ) -> Replaced {
+        let (Some(path), Some(source)) = (self.path.clone(), self.source) else {
+            return Replaced::Same;
+        };
+        let now = Identity::of(&path);
+        match &now {
+            Ok(id) if *id == source => {
+                self.refused = None;
+                self.last_error = None;
+                return Replaced::Same;
+            }
+            Ok(id) if self.refused == Some(*id) => return Replaced::Same,
+            _ => {}
+        }
+        let outcome = match store.verified(&path, Wait::No, cancelled) {
+            Ok(Found::Busy) => return Replaced::Busy,
+            Ok(Found::Verified(v)) => self.open_copy(&path, &v.copy).map(|db| (db, v)),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok((db, v)) => {
+                store.set_current(&path, &v);
+                self.install(db, v.source, generation);
+                Replaced::Switched
+            }
+            // A path that cannot be examined (gone, a FIFO) is warned about once per error.
+            Err(e) if self.last_error.as_ref() == Some(&e) => Replaced::Same,
+            Err(e) => {
+                self.refused = now.ok();
+                self.last_error = Some(e.clone());
+                Replaced::Refused(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mmdb::ErrorKind;
+    use std::fs;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../pg_tests/fixtures/maxmind/test-data")
+            .join(name)
+    }
+
+    fn never() -> bool {
+        false
+    }
+
+    fn country(r: &SlotReader, ip: &str) -> Option<String> {
+        let db = r.database()?;
+        let hit = db.lookup(ip.parse().unwrap()).unwrap()?;
+        db.country_code(&hit).unwrap().map(str::to_owned)
+    }
+
+    fn install(dir: &Path, name: &str, live: &Path) {
+        let staged = dir.join("staged.mmdb");
+        fs::copy(fixture(name), &staged).unwrap();
+        fs::rename(&staged, live).unwrap();
+    }
+
+    #[test]
+    fn slots_name_their_settings_and_counters() {
+        assert_eq!(DbSlot::named("city", ["anon"]), Some(DbSlot::City));
+        assert_eq!(
+            DbSlot::named("anon", ["anon"]),
+            Some(DbSlot::Named("anon".into()))
+        );
+        assert_eq!(DbSlot::named("/srv/x.mmdb", ["anon"]), Some(DbSlot::Path));
+        assert_eq!(DbSlot::named("other", ["anon"]), None);
+        assert_eq!(
+            DbSlot::City.settings(),
+            Some("ip_inventory.city_db or ip_inventory.maxmind_dir")
+        );
+        assert_eq!(DbSlot::Named("anon".into()).family(), DbFamily::Custom);
+        assert_eq!(DbSlot::Asn.kind(), DbKind::Asn);
+        assert_eq!(DbSlot::Path.settings(), None);
+    }
+
+    #[test]
+    fn configured_paths_prefer_the_explicit_setting_then_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        assert_eq!(
+            DbSlot::City.configured_path(Some("/a/b.mmdb"), Some(d)),
+            Some("/a/b.mmdb".into())
+        );
+        assert_eq!(DbSlot::City.configured_path(None, None), None);
+        assert_eq!(DbSlot::City.configured_path(Some(" "), Some("")), None);
+        // Nothing in the directory: the GeoLite2 name, for the error message.
+        assert_eq!(
+            DbSlot::City.configured_path(None, Some(d)),
+            Some(dir.path().join("GeoLite2-City.mmdb"))
+        );
+        fs::write(dir.path().join("GeoIP2-City.mmdb"), b"x").unwrap();
+        assert_eq!(
+            DbSlot::City.configured_path(None, Some(d)),
+            Some(dir.path().join("GeoIP2-City.mmdb"))
+        );
+        assert_eq!(
+            DbSlot::Asn.configured_path(None, Some(d)),
+            Some(dir.path().join("GeoLite2-ASN.mmdb"))
+        );
+        assert_eq!(
+            DbSlot::Named("x".into()).configured_path(None, Some(d)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_first_use_opens_a_verified_copy_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let mut none = SlotReader::new(DbSlot::City, None);
+        assert_eq!(
+            none.ensure_open(&store, &never, None).unwrap_err(),
+            Unusable::NotConfigured
+        );
+        let live = dir.path().join("live.mmdb");
+        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
+        let mut r = SlotReader::new(DbSlot::City, Some(live.clone()));
+        assert_eq!(r.ensure_open(&store, &never, Some(7)).unwrap(), None);
+        let db = r.database().unwrap();
+        assert!(
+            db.path().starts_with(store.dir()),
+            "the copy is mapped, not {}",
+            db.path().display()
+        );
+        assert_eq!(r.generation, Some(7));
+        // A database of the wrong type for the slot is refused, naming the operator's file.
+        let mut asn = SlotReader::new(DbSlot::Asn, Some(live.clone()));
+        match asn.ensure_open(&store, &never, None).unwrap_err() {
+            Unusable::Failed(e) => {
+                assert!(matches!(e.kind, ErrorKind::WrongType { .. }), "{e}");
+                assert_eq!(e.path, live);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_replaced_file_is_served_once_verified_and_a_bad_one_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let live = dir.path().join("live.mmdb");
+        install(dir.path(), "GeoLite2-City-Test.mmdb", &live);
+        let mut r = SlotReader::new(DbSlot::City, Some(live.clone()));
+        r.ensure_open(&store, &never, None).unwrap();
+        assert_eq!(r.check_replaced(&store, &never, None), Replaced::Same);
+        assert_eq!(
+            r.database().unwrap().metadata().database_type,
+            "GeoLite2-City"
+        );
+
+        // A corrupt file replaces it: refused once (a warning), then quietly; the old reader
+        // keeps answering.
+        install(
+            dir.path(),
+            "GeoIP2-City-Test-Broken-Double-Format.mmdb",
+            &live,
+        );
+        assert!(matches!(
+            r.check_replaced(&store, &never, None),
+            Replaced::Refused(_)
+        ));
+        assert_eq!(r.check_replaced(&store, &never, None), Replaced::Same);
+        assert_eq!(
+            r.database().unwrap().metadata().database_type,
+            "GeoLite2-City"
+        );
+        assert!(r.last_error.is_some());
+        assert_eq!(country(&r, "81.2.69.160").as_deref(), Some("GB"));
+
+        // Removed: still answering from the copy.
+        fs::remove_file(&live).unwrap();
+        assert!(matches!(
+            r.check_replaced(&store, &never, None),
+            Replaced::Refused(_)
+        ));
+        assert_eq!(country(&r, "81.2.69.160").as_deref(), Some("GB"));
+
+        // A good file: switched.
+        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
+        assert_eq!(
+            r.check_replaced(&store, &never, Some(3)),
+            Replaced::Switched
+        );
+        assert_eq!(
+            r.database().unwrap().metadata().database_type,
+            "GeoIP2-City"
+        );
+        assert_eq!(r.generation, Some(3));
+        assert!(r.last_error.is_none());
+    }
+
+    #[test]
+    fn truncating_or_replacing_the_file_by_a_fifo_never_reaches_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let live = dir.path().join("live.mmdb");
+        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
+        let mut r = SlotReader::new(DbSlot::City, Some(live.clone()));
+        r.ensure_open(&store, &never, None).unwrap();
+        // Truncated in place: the copy is untouched.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&live)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+        assert!(matches!(
+            r.check_replaced(&store, &never, None),
+            Replaced::Refused(_)
+        ));
+        assert_eq!(country(&r, "81.2.69.160").as_deref(), Some("GB"));
+        // A FIFO at the path: refused without opening it.
+        fs::remove_file(&live).unwrap();
+        let c = std::ffi::CString::new(live.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        match r.check_replaced(&store, &never, None) {
+            Replaced::Refused(e) => assert_eq!(e.kind, ErrorKind::NotAFile),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(country(&r, "81.2.69.160").as_deref(), Some("GB"));
+    }
+
+    #[test]
+    fn a_process_that_starts_while_the_file_is_bad_serves_the_copy_last_in_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let live = dir.path().join("live.mmdb");
+        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
+        SlotReader::new(DbSlot::City, Some(live.clone()))
+            .ensure_open(&store, &never, None)
+            .unwrap();
+        install(
+            dir.path(),
+            "GeoIP2-City-Test-Broken-Double-Format.mmdb",
+            &live,
+        );
+        let mut late = SlotReader::new(DbSlot::City, Some(live.clone()));
+        let why = late.ensure_open(&store, &never, None).unwrap();
+        assert!(
+            matches!(
+                why,
+                Some(DbError {
+                    kind: ErrorKind::Corrupt(_),
+                    ..
+                })
+            ),
+            "{why:?}"
+        );
+        assert_eq!(country(&late, "81.2.69.160").as_deref(), Some("GB"));
+        assert!(late.last_error.is_some());
+        // Quiet until the file changes again; then a good file is picked up.
+        assert_eq!(late.check_replaced(&store, &never, None), Replaced::Same);
+        install(dir.path(), "GeoLite2-City-Test.mmdb", &live);
+        assert_eq!(
+            late.check_replaced(&store, &never, None),
+            Replaced::Switched
+        );
+        assert_eq!(
+            late.database().unwrap().metadata().database_type,
+            "GeoLite2-City"
+        );
+        // A path never in service has nothing to fall back on.
+        let other = dir.path().join("other.mmdb");
+        install(
+            dir.path(),
+            "GeoIP2-City-Test-Broken-Double-Format.mmdb",
+            &other,
+        );
+        assert!(SlotReader::new(DbSlot::City, Some(other))
+            .ensure_open(&store, &never, None)
+            .is_err());
+    }
+
+    #[test]
+    fn while_another_process_verifies_the_reader_in_service_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let live = dir.path().join("live.mmdb");
+        install(dir.path(), "GeoLite2-City-Test.mmdb", &live);
+        let mut r = SlotReader::new(DbSlot::City, Some(live.clone()));
+        r.ensure_open(&store, &never, None).unwrap();
+        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
+        let other = Store::open(store.dir()).unwrap();
+        let held = fs::OpenOptions::new()
+            .write(true)
+            .open(store.dir().join(".lock"))
+            .unwrap();
+        // SAFETY: flock on our own descriptor, as another process's verification would hold it.
+        assert_eq!(
+            unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) },
+            0
+        );
+        assert_eq!(r.check_replaced(&other, &never, None), Replaced::Busy);
+        drop(held);
+        assert_eq!(r.check_replaced(&other, &never, None), Replaced::Switched);
+    }
+}
