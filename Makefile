@@ -1,6 +1,8 @@
 # The two entry points (see README.md). Both first run scripts/setup.sh, which installs what
-# is missing (apt packages, cargo-pgrx 0.18.1, pgrx init) and does nothing otherwise.
-.PHONY: setup demo test chaos bench fuzz upgrade-script
+# is missing (apt packages, cargo-pgrx 0.18.1, PostgreSQL 18 into .pg18/, pgrx init) and does
+# nothing otherwise. PG=18 picks PostgreSQL 18 for demo and chaos (default 15); make test runs
+# both.
+.PHONY: setup demo test chaos bench package fuzz upgrade-script
 
 setup:
 	bash scripts/setup.sh
@@ -14,6 +16,11 @@ test: setup
 # The fault and load run alone (make test runs it too); docs/reliability.md.
 chaos: setup
 	bash pg_tests/chaos.sh
+
+# The release packages in target/package/: the PostgreSQL 15 .deb and the PostgreSQL 18
+# tarball (docs/development.md, "Making a release").
+package: setup
+	bash scripts/package.sh
 
 # The fuzz targets of the core, FUZZ_SECONDS each (default 60); make test runs 5 s each.
 # docs/reliability.md, "Fuzzing".

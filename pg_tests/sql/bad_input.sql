@@ -63,8 +63,10 @@ SELECT expr, outcome(expr) FROM (VALUES
 SELECT count(*) AS rows, count(e.ip_class) AS classified
 FROM generate_series(1, 300000) AS g, LATERAL enrich_ip('1.0.0.0'::inet + g::bigint * 9973) AS e;
 
--- Settings: out-of-range or unknown values are refused when set.
-SELECT expr, try(expr) FROM (VALUES
+-- Settings: out-of-range or unknown values are refused when set. (PostgreSQL 18 prints the
+-- bounds of a range with their unit, "(100 ms .. 600000 ms)": reduced to 15's "(100 .. 600000)".)
+SELECT expr, regexp_replace(try(expr), '\((-?\d+) [a-z]+ \.\. (-?\d+) [a-z]+\)$', '(\1 .. \2)') AS try
+FROM (VALUES
     ($$SET ip_inventory.language = 'xx'$$),
     ($$SET ip_inventory.language = ''$$),
     ($$SET ip_inventory.language = 'pt-BR'$$),

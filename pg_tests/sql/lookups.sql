@@ -88,7 +88,12 @@ SELECT country_name FROM enrich_ip('81.2.69.160');
 -- Settings are checked when set.
 ALTER SYSTEM SET ip_inventory.city_db = 'relative/GeoLite2-City.mmdb';
 ALTER SYSTEM SET ip_inventory.databases = 'city=/srv/x.mmdb';
+-- (ALTER SYSTEM cannot run in try(): the message is read from psql, with PostgreSQL 18's
+-- units in the range, "(-1 s .. 86400 s)", reduced to 15's "(-1 .. 86400)".)
+\set VERBOSITY sqlstate
 ALTER SYSTEM SET ip_inventory.file_check_interval = -2;
+\set VERBOSITY default
+SELECT regexp_replace(:'LAST_ERROR_MESSAGE', '\((-?\d+) [a-z]+ \.\. (-?\d+) [a-z]+\)$', '(\1 .. \2)') AS file_check_interval_refused;
 -- Paths are server-wide settings (postgresql.conf, ALTER SYSTEM), not per session.
 SET ip_inventory.city_db = '/x.mmdb';
 

@@ -102,9 +102,21 @@ fn same(a: &pg_sys::LOCKTAG, b: &pg_sys::LOCKTAG) -> bool {
         == (b.locktag_field1, b.locktag_field2, b.locktag_field3)
 }
 
+/// Whether this session holds the job's lock. PostgreSQL 17 added `orstronger` to
+/// LockHeldByMe; false keeps 15's meaning (this mode exactly).
+fn held_by_me(tag: &pg_sys::LOCKTAG) -> bool {
+    let mode = pg_sys::ExclusiveLock as i32;
+    // SAFETY: reads this backend's own lock table only.
+    #[cfg(not(feature = "pg18"))]
+    let held = unsafe { pg_sys::LockHeldByMe(tag, mode) };
+    #[cfg(feature = "pg18")]
+    let held = unsafe { pg_sys::LockHeldByMe(tag, mode, false) };
+    held
+}
+
 fn release_all(tag: &pg_sys::LOCKTAG) {
-    // SAFETY: releases only holds of this session; returns false once none is left.
-    while unsafe { pg_sys::LockHeldByMe(tag, pg_sys::ExclusiveLock as i32) } {
+    // Releases only holds of this session; held_by_me() is false once none is left.
+    while held_by_me(tag) {
         if !unsafe { pg_sys::LockRelease(tag, pg_sys::ExclusiveLock as i32, true) } {
             break;
         }
