@@ -580,4 +580,6 @@ impl Database {
 }
 
 #[cfg(test)]
+mod testdata;
+#[cfg(test)]
 mod tests;
