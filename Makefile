@@ -1,6 +1,6 @@
 # The two entry points (see README.md). Both first run scripts/setup.sh, which installs what
 # is missing (apt packages, cargo-pgrx 0.18.1, pgrx init) and does nothing otherwise.
-.PHONY: setup demo test chaos bench fuzz upgrade-script
+.PHONY: setup demo test chaos bench fuzz upgrade-script citus-check
 
 setup:
 	bash scripts/setup.sh
@@ -29,3 +29,8 @@ bench: setup
 # proves it).
 upgrade-script: setup
 	bash scripts/upgrade_script.sh
+
+# ip_inventory on a real Citus cluster (docs/scaling.md): runs when Citus is installed in the
+# PostgreSQL of PG_CONFIG, says it was skipped otherwise (CI does not install Citus).
+citus-check:
+	bash pg_tests/citus_check.sh

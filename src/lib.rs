@@ -20,6 +20,7 @@ use pgrx::prelude::*;
 
 mod admin;
 mod cascade;
+mod citus;
 mod claims;
 mod datum;
 mod errors;
@@ -82,6 +83,11 @@ extension_sql_file!(
     "../sql/retention.sql",
     name = "retention",
     requires = ["observe", "event_tables", privacy::ip_anonymize]
+);
+extension_sql_file!(
+    "../sql/citus.sql",
+    name = "citus",
+    requires = ["observe", "jobs", "cascade", "retention", "maxmind"]
 );
 extension_sql_file!(
     "../sql/reports.sql",

@@ -63,3 +63,21 @@ DROP FUNCTION @extschema@.ip_inventory_count_recorded(bigint, bigint, bigint);
 -- ip_pseudonymize(inet, text DEFAULT NULL) becomes two functions: with an explicit salt
 -- (anyone) and with the configured salt (not PUBLIC).
 DROP FUNCTION @extschema@.ip_pseudonymize(inet, text);
+
+-- Citus support (sql/citus.sql): the queue of observations for other shards and the list of
+-- attached distributed event tables; empty, and stay so on a single node.
+CREATE TABLE @extschema@.ip_inventory_citus_queue (
+    shard_key    inet NOT NULL,
+    ip           inet NOT NULL,
+    observations bigint NOT NULL CHECK (observations > 0),
+    first_seen   timestamptz NOT NULL,
+    last_seen    timestamptz NOT NULL,
+    enrich       boolean NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_citus_queue', '');
+CREATE TABLE @extschema@.ip_inventory_citus_observed (
+    event_table text PRIMARY KEY,
+    ip_columns  text[] NOT NULL CHECK (cardinality(ip_columns) > 0),
+    ts_column   text
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_citus_observed', '');
