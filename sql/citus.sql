@@ -1040,9 +1040,14 @@ BEGIN
             DETAIL = 'Anonymizing changes an address, and Citus cannot change the distribution column of a row in place (the inventory''s ip_address, an event table''s source address).',
             HINT = 'Use mode => ''delete'', or anonymize with ip_anonymize() when you ingest.';
     END IF;
-    -- The argument checks of the single-node retention.
-    SELECT r.cutoff INTO cutoff
-      FROM @extschema@._ip_inventory_retention_start(older_than, mode, dry_run, batch_size, 24, 48) AS r;
+    IF older_than IS NULL OR older_than <= interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    cutoff := now() - older_than;
     SELECT * INTO run FROM @extschema@._ip_inventory_citus_on_nodes(format(
         'CALL @extschema@._ip_inventory_citus_retention_node(%L, %L, %s)', cutoff, dry_run, batch_size));
     RETURN jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
