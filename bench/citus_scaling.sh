@@ -41,7 +41,7 @@ VACUUM ANALYZE raw_events;"
 ms() { # ms PORT SQL: wall time of one statement in a new session, in ms
     local start end
     start=$(date +%s%N)
-    ipi_psql -p "$1" -c "$2" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" ipi_psql -p "$1" -c "$2" >/dev/null
     end=$(date +%s%N)
     echo $(((end - start) / 1000000))
 }
@@ -60,7 +60,8 @@ run_bench() { # run_bench LABEL PORT BACKFILL_SQL ENRICH_PENDING_SQL RELOAD_SQL
 
 ipi_log "one node"
 ipi_cluster_start "$RUN_DIR/single" "shared_preload_libraries = 'ip_inventory'" "${SETTINGS[@]}"
-ipi_psql -c "CREATE EXTENSION ip_inventory" -c "${LOAD/DISTRIBUTE/}" >/dev/null
+ipi_psql -c "CREATE EXTENSION ip_inventory" >/dev/null
+ipi_psql <<<"${LOAD/DISTRIBUTE/}" >/dev/null
 run_bench "one node" "$IPI_PORT" \
     "CALL ip_inventory_backfill('raw_events', ARRAY['src_ip'], 'ts', 50000)" \
     "CALL ip_inventory_enrich_pending(50000)" "SELECT maxmind_reload()"
@@ -71,8 +72,9 @@ ipi_log "Citus: a coordinator and two workers"
 python3 "$ROOT/pg_tests/sql/set_build_epoch.py" "$IPI_CITY" "$RUN_DIR/db/City.tmp" 1500000000 && mv "$RUN_DIR/db/City.tmp" "$RUN_DIR/db/City.mmdb"
 chmod a+r "$RUN_DIR/db/City.mmdb"
 citus_cluster_start "$RUN_DIR/citus" "${SETTINGS[@]}"
-ipi_psql -c "CREATE EXTENSION ip_inventory" \
-    -c "${LOAD/DISTRIBUTE/SELECT ip_inventory_distribute('raw_events', 'src_ip');}" >/dev/null
+ipi_psql -c "CREATE EXTENSION ip_inventory" >/dev/null
+DIST="SELECT ip_inventory_distribute('raw_events', 'src_ip');"
+ipi_psql <<<"${LOAD/DISTRIBUTE/$DIST}" >/dev/null
 run_bench "Citus 1+2" "$CITUS_COORD" \
     "SELECT ip_inventory_citus_backfill('raw_events', ARRAY['src_ip'], 'ts', 50000)" \
     "SELECT ip_inventory_citus_enrich_pending(50000)" "SELECT * FROM ip_inventory_citus_reload()"
