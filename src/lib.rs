@@ -8,7 +8,8 @@
 //! - `privacy`: ip_anonymize and ip_pseudonymize;
 //! - `metrics`: the counters behind ip_inventory_stats;
 //! - `observe`: event tables (attach, the observe trigger, backfill reads, retention);
-//! - `security`: acting as a table's owner or the extension's owner; `jobs`: job locks.
+//! - `security`: acting as a table's owner or the extension's owner; `jobs`: job locks;
+//! - `citus`: recognizing Citus shards and distributed tables (the rest is sql/citus.sql).
 //!
 //! SQL objects other than functions live in `sql/`.
 
