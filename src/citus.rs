@@ -8,13 +8,16 @@ use pgrx::spi::SpiClient;
 
 use crate::errors;
 
+/// Attached columns: the address columns and the time column.
+pub type AttachedColumns = (Vec<String>, Option<String>);
+
 /// The attached columns of the distributed event table `shard` belongs to, when it is a
 /// shard of one (the observe trigger fires on shards, on the worker holding them).
 pub fn shard_columns(
     client: &SpiClient<'_>,
     schema: &str,
     shard: pg_sys::Oid,
-) -> Result<Option<(Vec<String>, Option<String>)>, ErrorReport> {
+) -> Result<Option<AttachedColumns>, ErrorReport> {
     let t = client
         .select(
             &format!(
