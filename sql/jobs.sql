@@ -59,6 +59,11 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
     END IF;
     PERFORM @extschema@._ip_inventory_check_columns(_ip_inventory_backfill_start.event_table, ip_columns, ts_column);
+    IF @extschema@._ip_inventory_citus_table(_ip_inventory_backfill_start.event_table) THEN
+        -- Its rows are in shards on the workers: walking the coordinator's table reads none.
+        RAISE EXCEPTION '% is a Citus distributed table', _ip_inventory_backfill_start.event_table USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_backfill(...); (docs/scaling.md)';
+    END IF;
     IF EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o WHERE o.event_table = _ip_inventory_backfill_start.event_table) THEN
         RAISE EXCEPTION 'the inserts into % are already recorded by its ip_inventory_observe trigger', _ip_inventory_backfill_start.event_table
             USING ERRCODE = '55000',
@@ -188,6 +193,10 @@ BEGIN
     END IF;
     IF max_rows < 0 THEN
         RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
+    END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_enrich_pending(); (docs/scaling.md)';
     END IF;
     -- Raises unless the configured databases can be used (none configured included).
     PERFORM @extschema@.maxmind_age();
