@@ -458,22 +458,22 @@ RETURN (SELECT jsonb_object_agg(k, coalesce((acc ->> k)::bigint, 0) + coalesce((
        || jsonb_build_object('shards', coalesce((acc ->> 'shards')::bigint, 0) + CASE WHEN one IS NULL THEN 0 ELSE 1 END);
 
 -- The shards of a distributed table on this node (for the node procedures below).
-CREATE FUNCTION @extschema@._ip_inventory_citus_node_shards(source text) RETURNS regclass[]
+CREATE FUNCTION @extschema@._ip_inventory_citus_node_shards(relation text) RETURNS regclass[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN ARRAY(SELECT s FROM @extschema@._ip_inventory_citus_local_shards(to_regclass(source)) AS s);
+RETURN ARRAY(SELECT s FROM @extschema@._ip_inventory_citus_local_shards(to_regclass(relation)) AS s);
 
 -- A node's part of ip_inventory_citus_backfill: ip_inventory_backfill on each shard of the
 -- table on this node, one after the other; each commits per batch with its position in this
 -- node's ip_inventory_jobs (job backfill:<schema>.<shard>), so a rerun continues there.
 CREATE PROCEDURE @extschema@._ip_inventory_citus_backfill_node(
-    source text, ip_columns text[], ts_column text, batch_size int, INOUT summary jsonb DEFAULT NULL)
+    event_table text, ip_columns text[], ts_column text, batch_size int, INOUT summary jsonb DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
     shards regclass[];
     shard regclass;
     one jsonb;
 BEGIN
-    shards := @extschema@._ip_inventory_citus_node_shards(source);
+    shards := @extschema@._ip_inventory_citus_node_shards(event_table);
     summary := @extschema@._ip_inventory_citus_add_summary(NULL::jsonb, NULL::jsonb);
     FOREACH shard IN ARRAY shards LOOP
         one := NULL;
