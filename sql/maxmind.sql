@@ -45,7 +45,7 @@ BEGIN
                            THEN inv.asn_source ELSE c.asn_source END,
         enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
     FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c
-    WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
+    WHERE inv.ip_address = b.ip AND inv.ip_class IN ('public', '6to4', 'teredo');
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     RETURN updated;

@@ -25,8 +25,10 @@ mod datum;
 mod errors;
 mod gucs;
 mod jobs;
+mod lists;
 mod lookup;
 mod metrics;
+mod mmdb_scan;
 mod observe;
 mod privacy;
 mod readers;
@@ -94,6 +96,18 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/lists.sql",
+    name = "lists",
+    requires = [
+        "inventory",
+        lists::ip_list_match,
+        lists::ip_list_contains,
+        lists::ip_list_register,
+        lists::ip_list_unregister,
+        lists::ip_inventory_list_stats
+    ]
+);
+extension_sql_file!(
     "../sql/stats.sql",
     name = "stats",
     requires = [
@@ -110,4 +124,5 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     shmem::init();
     metrics::init();
+    lists::init();
 }

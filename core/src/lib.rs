@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod greynoise;
 pub mod inet;
 pub mod jobs;
+pub mod lists;
 pub mod metrics;
 pub mod mmdb;
 pub mod net;

@@ -69,10 +69,28 @@ DROP FUNCTION @extschema@.ip_inventory_count_recorded(bigint, bigint, bigint);
 -- (anyone) and with the configured salt (not PUBLIC).
 DROP FUNCTION @extschema@.ip_pseudonymize(inet, text);
 
+-- Network lists (sql/lists.sql): the result type of ip_list_match() and the registry.
+CREATE TYPE @extschema@.ip_list_hit AS (
+    network    cidr,
+    label      text,
+    attributes jsonb
+);
+CREATE TABLE @extschema@.ip_inventory_lists (
+    list_name     text PRIMARY KEY CHECK (list_name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    list_table    regclass NOT NULL,
+    description   text,
+    registered_by text NOT NULL,
+    registered_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_lists', '');
+
 -- Every function, procedure, view, comment and grant of a fresh install.
 
 COMMENT ON TYPE ip_enrichment IS
     'Result of enrich_ip(): IANA class, MaxMind City fields (network = matched City prefix) and ASN fields (asn_network = matched ASN prefix); maxmind_build/asn_build are the build times of the City/ASN databases consulted. Non-public addresses carry only ip_class.';
+
+COMMENT ON TYPE ip_list_hit IS
+    'Result of ip_list_match(): the most specific network of a network list holding the address, its label and its other columns as attributes.';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_backfill_batch"(
 	"source" regclass, 
@@ -162,6 +180,13 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_job_holder(text) IS 'The process r
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_start(text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_release(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_list_stats"(
+	"list_name" TEXT 
+) RETURNS jsonb 
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_list_stats_wrapper';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_maxmind"(
 	"ip" inet 
@@ -267,6 +292,9 @@ CREATE OR REPLACE FUNCTION "ip_canonical"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
 
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
@@ -377,9 +405,6 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role tha
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
@@ -446,7 +471,7 @@ BEGIN
             SELECT c.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c
-            WHERE enrich AND cur.ip_address IS NULL AND @extschema@.ip_class(o.ip) = 'public'
+            WHERE enrich AND cur.ip_address IS NULL AND @extschema@.ip_class(o.ip) IN ('public', '6to4', 'teredo')
         ) AS m ON true
         ORDER BY o.ip
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -550,13 +575,13 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'ip_country_wrapper';
 
 COMMENT ON FUNCTION @extschema@.ip_country(inet) IS
-    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public.';
+    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 
 COMMENT ON FUNCTION @extschema@.ip_asn(inet) IS
-    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public.';
+    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 
 COMMENT ON FUNCTION @extschema@.ip_asn_org(inet) IS
-    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public.';
+    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 
 CREATE OR REPLACE FUNCTION "ip_inventory_attach"(
 	"tbl" regclass, 
@@ -831,6 +856,85 @@ AS 'MODULE_PATHNAME', 'ip_inventory_ttl_wrapper';
 COMMENT ON FUNCTION @extschema@.ip_inventory_ttl(text) IS
     'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
 
+CREATE OR REPLACE FUNCTION "ip_list_contains"(
+	"ip" inet, 
+	"list_name" TEXT 
+) RETURNS bool 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_contains_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_list_match"(
+	"ip" inet, 
+	"list_name" TEXT 
+) RETURNS ip_list_hit 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_match_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_list_register"(
+	"list_name" TEXT, 
+	"list_table" regclass, 
+	"description" TEXT DEFAULT NULL 
+) RETURNS VOID 
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_register_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_list_unregister"(
+	"list_name" TEXT 
+) RETURNS VOID 
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_unregister_wrapper';
+
+COMMENT ON TABLE @extschema@.ip_inventory_lists IS
+    'Registered network lists (ip_list_register): the name ip_list_match() takes and the table holding the networks. Written by ip_list_register/ip_list_unregister only.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.list_name IS 'The list''s name (a lowercase identifier).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.list_table IS 'Its table: a network column (cidr or inet), optionally label (text), any other columns as attributes.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.description IS 'What the list holds.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.registered_by IS 'The role that registered it.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.registered_at IS 'When it was registered.';
+
+GRANT SELECT ON @extschema@.ip_inventory_lists TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_list_changed() RETURNS trigger
+LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ip_inventory_list_changed_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_list_changed() IS
+    'Statement trigger on registered list tables: lists are rebuilt in every session after the change commits (internal).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_list_changed() FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_list_match(inet, text) IS
+    'The most specific network of the list holding the address, with its label and attributes (ip_list_hit); NULL when none does. Needs SELECT on the list''s table.';
+
+COMMENT ON FUNCTION @extschema@.ip_list_contains(inet, text) IS
+    'Whether a network of the list holds the address. Needs SELECT on the list''s table.';
+
+COMMENT ON FUNCTION @extschema@.ip_list_register(text, regclass, text) IS
+    'Registers a table of networks (network cidr|inet, optional label text, other columns as attributes) as a network list; the caller must own the table.';
+
+COMMENT ON FUNCTION @extschema@.ip_list_unregister(text) IS
+    'Forgets a network list; its table stays. The caller must own the table.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_list_stats(text) IS
+    'Networks, duplicates, ranges and bytes this session holds for a list (internal).';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_list_register(text, regclass, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_list_unregister(text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_list_stats(text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION "ip_pseudonymize"(
 	"ip" inet, 
 	"salt" TEXT 
@@ -934,7 +1038,7 @@ BEGIN
                            THEN inv.asn_source ELSE c.asn_source END,
         enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
     FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c
-    WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
+    WHERE inv.ip_address = b.ip AND inv.ip_class IN ('public', '6to4', 'teredo');
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     RETURN updated;
@@ -1125,7 +1229,7 @@ BEGIN
         run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
     UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
         SELECT count(*) FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public'
+        WHERE inv.ip_class IN ('public', '6to4', 'teredo')
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)))
     WHERE jb.job = 'enrich_pending' RETURNING * INTO j;
@@ -1143,7 +1247,7 @@ BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'enrich_pending';
     SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
         SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public' AND (after_ip IS NULL OR inv.ip_address > after_ip)
+        WHERE inv.ip_class IN ('public', '6to4', 'teredo') AND (after_ip IS NULL OR inv.ip_address > after_ip)
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)
         ORDER BY inv.ip_address
@@ -1310,7 +1414,7 @@ BEGIN
            coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
       INTO ips, before
       FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
-            WHERE ip_class = 'public'
+            WHERE ip_class IN ('public', '6to4', 'teredo')
               AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
             ORDER BY observation_count DESC, ip_address
             LIMIT lim
@@ -1849,6 +1953,34 @@ AS 'MODULE_PATHNAME', 'mmdb_lookup_wrapper';
 
 COMMENT ON FUNCTION @extschema@.mmdb_lookup(inet, text) IS
     'Whole record of any MaxMind DB file as {"network", "data"}: database is city, asn, a name from ip_inventory.databases, or an absolute path (superusers and pg_read_server_files only).';
+
+CREATE OR REPLACE FUNCTION "mmdb_lookup"(
+	"ip" inet, 
+	"database" TEXT, 
+	"path" TEXT[] 
+) RETURNS jsonb 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'mmdb_lookup_path_wrapper';
+
+COMMENT ON FUNCTION @extschema@.mmdb_lookup(inet, text, text[]) IS
+    'The value at path of the record (MaxMind''s data path: map keys, array indexes, negative from the end), decoding nothing else; NULL when there is no record or nothing at the path.';
+
+CREATE OR REPLACE FUNCTION "mmdb_networks"(
+	"database" TEXT, 
+	"within" cidr DEFAULT NULL 
+) RETURNS TABLE (
+	"network" cidr,  
+	"data" jsonb  
+)
+STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'mmdb_networks_wrapper';
+
+COMMENT ON FUNCTION @extschema@.mmdb_networks(text, cidr) IS
+    'Every network of a MaxMind DB file (under within) that has a record, with the record as jsonb, in address order; streamed and cancellable. Not granted to PUBLIC: it exports a whole licensed database.';
+
+REVOKE ALL ON FUNCTION @extschema@.mmdb_networks(text, cidr) FROM PUBLIC;
 
 -- 0.1.0 -> 0.2.0, hand-written part after the replaced objects: what 0.2.0 no longer has.
 -- The SQL that recorded observations (now aggregated in Rust, src/observe.rs).
