@@ -1,13 +1,8 @@
 # The two entry points (see README.md). Both first run scripts/setup.sh, which installs what
-<<<<<<< HEAD
 # is missing (apt packages, cargo-pgrx 0.18.1, PostgreSQL 18 into .pg18/, pgrx init) and does
 # nothing otherwise. PG=18 picks PostgreSQL 18 for demo and chaos (default 15); make test runs
 # both.
-.PHONY: setup demo test chaos bench package fuzz upgrade-script
-=======
-# is missing (apt packages, cargo-pgrx 0.18.1, pgrx init) and does nothing otherwise.
-.PHONY: setup demo test chaos bench fuzz upgrade-script citus-check
->>>>>>> citus
+.PHONY: setup demo test chaos bench package fuzz upgrade-script citus-check
 
 setup:
 	bash scripts/setup.sh

@@ -79,7 +79,7 @@ BEGIN
            coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
       INTO ips, before
       FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
-            WHERE ip_class = 'public'
+            WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
               AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
             ORDER BY observation_count DESC, ip_address
             LIMIT lim

@@ -192,7 +192,7 @@ BEGIN
             SELECT c.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c
-            WHERE $5 AND cur.ip_address IS NULL AND @extschema@.ip_class(o.ip) = 'public'
+            WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -337,7 +337,7 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT c.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
                             @extschema@._ip_inventory_maxmind_columns(x) AS c
-            WHERE o.e AND @extschema@.ip_class(o.ip) = 'public'
+            WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
@@ -587,7 +587,7 @@ BEGIN
     EXECUTE format($sql$
         SELECT array_agg(p.ip_address ORDER BY p.ip_address) FROM (
             SELECT inv.ip_address FROM %1$s AS inv
-            WHERE inv.ip_class = 'public' AND ($1 IS NULL OR inv.ip_address > $1)
+            WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class) AND ($1 IS NULL OR inv.ip_address > $1)
               AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                             inv.maxmind_asn_build, $2, $3)
             ORDER BY inv.ip_address LIMIT $4 FOR UPDATE OF inv) AS p $sql$, shard)
@@ -619,7 +619,7 @@ BEGIN
                            THEN inv.asn_source ELSE c.asn_source END,
         enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
     FROM unnest($1) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c
-    WHERE inv.ip_address = b.ip AND inv.ip_class = 'public' $sql$, shard) USING batch;
+    WHERE inv.ip_address = b.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$, shard) USING batch;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     last_ip := batch[cardinality(batch)];
@@ -855,7 +855,7 @@ BEGIN
                            THEN inv.asn_source ELSE c.asn_source END,
         enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
     FROM x AS c
-    WHERE inv.ip_address = c.ip AND inv.ip_class = 'public';
+    WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class);
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     RETURN updated;
@@ -931,7 +931,7 @@ BEGIN
            coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
       INTO ips, before
       FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
-            WHERE ip_class = 'public'
+            WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
               AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
             ORDER BY observation_count DESC, ip_address
             LIMIT lim) AS s;

@@ -215,7 +215,7 @@ BEGIN
         run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
     UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
         SELECT count(*) FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public'
+        WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class)
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)))
     WHERE jb.job = 'enrich_pending' RETURNING * INTO j;
@@ -235,7 +235,7 @@ BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'enrich_pending';
     SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
         SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public' AND (after_ip IS NULL OR inv.ip_address > after_ip)
+        WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class) AND (after_ip IS NULL OR inv.ip_address > after_ip)
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)
         ORDER BY inv.ip_address

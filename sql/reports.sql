@@ -9,7 +9,7 @@ SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
        round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
        round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE ip_class = 'public' AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
        coalesce(sum(observation_count), 0) AS observations
 FROM @extschema@.ip_inventory;
 
@@ -52,7 +52,7 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
                         AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
                                                          b.city_build, b.asn_build)) AS stale,
        min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE ip_class = 'public'
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
 UNION ALL
 -- The network sources, each over the rows it serves (_ip_inventory_source_serves).
 SELECT n.source, n.ttl, a.eligible, a.never, a.stale, a.oldest

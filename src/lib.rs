@@ -25,6 +25,7 @@ mod datum;
 mod errors;
 mod gucs;
 mod inventory;
+mod lists;
 mod metrics;
 mod mmdb;
 mod privacy;
@@ -98,6 +99,18 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/lists.sql",
+    name = "lists",
+    requires = [
+        "inventory",
+        lists::ip_list_match,
+        lists::ip_list_contains,
+        lists::ip_list_register,
+        lists::ip_list_unregister,
+        lists::ip_inventory_list_stats
+    ]
+);
+extension_sql_file!(
     "../sql/stats.sql",
     name = "stats",
     requires = [
@@ -114,4 +127,5 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     shmem::init();
     metrics::init();
+    lists::init();
 }

@@ -98,10 +98,28 @@ CREATE TABLE @extschema@.ip_inventory_citus_observed (
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_citus_observed', '');
 
+-- Network lists (sql/lists.sql): the result type of ip_list_match() and the registry.
+CREATE TYPE @extschema@.ip_list_hit AS (
+    network    cidr,
+    label      text,
+    attributes jsonb
+);
+CREATE TABLE @extschema@.ip_inventory_lists (
+    list_name     text PRIMARY KEY CHECK (list_name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    list_table    regclass NOT NULL,
+    description   text,
+    registered_by text NOT NULL,
+    registered_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_lists', '');
+
 -- Every function, procedure, view, comment and grant of a fresh install.
 
 COMMENT ON TYPE ip_enrichment IS
     'Result of enrich_ip(): IANA class, MaxMind City fields (network = matched City prefix) and ASN fields (asn_network = matched ASN prefix); maxmind_build/asn_build are the build times of the City/ASN databases consulted. Non-public addresses carry only ip_class.';
+
+COMMENT ON TYPE ip_list_hit IS
+    'Result of ip_list_match(): the most specific network of a network list holding the address, its label and its other columns as attributes.';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_backfill_batch"(
 	"event_table" regclass, 
@@ -191,6 +209,13 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_job_holder(text) IS 'The process r
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_start(text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_release(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_list_stats"(
+	"list_name" TEXT 
+) RETURNS jsonb 
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_list_stats_wrapper';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_maxmind"(
 	"ip" inet 
@@ -296,6 +321,9 @@ CREATE OR REPLACE FUNCTION "ip_canonical"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
 
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
@@ -416,9 +444,6 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role tha
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
@@ -482,7 +507,7 @@ BEGIN
             SELECT c.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c
-            WHERE enrich AND cur.ip_address IS NULL AND @extschema@.ip_class(o.ip) = 'public'
+            WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -589,13 +614,13 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'ip_country_wrapper';
 
 COMMENT ON FUNCTION @extschema@.ip_country(inet) IS
-    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public.';
+    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 
 COMMENT ON FUNCTION @extschema@.ip_asn(inet) IS
-    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public.';
+    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 
 COMMENT ON FUNCTION @extschema@.ip_asn_org(inet) IS
-    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public.';
+    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 
 CREATE OR REPLACE FUNCTION "ip_inventory_attach"(
 	"tbl" regclass, 
@@ -875,6 +900,85 @@ AS 'MODULE_PATHNAME', 'ip_inventory_ttl_wrapper';
 COMMENT ON FUNCTION @extschema@.ip_inventory_ttl(text) IS
     'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
 
+CREATE OR REPLACE FUNCTION "ip_list_contains"(
+	"ip" inet, 
+	"list_name" TEXT 
+) RETURNS bool 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_contains_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_list_match"(
+	"ip" inet, 
+	"list_name" TEXT 
+) RETURNS ip_list_hit 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_match_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_list_register"(
+	"list_name" TEXT, 
+	"list_table" regclass, 
+	"description" TEXT DEFAULT NULL 
+) RETURNS VOID 
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_register_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_list_unregister"(
+	"list_name" TEXT 
+) RETURNS VOID 
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_unregister_wrapper';
+
+COMMENT ON TABLE @extschema@.ip_inventory_lists IS
+    'Registered network lists (ip_list_register): the name ip_list_match() takes and the table holding the networks. Written by ip_list_register/ip_list_unregister only.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.list_name IS 'The list''s name (a lowercase identifier).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.list_table IS 'Its table: a network column (cidr or inet), optionally label (text), any other columns as attributes.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.description IS 'What the list holds.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.registered_by IS 'The role that registered it.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.registered_at IS 'When it was registered.';
+
+GRANT SELECT ON @extschema@.ip_inventory_lists TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_list_changed() RETURNS trigger
+LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ip_inventory_list_changed_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_list_changed() IS
+    'Statement trigger on registered list tables: lists are rebuilt in every session after the change commits (internal).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_list_changed() FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_list_match(inet, text) IS
+    'The most specific network of the list holding the address, with its label and attributes (ip_list_hit); NULL when none does. Needs SELECT on the list''s table.';
+
+COMMENT ON FUNCTION @extschema@.ip_list_contains(inet, text) IS
+    'Whether a network of the list holds the address. Needs SELECT on the list''s table.';
+
+COMMENT ON FUNCTION @extschema@.ip_list_register(text, regclass, text) IS
+    'Registers a table of networks (network cidr|inet, optional label text, other columns as attributes) as a network list; the caller must own the table.';
+
+COMMENT ON FUNCTION @extschema@.ip_list_unregister(text) IS
+    'Forgets a network list; its table stays. The caller must own the table.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_list_stats(text) IS
+    'Networks, duplicates, ranges and bytes this session holds for a list (internal).';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_list_register(text, regclass, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_list_unregister(text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_list_stats(text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION "ip_pseudonymize"(
 	"ip" inet, 
 	"salt" TEXT 
@@ -942,6 +1046,13 @@ END;
 COMMENT ON FUNCTION @extschema@._ip_inventory_builds() IS
     'Build times of the City and ASN databases in service (internal: pending rows, staleness).';
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_serves(ip_class text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ip_class IN ('public', '6to4', 'teredo');
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_serves(text) IS
+    'Whether MaxMind answers for addresses of this class: public, 6to4, teredo (internal).';
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_pending(
     maxmind_ts timestamptz, maxmind_build timestamptz, maxmind_asn_build timestamptz,
     city_build timestamptz, asn_build timestamptz)
@@ -979,7 +1090,7 @@ BEGIN
     FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c,
          -- The ASN database's answer counts only when it was consulted.
          LATERAL (SELECT CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END) AS a(offered_by)
-    WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
+    WHERE inv.ip_address = b.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class);
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     RETURN updated;
@@ -1179,7 +1290,7 @@ BEGIN
         run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
     UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
         SELECT count(*) FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public'
+        WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class)
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)))
     WHERE jb.job = 'enrich_pending' RETURNING * INTO j;
@@ -1197,7 +1308,7 @@ BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'enrich_pending';
     SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
         SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public' AND (after_ip IS NULL OR inv.ip_address > after_ip)
+        WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class) AND (after_ip IS NULL OR inv.ip_address > after_ip)
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)
         ORDER BY inv.ip_address
@@ -1380,7 +1491,7 @@ BEGIN
            coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
       INTO ips, before
       FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
-            WHERE ip_class = 'public'
+            WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
               AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
             ORDER BY observation_count DESC, ip_address
             LIMIT lim
@@ -1777,7 +1888,7 @@ BEGIN
             SELECT c.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c
-            WHERE $5 AND cur.ip_address IS NULL AND @extschema@.ip_class(o.ip) = 'public'
+            WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -1913,7 +2024,7 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT c.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
                             @extschema@._ip_inventory_maxmind_columns(x) AS c
-            WHERE o.e AND @extschema@.ip_class(o.ip) = 'public'
+            WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
@@ -2139,7 +2250,7 @@ BEGIN
     EXECUTE format($sql$
         SELECT array_agg(p.ip_address ORDER BY p.ip_address) FROM (
             SELECT inv.ip_address FROM %1$s AS inv
-            WHERE inv.ip_class = 'public' AND ($1 IS NULL OR inv.ip_address > $1)
+            WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class) AND ($1 IS NULL OR inv.ip_address > $1)
               AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                             inv.maxmind_asn_build, $2, $3)
             ORDER BY inv.ip_address LIMIT $4 FOR UPDATE OF inv) AS p $sql$, shard)
@@ -2171,7 +2282,7 @@ BEGIN
                            THEN inv.asn_source ELSE c.asn_source END,
         enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
     FROM unnest($1) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c
-    WHERE inv.ip_address = b.ip AND inv.ip_class = 'public' $sql$, shard) USING batch;
+    WHERE inv.ip_address = b.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$, shard) USING batch;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     last_ip := batch[cardinality(batch)];
@@ -2387,7 +2498,7 @@ BEGIN
                            THEN inv.asn_source ELSE c.asn_source END,
         enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
     FROM x AS c
-    WHERE inv.ip_address = c.ip AND inv.ip_class = 'public';
+    WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class);
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     RETURN updated;
@@ -2456,7 +2567,7 @@ BEGIN
            coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
       INTO ips, before
       FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
-            WHERE ip_class = 'public'
+            WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
               AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
             ORDER BY observation_count DESC, ip_address
             LIMIT lim) AS s;
@@ -2652,7 +2763,7 @@ SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
        round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
        round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE ip_class = 'public' AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
        coalesce(sum(observation_count), 0) AS observations
 FROM @extschema@.ip_inventory;
 
@@ -2692,7 +2803,7 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
                         AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
                                                          b.city_build, b.asn_build)) AS stale,
        min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE ip_class = 'public'
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
 UNION ALL
 SELECT n.source, n.ttl, a.eligible, a.never, a.stale, a.oldest
 FROM (SELECT src, @extschema@.ip_inventory_ttl(src)
@@ -2913,6 +3024,34 @@ AS 'MODULE_PATHNAME', 'mmdb_lookup_wrapper';
 
 COMMENT ON FUNCTION @extschema@.mmdb_lookup(inet, text) IS
     'Whole record of any MaxMind DB file as {"network", "data"}: database is city, asn, a name from ip_inventory.databases, or an absolute path (superusers and pg_read_server_files only).';
+
+CREATE OR REPLACE FUNCTION "mmdb_lookup"(
+	"ip" inet, 
+	"database" TEXT, 
+	"path" TEXT[] 
+) RETURNS jsonb 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'mmdb_lookup_path_wrapper';
+
+COMMENT ON FUNCTION @extschema@.mmdb_lookup(inet, text, text[]) IS
+    'The value at path of the record (MaxMind''s data path: map keys, array indexes, negative from the end), decoding nothing else; NULL when there is no record or nothing at the path.';
+
+CREATE OR REPLACE FUNCTION "mmdb_networks"(
+	"database" TEXT, 
+	"within" cidr DEFAULT NULL 
+) RETURNS TABLE (
+	"network" cidr,  
+	"data" jsonb  
+)
+STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'mmdb_networks_wrapper';
+
+COMMENT ON FUNCTION @extschema@.mmdb_networks(text, cidr) IS
+    'Every network of a MaxMind DB file (under within) that has a record, with the record as jsonb, in address order; streamed and cancellable. Not granted to PUBLIC: it exports a whole licensed database.';
+
+REVOKE ALL ON FUNCTION @extschema@.mmdb_networks(text, cidr) FROM PUBLIC;
 
 -- 0.1.0 -> 0.2.0, hand-written part after the replaced objects: what 0.2.0 no longer has.
 -- The SQL that recorded observations (now aggregated in Rust, src/observe.rs).

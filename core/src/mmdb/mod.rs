@@ -10,6 +10,7 @@
 mod cache;
 mod json;
 mod record;
+pub mod scan;
 pub mod slot;
 pub mod store;
 

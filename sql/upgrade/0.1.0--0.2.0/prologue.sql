@@ -92,3 +92,18 @@ CREATE TABLE @extschema@.ip_inventory_citus_observed (
     ts_column   text
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_citus_observed', '');
+
+-- Network lists (sql/lists.sql): the result type of ip_list_match() and the registry.
+CREATE TYPE @extschema@.ip_list_hit AS (
+    network    cidr,
+    label      text,
+    attributes jsonb
+);
+CREATE TABLE @extschema@.ip_inventory_lists (
+    list_name     text PRIMARY KEY CHECK (list_name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    list_table    regclass NOT NULL,
+    description   text,
+    registered_by text NOT NULL,
+    registered_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_lists', '');
