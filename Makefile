@@ -2,7 +2,7 @@
 # is missing (apt packages, cargo-pgrx 0.18.1, PostgreSQL 18 into .pg18/, pgrx init) and does
 # nothing otherwise. PG=18 picks PostgreSQL 18 for demo and chaos (default 15); make test runs
 # both.
-.PHONY: setup demo test chaos bench package fuzz upgrade-script
+.PHONY: setup demo test chaos bench package fuzz upgrade-script citus-check
 
 setup:
 	bash scripts/setup.sh
@@ -36,3 +36,8 @@ bench: setup
 # proves it).
 upgrade-script: setup
 	bash scripts/upgrade_script.sh
+
+# ip_inventory on a real Citus cluster (docs/scaling.md): runs when Citus is installed in the
+# PostgreSQL of PG_CONFIG, says it was skipped otherwise (CI does not install Citus).
+citus-check:
+	bash pg_tests/citus_check.sh

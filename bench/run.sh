@@ -80,3 +80,6 @@ ipi_psql -d postgres -c "CREATE EXTENSION ip_inventory"
 
 ipi_log "cluster in $RUN_DIR (port $IPI_PORT); running bench/bench.py"
 "$VENV/bin/python" "$ROOT/bench/bench.py"
+
+# Network lists against ip4r and inet GiST joins (docs/benchmarks.md, "Network lists").
+bash "$ROOT/bench/lists.sh" | tee "$IPI_BENCH_DIR/lists.txt"

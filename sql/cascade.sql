@@ -70,12 +70,16 @@ DECLARE
     before jsonb;
     res record;
 BEGIN
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        -- Citus cannot lock rows over shards (FOR UPDATE): sql/citus.sql.
+        RETURN @extschema@._ip_inventory_citus_refresh_maxmind(lim);
+    END IF;
     SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
     SELECT coalesce(array_agg(s.ip_address), '{}'),
            coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
       INTO ips, before
       FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
-            WHERE ip_class = 'public'
+            WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
               AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
             ORDER BY observation_count DESC, ip_address
             LIMIT lim
@@ -101,6 +105,10 @@ RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     res record;
 BEGIN
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        -- Citus: no row locks over shards, no STABLE functions of columns in an UPDATE.
+        RETURN @extschema@._ip_inventory_citus_store_answers(src, answers, before);
+    END IF;
     PERFORM FROM @extschema@.ip_inventory AS i
     WHERE i.ip_address IN (SELECT (a ->> 'ip')::inet FROM jsonb_array_elements(answers) AS a)
     ORDER BY i.ip_address FOR UPDATE;
@@ -276,6 +284,7 @@ BEGIN
     IF source IS NULL OR lim IS NULL THEN
         RAISE EXCEPTION 'cascade_refresh: source and lim must not be NULL' USING ERRCODE = '22004';
     END IF;
+    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh');
     IF lim < 0 OR lim > 100000 THEN
         RAISE EXCEPTION 'cascade_refresh: lim must be between 0 and 100000, not %', lim
             USING ERRCODE = '22023',

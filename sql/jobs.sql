@@ -59,6 +59,11 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
     END IF;
     PERFORM @extschema@._ip_inventory_check_columns(_ip_inventory_backfill_start.event_table, ip_columns, ts_column);
+    IF @extschema@._ip_inventory_citus_table(_ip_inventory_backfill_start.event_table) THEN
+        -- Its rows are in shards on the workers: walking the coordinator's table reads none.
+        RAISE EXCEPTION '% is a Citus distributed table', _ip_inventory_backfill_start.event_table USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_backfill(...); (docs/scaling.md)';
+    END IF;
     IF EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o WHERE o.event_table = _ip_inventory_backfill_start.event_table) THEN
         RAISE EXCEPTION 'the inserts into % are already recorded by its ip_inventory_observe trigger', _ip_inventory_backfill_start.event_table
             USING ERRCODE = '55000',
@@ -189,6 +194,10 @@ BEGIN
     IF max_rows < 0 THEN
         RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
     END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_enrich_pending(); (docs/scaling.md)';
+    END IF;
     -- Raises unless the configured databases can be used (none configured included).
     PERFORM @extschema@.maxmind_age();
     SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
@@ -206,7 +215,7 @@ BEGIN
         run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
     UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
         SELECT count(*) FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public'
+        WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class)
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)))
     WHERE jb.job = 'enrich_pending' RETURNING * INTO j;
@@ -226,7 +235,7 @@ BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'enrich_pending';
     SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
         SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public' AND (after_ip IS NULL OR inv.ip_address > after_ip)
+        WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class) AND (after_ip IS NULL OR inv.ip_address > after_ip)
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)
         ORDER BY inv.ip_address

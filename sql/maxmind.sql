@@ -1,7 +1,16 @@
 -- Re-enrichment from MaxMind: which rows a database update leaves pending, and how their
 -- MaxMind columns are rewritten (enrich_pending, cascade_refresh('maxmind')).
 
--- Whether MaxMind should (re-)enrich a public row: never answered, or answered by another
+-- Which addresses MaxMind answers for, by their class: public ones, and the IPv6 forms that
+-- carry a public IPv4 address (6to4, Teredo), which MaxMind's databases alias to the IPv4
+-- tree (core: IpClass::in_maxmind). Every MaxMind writer, selector and report uses it.
+CREATE FUNCTION @extschema@._ip_inventory_maxmind_serves(ip_class text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ip_class IN ('public', '6to4', 'teredo');
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_serves(text) IS
+    'Whether MaxMind answers for addresses of this class: public, 6to4, teredo (internal).';
+
+-- Whether MaxMind should (re-)enrich a row it serves: never answered, or answered by another
 -- City or ASN build than the ones in service (NULL: that database is not configured).
 CREATE FUNCTION @extschema@._ip_inventory_maxmind_pending(
     maxmind_ts timestamptz, maxmind_build timestamptz, maxmind_asn_build timestamptz,
@@ -45,7 +54,7 @@ BEGIN
     FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c,
          -- The ASN database's answer counts only when it was consulted.
          LATERAL (SELECT CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END) AS a(offered_by)
-    WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
+    WHERE inv.ip_address = b.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class);
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     RETURN updated;

@@ -70,7 +70,7 @@ BEGIN
             SELECT c.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c
-            WHERE enrich AND cur.ip_address IS NULL AND @extschema@.ip_class(o.ip) = 'public'
+            WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
         ON CONFLICT (ip_address) DO UPDATE SET

@@ -9,7 +9,7 @@ SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
        round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
        round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE ip_class = 'public' AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
        coalesce(sum(observation_count), 0) AS observations
 FROM @extschema@.ip_inventory;
 
@@ -52,7 +52,7 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
                         AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
                                                          b.city_build, b.asn_build)) AS stale,
        min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE ip_class = 'public'
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
 UNION ALL
 -- The network sources, each over the rows it serves (_ip_inventory_source_serves).
 SELECT n.source, n.ttl, a.eligible, a.never, a.stale, a.oldest
@@ -184,6 +184,11 @@ BEGIN
     status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
     detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
     RETURN NEXT;
+
+    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
+    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
+    END IF;
 END $$;
 
 COMMENT ON VIEW @extschema@.ip_inventory_coverage IS

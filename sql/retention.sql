@@ -23,6 +23,11 @@ BEGIN
     IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
         RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
     END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        -- (Batches by ctid would mix the shards' row positions.)
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_retention(...); (docs/scaling.md)';
+    END IF;
     IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
     END IF;

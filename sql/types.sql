@@ -27,3 +27,12 @@ CREATE TYPE ip_enrichment AS (
 
 COMMENT ON TYPE ip_enrichment IS
     'Result of enrich_ip(): IANA class, MaxMind City fields (network = matched City prefix) and ASN fields (asn_network = matched ASN prefix); maxmind_build/asn_build are the build times of the City/ASN databases consulted. Non-public addresses carry only ip_class.';
+
+CREATE TYPE ip_list_hit AS (
+    network    cidr,
+    label      text,
+    attributes jsonb
+);
+
+COMMENT ON TYPE ip_list_hit IS
+    'Result of ip_list_match(): the most specific network of a network list holding the address, its label and its other columns as attributes.';

@@ -1,14 +1,16 @@
 //! ip_inventory: IP enrichment for honeypot and threat-intelligence data as plain SQL.
 //!
-//! This crate is the thin pgrx layer; the logic lives in `ip_inventory_core` (`core/`).
-//! - `gucs`: every setting; `shmem`: cluster-wide state; `errors`: every error we raise;
-//! - `datum`: SQL value translation; `readers`: per-backend database readers;
-//! - `lookup`: the lookup functions; `admin`: reload, info, age, verify;
-//! - `cascade`: the network sources (Team Cymru, GreyNoise, reverse DNS) for cascade_refresh;
-//! - `privacy`: ip_anonymize and ip_pseudonymize;
-//! - `metrics`: the counters behind ip_inventory_stats;
-//! - `observe`: event tables (attach, the observe trigger, backfill reads, retention);
-//! - `security`: acting as a table's owner or the extension's owner; `jobs`: job locks.
+//! This crate is the thin pgrx layer; the logic lives in `ip_inventory_core` (`core/`), and
+//! the glue mirrors its domains (map: docs/development.md):
+//! - `mmdb`: per-backend readers, the lookup functions, reload/info/verify/age;
+//! - `sources`: the network sources' fetch, claims and TTLs for cascade_refresh;
+//! - `inventory`: event tables (attach, the observe trigger, backfill reads, event retention)
+//!   and job locks;
+//! - `privacy`: ip_anonymize and ip_pseudonymize; `metrics`: the counters of ip_inventory_stats;
+//! - `citus`: recognizing Citus shards and distributed tables (the rest is sql/citus.sql);
+//! - cross-cutting: `gucs` (every setting), `shmem` (cluster-wide state), `errors` (every
+//!   error we raise), `datum` (SQL values), `security` (acting as a table's or the
+//!   extension's owner).
 //!
 //! SQL objects other than functions live in `sql/`.
 
@@ -18,10 +20,12 @@
 
 use pgrx::prelude::*;
 
+mod citus;
 mod datum;
 mod errors;
 mod gucs;
 mod inventory;
+mod lists;
 mod metrics;
 mod mmdb;
 mod privacy;
@@ -80,6 +84,11 @@ extension_sql_file!(
     requires = ["observe", "event_tables", privacy::ip_anonymize]
 );
 extension_sql_file!(
+    "../sql/citus.sql",
+    name = "citus",
+    requires = ["observe", "jobs", "cascade", "retention", "maxmind"]
+);
+extension_sql_file!(
     "../sql/reports.sql",
     name = "reports",
     requires = [
@@ -87,6 +96,18 @@ extension_sql_file!(
         "maxmind",
         sources::ip_inventory_ttl,
         mmdb::admin::maxmind_age
+    ]
+);
+extension_sql_file!(
+    "../sql/lists.sql",
+    name = "lists",
+    requires = [
+        "inventory",
+        lists::ip_list_match,
+        lists::ip_list_contains,
+        lists::ip_list_register,
+        lists::ip_list_unregister,
+        lists::ip_inventory_list_stats
     ]
 );
 extension_sql_file!(
@@ -106,4 +127,5 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     shmem::init();
     metrics::init();
+    lists::init();
 }

@@ -106,6 +106,19 @@ impl IpClass {
     pub const fn is_public(self) -> bool {
         matches!(self, IpClass::Public)
     }
+
+    /// Whether the MaxMind databases are consulted for an address of this class: public
+    /// addresses, and the 6to4 (`2002::/16`, `192.88.99/24`) and Teredo (`2001::/32`)
+    /// transition ranges. MaxMind's writers alias `2002::/16` and `2001::/32` to the IPv4
+    /// tree, so libmaxminddb answers them with the data of the IPv4 address they embed (the
+    /// 6to4 gateway, the Teredo server); we answer as it does. Network sources (Team Cymru,
+    /// GreyNoise, reverse DNS) still get public addresses only.
+    pub const fn in_maxmind(self) -> bool {
+        matches!(self, IpClass::Public | IpClass::SixToFour | IpClass::Teredo)
+    }
+
+    /// The classes [`IpClass::in_maxmind`] accepts, as SQL names.
+    pub const MAXMIND: [&'static str; 3] = ["public", "6to4", "teredo"];
 }
 
 impl std::fmt::Display for IpClass {
@@ -310,6 +323,33 @@ mod tests {
 
     fn class_of(s: &str) -> &'static str {
         classify(s.parse().unwrap()).as_str()
+    }
+
+    #[test]
+    fn maxmind_is_consulted_for_public_6to4_and_teredo_only() {
+        for class in IpClass::ALL {
+            assert_eq!(
+                class.in_maxmind(),
+                IpClass::MAXMIND.contains(&class.as_str()),
+                "{class}"
+            );
+        }
+        for (ip, consulted) in [
+            ("8.8.8.8", true),
+            ("2002:5102:45a0::1", true),
+            ("2001:0:5102:45a0::1", true),
+            ("192.88.99.1", true),
+            ("10.0.0.1", false),
+            ("2001:db8::1", false),
+            ("2001:2::1", false),
+            ("64:ff9b::808:808", false),
+        ] {
+            assert_eq!(
+                classify(ip.parse().unwrap()).in_maxmind(),
+                consulted,
+                "{ip}"
+            );
+        }
     }
 
     #[test]

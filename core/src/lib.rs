@@ -36,6 +36,7 @@ macro_rules! named {
 pub mod classify;
 pub mod inet;
 pub mod inventory;
+pub mod lists;
 pub mod metrics;
 pub mod mmdb;
 pub mod privacy;

@@ -80,10 +80,46 @@ DROP INDEX @extschema@.ip_inventory_cymru_due;
 DROP INDEX @extschema@.ip_inventory_greynoise_due;
 DROP INDEX @extschema@.ip_inventory_rdns_due;
 
+-- Citus support (sql/citus.sql): the queue of observations for other shards and the list of
+-- attached distributed event tables; empty, and stay so on a single node.
+CREATE TABLE @extschema@.ip_inventory_citus_queue (
+    shard_key    inet NOT NULL,
+    ip           inet NOT NULL,
+    observations bigint NOT NULL CHECK (observations > 0),
+    first_seen   timestamptz NOT NULL,
+    last_seen    timestamptz NOT NULL,
+    enrich       boolean NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_citus_queue', '');
+CREATE TABLE @extschema@.ip_inventory_citus_observed (
+    event_table text PRIMARY KEY,
+    ip_columns  text[] NOT NULL CHECK (cardinality(ip_columns) > 0),
+    ts_column   text
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_citus_observed', '');
+
+-- Network lists (sql/lists.sql): the result type of ip_list_match() and the registry.
+CREATE TYPE @extschema@.ip_list_hit AS (
+    network    cidr,
+    label      text,
+    attributes jsonb
+);
+CREATE TABLE @extschema@.ip_inventory_lists (
+    list_name     text PRIMARY KEY CHECK (list_name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    list_table    regclass NOT NULL,
+    description   text,
+    registered_by text NOT NULL,
+    registered_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_lists', '');
+
 -- Every function, procedure, view, comment and grant of a fresh install.
 
 COMMENT ON TYPE ip_enrichment IS
     'Result of enrich_ip(): IANA class, MaxMind City fields (network = matched City prefix) and ASN fields (asn_network = matched ASN prefix); maxmind_build/asn_build are the build times of the City/ASN databases consulted. Non-public addresses carry only ip_class.';
+
+COMMENT ON TYPE ip_list_hit IS
+    'Result of ip_list_match(): the most specific network of a network list holding the address, its label and its other columns as attributes.';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_backfill_batch"(
 	"event_table" regclass, 
@@ -173,6 +209,13 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_job_holder(text) IS 'The process r
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_start(text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_job_release(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_list_stats"(
+	"list_name" TEXT 
+) RETURNS jsonb 
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_list_stats_wrapper';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_maxmind"(
 	"ip" inet 
@@ -278,6 +321,9 @@ CREATE OR REPLACE FUNCTION "ip_canonical"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
 
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
@@ -398,9 +444,6 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role tha
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
@@ -464,7 +507,7 @@ BEGIN
             SELECT c.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c
-            WHERE enrich AND cur.ip_address IS NULL AND @extschema@.ip_class(o.ip) = 'public'
+            WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -571,13 +614,13 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'ip_country_wrapper';
 
 COMMENT ON FUNCTION @extschema@.ip_country(inet) IS
-    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public.';
+    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 
 COMMENT ON FUNCTION @extschema@.ip_asn(inet) IS
-    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public.';
+    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 
 COMMENT ON FUNCTION @extschema@.ip_asn_org(inet) IS
-    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public.';
+    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 
 CREATE OR REPLACE FUNCTION "ip_inventory_attach"(
 	"tbl" regclass, 
@@ -629,6 +672,11 @@ BEGIN
     END IF;
     IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
         RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        -- (Batches by ctid would mix the shards' row positions.)
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_retention(...); (docs/scaling.md)';
     END IF;
     IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
@@ -852,6 +900,85 @@ AS 'MODULE_PATHNAME', 'ip_inventory_ttl_wrapper';
 COMMENT ON FUNCTION @extschema@.ip_inventory_ttl(text) IS
     'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
 
+CREATE OR REPLACE FUNCTION "ip_list_contains"(
+	"ip" inet, 
+	"list_name" TEXT 
+) RETURNS bool 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_contains_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_list_match"(
+	"ip" inet, 
+	"list_name" TEXT 
+) RETURNS ip_list_hit 
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_match_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_list_register"(
+	"list_name" TEXT, 
+	"list_table" regclass, 
+	"description" TEXT DEFAULT NULL 
+) RETURNS VOID 
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_register_wrapper';
+
+CREATE OR REPLACE FUNCTION "ip_list_unregister"(
+	"list_name" TEXT 
+) RETURNS VOID 
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_list_unregister_wrapper';
+
+COMMENT ON TABLE @extschema@.ip_inventory_lists IS
+    'Registered network lists (ip_list_register): the name ip_list_match() takes and the table holding the networks. Written by ip_list_register/ip_list_unregister only.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.list_name IS 'The list''s name (a lowercase identifier).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.list_table IS 'Its table: a network column (cidr or inet), optionally label (text), any other columns as attributes.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.description IS 'What the list holds.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.registered_by IS 'The role that registered it.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_lists.registered_at IS 'When it was registered.';
+
+GRANT SELECT ON @extschema@.ip_inventory_lists TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_list_changed() RETURNS trigger
+LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ip_inventory_list_changed_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_list_changed() IS
+    'Statement trigger on registered list tables: lists are rebuilt in every session after the change commits (internal).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_list_changed() FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_list_match(inet, text) IS
+    'The most specific network of the list holding the address, with its label and attributes (ip_list_hit); NULL when none does. Needs SELECT on the list''s table.';
+
+COMMENT ON FUNCTION @extschema@.ip_list_contains(inet, text) IS
+    'Whether a network of the list holds the address. Needs SELECT on the list''s table.';
+
+COMMENT ON FUNCTION @extschema@.ip_list_register(text, regclass, text) IS
+    'Registers a table of networks (network cidr|inet, optional label text, other columns as attributes) as a network list; the caller must own the table.';
+
+COMMENT ON FUNCTION @extschema@.ip_list_unregister(text) IS
+    'Forgets a network list; its table stays. The caller must own the table.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_list_stats(text) IS
+    'Networks, duplicates, ranges and bytes this session holds for a list (internal).';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_list_register(text, regclass, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_list_unregister(text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_list_stats(text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION "ip_pseudonymize"(
 	"ip" inet, 
 	"salt" TEXT 
@@ -919,6 +1046,13 @@ END;
 COMMENT ON FUNCTION @extschema@._ip_inventory_builds() IS
     'Build times of the City and ASN databases in service (internal: pending rows, staleness).';
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_serves(ip_class text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ip_class IN ('public', '6to4', 'teredo');
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_serves(text) IS
+    'Whether MaxMind answers for addresses of this class: public, 6to4, teredo (internal).';
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_pending(
     maxmind_ts timestamptz, maxmind_build timestamptz, maxmind_asn_build timestamptz,
     city_build timestamptz, asn_build timestamptz)
@@ -956,7 +1090,7 @@ BEGIN
     FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c,
          -- The ASN database's answer counts only when it was consulted.
          LATERAL (SELECT CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END) AS a(offered_by)
-    WHERE inv.ip_address = b.ip AND inv.ip_class = 'public';
+    WHERE inv.ip_address = b.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class);
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     RETURN updated;
@@ -1015,6 +1149,11 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
     END IF;
     PERFORM @extschema@._ip_inventory_check_columns(_ip_inventory_backfill_start.event_table, ip_columns, ts_column);
+    IF @extschema@._ip_inventory_citus_table(_ip_inventory_backfill_start.event_table) THEN
+        -- Its rows are in shards on the workers: walking the coordinator's table reads none.
+        RAISE EXCEPTION '% is a Citus distributed table', _ip_inventory_backfill_start.event_table USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_backfill(...); (docs/scaling.md)';
+    END IF;
     IF EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o WHERE o.event_table = _ip_inventory_backfill_start.event_table) THEN
         RAISE EXCEPTION 'the inserts into % are already recorded by its ip_inventory_observe trigger', _ip_inventory_backfill_start.event_table
             USING ERRCODE = '55000',
@@ -1130,6 +1269,10 @@ BEGIN
     IF max_rows < 0 THEN
         RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
     END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_enrich_pending(); (docs/scaling.md)';
+    END IF;
     -- Raises unless the configured databases can be used (none configured included).
     PERFORM @extschema@.maxmind_age();
     SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
@@ -1147,7 +1290,7 @@ BEGIN
         run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
     UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
         SELECT count(*) FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public'
+        WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class)
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)))
     WHERE jb.job = 'enrich_pending' RETURNING * INTO j;
@@ -1165,7 +1308,7 @@ BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'enrich_pending';
     SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
         SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
-        WHERE inv.ip_class = 'public' AND (after_ip IS NULL OR inv.ip_address > after_ip)
+        WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class) AND (after_ip IS NULL OR inv.ip_address > after_ip)
           AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
                                                         inv.maxmind_asn_build, city_build, asn_build)
         ORDER BY inv.ip_address
@@ -1339,12 +1482,16 @@ DECLARE
     before jsonb;
     res record;
 BEGIN
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        -- Citus cannot lock rows over shards (FOR UPDATE): sql/citus.sql.
+        RETURN @extschema@._ip_inventory_citus_refresh_maxmind(lim);
+    END IF;
     SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
     SELECT coalesce(array_agg(s.ip_address), '{}'),
            coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
       INTO ips, before
       FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
-            WHERE ip_class = 'public'
+            WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
               AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
             ORDER BY observation_count DESC, ip_address
             LIMIT lim
@@ -1366,6 +1513,10 @@ RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     res record;
 BEGIN
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        -- Citus: no row locks over shards, no STABLE functions of columns in an UPDATE.
+        RETURN @extschema@._ip_inventory_citus_store_answers(src, answers, before);
+    END IF;
     PERFORM FROM @extschema@.ip_inventory AS i
     WHERE i.ip_address IN (SELECT (a ->> 'ip')::inet FROM jsonb_array_elements(answers) AS a)
     ORDER BY i.ip_address FOR UPDATE;
@@ -1538,6 +1689,7 @@ BEGIN
     IF source IS NULL OR lim IS NULL THEN
         RAISE EXCEPTION 'cascade_refresh: source and lim must not be NULL' USING ERRCODE = '22004';
     END IF;
+    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh');
     IF lim < 0 OR lim > 100000 THEN
         RAISE EXCEPTION 'cascade_refresh: lim must be between 0 and 100000, not %', lim
             USING ERRCODE = '22023',
@@ -1601,6 +1753,1007 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
 
+COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
+    'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
+
+COMMENT ON TABLE @extschema@.ip_inventory_citus_observed IS
+    'Citus only: the attached distributed event tables (schema-qualified names) and their columns, on every node (a reference table). Written by ip_inventory_attach/ip_inventory_detach. Empty on a single node.';
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_distributed() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
+                   WHERE p.logicalrelid = '@extschema@.ip_inventory'::regclass);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_on_coordinator() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN true;
+    END IF;
+    RETURN coalesce((SELECT g.groupid = 0 FROM pg_catalog.pg_dist_local_group AS g), true);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_require(what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT @extschema@._ip_inventory_citus_distributed() THEN
+        RAISE EXCEPTION '%: ip_inventory is not distributed with Citus in this database', what
+            USING ERRCODE = '55000', HINT = 'On the Citus coordinator: SELECT ip_inventory_distribute();';
+    END IF;
+    IF NOT @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RAISE EXCEPTION '%: run it on the Citus coordinator, not on a worker', what USING ERRCODE = '55000';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_coordinator_only(what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT @extschema@._ip_inventory_citus_on_coordinator() AND @extschema@._ip_inventory_citus_distributed() THEN
+        RAISE EXCEPTION '% runs on the Citus coordinator only', what USING ERRCODE = '55000',
+            DETAIL = 'The GreyNoise quota and the claims of concurrent refreshes are counted on the coordinator, once for the cluster.';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_shard_of(rel regclass, OUT logical regclass, OUT shardid bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT s.logicalrelid, s.shardid INTO logical, shardid
+    FROM pg_catalog.pg_class AS c
+    JOIN pg_catalog.pg_dist_shard AS s ON s.shardid = substring(c.relname FROM '_([0-9]{1,18})$')::bigint
+    JOIN pg_catalog.pg_class AS lc ON lc.oid = s.logicalrelid
+    WHERE c.oid = rel AND lc.relnamespace = c.relnamespace AND c.relname = lc.relname || '_' || s.shardid;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_shard_name(logical regclass, shardid bigint) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT format('%I.%I', n.nspname, c.relname || '_' || shardid)
+        FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE c.oid = logical);
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_local_shards(logical regclass) RETURNS SETOF regclass
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
+    SELECT @extschema@._ip_inventory_citus_shard_name(s.logicalrelid, s.shardid)::regclass
+    FROM pg_catalog.pg_dist_shard AS s
+    JOIN pg_catalog.pg_dist_placement AS p ON p.shardid = s.shardid
+    WHERE s.logicalrelid = logical AND p.groupid = (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g)
+    ORDER BY s.shardid;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_shard_columns(shard regclass, OUT ip_columns text[], OUT ts_column text)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    logical regclass;
+BEGIN
+    SELECT s.logical INTO logical FROM @extschema@._ip_inventory_citus_shard_of(shard) AS s;
+    IF logical IS NULL OR NOT @extschema@._ip_inventory_citus_distributed() THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT o.ip_columns, o.ts_column FROM @extschema@.ip_inventory_citus_observed AS o
+    WHERE o.event_table = (SELECT format('%I.%I', n.nspname, c.relname)
+                           FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+                           WHERE c.oid = logical);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_key_in_range(lo int, hi int) RETURNS inet
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    key inet;
+BEGIN
+    SELECT k INTO key FROM generate_series(0::bigint, 16777215::bigint) AS g,
+                           LATERAL (SELECT '0.0.0.0'::inet + g AS k) AS x
+    WHERE worker_hash(x.k) BETWEEN lo AND hi LIMIT 1;
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'no address hashes into the shard range [%, %]', lo, hi USING ERRCODE = 'XX000';
+    END IF;
+    RETURN key;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_record_shard(
+    shard text, ips inet[], observations bigint[], first_seen timestamptz[], last_seen timestamptz[], enrich boolean,
+    OUT addresses bigint, OUT new_addresses bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    counted bigint;
+BEGIN
+    EXECUTE format($sql$
+    WITH obs AS (
+        SELECT o.ip, o.n, o.first_seen, o.last_seen
+        FROM unnest($1, $2, $3, $4) AS o(ip, n, first_seen, last_seen)),
+    recorded AS (
+        INSERT INTO %1$s AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment)
+        SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+        FROM obs AS o
+        LEFT JOIN %1$s AS cur ON cur.ip_address = o.ip
+        LEFT JOIN LATERAL (
+            SELECT c.* FROM @extschema@._ip_inventory_maxmind(
+                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c
+            WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
+        ) AS m ON true
+        ORDER BY o.ip
+        ON CONFLICT (ip_address) DO UPDATE SET
+            observation_count = inv.observation_count + excluded.observation_count,
+            first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at)
+        RETURNING (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
+    totals AS (
+        SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
+               count(*) FILTER (WHERE enriched) AS enriched,
+               (SELECT coalesce(sum(n), 0)::bigint FROM obs) AS observations
+        FROM recorded)
+    SELECT t.addresses, t.new_addresses,
+           @extschema@._ip_inventory_count_recorded(t.observations, t.new_addresses, t.enriched)
+      FROM totals AS t $sql$, shard)
+    INTO addresses, new_addresses, counted
+    USING ips, observations, first_seen, last_seen, enrich;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_record(
+    event_shard regclass, ips inet[], observations bigint[], first_seen timestamptz[], last_seen timestamptz[],
+    enrich boolean, OUT addresses bigint, OUT new_addresses bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ev record;
+    target record;
+    here inet[];
+    away record;
+    key inet;
+    r record;
+BEGIN
+    SELECT * INTO ev FROM @extschema@._ip_inventory_citus_shard_of(event_shard);
+    IF ev.shardid IS NULL THEN
+        RAISE EXCEPTION '% is not a shard of a distributed table', event_shard USING ERRCODE = '55000';
+    END IF;
+    -- The inventory and queue shards of the same range, when the event table is colocated.
+    SELECT si.shardid AS inventory_shard, sq.shardid AS queue_shard,
+           si.shardminvalue::int AS lo, si.shardmaxvalue::int AS hi
+      INTO target
+      FROM pg_catalog.pg_dist_shard AS se
+      JOIN pg_catalog.pg_dist_partition AS pe ON pe.logicalrelid = se.logicalrelid
+      JOIN pg_catalog.pg_dist_partition AS pi ON pi.logicalrelid = '@extschema@.ip_inventory'::regclass
+                                             AND pi.colocationid = pe.colocationid
+      JOIN pg_catalog.pg_dist_shard AS si ON si.logicalrelid = pi.logicalrelid AND si.shardminvalue = se.shardminvalue
+      JOIN pg_catalog.pg_dist_shard AS sq ON sq.logicalrelid = '@extschema@.ip_inventory_citus_queue'::regclass
+                                         AND sq.shardminvalue = se.shardminvalue
+     WHERE se.shardid = ev.shardid;
+    IF NOT FOUND THEN
+        -- Not colocated: a queue shard on this node takes everything.
+        SELECT NULL::bigint AS inventory_shard, s.shardid AS queue_shard,
+               s.shardminvalue::int AS lo, s.shardmaxvalue::int AS hi
+          INTO target
+          FROM pg_catalog.pg_dist_shard AS s
+          JOIN pg_catalog.pg_dist_placement AS p ON p.shardid = s.shardid
+         WHERE s.logicalrelid = '@extschema@.ip_inventory_citus_queue'::regclass
+           AND p.groupid = (SELECT g.groupid FROM pg_catalog.pg_dist_local_group AS g)
+         ORDER BY s.shardid LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no shard of ip_inventory is placed on this node; cannot record the inserts into %', ev.logical
+                USING ERRCODE = '55000',
+                HINT = 'Distribute the event table colocated with ip_inventory: SELECT ip_inventory_distribute(''<table>'', ''<address column>'');';
+        END IF;
+    END IF;
+
+    addresses := 0;
+    new_addresses := 0;
+    IF target.inventory_shard IS NOT NULL THEN
+        SELECT array_agg(o.ip ORDER BY o.ip) AS ips, array_agg(o.n ORDER BY o.ip) AS ns,
+               array_agg(o.f ORDER BY o.ip) AS fs, array_agg(o.l ORDER BY o.ip) AS ls
+          INTO r
+          FROM unnest(ips, observations, first_seen, last_seen) AS o(ip, n, f, l)
+         WHERE worker_hash(o.ip) BETWEEN target.lo AND target.hi;
+        here := r.ips;
+        IF here IS NOT NULL THEN
+            SELECT x.addresses, x.new_addresses INTO addresses, new_addresses
+              FROM @extschema@._ip_inventory_citus_record_shard(
+                       @extschema@._ip_inventory_citus_shard_name('@extschema@.ip_inventory'::regclass, target.inventory_shard),
+                       r.ips, r.ns, r.fs, r.ls, enrich) AS x;
+            key := here[1];
+        END IF;
+    END IF;
+
+    SELECT count(*) AS n INTO away
+      FROM unnest(ips) AS o(ip)
+     WHERE target.inventory_shard IS NULL OR NOT worker_hash(o.ip) BETWEEN target.lo AND target.hi;
+    IF away.n > 0 THEN
+        key := coalesce(key, @extschema@._ip_inventory_citus_key_in_range(target.lo, target.hi));
+        EXECUTE format('INSERT INTO %s (shard_key, ip, observations, first_seen, last_seen, enrich)
+                        SELECT $1, o.ip, o.n, o.f, o.l, $6
+                        FROM unnest($2, $3, $4, $5) AS o(ip, n, f, l)
+                        WHERE $7 OR NOT worker_hash(o.ip) BETWEEN $8 AND $9',
+                       @extschema@._ip_inventory_citus_shard_name('@extschema@.ip_inventory_citus_queue'::regclass, target.queue_shard))
+        USING key, ips, observations, first_seen, last_seen, enrich,
+              target.inventory_shard IS NULL, target.lo, target.hi;
+        addresses := addresses + away.n;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_citus_flush() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    moved record;
+    written record;
+BEGIN
+    PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_flush');
+    WITH q AS (
+        DELETE FROM @extschema@.ip_inventory_citus_queue
+        RETURNING ip, observations, first_seen, last_seen, enrich),
+    a AS (
+        SELECT q.ip, sum(q.observations)::bigint AS n, min(q.first_seen) AS f, max(q.last_seen) AS l,
+               bool_or(q.enrich) AS e, count(*) AS queued
+        FROM q GROUP BY q.ip)
+    SELECT array_agg(a.ip ORDER BY a.ip) AS ips, array_agg(a.n ORDER BY a.ip) AS ns,
+           array_agg(a.f ORDER BY a.ip) AS fs, array_agg(a.l ORDER BY a.ip) AS ls,
+           array_agg(a.e ORDER BY a.ip) AS es, coalesce(sum(a.queued), 0)::bigint AS queued,
+           coalesce(sum(a.n), 0)::bigint AS observations
+      INTO moved FROM a;
+    IF moved.ips IS NULL THEN
+        RETURN jsonb_build_object('queued_rows', 0, 'addresses', 0, 'observations', 0);
+    END IF;
+    WITH w AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment)
+        SELECT o.ip, o.f, o.l, o.n, @extschema@.ip_class(o.ip),
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+        FROM unnest(moved.ips, moved.ns, moved.fs, moved.ls, moved.es) AS o(ip, n, f, l, e)
+        LEFT JOIN LATERAL (
+            SELECT c.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
+                            @extschema@._ip_inventory_maxmind_columns(x) AS c
+            WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
+        ) AS m ON true
+        ON CONFLICT (ip_address) DO UPDATE SET
+            observation_count = inv.observation_count + excluded.observation_count,
+            first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at)
+        RETURNING 1)
+    SELECT count(*) AS n INTO written FROM w;
+    PERFORM @extschema@._ip_inventory_count_recorded(moved.observations, 0::bigint, 0::bigint);
+    RETURN jsonb_build_object('queued_rows', moved.queued, 'addresses', written.n, 'observations', moved.observations);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_distribute(
+    event_table regclass DEFAULT NULL, address_column text DEFAULT NULL, shard_count int DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col_type regtype;
+    done jsonb := '{}';
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RAISE EXCEPTION 'ip_inventory_distribute: Citus is not loaded in this database' USING ERRCODE = '55000',
+            HINT = 'shared_preload_libraries = ''citus,ip_inventory'' on every node, then CREATE EXTENSION citus;';
+    END IF;
+    IF NOT @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RAISE EXCEPTION 'ip_inventory_distribute: run it on the Citus coordinator' USING ERRCODE = '55000';
+    END IF;
+    IF shard_count IS NOT NULL AND shard_count < 1 THEN
+        RAISE EXCEPTION 'shard_count must be at least 1, not %', shard_count USING ERRCODE = '22023';
+    END IF;
+    IF NOT @extschema@._ip_inventory_citus_distributed() THEN
+        PERFORM create_distributed_table('@extschema@.ip_inventory', 'ip_address',
+                                         shard_count => coalesce(shard_count, current_setting('citus.shard_count')::int));
+        PERFORM create_distributed_table('@extschema@.ip_inventory_citus_queue', 'shard_key',
+                                         colocate_with => '@extschema@.ip_inventory');
+        PERFORM create_reference_table('@extschema@.ip_inventory_citus_observed');
+        done := done || jsonb_build_object('inventory', 'distributed by ip_address');
+    ELSE
+        done := done || jsonb_build_object('inventory', 'already distributed');
+    END IF;
+    IF event_table IS NOT NULL THEN
+        IF address_column IS NULL THEN
+            RAISE EXCEPTION 'name the address column to distribute % by', event_table USING ERRCODE = '22004';
+        END IF;
+        SELECT a.atttypid::regtype INTO col_type FROM pg_attribute AS a
+        WHERE a.attrelid = event_table AND a.attname = address_column AND a.attnum > 0 AND NOT a.attisdropped;
+        IF col_type IS DISTINCT FROM 'inet'::regtype THEN
+            RAISE EXCEPTION 'column "%" of % is %, not inet', left(address_column, 64), event_table,
+                coalesce(col_type::text, 'missing') USING ERRCODE = '42804',
+                HINT = 'Events are colocated with the inventory by an inet address column.';
+        END IF;
+        IF EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o WHERE o.event_table = ip_inventory_distribute.event_table) THEN
+            RAISE EXCEPTION '% is attached: detach it first, distribute it, then attach it again', event_table
+                USING ERRCODE = '55000',
+                HINT = format('SELECT ip_inventory_detach(%L); SELECT ip_inventory_distribute(%L, %L); SELECT ip_inventory_attach(...);',
+                              event_table::text, event_table::text, address_column);
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p WHERE p.logicalrelid = event_table) THEN
+            done := done || jsonb_build_object('event_table', event_table::text, 'status', 'already distributed',
+                'colocated', EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p, pg_catalog.pg_dist_partition AS i
+                                     WHERE p.logicalrelid = event_table AND i.logicalrelid = '@extschema@.ip_inventory'::regclass
+                                       AND p.colocationid = i.colocationid));
+        ELSE
+            PERFORM create_distributed_table(event_table, address_column, colocate_with => '@extschema@.ip_inventory');
+            done := done || jsonb_build_object('event_table', event_table::text, 'status', 'distributed by ' || address_column,
+                                               'colocated', true);
+        END IF;
+    END IF;
+    RETURN done || jsonb_build_object('shards', (SELECT count(*) FROM pg_catalog.pg_dist_shard AS s
+                                                 WHERE s.logicalrelid = '@extschema@.ip_inventory'::regclass),
+                                      'nodes', (SELECT count(DISTINCT p.groupid) FROM pg_catalog.pg_dist_shard AS s
+                                                JOIN pg_catalog.pg_dist_placement AS p ON p.shardid = s.shardid
+                                                WHERE s.logicalrelid = '@extschema@.ip_inventory'::regclass));
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_set_observed(tbl regclass, ip_columns text[], ts_column text)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    name text := (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class AS c
+                  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = tbl);
+BEGIN
+    IF NOT @extschema@._ip_inventory_citus_distributed()
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p WHERE p.logicalrelid = tbl) THEN
+        RETURN false;
+    END IF;
+    IF ip_columns IS NULL THEN
+        DELETE FROM @extschema@.ip_inventory_citus_observed AS o WHERE o.event_table = name;
+    ELSE
+        INSERT INTO @extschema@.ip_inventory_citus_observed AS o (event_table, ip_columns, ts_column)
+        VALUES (name, ip_columns, ts_column)
+        ON CONFLICT (event_table) DO UPDATE SET ip_columns = excluded.ip_columns, ts_column = excluded.ts_column;
+    END IF;
+    RETURN true;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_table(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p WHERE p.logicalrelid = rel);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_add_summary(acc jsonb, one jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT jsonb_object_agg(k, coalesce((acc ->> k)::bigint, 0) + coalesce((one ->> k)::bigint, 0))
+        FROM unnest(ARRAY['shards', 'event_rows', 'this_run_rows', 'addresses', 'new_addresses', 'batches', 'enriched', 'inventory_rows']) AS k)
+       || jsonb_build_object('shards', coalesce((acc ->> 'shards')::bigint, 0) + CASE WHEN one IS NULL THEN 0 ELSE 1 END);
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_node_shards(relation text) RETURNS regclass[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN ARRAY(SELECT s FROM @extschema@._ip_inventory_citus_local_shards(to_regclass(relation)) AS s);
+
+CREATE OR REPLACE PROCEDURE @extschema@._ip_inventory_citus_backfill_node(
+    event_table text, ip_columns text[], ts_column text, batch_size int, INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    shards regclass[];
+    shard regclass;
+    one jsonb;
+BEGIN
+    shards := @extschema@._ip_inventory_citus_node_shards(event_table);
+    summary := @extschema@._ip_inventory_citus_add_summary(NULL::jsonb, NULL::jsonb);
+    FOREACH shard IN ARRAY shards LOOP
+        one := NULL;
+        CALL @extschema@.ip_inventory_backfill(shard, ip_columns, ts_column, batch_size, false, one);
+        summary := @extschema@._ip_inventory_citus_add_summary(summary, one);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_on_nodes(command text,
+    OUT nodes jsonb, OUT total jsonb, OUT failed int)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    nodes := '[]';
+    total := NULL;
+    failed := 0;
+    FOR r IN SELECT a.nodeid, a.success, a.result, n.nodename, n.nodeport
+             FROM run_command_on_all_nodes(command) AS a
+             LEFT JOIN pg_catalog.pg_dist_node AS n ON n.nodeid = a.nodeid
+             ORDER BY a.nodeid LOOP
+        IF r.success THEN
+            nodes := nodes || jsonb_build_array(jsonb_build_object('node', r.nodename || ':' || r.nodeport) || r.result::jsonb);
+            total := (SELECT jsonb_object_agg(k, coalesce((total ->> k)::bigint, 0) + coalesce((r.result::jsonb ->> k)::bigint, 0))
+                      FROM unnest(ARRAY['shards', 'event_rows', 'this_run_rows', 'addresses', 'new_addresses', 'batches', 'enriched', 'inventory_rows']) AS k);
+        ELSE
+            failed := failed + 1;
+            nodes := nodes || jsonb_build_array(jsonb_build_object('node', r.nodename || ':' || r.nodeport, 'error', left(r.result, 300)));
+            RAISE WARNING 'node %:% failed: %', r.nodename, r.nodeport, left(r.result, 300);
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_citus_backfill(
+    event_table regclass, ip_columns text[], ts_column text DEFAULT NULL, batch_size int DEFAULT 10000)
+RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    name text;
+    run record;
+    flushed jsonb;
+BEGIN
+    PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_backfill');
+    IF event_table IS NULL OR NOT @extschema@._ip_inventory_citus_table(event_table) THEN
+        RAISE EXCEPTION '% is not a distributed table', coalesce(event_table::text, 'NULL') USING ERRCODE = '55000',
+            HINT = 'For a table on the coordinator alone: CALL ip_inventory_backfill(...);';
+    END IF;
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
+    END IF;
+    PERFORM @extschema@._ip_inventory_check_columns(event_table, ip_columns, ts_column);
+    SELECT format('%I.%I', n.nspname, c.relname) INTO name
+      FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = event_table;
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_citus_observed AS o WHERE o.event_table = name) THEN
+        RAISE EXCEPTION 'the inserts into % are already recorded by its ip_inventory_observe trigger', event_table
+            USING ERRCODE = '55000', DETAIL = 'Backfilling it would count its rows twice.';
+    END IF;
+    IF NOT has_table_privilege(event_table, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied to backfill %: SELECT on it is needed', event_table USING ERRCODE = '42501';
+    END IF;
+    SELECT * INTO run FROM @extschema@._ip_inventory_citus_on_nodes(format(
+        'CALL @extschema@._ip_inventory_citus_backfill_node(%L, %L, %L, %s)', name, ip_columns, ts_column, batch_size));
+    IF run.failed > 0 THEN
+        -- What the other nodes did is committed; what they queued waits for the next flush
+        -- (the queue has shards on the node that failed too).
+        flushed := to_jsonb('not flushed: a node failed'::text);
+        RAISE WARNING 'ip_inventory_citus_backfill of %: % node(s) failed: run it again once they are back (every shard continues after its last committed batch)',
+            event_table, run.failed;
+    ELSE
+        flushed := @extschema@.ip_inventory_citus_flush();
+    END IF;
+    RETURN jsonb_build_object('table', name, 'status', CASE WHEN run.failed > 0 THEN 'incomplete' ELSE 'finished' END,
+                              'failed_nodes', run.failed)
+        || coalesce(run.total, '{}') || jsonb_build_object('flushed', flushed, 'nodes', run.nodes);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_enrich_start(batch_size int,
+    OUT shards regclass[], OUT city_build timestamptz, OUT asn_build timestamptz, OUT summary jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
+    END IF;
+    PERFORM @extschema@.maxmind_age();
+    SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
+    PERFORM @extschema@._ip_inventory_job_start('enrich_pending'::text);
+    shards := @extschema@._ip_inventory_citus_node_shards('@extschema@.ip_inventory');
+    summary := jsonb_build_object('shards', cardinality(shards), 'enriched', 0, 'batches', 0,
+                                  'city_build', city_build, 'asn_build', asn_build);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_enrich_step(
+    shard regclass, batch_size int, after_ip inet, city_build timestamptz, asn_build timestamptz, INOUT summary jsonb,
+    OUT last_ip inet, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    batch inet[];
+    updated bigint;
+BEGIN
+    EXECUTE format($sql$
+        SELECT array_agg(p.ip_address ORDER BY p.ip_address) FROM (
+            SELECT inv.ip_address FROM %1$s AS inv
+            WHERE @extschema@._ip_inventory_maxmind_serves(inv.ip_class) AND ($1 IS NULL OR inv.ip_address > $1)
+              AND @extschema@._ip_inventory_maxmind_pending(inv.maxmind_ts, inv.maxmind_build,
+                                                            inv.maxmind_asn_build, $2, $3)
+            ORDER BY inv.ip_address LIMIT $4 FOR UPDATE OF inv) AS p $sql$, shard)
+    INTO batch USING after_ip, city_build, asn_build, batch_size;
+    last_ip := after_ip;
+    done := batch IS NULL OR cardinality(batch) < batch_size;
+    IF batch IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format($sql$
+    UPDATE %1$s AS inv SET
+        geo_country      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country ELSE c.geo_country END,
+        geo_country_name = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country_name ELSE c.geo_country_name END,
+        geo_city         = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_city ELSE c.geo_city END,
+        geo_subdivision  = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_subdivision ELSE c.geo_subdivision END,
+        geo_latitude     = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_latitude ELSE c.geo_latitude END,
+        geo_longitude    = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_longitude ELSE c.geo_longitude END,
+        geo_network      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_network ELSE c.geo_network END,
+        maxmind_build    = coalesce(c.maxmind_build, inv.maxmind_build),
+        maxmind_asn_build = coalesce(c.maxmind_asn_build, inv.maxmind_asn_build),
+        maxmind_ts       = coalesce(c.maxmind_ts, inv.maxmind_ts),
+        asn_number  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_number ELSE c.asn_number END,
+        asn_org     = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_org ELSE c.asn_org END,
+        asn_network = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_network ELSE c.asn_network END,
+        asn_source  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_source ELSE c.asn_source END,
+        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
+    FROM unnest($1) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c
+    WHERE inv.ip_address = b.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$, shard) USING batch;
+    GET DIAGNOSTICS updated = ROW_COUNT;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
+    last_ip := batch[cardinality(batch)];
+    summary := summary || jsonb_build_object('enriched', (summary ->> 'enriched')::bigint + updated,
+                                             'batches', (summary ->> 'batches')::bigint + 1);
+    RAISE NOTICE 'enrich_pending on %: % rows enriched so far', shard, summary ->> 'enriched';
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_enrich_end(summary jsonb) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._ip_inventory_job_release('enrich_pending'::text);
+    RETURN summary;
+END $$;
+
+CREATE OR REPLACE PROCEDURE @extschema@._ip_inventory_citus_enrich_node(batch_size int, INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    started record;
+    step record;
+    shard regclass;
+BEGIN
+    started := @extschema@._ip_inventory_citus_enrich_start(batch_size);
+    summary := started.summary;
+    COMMIT;
+    FOREACH shard IN ARRAY started.shards LOOP
+        step := @extschema@._ip_inventory_citus_enrich_step(shard, batch_size, NULL::pg_catalog.inet,
+                                                            started.city_build, started.asn_build, summary);
+        COMMIT;
+        WHILE NOT step.done LOOP
+            step := @extschema@._ip_inventory_citus_enrich_step(shard, batch_size, step.last_ip,
+                                                                started.city_build, started.asn_build, step.summary);
+            COMMIT;
+        END LOOP;
+        summary := step.summary;
+    END LOOP;
+    summary := @extschema@._ip_inventory_citus_enrich_end(summary);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_citus_enrich_pending(batch_size int DEFAULT 10000) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    run record;
+BEGIN
+    PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_enrich_pending');
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO run FROM @extschema@._ip_inventory_citus_on_nodes(format(
+        'CALL @extschema@._ip_inventory_citus_enrich_node(%s)', batch_size));
+    IF run.failed > 0 THEN
+        RAISE WARNING 'ip_inventory_citus_enrich_pending: % node(s) failed: run it again once they are back', run.failed;
+    END IF;
+    RETURN jsonb_build_object('status', CASE WHEN run.failed > 0 THEN 'incomplete' ELSE 'finished' END,
+                              'failed_nodes', run.failed,
+                              'enriched', coalesce((run.total ->> 'enriched')::bigint, 0),
+                              'batches', coalesce((run.total ->> 'batches')::bigint, 0),
+                              'nodes', run.nodes);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_node_info() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    info jsonb;
+BEGIN
+    SELECT jsonb_build_object(
+               'city_build', max(i.build_time) FILTER (WHERE i.name = 'city'),
+               'asn_build', max(i.build_time) FILTER (WHERE i.name = 'asn'),
+               'generation', max(i.generation),
+               'status', string_agg(i.name || ' ' || i.status, ', ' ORDER BY i.name))
+      INTO info FROM @extschema@.maxmind_info() AS i WHERE i.name IN ('city', 'asn');
+    RETURN info || jsonb_build_object(
+        'settings', (SELECT md5(string_agg(s.name || '=' || coalesce(s.setting, ''), ';' ORDER BY s.name))
+                     FROM pg_catalog.pg_settings AS s
+                     WHERE s.name LIKE 'ip\_inventory.%' AND s.name NOT LIKE '%key%' AND s.name NOT LIKE '%salt%'
+                       AND s.name NOT IN ('ip_inventory.city_db', 'ip_inventory.asn_db', 'ip_inventory.databases')));
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_citus_nodes()
+RETURNS TABLE (node text, reachable boolean, city_build timestamptz, asn_build timestamptz, generation bigint,
+               status text, settings_digest text, error text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+    j jsonb;
+BEGIN
+    PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_nodes');
+    FOR r IN SELECT a.success, a.result, n.nodename || ':' || n.nodeport AS name
+             FROM run_command_on_all_nodes('SELECT @extschema@._ip_inventory_citus_node_info()::text') AS a
+             LEFT JOIN pg_catalog.pg_dist_node AS n ON n.nodeid = a.nodeid
+             ORDER BY n.groupid, n.nodeid LOOP
+        node := r.name;
+        reachable := r.success;
+        IF r.success THEN
+            j := r.result::jsonb;
+            city_build := (j ->> 'city_build')::timestamptz;
+            asn_build := (j ->> 'asn_build')::timestamptz;
+            generation := (j ->> 'generation')::bigint;
+            status := j ->> 'status';
+            settings_digest := j ->> 'settings';
+            error := NULL;
+        ELSE
+            city_build := NULL; asn_build := NULL; generation := NULL; status := NULL; settings_digest := NULL;
+            error := left(r.result, 300);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_citus_reload()
+RETURNS TABLE (node text, reloaded boolean, result text, city_build timestamptz, asn_build timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_reload');
+    PERFORM FROM run_command_on_all_nodes('SELECT pg_catalog.pg_reload_conf()');
+    -- (Each command runs in a new connection, which reads the reloaded configuration.)
+    FOR r IN SELECT a.success, a.result, n.nodename || ':' || n.nodeport AS name
+             FROM run_command_on_all_nodes('SELECT @extschema@.maxmind_reload()::text') AS a
+             LEFT JOIN pg_catalog.pg_dist_node AS n ON n.nodeid = a.nodeid
+             ORDER BY n.groupid, n.nodeid LOOP
+        node := r.name;
+        reloaded := r.success;
+        result := left(r.result, 500);
+        SELECT x.city_build, x.asn_build INTO city_build, asn_build
+          FROM @extschema@.ip_inventory_citus_nodes() AS x WHERE x.node = r.name;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_citus_stats()
+RETURNS TABLE (node text, source text, metric text, error_kind text, kind text, value bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_stats');
+    FOR r IN SELECT a.success, a.result, n.nodename || ':' || n.nodeport AS name
+             FROM run_command_on_all_nodes(
+                 'SELECT coalesce(json_agg(s), ''[]'')::text FROM @extschema@.ip_inventory_stats AS s') AS a
+             LEFT JOIN pg_catalog.pg_dist_node AS n ON n.nodeid = a.nodeid
+             ORDER BY n.groupid, n.nodeid LOOP
+        IF NOT r.success THEN
+            RAISE WARNING 'ip_inventory_citus_stats: node % is not reachable: %', r.name, left(r.result, 200);
+            CONTINUE;
+        END IF;
+        RETURN QUERY SELECT r.name, x.source, x.metric, x.error_kind, x.kind, x.value
+                     FROM json_to_recordset(r.result::json) AS x(source text, metric text, error_kind text, kind text, value bigint);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_health()
+RETURNS TABLE ("check" text, status text, value text, detail text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n record;
+    q bigint;
+BEGIN
+    SELECT count(*) AS nodes, count(*) FILTER (WHERE NOT x.reachable) AS down,
+           count(DISTINCT x.city_build) AS city_builds, count(DISTINCT x.asn_build) AS asn_builds,
+           count(DISTINCT x.settings_digest) AS settings,
+           string_agg(x.node || CASE WHEN x.reachable THEN ' city ' || coalesce(x.city_build::text, 'none')
+                                                          || ', asn ' || coalesce(x.asn_build::text, 'none')
+                                     ELSE ' unreachable' END, '; ' ORDER BY x.node) AS list
+      INTO n FROM @extschema@.ip_inventory_citus_nodes() AS x;
+    "check" := 'citus_nodes';
+    value := n.nodes || ' nodes';
+    status := CASE WHEN n.down > 0 THEN 'critical'
+                   WHEN n.city_builds > 1 OR n.asn_builds > 1 OR n.settings > 1 THEN 'warning' ELSE 'ok' END;
+    detail := CASE WHEN n.down > 0 THEN n.down || ' node(s) unreachable: '
+                   WHEN n.city_builds > 1 OR n.asn_builds > 1 THEN 'nodes disagree on the MaxMind builds in service: '
+                   WHEN n.settings > 1 THEN 'nodes disagree on ip_inventory.* settings (SELECT * FROM ip_inventory_citus_nodes()): '
+                   ELSE 'all nodes serve the same builds: ' END || n.list;
+    RETURN NEXT;
+    SELECT count(*) INTO q FROM @extschema@.ip_inventory_citus_queue;
+    "check" := 'citus_queue';
+    value := q::text;
+    status := CASE WHEN q > 1000000 THEN 'warning' ELSE 'ok' END;
+    detail := 'observations waiting for SELECT ip_inventory_citus_flush(); (schedule it every minute)';
+    RETURN NEXT;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_apply_maxmind(ips inet[]) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    updated bigint;
+BEGIN
+    IF cardinality(ips) IS NOT DISTINCT FROM 0 OR ips IS NULL THEN
+        RETURN 0;
+    END IF;
+    WITH x AS MATERIALIZED (
+        SELECT b.ip, c.* FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
+                              @extschema@._ip_inventory_maxmind_columns(e) AS c)
+    UPDATE @extschema@.ip_inventory AS inv SET
+        geo_country      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country ELSE c.geo_country END,
+        geo_country_name = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country_name ELSE c.geo_country_name END,
+        geo_city         = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_city ELSE c.geo_city END,
+        geo_subdivision  = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_subdivision ELSE c.geo_subdivision END,
+        geo_latitude     = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_latitude ELSE c.geo_latitude END,
+        geo_longitude    = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_longitude ELSE c.geo_longitude END,
+        geo_network      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_network ELSE c.geo_network END,
+        maxmind_build    = coalesce(c.maxmind_build, inv.maxmind_build),
+        maxmind_asn_build = coalesce(c.maxmind_asn_build, inv.maxmind_asn_build),
+        maxmind_ts       = coalesce(c.maxmind_ts, inv.maxmind_ts),
+        asn_number  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_number ELSE c.asn_number END,
+        asn_org     = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_org ELSE c.asn_org END,
+        asn_network = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_network ELSE c.asn_network END,
+        asn_source  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
+                           THEN inv.asn_source ELSE c.asn_source END,
+        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
+    FROM x AS c
+    WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class);
+    GET DIAGNOSTICS updated = ROW_COUNT;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
+    RETURN updated;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_store_answers(src text, answers jsonb, before jsonb)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    res record;
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS ip_inventory_citus_answers (
+        ip inet, outcome text, answer jsonb, detail text, previous jsonb, piece jsonb, at timestamptz,
+        asn bigint, as_name text, prefix cidr) ON COMMIT DROP;
+    TRUNCATE pg_temp.ip_inventory_citus_answers;
+    INSERT INTO pg_temp.ip_inventory_citus_answers
+    SELECT x.ip, x.outcome, x.answer, x.detail, before -> host(x.ip), jsonb_build_object(src, x.answer), now(),
+           (x.answer ->> 'asn')::bigint, x.answer ->> 'as_name', (x.answer ->> 'prefix')::cidr
+    FROM jsonb_to_recordset(answers) AS x(ip inet, outcome text, answer jsonb, detail text);
+    WITH r AS MATERIALIZED (SELECT * FROM pg_temp.ip_inventory_citus_answers WHERE answer IS NOT NULL)
+    UPDATE @extschema@.ip_inventory AS i SET
+        enrichment   = i.enrichment || r.piece,
+        cymru_ts     = CASE WHEN src = 'cymru' THEN r.at ELSE i.cymru_ts END,
+        greynoise_ts = CASE WHEN src = 'greynoise' THEN r.at ELSE i.greynoise_ts END,
+        rdns_ts      = CASE WHEN src = 'rdns' THEN r.at ELSE i.rdns_ts END,
+        asn_number   = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind' THEN r.asn ELSE i.asn_number END,
+        asn_org      = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
+                            THEN CASE WHEN r.asn IS NOT NULL THEN r.as_name END ELSE i.asn_org END,
+        asn_network  = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
+                            THEN CASE WHEN r.asn IS NOT NULL THEN r.prefix END ELSE i.asn_network END,
+        asn_source   = CASE WHEN src = 'cymru' AND i.asn_source IS DISTINCT FROM 'maxmind'
+                            THEN CASE WHEN r.asn IS NOT NULL THEN 'cymru' END ELSE i.asn_source END
+    FROM r
+    WHERE i.ip_address = r.ip;
+    INSERT INTO @extschema@.ip_inventory_failures AS f (ip_address, source, attempts, error, first_failed_at, last_failed_at)
+    SELECT r.ip, src, 1, r.detail, now(), now() FROM pg_temp.ip_inventory_citus_answers AS r WHERE r.outcome = 'failed'
+    ON CONFLICT (ip_address, source) DO UPDATE
+        SET attempts = f.attempts + 1, error = excluded.error, last_failed_at = excluded.last_failed_at;
+    DELETE FROM @extschema@.ip_inventory_failures AS f USING pg_temp.ip_inventory_citus_answers AS r
+    WHERE f.ip_address = r.ip AND f.source = src AND r.answer IS NOT NULL;
+    SELECT count(*) AS selected,
+           count(*) FILTER (WHERE outcome = 'found' AND answer IS DISTINCT FROM previous) AS refreshed,
+           count(*) FILTER (WHERE outcome = 'found' AND answer = previous) AS unchanged,
+           count(*) FILTER (WHERE outcome = 'not_found') AS not_found,
+           count(*) FILTER (WHERE outcome = 'failed') AS failed,
+           count(*) FILTER (WHERE outcome = 'skipped') AS skipped,
+           min(detail) FILTER (WHERE outcome = 'failed') AS first_failure
+      INTO res
+      FROM pg_temp.ip_inventory_citus_answers;
+    RETURN jsonb_build_object('selected', res.selected, 'refreshed', res.refreshed, 'unchanged', res.unchanged,
+                              'not_found', res.not_found, 'failed', res.failed, 'skipped', res.skipped,
+                              'first_failure', res.first_failure);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_refresh_maxmind(lim int) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    city_build timestamptz;
+    asn_build timestamptz;
+    ips inet[];
+    before jsonb;
+    res record;
+BEGIN
+    SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
+    SELECT coalesce(array_agg(s.ip_address), '{}'),
+           coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
+      INTO ips, before
+      FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
+            WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
+              AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
+            ORDER BY observation_count DESC, ip_address
+            LIMIT lim) AS s;
+    PERFORM @extschema@._ip_inventory_citus_apply_maxmind(ips);
+    SELECT count(*) AS selected,
+           count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' <> before -> host(i.ip_address)) AS refreshed,
+           count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' = before -> host(i.ip_address)) AS unchanged,
+           count(*) FILTER (WHERE NOT i.enrichment ? 'maxmind') AS not_found
+      INTO res
+      FROM @extschema@.ip_inventory AS i WHERE i.ip_address = ANY (ips);
+    RETURN @extschema@._ip_inventory_refresh_result('maxmind'::text, res.selected, res.refreshed, res.unchanged,
+                                                    res.not_found, 0::bigint, 0::bigint, NULL::bigint, started, NULL::text);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retain_shard(
+    shard regclass, cutoff timestamptz, dry_run boolean, batch_size int, INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF dry_run THEN
+        EXECUTE format('SELECT count(*) FROM %s WHERE last_seen_at < $1', shard) INTO n USING cutoff;
+    ELSE
+        EXECUTE format('DELETE FROM %1$s WHERE ip_address IN (SELECT ip_address FROM %1$s WHERE last_seen_at < $1
+                        ORDER BY ip_address LIMIT $2 FOR UPDATE)', shard) USING cutoff, batch_size;
+        GET DIAGNOSTICS n = ROW_COUNT;
+    END IF;
+    summary := summary || jsonb_build_object('inventory_rows', (summary ->> 'inventory_rows')::bigint + n);
+    done := dry_run OR n < batch_size;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retain_events(
+    shard regclass, cutoff timestamptz, dry_run boolean, batch_size int, INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    n := @extschema@._ip_inventory_retain_events(shard, 'delete', cutoff, 24, 48, batch_size, dry_run);
+    summary := summary || jsonb_build_object('event_rows', (summary ->> 'event_rows')::bigint + coalesce(n, 0));
+    done := n IS NULL OR dry_run OR n < batch_size;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retention_shards(OUT inventory regclass[], OUT events regclass[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    inventory := @extschema@._ip_inventory_citus_node_shards('@extschema@.ip_inventory');
+    events := ARRAY(SELECT s FROM @extschema@.ip_inventory_citus_observed AS o,
+                           LATERAL @extschema@._ip_inventory_citus_local_shards(to_regclass(o.event_table)) AS s
+                    WHERE o.ts_column IS NOT NULL AND to_regclass(o.event_table) IS NOT NULL
+                    ORDER BY o.event_table, s::text);
+END $$;
+
+CREATE OR REPLACE PROCEDURE @extschema@._ip_inventory_citus_retention_node(
+    cutoff timestamptz, dry_run boolean, batch_size int, INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    shards record;
+    shard regclass;
+    step record;
+BEGIN
+    shards := @extschema@._ip_inventory_citus_retention_shards();
+    summary := @extschema@._ip_inventory_citus_add_summary(NULL::jsonb, NULL::jsonb);
+    FOREACH shard IN ARRAY shards.inventory LOOP
+        LOOP
+            step := @extschema@._ip_inventory_citus_retain_shard(shard, cutoff, dry_run, batch_size, summary);
+            summary := step.summary;
+            COMMIT;
+            EXIT WHEN step.done;
+        END LOOP;
+    END LOOP;
+    FOREACH shard IN ARRAY shards.events LOOP
+        LOOP
+            step := @extschema@._ip_inventory_citus_retain_events(shard, cutoff, dry_run, batch_size, summary);
+            summary := step.summary;
+            COMMIT;
+            EXIT WHEN step.done;
+        END LOOP;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_citus_retention(
+    older_than interval, mode text DEFAULT 'delete', dry_run boolean DEFAULT true, batch_size int DEFAULT 10000)
+RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    run record;
+    cutoff timestamptz;
+BEGIN
+    PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_retention');
+    IF mode IS DISTINCT FROM 'delete' THEN
+        RAISE EXCEPTION 'ip_inventory_citus_retention: mode % is not supported on Citus', coalesce(left(mode, 64), 'NULL')
+            USING ERRCODE = '0A000',
+            DETAIL = 'Anonymizing changes an address, and Citus cannot change the distribution column of a row in place (the inventory''s ip_address, an event table''s source address).',
+            HINT = 'Use mode => ''delete'', or anonymize with ip_anonymize() when you ingest.';
+    END IF;
+    IF older_than IS NULL OR older_than <= interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    cutoff := now() - older_than;
+    SELECT * INTO run FROM @extschema@._ip_inventory_citus_on_nodes(format(
+        'CALL @extschema@._ip_inventory_citus_retention_node(%L, %L, %s)', cutoff, dry_run, batch_size));
+    RETURN jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
+                              'status', CASE WHEN run.failed > 0 THEN 'incomplete' ELSE 'finished' END,
+                              'inventory', jsonb_build_object('rows', coalesce((run.total ->> 'inventory_rows')::bigint, 0)),
+                              'events', jsonb_build_object('rows', coalesce((run.total ->> 'event_rows')::bigint, 0)),
+                              'nodes', run.nodes);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_distribute(regclass, text, int) IS
+    'Citus, on the coordinator: distributes ip_inventory by ip_address (once) and, when given, an event table by its address column, colocated with it. E.g. SELECT ip_inventory_distribute(''raw_events'', ''src_ip''); then SELECT ip_inventory_attach(...). docs/scaling.md.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_citus_flush() IS
+    'Citus: moves the observations workers queued for inventory shards of other ranges into ip_inventory, in one distributed transaction. Schedule it (every minute).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_citus_backfill(regclass, text[], text, int) IS
+    'Citus: backfill of a distributed event table, every node its own shards in batches that commit (resumable), then the queue flushed. Returns the counts per node.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_citus_enrich_pending(int) IS
+    'Citus: enrich_pending on every node for its own inventory shards, from its own MaxMind databases, in batches that commit (resumable).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_citus_nodes() IS
+    'Citus: every node as it sees itself: MaxMind builds and generation in service, database status, a digest of its ip_inventory.* settings.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_citus_reload() IS
+    'Citus: rolls a MaxMind update out: pg_reload_conf() and maxmind_reload() on every node, then the builds each serves.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_citus_stats() IS
+    'Citus: ip_inventory_stats of every node, with its name.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_distribute(regclass, text, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_flush() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_backfill(regclass, text[], text, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_enrich_pending(int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_nodes() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_reload() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_stats() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_health() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_node_info() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_on_nodes(text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_set_observed(regclass, text[], text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_record(regclass, inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_record_shard(text, inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_refresh_maxmind(int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_enrich_start(int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_enrich_step(regclass, int, inet, timestamptz, timestamptz, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_enrich_end(jsonb) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_enrich_node(int, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_backfill_node(text, text[], text, int, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retain_shard(regclass, timestamptz, boolean, int, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retain_events(regclass, timestamptz, boolean, int, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_retention_node(timestamptz, boolean, int, jsonb) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int) IS
+    'Citus: retention, mode delete: every node deletes in its own shards the inventory rows last seen and the attached events older than older_than, in batches that commit. dry_run (the default) only counts.';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_apply_maxmind(inet[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_store_answers(text, jsonb, jsonb) FROM PUBLIC;
+
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
 SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
@@ -1610,7 +2763,7 @@ SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
        round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
        round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE ip_class = 'public' AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
        coalesce(sum(observation_count), 0) AS observations
 FROM @extschema@.ip_inventory;
 
@@ -1650,7 +2803,7 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
                         AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
                                                          b.city_build, b.asn_build)) AS stale,
        min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE ip_class = 'public'
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
 UNION ALL
 SELECT n.source, n.ttl, a.eligible, a.never, a.stale, a.oldest
 FROM (SELECT src, @extschema@.ip_inventory_ttl(src)
@@ -1778,6 +2931,11 @@ BEGIN
     status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
     detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
     RETURN NEXT;
+
+    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
+    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
+    END IF;
 END $$;
 
 COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
@@ -1866,6 +3024,34 @@ AS 'MODULE_PATHNAME', 'mmdb_lookup_wrapper';
 
 COMMENT ON FUNCTION @extschema@.mmdb_lookup(inet, text) IS
     'Whole record of any MaxMind DB file as {"network", "data"}: database is city, asn, a name from ip_inventory.databases, or an absolute path (superusers and pg_read_server_files only).';
+
+CREATE OR REPLACE FUNCTION "mmdb_lookup"(
+	"ip" inet, 
+	"database" TEXT, 
+	"path" TEXT[] 
+) RETURNS jsonb 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'mmdb_lookup_path_wrapper';
+
+COMMENT ON FUNCTION @extschema@.mmdb_lookup(inet, text, text[]) IS
+    'The value at path of the record (MaxMind''s data path: map keys, array indexes, negative from the end), decoding nothing else; NULL when there is no record or nothing at the path.';
+
+CREATE OR REPLACE FUNCTION "mmdb_networks"(
+	"database" TEXT, 
+	"within" cidr DEFAULT NULL 
+) RETURNS TABLE (
+	"network" cidr,  
+	"data" jsonb  
+)
+STABLE PARALLEL SAFE
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'mmdb_networks_wrapper';
+
+COMMENT ON FUNCTION @extschema@.mmdb_networks(text, cidr) IS
+    'Every network of a MaxMind DB file (under within) that has a record, with the record as jsonb, in address order; streamed and cancellable. Not granted to PUBLIC: it exports a whole licensed database.';
+
+REVOKE ALL ON FUNCTION @extschema@.mmdb_networks(text, cidr) FROM PUBLIC;
 
 -- 0.1.0 -> 0.2.0, hand-written part after the replaced objects: what 0.2.0 no longer has.
 -- The SQL that recorded observations (now aggregated in Rust, src/observe.rs).

@@ -26,7 +26,7 @@ use pgrx::prelude::*;
 use pgrx::{impl_sql_translatable, FromDatum, PgLogLevel};
 
 use crate::security::{self, Table};
-use crate::{datum, errors, gucs};
+use crate::{citus, datum, errors, gucs};
 
 /// A `regclass` argument, as its OID.
 #[derive(Debug, Clone, Copy)]
@@ -187,11 +187,13 @@ struct Recorded {
     new_addresses: i64,
 }
 
-/// Writes aggregated observations into the inventory (as the current user).
+/// Writes aggregated observations into the inventory (as the current user). Observations
+/// read from a Citus shard (`shard`) are written on its node (`_ip_inventory_citus_record`).
 fn record(
     client: &mut pgrx::spi::SpiClient<'_>,
     schema: &str,
     obs: Observations,
+    shard: Option<pg_sys::Oid>,
 ) -> Result<Recorded, ErrorReport> {
     if obs.is_empty() {
         return Ok(Recorded::default());
@@ -209,11 +211,19 @@ fn record(
         .map(|(_, s)| stamp(s.last))
         .collect::<Result<Vec<_>, _>>()?;
     let enrich = gucs::ingest_enrichment();
+    let query = match shard {
+        None => format!(
+            "SELECT r.addresses, r.new_addresses FROM {schema}._ip_inventory_record($1, $2, $3, $4, $5) AS r"
+        ),
+        Some(shard) => format!(
+            "SELECT r.addresses, r.new_addresses
+             FROM {schema}._ip_inventory_citus_record({}::pg_catalog.oid::pg_catalog.regclass, $1, $2, $3, $4, $5) AS r",
+            u32::from(shard)
+        ),
+    };
     let t = client
         .update(
-            &format!(
-                "SELECT r.addresses, r.new_addresses FROM {schema}._ip_inventory_record($1, $2, $3, $4, $5) AS r"
-            ),
+            &query,
             None,
             &[
                 // SAFETY: an inet[] datum built for this call.
@@ -296,9 +306,16 @@ fn observe(trigger: &pgrx::PgTrigger<'_>) -> Result<(), ErrorReport> {
     let table = datum::relation_display(relid);
     let schema = schema_of_trigger(data);
     Spi::connect_mut(|client| {
-        let Some(columns) = attached_columns(client, &schema, relid)? else {
-            errors::not_attached(&table).report(PgLogLevel::WARNING);
-            return Ok(());
+        // On a Citus worker the trigger fires on a shard of an attached distributed table.
+        let (columns, shard) = match attached_columns(client, &schema, relid)? {
+            Some(columns) => (columns, None),
+            None => match citus::shard_columns(client, &schema, relid)? {
+                Some((ip, ts)) => (Columns { ip, ts }, Some(relid)),
+                None => {
+                    errors::not_attached(&table).report(PgLogLevel::WARNING);
+                    return Ok(());
+                }
+            },
         };
         columns.check(&table, tupdesc)?;
         // SAFETY: registers this trigger's transition tables with the SPI connection.
@@ -309,7 +326,7 @@ fn observe(trigger: &pgrx::PgTrigger<'_>) -> Result<(), ErrorReport> {
             quote_ident(new_table)
         );
         let (obs, _, _) = read_events(client, &query, &[], &columns, false)?;
-        record(client, &schema, obs)?;
+        record(client, &schema, obs, shard)?;
         Ok(())
     })
 }
@@ -355,6 +372,7 @@ fn ip_inventory_attach(
         .collect();
     let attached_by = security::role_name(security::caller());
     let owner = security::extension_owner()?;
+    let (ip_columns_again, ts_again) = (ip_columns.clone(), ts_column.clone());
     security::run_as(owner, || {
         Spi::connect_mut(|client| {
             client
@@ -376,7 +394,25 @@ fn ip_inventory_attach(
                     ],
                 )
                 .map_err(errors::spi)?;
+            // A distributed table: Citus creates the trigger on every shard, where it fires
+            // on the worker holding the shard (citus.enable_unsafe_triggers, for this
+            // statement only); the reference table tells the shards' triggers the columns.
+            let distributed = citus::is_distributed(client, &schema, table.oid)?;
+            if distributed {
+                client
+                    .update(
+                        &format!(
+                            "SELECT {schema}._ip_inventory_citus_set_observed($1::pg_catalog.regclass, $2, $3)"
+                        ),
+                        None,
+                        &[table.oid.into(), ip_columns_again.clone().into(), ts_again.clone().into()],
+                    )
+                    .map_err(errors::spi)?;
+            }
             drop_trigger(client, &table)?;
+            if distributed {
+                set_unsafe_triggers(client, "on")?;
+            }
             client
                 .update(
                     &format!(
@@ -389,9 +425,28 @@ fn ip_inventory_attach(
                     &[],
                 )
                 .map_err(errors::spi)?;
+            if distributed {
+                set_unsafe_triggers(client, "off")?;
+            }
             Ok(())
         })
     })
+}
+
+/// Sets `citus.enable_unsafe_triggers` for the rest of the transaction: Citus creates
+/// triggers on distributed tables only with it.
+fn set_unsafe_triggers(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    value: &str,
+) -> Result<(), ErrorReport> {
+    client
+        .update(
+            "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)",
+            None,
+            &[value.into()],
+        )
+        .map(|_| ())
+        .map_err(errors::spi)
 }
 
 /// Raises unless the table has these address columns and this time column (as the caller).
@@ -460,6 +515,17 @@ fn ip_inventory_detach(
     security::run_as(owner, || {
         Spi::connect_mut(|client| {
             if let Some(t) = &table {
+                if citus::is_distributed(client, &schema, t.oid)? {
+                    client
+                        .update(
+                            &format!(
+                                "SELECT {schema}._ip_inventory_citus_set_observed($1::pg_catalog.regclass, NULL, NULL)"
+                            ),
+                            None,
+                            &[t.oid.into()],
+                        )
+                        .map_err(errors::spi)?;
+                }
                 drop_trigger(client, t)?;
             }
             client
@@ -528,7 +594,9 @@ fn ip_inventory_backfill_batch(
             read_events(client, &query, &[after_ctid.into()], &columns, true)
         })
     })?;
-    let recorded = Spi::connect_mut(|client| record(client, &schema, obs))?;
+    let shard = Spi::connect(|client| citus::is_shard(client, &schema, table.oid))?;
+    let recorded =
+        Spi::connect_mut(|client| record(client, &schema, obs, shard.then_some(table.oid)))?;
     Ok(TableIterator::once((
         rows,
         last.map(|(b, o)| format!("({b},{o})")),
@@ -557,7 +625,16 @@ fn ip_inventory_retain_events(
 ) -> Result<Option<i64>, ErrorReport> {
     let schema = security::schema_of(fcinfo);
     let table = Table::open(event_table.0)?;
-    let Some(columns) = Spi::connect(|client| attached_columns(client, &schema, table.oid))? else {
+    let columns = Spi::connect(|client| {
+        Ok::<_, ErrorReport>(match attached_columns(client, &schema, table.oid)? {
+            Some(columns) => Some(columns),
+            // A shard of an attached distributed table, on its worker.
+            None => {
+                citus::shard_columns(client, &schema, table.oid)?.map(|(ip, ts)| Columns { ip, ts })
+            }
+        })
+    })?;
+    let Some(columns) = columns else {
         return Err(errors::not_attached(&table.name));
     };
     let Some(ts) = &columns.ts else {

@@ -3,7 +3,8 @@
 //! `ip_inventory_core::mmdb`.
 //!
 //! All are STRICT and PARALLEL SAFE with no SET clause (a SET clause makes every call pay
-//! for a GUC save/restore, ~3x). Only `public` addresses are ever looked up in MaxMind.
+//! for a GUC save/restore, ~3x). Only `public` addresses, and 6to4 and Teredo addresses as
+//! libmaxminddb answers them, are ever looked up in MaxMind.
 
 use std::path::Path;
 
@@ -51,10 +52,11 @@ fn read_hit<T>(
     })
 }
 
-/// Whether MaxMind is consulted for `ip`; the others are counted as `not_public`.
+/// Whether MaxMind is consulted for `ip` (public addresses, and 6to4 and Teredo addresses as
+/// libmaxminddb answers them: `IpClass::in_maxmind`); the others are counted as `not_public`.
 #[inline]
 fn is_public(ip: InetArg) -> bool {
-    let public = classify(ip.addr).is_public();
+    let public = classify(ip.addr).in_maxmind();
     if !public {
         metrics::count(Metric::maxmind(MaxmindMetric::NotPublic));
     }
@@ -122,11 +124,11 @@ fn ip_asn_org(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
 extension_sql!(
     r#"
 COMMENT ON FUNCTION @extschema@.ip_country(inet) IS
-    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public.';
+    'ISO 3166 country code from the MaxMind City database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 COMMENT ON FUNCTION @extschema@.ip_asn(inet) IS
-    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public.';
+    'Autonomous system number from the MaxMind ASN database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 COMMENT ON FUNCTION @extschema@.ip_asn_org(inet) IS
-    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public.';
+    'Autonomous system organisation from the MaxMind ASN database; NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
 "#,
     name = "accessor_comments",
     requires = [ip_country, ip_asn, ip_asn_org]
@@ -255,7 +257,7 @@ fn enrichment(
     let mut row = Row::new();
     let class = classify(ip.addr);
     row.text(col::IP_CLASS, Some(class.as_str()));
-    if class.is_public() {
+    if class.in_maxmind() {
         readers::with(|r| fill_maxmind(r, ip, &mut row, on_error))?;
     } else {
         metrics::count(Metric::maxmind(MaxmindMetric::NotPublic));

@@ -10,6 +10,7 @@
 mod cache;
 mod json;
 mod record;
+pub mod scan;
 pub mod slot;
 pub mod store;
 
@@ -579,5 +580,7 @@ impl Database {
     }
 }
 
+#[cfg(test)]
+mod testdata;
 #[cfg(test)]
 mod tests;

@@ -319,18 +319,9 @@ impl SlotReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mmdb::testdata::{install, never, setup};
     use crate::mmdb::ErrorKind;
     use std::fs;
-
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../pg_tests/fixtures/maxmind/test-data")
-            .join(name)
-    }
-
-    fn never() -> bool {
-        false
-    }
 
     fn country(r: &SlotReader, ip: &str) -> Option<String> {
         let db = r.database()?;
@@ -338,10 +329,12 @@ mod tests {
         db.country_code(&hit).unwrap().map(str::to_owned)
     }
 
-    fn install(dir: &Path, name: &str, live: &Path) {
-        let staged = dir.join("staged.mmdb");
-        fs::copy(fixture(name), &staged).unwrap();
-        fs::rename(&staged, live).unwrap();
+    /// A slot reader serving `name` from a fresh store.
+    fn opened(name: &str) -> (tempfile::TempDir, Store, PathBuf, SlotReader) {
+        let (dir, store, live) = setup(name);
+        let mut r = SlotReader::new(DbSlot::City, Some(live.clone()));
+        r.ensure_open(&store, &never, None).unwrap();
+        (dir, store, live, r)
     }
 
     #[test]
@@ -402,7 +395,7 @@ mod tests {
             Unusable::NotConfigured
         );
         let live = dir.path().join("live.mmdb");
-        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
+        install("GeoIP2-City-Test.mmdb", &live);
         let mut r = SlotReader::new(DbSlot::City, Some(live.clone()));
         assert_eq!(r.ensure_open(&store, &never, Some(7)).unwrap(), None);
         let db = r.database().unwrap();
@@ -425,12 +418,7 @@ mod tests {
 
     #[test]
     fn a_replaced_file_is_served_once_verified_and_a_bad_one_never() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
-        let live = dir.path().join("live.mmdb");
-        install(dir.path(), "GeoLite2-City-Test.mmdb", &live);
-        let mut r = SlotReader::new(DbSlot::City, Some(live.clone()));
-        r.ensure_open(&store, &never, None).unwrap();
+        let (_dir, store, live, mut r) = opened("GeoLite2-City-Test.mmdb");
         assert_eq!(r.check_replaced(&store, &never, None), Replaced::Same);
         assert_eq!(
             r.database().unwrap().metadata().database_type,
@@ -439,11 +427,7 @@ mod tests {
 
         // A corrupt file replaces it: refused once (a warning), then quietly; the old reader
         // keeps answering.
-        install(
-            dir.path(),
-            "GeoIP2-City-Test-Broken-Double-Format.mmdb",
-            &live,
-        );
+        install("GeoIP2-City-Test-Broken-Double-Format.mmdb", &live);
         assert!(matches!(
             r.check_replaced(&store, &never, None),
             Replaced::Refused(_)
@@ -465,7 +449,7 @@ mod tests {
         assert_eq!(country(&r, "81.2.69.160").as_deref(), Some("GB"));
 
         // A good file: switched.
-        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
+        install("GeoIP2-City-Test.mmdb", &live);
         assert_eq!(
             r.check_replaced(&store, &never, Some(3)),
             Replaced::Switched
@@ -480,12 +464,7 @@ mod tests {
 
     #[test]
     fn truncating_or_replacing_the_file_by_a_fifo_never_reaches_the_reader() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
-        let live = dir.path().join("live.mmdb");
-        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
-        let mut r = SlotReader::new(DbSlot::City, Some(live.clone()));
-        r.ensure_open(&store, &never, None).unwrap();
+        let (_dir, store, live, mut r) = opened("GeoIP2-City-Test.mmdb");
         // Truncated in place: the copy is untouched.
         fs::OpenOptions::new()
             .write(true)
@@ -515,15 +494,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store")).unwrap();
         let live = dir.path().join("live.mmdb");
-        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
+        install("GeoIP2-City-Test.mmdb", &live);
         SlotReader::new(DbSlot::City, Some(live.clone()))
             .ensure_open(&store, &never, None)
             .unwrap();
-        install(
-            dir.path(),
-            "GeoIP2-City-Test-Broken-Double-Format.mmdb",
-            &live,
-        );
+        install("GeoIP2-City-Test-Broken-Double-Format.mmdb", &live);
         let mut late = SlotReader::new(DbSlot::City, Some(live.clone()));
         let why = late.ensure_open(&store, &never, None).unwrap();
         assert!(
@@ -540,7 +515,7 @@ mod tests {
         assert!(late.last_error.is_some());
         // Quiet until the file changes again; then a good file is picked up.
         assert_eq!(late.check_replaced(&store, &never, None), Replaced::Same);
-        install(dir.path(), "GeoLite2-City-Test.mmdb", &live);
+        install("GeoLite2-City-Test.mmdb", &live);
         assert_eq!(
             late.check_replaced(&store, &never, None),
             Replaced::Switched
@@ -551,11 +526,7 @@ mod tests {
         );
         // A path never in service has nothing to fall back on.
         let other = dir.path().join("other.mmdb");
-        install(
-            dir.path(),
-            "GeoIP2-City-Test-Broken-Double-Format.mmdb",
-            &other,
-        );
+        install("GeoIP2-City-Test-Broken-Double-Format.mmdb", &other);
         assert!(SlotReader::new(DbSlot::City, Some(other))
             .ensure_open(&store, &never, None)
             .is_err());
@@ -563,13 +534,8 @@ mod tests {
 
     #[test]
     fn while_another_process_verifies_the_reader_in_service_stays() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
-        let live = dir.path().join("live.mmdb");
-        install(dir.path(), "GeoLite2-City-Test.mmdb", &live);
-        let mut r = SlotReader::new(DbSlot::City, Some(live.clone()));
-        r.ensure_open(&store, &never, None).unwrap();
-        install(dir.path(), "GeoIP2-City-Test.mmdb", &live);
+        let (_dir, store, live, mut r) = opened("GeoLite2-City-Test.mmdb");
+        install("GeoIP2-City-Test.mmdb", &live);
         let other = Store::open(store.dir()).unwrap();
         let held = fs::OpenOptions::new()
             .write(true)

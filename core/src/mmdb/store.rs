@@ -514,32 +514,14 @@ fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mmdb::testdata::{fixture, install, never, setup};
     use std::sync::mpsc;
-
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../pg_tests/fixtures/maxmind/test-data")
-            .join(name)
-    }
-
-    fn never() -> bool {
-        false
-    }
 
     fn verified(store: &Store, path: &Path) -> Result<Verified, DbError> {
         match store.verified(path, Wait::Yes, &never)? {
             Found::Verified(v) => Ok(v),
             Found::Busy => panic!("busy while waiting"),
         }
-    }
-
-    /// A store and an operator's directory holding `name` as `live.mmdb`.
-    fn setup(name: &str) -> (tempfile::TempDir, Store, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
-        let live = dir.path().join("live.mmdb");
-        fs::copy(fixture(name), &live).unwrap();
-        (dir, store, live)
     }
 
     #[test]
@@ -565,11 +547,9 @@ mod tests {
 
     #[test]
     fn a_replaced_file_gets_its_own_copy() {
-        let (d, store, live) = setup("GeoIP2-City-Test.mmdb");
+        let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
         let first = verified(&store, &live).unwrap();
-        let next = d.path().join("next.mmdb");
-        fs::copy(fixture("GeoLite2-City-Test.mmdb"), &next).unwrap();
-        fs::rename(&next, &live).unwrap();
+        install("GeoLite2-City-Test.mmdb", &live);
         let second = verified(&store, &live).unwrap();
         assert_ne!(first.copy, second.copy);
         assert_eq!(fs::read(&second.copy).unwrap(), fs::read(&live).unwrap());
@@ -698,11 +678,9 @@ mod tests {
 
     #[test]
     fn garbage_collection_keeps_what_a_path_names() {
-        let (d, store, live) = setup("GeoIP2-City-Test.mmdb");
+        let (_d, store, live) = setup("GeoIP2-City-Test.mmdb");
         let first = verified(&store, &live).unwrap();
-        let next = d.path().join("next.mmdb");
-        fs::copy(fixture("GeoLite2-City-Test.mmdb"), &next).unwrap();
-        fs::rename(&next, &live).unwrap();
+        install("GeoLite2-City-Test.mmdb", &live);
         let second = verified(&store, &live).unwrap();
         // The first copy is old and no path names its file any more.
         let old = SystemTime::now() - Duration::from_secs(7200);

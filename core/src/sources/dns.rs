@@ -263,20 +263,25 @@ pub fn txt(
 /// Each TXT record's strings joined, as sanitized text of at most [`MAX_TXT`] bytes; at
 /// most [`MAX_RECORDS`] records.
 fn txt_strings(found: Lookup<RData>) -> Lookup<String> {
+    values(found, |r| match r {
+        RData::TXT(t) => Some(sanitize::text_bytes(&t.txt_data.concat(), MAX_TXT)),
+        _ => None,
+    })
+}
+
+/// The values `pick` makes of the records, at most [`MAX_RECORDS`]; no value is no data.
+fn values(found: Lookup<RData>, pick: impl FnMut(RData) -> Option<String>) -> Lookup<String> {
     match found {
         Lookup::Found(records) => {
-            let txts: Vec<String> = records
+            let values: Vec<String> = records
                 .into_iter()
-                .filter_map(|r| match r {
-                    RData::TXT(t) => Some(sanitize::text_bytes(&t.txt_data.concat(), MAX_TXT)),
-                    _ => None,
-                })
+                .filter_map(pick)
                 .take(MAX_RECORDS)
                 .collect();
-            if txts.is_empty() {
+            if values.is_empty() {
                 Lookup::NoData
             } else {
-                Lookup::Found(txts)
+                Lookup::Found(values)
             }
         }
         Lookup::NxDomain => Lookup::NxDomain,
@@ -296,32 +301,16 @@ pub fn ptr(
 
 /// PTR names without the trailing dot, as sanitized text of at most
 /// [`sanitize::MAX_NAME`] bytes (hickory escapes unprintable label bytes as `\DDD`, which
-/// can make a 255-byte name longer); at most [`MAX_RECORDS`] names.
+/// can make a 255-byte name longer); at most [`MAX_RECORDS`] names. The root name is no name.
 fn ptr_names(found: Lookup<RData>) -> Lookup<String> {
-    match found {
-        Lookup::Found(records) => {
-            let names: Vec<String> = records
-                .into_iter()
-                .filter_map(|r| match r {
-                    RData::PTR(p) => Some(sanitize::text(
-                        p.0.to_ascii().trim_end_matches('.'),
-                        sanitize::MAX_NAME,
-                    )),
-                    _ => None,
-                })
-                // The root name is no name.
-                .filter(|n| !n.is_empty())
-                .take(MAX_RECORDS)
-                .collect();
-            if names.is_empty() {
-                Lookup::NoData
-            } else {
-                Lookup::Found(names)
-            }
-        }
-        Lookup::NxDomain => Lookup::NxDomain,
-        Lookup::NoData => Lookup::NoData,
-    }
+    values(found, |r| match r {
+        RData::PTR(p) => Some(sanitize::text(
+            p.0.to_ascii().trim_end_matches('.'),
+            sanitize::MAX_NAME,
+        ))
+        .filter(|name| !name.is_empty()),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

@@ -74,3 +74,36 @@ DROP PROCEDURE @extschema@.ip_inventory_backfill(regclass, text[], text, int, bo
 DROP INDEX @extschema@.ip_inventory_cymru_due;
 DROP INDEX @extschema@.ip_inventory_greynoise_due;
 DROP INDEX @extschema@.ip_inventory_rdns_due;
+
+-- Citus support (sql/citus.sql): the queue of observations for other shards and the list of
+-- attached distributed event tables; empty, and stay so on a single node.
+CREATE TABLE @extschema@.ip_inventory_citus_queue (
+    shard_key    inet NOT NULL,
+    ip           inet NOT NULL,
+    observations bigint NOT NULL CHECK (observations > 0),
+    first_seen   timestamptz NOT NULL,
+    last_seen    timestamptz NOT NULL,
+    enrich       boolean NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_citus_queue', '');
+CREATE TABLE @extschema@.ip_inventory_citus_observed (
+    event_table text PRIMARY KEY,
+    ip_columns  text[] NOT NULL CHECK (cardinality(ip_columns) > 0),
+    ts_column   text
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_citus_observed', '');
+
+-- Network lists (sql/lists.sql): the result type of ip_list_match() and the registry.
+CREATE TYPE @extschema@.ip_list_hit AS (
+    network    cidr,
+    label      text,
+    attributes jsonb
+);
+CREATE TABLE @extschema@.ip_inventory_lists (
+    list_name     text PRIMARY KEY CHECK (list_name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    list_table    regclass NOT NULL,
+    description   text,
+    registered_by text NOT NULL,
+    registered_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_lists', '');

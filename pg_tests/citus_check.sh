@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# make citus-check: ip_inventory's workflows on a real Citus cluster (a coordinator and two
+# workers on loopback ports, docs/scaling.md), end to end, with assertions. Runs only when
+# Citus is installed in the PostgreSQL that PG_CONFIG names; otherwise says it was skipped and
+# exits 0 (CI does not install Citus). Citus is never built or installed by this project.
+#
+# Environment: PG_BIN / PG_CONFIG (the PostgreSQL 15 with Citus), IPI_SKIP_INSTALL=1 (use the
+# installed extension), IPI_KEEP=1 (keep the run directory).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../scripts/cluster.sh
+. "$ROOT/scripts/cluster.sh"
+# shellcheck source=citus_cluster.sh
+. "$ROOT/pg_tests/citus_cluster.sh"
+IPI_LOG_TAG=citus-check
+
+if ! citus_installed; then
+    echo "citus-check: skipped (Citus is not installed in $("$PG_CONFIG" --sharedir)/extension)"
+    exit 0
+fi
+
+[ -n "${IPI_SKIP_INSTALL:-}" ] || ipi_install "$ROOT"
+
+RUN_DIR=$(mktemp -d /tmp/ipi_citus.XXXXXX)
+chmod 755 "$RUN_DIR"
+passed=0
+ok=no
+finish() {
+    citus_cluster_stop
+    [ -z "${IPI_FAKE_PID:-}" ] || kill "$IPI_FAKE_PID" 2>/dev/null || true
+    if [ "$ok" = yes ] && [ -z "${IPI_KEEP:-}" ]; then
+        rm -rf "$RUN_DIR"
+    else
+        ipi_log "kept $RUN_DIR (server logs: $RUN_DIR/cluster/*/server.log)"
+    fi
+}
+trap finish EXIT
+
+FIX=$RUN_DIR/fixtures
+ipi_copy_fixtures "$ROOT" "$FIX" >/dev/null
+TESTDATA=$FIX/maxmind/test-data
+ipi_fake_sources_start "$ROOT" "$RUN_DIR/fake"
+
+# Each node maps its own copy of the MaxMind files (same content, a directory per node), so
+# that one node can be given another build.
+for node in coordinator worker1 worker2; do
+    mkdir -p "$RUN_DIR/maxmind/$node"
+    cp "$TESTDATA/GeoIP2-City-Test.mmdb" "$RUN_DIR/maxmind/$node/City.mmdb"
+    cp "$TESTDATA/GeoLite2-ASN-Test.mmdb" "$RUN_DIR/maxmind/$node/ASN.mmdb"
+done
+chmod -R a+rX "$RUN_DIR/maxmind"
+
+citus_cluster_start "$RUN_DIR/cluster" \
+    "ip_inventory.cymru_whois_server = '$IPI_FAKE_WHOIS'" \
+    "ip_inventory.dns_server = '$IPI_FAKE_DNS'" \
+    "ip_inventory.greynoise_url = '$IPI_FAKE_HTTP'" \
+    "ip_inventory.greynoise_api_key = 'env:IPI_FAKE_KEY'" \
+    "ip_inventory.greynoise_daily_quota = 5" \
+    "ip_inventory.cymru_timeout = '2s'" \
+    "ip_inventory.greynoise_timeout = '2s'" \
+    "ip_inventory.dns_timeout = '1s'"
+declare -A PORT=([coordinator]=$CITUS_COORD [worker1]=$CITUS_W1 [worker2]=$CITUS_W2)
+for node in coordinator worker1 worker2; do
+    ipi_psql -p "${PORT[$node]}" \
+        -c "ALTER SYSTEM SET ip_inventory.city_db = '$RUN_DIR/maxmind/$node/City.mmdb'" \
+        -c "ALTER SYSTEM SET ip_inventory.asn_db = '$RUN_DIR/maxmind/$node/ASN.mmdb'" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+done
+ipi_log "cluster: coordinator :$CITUS_COORD, workers :$CITUS_W1 :$CITUS_W2 ($("$PG_BIN/psql" -XAtq -c "SELECT extversion FROM pg_extension WHERE extname = 'citus'") Citus)"
+
+# sql FILE-OR-HEREDOC: runs SQL on the coordinator; each "expect" row prints "ok ..." or
+# stops the check.
+sql() { PGOPTIONS='-c client_min_messages=warning' ipi_psql -p "$CITUS_COORD" -At -v fixtures="$FIX" -v run_dir="$RUN_DIR" "$@"; }
+expect_ok() {
+    local out
+    out=$(sql "$@") || { echo "$out"; ipi_log "FAILED"; exit 1; }
+    printf '%s\n' "$out"
+    passed=$((passed + $(printf '%s\n' "$out" | grep -c '^ok ' || true)))
+}
+
+sql -q <<'SQL'
+CREATE EXTENSION ip_inventory;
+-- An assertion: prints "ok LABEL: DETAIL" or raises.
+CREATE FUNCTION expect(label text, ok boolean, detail text DEFAULT '') RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'FAILED %: %', label, detail;
+    END IF;
+    RETURN 'ok ' || label || CASE WHEN detail <> '' THEN ': ' || detail ELSE '' END;
+END $$;
+-- Compares the inventory with the events: every address counted once per appearance.
+CREATE FUNCTION counts_mismatch(tables text[]) RETURNS TABLE (mismatches bigint, addresses bigint, observations bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t text;
+BEGIN
+    DROP TABLE IF EXISTS pg_temp.want, pg_temp.have;
+    CREATE TEMP TABLE want (ip inet, n bigint);
+    FOREACH t IN ARRAY tables LOOP
+        EXECUTE format('INSERT INTO want SELECT src_ip, count(*) FROM %s GROUP BY 1', t);
+        EXECUTE format('INSERT INTO want SELECT dst_ip, count(*) FROM %s WHERE dst_ip IS NOT NULL GROUP BY 1', t);
+    END LOOP;
+    CREATE TEMP TABLE have AS SELECT ip_address AS ip, observation_count AS n FROM ip_inventory;
+    RETURN QUERY
+    SELECT count(*) FILTER (WHERE w.n IS DISTINCT FROM h.n), count(*), coalesce(sum(h.n), 0)::bigint
+    FROM (SELECT ip, sum(n)::bigint AS n FROM want GROUP BY ip) AS w FULL JOIN have AS h ON h.ip = w.ip;
+END $$;
+SQL
+
+echo "== layout"
+expect_ok <<'SQL'
+CREATE TABLE raw_events (id bigint NOT NULL, src_ip inet NOT NULL, dst_ip inet, ts timestamptz NOT NULL,
+                         PRIMARY KEY (src_ip, id));
+SELECT expect('ip_inventory_distribute', (d ->> 'colocated')::boolean AND (d ->> 'nodes')::int = 2, d::text)
+FROM ip_inventory_distribute('raw_events', 'src_ip') AS d;
+SELECT expect('inventory, queue and events colocated', count(DISTINCT colocationid) = 1,
+              string_agg(logicalrelid::text || ' ' || partmethod::text, ', ' ORDER BY logicalrelid::text))
+FROM pg_dist_partition WHERE logicalrelid IN ('ip_inventory'::regclass, 'ip_inventory_citus_queue'::regclass, 'raw_events'::regclass);
+SELECT expect('observed list is a reference table', partmethod = 'n', logicalrelid::text)
+FROM pg_dist_partition WHERE logicalrelid = 'ip_inventory_citus_observed'::regclass;
+SQL
+
+echo "== attach and inserts (exactly once)"
+expect_ok <<'SQL'
+SELECT 'attach: ' || ip_inventory_attach('raw_events', ARRAY['src_ip', 'dst_ip'], 'ts')::text;
+SELECT expect('trigger on every shard', count(*) FILTER (WHERE result = 'ip_inventory_observe_' || shardid) = count(*),
+              count(*) FILTER (WHERE result = 'ip_inventory_observe_' || shardid) || ' of ' || count(*) || ' shards')
+FROM run_command_on_shards('raw_events', $$SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = '%s'::regclass$$);
+-- An INSERT ... SELECT (Citus: COPY to the shards), a multi-row VALUES, a replay that
+-- conflicts, and a rolled-back insert.
+INSERT INTO raw_events
+SELECT i, ('81.2.69.' || (i % 200))::inet, CASE WHEN i % 3 = 0 THEN ('175.16.199.' || (i % 40))::inet END,
+       now() - (i % 5) * interval '1 hour'
+FROM generate_series(1, 3000) AS i;
+INSERT INTO raw_events VALUES (100001, '89.160.20.112', '81.2.69.142', now()), (100002, '216.160.83.56', NULL, now()),
+                              (100003, '2001:218::1', '89.160.20.112', now());
+INSERT INTO raw_events SELECT i, ('81.2.69.' || (i % 200))::inet, NULL, now() FROM generate_series(1, 500) AS i
+ON CONFLICT DO NOTHING;
+BEGIN;
+INSERT INTO raw_events VALUES (100004, '1.2.3.4', '5.6.7.8', now());
+ROLLBACK;
+SELECT expect('queued for other nodes before the flush', count(*) > 0, count(*) || ' queue rows') FROM ip_inventory_citus_queue;
+SELECT expect('flush', (f ->> 'queued_rows')::int > 0, f::text) FROM ip_inventory_citus_flush() AS f;
+SELECT expect('queue empty after the flush', count(*) = 0) FROM ip_inventory_citus_queue;
+SELECT expect('every appearance counted once', m.mismatches = 0,
+              format('%s addresses, %s observations, %s mismatches', m.addresses, m.observations, m.mismatches))
+FROM counts_mismatch(ARRAY['raw_events']) AS m;
+SELECT expect('rolled-back insert not recorded', NOT EXISTS (SELECT 1 FROM ip_inventory WHERE ip_address IN ('1.2.3.4', '5.6.7.8')));
+SELECT expect('new public addresses enriched inline, on the workers and by the flush', count(*) FILTER (WHERE maxmind_ts IS NULL) = 0,
+              format('%s public rows, %s with a country', count(*), count(geo_country)))
+FROM ip_inventory WHERE ip_class = 'public';
+SQL
+
+echo "== backfill (per shard on the workers), a worker down and back"
+expect_ok <<'SQL'
+CREATE TABLE old_events (id bigint NOT NULL, src_ip inet NOT NULL, dst_ip inet, ts timestamptz NOT NULL);
+SELECT ip_inventory_distribute('old_events', 'src_ip') IS NOT NULL;
+INSERT INTO old_events
+SELECT i, ('89.160.20.' || (i % 250))::inet, CASE WHEN i % 4 = 0 THEN ('216.160.83.' || (i % 60))::inet END,
+       timestamptz '2020-01-01' + i * interval '1 minute'
+FROM generate_series(1, 20000) AS i;
+SQL
+# worker2 is down: worker1 backfills its shards, worker2's are left for the rerun.
+ipi_as_owner "$PG_BIN/pg_ctl" -D "$CITUS_DIR/worker2/data" -m immediate -w stop >/dev/null
+expect_ok <<'SQL'
+SELECT expect('backfill with a worker down is incomplete', b ->> 'status' = 'incomplete' AND (b ->> 'failed_nodes')::int = 1,
+              format('%s rows on the reachable nodes', b ->> 'event_rows'))
+FROM ip_inventory_citus_backfill('old_events', ARRAY['src_ip', 'dst_ip'], 'ts', 1000) AS b;
+SQL
+ipi_as_owner env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" -D "$CITUS_DIR/worker2/data" -l "$CITUS_DIR/worker2/server.log" -w -t 60 start >/dev/null
+expect_ok <<'SQL'
+SELECT expect('rerun finishes what is left', b ->> 'status' = 'finished', format('%s rows this run, %s shards', b ->> 'this_run_rows', b ->> 'shards'))
+FROM ip_inventory_citus_backfill('old_events', ARRAY['src_ip', 'dst_ip'], 'ts', 1000) AS b;
+SELECT expect('a third run counts nothing', (b ->> 'this_run_rows')::int = 0, b ->> 'this_run_rows')
+FROM ip_inventory_citus_backfill('old_events', ARRAY['src_ip', 'dst_ip'], 'ts', 1000) AS b;
+SELECT expect('events and backfill counted once', m.mismatches = 0,
+              format('%s addresses, %s observations, %s mismatches', m.addresses, m.observations, m.mismatches))
+FROM counts_mismatch(ARRAY['raw_events', 'old_events']) AS m;
+SQL
+
+echo "== MaxMind update rolled out, nodes disagreeing, enrich_pending per node"
+"$ROOT/pg_tests/sql/set_build_epoch.py" "$TESTDATA/GeoIP2-City-Test.mmdb" "$RUN_DIR/City.new" 1770850169
+chmod a+r "$RUN_DIR/City.new"
+# First worker1 alone: the nodes disagree.
+cp "$RUN_DIR/City.new" "$RUN_DIR/maxmind/worker1/City.mmdb.tmp" && mv "$RUN_DIR/maxmind/worker1/City.mmdb.tmp" "$RUN_DIR/maxmind/worker1/City.mmdb"
+ipi_psql -p "$CITUS_W1" -Atc "SELECT ip_inventory.maxmind_reload() IS NOT NULL" >/dev/null 2>&1 \
+    || ipi_psql -p "$CITUS_W1" -Atc "SELECT maxmind_reload() IS NOT NULL" >/dev/null
+expect_ok <<'SQL'
+SELECT expect('health says the nodes disagree', status = 'warning', detail) FROM ip_inventory_health() WHERE "check" = 'citus_nodes';
+SQL
+for node in coordinator worker2; do
+    cp "$RUN_DIR/City.new" "$RUN_DIR/maxmind/$node/City.mmdb.tmp" && mv "$RUN_DIR/maxmind/$node/City.mmdb.tmp" "$RUN_DIR/maxmind/$node/City.mmdb"
+done
+expect_ok <<'SQL'
+SELECT expect('reload on every node', bool_and(reloaded) AND count(DISTINCT city_build) = 1 AND count(*) = 3,
+              string_agg(node || ' ' || city_build, ', ')) FROM ip_inventory_citus_reload();
+SELECT expect('health: nodes agree again', status = 'ok', detail) FROM ip_inventory_health() WHERE "check" = 'citus_nodes';
+SELECT expect('rows pending after the update', count(*) > 0, count(*) || ' rows')
+FROM ip_inventory, _ip_inventory_builds() AS b WHERE ip_class = 'public' AND maxmind_build IS DISTINCT FROM b.city_build;
+SELECT expect('enrich_pending on every node', e ->> 'status' = 'finished', format('%s rows enriched in %s batches', e ->> 'enriched', e ->> 'batches'))
+FROM ip_inventory_citus_enrich_pending(500) AS e;
+SELECT expect('nothing pending', count(*) = 0, count(*) || ' rows')
+FROM ip_inventory, _ip_inventory_builds() AS b
+WHERE ip_class = 'public' AND _ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, b.city_build, b.asn_build);
+SELECT expect('cascade_refresh(maxmind) has nothing left', (r ->> 'selected')::int = 0, r::text) FROM cascade_refresh('maxmind', 100) AS r;
+SQL
+
+echo "== cascade against the loopback sources, GreyNoise quota once for the cluster"
+expect_ok <<SQL
+SELECT expect('cascade_refresh(all)', r -> 'sources' -> 'cymru' ->> 'error' IS NULL AND r -> 'sources' -> 'greynoise' ->> 'error' IS NULL
+              AND r -> 'sources' -> 'rdns' ->> 'error' IS NULL, r::text)
+FROM cascade_refresh('all', 20) AS r;
+SELECT expect('cascade_refresh(greynoise) again: quota spent', (r ->> 'quota_remaining')::int = 0, r::text)
+FROM cascade_refresh('greynoise', 20) AS r;
+SELECT expect('quota counted on the coordinator', used = 5, used || ' of ' || daily_quota) FROM greynoise_quota();
+SELECT expect('rows answered by every source', count(*) FILTER (WHERE rdns_ts IS NOT NULL) > 0
+              AND count(*) FILTER (WHERE greynoise_ts IS NOT NULL) = 5,
+              format('rdns %s, greynoise %s, cymru %s', count(*) FILTER (WHERE rdns_ts IS NOT NULL),
+                     count(*) FILTER (WHERE greynoise_ts IS NOT NULL), count(*) FILTER (WHERE cymru_ts IS NOT NULL)))
+FROM ip_inventory;
+SQL
+greynoise_calls=$(grep -c . "$RUN_DIR/fake/greynoise.log" || true)
+worker_refusal=$(ipi_psql -p "$CITUS_W1" -Atc "SELECT cascade_refresh('greynoise', 5)" 2>&1 || true)
+expect_ok <<SQL
+SELECT expect('GreyNoise asked 5 times in all (the quota, not per node)', $greynoise_calls = 5, '$greynoise_calls requests in the fake log');
+SELECT expect('cascade_refresh refused on a worker', position('coordinator only' IN \$w\$$worker_refusal\$w\$) > 0, \$w\$$worker_refusal\$w\$);
+SQL
+
+echo "== retention"
+expect_ok <<'SQL'
+SELECT 'attach: ' || ip_inventory_attach('old_events', ARRAY['src_ip', 'dst_ip'], 'ts')::text;
+SELECT expect('retention dry run', (s #>> '{inventory,rows}')::int > 0, s::text)
+FROM (SELECT ip_inventory_citus_retention(interval '365 days', 'delete', true) AS s) AS x;
+SELECT expect('retention delete', (s #>> '{inventory,rows}')::int > 0, s::text)
+FROM (SELECT ip_inventory_citus_retention(interval '365 days', 'delete', false) AS s) AS x;
+SELECT expect('old events deleted', count(*) = 0, count(*) || ' left') FROM old_events WHERE ts < now() - interval '365 days';
+SELECT expect('old inventory rows deleted', count(*) = 0, count(*) || ' left') FROM ip_inventory WHERE last_seen_at < now() - interval '365 days';
+SELECT expect('recent events kept', count(*) > 0, count(*) || ' events') FROM raw_events;
+SQL
+
+echo "== health and stats across nodes"
+sql -c "SELECT node, reachable, city_build, asn_build, generation, status FROM ip_inventory_citus_nodes()"
+sql -c "SELECT \"check\", status, value FROM ip_inventory_health() ORDER BY 1"
+expect_ok <<'SQL'
+SELECT expect('stats from every node', count(DISTINCT node) = 3, sum(value)::text || ' lookups on ' || count(DISTINCT node) || ' nodes')
+FROM ip_inventory_citus_stats() WHERE source = 'city' AND metric = 'lookups';
+SQL
+
+# A crashed backend shows in a server log even when every answer looked right.
+if grep -E "terminated by signal|PANIC" "$CITUS_DIR"/*/server.log; then
+    ipi_log "a server log shows a crashed process"
+    echo "citus-check: $passed passed, 1 failed"
+    exit 1
+fi
+ok=yes
+echo "citus-check: $passed passed, 0 failed"
