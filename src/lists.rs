@@ -50,10 +50,14 @@ fn bump() {
     }
 }
 
-/// This backend's transaction (its local id).
+/// This backend's transaction (its local id). PostgreSQL 17 moved it into `vxid`.
 fn local_xact() -> u32 {
     // SAFETY: MyProc is this backend's PGPROC.
-    unsafe { (*pg_sys::MyProc).lxid }
+    #[cfg(not(feature = "pg18"))]
+    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    #[cfg(feature = "pg18")]
+    let lxid = unsafe { (*pg_sys::MyProc).vxid.lxid };
+    lxid
 }
 
 fn xact_snapshot_isolation() -> bool {
