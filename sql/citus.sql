@@ -597,29 +597,8 @@ BEGIN
     IF batch IS NULL THEN
         RETURN;
     END IF;
-    EXECUTE format($sql$
-    UPDATE %1$s AS inv SET
-        geo_country      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country ELSE c.geo_country END,
-        geo_country_name = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country_name ELSE c.geo_country_name END,
-        geo_city         = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_city ELSE c.geo_city END,
-        geo_subdivision  = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_subdivision ELSE c.geo_subdivision END,
-        geo_latitude     = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_latitude ELSE c.geo_latitude END,
-        geo_longitude    = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_longitude ELSE c.geo_longitude END,
-        geo_network      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_network ELSE c.geo_network END,
-        maxmind_build    = coalesce(c.maxmind_build, inv.maxmind_build),
-        maxmind_asn_build = coalesce(c.maxmind_asn_build, inv.maxmind_asn_build),
-        maxmind_ts       = coalesce(c.maxmind_ts, inv.maxmind_ts),
-        asn_number  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_number ELSE c.asn_number END,
-        asn_org     = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_org ELSE c.asn_org END,
-        asn_network = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_network ELSE c.asn_network END,
-        asn_source  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_source ELSE c.asn_source END,
-        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
-    FROM unnest($1) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c
-    WHERE inv.ip_address = b.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$, shard) USING batch;
+    EXECUTE @extschema@._ip_inventory_maxmind_update(shard::text, @extschema@._ip_inventory_maxmind_answers())
+    USING batch;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     last_ip := batch[cardinality(batch)];
@@ -831,31 +810,10 @@ BEGIN
     IF cardinality(ips) IS NOT DISTINCT FROM 0 OR ips IS NULL THEN
         RETURN 0;
     END IF;
-    WITH x AS MATERIALIZED (
-        SELECT b.ip, c.* FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
-                              @extschema@._ip_inventory_maxmind_columns(e) AS c)
-    UPDATE @extschema@.ip_inventory AS inv SET
-        geo_country      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country ELSE c.geo_country END,
-        geo_country_name = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country_name ELSE c.geo_country_name END,
-        geo_city         = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_city ELSE c.geo_city END,
-        geo_subdivision  = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_subdivision ELSE c.geo_subdivision END,
-        geo_latitude     = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_latitude ELSE c.geo_latitude END,
-        geo_longitude    = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_longitude ELSE c.geo_longitude END,
-        geo_network      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_network ELSE c.geo_network END,
-        maxmind_build    = coalesce(c.maxmind_build, inv.maxmind_build),
-        maxmind_asn_build = coalesce(c.maxmind_asn_build, inv.maxmind_asn_build),
-        maxmind_ts       = coalesce(c.maxmind_ts, inv.maxmind_ts),
-        asn_number  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_number ELSE c.asn_number END,
-        asn_org     = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_org ELSE c.asn_org END,
-        asn_network = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_network ELSE c.asn_network END,
-        asn_source  = CASE WHEN c.maxmind_asn_build IS NULL OR (c.asn_number IS NULL AND inv.asn_source = 'cymru')
-                           THEN inv.asn_source ELSE c.asn_source END,
-        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
-    FROM x AS c
-    WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class);
+    EXECUTE format('WITH x AS MATERIALIZED (SELECT * FROM %s AS a) %s',
+                   @extschema@._ip_inventory_maxmind_answers(),
+                   @extschema@._ip_inventory_maxmind_update('@extschema@.ip_inventory', 'x'))
+    USING ips;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     RETURN updated;

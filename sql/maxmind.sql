@@ -20,17 +20,16 @@ RETURN maxmind_ts IS NULL
     OR (city_build IS NOT NULL AND maxmind_build IS DISTINCT FROM city_build)
     OR (asn_build IS NOT NULL AND maxmind_asn_build IS DISTINCT FROM asn_build);
 
--- Re-enriches the given addresses from MaxMind (strict: a database that cannot be used is an
--- error). Writes only MaxMind's columns and enrichment->'maxmind', and the ASN by the ASN rule.
--- The caller holds the rows' locks already, taken either in address order (the order recorders
--- use) or with SKIP LOCKED, so this update never waits on a recorder and cannot deadlock with
--- one. Locking here again would cost a second index probe per row.
-CREATE FUNCTION @extschema@._ip_inventory_apply_maxmind(ips inet[]) RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    updated bigint;
-BEGIN
-    UPDATE @extschema@.ip_inventory AS inv SET
+-- The one statement that writes MaxMind's answers into inventory rows, as text, for every
+-- writer: _ip_inventory_apply_maxmind below and the Citus shard and coordinator writers
+-- (sql/citus.sql) run it on their relation. target: the inventory relation (qualified);
+-- answers: a relation with the column ip and the columns of _ip_inventory_maxmind_columns.
+-- It writes only MaxMind's columns, enrichment->'maxmind', and the ASN by the ASN rule (whose
+-- offer counts only when the ASN database was consulted).
+CREATE FUNCTION @extschema@._ip_inventory_maxmind_update(target text, answers text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN format($sql$
+    UPDATE %1$s AS inv SET
         geo_country      = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country ELSE c.geo_country END,
         geo_country_name = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_country_name ELSE c.geo_country_name END,
         geo_city         = CASE WHEN c.maxmind_build IS NULL THEN inv.geo_city ELSE c.geo_city END,
@@ -41,20 +40,42 @@ BEGIN
         maxmind_build    = coalesce(c.maxmind_build, inv.maxmind_build),
         maxmind_asn_build = coalesce(c.maxmind_asn_build, inv.maxmind_asn_build),
         maxmind_ts       = coalesce(c.maxmind_ts, inv.maxmind_ts),
-        -- The ASN rule (sql/inventory.sql).
-        asn_number  = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+        asn_number  = CASE WHEN @extschema@._ip_inventory_asn_replaced(%3$s, c.asn_number, inv.asn_source)
                        THEN c.asn_number ELSE inv.asn_number END,
-        asn_org     = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+        asn_org     = CASE WHEN @extschema@._ip_inventory_asn_replaced(%3$s, c.asn_number, inv.asn_source)
                        THEN c.asn_org ELSE inv.asn_org END,
-        asn_network = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+        asn_network = CASE WHEN @extschema@._ip_inventory_asn_replaced(%3$s, c.asn_number, inv.asn_source)
                        THEN c.asn_network ELSE inv.asn_network END,
-        asn_source  = CASE WHEN @extschema@._ip_inventory_asn_replaced(a.offered_by, c.asn_number, inv.asn_source)
+        asn_source  = CASE WHEN @extschema@._ip_inventory_asn_replaced(%3$s, c.asn_number, inv.asn_source)
                        THEN c.asn_source ELSE inv.asn_source END,
         enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
-    FROM unnest(ips) AS b(ip), @extschema@.enrich_ip(b.ip) AS e, @extschema@._ip_inventory_maxmind_columns(e) AS c,
-         -- The ASN database's answer counts only when it was consulted.
-         LATERAL (SELECT CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END) AS a(offered_by)
-    WHERE inv.ip_address = b.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class);
+    FROM %2$s AS c
+    WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$,
+    target, answers, $o$CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END$o$);
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_update(text, text) IS
+    'The UPDATE that writes MaxMind''s answers into inventory rows, for a target relation and a relation of answers (internal).';
+
+-- MaxMind's answers for the given addresses, as the relation _ip_inventory_maxmind_update
+-- reads ($1: the addresses).
+CREATE FUNCTION @extschema@._ip_inventory_maxmind_answers()
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN $sql$(SELECT b.ip, c.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
+                 @extschema@._ip_inventory_maxmind_columns(e) AS c)$sql$;
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_answers() IS
+    'MaxMind''s answers for the addresses $1, as a relation for _ip_inventory_maxmind_update (internal).';
+
+-- Re-enriches the given addresses from MaxMind (strict: a database that cannot be used is an
+-- error). The caller holds the rows' locks already, taken either in address order (the order
+-- recorders use) or with SKIP LOCKED, so this update never waits on a recorder and cannot
+-- deadlock with one. Locking here again would cost a second index probe per row.
+CREATE FUNCTION @extschema@._ip_inventory_apply_maxmind(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    updated bigint;
+BEGIN
+    EXECUTE @extschema@._ip_inventory_maxmind_update('@extschema@.ip_inventory',
+                                                     @extschema@._ip_inventory_maxmind_answers())
+    USING ips;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     RETURN updated;

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
+use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::{impl_sql_translatable, FromDatum, PgTupleDesc};
@@ -15,6 +15,21 @@ use pgrx::{impl_sql_translatable, FromDatum, PgTupleDesc};
 use ip_inventory_core::inet;
 
 use crate::errors;
+
+/// An argument type of a STRICT function: pgrx's `ArgAbi`, which never sees NULL (Postgres does
+/// not call a STRICT function with one).
+macro_rules! non_null_arg {
+    ($t:ty) => {
+        unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for $t {
+            unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe { arg.unbox_arg_using_from_datum() }
+                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
+            }
+        }
+    };
+}
+pub(crate) use non_null_arg;
 
 /// An `inet` (or `cidr`) argument, decoded without a text round trip. Lookups use the
 /// address alone; the netmask is validated and dropped.
@@ -32,13 +47,8 @@ impl FromDatum for InetArg {
         if is_null {
             return None;
         }
-        // SAFETY: Postgres hands us an inet/cidr datum (the SQL signature says so). Packed
-        // (1-byte header) values are read in place; anything toasted is detoasted first.
-        let payload = unsafe {
-            let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-            let len = pgrx::varlena::varsize_any_exhdr(v);
-            std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len)
-        };
+        // SAFETY: Postgres hands us an inet/cidr datum (the SQL signature says so).
+        let payload = unsafe { inet_payload(datum) };
         match inet::decode(payload) {
             Ok((addr, _bits)) => Some(InetArg { addr }),
             Err(detail) => {
@@ -49,15 +59,22 @@ impl FromDatum for InetArg {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for InetArg {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }
-            .unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
-}
+non_null_arg!(InetArg);
 
 impl_sql_translatable!(InetArg, arg_only = "inet");
+
+/// The bytes of an `inet` or `cidr` datum. Packed (1-byte header) values are read in place;
+/// anything toasted is detoasted first (into the current memory context).
+///
+/// # Safety
+/// `datum` must be a non-null `inet` or `cidr` datum.
+pub unsafe fn inet_payload<'a>(datum: pg_sys::Datum) -> &'a [u8] {
+    unsafe {
+        let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        let len = pgrx::varlena::varsize_any_exhdr(v);
+        std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len)
+    }
+}
 
 /// Builds a `cidr` or `inet` datum (the same layout) in the current memory context.
 pub fn network_datum(net: IpNetwork) -> pg_sys::Datum {

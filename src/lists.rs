@@ -302,12 +302,8 @@ impl FromDatum for Net {
             return None;
         }
         // SAFETY: an inet or cidr datum (the column's type is checked when registering; the
-        // query reads that column), read as datum::InetArg reads one.
-        let payload = unsafe {
-            let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-            let len = pgrx::varlena::varsize_any_exhdr(v);
-            std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len)
-        };
+        // query reads that column).
+        let payload = unsafe { datum::inet_payload(d) };
         let (addr, bits) = ip_inventory_core::inet::decode(payload).ok()?;
         let net = IpNetwork::new(addr, bits).ok()?;
         Some(Net(IpNetwork::new(net.network(), bits).unwrap_or(net)))
@@ -555,10 +551,10 @@ fn ip_list_register(
                 if still_listed(client, &schema, prev)? {
                     // Another list still uses it.
                 } else if let Ok(t) = Table::open(prev) {
-                    drop_trigger(client, &t)?;
+                    security::drop_trigger(client, &t, TRIGGER)?;
                 }
             }
-            drop_trigger(client, &table)?;
+            security::drop_trigger(client, &table, TRIGGER)?;
             client
                 .update(
                     &format!(
@@ -593,28 +589,6 @@ fn still_listed(
         )
         .map_err(errors::spi)?
         .is_empty())
-}
-
-fn drop_trigger(client: &mut pgrx::spi::SpiClient<'_>, table: &Table) -> Result<(), ErrorReport> {
-    let present = !client
-        .select(
-            "SELECT FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1
-               AND t.tgname OPERATOR(pg_catalog.=) '_ip_inventory_list_changed'",
-            Some(1),
-            &[table.oid.into()],
-        )
-        .map_err(errors::spi)?
-        .is_empty();
-    if present {
-        client
-            .update(
-                &format!("DROP TRIGGER {TRIGGER} ON {}", table.name),
-                None,
-                &[],
-            )
-            .map_err(errors::spi)?;
-    }
-    Ok(())
 }
 
 /// `ip_list_unregister(list_name text)`: forgets a list (its table stays as it is). The
@@ -657,7 +631,7 @@ fn ip_list_unregister(
                 .map_err(errors::spi)?;
             if let Some(t) = &table {
                 if !still_listed(client, &schema, t.oid)? {
-                    drop_trigger(client, t)?;
+                    security::drop_trigger(client, t, TRIGGER)?;
                 }
             }
             Ok(())

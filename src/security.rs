@@ -68,6 +68,34 @@ pub fn role_name(role: pg_sys::Oid) -> String {
     }
 }
 
+/// Drops `trigger` from `table` when it is there (detach, unregister).
+pub fn drop_trigger(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    table: &Table,
+    trigger: &str,
+) -> Result<(), ErrorReport> {
+    let present = !client
+        .select(
+            "SELECT FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1
+               AND t.tgname OPERATOR(pg_catalog.=) $2",
+            Some(1),
+            &[table.oid.into(), trigger.into()],
+        )
+        .map_err(errors::spi)?
+        .is_empty();
+    if present {
+        let trigger = spi::quote_identifier(trigger);
+        client
+            .update(
+                &format!("DROP TRIGGER {trigger} ON {}", table.name),
+                None,
+                &[],
+            )
+            .map_err(errors::spi)?;
+    }
+    Ok(())
+}
+
 /// A relation the extension may act on for its owner: it exists, is an ordinary or
 /// partitioned table, and its owner.
 pub struct Table {

@@ -19,7 +19,6 @@
 use std::ffi::CStr;
 
 use ip_inventory_core::inventory::observe::Observations;
-use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
@@ -42,13 +41,7 @@ impl FromDatum for RegClass {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for RegClass {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }
-            .unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
-}
+datum::non_null_arg!(RegClass);
 
 impl_sql_translatable!(RegClass, arg_only = "regclass");
 
@@ -409,7 +402,7 @@ fn ip_inventory_attach(
                     )
                     .map_err(errors::spi)?;
             }
-            drop_trigger(client, &table)?;
+            security::drop_trigger(client, &table, "ip_inventory_observe")?;
             if distributed {
                 set_unsafe_triggers(client, "on")?;
             }
@@ -470,28 +463,6 @@ fn check_columns(
     .map_err(errors::spi)
 }
 
-fn drop_trigger(client: &mut pgrx::spi::SpiClient<'_>, table: &Table) -> Result<(), ErrorReport> {
-    let missing = client
-        .select(
-            "SELECT FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1
-               AND t.tgname OPERATOR(pg_catalog.=) 'ip_inventory_observe'",
-            Some(1),
-            &[table.oid.into()],
-        )
-        .map_err(errors::spi)?
-        .is_empty();
-    if !missing {
-        client
-            .update(
-                &format!("DROP TRIGGER ip_inventory_observe ON {}", table.name),
-                None,
-                &[],
-            )
-            .map_err(errors::spi)?;
-    }
-    Ok(())
-}
-
 /// `ip_inventory_detach(tbl regclass)`: drops the observe trigger and the catalog entry. The
 /// caller must own the table.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -526,7 +497,7 @@ fn ip_inventory_detach(
                         )
                         .map_err(errors::spi)?;
                 }
-                drop_trigger(client, t)?;
+                security::drop_trigger(client, t, "ip_inventory_observe")?;
             }
             client
                 .update(

@@ -6,7 +6,7 @@ use std::path::Path;
 use ip_inventory_core::mmdb::scan::{self, NetworkScan};
 use ip_inventory_core::mmdb::DbSlot;
 use ipnetwork::IpNetwork;
-use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
+use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
 use pgrx::pg_sys::{self, panic::ErrorReport};
 use pgrx::prelude::*;
@@ -84,12 +84,8 @@ impl FromDatum for CidrArg {
         if is_null {
             return None;
         }
-        // SAFETY: a cidr datum (the SQL signature says so), read as InetArg reads one.
-        let payload = unsafe {
-            let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-            let len = pgrx::varlena::varsize_any_exhdr(v);
-            std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len)
-        };
+        // SAFETY: a cidr datum (the SQL signature says so).
+        let payload = unsafe { datum::inet_payload(datum) };
         let net = ip_inventory_core::inet::decode(payload)
             .and_then(|(addr, bits)| IpNetwork::new(addr, bits).map_err(|e| e.to_string()));
         match net {
@@ -102,13 +98,7 @@ impl FromDatum for CidrArg {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for CidrArg {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }
-            .unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
-}
+datum::non_null_arg!(CidrArg);
 
 impl_sql_translatable!(CidrArg, arg_only = "cidr");
 
