@@ -54,18 +54,20 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
        min(maxmind_ts) AS oldest
 FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
 UNION ALL
--- The network sources, each over the rows it serves (_ip_inventory_source_serves).
-SELECT n.source, n.ttl, a.eligible, a.never, a.stale, a.oldest
-FROM (SELECT src, @extschema@.ip_inventory_ttl(src)
-      FROM unnest(ARRAY['cymru', 'greynoise', 'rdns']) AS u(src)) AS n(source, ttl),
-LATERAL (SELECT count(*) AS eligible,
-                count(*) FILTER (WHERE t.ts IS NULL) AS never,
-                count(*) FILTER (WHERE t.ts < now() - n.ttl) AS stale,
-                min(t.ts) AS oldest
-         FROM @extschema@.ip_inventory AS i,
-         LATERAL (SELECT CASE n.source WHEN 'cymru' THEN i.cymru_ts WHEN 'greynoise' THEN i.greynoise_ts
-                                       ELSE i.rdns_ts END) AS t(ts)
-         WHERE @extschema@._ip_inventory_source_serves(n.source, i.ip_address, i.ip_class, i.asn_source)) AS a;
+-- The network sources, each over the rows it serves (_ip_inventory_source_serves). One
+-- plain aggregate per source: Citus pushes these down to the shards (it refuses a lateral
+-- join over a list of sources).
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
+       count(*) FILTER (WHERE cymru_ts < now() - @extschema@.ip_inventory_ttl('cymru')), min(cymru_ts)
+FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+UNION ALL
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
+       count(*) FILTER (WHERE greynoise_ts < now() - @extschema@.ip_inventory_ttl('greynoise')), min(greynoise_ts)
+FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+UNION ALL
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
+       count(*) FILTER (WHERE rdns_ts < now() - @extschema@.ip_inventory_ttl('rdns')), min(rdns_ts)
+FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source);
 
 -- The morning health check: one row per check. SECURITY DEFINER, so that monitoring roles
 -- need EXECUTE on it alone (it reads only the extension's own tables and functions); not for

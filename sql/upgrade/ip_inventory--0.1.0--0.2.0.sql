@@ -451,9 +451,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
 
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
-
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
     geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
@@ -605,6 +602,9 @@ COMMENT ON VIEW @extschema@.ip_inventory_observed_tables IS
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_observe() FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_country"(
 	"ip" inet 
@@ -1820,17 +1820,17 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
        min(maxmind_ts) AS oldest
 FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
 UNION ALL
-SELECT n.source, n.ttl, a.eligible, a.never, a.stale, a.oldest
-FROM (SELECT src, @extschema@.ip_inventory_ttl(src)
-      FROM unnest(ARRAY['cymru', 'greynoise', 'rdns']) AS u(src)) AS n(source, ttl),
-LATERAL (SELECT count(*) AS eligible,
-                count(*) FILTER (WHERE t.ts IS NULL) AS never,
-                count(*) FILTER (WHERE t.ts < now() - n.ttl) AS stale,
-                min(t.ts) AS oldest
-         FROM @extschema@.ip_inventory AS i,
-         LATERAL (SELECT CASE n.source WHEN 'cymru' THEN i.cymru_ts WHEN 'greynoise' THEN i.greynoise_ts
-                                       ELSE i.rdns_ts END) AS t(ts)
-         WHERE @extschema@._ip_inventory_source_serves(n.source, i.ip_address, i.ip_class, i.asn_source)) AS a;
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
+       count(*) FILTER (WHERE cymru_ts < now() - @extschema@.ip_inventory_ttl('cymru')), min(cymru_ts)
+FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+UNION ALL
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
+       count(*) FILTER (WHERE greynoise_ts < now() - @extschema@.ip_inventory_ttl('greynoise')), min(greynoise_ts)
+FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+UNION ALL
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
+       count(*) FILTER (WHERE rdns_ts < now() - @extschema@.ip_inventory_ttl('rdns')), min(rdns_ts)
+FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source);
 
 CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
 RETURNS TABLE ("check" text, status text, value text, detail text)
