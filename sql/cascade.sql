@@ -184,6 +184,8 @@ DECLARE
     counts jsonb;
     quota record;
     quota_left bigint;
+    -- Networks the operator excluded from this source (ip_inventory.<source>_skip_networks).
+    skip cidr[] := @extschema@._ip_inventory_skip_networks(src)::cidr[];
 BEGIN
     IF src = 'cymru' THEN
         maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
@@ -213,11 +215,12 @@ BEGIN
                     WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
                       AND (i.%2$I IS NULL OR i.%2$I < now() - $2)
                       AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $4)
+                      AND NOT i.ip_address <<= ANY ($7)
                     ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
                     LIMIT $5 OFFSET $6) AS s $sql$,
             src, src || '_ts')
           INTO candidates
-          USING src, ttl, lim, maxmind_ready, page, offset_rows;
+          USING src, ttl, lim, maxmind_ready, page, offset_rows, skip;
         ips := ips || @extschema@._ip_inventory_claim(src, candidates, lim - cardinality(ips));
         EXIT WHEN cardinality(ips) >= lim OR cardinality(candidates) < page;
         offset_rows := offset_rows + page;
@@ -271,8 +274,37 @@ BEGIN
         (counts ->> 'skipped')::bigint, quota_left, started, counts ->> 'first_failure');
 END $$;
 
+-- One source of cascade_refresh(): without lim, the source's own limit
+-- (ip_inventory.<source>_refresh_limit); a source switched off refreshes nothing and says so
+-- in its result; a paced GreyNoise run makes at most the calls left today divided by the
+-- runs left until midnight UTC (ip_inventory.greynoise_refresh_interval apart), so that the
+-- daily quota lasts the whole day.
+CREATE FUNCTION @extschema@._ip_inventory_refresh_source(src text, lim int, paced boolean) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    n int := coalesce(lim, @extschema@._ip_inventory_refresh_limit(src));
+BEGIN
+    IF src = 'maxmind' THEN
+        RETURN @extschema@._ip_inventory_refresh_maxmind(n);
+    END IF;
+    IF NOT @extschema@._ip_inventory_source_enabled(src) THEN
+        RETURN @extschema@._ip_inventory_refresh_result(src, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint,
+                                                        0::bigint, NULL::bigint, started, NULL::text)
+               || jsonb_build_object('disabled', true);
+    END IF;
+    IF src = 'greynoise' AND paced THEN
+        -- The count continues from the one saved before a restart (as the refresh does).
+        PERFORM @extschema@._ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used::bigint)
+           FROM @extschema@.ip_inventory_quota AS q WHERE q.source = 'greynoise';
+        n := least(n, @extschema@._ip_inventory_greynoise_pace());
+        RETURN @extschema@._ip_inventory_refresh_network(src, n) || jsonb_build_object('paced_limit', n);
+    END IF;
+    RETURN @extschema@._ip_inventory_refresh_network(src, n);
+END $$;
+
 -- The entry point: one source, or all in cascade order.
-CREATE FUNCTION @extschema@.cascade_refresh(source text, lim int DEFAULT 100) RETURNS jsonb LANGUAGE plpgsql
+CREATE FUNCTION @extschema@.cascade_refresh(source text, lim int DEFAULT NULL) RETURNS jsonb LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -281,8 +313,8 @@ DECLARE
     results jsonb := '{}';
     total jsonb;
 BEGIN
-    IF source IS NULL OR lim IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh: source and lim must not be NULL' USING ERRCODE = '22004';
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh: source must not be NULL' USING ERRCODE = '22004';
     END IF;
     PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh');
     IF lim < 0 OR lim > 100000 THEN
@@ -291,17 +323,21 @@ BEGIN
                   HINT = 'Refresh in batches: schedule cascade_refresh() with a moderate lim.';
     END IF;
     CASE source
-    WHEN 'maxmind' THEN
-        RETURN @extschema@._ip_inventory_refresh_maxmind(lim);
-    WHEN 'cymru', 'greynoise', 'rdns' THEN
-        RETURN @extschema@._ip_inventory_refresh_network(source, lim);
+    WHEN 'maxmind', 'cymru', 'greynoise', 'rdns' THEN
+        -- GreyNoise alone with an explicit lim is an operator's ask: not paced (the daily
+        -- quota still holds).
+        one := @extschema@._ip_inventory_refresh_source(source, lim, lim IS NULL);
+        IF one ? 'disabled' THEN
+            RAISE NOTICE 'cascade_refresh: % is disabled (ip_inventory.%_enabled = off): nothing refreshed', source, source;
+        END IF;
+        RETURN one;
     WHEN 'all' THEN
         -- Each source in its own subtransaction: one that fails (a missing database, a
         -- rejected key) is reported and the others still run. Cancellation stops them all.
+        -- GreyNoise is always paced here: this is the scheduled run.
         FOREACH src IN ARRAY ARRAY['maxmind', 'cymru', 'greynoise', 'rdns'] LOOP
             BEGIN
-                one := CASE WHEN src = 'maxmind' THEN @extschema@._ip_inventory_refresh_maxmind(lim)
-                            ELSE @extschema@._ip_inventory_refresh_network(src, lim) END;
+                one := @extschema@._ip_inventory_refresh_source(src, lim, true);
             EXCEPTION WHEN OTHERS THEN
                 one := jsonb_build_object('source', src, 'error', SQLERRM, 'sqlstate', SQLSTATE);
                 RAISE WARNING 'cascade_refresh(''all''): % failed: %', src, SQLERRM;
@@ -329,8 +365,10 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) 
     'Stores a network source''s answers and records its failures (internal: cascade_refresh).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) IS
     'cascade_refresh() for one network source: asks it about the due rows and stores the answers and failures (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean) IS
+    'cascade_refresh() for one source: its limit, its switch, the GreyNoise pace (internal).';
 COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
-    'Refreshes up to lim due rows from one source (maxmind, cymru, greynoise, rdns) or from each in turn (all), busiest addresses first, and returns the counts as jsonb: selected, refreshed, unchanged, not_found, failed, skipped, quota_remaining, elapsed (seconds). Concurrent calls split the work (FOR UPDATE SKIP LOCKED).';
+    'Refreshes up to lim due rows (without lim: ip_inventory.<source>_refresh_limit) from one source (maxmind, cymru, greynoise, rdns) or from each in turn (all), busiest addresses first, and returns the counts as jsonb: selected, refreshed, unchanged, not_found, failed, skipped, quota_remaining, elapsed (seconds), disabled (a source switched off), paced_limit (GreyNoise spread over the UTC day: in all, and alone without lim). Concurrent calls split the work.';
 
 -- Network calls and the raw fetch are for the refresh, not for every role; an operator
 -- role gets GRANT EXECUTE ON FUNCTION cascade_refresh(text, int) (docs/cascade.md).
@@ -338,5 +376,6 @@ REVOKE ALL ON FUNCTION @extschema@.cascade_refresh(text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;

@@ -54,20 +54,27 @@ SELECT 'maxmind' AS source, NULL::interval AS ttl,
        min(maxmind_ts) AS oldest
 FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
 UNION ALL
--- The network sources, each over the rows it serves (_ip_inventory_source_serves). One
--- plain aggregate per source: Citus pushes these down to the shards (it refuses a lateral
--- join over a list of sources).
+-- The network sources, each over the rows it serves (_ip_inventory_source_serves) outside
+-- the networks it is told to skip (ip_inventory.<source>_skip_networks). One plain aggregate
+-- per source: Citus pushes these down to the shards (it refuses a lateral join over a list
+-- of sources).
 SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
        count(*) FILTER (WHERE cymru_ts < now() - @extschema@.ip_inventory_ttl('cymru')), min(cymru_ts)
-FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY (@extschema@._ip_inventory_skip_networks('cymru')::cidr[])
 UNION ALL
 SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
        count(*) FILTER (WHERE greynoise_ts < now() - @extschema@.ip_inventory_ttl('greynoise')), min(greynoise_ts)
-FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY (@extschema@._ip_inventory_skip_networks('greynoise')::cidr[])
 UNION ALL
 SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
        count(*) FILTER (WHERE rdns_ts < now() - @extschema@.ip_inventory_ttl('rdns')), min(rdns_ts)
-FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source);
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY (@extschema@._ip_inventory_skip_networks('rdns')::cidr[]);
 
 -- The morning health check: one row per check. SECURITY DEFINER, so that monitoring roles
 -- need EXECUTE on it alone (it reads only the extension's own tables and functions); not for
@@ -85,6 +92,8 @@ DECLARE
     n bigint;
     failing bigint;
     last_seen timestamptz;
+    warn_left bigint;
+    crit_left bigint;
 BEGIN
     -- The MaxMind databases themselves.
     FOR db IN SELECT * FROM @extschema@.maxmind_info() WHERE name IN ('city', 'asn') LOOP
@@ -129,8 +138,17 @@ BEGIN
 
     -- Stale answers per source: a warning when more than a tenth of the rows a source
     -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
+    -- A network source switched off is reported as such, not as stale.
     FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
         "check" := st.source || '_stale';
+        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
+            value := 'disabled';
+            status := 'ok';
+            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
+                             st.source, st.stale, st.never, st.eligible);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
         value := st.stale::text;
         status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
         detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
@@ -147,17 +165,26 @@ BEGIN
 
     -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
     "check" := 'greynoise_quota';
-    BEGIN
-        SELECT * INTO st FROM @extschema@.greynoise_quota();
-        value := st.remaining || ' of ' || st.daily_quota;
-        status := CASE WHEN st.remaining = 0 AND st.daily_quota > 0 THEN 'critical'
-                       WHEN st.remaining < 0.2 * st.daily_quota THEN 'warning'
-                       WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
-        detail := 'calls left today (UTC; warning below 20%): SELECT * FROM greynoise_quota();'
-                  || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
-    EXCEPTION WHEN object_not_in_prerequisite_state THEN
-        status := 'warning'; value := NULL; detail := SQLERRM;
-    END;
+    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
+        status := 'ok'; value := 'disabled';
+        detail := 'ip_inventory.greynoise_enabled = off: no calls';
+    ELSE
+        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
+        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
+        BEGIN
+            SELECT * INTO st FROM @extschema@.greynoise_quota();
+            value := st.remaining || ' of ' || st.daily_quota;
+            -- (A daily quota of 0 is an operator's choice, not an alarm.)
+            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
+                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
+                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
+                             warn_left, crit_left)
+                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            status := 'warning'; value := NULL; detail := SQLERRM;
+        END;
+    END IF;
     RETURN NEXT;
 
     "check" := 'network_failures';

@@ -11,10 +11,13 @@ SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bi
 FROM @extschema@.maxmind_info() AS i
 WHERE i.age IS NOT NULL
 UNION ALL
--- The GreyNoise quota of the current UTC day, as cascade_refresh() counts it.
+-- The GreyNoise quota of the current UTC day, as cascade_refresh() counts it, and the
+-- thresholds of calls left that ip_inventory_health() and the alerting rules use.
 SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
 FROM @extschema@.greynoise_quota() AS q,
-     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota)) AS g(metric, value);
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
+                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
+                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
 
 -- Monitoring roles (postgres_exporter runs as a member of pg_monitor) read it; resetting is
 -- for superusers and roles granted EXECUTE.

@@ -306,6 +306,21 @@ pub fn unknown_source(source: &str) -> ErrorReport {
     .set_hint(format!("Network sources: {}.", Source::names()))
 }
 
+/// A network source switched off (`ip_inventory.<source>_enabled`) asked directly.
+pub fn source_disabled(source: Source) -> ErrorReport {
+    let setting = format!("ip_inventory.{}_enabled", source.name());
+    report(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "network source {} is disabled ({setting} = off)",
+            source.name()
+        ),
+    )
+    .set_hint(format!(
+        "ALTER SYSTEM SET {setting} = on; SELECT pg_reload_conf();"
+    ))
+}
+
 /// A database kind `maxmind_verify` does not know.
 pub fn unknown_kind(kind: &str) -> ErrorReport {
     report(

@@ -40,6 +40,26 @@ static CYMRU_TTL: GucSetting<i32> = GucSetting::<i32>::new(90 * DAY);
 static GREYNOISE_TTL: GucSetting<i32> = GucSetting::<i32>::new(7 * DAY);
 static RDNS_TTL: GucSetting<i32> = GucSetting::<i32>::new(DAY);
 
+// The refresh: what each source of cascade_refresh() does when lim is not given, and the
+// per-source switches. Plain settings (reload), so that an operator changes them with
+// ALTER SYSTEM + pg_reload_conf() and every refresh after that sees them.
+static MAXMIND_REFRESH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static CYMRU_REFRESH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+static GREYNOISE_REFRESH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(500);
+static RDNS_REFRESH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(500);
+static CYMRU_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+static GREYNOISE_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+static RDNS_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+static CYMRU_SKIP_NETWORKS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static GREYNOISE_SKIP_NETWORKS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+static RDNS_SKIP_NETWORKS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static GREYNOISE_REFRESH_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(600);
+static GREYNOISE_QUOTA_WARNING: GucSetting<i32> = GucSetting::<i32>::new(2_000);
+static GREYNOISE_QUOTA_CRITICAL: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+// Tests only: the time the GreyNoise quota and its pacing take as now.
+static QUOTA_CLOCK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 // Network sources: superuser-only, so that nobody else can point them at other hosts.
 static CYMRU_MODE: GucSetting<CymruMode> = GucSetting::<CymruMode>::new(CymruMode::Whois);
 const CYMRU_WHOIS_DEFAULT: &CStr = c"whois.cymru.com:43";
@@ -165,6 +185,11 @@ check!(check_whois_server, |v| parsed(
 check!(check_dns_server, |v| v.trim().is_empty()
     || parsed(v, dns::parse_server(v)));
 check!(check_url, |v| parsed(v, settings::check_key_url(v)));
+check!(check_networks, |v| parsed(
+    v,
+    settings::parse_network_list(v)
+));
+check!(check_clock, |v| parsed(v, settings::parse_utc_clock(v)));
 
 /// Secret settings take only `env:NAME` and `file:/path`: a key written into the
 /// configuration would reach the server log, which logs `parameter "..." changed to
@@ -289,6 +314,7 @@ pub fn init() {
     init_maxmind();
     init_inventory();
     init_network();
+    init_refresh();
     define_text(Text {
         name: SALT,
         short: c"Where the salt of ip_pseudonymize() is: env:NAME or file:/path. Empty: none.",
@@ -537,6 +563,124 @@ fn init_network() {
     });
 }
 
+/// Per source: its limit when cascade_refresh() is given none, whether it runs at all, and
+/// the networks it never asks about; the GreyNoise pace and quota thresholds.
+fn init_refresh() {
+    for (name, short, setting) in [
+        (
+            c"ip_inventory.maxmind_refresh_limit",
+            c"Rows cascade_refresh('maxmind') or ('all') re-enriches from MaxMind when lim is not given.",
+            &MAXMIND_REFRESH_LIMIT,
+        ),
+        (
+            c"ip_inventory.cymru_refresh_limit",
+            c"Rows cascade_refresh('cymru') or ('all') asks Team Cymru about when lim is not given.",
+            &CYMRU_REFRESH_LIMIT,
+        ),
+        (
+            c"ip_inventory.greynoise_refresh_limit",
+            c"At most this many GreyNoise calls per cascade_refresh('greynoise') or ('all') without lim; fewer when the pace says so.",
+            &GREYNOISE_REFRESH_LIMIT,
+        ),
+        (
+            c"ip_inventory.rdns_refresh_limit",
+            c"Rows cascade_refresh('rdns') or ('all') asks reverse DNS about when lim is not given.",
+            &RDNS_REFRESH_LIMIT,
+        ),
+    ] {
+        define_int(Int {
+            name,
+            short,
+            long: c"An explicit lim argument replaces it.",
+            setting,
+            min: 0,
+            max: 100_000,
+            context: GucContext::Sighup,
+            unit: GucFlags::default(),
+        });
+    }
+    for source in Source::ALL {
+        let (enabled, skip) = match source {
+            Source::Cymru => (
+                (c"ip_inventory.cymru_enabled", &CYMRU_ENABLED),
+                (c"ip_inventory.cymru_skip_networks", &CYMRU_SKIP_NETWORKS),
+            ),
+            Source::GreyNoise => (
+                (c"ip_inventory.greynoise_enabled", &GREYNOISE_ENABLED),
+                (
+                    c"ip_inventory.greynoise_skip_networks",
+                    &GREYNOISE_SKIP_NETWORKS,
+                ),
+            ),
+            Source::Rdns => (
+                (c"ip_inventory.rdns_enabled", &RDNS_ENABLED),
+                (c"ip_inventory.rdns_skip_networks", &RDNS_SKIP_NETWORKS),
+            ),
+        };
+        GucRegistry::define_bool_guc(
+            enabled.0,
+            c"Whether this network source is asked at all (cascade_refresh, ip_inventory_fetch).",
+            c"Off: cascade_refresh() of the source refreshes nothing and says so, ('all') skips it, ip_inventory_health() reports it disabled; the answers already stored are kept.",
+            enabled.1,
+            GucContext::Sighup,
+            GucFlags::default(),
+        );
+        define_text(Text {
+            name: skip.0,
+            short: c"Networks this source is never asked about, in CIDR notation, comma separated.",
+            long: c"Their rows are not selected by cascade_refresh() nor counted as stale; e.g. no reverse DNS for 192.0.2.0/24.",
+            setting: skip.1,
+            context: GucContext::Sighup,
+            flags: GucFlags::default(),
+            check: Some(check_networks),
+            readers: false,
+        });
+    }
+    define_int(Int {
+        name: c"ip_inventory.greynoise_refresh_interval",
+        short: c"How often the scheduled GreyNoise refresh runs (the period of the pg_cron job).",
+        long: c"A cascade_refresh('greynoise') or ('all') without lim makes at most the calls left today divided by the runs left until midnight UTC at this interval.",
+        setting: &GREYNOISE_REFRESH_INTERVAL,
+        min: 60,
+        max: DAY,
+        context: GucContext::Sighup,
+        unit: GucFlags::UNIT_S,
+    });
+    for (name, short, setting) in [
+        (
+            c"ip_inventory.greynoise_quota_warning",
+            c"GreyNoise calls left today under which ip_inventory_health() warns.",
+            &GREYNOISE_QUOTA_WARNING,
+        ),
+        (
+            c"ip_inventory.greynoise_quota_critical",
+            c"GreyNoise calls left today under which ip_inventory_health() is critical.",
+            &GREYNOISE_QUOTA_CRITICAL,
+        ),
+    ] {
+        define_int(Int {
+            name,
+            short,
+            long: c"Also exported as gauges in ip_inventory_stats for alerting rules.",
+            setting,
+            min: 0,
+            max: i32::MAX,
+            context: GucContext::Sighup,
+            unit: GucFlags::default(),
+        });
+    }
+    define_text(Text {
+        name: c"ip_inventory.quota_clock",
+        short: c"Tests only: the UTC time (YYYY-MM-DD HH:MM:SS) the GreyNoise quota and its pacing take as now; empty: the real clock.",
+        long: c"Superusers only. Lets a test simulate a UTC day of scheduled refreshes.",
+        setting: &QUOTA_CLOCK,
+        context: GucContext::Suset,
+        flags: GucFlags::default(),
+        check: Some(check_clock),
+        readers: false,
+    });
+}
+
 // --- typed getters ------------------------------------------------------------------------
 
 /// A string setting, trimmed; `None` when unset or empty.
@@ -640,4 +784,45 @@ pub fn pseudonymize_salt() -> Option<String> {
 
 pub fn greynoise_daily_quota() -> u32 {
     count(&GREYNOISE_DAILY_QUOTA)
+}
+
+/// The limit of a refresh of `source` (maxmind or a network source) when none is given.
+pub fn refresh_limit(source: Option<Source>) -> i32 {
+    match source {
+        None => MAXMIND_REFRESH_LIMIT.get(),
+        Some(Source::Cymru) => CYMRU_REFRESH_LIMIT.get(),
+        Some(Source::GreyNoise) => GREYNOISE_REFRESH_LIMIT.get(),
+        Some(Source::Rdns) => RDNS_REFRESH_LIMIT.get(),
+    }
+}
+
+/// Whether a network source is switched on (`ip_inventory.<source>_enabled`).
+pub fn source_enabled(source: Source) -> bool {
+    match source {
+        Source::Cymru => CYMRU_ENABLED.get(),
+        Source::GreyNoise => GREYNOISE_ENABLED.get(),
+        Source::Rdns => RDNS_ENABLED.get(),
+    }
+}
+
+/// The networks a source never asks about (the check hook guarantees the value parses).
+pub fn skip_networks(source: Source) -> Vec<ipnetwork::IpNetwork> {
+    let setting = match source {
+        Source::Cymru => &CYMRU_SKIP_NETWORKS,
+        Source::GreyNoise => &GREYNOISE_SKIP_NETWORKS,
+        Source::Rdns => &RDNS_SKIP_NETWORKS,
+    };
+    text(setting)
+        .map(|v| settings::parse_network_list(&v).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+pub fn greynoise_refresh_interval_secs() -> u32 {
+    count(&GREYNOISE_REFRESH_INTERVAL)
+}
+
+/// Now for the GreyNoise quota, in seconds since 1970: `ip_inventory.quota_clock` when a
+/// test set it, else the real clock.
+pub fn quota_clock() -> Option<u64> {
+    text(&QUOTA_CLOCK).and_then(|v| settings::parse_utc_clock(&v).ok().flatten())
 }

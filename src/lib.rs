@@ -74,6 +74,7 @@ extension_sql_file!(
         "jobs",
         "network_functions_acl",
         "claims",
+        "ttl_comment",
         sources::ip_inventory_ttl,
         sources::fetch::ip_inventory_fetch
     ]

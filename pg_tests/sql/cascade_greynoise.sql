@@ -31,8 +31,11 @@ SELECT * FROM fake_log('greynoise');
 SELECT used, remaining, daily_quota, paused_until FROM greynoise_quota();
 SELECT cascade_refresh('greynoise', 100) - 'elapsed' AS nothing_due;
 
--- The daily quota: never exceeded; what it stops stays due.
+-- The daily quota: never exceeded; what it stops stays due. (Thresholds of calls left for
+-- the health check that suit a quota this small: greynoise_pacing.sql tests the defaults.)
 ALTER SYSTEM SET ip_inventory.greynoise_daily_quota = 6;
+ALTER SYSTEM SET ip_inventory.greynoise_quota_warning = 10;
+ALTER SYSTEM SET ip_inventory.greynoise_quota_critical = 1;
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.2);
 INSERT INTO raw_events SELECT '2026-11-20', ('5.5.5.' || i)::inet FROM generate_series(1, 5) AS i;

@@ -49,7 +49,7 @@ SELECT cron.schedule_in_database('ip_inventory_monthly_report', '* * * * *', $$
               FROM (SELECT * FROM ip_inventory_top_asns WHERE rank <= 10) AS t;
 $$, 'ipi_test') > 0 AS scheduled;
 SELECT cron.schedule_in_database('ip_inventory_refresh', '* * * * *', $$
-    INSERT INTO ip_inventory_refresh_log SELECT now(), cascade_refresh('all', 500);
+    INSERT INTO ip_inventory_refresh_log SELECT now(), cascade_refresh('all');
 $$, 'ipi_test') > 0 AS scheduled;
 -- pg_cron starts jobs at the top of a minute; wait (up to three) until all five have a
 -- finished run.

@@ -1,14 +1,15 @@
 -- The extension in a schema of its own that is on nobody's search_path: every workflow still
 -- works, because everything the extension names is qualified (@extschema@. in the SQL files,
 -- the extension's schema in SQL that Rust builds). A name left unqualified fails here with
--- "does not exist" (42883 / 42P01), as it would for a user who installs it this way.
+-- "does not exist" (42883 / 42P01), as it would for a user who installs it this way. Every
+-- function of the extension is in that schema.
 \ir helpers.psql
 CREATE SCHEMA ipi;
 CREATE EXTENSION ip_inventory SCHEMA ipi;
 \ir use_test_databases.psql
 \ir use_fake_sources.psql
 SHOW search_path;
-SELECT n.nspname AS schema, count(*) AS functions FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+SELECT n.nspname AS schema, count(*) > 0 AS has_functions FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE p.oid IN (SELECT objid FROM pg_depend WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ip_inventory')
                 AND deptype = 'e' AND classid = 'pg_proc'::regclass)
 GROUP BY n.nspname;

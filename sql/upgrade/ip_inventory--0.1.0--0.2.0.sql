@@ -157,6 +157,11 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_count_recorded_wrapper';
 
+CREATE OR REPLACE FUNCTION "_ip_inventory_greynoise_pace"() RETURNS bigint 
+STRICT VOLATILE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_greynoise_pace_wrapper';
+
 CREATE OR REPLACE FUNCTION "_ip_inventory_greynoise_seed"(
 	"day" INT, 
 	"used" bigint 
@@ -224,6 +229,13 @@ STRICT STABLE PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_maxmind_wrapper';
 
+CREATE OR REPLACE FUNCTION "_ip_inventory_refresh_limit"(
+	"source" TEXT 
+) RETURNS INT 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_refresh_limit_wrapper';
+
 CREATE OR REPLACE FUNCTION "_ip_inventory_release"(
 	"source" TEXT, 
 	"ips" TEXT[] 
@@ -263,6 +275,20 @@ STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_rows_before_page_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_skip_networks"(
+	"source" TEXT 
+) RETURNS TEXT[] 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_skip_networks_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_source_enabled"(
+	"source" TEXT 
+) RETURNS bool 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_source_enabled_wrapper';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_stats_counters"() RETURNS TABLE (
 	"source" TEXT,  
@@ -321,9 +347,6 @@ CREATE OR REPLACE FUNCTION "ip_canonical"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
-
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
 
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
@@ -444,12 +467,18 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role tha
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
 
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
@@ -602,9 +631,6 @@ COMMENT ON VIEW @extschema@.ip_inventory_observed_tables IS
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_observe() FROM PUBLIC;
-
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_country"(
 	"ip" inet 
@@ -877,11 +903,15 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_state() IS 'The GreyNois
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) IS 'Raises the shared GreyNoise count to the one saved before a restart (internal).';
 
+COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_pace() IS 'The GreyNoise calls a scheduled run may make: calls left today / runs left until midnight UTC (internal: cascade_refresh()).';
+
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_state() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_pace() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_greynoise_state() TO pg_monitor;
 
@@ -899,6 +929,15 @@ AS 'MODULE_PATHNAME', 'ip_inventory_ttl_wrapper';
 
 COMMENT ON FUNCTION @extschema@.ip_inventory_ttl(text) IS
     'How long an answer of cymru, greynoise or rdns stays fresh (ip_inventory.<source>_ttl).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_source_enabled(text) IS
+    'Whether a network source is switched on: ip_inventory.<source>_enabled (internal: cascade_refresh, ip_inventory_health).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_skip_networks(text) IS
+    'The networks a source never asks about: ip_inventory.<source>_skip_networks (internal: cascade_refresh, ip_inventory_staleness).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_limit(text) IS
+    'Rows cascade_refresh() takes from a source without lim: ip_inventory.<source>_refresh_limit (internal).';
 
 CREATE OR REPLACE FUNCTION "ip_list_contains"(
 	"ip" inet, 
@@ -1606,6 +1645,8 @@ DECLARE
     counts jsonb;
     quota record;
     quota_left bigint;
+    -- Networks the operator excluded from this source (ip_inventory.<source>_skip_networks).
+    skip cidr[] := @extschema@._ip_inventory_skip_networks(src)::cidr[];
 BEGIN
     IF src = 'cymru' THEN
         maxmind_ready := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
@@ -1635,11 +1676,12 @@ BEGIN
                     WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
                       AND (i.%2$I IS NULL OR i.%2$I < now() - $2)
                       AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $4)
+                      AND NOT i.ip_address <<= ANY ($7)
                     ORDER BY f.attempts IS NOT NULL, i.observation_count DESC, i.ip_address
                     LIMIT $5 OFFSET $6) AS s $sql$,
             src, src || '_ts')
           INTO candidates
-          USING src, ttl, lim, maxmind_ready, page, offset_rows;
+          USING src, ttl, lim, maxmind_ready, page, offset_rows, skip;
         ips := ips || @extschema@._ip_inventory_claim(src, candidates, lim - cardinality(ips));
         EXIT WHEN cardinality(ips) >= lim OR cardinality(candidates) < page;
         offset_rows := offset_rows + page;
@@ -1693,7 +1735,31 @@ BEGIN
         (counts ->> 'skipped')::bigint, quota_left, started, counts ->> 'first_failure');
 END $$;
 
-CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh(source text, lim int DEFAULT 100) RETURNS jsonb LANGUAGE plpgsql
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_refresh_source(src text, lim int, paced boolean) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    n int := coalesce(lim, @extschema@._ip_inventory_refresh_limit(src));
+BEGIN
+    IF src = 'maxmind' THEN
+        RETURN @extschema@._ip_inventory_refresh_maxmind(n);
+    END IF;
+    IF NOT @extschema@._ip_inventory_source_enabled(src) THEN
+        RETURN @extschema@._ip_inventory_refresh_result(src, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint,
+                                                        0::bigint, NULL::bigint, started, NULL::text)
+               || jsonb_build_object('disabled', true);
+    END IF;
+    IF src = 'greynoise' AND paced THEN
+        -- The count continues from the one saved before a restart (as the refresh does).
+        PERFORM @extschema@._ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used::bigint)
+           FROM @extschema@.ip_inventory_quota AS q WHERE q.source = 'greynoise';
+        n := least(n, @extschema@._ip_inventory_greynoise_pace());
+        RETURN @extschema@._ip_inventory_refresh_network(src, n) || jsonb_build_object('paced_limit', n);
+    END IF;
+    RETURN @extschema@._ip_inventory_refresh_network(src, n);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh(source text, lim int DEFAULT NULL) RETURNS jsonb LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -1702,8 +1768,8 @@ DECLARE
     results jsonb := '{}';
     total jsonb;
 BEGIN
-    IF source IS NULL OR lim IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh: source and lim must not be NULL' USING ERRCODE = '22004';
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh: source must not be NULL' USING ERRCODE = '22004';
     END IF;
     PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh');
     IF lim < 0 OR lim > 100000 THEN
@@ -1712,17 +1778,21 @@ BEGIN
                   HINT = 'Refresh in batches: schedule cascade_refresh() with a moderate lim.';
     END IF;
     CASE source
-    WHEN 'maxmind' THEN
-        RETURN @extschema@._ip_inventory_refresh_maxmind(lim);
-    WHEN 'cymru', 'greynoise', 'rdns' THEN
-        RETURN @extschema@._ip_inventory_refresh_network(source, lim);
+    WHEN 'maxmind', 'cymru', 'greynoise', 'rdns' THEN
+        -- GreyNoise alone with an explicit lim is an operator's ask: not paced (the daily
+        -- quota still holds).
+        one := @extschema@._ip_inventory_refresh_source(source, lim, lim IS NULL);
+        IF one ? 'disabled' THEN
+            RAISE NOTICE 'cascade_refresh: % is disabled (ip_inventory.%_enabled = off): nothing refreshed', source, source;
+        END IF;
+        RETURN one;
     WHEN 'all' THEN
         -- Each source in its own subtransaction: one that fails (a missing database, a
         -- rejected key) is reported and the others still run. Cancellation stops them all.
+        -- GreyNoise is always paced here: this is the scheduled run.
         FOREACH src IN ARRAY ARRAY['maxmind', 'cymru', 'greynoise', 'rdns'] LOOP
             BEGIN
-                one := CASE WHEN src = 'maxmind' THEN @extschema@._ip_inventory_refresh_maxmind(lim)
-                            ELSE @extschema@._ip_inventory_refresh_network(src, lim) END;
+                one := @extschema@._ip_inventory_refresh_source(src, lim, true);
             EXCEPTION WHEN OTHERS THEN
                 one := jsonb_build_object('source', src, 'error', SQLERRM, 'sqlstate', SQLSTATE);
                 RAISE WARNING 'cascade_refresh(''all''): % failed: %', src, SQLERRM;
@@ -1754,8 +1824,11 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) 
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) IS
     'cascade_refresh() for one network source: asks it about the due rows and stores the answers and failures (internal).';
 
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean) IS
+    'cascade_refresh() for one source: its limit, its switch, the GreyNoise pace (internal).';
+
 COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
-    'Refreshes up to lim due rows from one source (maxmind, cymru, greynoise, rdns) or from each in turn (all), busiest addresses first, and returns the counts as jsonb: selected, refreshed, unchanged, not_found, failed, skipped, quota_remaining, elapsed (seconds). Concurrent calls split the work (FOR UPDATE SKIP LOCKED).';
+    'Refreshes up to lim due rows (without lim: ip_inventory.<source>_refresh_limit) from one source (maxmind, cymru, greynoise, rdns) or from each in turn (all), busiest addresses first, and returns the counts as jsonb: selected, refreshed, unchanged, not_found, failed, skipped, quota_remaining, elapsed (seconds), disabled (a source switched off), paced_limit (GreyNoise spread over the UTC day: in all, and alone without lim). Concurrent calls split the work.';
 
 REVOKE ALL ON FUNCTION @extschema@.cascade_refresh(text, int) FROM PUBLIC;
 
@@ -1764,6 +1837,8 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, json
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
@@ -1822,15 +1897,21 @@ FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @ex
 UNION ALL
 SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
        count(*) FILTER (WHERE cymru_ts < now() - @extschema@.ip_inventory_ttl('cymru')), min(cymru_ts)
-FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY (@extschema@._ip_inventory_skip_networks('cymru')::cidr[])
 UNION ALL
 SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
        count(*) FILTER (WHERE greynoise_ts < now() - @extschema@.ip_inventory_ttl('greynoise')), min(greynoise_ts)
-FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY (@extschema@._ip_inventory_skip_networks('greynoise')::cidr[])
 UNION ALL
 SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
        count(*) FILTER (WHERE rdns_ts < now() - @extschema@.ip_inventory_ttl('rdns')), min(rdns_ts)
-FROM @extschema@.ip_inventory WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source);
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY (@extschema@._ip_inventory_skip_networks('rdns')::cidr[]);
 
 CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
 RETURNS TABLE ("check" text, status text, value text, detail text)
@@ -1845,6 +1926,8 @@ DECLARE
     n bigint;
     failing bigint;
     last_seen timestamptz;
+    warn_left bigint;
+    crit_left bigint;
 BEGIN
     -- The MaxMind databases themselves.
     FOR db IN SELECT * FROM @extschema@.maxmind_info() WHERE name IN ('city', 'asn') LOOP
@@ -1889,8 +1972,17 @@ BEGIN
 
     -- Stale answers per source: a warning when more than a tenth of the rows a source
     -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
+    -- A network source switched off is reported as such, not as stale.
     FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
         "check" := st.source || '_stale';
+        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
+            value := 'disabled';
+            status := 'ok';
+            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
+                             st.source, st.stale, st.never, st.eligible);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
         value := st.stale::text;
         status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
         detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
@@ -1907,17 +1999,26 @@ BEGIN
 
     -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
     "check" := 'greynoise_quota';
-    BEGIN
-        SELECT * INTO st FROM @extschema@.greynoise_quota();
-        value := st.remaining || ' of ' || st.daily_quota;
-        status := CASE WHEN st.remaining = 0 AND st.daily_quota > 0 THEN 'critical'
-                       WHEN st.remaining < 0.2 * st.daily_quota THEN 'warning'
-                       WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
-        detail := 'calls left today (UTC; warning below 20%): SELECT * FROM greynoise_quota();'
-                  || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
-    EXCEPTION WHEN object_not_in_prerequisite_state THEN
-        status := 'warning'; value := NULL; detail := SQLERRM;
-    END;
+    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
+        status := 'ok'; value := 'disabled';
+        detail := 'ip_inventory.greynoise_enabled = off: no calls';
+    ELSE
+        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
+        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
+        BEGIN
+            SELECT * INTO st FROM @extschema@.greynoise_quota();
+            value := st.remaining || ' of ' || st.daily_quota;
+            -- (A daily quota of 0 is an operator's choice, not an alarm.)
+            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
+                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
+                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
+                             warn_left, crit_left)
+                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            status := 'warning'; value := NULL; detail := SQLERRM;
+        END;
+    END IF;
     RETURN NEXT;
 
     "check" := 'network_failures';
@@ -2941,7 +3042,9 @@ WHERE i.age IS NOT NULL
 UNION ALL
 SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
 FROM @extschema@.greynoise_quota() AS q,
-     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota)) AS g(metric, value);
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
+                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
+                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
 
 GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
 

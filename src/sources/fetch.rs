@@ -8,13 +8,13 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::SystemTime;
 
 use ip_inventory_core::metrics::Metric;
-use ip_inventory_core::secret;
 use ip_inventory_core::sources::fetch::{
-    self, CymruJob, CymruMode, Event, GreyNoiseJob, Job, RdnsJob, Row, Stop,
+    self, CymruJob, CymruMode, Event, GreyNoiseJob, Job, Outcome, RdnsJob, Row, Stop,
 };
 use ip_inventory_core::sources::greynoise::{self, Quota};
 use ip_inventory_core::sources::net::{self, Cancel};
 use ip_inventory_core::sources::{dns, Source};
+use ip_inventory_core::{secret, settings};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{Inet, JsonB};
@@ -57,16 +57,37 @@ fn ip_inventory_fetch(
         .flatten()
         .map(parse_inet)
         .collect::<Result<Vec<IpAddr>, ErrorReport>>()?;
-    let job = job(super::parse_source(source)?)?;
+    let source = super::parse_source(source)?;
+    if !gucs::source_enabled(source) {
+        return Err(errors::source_disabled(source));
+    }
+    // Networks the operator excluded are never asked about; cascade_refresh() does not
+    // select them either.
+    let skip = gucs::skip_networks(source);
+    let (addresses, excluded): (Vec<IpAddr>, Vec<IpAddr>) = addresses
+        .into_iter()
+        .partition(|ip| !settings::in_networks(*ip, &skip));
+    let mut rows: Vec<Row> = excluded
+        .into_iter()
+        .map(|ip| Row {
+            ip,
+            outcome: Outcome::Skipped,
+            answer: None,
+            detail: Some(format!(
+                "in ip_inventory.{}_skip_networks: not asked",
+                source.name()
+            )),
+        })
+        .collect();
+    let job = job(source)?;
     if addresses.is_empty() {
-        return Ok(TableIterator::new(Vec::new()));
+        return Ok(TableIterator::new(rows.into_iter().map(row_out)));
     }
     let cancel = Cancel::new();
     let _stop_workers = CancelOnDrop(cancel.clone());
     let source = job.source();
     let rx =
         fetch::start(job, addresses, cancel, shmem::counters()).map_err(|e| errors::threads(&e))?;
-    let mut rows: Vec<Row> = Vec::new();
     let mut stop = None;
     loop {
         match rx.recv_timeout(net::SLICE) {
@@ -87,14 +108,16 @@ fn ip_inventory_fetch(
     if let Some(Stop::Unauthorized(status)) = stop {
         return Err(errors::greynoise_unauthorized(status));
     }
-    Ok(TableIterator::new(rows.into_iter().map(|r| {
-        (
-            Inet(r.ip.to_string()),
-            r.outcome.as_str().to_owned(),
-            r.answer.map(JsonB),
-            r.detail,
-        )
-    })))
+    Ok(TableIterator::new(rows.into_iter().map(row_out)))
+}
+
+fn row_out(r: Row) -> (Inet, String, Option<JsonB>, Option<String>) {
+    (
+        Inet(r.ip.to_string()),
+        r.outcome.as_str().to_owned(),
+        r.answer.map(JsonB),
+        r.detail,
+    )
 }
 
 fn parse_inet(text: &str) -> Result<IpAddr, ErrorReport> {
@@ -148,6 +171,7 @@ fn job(source: Source) -> Result<Job, ErrorReport> {
                 concurrency: s.concurrency,
                 quota: Quota::new(word, s.greynoise_daily_quota),
                 paused_until,
+                clock: gucs::quota_clock(),
             })
         }
     })
@@ -192,7 +216,7 @@ fn ip_inventory_greynoise_state() -> Result<
     let limit = gucs::greynoise_daily_quota();
     let quota = Quota::new(word, limit);
     let now = SystemTime::now();
-    let day = greynoise::utc_day(now);
+    let day = gucs::quota_clock().map_or_else(|| greynoise::utc_day(now), greynoise::utc_day_of);
     let paused = greynoise::paused_for(paused_until, now).map_or(0, |_| {
         paused_until.load(std::sync::atomic::Ordering::Acquire)
     });
@@ -202,6 +226,27 @@ fn ip_inventory_greynoise_state() -> Result<
         i64::from(quota.used(day)),
         i64::from(quota.remaining(day)),
         paused,
+    )))
+}
+
+/// How many GreyNoise calls this scheduled run may make: the calls left today divided by
+/// the runs left until midnight UTC, one every `ip_inventory.greynoise_refresh_interval`
+/// (core: `greynoise::paced_share`). cascade_refresh() takes the smaller of this and its
+/// limit (internal).
+#[pg_extern(volatile, parallel_safe, name = "_ip_inventory_greynoise_pace")]
+fn ip_inventory_greynoise_pace() -> Result<i64, ErrorReport> {
+    let (word, _) = shmem::greynoise_state().ok_or_else(errors::quota_needs_preload)?;
+    let now = gucs::quota_clock().unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    let remaining =
+        Quota::new(word, gucs::greynoise_daily_quota()).remaining(greynoise::utc_day_of(now));
+    Ok(i64::from(greynoise::paced_share(
+        remaining,
+        now,
+        gucs::greynoise_refresh_interval_secs(),
     )))
 }
 
@@ -227,16 +272,19 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) IS
     'Asks one network source (cymru, greynoise, rdns) about addresses, one row per address: outcome found, not_found, failed or skipped, the answer, why. Writes nothing; cascade_refresh() uses it.';
 COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_state() IS 'The GreyNoise quota as counted in shared memory (internal: greynoise_quota()).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) IS 'Raises the shared GreyNoise count to the one saved before a restart (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_greynoise_pace() IS 'The GreyNoise calls a scheduled run may make: calls left today / runs left until midnight UTC (internal: cascade_refresh()).';
 -- Network calls are for the refresh and the roles granted it; the quota is a counter.
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_state() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_pace() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_greynoise_state() TO pg_monitor;
 "#,
     name = "network_functions_acl",
     requires = [
         ip_inventory_fetch,
         ip_inventory_greynoise_state,
-        ip_inventory_greynoise_seed
+        ip_inventory_greynoise_seed,
+        ip_inventory_greynoise_pace
     ]
 );

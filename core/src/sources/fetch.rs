@@ -138,6 +138,9 @@ pub struct GreyNoiseJob {
     pub concurrency: usize,
     pub quota: Quota<'static>,
     pub paused_until: &'static AtomicI64,
+    /// The time (seconds since 1970) whose UTC day the quota counts in; `None`: the real
+    /// clock (tests simulate a day with `ip_inventory.quota_clock`).
+    pub clock: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -436,7 +439,7 @@ fn greynoise_run(
     let client = greynoise::Client::new(&job.base_url, job.key, job.timeout);
     // Set by the first 401 or 429: every address not yet asked is skipped.
     let stopped: Arc<OnceLock<String>> = Arc::default();
-    let (quota, paused_until) = (job.quota, job.paused_until);
+    let (quota, paused_until, clock) = (job.quota, job.paused_until, job.clock);
     let stop_tx = tx.clone();
     parallel(ips, job.concurrency, cancel, tx, move |ip, _cancel| {
         // Recorded (with the time), so the row is not due again before the TTL.
@@ -459,7 +462,8 @@ fn greynoise_run(
                 ),
             );
         }
-        if !quota.try_claim(greynoise::utc_day(now)) {
+        let day = clock.map_or_else(|| greynoise::utc_day(now), greynoise::utc_day_of);
+        if !quota.try_claim(day) {
             meter.error(NetErrorKind::QuotaExhausted);
             return Row::skipped(
                 ip,
@@ -672,6 +676,7 @@ mod tests {
                 concurrency: 1,
                 quota: Quota::new(&WORD, 100),
                 paused_until: &PAUSE,
+                clock: None,
             });
             let ips = ips.iter().map(|s| s.parse().unwrap()).collect();
             drain(start(job, ips, Cancel::new(), None).unwrap()).0
@@ -798,6 +803,7 @@ mod tests {
             concurrency: 3,
             quota,
             paused_until: &PAUSE,
+            clock: None,
         });
         let ips: Vec<IpAddr> = vec!["1.2.3.4".parse().unwrap(), "2001:4860::1".parse().unwrap()];
         static COUNTERS: Counters = Counters::new();

@@ -187,7 +187,7 @@ fn parse_http_date(v: &str) -> Option<SystemTime> {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -202,6 +202,22 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 pub fn utc_day(now: SystemTime) -> u32 {
     u32::try_from(now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400)
         .unwrap_or(u32::MAX)
+}
+
+/// The UTC day of a time given in seconds since 1970.
+pub fn utc_day_of(secs: u64) -> u32 {
+    u32::try_from(secs / 86_400).unwrap_or(u32::MAX)
+}
+
+/// How many GreyNoise calls a scheduled run may make so that the calls left today last
+/// until midnight UTC: the calls left divided by the runs left today, this one included
+/// (`interval_secs` apart), rounded down. The last run of the day may take all that is
+/// left; a run that finds the quota ahead of its pace takes a bigger share, one behind it a
+/// smaller one, so manual runs in between are absorbed over the rest of the day.
+pub fn paced_share(remaining: u32, now_secs: u64, interval_secs: u32) -> u32 {
+    let left_today = 86_400 - now_secs % 86_400;
+    let runs_left = left_today.div_ceil(u64::from(interval_secs.max(1))).max(1);
+    u32::try_from(u64::from(remaining) / runs_left).unwrap_or(u32::MAX)
 }
 
 /// The daily quota, kept in one 64-bit word (day << 32 | calls made that day) so that any
@@ -645,6 +661,40 @@ mod tests {
         assert!(q.try_claim(5) && q.try_claim(5) && q.try_claim(5));
         assert!(!q.try_claim(5));
         assert_eq!(utc_day(UNIX_EPOCH + Duration::from_secs(86_400 * 3 + 5)), 3);
+    }
+
+    #[test]
+    fn pacing_spreads_the_quota_over_the_rest_of_the_day() {
+        let day0 = 20_000 * 86_400;
+        // Every ten minutes from midnight: 144 runs, 69 calls each at first.
+        assert_eq!(paced_share(10_000, day0, 600), 69);
+        // A few seconds late is the same run.
+        assert_eq!(paced_share(10_000, day0 + 7, 600), 69);
+        // The last run of the day takes what is left.
+        assert_eq!(paced_share(1_234, day0 + 86_400 - 600, 600), 1_234);
+        assert_eq!(paced_share(1_234, day0 + 86_399, 600), 1_234);
+        assert_eq!(paced_share(0, day0 + 3_600, 600), 0);
+        // Fewer calls left than runs: nothing until the runs left are as few as the calls.
+        assert_eq!(paced_share(10, day0, 600), 0);
+        assert_eq!(paced_share(10, day0 + 86_400 - 6_000, 600), 1);
+        // A zero interval is one run per second, never a division by zero.
+        assert_eq!(paced_share(86_400, day0, 0), 1);
+        // Simulated day, runs every ten minutes: never more than the quota, all of it used,
+        // and no hour spends much more than its share.
+        let (quota, mut used) = (10_000u32, 0u32);
+        let mut per_hour = [0u32; 24];
+        for run in 0..144u64 {
+            let share = paced_share(quota - used, day0 + run * 600, 600);
+            used += share;
+            per_hour[(run / 6) as usize] += share;
+        }
+        assert_eq!(used, quota);
+        assert!(
+            per_hour.iter().all(|&h| (400..=440).contains(&h)),
+            "{per_hour:?}"
+        );
+        assert_eq!(utc_day_of(day0 + 86_399), 20_000);
+        assert_eq!(utc_day_of(day0 + 86_400), 20_001);
     }
 
     #[test]
