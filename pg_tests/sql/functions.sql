@@ -12,7 +12,7 @@ FROM pg_proc p
 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'ip_inventory'
 WHERE p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
-ORDER BY 1;
+ORDER BY 1, 2;
 -- The functions and procedures written in SQL: plpgsql ones pin their search_path
 -- (procedures that commit cannot, and qualify names instead).
 SELECT p.proname, p.prokind AS kind, l.lanname AS language, p.proconfig AS set_clause
