@@ -338,14 +338,16 @@ def ingest(c):
 
 # ---- 6. pgbench ----------------------------------------------------------------------------
 
-def pgbench(clients, seconds):
+def pgbench(clients, seconds, script="bench/pgbench_enrich.sql", defines=()):
     logdir = os.path.join(WORK, f"pgbench_{clients}")
     shutil.rmtree(logdir, ignore_errors=True)
     os.makedirs(logdir)
     cmd = [f"{PG_BIN}/pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds),
-           "-f", os.path.join(ROOT, "bench/pgbench_enrich.sql"), "-l", "--log-prefix", os.path.join(logdir, "tx"),
-           "postgres"]
-    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+           "-f", os.path.join(ROOT, script), "-l", "--log-prefix", os.path.join(logdir, "tx"),
+           *[f"-D{d}" for d in defines], "postgres"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({p.returncode}): {p.stderr[-2000:]}")
     tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", p.stdout).group(1))
     lat = []
     failed = int(re.search(r"number of failed transactions: (\d+)", p.stdout).group(1)) \
@@ -362,6 +364,26 @@ def pgbench(clients, seconds):
     return {"clients": clients, "threads": 2, "seconds": seconds, "tps": round(tps), "transactions": len(lat),
             "failed": failed, "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99),
                                              "max": round(lat[-1] / 1000, 3)}}
+
+
+def verdict(c, seconds):
+    """ip_verdict() as a honeypot orchestrator calls it (bench/pgbench_verdict.sql): the
+    inventory's addresses, half of them fresh from every network source and half stale, and
+    addresses it has never seen; p99 at 32 and 2 clients."""
+    c.execute("DROP TABLE IF EXISTS bench_verdict_ips")
+    c.execute("""CREATE TABLE bench_verdict_ips AS
+        SELECT row_number() OVER (ORDER BY ip_address) AS i, ip_address AS ip FROM ip_inventory""")
+    c.execute("ALTER TABLE bench_verdict_ips ADD PRIMARY KEY (i)")
+    c.execute("""UPDATE ip_inventory SET cymru_ts = now(), greynoise_ts = now(), rdns_ts = now(),
+                        enrichment = enrichment || '{"greynoise": {"noise": true, "riot": false,
+                            "classification": "malicious"}, "rdns": {"name": "scanner.example", "status": "found"}}'
+                 WHERE ip_address IN (SELECT ip FROM bench_verdict_ips WHERE i % 2 = 0)""")
+    c.execute("VACUUM ANALYZE ip_inventory, bench_verdict_ips")
+    known = one(c, "SELECT count(*) FROM bench_verdict_ips")[0]
+    runs = [pgbench(32, seconds, "bench/pgbench_verdict.sql", [f"known={known}"]),
+            pgbench(2, max(5, seconds // 3), "bench/pgbench_verdict.sql", [f"known={known}"])]
+    queued = one(c, "SELECT count(*) FROM ip_inventory_refresh_queue()")[0]
+    return {"known_addresses": known, "queue_after": queued, "pgbench": runs}
 
 
 # ---- 7. memory ----------------------------------------------------------------------------
@@ -528,6 +550,8 @@ def report(r):
                  f"{lat['max']} ms | {pb['failed']} |")
     mem = r["memory"]
     L.append("")
+    if "verdict" in r:
+        L.extend(verdict_report(r["verdict"]))
     L.append("### Memory")
     L.append("")
     t = mem["sum_over_backends"]
@@ -554,6 +578,21 @@ def report(r):
     for g in r["goals"]:
         L.append(f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |")
     return "\n".join(L) + "\n"
+
+
+def verdict_report(v):
+    L = ["### Live consumer: pgbench, one `ip_verdict` per transaction (`-M prepared`)", "",
+         f"bench/pgbench_verdict.sql: two in three addresses from the inventory ({v['known_addresses']:,} "
+         "addresses, half fresh from every source, half stale and so queued), one in three never seen (answered "
+         f"from MaxMind and queued while the queue has room; {v['queue_after']:,} queued at the end). "
+         "docs/verdict.md.", "",
+         "| clients | TPS | p50 | p90 | p99 | max | failed |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for pb in v["pgbench"]:
+        lat = pb["latency_ms"]
+        L.append(f"| {pb['clients']} | {pb['tps']:,} | {lat['p50']} ms | {lat['p90']} ms | {lat['p99']} ms | "
+                 f"{lat['max']} ms | {pb['failed']} |")
+    L.append("")
+    return L
 
 
 def goals(r):
@@ -608,8 +647,46 @@ def update_docs(markdown):
             f.write(head + begin + "\n" + markdown + end + tail)
 
 
+def verdict_only():
+    """IPI_BENCH_ONLY=verdict: the verdict measurement alone, on an inventory of DISTINCT
+    random public addresses added as cascade_refresh_now() adds them (MaxMind-enriched);
+    writes IPI_BENCH_DIR/verdict.{json,md} and leaves docs/ alone."""
+    results["machine"] = machine()
+    with connect() as c:
+        c.execute("TRUNCATE ip_inventory")
+        c.execute("SELECT setseed(0.2026)")
+        c.execute(f"""SELECT _ip_inventory_add(ARRAY(
+            SELECT DISTINCT ip FROM (SELECT '0.0.0.0'::inet + (random() * 4294967295)::bigint AS ip
+                                     FROM generate_series(1, {DISTINCT * 2})) s
+            WHERE ip_class(ip) = 'public' LIMIT {DISTINCT}))""")
+        progress(1, f"ip_verdict, 32 and 2 clients, {PGBENCH_SECS} s each")
+        results["verdict"] = verdict(c, PGBENCH_SECS)
+    # The same runs of enrich_ip, for a reference taken under the same conditions.
+    progress(2, f"enrich_ip, 32 and 2 clients, {PGBENCH_SECS} s each (reference)")
+    try:
+        results["pgbench"] = [pgbench(32, PGBENCH_SECS), pgbench(2, max(5, PGBENCH_SECS // 3))]
+    except RuntimeError as e:
+        # enrich_ip raises on a record its checks refuse (ip_verdict answers it with NULLs).
+        print(e, file=sys.stderr)
+        results["pgbench"] = []
+    with open(os.path.join(WORK, "verdict.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    md = "\n".join(verdict_report(results["verdict"]) + [
+        "Reference, the same pgbench runs of `bench/pgbench_enrich.sql` right after:", "",
+        "| clients | TPS | p50 | p90 | p99 | max | failed |", "|---:|---:|---:|---:|---:|---:|---:|"] + [
+        f"| {pb['clients']} | {pb['tps']:,} | {pb['latency_ms']['p50']} ms | {pb['latency_ms']['p90']} ms | "
+        f"{pb['latency_ms']['p99']} ms | {pb['latency_ms']['max']} ms | {pb['failed']} |" for pb in results["pgbench"]])
+    with open(os.path.join(WORK, "verdict.md"), "w") as f:
+        f.write(md)
+    print(md)
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
+    if os.environ.get("IPI_BENCH_ONLY") == "verdict":
+        progress(0, "machine")
+        verdict_only()
+        return
     progress(0, "machine")
     results["machine"] = machine()
     with connect() as c:
@@ -633,8 +710,10 @@ def main():
         results["backfill"] = backfill(c)
         progress(8, "ingest with and without the observe trigger")
         results["ingest"] = ingest(c)
-    progress(9, f"pgbench, 32 and 2 clients, {PGBENCH_SECS} s each")
+    progress(9, f"pgbench, 32 and 2 clients, {PGBENCH_SECS} s each: enrich_ip, then ip_verdict")
     results["pgbench"] = [pgbench(32, PGBENCH_SECS), pgbench(2, max(5, PGBENCH_SECS // 3))]
+    with connect() as c:
+        results["verdict"] = verdict(c, PGBENCH_SECS)
     progress(10, "memory of 20 backends and of one Python worker")
     results["memory"] = memory()
     with connect() as c:

@@ -7,7 +7,9 @@
 # of docs/benchmarks.md (with docs/benchmarks.json) after a full-size run.
 #
 # Environment: IPI_BENCH_ROWS (default 1000000; smaller for a quick smoke run),
-# IPI_BENCH_PGBENCH_SECS (default 30), IPI_SKIP_INSTALL=1 (extension already installed).
+# IPI_BENCH_PGBENCH_SECS (default 30), IPI_SKIP_INSTALL=1 (extension already installed),
+# IPI_BENCH_ONLY=verdict (only the ip_verdict pgbench run, docs/verdict.md; needs neither
+# ip4r nor the network-list run, and leaves docs/ alone).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +28,7 @@ CACHE=$IPI_BENCH_DIR/cache
 mkdir -p "$CACHE"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! dpkg-query -W -f='${Status}' postgresql-15-ip4r 2>/dev/null | grep -q 'install ok installed'; then
+if [ "${IPI_BENCH_ONLY:-}" != verdict ] && ! dpkg-query -W -f='${Status}' postgresql-15-ip4r 2>/dev/null | grep -q 'install ok installed'; then
     ipi_log "installing postgresql-15-ip4r (the classic range-table approach we compare with)"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15-ip4r
@@ -82,4 +84,5 @@ ipi_log "cluster in $RUN_DIR (port $IPI_PORT); running bench/bench.py"
 "$VENV/bin/python" "$ROOT/bench/bench.py"
 
 # Network lists against ip4r and inet GiST joins (docs/benchmarks.md, "Network lists").
+[ "${IPI_BENCH_ONLY:-}" = verdict ] && exit 0
 bash "$ROOT/bench/lists.sh" | tee "$IPI_BENCH_DIR/lists.txt"

@@ -59,8 +59,9 @@ RETURN jsonb_strip_nulls(jsonb_build_object(
     'elapsed', round(extract(epoch FROM clock_timestamp() - started), 3),
     'first_failure', first_failure));
 
--- MaxMind: the rows never enriched or enriched from another database build.
-CREATE FUNCTION @extschema@._ip_inventory_refresh_maxmind(lim int) RETURNS jsonb LANGUAGE plpgsql
+-- MaxMind: the rows never enriched or enriched from another database build; or, when
+-- `wanted` is given (cascade_refresh_now), those of its addresses MaxMind serves, pending or not.
+CREATE FUNCTION @extschema@._ip_inventory_refresh_maxmind(lim int, wanted inet[] DEFAULT NULL) RETURNS jsonb LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -71,6 +72,10 @@ DECLARE
     res record;
 BEGIN
     IF @extschema@._ip_inventory_citus_distributed() THEN
+        IF wanted IS NOT NULL THEN
+            RAISE EXCEPTION 'cascade_refresh_now() does not refresh distributed inventories'
+                USING ERRCODE = '0A000', HINT = 'Use cascade_refresh() on the coordinator.';
+        END IF;
         -- Citus cannot lock rows over shards (FOR UPDATE): sql/citus.sql.
         RETURN @extschema@._ip_inventory_citus_refresh_maxmind(lim);
     END IF;
@@ -80,7 +85,9 @@ BEGIN
       INTO ips, before
       FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
             WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
-              AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
+              AND CASE WHEN wanted IS NULL
+                       THEN @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
+                       ELSE ip_address = ANY (wanted) END
             ORDER BY observation_count DESC, ip_address
             LIMIT lim
             FOR UPDATE SKIP LOCKED) AS s;
@@ -166,8 +173,10 @@ BEGIN
 END $$;
 
 -- A network source: pick the due rows, claim them, ask the source holding no row lock, then
--- store the answers and record the failures.
-CREATE FUNCTION @extschema@._ip_inventory_refresh_network(src text, lim int) RETURNS jsonb LANGUAGE plpgsql
+-- store the answers and record the failures. Addresses queued by ip_verdict come first.
+-- With `wanted` (cascade_refresh_now), those of its addresses the source serves instead,
+-- due or not.
+CREATE FUNCTION @extschema@._ip_inventory_refresh_network(src text, lim int, wanted inet[] DEFAULT NULL) RETURNS jsonb LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -176,7 +185,8 @@ DECLARE
     candidates text[];
     page bigint := lim::bigint * 2 + 32;
     offset_rows bigint := 0;
-    ips text[];
+    ips text[] := '{}';
+    queued text[] := '{}';
     before jsonb;
     answers jsonb;
     answer jsonb;
@@ -205,8 +215,34 @@ BEGIN
     -- waits for the network. Pages of candidates are read until lim are claimed: other
     -- refreshes may hold some. Team Cymru waits for MaxMind's chance at a row, unless no
     -- MaxMind database is in service at all.
-    ips := '{}';
-    LOOP
+    IF wanted IS NOT NULL THEN
+        ips := @extschema@._ip_inventory_claim(src, ARRAY(
+            SELECT host(i.ip_address) FROM @extschema@.ip_inventory AS i
+            WHERE i.ip_address = ANY (wanted)
+              AND @extschema@._ip_inventory_source_serves(src, i.ip_address, i.ip_class, i.asn_source)
+              AND NOT i.ip_address <<= ANY (skip)
+            ORDER BY i.observation_count DESC, i.ip_address), lim);
+    ELSE
+        -- First the addresses a live consumer asked about (ip_verdict's queue, in shared
+        -- memory), those still due. An address not in the inventory yet is asked about if the
+        -- source would serve its row (by its class and MaxMind's ASN), and added just before
+        -- the answers are stored: no new row is held while the network answers.
+        queued := @extschema@._ip_inventory_queue_peek(src, lim);
+        IF cardinality(queued) > 0 THEN
+            ips := @extschema@._ip_inventory_claim(src, ARRAY(
+                SELECT q.ip FROM unnest(queued) WITH ORDINALITY AS q(ip, n)
+                LEFT JOIN @extschema@.ip_inventory AS i ON i.ip_address = q.ip::inet
+                WHERE CASE WHEN i.ip_address IS NULL
+                           THEN @extschema@._ip_inventory_source_serves(src, q.ip::inet, @extschema@.ip_class(q.ip::inet),
+                                    CASE WHEN (@extschema@._ip_inventory_maxmind(q.ip::inet)).asn IS NOT NULL THEN 'maxmind' END)
+                           ELSE @extschema@._ip_inventory_source_serves(src, i.ip_address, i.ip_class, i.asn_source)
+                                AND (CASE src WHEN 'cymru' THEN i.cymru_ts WHEN 'greynoise' THEN i.greynoise_ts ELSE i.rdns_ts END
+                                     < now() - ttl) IS NOT FALSE END
+                  AND NOT q.ip::inet <<= ANY (skip)
+                ORDER BY q.n), lim);
+        END IF;
+    END IF;
+    WHILE wanted IS NULL AND cardinality(ips) < lim LOOP
         EXECUTE format($sql$
             SELECT coalesce(array_agg(host(s.ip_address)), '{}')
               FROM (SELECT i.ip_address
@@ -221,7 +257,9 @@ BEGIN
             src, src || '_ts')
           INTO candidates
           USING src, ttl, lim, maxmind_ready, page, offset_rows, skip;
-        ips := ips || @extschema@._ip_inventory_claim(src, candidates, lim - cardinality(ips));
+        -- (This backend's own claims do not exclude an address: the queued ones are left out here.)
+        ips := ips || @extschema@._ip_inventory_claim(src, ARRAY(SELECT c FROM unnest(candidates) AS c WHERE c <> ALL (ips)),
+                                                      lim - cardinality(ips));
         EXIT WHEN cardinality(ips) >= lim OR cardinality(candidates) < page;
         offset_rows := offset_rows + page;
     END LOOP;
@@ -240,6 +278,9 @@ BEGIN
             coalesce(array_length(ips, 1), 0), jsonb_array_length(answers) USING ERRCODE = 'XX000';
     END IF;
 
+    IF cardinality(queued) > 0 THEN
+        PERFORM @extschema@._ip_inventory_add(ips::inet[]);
+    END IF;
     BEGIN
         counts := @extschema@._ip_inventory_store_answers(src, answers, before);
     EXCEPTION WHEN OTHERS THEN
@@ -260,6 +301,8 @@ BEGIN
         END LOOP;
     END;
     PERFORM @extschema@._ip_inventory_release(src, ips);
+    -- Taken: answered, failed (recorded, due again) or no longer due.
+    PERFORM @extschema@._ip_inventory_queue_done(src, queued);
 
     IF src = 'greynoise' THEN
         SELECT * INTO quota FROM @extschema@.greynoise_quota();
@@ -279,28 +322,28 @@ END $$;
 -- in its result; a paced GreyNoise run makes at most the calls left today divided by the
 -- runs left until midnight UTC (ip_inventory.greynoise_refresh_interval apart), so that the
 -- daily quota lasts the whole day.
-CREATE FUNCTION @extschema@._ip_inventory_refresh_source(src text, lim int, paced boolean) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION @extschema@._ip_inventory_refresh_source(src text, lim int, paced boolean, wanted inet[] DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
     n int := coalesce(lim, @extschema@._ip_inventory_refresh_limit(src));
 BEGIN
     IF src = 'maxmind' THEN
-        RETURN @extschema@._ip_inventory_refresh_maxmind(n);
+        RETURN @extschema@._ip_inventory_refresh_maxmind(n, wanted);
     END IF;
     IF NOT @extschema@._ip_inventory_source_enabled(src) THEN
         RETURN @extschema@._ip_inventory_refresh_result(src, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint,
                                                         0::bigint, NULL::bigint, started, NULL::text)
                || jsonb_build_object('disabled', true);
     END IF;
-    IF src = 'greynoise' AND paced THEN
+    IF src = 'greynoise' AND paced AND wanted IS NULL THEN
         -- The count continues from the one saved before a restart (as the refresh does).
         PERFORM @extschema@._ip_inventory_greynoise_seed((q.day - date '1970-01-01'), q.used::bigint)
            FROM @extschema@.ip_inventory_quota AS q WHERE q.source = 'greynoise';
         n := least(n, @extschema@._ip_inventory_greynoise_pace());
         RETURN @extschema@._ip_inventory_refresh_network(src, n) || jsonb_build_object('paced_limit', n);
     END IF;
-    RETURN @extschema@._ip_inventory_refresh_network(src, n);
+    RETURN @extschema@._ip_inventory_refresh_network(src, n, wanted);
 END $$;
 
 -- The entry point: one source, or all in cascade order.
@@ -359,14 +402,14 @@ END $$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_result(text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, timestamptz, text) IS
     'The counts a refresh returns, as jsonb (internal).';
-COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) IS
-    'cascade_refresh(''maxmind''): re-enriches rows never enriched or enriched from another database build (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int, inet[]) IS
+    'cascade_refresh(''maxmind''): re-enriches rows never enriched or enriched from another database build, or the given addresses (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) IS
     'Stores a network source''s answers and records its failures (internal: cascade_refresh).';
-COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) IS
-    'cascade_refresh() for one network source: asks it about the due rows and stores the answers and failures (internal).';
-COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean) IS
-    'cascade_refresh() for one source: its limit, its switch, the GreyNoise pace (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int, inet[]) IS
+    'cascade_refresh() for one network source: asks it about the queued and due rows, or the given addresses, and stores the answers and failures (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean, inet[]) IS
+    'cascade_refresh() and cascade_refresh_now() for one source: its limit, its switch, the GreyNoise pace (internal).';
 COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
     'Refreshes up to lim due rows (without lim: ip_inventory.<source>_refresh_limit) from one source (maxmind, cymru, greynoise, rdns) or from each in turn (all), busiest addresses first, and returns the counts as jsonb: selected, refreshed, unchanged, not_found, failed, skipped, quota_remaining, elapsed (seconds), disabled (a source switched off), paced_limit (GreyNoise spread over the UTC day: in all, and alone without lim). Concurrent calls split the work.';
 
@@ -374,8 +417,8 @@ COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
 -- role gets GRANT EXECUTE ON FUNCTION cascade_refresh(text, int) (docs/cascade.md).
 REVOKE ALL ON FUNCTION @extschema@.cascade_refresh(text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int, inet[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int, inet[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean, inet[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;

@@ -12,7 +12,8 @@ CREATE TABLE @extschema@.ip_inventory (
     ip_address          inet PRIMARY KEY,
     first_seen_at       timestamptz NOT NULL,
     last_seen_at        timestamptz NOT NULL,
-    observation_count   bigint NOT NULL CHECK (observation_count > 0),
+    -- 0: added by cascade_refresh_now or the refresh queue, not observed yet.
+    observation_count   bigint NOT NULL CHECK (observation_count >= 0),
     ip_class            text NOT NULL,
 
     geo_country         text,
@@ -64,7 +65,7 @@ COMMENT ON TABLE @extschema@.ip_inventory IS
 COMMENT ON COLUMN @extschema@.ip_inventory.ip_address IS 'The address, canonical (ip_canonical()): IPv4-mapped IPv6 addresses are kept as IPv4, no netmask.';
 COMMENT ON COLUMN @extschema@.ip_inventory.first_seen_at IS 'Earliest event time of the address. Changed only by observations.';
 COMMENT ON COLUMN @extschema@.ip_inventory.last_seen_at IS 'Latest event time of the address. Changed only by observations.';
-COMMENT ON COLUMN @extschema@.ip_inventory.observation_count IS 'Number of appearances in observed event columns (an event with the address in two observed columns counts 2). Changed only by observations.';
+COMMENT ON COLUMN @extschema@.ip_inventory.observation_count IS 'Number of appearances in observed event columns (an event with the address in two observed columns counts 2). Changed only by observations; 0 for an address added by cascade_refresh_now() or the refresh queue (ip_verdict) and not observed since (its first and last seen are when it was added).';
 COMMENT ON COLUMN @extschema@.ip_inventory.ip_class IS 'IANA special-purpose class (ip_class()), or anonymized for a network row merged by ip_inventory_retention(); only public addresses are enriched.';
 COMMENT ON COLUMN @extschema@.ip_inventory.geo_country IS 'MaxMind City: ISO country code.';
 COMMENT ON COLUMN @extschema@.ip_inventory.geo_country_name IS 'MaxMind City: country name (ip_inventory.language at enrichment time).';

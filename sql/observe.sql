@@ -73,10 +73,14 @@ BEGIN
             WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
+        -- A row added with no observation (cascade_refresh_now, the refresh queue) takes its
+        -- first and last seen from its first events.
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
-            last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at)
+            first_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.first_seen_at
+                                 ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
+            last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
+                                ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
         RETURNING (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
     totals AS (
         SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,

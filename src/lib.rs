@@ -80,6 +80,16 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/verdict.sql",
+    name = "verdict",
+    requires = [
+        "cascade",
+        "refresh_queue",
+        mmdb::lookup::ip_inventory_maxmind,
+        sources::ip_inventory_ttl
+    ]
+);
+extension_sql_file!(
     "../sql/retention.sql",
     name = "retention",
     requires = ["observe", "event_tables", privacy::ip_anonymize]

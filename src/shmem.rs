@@ -5,12 +5,14 @@
 //! - the GreyNoise daily quota (UTC day and calls made, in one word) and the time before
 //!   which GreyNoise must not be called (its last 429's Retry-After);
 //! - the operational counters behind `ip_inventory_stats` (see `metrics`);
-//! - the refreshes' claims on addresses (see `claims`).
+//! - the refreshes' claims on addresses (see `claims`);
+//! - the refresh queue of addresses a live consumer found stale (see `queue`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use ip_inventory_core::metrics::Counters;
 use ip_inventory_core::sources::claims::ClaimTable;
+use ip_inventory_core::sources::queue::RefreshQueue;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
 
@@ -23,6 +25,7 @@ static GREYNOISE_PAUSED_UNTIL: PgAtomic<AtomicI64> =
     unsafe { PgAtomic::new(c"ip_inventory_greynoise_paused_until") };
 static COUNTERS: PgAtomic<SharedCounters> = unsafe { PgAtomic::new(c"ip_inventory_counters") };
 static CLAIMS: PgLwLock<SharedClaims> = unsafe { PgLwLock::new(c"ip_inventory_claims") };
+static QUEUE: PgLwLock<SharedQueue> = unsafe { PgLwLock::new(c"ip_inventory_refresh_queue") };
 
 /// Set in the postmaster when the library is preloaded; inherited by every backend.
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -50,6 +53,26 @@ impl std::ops::DerefMut for SharedClaims {
     }
 }
 
+#[derive(Clone, Copy, Default)]
+#[repr(transparent)]
+pub struct SharedQueue(pub RefreshQueue);
+
+// SAFETY: plain integers, no pointers.
+unsafe impl PGRXSharedMemory for SharedQueue {}
+
+impl std::ops::Deref for SharedQueue {
+    type Target = RefreshQueue;
+    fn deref(&self) -> &RefreshQueue {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SharedQueue {
+    fn deref_mut(&mut self) -> &mut RefreshQueue {
+        &mut self.0
+    }
+}
+
 // SAFETY: atomics only, no pointers.
 unsafe impl PGRXSharedMemory for SharedCounters {}
 
@@ -61,6 +84,7 @@ pub fn init() {
         pg_shmem_init!(GREYNOISE_PAUSED_UNTIL = AtomicI64::new(0));
         pg_shmem_init!(COUNTERS = SharedCounters(Counters::new()));
         pg_shmem_init!(CLAIMS);
+        pg_shmem_init!(QUEUE);
         ENABLED.store(true, Ordering::Relaxed);
     }
 }
@@ -105,4 +129,9 @@ pub fn counters() -> Option<&'static Counters> {
 /// The refreshes' claims on addresses (`claims`). `None` without preload.
 pub fn claims() -> Option<&'static PgLwLock<SharedClaims>> {
     enabled().then_some(&CLAIMS)
+}
+
+/// The refresh queue (`queue`). `None` without preload.
+pub fn queue() -> Option<&'static PgLwLock<SharedQueue>> {
+    enabled().then_some(&QUEUE)
 }

@@ -33,6 +33,9 @@ SELECT count(*) FILTER (WHERE rdns_ts IS NOT NULL) AS rdns_answered,
 FROM ip_inventory;
 SELECT count(*) AS dns_questions FROM fake_log('dns') AS l WHERE l LIKE 'PTR %';
 SELECT try($$SELECT * FROM ip_inventory_fetch('rdns', ARRAY['8.8.8.8'])$$) AS direct_fetch;
+-- A refresh on demand does not switch it back on either.
+SELECT r ->> 'disabled' AS now_disabled, r ->> 'selected' AS now_selected
+FROM cascade_refresh_now('rdns', ARRAY['8.8.8.8'::inet]) AS r;
 SELECT "check", status, value, detail FROM ip_inventory_health() WHERE "check" IN ('rdns_stale', 'cymru_stale') ORDER BY 1;
 
 -- Back on: the rows are due and asked.
@@ -66,6 +69,9 @@ SELECT ip_address, rdns_ts IS NOT NULL AS asked FROM ip_inventory WHERE ip_class
 SELECT l FROM fake_log('dns') AS l WHERE l LIKE 'PTR 8.8.8.8%' OR l LIKE 'PTR 1.1.1.1%';
 SELECT source, eligible, never FROM ip_inventory_staleness WHERE source = 'rdns';
 SELECT ip, outcome, detail FROM ip_inventory_fetch('rdns', ARRAY['8.8.8.8', '2001:db8::1']) ORDER BY ip;
+-- Nor on demand, and a live consumer's verdict does not wait for it.
+SELECT r ->> 'selected' AS now_selected FROM cascade_refresh_now('rdns', ARRAY['8.8.8.8'::inet]) AS r;
+SELECT v.stale, v.queued FROM ip_verdict('8.8.8.8') AS v;
 -- Other sources are not affected by rdns' list.
 SELECT eligible FROM ip_inventory_staleness WHERE source = 'cymru';
 

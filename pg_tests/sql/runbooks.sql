@@ -33,6 +33,8 @@ SELECT r.rolname,
        has_table_privilege(r.rolname, 'ip_inventory', 'INSERT') AS write_inventory,
        has_function_privilege(r.rolname, 'ip_inventory_attach(regclass, text[], text)', 'EXECUTE') AS attach,
        has_function_privilege(r.rolname, 'cascade_refresh(text, int)', 'EXECUTE') AS refresh,
+       has_function_privilege(r.rolname, 'cascade_refresh_now(text, inet[], cidr, int)', 'EXECUTE') AS refresh_now,
+       has_function_privilege(r.rolname, 'ip_verdict(inet)', 'EXECUTE') AS verdict,
        has_function_privilege(r.rolname, 'maxmind_info()', 'EXECUTE') AS file_paths,
        has_table_privilege(r.rolname, 'ip_inventory_stats', 'SELECT') AS counters,
        has_function_privilege(r.rolname, 'ip_pseudonymize(inet)', 'EXECUTE') AS configured_salt,
@@ -44,6 +46,6 @@ SELECT count(*) FILTER (WHERE value <> 0) AS counters_after_the_reset FROM ip_in
 
 -- The runbook's roles are cluster-wide: gone again for the tests after this one.
 DROP SCHEMA sensors CASCADE;
-DROP OWNED BY ipi_reader, ipi_analyst, ipi_feeder, ipi_operator, ipi_privacy, sensor_loader, exporter;
-DROP ROLE sensor_loader, ipi_analyst, ipi_reader, ipi_feeder, ipi_operator, ipi_privacy, exporter;
+DROP OWNED BY ipi_reader, ipi_analyst, ipi_feeder, ipi_operator, ipi_consumer, ipi_privacy, sensor_loader, exporter;
+DROP ROLE sensor_loader, ipi_analyst, ipi_reader, ipi_feeder, ipi_operator, ipi_consumer, ipi_privacy, exporter;
 ALTER SYSTEM RESET ALL;

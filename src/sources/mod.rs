@@ -4,6 +4,7 @@
 
 pub mod claims;
 pub mod fetch;
+pub mod queue;
 
 use ip_inventory_core::sources::Source;
 use pgrx::pg_sys::panic::ErrorReport;

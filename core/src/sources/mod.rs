@@ -16,6 +16,7 @@ pub mod dns;
 pub mod fetch;
 pub mod greynoise;
 pub mod net;
+pub mod queue;
 
 named!(
     /// A network source, named as in `cascade_refresh(source)`, `ip_inventory_failures`,

@@ -107,3 +107,11 @@ CREATE TABLE @extschema@.ip_inventory_lists (
     registered_at timestamptz NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_lists', '');
+
+-- Issue 19: addresses added on demand (cascade_refresh_now, ip_verdict's refresh queue) have
+-- no observation yet (sql/inventory.sql); the refreshes take the addresses to refresh
+-- (sql/cascade.sql: a new parameter, so the old signatures go).
+ALTER TABLE @extschema@.ip_inventory DROP CONSTRAINT ip_inventory_observation_count_check,
+    ADD CONSTRAINT ip_inventory_observation_count_check CHECK (observation_count >= 0);
+DROP FUNCTION @extschema@._ip_inventory_refresh_maxmind(int);
+DROP FUNCTION @extschema@._ip_inventory_refresh_network(text, int);
