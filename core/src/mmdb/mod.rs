@@ -14,13 +14,14 @@ pub mod scan;
 pub mod slot;
 pub mod store;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ipnetwork::IpNetwork;
 use maxminddb::{MaxMindDbError, Metadata, Mmap, PathElement, Reader, WithinOptions};
@@ -225,6 +226,11 @@ pub struct Database {
     instance: u64,
     path: PathBuf,
     size: u64,
+    /// Strings of the file that hold control characters, sanitized once and kept for the life
+    /// of the database, so that the typed fields still borrow `&str` from it. Keyed by the
+    /// string's place in the file: bounded by the file's distinct strings (real files have a
+    /// few, e.g. 3 mis-encoded AS names in GeoLite2 ASN of 2018).
+    sanitized: Mutex<HashMap<(usize, usize), Box<str>>>,
 }
 
 impl fmt::Debug for Database {
@@ -259,6 +265,15 @@ impl<'a> Hit<'a> {
     }
 }
 
+/// `try_map_strings` with a mapping that always answers cannot fail; kept as an error, not a
+/// panic, should that ever change.
+fn unreachable_unclean(path: &Path) -> DbError {
+    DbError::new(
+        path,
+        ErrorKind::Corrupt("a string of the record cannot be read".into()),
+    )
+}
+
 impl Database {
     /// Opens and maps `path`, then runs the quick validation: metadata sanity, slot type,
     /// and a decode of the records of a few probe addresses and of the first networks in
@@ -288,6 +303,7 @@ impl Database {
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             path: path.to_path_buf(),
             size: meta.len(),
+            sanitized: Mutex::new(HashMap::new()),
         };
         db.check_metadata(kind)?;
         db.probe()?;
@@ -488,8 +504,8 @@ impl Database {
         match record::decode_names_in(language, || hit.result.decode::<record::CityRecord<'a>>()) {
             Ok(Some(rec)) => rec
                 .flatten()
-                .try_map_strings(|s| self.clean(s))
-                .ok_or_else(|| self.unclean()),
+                .try_map_strings(|s| Some(self.clean(s)))
+                .ok_or_else(|| unreachable_unclean(&self.path)),
             Ok(None) => Ok(CityFields::default()),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
@@ -520,11 +536,9 @@ impl Database {
     pub fn asn_fields<'a>(&'a self, hit: &Hit<'a>) -> Result<AsnFields<'a>, DbError> {
         match hit.result.decode::<record::AsnRecord<'a>>() {
             Ok(Some(rec)) => {
-                let fields = AsnFields::from(rec);
-                match fields.organization {
-                    Some(o) if self.clean(o).is_none() => Err(self.unclean()),
-                    _ => Ok(fields),
-                }
+                let mut fields = AsnFields::from(rec);
+                fields.organization = fields.organization.map(|o| self.clean(o));
+                Ok(fields)
             }
             Ok(None) => Ok(AsnFields::default()),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
@@ -537,29 +551,36 @@ impl Database {
         const PATH: [PathElement<'static>; 2] =
             [PathElement::Key("country"), PathElement::Key("iso_code")];
         match hit.result.decode_path::<&'a str>(&PATH) {
-            Ok(Some(code)) => self.clean(code).map(Some).ok_or_else(|| self.unclean()),
+            Ok(Some(code)) => Ok(Some(self.clean(code))),
             Ok(None) => Ok(None),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
     }
 
     /// A string of a record as it may be returned: without control characters (a NUL
-    /// cannot be stored in text or jsonb, and the others are no data of a name or code) and
-    /// at most [`sanitize::MAX_TEXT`](crate::sanitize::MAX_TEXT) bytes. Strings are
-    /// borrowed from the file, so an unclean one is not rewritten but refused.
+    /// cannot be stored in text or jsonb, and the others are no data of a name or code: C1
+    /// controls can drive a terminal) and at most
+    /// [`sanitize::MAX_TEXT`](crate::sanitize::MAX_TEXT) bytes. A clean string (nearly all)
+    /// is borrowed from the file; an unclean one is answered sanitized as the network
+    /// answers are (each control character becomes U+FFFD), not refused: real MaxMind files
+    /// hold a few such strings, and refusing them would fail every lookup and job that meets
+    /// them.
     #[inline]
-    fn clean<'s>(&self, s: &'s str) -> Option<&'s str> {
-        crate::sanitize::is_clean(s, crate::sanitize::MAX_TEXT).then_some(s)
-    }
-
-    fn unclean(&self) -> DbError {
-        DbError::new(
-            &self.path,
-            ErrorKind::Corrupt(format!(
-                "a string of the record holds a control character or is longer than {} bytes",
-                crate::sanitize::MAX_TEXT
-            )),
-        )
+    fn clean<'s>(&'s self, s: &'s str) -> &'s str {
+        if crate::sanitize::is_clean(s, crate::sanitize::MAX_TEXT) {
+            return s;
+        }
+        let mut sanitized = self.sanitized.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = sanitized
+            .entry((s.as_ptr() as usize, s.len()))
+            .or_insert_with(|| {
+                crate::sanitize::text(s, crate::sanitize::MAX_TEXT).into_boxed_str()
+            });
+        let kept: *const str = &**kept;
+        // SAFETY: the boxed string lives on the heap, is never removed, replaced or changed
+        // while this database lives (entries are only added), and does not move when the map
+        // grows; so it outlives the borrow of `self`.
+        unsafe { &*kept }
     }
 
     /// `autonomous_system_number` alone (the `ip_asn` hot path).
