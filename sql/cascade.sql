@@ -61,37 +61,44 @@ RETURN jsonb_strip_nulls(jsonb_build_object(
 
 -- MaxMind: the rows never enriched or enriched from another database build; or, when
 -- `wanted` is given (cascade_refresh_now), those of its addresses MaxMind serves, pending or not.
+-- On one node the rows are locked (SKIP LOCKED: concurrent refreshes split them). A distributed
+-- inventory (Citus) has no FOR UPDATE over shards: its rows are picked without a lock and
+-- re-enriched by one distributed UPDATE (_ip_inventory_citus_apply_maxmind); two such
+-- refreshes at once may enrich the same rows twice, with the same values.
 CREATE FUNCTION @extschema@._ip_inventory_refresh_maxmind(lim int, wanted inet[] DEFAULT NULL) RETURNS jsonb LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
+    distributed boolean := @extschema@._ip_inventory_citus_distributed();
     city_build timestamptz;
     asn_build timestamptz;
     ips inet[];
     before jsonb;
     res record;
 BEGIN
-    IF @extschema@._ip_inventory_citus_distributed() THEN
-        IF wanted IS NOT NULL THEN
-            RAISE EXCEPTION 'cascade_refresh_now() does not refresh distributed inventories'
-                USING ERRCODE = '0A000', HINT = 'Use cascade_refresh() on the coordinator.';
-        END IF;
-        -- Citus cannot lock rows over shards (FOR UPDATE): sql/citus.sql.
-        RETURN @extschema@._ip_inventory_citus_refresh_maxmind(lim);
+    IF distributed AND wanted IS NOT NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now() does not refresh distributed inventories'
+            USING ERRCODE = '0A000', HINT = 'Use cascade_refresh() on the coordinator.';
     END IF;
     SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
-    SELECT coalesce(array_agg(s.ip_address), '{}'),
-           coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
+    EXECUTE format($sql$
+        SELECT coalesce(array_agg(s.ip_address), '{}'),
+               coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
+          FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
+                WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
+                  AND CASE WHEN $3 IS NULL
+                           THEN @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, $1, $2)
+                           ELSE ip_address = ANY ($3) END
+                ORDER BY observation_count DESC, ip_address
+                LIMIT $4 %s) AS s $sql$,
+        CASE WHEN distributed THEN '' ELSE 'FOR UPDATE SKIP LOCKED' END)
       INTO ips, before
-      FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
-            WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
-              AND CASE WHEN wanted IS NULL
-                       THEN @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
-                       ELSE ip_address = ANY (wanted) END
-            ORDER BY observation_count DESC, ip_address
-            LIMIT lim
-            FOR UPDATE SKIP LOCKED) AS s;
-    PERFORM @extschema@._ip_inventory_apply_maxmind(ips);
+      USING city_build, asn_build, wanted, lim;
+    IF distributed THEN
+        PERFORM @extschema@._ip_inventory_citus_apply_maxmind(ips);
+    ELSE
+        PERFORM @extschema@._ip_inventory_apply_maxmind(ips);
+    END IF;
     SELECT count(*) AS selected,
            count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' <> before -> host(i.ip_address)) AS refreshed,
            count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' = before -> host(i.ip_address)) AS unchanged,

@@ -871,39 +871,6 @@ BEGIN
                               'first_failure', res.first_failure);
 END $$;
 
--- cascade_refresh('maxmind') on a distributed inventory: the busiest pending rows, picked
--- without a row lock (Citus has no FOR UPDATE over shards), re-enriched by one distributed
--- UPDATE. Two such refreshes at once may enrich the same rows twice: the same values.
-CREATE FUNCTION @extschema@._ip_inventory_citus_refresh_maxmind(lim int) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    city_build timestamptz;
-    asn_build timestamptz;
-    ips inet[];
-    before jsonb;
-    res record;
-BEGIN
-    SELECT b.city_build, b.asn_build INTO city_build, asn_build FROM @extschema@._ip_inventory_builds() AS b;
-    SELECT coalesce(array_agg(s.ip_address), '{}'),
-           coalesce(jsonb_object_agg(host(s.ip_address), coalesce(s.enrichment -> 'maxmind', 'null')), '{}')
-      INTO ips, before
-      FROM (SELECT ip_address, enrichment FROM @extschema@.ip_inventory
-            WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
-              AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build, city_build, asn_build)
-            ORDER BY observation_count DESC, ip_address
-            LIMIT lim) AS s;
-    PERFORM @extschema@._ip_inventory_citus_apply_maxmind(ips);
-    SELECT count(*) AS selected,
-           count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' <> before -> host(i.ip_address)) AS refreshed,
-           count(*) FILTER (WHERE i.enrichment ? 'maxmind' AND i.enrichment -> 'maxmind' = before -> host(i.ip_address)) AS unchanged,
-           count(*) FILTER (WHERE NOT i.enrichment ? 'maxmind') AS not_found
-      INTO res
-      FROM @extschema@.ip_inventory AS i WHERE i.ip_address = ANY (ips);
-    RETURN @extschema@._ip_inventory_refresh_result('maxmind'::text, res.selected, res.refreshed, res.unchanged,
-                                                    res.not_found, 0::bigint, 0::bigint, NULL::bigint, started, NULL::text);
-END $$;
-
 -- One batch of retention (mode delete) in an inventory shard on this node: rows last seen
 -- before the cutoff, in address order (a dry run counts them all).
 CREATE FUNCTION @extschema@._ip_inventory_citus_retain_shard(
@@ -1046,7 +1013,6 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_on_nodes(text) FROM PUBLI
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_set_observed(regclass, text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_record(regclass, inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_record_shard(text, inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_refresh_maxmind(int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_enrich_start(int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_enrich_step(regclass, int, inet, timestamptz, timestamptz, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_enrich_end(jsonb) FROM PUBLIC;
