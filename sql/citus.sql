@@ -975,11 +975,13 @@ BEGIN
     cutoff := now() - older_than;
     SELECT * INTO run FROM @extschema@._ip_inventory_citus_on_nodes(format(
         'CALL @extschema@._ip_inventory_citus_retention_node(%L, %L, %s)', cutoff, dry_run, batch_size));
+    -- The failure records (on the coordinator) of the addresses taken out (sql/retention.sql).
     RETURN jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
                               'status', CASE WHEN run.failed > 0 THEN 'incomplete' ELSE 'finished' END,
                               'inventory', jsonb_build_object('rows', coalesce((run.total ->> 'inventory_rows')::bigint, 0)),
                               'events', jsonb_build_object('rows', coalesce((run.total ->> 'event_rows')::bigint, 0)),
-                              'nodes', run.nodes);
+                              'nodes', run.nodes)
+        || (@extschema@._ip_inventory_retain_failures(cutoff, mode, dry_run, '{}'::jsonb)).summary;
 END $$;
 
 COMMENT ON FUNCTION @extschema@.ip_inventory_distribute(regclass, text, int) IS

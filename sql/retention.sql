@@ -104,6 +104,30 @@ BEGIN
     done := n < batch_size;
 END $$;
 
+-- The failure records of the addresses this run takes out of the inventory (deleted, or merged
+-- into a network by anonymize), and of any address no longer in it: ip_inventory_failures
+-- holds the raw address (and a source's error text about it), so it is kept exactly as long
+-- as the address's own row. A dry run counts what the run would remove.
+CREATE FUNCTION @extschema@._ip_inventory_retain_failures(
+    cutoff timestamptz, mode text, dry_run boolean, INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF dry_run THEN
+        SELECT count(*) INTO n FROM @extschema@.ip_inventory_failures AS f
+        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS i
+                          WHERE i.ip_address = f.ip_address
+                            AND NOT (i.last_seen_at < cutoff AND (mode = 'delete' OR i.ip_class <> 'anonymized')));
+    ELSE
+        DELETE FROM @extschema@.ip_inventory_failures AS f
+        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS i WHERE i.ip_address = f.ip_address);
+        GET DIAGNOSTICS n = ROW_COUNT;
+    END IF;
+    summary := summary || jsonb_build_object('failures', jsonb_build_object('rows', n));
+    done := true;
+END $$;
+
 -- The attached event tables, in name order.
 CREATE FUNCTION @extschema@._ip_inventory_retention_tables() RETURNS SETOF regclass
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
@@ -174,6 +198,8 @@ BEGIN
                                                            prefix_v4, prefix_v6, step.summary);
         COMMIT;
     END LOOP;
+    step := @extschema@._ip_inventory_retain_failures(run.cutoff, mode, dry_run, step.summary);
+    COMMIT;
     FOR t IN SELECT r.tbl FROM @extschema@._ip_inventory_retention_tables() AS r(tbl) LOOP
         LOOP
             -- A batch that fails is rolled back and reported; the next table is still kept.
@@ -192,14 +218,16 @@ END $$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) IS 'Checks a retention run''s arguments (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in ip_inventory (internal: ip_inventory_retention).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) IS 'Removes the failure records of addresses no longer in the inventory (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retention_tables() IS 'The attached event tables retention applies to (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in an attached event table (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, text, text) IS 'Records an event table whose retention batch failed (internal: ip_inventory_retention).';
 COMMENT ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean, int, int, int, jsonb) IS
-    'Applies the retention period: inventory rows last seen, and attached events older than older_than, are anonymized (truncated to prefix_v4 / prefix_v6, inventory rows merged per network) or deleted (mode => ''delete''), in batches committed one by one; event tables are changed as their owners. dry_run (the default) only counts what it would change.';
+    'Applies the retention period: inventory rows last seen, and attached events older than older_than, are anonymized (truncated to prefix_v4 / prefix_v6, inventory rows merged per network) or deleted (mode => ''delete''), in batches committed one by one, and the failure records of the addresses taken out go with them; event tables are changed as their owners. dry_run (the default) only counts what it would change.';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, text, text) FROM PUBLIC;
