@@ -303,12 +303,17 @@ SQL
 echo "== retention"
 expect_ok <<'SQL'
 SELECT 'attach: ' || ip_inventory_attach('old_events', ARRAY['src_ip', 'dst_ip'], 'ts')::text;
-SELECT expect('retention dry run', (s #>> '{inventory,rows}')::int > 0, s::text)
+-- Failure records (on the coordinator) of three addresses retention will delete.
+INSERT INTO ip_inventory_failures (ip_address, source, attempts, error, first_failed_at, last_failed_at)
+SELECT ip_address, 'rdns', 1, 'no answer', now(), now() FROM ip_inventory
+WHERE last_seen_at < now() - interval '365 days' ORDER BY ip_address LIMIT 3;
+SELECT expect('retention dry run', (s #>> '{inventory,rows}')::int > 0 AND (s #>> '{failures,rows}')::int = 3, s::text)
 FROM (SELECT ip_inventory_citus_retention(interval '365 days', 'delete', true) AS s) AS x;
 SELECT expect('retention delete', (s #>> '{inventory,rows}')::int > 0, s::text)
 FROM (SELECT ip_inventory_citus_retention(interval '365 days', 'delete', false) AS s) AS x;
 SELECT expect('old events deleted', count(*) = 0, count(*) || ' left') FROM old_events WHERE ts < now() - interval '365 days';
 SELECT expect('old inventory rows deleted', count(*) = 0, count(*) || ' left') FROM ip_inventory WHERE last_seen_at < now() - interval '365 days';
+SELECT expect('their failure records deleted with them', count(*) = 0, count(*) || ' left') FROM ip_inventory_failures;
 SELECT expect('recent events kept', count(*) > 0, count(*) || ' events') FROM raw_events;
 SQL
 

@@ -112,16 +112,20 @@ CREATE FUNCTION @extschema@._ip_inventory_retain_failures(
     cutoff timestamptz, mode text, dry_run boolean, INOUT summary jsonb, OUT done boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    failed inet[];
+    kept inet[];
     n bigint;
 BEGIN
+    -- The failed addresses first, then the inventory rows that keep theirs: Citus joins no
+    -- local table (the failures, on the coordinator) with a distributed one (the inventory).
+    failed := ARRAY(SELECT DISTINCT f.ip_address FROM @extschema@.ip_inventory_failures AS f);
+    kept := ARRAY(SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+                  WHERE i.ip_address = ANY (failed)
+                    AND NOT (dry_run AND i.last_seen_at < cutoff AND (mode = 'delete' OR i.ip_class <> 'anonymized')));
     IF dry_run THEN
-        SELECT count(*) INTO n FROM @extschema@.ip_inventory_failures AS f
-        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS i
-                          WHERE i.ip_address = f.ip_address
-                            AND NOT (i.last_seen_at < cutoff AND (mode = 'delete' OR i.ip_class <> 'anonymized')));
+        SELECT count(*) INTO n FROM @extschema@.ip_inventory_failures AS f WHERE f.ip_address <> ALL (kept);
     ELSE
-        DELETE FROM @extschema@.ip_inventory_failures AS f
-        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS i WHERE i.ip_address = f.ip_address);
+        DELETE FROM @extschema@.ip_inventory_failures AS f WHERE f.ip_address <> ALL (kept);
         GET DIAGNOSTICS n = ROW_COUNT;
     END IF;
     summary := summary || jsonb_build_object('failures', jsonb_build_object('rows', n));
