@@ -36,3 +36,27 @@ CREATE TYPE ip_list_hit AS (
 
 COMMENT ON TYPE ip_list_hit IS
     'Result of ip_list_match(): the most specific network of a network list holding the address, its label and its other columns as attributes.';
+
+CREATE TYPE ip_anonymizer AS (
+    is_anonymous         boolean,
+    is_anonymous_vpn     boolean,
+    is_hosting_provider  boolean,
+    is_public_proxy      boolean,
+    is_residential_proxy boolean,
+    is_tor_exit_node     boolean
+);
+
+COMMENT ON TYPE ip_anonymizer IS
+    'Result of ip_anonymous(): the MaxMind anonymizer flags of an address (a flag the database does not set is false).';
+
+CREATE TYPE ip_isp_data AS (
+    isp                            text,
+    organization                   text,
+    autonomous_system_number       bigint,
+    autonomous_system_organization text,
+    mobile_country_code            text,
+    mobile_network_code            text
+);
+
+COMMENT ON TYPE ip_isp_data IS
+    'Result of ip_isp(): the MaxMind ISP fields of an address.';

@@ -150,13 +150,37 @@ unsafe impl BoxRet for EnrichmentDatum {
 
 impl_sql_translatable!(EnrichmentDatum, "ip_enrichment");
 
+/// An `ip_anonymizer` composite result (`ip_anonymous`).
+pub struct AnonymizerDatum(pub pg_sys::Datum);
+
+unsafe impl BoxRet for AnonymizerDatum {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+impl_sql_translatable!(AnonymizerDatum, "ip_anonymizer");
+
+/// An `ip_isp_data` composite result (`ip_isp`).
+pub struct IspDatum(pub pg_sys::Datum);
+
+unsafe impl BoxRet for IspDatum {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+impl_sql_translatable!(IspDatum, "ip_isp_data");
+
 /// The result row type of the calling function, looked up once per call site and kept in
-/// `fn_extra` (the expression's own memory context), then checked against `expected`.
+/// `fn_extra` (the expression's own memory context), then checked against `expected` (the
+/// attribute types of `type_name`, named in the error).
 ///
 /// # Safety
 /// `fcinfo` must be the live call info of a function returning a composite type.
 pub unsafe fn result_tupdesc(
     fcinfo: pg_sys::FunctionCallInfo,
+    type_name: &str,
     expected: &[pg_sys::Oid],
 ) -> Result<pg_sys::TupleDesc, ErrorReport> {
     unsafe {
@@ -170,6 +194,7 @@ pub unsafe fn result_tupdesc(
         pg_sys::MemoryContextSwitchTo(old);
         if kind != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE || tupdesc.is_null() {
             return Err(errors::type_altered(
+                type_name,
                 "the function does not return a composite type".into(),
             ));
         }
@@ -182,12 +207,15 @@ pub unsafe fn result_tupdesc(
             .map(|a| a.atttypid)
             .collect();
         if natts != expected.len() || live.as_slice() != expected {
-            return Err(errors::type_altered(format!(
-                "expected {} attributes of the types this library writes, found {} ({} live)",
-                expected.len(),
-                natts,
-                live.len()
-            )));
+            return Err(errors::type_altered(
+                type_name,
+                format!(
+                    "expected {} attributes of the types this library writes, found {} ({} live)",
+                    expected.len(),
+                    natts,
+                    live.len()
+                ),
+            ));
         }
         let tupdesc = pg_sys::BlessTupleDesc(tupdesc);
         (*flinfo).fn_extra = tupdesc.cast();

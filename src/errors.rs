@@ -251,7 +251,7 @@ pub fn unknown_database(name: &str, known: &[String]) -> ErrorReport {
         format!("unknown database \"{}\"", cut(name)),
     )
     .set_detail(format!("Configured names: {known}."))
-    .set_hint("Use city, asn, a name from ip_inventory.databases, or an absolute file path.")
+    .set_hint("Use city, asn, anonymous, isp, connection_type, a name from ip_inventory.databases, or an absolute file path.")
 }
 
 pub fn path_not_allowed() -> ErrorReport {
@@ -276,13 +276,15 @@ pub fn bad_inet(detail: String) -> ErrorReport {
 }
 
 /// The `ip_enrichment` type no longer has the shape this library builds.
-pub fn type_altered(detail: String) -> ErrorReport {
+pub fn type_altered(type_name: &str, detail: String) -> ErrorReport {
     report(
         ERRCODE_DATATYPE_MISMATCH,
-        "type ip_enrichment does not match this version of ip_inventory".to_owned(),
+        format!("type {type_name} does not match this version of ip_inventory"),
     )
     .set_detail(detail)
-    .set_hint("Do not alter ip_enrichment; reinstall the extension to restore it.")
+    .set_hint(format!(
+        "Do not alter {type_name}; reinstall the extension to restore it."
+    ))
 }
 
 /// A network source's setting that cannot be used (the message never holds a secret).

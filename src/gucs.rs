@@ -26,6 +26,9 @@ const DAY: i32 = 86_400;
 static MAXMIND_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CITY_DB: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static ASN_DB: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static ANONYMOUS_DB: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static ISP_DB: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CONNECTION_TYPE_DB: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 const LANGUAGE_DEFAULT: &CStr = c"en";
 static LANGUAGE: GucSetting<Option<CString>> =
@@ -366,6 +369,24 @@ fn init_maxmind() {
         c"Overrides the file found in ip_inventory.maxmind_dir. Replace the file by rename, never in place.",
         &ASN_DB,
     );
+    database_path(
+        c"ip_inventory.anonymous_db",
+        c"Absolute path of the Anonymous-IP (or Anonymous Plus, Enterprise) database for ip_anonymous().",
+        c"Overrides GeoIP2-Anonymous-IP.mmdb or GeoIP-Anonymous-Plus.mmdb in ip_inventory.maxmind_dir (used only when present there). Replace the file by rename, never in place.",
+        &ANONYMOUS_DB,
+    );
+    database_path(
+        c"ip_inventory.isp_db",
+        c"Absolute path of the ISP (or Enterprise) database for ip_isp().",
+        c"Overrides GeoIP2-ISP.mmdb in ip_inventory.maxmind_dir (used only when present there). Replace the file by rename, never in place.",
+        &ISP_DB,
+    );
+    database_path(
+        c"ip_inventory.connection_type_db",
+        c"Absolute path of the Connection-Type (or Enterprise) database for ip_connection_type().",
+        c"Overrides GeoIP2-Connection-Type.mmdb in ip_inventory.maxmind_dir (used only when present there). Replace the file by rename, never in place.",
+        &CONNECTION_TYPE_DB,
+    );
     define_text(Text {
         name: c"ip_inventory.databases",
         short:
@@ -705,11 +726,14 @@ fn duration_ms(setting: &GucSetting<i32>) -> Duration {
     Duration::from_millis(u64::from(count(setting)))
 }
 
-/// The path the settings name for the City or ASN slot, if any.
+/// The path the settings name for a MaxMind slot, if any.
 pub fn slot_path(slot: &DbSlot) -> Option<PathBuf> {
     let explicit = match slot {
         DbSlot::City => text(&CITY_DB),
         DbSlot::Asn => text(&ASN_DB),
+        DbSlot::Anonymous => text(&ANONYMOUS_DB),
+        DbSlot::Isp => text(&ISP_DB),
+        DbSlot::ConnectionType => text(&CONNECTION_TYPE_DB),
         DbSlot::Named(_) | DbSlot::Path => None,
     };
     slot.configured_path(explicit.as_deref(), text(&MAXMIND_DIR).as_deref())

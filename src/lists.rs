@@ -390,7 +390,7 @@ fn ip_list_match(
         return Ok(None);
     };
     // SAFETY: fcinfo is this call's; the SQL declaration returns ip_list_hit.
-    let tupdesc = unsafe { datum::result_tupdesc(fcinfo, &HIT_TYPES)? };
+    let tupdesc = unsafe { datum::result_tupdesc(fcinfo, "ip_list_hit", &HIT_TYPES)? };
     let mut values = [pg_sys::Datum::null(); 3];
     let mut nulls = [true; 3];
     values[0] = datum::network_datum(built.networks[i]);

@@ -247,7 +247,7 @@ COMMENT ON FUNCTION @extschema@.maxmind_age() IS
 
 /// `maxmind_verify(path text, kind text default 'any') → jsonb`: fully verifies a file
 /// without installing it (e.g. a download before it is moved into place). `kind` is
-/// `city`, `asn` or `any`. Reads server files: superusers and pg_read_server_files only.
+/// `city`, `asn`, `anonymous`, `isp`, `connection_type` or `any`. Reads server files: superusers and pg_read_server_files only.
 #[pg_extern(volatile, parallel_safe)]
 fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, ErrorReport> {
     let kind = DbKind::parse(kind).ok_or_else(|| errors::unknown_kind(kind))?;
@@ -288,7 +288,7 @@ fn maxmind_verify(path: &str, kind: default!(&str, "'any'")) -> Result<JsonB, Er
 extension_sql!(
     r#"
 COMMENT ON FUNCTION @extschema@.maxmind_verify(text, text) IS
-    'Fully verify a MaxMind DB file without installing it; kind is city, asn or any.';
+    'Fully verify a MaxMind DB file without installing it; kind is city, asn, anonymous, isp, connection_type or any.';
 -- Verifying reads server files.
 REVOKE ALL ON FUNCTION @extschema@.maxmind_verify(text, text) FROM PUBLIC;
 "#,

@@ -17,7 +17,9 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use super::readers;
-use crate::datum::{self, EnrichmentDatum, InetArg, InetDatum, TextDatum};
+use crate::datum::{
+    self, AnonymizerDatum, EnrichmentDatum, InetArg, InetDatum, IspDatum, TextDatum,
+};
 use crate::errors;
 use crate::metrics;
 
@@ -132,6 +134,129 @@ COMMENT ON FUNCTION @extschema@.ip_asn_org(inet) IS
 "#,
     name = "accessor_comments",
     requires = [ip_country, ip_asn, ip_asn_org]
+);
+
+/// Attribute types of `ip_anonymizer`, in order: the six flags.
+const ANONYMIZER_TYPES: [pg_sys::Oid; 6] = [pg_sys::BOOLOID; 6];
+
+/// `ip_anonymous(inet) → ip_anonymizer`: the anonymizer flags of the Anonymous-IP (or
+/// Anonymous Plus, Enterprise) database; NULL when the database holds no anonymizer data for
+/// the address or MaxMind is not consulted for it.
+#[pg_extern(stable, strict, parallel_safe)]
+fn ip_anonymous(
+    ip: InetArg,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<Option<AnonymizerDatum>, ErrorReport> {
+    if !is_public(ip) {
+        return Ok(None);
+    }
+    let Some(f) = read_hit(
+        ip,
+        |r| Ok(&mut r.anonymous),
+        |db, hit| db.anonymous_flags(hit),
+    )?
+    else {
+        return Ok(None);
+    };
+    // SAFETY: fcinfo is this call's; the SQL declaration returns ip_anonymizer.
+    let tupdesc = unsafe { datum::result_tupdesc(fcinfo, "ip_anonymizer", &ANONYMIZER_TYPES)? };
+    let values = [
+        f.is_anonymous,
+        f.is_anonymous_vpn,
+        f.is_hosting_provider,
+        f.is_public_proxy,
+        f.is_residential_proxy,
+        f.is_tor_exit_node,
+    ]
+    .map(pg_sys::Datum::from);
+    // SAFETY: six non-null booleans, as the checked tupdesc has.
+    Ok(Some(AnonymizerDatum(unsafe {
+        datum::composite_datum(tupdesc, &values, &[false; 6])
+    })))
+}
+
+/// Attribute types of `ip_isp_data`, in order.
+const ISP_TYPES: [pg_sys::Oid; 6] = [
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+    pg_sys::INT8OID,
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+];
+
+/// `ip_isp(inet) → ip_isp_data`: ISP, organisation, AS and mobile codes of the ISP (or
+/// Enterprise) database; NULL when the database holds none of them for the address or
+/// MaxMind is not consulted for it.
+#[pg_extern(stable, strict, parallel_safe)]
+fn ip_isp(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> Result<Option<IspDatum>, ErrorReport> {
+    if !is_public(ip) {
+        return Ok(None);
+    }
+    read_hit(
+        ip,
+        |r| Ok(&mut r.isp),
+        |db, hit| {
+            let Some(f) = db.isp_fields(hit)? else {
+                return Ok(None);
+            };
+            let mut values = [pg_sys::Datum::null(); 6];
+            let mut nulls = [true; 6];
+            let mut set = |i: usize, v: Option<pg_sys::Datum>| {
+                if let Some(v) = v {
+                    values[i] = v;
+                    nulls[i] = false;
+                }
+            };
+            set(0, f.isp.map(datum::text_datum));
+            set(1, f.organization.map(datum::text_datum));
+            set(
+                2,
+                f.autonomous_system_number
+                    .map(|n| pg_sys::Datum::from(i64::from(n))),
+            );
+            set(3, f.autonomous_system_organization.map(datum::text_datum));
+            set(4, f.mobile_country_code.map(datum::text_datum));
+            set(5, f.mobile_network_code.map(datum::text_datum));
+            Ok(Some((values, nulls)))
+        },
+    )?
+    .map(|(values, nulls)| {
+        // SAFETY: fcinfo is this call's; the SQL declaration returns ip_isp_data.
+        let tupdesc = unsafe { datum::result_tupdesc(fcinfo, "ip_isp_data", &ISP_TYPES)? };
+        // SAFETY: values of the checked tupdesc's types.
+        Ok(IspDatum(unsafe {
+            datum::composite_datum(tupdesc, &values, &nulls)
+        }))
+    })
+    .transpose()
+}
+
+/// `ip_connection_type(inet) → text`: the connection type of the Connection-Type (or
+/// Enterprise) database (`Cable/DSL`, `Cellular`, `Corporate`, `Satellite`, `Dialup`).
+#[pg_extern(stable, strict, parallel_safe)]
+fn ip_connection_type(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
+    if !is_public(ip) {
+        return Ok(None);
+    }
+    read_hit(
+        ip,
+        |r| Ok(&mut r.connection_type),
+        |db, hit| Ok(db.connection_type(hit)?.map(TextDatum::new)),
+    )
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@.ip_anonymous(inet) IS
+    'Anonymizer flags (anonymous, VPN, hosting provider, public proxy, residential proxy, Tor exit node) from the MaxMind Anonymous-IP, Anonymous Plus or Enterprise database (ip_inventory.anonymous_db); NULL when the database holds no anonymizer data for the address or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
+COMMENT ON FUNCTION @extschema@.ip_isp(inet) IS
+    'ISP, organisation, autonomous system and mobile country/network codes from the MaxMind ISP or Enterprise database (ip_inventory.isp_db); NULL when the database holds none for the address or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
+COMMENT ON FUNCTION @extschema@.ip_connection_type(inet) IS
+    'Connection type (Cable/DSL, Cellular, Corporate, Satellite, Dialup) from the MaxMind Connection-Type or Enterprise database (ip_inventory.connection_type_db); NULL when unknown or the address is not public (6to4 and Teredo addresses: as libmaxminddb answers them).';
+"#,
+    name = "anonymous_isp_comments",
+    requires = [ip_anonymous, ip_isp, ip_connection_type]
 );
 
 /// Attributes of `ip_enrichment`, in order; `result_tupdesc` checks the type against it.
@@ -253,7 +378,7 @@ fn enrichment(
     on_error: OnDbError,
 ) -> Result<EnrichmentDatum, ErrorReport> {
     // SAFETY: fcinfo is this call's; the SQL declaration returns ip_enrichment.
-    let tupdesc = unsafe { datum::result_tupdesc(fcinfo, &ENRICHMENT_TYPES)? };
+    let tupdesc = unsafe { datum::result_tupdesc(fcinfo, "ip_enrichment", &ENRICHMENT_TYPES)? };
     let mut row = Row::new();
     let class = classify(ip.addr);
     row.text(col::IP_CLASS, Some(class.as_str()));
@@ -455,7 +580,7 @@ fn mmdb_lookup(ip: InetArg, database: &str) -> Result<Option<JsonB>, ErrorReport
 extension_sql!(
     r#"
 COMMENT ON FUNCTION @extschema@.mmdb_lookup(inet, text) IS
-    'Whole record of any MaxMind DB file as {"network", "data"}: database is city, asn, a name from ip_inventory.databases, or an absolute path (superusers and pg_read_server_files only).';
+    'Whole record of any MaxMind DB file as {"network", "data"}: database is city, asn, anonymous, isp, connection_type, a name from ip_inventory.databases, or an absolute path (superusers and pg_read_server_files only).';
 "#,
     name = "mmdb_lookup_comment",
     requires = [mmdb_lookup]

@@ -160,6 +160,9 @@ pub struct Readers {
     /// the language changes).
     pub city_cache: CityCache,
     pub asn: Slot,
+    pub anonymous: Slot,
+    pub isp: Slot,
+    pub connection_type: Slot,
     pub named: Vec<Slot>,
     paths: Vec<Slot>,
 }
@@ -191,6 +194,9 @@ impl Readers {
             city_cache: CityCache::default(),
             city: Slot::new(DbSlot::City, None),
             asn: Slot::new(DbSlot::Asn, None),
+            anonymous: Slot::new(DbSlot::Anonymous, None),
+            isp: Slot::new(DbSlot::Isp, None),
+            connection_type: Slot::new(DbSlot::ConnectionType, None),
             named: Vec::new(),
             paths: Vec::new(),
         };
@@ -233,8 +239,9 @@ impl Readers {
         self.settings_epoch = gucs::settings_epoch();
         self.language = gucs::language();
         self.check_interval_us = gucs::file_check_interval_secs().map(|s| i64::from(s) * 1_000_000);
-        self.city.reader.path = gucs::slot_path(&DbSlot::City);
-        self.asn.reader.path = gucs::slot_path(&DbSlot::Asn);
+        for slot in self.maxmind_slots() {
+            slot.reader.path = gucs::slot_path(&slot.reader.slot);
+        }
         let configured = gucs::named_databases();
         // Keep the readers of names that stay; a changed path is picked up by check_all().
         let mut named = Vec::with_capacity(configured.len());
@@ -251,7 +258,7 @@ impl Readers {
         }
         self.named = named;
         // A slot whose path was unset drops its reader: the operator unconfigured it.
-        for slot in [&mut self.city, &mut self.asn] {
+        for slot in self.maxmind_slots() {
             if slot.reader.path.is_none() {
                 slot.reader.clear();
             }
@@ -263,8 +270,9 @@ impl Readers {
         let Ok(store) = self.store().cloned() else {
             return;
         };
-        self.city.check_replaced(&store);
-        self.asn.check_replaced(&store);
+        for slot in self.maxmind_slots() {
+            slot.check_replaced(&store);
+        }
         for slot in self.named.iter_mut().chain(self.paths.iter_mut()) {
             slot.check_replaced(&store);
         }
@@ -281,6 +289,9 @@ impl Readers {
         match DbSlot::named(database, &names) {
             Some(DbSlot::City) => Ok(&mut self.city),
             Some(DbSlot::Asn) => Ok(&mut self.asn),
+            Some(DbSlot::Anonymous) => Ok(&mut self.anonymous),
+            Some(DbSlot::Isp) => Ok(&mut self.isp),
+            Some(DbSlot::ConnectionType) => Ok(&mut self.connection_type),
             Some(DbSlot::Named(n)) => Ok(self
                 .named
                 .iter_mut()
@@ -320,11 +331,30 @@ impl Readers {
         pick(self)?.lookup(&store, ip, read)
     }
 
-    /// The configured slots, for reporting: city, asn, then named databases.
+    /// The MaxMind slots (City, ASN, Anonymous-IP, ISP, Connection-Type).
+    fn maxmind_slots(&mut self) -> [&mut Slot; 5] {
+        [
+            &mut self.city,
+            &mut self.asn,
+            &mut self.anonymous,
+            &mut self.isp,
+            &mut self.connection_type,
+        ]
+    }
+
+    /// The slots to report and reload: city and asn always, the optional MaxMind slots when
+    /// configured, then named databases.
     pub fn configured_slots(&mut self) -> impl Iterator<Item = &mut Slot> {
-        [&mut self.city, &mut self.asn]
-            .into_iter()
-            .chain(self.named.iter_mut())
+        [
+            &mut self.city,
+            &mut self.asn,
+            &mut self.anonymous,
+            &mut self.isp,
+            &mut self.connection_type,
+        ]
+        .into_iter()
+        .filter(|s| s.slot().listed_unconfigured() || s.path().is_some())
+        .chain(self.named.iter_mut())
     }
 
     /// Marks the readers current with `generation` (after this backend installed them).

@@ -31,12 +31,19 @@ pub use slot::{DbSlot, Replaced, SlotReader, Unusable};
 pub use store::Identity;
 pub use store::Store;
 
-pub use record::{AsnFields, CityFields};
+pub use record::{AnonymousFlags, AsnFields, CityFields, IspFields};
 
 named!(
     /// The counters of database slots (`custom`: `ip_inventory.databases` names and files
     /// named by path); [`DbSlot::family`] says which a slot counts into.
-    DbFamily { City = "city", Asn = "asn", Custom = "custom" }
+    DbFamily {
+        City = "city",
+        Asn = "asn",
+        Custom = "custom",
+        Anonymous = "anonymous",
+        Isp = "isp",
+        ConnectionType = "connection_type",
+    }
 );
 
 named!(
@@ -61,6 +68,12 @@ named!(
         Asn = "asn",
         /// Anything in MaxMind DB format (`mmdb_lookup`).
         Any = "any",
+        /// Anonymizer flags: GeoIP2 Anonymous-IP, GeoIP Anonymous Plus, GeoIP2 Enterprise.
+        Anonymous = "anonymous",
+        /// ISP and organisation: GeoIP2 ISP, GeoIP2 Enterprise.
+        Isp = "isp",
+        /// Connection type: GeoIP2 Connection-Type, GeoIP2 Enterprise.
+        ConnectionType = "connection_type",
     }
 );
 
@@ -73,6 +86,11 @@ impl DbKind {
                 .any(|k| t.contains(k)),
             DbKind::Asn => ["asn", "isp"].iter().any(|k| t.contains(k)),
             DbKind::Any => true,
+            DbKind::Anonymous => ["anonymous", "enterprise"].iter().any(|k| t.contains(k)),
+            DbKind::Isp => ["isp", "enterprise"].iter().any(|k| t.contains(k)),
+            DbKind::ConnectionType => ["connection-type", "enterprise"]
+                .iter()
+                .any(|k| t.contains(k)),
         }
     }
 
@@ -81,6 +99,9 @@ impl DbKind {
             DbKind::City => "a City, Country or Enterprise database",
             DbKind::Asn => "an ASN or ISP database",
             DbKind::Any => "a MaxMind DB file",
+            DbKind::Anonymous => "an Anonymous-IP, Anonymous Plus or Enterprise database",
+            DbKind::Isp => "an ISP or Enterprise database",
+            DbKind::ConnectionType => "a Connection-Type or Enterprise database",
         }
     }
 }
@@ -581,6 +602,52 @@ impl Database {
         // while this database lives (entries are only added), and does not move when the map
         // grows; so it outlives the borrow of `self`.
         unsafe { &*kept }
+    }
+
+    /// The anonymizer flags of a hit: those of an Anonymous-IP record, or of an Enterprise
+    /// record's `traits`; a flag the record does not carry is false, as MaxMind's readers
+    /// answer it. `None` when the database has no record for the address or the record
+    /// carries no flag.
+    #[inline]
+    pub fn anonymous_flags(&self, hit: &Hit<'_>) -> Result<Option<AnonymousFlags>, DbError> {
+        match hit.result.decode::<record::AnonymousRecord>() {
+            Ok(rec) => Ok(rec.and_then(record::AnonymousRecord::flags)),
+            Err(e) => Err(DbError::from_mmdb(&self.path, e)),
+        }
+    }
+
+    /// The ISP fields of a hit (an ISP record, or an Enterprise record's `traits`), strings
+    /// sanitized as every field is. `None` when the database has no record for the address or
+    /// the record carries none of the fields.
+    #[inline]
+    pub fn isp_fields<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<IspFields<'a>>, DbError> {
+        match hit.result.decode::<record::IspRecord<'a>>() {
+            Ok(rec) => {
+                let Some(f) = rec.and_then(record::IspRecord::fields) else {
+                    return Ok(None);
+                };
+                let clean = |s: Option<&'a str>| s.map(|s| self.clean(s));
+                Ok(Some(IspFields {
+                    isp: clean(f.isp),
+                    organization: clean(f.organization),
+                    autonomous_system_number: f.autonomous_system_number,
+                    autonomous_system_organization: clean(f.autonomous_system_organization),
+                    mobile_country_code: clean(f.mobile_country_code),
+                    mobile_network_code: clean(f.mobile_network_code),
+                }))
+            }
+            Err(e) => Err(DbError::from_mmdb(&self.path, e)),
+        }
+    }
+
+    /// `connection_type` of a hit (a Connection-Type record, or an Enterprise record's
+    /// `traits`), sanitized.
+    #[inline]
+    pub fn connection_type<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
+        match hit.result.decode::<record::ConnectionTypeRecord<'a>>() {
+            Ok(rec) => Ok(rec.and_then(|r| r.get()).map(|s| self.clean(s))),
+            Err(e) => Err(DbError::from_mmdb(&self.path, e)),
+        }
     }
 
     /// `autonomous_system_number` alone (the `ip_asn` hot path).

@@ -263,3 +263,145 @@ impl<'a> From<AsnRecord<'a>> for AsnFields<'a> {
         }
     }
 }
+
+/// The anonymizer flags of an Anonymous-IP (or Anonymous Plus) record, or of the `traits` of
+/// an Enterprise record.
+#[derive(Deserialize, Default, Clone, Copy)]
+struct AnonymousTraits {
+    is_anonymous: Option<bool>,
+    is_anonymous_vpn: Option<bool>,
+    is_hosting_provider: Option<bool>,
+    is_public_proxy: Option<bool>,
+    is_residential_proxy: Option<bool>,
+    is_tor_exit_node: Option<bool>,
+}
+
+/// An Anonymous-IP record (flags at the top) or an Enterprise record (flags in `traits`).
+#[derive(Deserialize)]
+pub(crate) struct AnonymousRecord {
+    is_anonymous: Option<bool>,
+    is_anonymous_vpn: Option<bool>,
+    is_hosting_provider: Option<bool>,
+    is_public_proxy: Option<bool>,
+    is_residential_proxy: Option<bool>,
+    is_tor_exit_node: Option<bool>,
+    traits: Option<AnonymousTraits>,
+}
+
+/// What `ip_anonymous` returns for a record carrying at least one anonymizer flag: a flag the
+/// record does not carry is false, as MaxMind's readers answer it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AnonymousFlags {
+    pub is_anonymous: bool,
+    pub is_anonymous_vpn: bool,
+    pub is_hosting_provider: bool,
+    pub is_public_proxy: bool,
+    pub is_residential_proxy: bool,
+    pub is_tor_exit_node: bool,
+}
+
+impl AnonymousRecord {
+    /// The flags, `None` when the record carries none (an empty record, or an Enterprise
+    /// record of an address that is no anonymizer): no anonymizer data for the address.
+    pub(crate) fn flags(self) -> Option<AnonymousFlags> {
+        let t = self.traits.unwrap_or_default();
+        let r = self;
+        let any = [
+            r.is_anonymous.or(t.is_anonymous),
+            r.is_anonymous_vpn.or(t.is_anonymous_vpn),
+            r.is_hosting_provider.or(t.is_hosting_provider),
+            r.is_public_proxy.or(t.is_public_proxy),
+            r.is_residential_proxy.or(t.is_residential_proxy),
+            r.is_tor_exit_node.or(t.is_tor_exit_node),
+        ]
+        .iter()
+        .any(Option::is_some);
+        if !any {
+            return None;
+        }
+        let flag = |top: Option<bool>, traits: Option<bool>| top.or(traits).unwrap_or(false);
+        Some(AnonymousFlags {
+            is_anonymous: flag(r.is_anonymous, t.is_anonymous),
+            is_anonymous_vpn: flag(r.is_anonymous_vpn, t.is_anonymous_vpn),
+            is_hosting_provider: flag(r.is_hosting_provider, t.is_hosting_provider),
+            is_public_proxy: flag(r.is_public_proxy, t.is_public_proxy),
+            is_residential_proxy: flag(r.is_residential_proxy, t.is_residential_proxy),
+            is_tor_exit_node: flag(r.is_tor_exit_node, t.is_tor_exit_node),
+        })
+    }
+}
+
+/// The ISP fields of an ISP record, or of the `traits` of an Enterprise record.
+#[derive(Deserialize, Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IspFields<'a> {
+    #[serde(borrow)]
+    pub isp: Option<&'a str>,
+    #[serde(borrow)]
+    pub organization: Option<&'a str>,
+    pub autonomous_system_number: Option<u32>,
+    #[serde(borrow)]
+    pub autonomous_system_organization: Option<&'a str>,
+    #[serde(borrow)]
+    pub mobile_country_code: Option<&'a str>,
+    #[serde(borrow)]
+    pub mobile_network_code: Option<&'a str>,
+}
+
+/// An ISP record (fields at the top) or an Enterprise record (fields in `traits`).
+#[derive(Deserialize)]
+pub(crate) struct IspRecord<'a> {
+    #[serde(borrow)]
+    isp: Option<&'a str>,
+    #[serde(borrow)]
+    organization: Option<&'a str>,
+    autonomous_system_number: Option<u32>,
+    #[serde(borrow)]
+    autonomous_system_organization: Option<&'a str>,
+    #[serde(borrow)]
+    mobile_country_code: Option<&'a str>,
+    #[serde(borrow)]
+    mobile_network_code: Option<&'a str>,
+    #[serde(borrow)]
+    traits: Option<IspFields<'a>>,
+}
+
+impl<'a> IspRecord<'a> {
+    /// The fields, `None` when the record carries none (an empty record): no ISP data.
+    pub(crate) fn fields(self) -> Option<IspFields<'a>> {
+        let t = self.traits.unwrap_or_default();
+        let r = self;
+        let f = IspFields {
+            isp: r.isp.or(t.isp),
+            organization: r.organization.or(t.organization),
+            autonomous_system_number: r.autonomous_system_number.or(t.autonomous_system_number),
+            autonomous_system_organization: r
+                .autonomous_system_organization
+                .or(t.autonomous_system_organization),
+            mobile_country_code: r.mobile_country_code.or(t.mobile_country_code),
+            mobile_network_code: r.mobile_network_code.or(t.mobile_network_code),
+        };
+        (f != IspFields::default()).then_some(f)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ConnectionTypeTraits<'a> {
+    #[serde(borrow)]
+    connection_type: Option<&'a str>,
+}
+
+/// A Connection-Type record, or an Enterprise record (`traits.connection_type`).
+#[derive(Deserialize)]
+pub(crate) struct ConnectionTypeRecord<'a> {
+    #[serde(borrow)]
+    connection_type: Option<&'a str>,
+    #[serde(borrow)]
+    traits: Option<ConnectionTypeTraits<'a>>,
+}
+
+impl<'a> ConnectionTypeRecord<'a> {
+    pub(crate) fn get(self) -> Option<&'a str> {
+        self.connection_type
+            .or(self.traits.and_then(|t| t.connection_type))
+    }
+}

@@ -15,12 +15,23 @@ use super::{Database, DbError, DbFamily, DbKind};
 /// City and ASN files looked for in `ip_inventory.maxmind_dir`, commercial editions first.
 const CITY_FILE_NAMES: [&str; 2] = ["GeoIP2-City.mmdb", "GeoLite2-City.mmdb"];
 const ASN_FILE_NAMES: [&str; 2] = ["GeoIP2-ISP.mmdb", "GeoLite2-ASN.mmdb"];
+/// Files of the optional slots looked for there: used only when present (a directory without
+/// them configures none, so City/ASN set-ups keep working unchanged).
+const ANONYMOUS_FILE_NAMES: [&str; 2] = ["GeoIP2-Anonymous-IP.mmdb", "GeoIP-Anonymous-Plus.mmdb"];
+const ISP_FILE_NAMES: [&str; 1] = ["GeoIP2-ISP.mmdb"];
+const CONNECTION_TYPE_FILE_NAMES: [&str; 1] = ["GeoIP2-Connection-Type.mmdb"];
 
 /// A database slot: what settings configure, errors name and counters count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbSlot {
     City,
     Asn,
+    /// Anonymizer flags (`ip_anonymous`).
+    Anonymous,
+    /// ISP data (`ip_isp`).
+    Isp,
+    /// Connection type (`ip_connection_type`).
+    ConnectionType,
     /// A name from `ip_inventory.databases`.
     Named(String),
     /// A file named by its path (`mmdb_lookup`, superusers and pg_read_server_files).
@@ -28,9 +39,24 @@ pub enum DbSlot {
 }
 
 impl DbSlot {
-    /// Names `mmdb_lookup` accepts for the two MaxMind slots (reserved in
+    /// Names `mmdb_lookup` accepts for the MaxMind slots (reserved in
     /// `ip_inventory.databases`).
-    pub const RESERVED: [&'static str; 2] = ["city", "asn"];
+    pub const RESERVED: [&'static str; 5] = ["city", "asn", "anonymous", "isp", "connection_type"];
+
+    /// The MaxMind slots, in the order `maxmind_info()` lists them.
+    pub const MAXMIND: [DbSlot; 5] = [
+        DbSlot::City,
+        DbSlot::Asn,
+        DbSlot::Anonymous,
+        DbSlot::Isp,
+        DbSlot::ConnectionType,
+    ];
+
+    /// Whether `maxmind_info()` lists the slot when it is not configured (City and ASN: the
+    /// slots every installation uses).
+    pub fn listed_unconfigured(&self) -> bool {
+        matches!(self, DbSlot::City | DbSlot::Asn)
+    }
 
     /// The slot a `mmdb_lookup` argument names: `city`, `asn`, a configured name, or an
     /// absolute path (`None`: none of these).
@@ -41,6 +67,9 @@ impl DbSlot {
         match name {
             "city" => Some(DbSlot::City),
             "asn" => Some(DbSlot::Asn),
+            "anonymous" => Some(DbSlot::Anonymous),
+            "isp" => Some(DbSlot::Isp),
+            "connection_type" => Some(DbSlot::ConnectionType),
             _ if configured.into_iter().any(|c| c.as_ref() == name) => {
                 Some(DbSlot::Named(name.to_owned()))
             }
@@ -54,6 +83,9 @@ impl DbSlot {
         match self {
             DbSlot::City => "city",
             DbSlot::Asn => "asn",
+            DbSlot::Anonymous => "anonymous",
+            DbSlot::Isp => "isp",
+            DbSlot::ConnectionType => "connection_type",
             DbSlot::Named(n) => n,
             DbSlot::Path => "path",
         }
@@ -64,6 +96,9 @@ impl DbSlot {
         match self {
             DbSlot::City => "MaxMind City database".to_owned(),
             DbSlot::Asn => "MaxMind ASN database".to_owned(),
+            DbSlot::Anonymous => "MaxMind Anonymous-IP database".to_owned(),
+            DbSlot::Isp => "MaxMind ISP database".to_owned(),
+            DbSlot::ConnectionType => "MaxMind Connection-Type database".to_owned(),
             DbSlot::Named(n) => format!("database \"{n}\""),
             DbSlot::Path => "database file".to_owned(),
         }
@@ -74,6 +109,11 @@ impl DbSlot {
         match self {
             DbSlot::City => Some("ip_inventory.city_db or ip_inventory.maxmind_dir"),
             DbSlot::Asn => Some("ip_inventory.asn_db or ip_inventory.maxmind_dir"),
+            DbSlot::Anonymous => Some("ip_inventory.anonymous_db or ip_inventory.maxmind_dir"),
+            DbSlot::Isp => Some("ip_inventory.isp_db or ip_inventory.maxmind_dir"),
+            DbSlot::ConnectionType => {
+                Some("ip_inventory.connection_type_db or ip_inventory.maxmind_dir")
+            }
             DbSlot::Named(_) => Some("ip_inventory.databases"),
             DbSlot::Path => None,
         }
@@ -84,6 +124,9 @@ impl DbSlot {
         match self {
             DbSlot::City => DbKind::City,
             DbSlot::Asn => DbKind::Asn,
+            DbSlot::Anonymous => DbKind::Anonymous,
+            DbSlot::Isp => DbKind::Isp,
+            DbSlot::ConnectionType => DbKind::ConnectionType,
             DbSlot::Named(_) | DbSlot::Path => DbKind::Any,
         }
     }
@@ -93,6 +136,9 @@ impl DbSlot {
         match self {
             DbSlot::City => DbFamily::City,
             DbSlot::Asn => DbFamily::Asn,
+            DbSlot::Anonymous => DbFamily::Anonymous,
+            DbSlot::Isp => DbFamily::Isp,
+            DbSlot::ConnectionType => DbFamily::ConnectionType,
             DbSlot::Named(_) | DbSlot::Path => DbFamily::Custom,
         }
     }
@@ -104,21 +150,24 @@ impl DbSlot {
         let names: &[&str] = match self {
             DbSlot::City => &CITY_FILE_NAMES,
             DbSlot::Asn => &ASN_FILE_NAMES,
+            DbSlot::Anonymous => &ANONYMOUS_FILE_NAMES,
+            DbSlot::Isp => &ISP_FILE_NAMES,
+            DbSlot::ConnectionType => &CONNECTION_TYPE_FILE_NAMES,
             DbSlot::Named(_) | DbSlot::Path => &[],
         };
+        let optional = !self.listed_unconfigured();
         let explicit = explicit.map(str::trim).filter(|s| !s.is_empty());
         let dir = dir.map(str::trim).filter(|s| !s.is_empty());
         match (explicit, dir) {
             (Some(path), _) => Some(PathBuf::from(path)),
             (None, Some(dir)) if !names.is_empty() => {
                 let dir = Path::new(dir);
-                Some(
-                    names
-                        .iter()
-                        .map(|n| dir.join(n))
-                        .find(|p| p.exists())
-                        .unwrap_or_else(|| dir.join(names[names.len() - 1])),
-                )
+                let found = names.iter().map(|n| dir.join(n)).find(|p| p.exists());
+                if optional {
+                    found
+                } else {
+                    Some(found.unwrap_or_else(|| dir.join(names[names.len() - 1])))
+                }
             }
             _ => None,
         }
@@ -382,6 +431,22 @@ mod tests {
         assert_eq!(
             DbSlot::Named("x".into()).configured_path(None, Some(d)),
             None
+        );
+        // The optional slots take a file of the directory only when it is there.
+        assert_eq!(DbSlot::Anonymous.configured_path(None, Some(d)), None);
+        assert_eq!(
+            DbSlot::Isp.configured_path(None, Some(d)),
+            None,
+            "no GeoIP2-ISP.mmdb yet"
+        );
+        fs::write(dir.path().join("GeoIP2-ISP.mmdb"), b"x").unwrap();
+        assert_eq!(
+            DbSlot::Isp.configured_path(None, Some(d)),
+            Some(dir.path().join("GeoIP2-ISP.mmdb"))
+        );
+        assert_eq!(
+            DbSlot::ConnectionType.configured_path(Some("/a/ct.mmdb"), None),
+            Some("/a/ct.mmdb".into())
         );
     }
 

@@ -326,6 +326,148 @@ fn slots_reject_databases_of_the_wrong_type() {
     open("test-data/GeoLite2-Country-Test.mmdb", DbKind::City);
     open("test-data/GeoIP2-Enterprise-Test.mmdb", DbKind::City);
     open("test-data/GeoIP2-ISP-Test.mmdb", DbKind::Asn);
+    for (file, kinds) in [
+        ("GeoIP2-Anonymous-IP-Test.mmdb", &[DbKind::Anonymous][..]),
+        ("GeoIP-Anonymous-Plus-Test.mmdb", &[DbKind::Anonymous]),
+        ("GeoIP2-ISP-Test.mmdb", &[DbKind::Isp]),
+        (
+            "GeoIP2-Connection-Type-Test.mmdb",
+            &[DbKind::ConnectionType],
+        ),
+        (
+            "GeoIP2-Enterprise-Test.mmdb",
+            &[DbKind::Anonymous, DbKind::Isp, DbKind::ConnectionType],
+        ),
+        (
+            "GeoIP2-Precision-Enterprise-Test.mmdb",
+            &[DbKind::Anonymous, DbKind::Isp, DbKind::ConnectionType],
+        ),
+    ] {
+        for kind in kinds {
+            open(&format!("test-data/{file}"), *kind);
+        }
+    }
+    for (file, kind) in [
+        ("GeoLite2-City-Test.mmdb", DbKind::Anonymous),
+        ("GeoLite2-ASN-Test.mmdb", DbKind::Isp),
+        ("GeoIP2-ISP-Test.mmdb", DbKind::ConnectionType),
+        ("GeoIP2-Connection-Type-Test.mmdb", DbKind::Anonymous),
+    ] {
+        let err = Database::open(&fixture(&format!("test-data/{file}")), kind).unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::WrongType { .. }), "{file}");
+    }
+}
+
+/// Every listed network's first and last address, with the record it must carry.
+fn probes(source: &[(IpNetwork, Value)]) -> Vec<(IpAddr, &Value)> {
+    source
+        .iter()
+        .flat_map(|(net, _)| [net.network(), last_addr(net)])
+        .map(|ip| (ip, &expected_for(ip, source).1))
+        .collect()
+}
+
+#[test]
+fn anonymous_isp_and_connection_type_answers_match_source_data() {
+    let flag = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let db = open("test-data/GeoIP2-Anonymous-IP-Test.mmdb", DbKind::Anonymous);
+    let src = source("source-data/GeoIP2-Anonymous-IP-Test.json");
+    for (ip, want) in probes(&src) {
+        let hit = db.lookup(ip).unwrap().unwrap();
+        let f = db.anonymous_flags(&hit).unwrap().expect("listed");
+        assert_eq!(f.is_anonymous, flag(want, "is_anonymous"), "{ip}");
+        assert_eq!(f.is_anonymous_vpn, flag(want, "is_anonymous_vpn"), "{ip}");
+        assert_eq!(
+            f.is_hosting_provider,
+            flag(want, "is_hosting_provider"),
+            "{ip}"
+        );
+        assert_eq!(f.is_public_proxy, flag(want, "is_public_proxy"), "{ip}");
+        assert_eq!(
+            f.is_residential_proxy,
+            flag(want, "is_residential_proxy"),
+            "{ip}"
+        );
+        assert_eq!(f.is_tor_exit_node, flag(want, "is_tor_exit_node"), "{ip}");
+    }
+    let hit = db.lookup("8.8.8.8".parse().unwrap()).unwrap().unwrap();
+    // The test database answers unlisted ranges with an empty record: no anonymizer data.
+    assert_eq!(db.record_json(&hit).unwrap(), Some(serde_json::json!({})));
+    assert_eq!(db.anonymous_flags(&hit).unwrap(), None);
+
+    let db = open("test-data/GeoIP2-ISP-Test.mmdb", DbKind::Isp);
+    let src = source("source-data/GeoIP2-ISP-Test.json");
+    let probes_isp = probes(&src);
+    assert!(probes_isp.len() > 2000);
+    for (ip, want) in probes_isp {
+        let hit = db.lookup(ip).unwrap().unwrap();
+        let f = db.isp_fields(&hit).unwrap().expect("listed");
+        assert_eq!(f.isp, str_at(want, &["isp"]), "{ip}");
+        assert_eq!(f.organization, str_at(want, &["organization"]), "{ip}");
+        assert_eq!(
+            f.autonomous_system_number.map(u64::from),
+            want.get("autonomous_system_number").and_then(Value::as_u64),
+            "{ip}"
+        );
+        assert_eq!(
+            f.autonomous_system_organization,
+            str_at(want, &["autonomous_system_organization"]),
+            "{ip}"
+        );
+        assert_eq!(
+            f.mobile_country_code,
+            str_at(want, &["mobile_country_code"]),
+            "{ip}"
+        );
+        assert_eq!(
+            f.mobile_network_code,
+            str_at(want, &["mobile_network_code"]),
+            "{ip}"
+        );
+    }
+
+    let db = open(
+        "test-data/GeoIP2-Connection-Type-Test.mmdb",
+        DbKind::ConnectionType,
+    );
+    let src = source("source-data/GeoIP2-Connection-Type-Test.json");
+    for (ip, want) in probes(&src) {
+        let hit = db.lookup(ip).unwrap().unwrap();
+        assert_eq!(
+            db.connection_type(&hit).unwrap(),
+            str_at(want, &["connection_type"]),
+            "{ip}"
+        );
+    }
+
+    // Enterprise: the same answers from the record's traits.
+    let db = open("test-data/GeoIP2-Enterprise-Test.mmdb", DbKind::Isp);
+    let src = source("source-data/GeoIP2-Enterprise-Test.json");
+    for (ip, want) in probes(&src) {
+        let hit = db.lookup(ip).unwrap().unwrap();
+        let f = db.isp_fields(&hit).unwrap();
+        assert_eq!(
+            f.and_then(|f| f.isp),
+            str_at(want, &["traits", "isp"]),
+            "{ip}"
+        );
+        assert_eq!(
+            f.and_then(|f| f.autonomous_system_organization),
+            str_at(want, &["traits", "autonomous_system_organization"]),
+            "{ip}"
+        );
+        assert_eq!(
+            db.connection_type(&hit).unwrap(),
+            str_at(want, &["traits", "connection_type"]),
+            "{ip}"
+        );
+        // No anonymizer flags in the Enterprise test data: none answered.
+        assert!(want
+            .get("traits")
+            .and_then(|t| t.get("is_anonymous"))
+            .is_none());
+        assert_eq!(db.anonymous_flags(&hit).unwrap(), None, "{ip}");
+    }
 }
 
 #[test]

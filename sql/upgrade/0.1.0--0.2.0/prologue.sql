@@ -93,6 +93,28 @@ CREATE TABLE @extschema@.ip_inventory_citus_observed (
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_citus_observed', '');
 
+-- The result types of ip_anonymous() and ip_isp() (sql/types.sql).
+CREATE TYPE @extschema@.ip_anonymizer AS (
+    is_anonymous         boolean,
+    is_anonymous_vpn     boolean,
+    is_hosting_provider  boolean,
+    is_public_proxy      boolean,
+    is_residential_proxy boolean,
+    is_tor_exit_node     boolean
+);
+COMMENT ON TYPE @extschema@.ip_anonymizer IS
+    'Result of ip_anonymous(): the MaxMind anonymizer flags of an address (a flag the database does not set is false).';
+CREATE TYPE @extschema@.ip_isp_data AS (
+    isp                            text,
+    organization                   text,
+    autonomous_system_number       bigint,
+    autonomous_system_organization text,
+    mobile_country_code            text,
+    mobile_network_code            text
+);
+COMMENT ON TYPE @extschema@.ip_isp_data IS
+    'Result of ip_isp(): the MaxMind ISP fields of an address.';
+
 -- Network lists (sql/lists.sql): the result type of ip_list_match() and the registry.
 CREATE TYPE @extschema@.ip_list_hit AS (
     network    cidr,
