@@ -559,7 +559,9 @@ fn recorded_views(
             row.get::<pg_sys::Oid>(1)
                 .map_err(errors::spi)?
                 .unwrap_or(pg_sys::Oid::INVALID),
-            row.get::<String>(2).map_err(errors::spi)?.unwrap_or_default(),
+            row.get::<String>(2)
+                .map_err(errors::spi)?
+                .unwrap_or_default(),
         ));
     }
     Ok(out)
@@ -607,7 +609,11 @@ fn ip_inventory_enriched_view(
     }
     let owner = security::extension_owner()?;
     // The catalog, the names and the SQL, read as the extension's owner (no user code runs).
-    type Plan = (Vec<(pg_sys::Oid, String)>, Vec<(String, String, Vec<String>)>, String);
+    type Plan = (
+        Vec<(pg_sys::Oid, String)>,
+        Vec<(String, String, Vec<String>)>,
+        String,
+    );
     let (recorded, views, view_schema) = security::run_as(owner, || {
         Spi::connect(|client| -> Result<Plan, ErrorReport> {
             let Some(columns) = attached_columns(client, &schema, table.oid)? else {
@@ -647,8 +653,12 @@ fn ip_inventory_enriched_view(
             let mut views = Vec::new();
             for row in rows {
                 views.push((
-                    row.get::<String>(1).map_err(errors::spi)?.unwrap_or_default(),
-                    row.get::<String>(2).map_err(errors::spi)?.unwrap_or_default(),
+                    row.get::<String>(1)
+                        .map_err(errors::spi)?
+                        .unwrap_or_default(),
+                    row.get::<String>(2)
+                        .map_err(errors::spi)?
+                        .unwrap_or_default(),
                     row.get::<Vec<String>>(3)
                         .map_err(errors::spi)?
                         .unwrap_or_default(),
