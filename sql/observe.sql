@@ -347,3 +347,4 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
     'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;

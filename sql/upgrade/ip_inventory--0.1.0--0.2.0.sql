@@ -407,6 +407,9 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -528,18 +531,12 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was 
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
-
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
@@ -864,6 +861,11 @@ END $$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
     'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_country"(
 	"ip" inet 
@@ -2131,42 +2133,6 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boole
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
-SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
-FROM @extschema@._ip_inventory_stats_counters() AS s
-UNION ALL
-SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
-FROM @extschema@.maxmind_info() AS i
-WHERE i.age IS NOT NULL
-UNION ALL
-SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
-FROM @extschema@.greynoise_quota() AS q,
-     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
-                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
-                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
-
-GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
-
-COMMENT ON VIEW @extschema@.ip_inventory_stats IS
-    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
-    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
-    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
-    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
 
 COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
     'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
@@ -3564,6 +3530,42 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
+SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
+FROM @extschema@._ip_inventory_stats_counters() AS s
+UNION ALL
+SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
+FROM @extschema@.maxmind_info() AS i
+WHERE i.age IS NOT NULL
+UNION ALL
+SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
+FROM @extschema@.greynoise_quota() AS q,
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
+                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
+                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
+
+GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.ip_inventory_stats IS
+    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
+    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
+    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
+    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
 
 CREATE OR REPLACE FUNCTION "maxmind_reload"() RETURNS jsonb 
 STRICT VOLATILE PARALLEL UNSAFE
