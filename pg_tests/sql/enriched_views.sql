@@ -174,6 +174,25 @@ SELECT ip_inventory_enriched_view('sensors.notime') AS notime;
 SELECT string_agg(a.attname, ' ' ORDER BY a.attnum) FILTER (WHERE a.attname LIKE '%country') AS country_columns
 FROM pg_attribute AS a WHERE a.attrelid = 'sensors.notime_enriched'::regclass AND a.attnum > 0;
 
+\echo '-- pg_dump and pg_restore keep the views, their owner and options, and the record of them'
+RESET ROLE;
+\! "$IPI_PGBIN/pg_dump" -Fc -f "$IPI_SCRATCH/ipi_bi.dump" ipi_test && "$IPI_PGBIN/psql" -X -q -d postgres -c "CREATE DATABASE ipi_bi_restore" && "$IPI_PGBIN/pg_restore" -d ipi_bi_restore "$IPI_SCRATCH/ipi_bi.dump" && echo restored
+\c ipi_bi_restore
+SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) AS owner, c.reloptions,
+       (SELECT count(*) FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attnum > 0 AND col_description(c.oid, a.attnum) IS NULL) AS uncommented
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.relkind = 'v' AND n.nspname IN ('sensors', 'bi') ORDER BY 1, 2;
+SELECT event_table, enriched_views FROM ip_inventory_observed_tables ORDER BY 1;
+SELECT count(*) AS rows, count(src_country) AS with_country FROM bi.ev;
+SET ROLE bi_loader;
+SELECT ip_inventory_detach('sensors.events');
+RESET ROLE;
+SELECT count(*) AS views_left FROM pg_class AS c WHERE c.relkind = 'v' AND c.relnamespace IN ('sensors'::regnamespace, 'bi'::regnamespace);
+\c postgres
+DROP DATABASE ipi_bi_restore;
+\c ipi_test
+SET ROLE bi_loader;
+
 \echo '-- detach drops the views it recorded, nothing else'
 SELECT ip_inventory_detach('sensors.events');
 SELECT ip_inventory_detach('sensors.notime');
