@@ -167,6 +167,11 @@ SELECT try($$SELECT ip_inventory_enriched_view('sensors.events', repeat('v', 60)
 CREATE TABLE sensors.odd (ts timestamptz, src_ip inet, src_country text);
 SELECT ip_inventory_attach('sensors.odd', ARRAY['src_ip'], NULL);
 SELECT try($$SELECT ip_inventory_enriched_view('sensors.odd')$$) AS column_clash;
+-- An address column whose type changed since attach is refused, as the trigger refuses it.
+CREATE TABLE sensors.retyped (ts timestamptz, ip inet);
+SELECT ip_inventory_attach('sensors.retyped', ARRAY['ip'], 'ts');
+ALTER TABLE sensors.retyped ALTER COLUMN ip TYPE text;
+SELECT try($$SELECT ip_inventory_enriched_view('sensors.retyped')$$) AS retyped;
 -- Without an event time: the enriched view only; two columns with the same prefix keep their names.
 CREATE TABLE sensors.notime (peer_ip inet, peer_addr inet, ip inet);
 SELECT ip_inventory_attach('sensors.notime', ARRAY['peer_ip', 'peer_addr', 'ip'], NULL);
