@@ -180,7 +180,9 @@ CREATE TABLE @extschema@.ip_inventory_observed (
     ip_columns  text[] NOT NULL CHECK (cardinality(ip_columns) > 0),
     ts_column   text,
     attached_by text NOT NULL,
-    attached_at timestamptz NOT NULL
+    attached_at timestamptz NOT NULL,
+    -- The views ip_inventory_enriched_view() created over it (ip_inventory_detach drops them).
+    enriched_views regclass[] NOT NULL DEFAULT '{}'
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_observed', '');
 COMMENT ON TABLE @extschema@.ip_inventory_observed IS
@@ -190,3 +192,4 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.ip_columns IS 'Its columns h
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.ts_column IS 'Its event time column (NULL: the time of the insert).';
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role that attached it.';
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';

@@ -152,7 +152,7 @@ AS 'MODULE_PATHNAME', 'ip_inventory_observe_wrapper';
 CREATE VIEW @extschema@.ip_inventory_observed_tables AS
 SELECT o.event_table, o.ip_columns, o.ts_column,
        coalesce(t.tgenabled <> 'D', false) AS enabled,
-       o.attached_by, o.attached_at
+       o.attached_by, o.attached_at, o.enriched_views
 FROM @extschema@.ip_inventory_observed AS o
 JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
 LEFT JOIN pg_catalog.pg_trigger AS t
@@ -168,7 +168,183 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_check_columns(regclass, text[], te
 COMMENT ON FUNCTION @extschema@.ip_inventory_observe() IS
     'AFTER INSERT FOR EACH STATEMENT trigger recording the addresses of inserted rows of an attached table in ip_inventory (one aggregated upsert per statement). Created by ip_inventory_attach(); reads the columns from ip_inventory_observed.';
 COMMENT ON VIEW @extschema@.ip_inventory_observed_tables IS
-    'Event tables whose inserts are recorded in ip_inventory (ip_inventory_attach), with their address and time columns, whether the trigger is enabled, who attached them and when.';
+    'Event tables whose inserts are recorded in ip_inventory (ip_inventory_attach), with their address and time columns, whether the trigger is enabled, who attached them and when, and their enriched views (ip_inventory_enriched_view).';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_observe() FROM PUBLIC;
+
+-- Enriched events for BI (ip_inventory_enriched_view, src/inventory/observe.rs): the SQL of
+-- the views over one attached event table. Builds text only; the views are created as the
+-- event table's owner. Every name is quoted and qualified, every operator and type qualified:
+-- a view stores what its SQL resolved to when it was created.
+--
+-- Per address column the inventory's columns get a prefix: the column name without a trailing
+-- `_ip`, `_addr` or `_address` (src_ip: src_country), or the whole column name when nothing is
+-- left or two columns would get the same prefix.
+CREATE FUNCTION @extschema@._ip_inventory_enriched_view_sql(
+    tbl regclass, ip_columns text[], ts_column text, view_schema text, view_name text)
+RETURNS TABLE (kind text, relname text, ddl text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ext text := (SELECT quote_ident(n.nspname) FROM pg_extension AS e
+                 JOIN pg_namespace AS n ON n.oid = e.extnamespace WHERE e.extname = 'ip_inventory');
+    tbl_name text := (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class AS c
+                      JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = tbl);
+    event_cols text[];
+    prefixes text[] := '{}';
+    p text;
+    col text;
+    i int;
+    -- (suffix, inventory expression, comment) of each enriched column.
+    fields text[][] := ARRAY[
+        ARRAY['country', 'geo_country', 'ISO country code (MaxMind City)'],
+        ARRAY['country_name', 'geo_country_name', 'country name (MaxMind City, in ip_inventory.language)'],
+        ARRAY['city', 'geo_city', 'city name (MaxMind City)'],
+        ARRAY['latitude', 'geo_latitude', 'latitude (MaxMind City)'],
+        ARRAY['longitude', 'geo_longitude', 'longitude (MaxMind City)'],
+        ARRAY['asn', 'asn_number', 'autonomous system number (MaxMind ASN or Team Cymru)'],
+        ARRAY['asn_org', 'asn_org', 'autonomous system organisation (MaxMind ASN or Team Cymru)'],
+        ARRAY['greynoise_classification', '%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''classification''',
+              'GreyNoise classification (benign, malicious, unknown)'],
+        ARRAY['greynoise_noise', 'is_scanner', 'GreyNoise: seen scanning the internet (noise)'],
+        ARRAY['greynoise_riot', '(%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''riot'')::pg_catalog.bool',
+              'GreyNoise: a common business service (RIOT)'],
+        ARRAY['greynoise_name', '%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''name''',
+              'GreyNoise: name of the actor or service'],
+        ARRAY['rdns_name', '%s.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name''',
+              'reverse DNS name (PTR)'],
+        ARRAY['first_seen', 'first_seen_at', 'earliest event time of the address in all attached tables'],
+        ARRAY['last_seen', 'last_seen_at', 'latest event time of the address in all attached tables']];
+    select_list text[] := '{}';
+    joins text := '';
+    comments text[] := '{}';
+    out_cols text[];
+    v text;
+    qv text;
+    ts_type regtype;
+    day_expr text;
+    daily text;
+    by_key text;
+BEGIN
+    IF ext IS NULL OR tbl_name IS NULL THEN
+        RAISE EXCEPTION 'no such table or extension' USING ERRCODE = '42P01';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_namespace AS n WHERE n.nspname = view_schema) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', left(view_schema, 64) USING ERRCODE = '3F000';
+    END IF;
+    IF view_name IS NULL OR view_name = '' OR octet_length(view_name || '_daily_country') > 63 THEN
+        RAISE EXCEPTION 'view name "%" is empty or too long', left(view_name, 64) USING ERRCODE = '42622',
+            HINT = 'Views are named <name>, <name>_daily_country and <name>_daily_asn: give a name of at most 49 bytes.';
+    END IF;
+    qv := format('%I.%I', view_schema, view_name);
+    event_cols := ARRAY(SELECT a.attname::text FROM pg_attribute AS a
+                        WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
+    -- Prefixes.
+    FOREACH col IN ARRAY ip_columns LOOP
+        p := regexp_replace(col, '_(ip|addr|address)$', '');
+        IF p = '' OR p = col THEN
+            p := col;
+        END IF;
+        prefixes := prefixes || p;
+    END LOOP;
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        IF (SELECT count(*) FROM unnest(prefixes) AS x WHERE x = prefixes[i]) > 1 THEN
+            prefixes[i] := ip_columns[i];
+        END IF;
+    END LOOP;
+    -- The enriched view: every event column, then each address column's inventory columns.
+    out_cols := event_cols;
+    FOREACH col IN ARRAY event_cols LOOP
+        select_list := select_list || format('e.%I', col);
+        comments := comments || format('COMMENT ON COLUMN %s.%I IS %L', qv, col,
+            coalesce(col_description(tbl, (SELECT a.attnum FROM pg_attribute AS a WHERE a.attrelid = tbl AND a.attname = col)),
+                     format('Column %s of the event table %s.', col, tbl_name)));
+    END LOOP;
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        joins := joins || format(
+            ' LEFT JOIN %s.ip_inventory AS i%s ON i%s.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)',
+            ext, i, i, ext, ip_columns[i]);
+        FOR f IN 1 .. array_length(fields, 1) LOOP
+            v := prefixes[i] || '_' || fields[f][1];
+            IF octet_length(v) > 63 THEN
+                RAISE EXCEPTION 'column name "%" of the enriched view is too long', left(v, 64) USING ERRCODE = '42622',
+                    HINT = 'Rename the address column to a shorter name.';
+            END IF;
+            IF v = ANY (out_cols) THEN
+                RAISE EXCEPTION 'the enriched view of % would have two columns named "%"', tbl_name, left(v, 64)
+                    USING ERRCODE = '42701',
+                    DETAIL = format('Address column %s gets the prefix %s; the event table or another address column already gives %s.',
+                                    ip_columns[i], prefixes[i], v),
+                    HINT = 'Rename the event column.';
+            END IF;
+            out_cols := out_cols || v;
+            select_list := select_list || (CASE WHEN strpos(fields[f][2], '%s') > 0
+                                                THEN format(fields[f][2], 'i' || i)
+                                                ELSE format('i%s.%I', i, fields[f][2]) END
+                                           || format(' AS %I', v));
+            comments := comments || format('COMMENT ON COLUMN %s.%I IS %L', qv, v,
+                format('%s of %s, from %s.ip_inventory (NULL when unknown).',
+                       upper(left(fields[f][3], 1)) || substr(fields[f][3], 2), ip_columns[i], ext));
+        END LOOP;
+    END LOOP;
+    kind := 'enriched';
+    relname := view_name;
+    ddl := ARRAY[format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT %s FROM %s AS e%s',
+                        qv, array_to_string(select_list, ', '), tbl_name, joins),
+                 format('COMMENT ON VIEW %s IS %L', qv,
+                        format('Events of %s joined to %s.ip_inventory for each address column (%s). security_invoker: readers need SELECT on the event table and on ip_inventory. Created by ip_inventory_enriched_view(), dropped by ip_inventory_detach().',
+                               tbl_name, ext, array_to_string(ip_columns, ', ')))]
+           || comments;
+    RETURN NEXT;
+    -- Daily views: events and distinct addresses per day and address column, by country and
+    -- by ASN. Only with an event time.
+    IF ts_column IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT a.atttypid::regtype INTO ts_type FROM pg_attribute AS a
+    WHERE a.attrelid = tbl AND a.attname = ts_column AND NOT a.attisdropped;
+    day_expr := CASE WHEN ts_type = 'timestamptz'::regtype
+                     THEN format('pg_catalog.timezone(''UTC'', e.%I)::pg_catalog.date', ts_column)
+                     ELSE format('e.%I::pg_catalog.date', ts_column) END;
+    FOREACH by_key IN ARRAY ARRAY['country', 'asn'] LOOP
+        daily := '';
+        FOR i IN 1 .. cardinality(ip_columns) LOOP
+            daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
+                'SELECT %s AS day, %L::pg_catalog.text AS ip_column, %s, %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
+                ' FROM %s AS e LEFT JOIN %s.ip_inventory AS i ON i.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)'
+                ' WHERE e.%I IS NOT NULL AND e.%I IS NOT NULL',
+                day_expr, ip_columns[i],
+                CASE by_key WHEN 'country' THEN 'i.geo_country AS country, i.geo_country_name AS country_name'
+                            ELSE 'i.asn_number AS asn, i.asn_org AS asn_org' END,
+                ext, ip_columns[i], tbl_name, ext, ext, ip_columns[i], ip_columns[i], ts_column);
+        END LOOP;
+        relname := view_name || '_daily_' || by_key;
+        kind := 'daily_' || by_key;
+        qv := format('%I.%I', view_schema, relname);
+        ddl := ARRAY[
+            format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.%s, %s AS %s,'
+                   ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses FROM (%s) AS d GROUP BY d.day, d.ip_column, d.%s',
+                   qv, by_key,
+                   CASE by_key WHEN 'country' THEN 'pg_catalog.max(d.country_name)' ELSE 'pg_catalog.max(d.asn_org)' END,
+                   CASE by_key WHEN 'country' THEN 'country_name' ELSE 'asn_org' END,
+                   daily, by_key),
+            format('COMMENT ON VIEW %s IS %L', qv,
+                   format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by %s (from %s.ip_inventory). security_invoker: readers need SELECT on the event table and on ip_inventory.',
+                          tbl_name, CASE by_key WHEN 'country' THEN 'country' ELSE 'autonomous system' END, ext)),
+            format('COMMENT ON COLUMN %s.day IS %L', qv,
+                   format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
+            format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+            CASE by_key WHEN 'country'
+                THEN format('COMMENT ON COLUMN %s.country IS %L', qv, 'ISO country code of the addresses (MaxMind City; NULL: unknown).')
+                ELSE format('COMMENT ON COLUMN %s.asn IS %L', qv, 'Autonomous system number of the addresses (NULL: unknown).') END,
+            CASE by_key WHEN 'country'
+                THEN format('COMMENT ON COLUMN %s.country_name IS %L', qv, 'Country name (MaxMind City, in ip_inventory.language).')
+                ELSE format('COMMENT ON COLUMN %s.asn_org IS %L', qv, 'Autonomous system organisation.') END,
+            format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column in this ' || by_key || '.'),
+            format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical, as ip_inventory keys them) that day in this column in this ' || by_key || '.')];
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
+    'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;

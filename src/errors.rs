@@ -125,6 +125,20 @@ pub fn not_attached(table: &str) -> ErrorReport {
     .set_hint("Its owner runs SELECT ip_inventory_attach(...); see docs/security.md.")
 }
 
+/// A relation holds a name ip_inventory_enriched_view would give a view, and is not one of
+/// the views it created for this table.
+pub fn view_name_taken(name: &str, table: &str) -> ErrorReport {
+    report(
+        ERRCODE_DUPLICATE_TABLE,
+        format!("relation {} already exists", cut(name)),
+    )
+    .set_detail(format!(
+        "It is not a view ip_inventory_enriched_view() created for {}: it is left alone.",
+        cut(table)
+    ))
+    .set_hint("Pass another view_name (or view_schema), or drop or rename that relation.")
+}
+
 pub fn retention_mode(mode: &str) -> ErrorReport {
     report(
         ERRCODE_INVALID_PARAMETER_VALUE,

@@ -12,7 +12,9 @@ CREATE TABLE @extschema@.ip_inventory_observed (
     ip_columns  text[] NOT NULL CHECK (cardinality(ip_columns) > 0),
     ts_column   text,
     attached_by text NOT NULL,
-    attached_at timestamptz NOT NULL
+    attached_at timestamptz NOT NULL,
+    -- The views ip_inventory_enriched_view() created over it (ip_inventory_detach drops them).
+    enriched_views regclass[] NOT NULL DEFAULT '{}'
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_observed', '');
 
@@ -440,9 +442,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -561,6 +560,11 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.ts_column IS 'Its event time
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role that attached it.';
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
+
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
 
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
@@ -702,7 +706,7 @@ AS 'MODULE_PATHNAME', 'ip_inventory_observe_wrapper';
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_observed_tables AS
 SELECT o.event_table, o.ip_columns, o.ts_column,
        coalesce(t.tgenabled <> 'D', false) AS enabled,
-       o.attached_by, o.attached_at
+       o.attached_by, o.attached_at, o.enriched_views
 FROM @extschema@.ip_inventory_observed AS o
 JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
 LEFT JOIN pg_catalog.pg_trigger AS t
@@ -722,11 +726,181 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_observe() IS
     'AFTER INSERT FOR EACH STATEMENT trigger recording the addresses of inserted rows of an attached table in ip_inventory (one aggregated upsert per statement). Created by ip_inventory_attach(); reads the columns from ip_inventory_observed.';
 
 COMMENT ON VIEW @extschema@.ip_inventory_observed_tables IS
-    'Event tables whose inserts are recorded in ip_inventory (ip_inventory_attach), with their address and time columns, whether the trigger is enabled, who attached them and when.';
+    'Event tables whose inserts are recorded in ip_inventory (ip_inventory_attach), with their address and time columns, whether the trigger is enabled, who attached them and when, and their enriched views (ip_inventory_enriched_view).';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_observe() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_enriched_view_sql(
+    tbl regclass, ip_columns text[], ts_column text, view_schema text, view_name text)
+RETURNS TABLE (kind text, relname text, ddl text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ext text := (SELECT quote_ident(n.nspname) FROM pg_extension AS e
+                 JOIN pg_namespace AS n ON n.oid = e.extnamespace WHERE e.extname = 'ip_inventory');
+    tbl_name text := (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class AS c
+                      JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = tbl);
+    event_cols text[];
+    prefixes text[] := '{}';
+    p text;
+    col text;
+    i int;
+    -- (suffix, inventory expression, comment) of each enriched column.
+    fields text[][] := ARRAY[
+        ARRAY['country', 'geo_country', 'ISO country code (MaxMind City)'],
+        ARRAY['country_name', 'geo_country_name', 'country name (MaxMind City, in ip_inventory.language)'],
+        ARRAY['city', 'geo_city', 'city name (MaxMind City)'],
+        ARRAY['latitude', 'geo_latitude', 'latitude (MaxMind City)'],
+        ARRAY['longitude', 'geo_longitude', 'longitude (MaxMind City)'],
+        ARRAY['asn', 'asn_number', 'autonomous system number (MaxMind ASN or Team Cymru)'],
+        ARRAY['asn_org', 'asn_org', 'autonomous system organisation (MaxMind ASN or Team Cymru)'],
+        ARRAY['greynoise_classification', '%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''classification''',
+              'GreyNoise classification (benign, malicious, unknown)'],
+        ARRAY['greynoise_noise', 'is_scanner', 'GreyNoise: seen scanning the internet (noise)'],
+        ARRAY['greynoise_riot', '(%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''riot'')::pg_catalog.bool',
+              'GreyNoise: a common business service (RIOT)'],
+        ARRAY['greynoise_name', '%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''name''',
+              'GreyNoise: name of the actor or service'],
+        ARRAY['rdns_name', '%s.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name''',
+              'reverse DNS name (PTR)'],
+        ARRAY['first_seen', 'first_seen_at', 'earliest event time of the address in all attached tables'],
+        ARRAY['last_seen', 'last_seen_at', 'latest event time of the address in all attached tables']];
+    select_list text[] := '{}';
+    joins text := '';
+    comments text[] := '{}';
+    out_cols text[];
+    v text;
+    qv text;
+    ts_type regtype;
+    day_expr text;
+    daily text;
+    by_key text;
+BEGIN
+    IF ext IS NULL OR tbl_name IS NULL THEN
+        RAISE EXCEPTION 'no such table or extension' USING ERRCODE = '42P01';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_namespace AS n WHERE n.nspname = view_schema) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', left(view_schema, 64) USING ERRCODE = '3F000';
+    END IF;
+    IF view_name IS NULL OR view_name = '' OR octet_length(view_name || '_daily_country') > 63 THEN
+        RAISE EXCEPTION 'view name "%" is empty or too long', left(view_name, 64) USING ERRCODE = '42622',
+            HINT = 'Views are named <name>, <name>_daily_country and <name>_daily_asn: give a name of at most 49 bytes.';
+    END IF;
+    qv := format('%I.%I', view_schema, view_name);
+    event_cols := ARRAY(SELECT a.attname::text FROM pg_attribute AS a
+                        WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
+    -- Prefixes.
+    FOREACH col IN ARRAY ip_columns LOOP
+        p := regexp_replace(col, '_(ip|addr|address)$', '');
+        IF p = '' OR p = col THEN
+            p := col;
+        END IF;
+        prefixes := prefixes || p;
+    END LOOP;
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        IF (SELECT count(*) FROM unnest(prefixes) AS x WHERE x = prefixes[i]) > 1 THEN
+            prefixes[i] := ip_columns[i];
+        END IF;
+    END LOOP;
+    -- The enriched view: every event column, then each address column's inventory columns.
+    out_cols := event_cols;
+    FOREACH col IN ARRAY event_cols LOOP
+        select_list := select_list || format('e.%I', col);
+        comments := comments || format('COMMENT ON COLUMN %s.%I IS %L', qv, col,
+            coalesce(col_description(tbl, (SELECT a.attnum FROM pg_attribute AS a WHERE a.attrelid = tbl AND a.attname = col)),
+                     format('Column %s of the event table %s.', col, tbl_name)));
+    END LOOP;
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        joins := joins || format(
+            ' LEFT JOIN %s.ip_inventory AS i%s ON i%s.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)',
+            ext, i, i, ext, ip_columns[i]);
+        FOR f IN 1 .. array_length(fields, 1) LOOP
+            v := prefixes[i] || '_' || fields[f][1];
+            IF octet_length(v) > 63 THEN
+                RAISE EXCEPTION 'column name "%" of the enriched view is too long', left(v, 64) USING ERRCODE = '42622',
+                    HINT = 'Rename the address column to a shorter name.';
+            END IF;
+            IF v = ANY (out_cols) THEN
+                RAISE EXCEPTION 'the enriched view of % would have two columns named "%"', tbl_name, left(v, 64)
+                    USING ERRCODE = '42701',
+                    DETAIL = format('Address column %s gets the prefix %s; the event table or another address column already gives %s.',
+                                    ip_columns[i], prefixes[i], v),
+                    HINT = 'Rename the event column.';
+            END IF;
+            out_cols := out_cols || v;
+            select_list := select_list || (CASE WHEN strpos(fields[f][2], '%s') > 0
+                                                THEN format(fields[f][2], 'i' || i)
+                                                ELSE format('i%s.%I', i, fields[f][2]) END
+                                           || format(' AS %I', v));
+            comments := comments || format('COMMENT ON COLUMN %s.%I IS %L', qv, v,
+                format('%s of %s, from %s.ip_inventory (NULL when unknown).',
+                       upper(left(fields[f][3], 1)) || substr(fields[f][3], 2), ip_columns[i], ext));
+        END LOOP;
+    END LOOP;
+    kind := 'enriched';
+    relname := view_name;
+    ddl := ARRAY[format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT %s FROM %s AS e%s',
+                        qv, array_to_string(select_list, ', '), tbl_name, joins),
+                 format('COMMENT ON VIEW %s IS %L', qv,
+                        format('Events of %s joined to %s.ip_inventory for each address column (%s). security_invoker: readers need SELECT on the event table and on ip_inventory. Created by ip_inventory_enriched_view(), dropped by ip_inventory_detach().',
+                               tbl_name, ext, array_to_string(ip_columns, ', ')))]
+           || comments;
+    RETURN NEXT;
+    -- Daily views: events and distinct addresses per day and address column, by country and
+    -- by ASN. Only with an event time.
+    IF ts_column IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT a.atttypid::regtype INTO ts_type FROM pg_attribute AS a
+    WHERE a.attrelid = tbl AND a.attname = ts_column AND NOT a.attisdropped;
+    day_expr := CASE WHEN ts_type = 'timestamptz'::regtype
+                     THEN format('pg_catalog.timezone(''UTC'', e.%I)::pg_catalog.date', ts_column)
+                     ELSE format('e.%I::pg_catalog.date', ts_column) END;
+    FOREACH by_key IN ARRAY ARRAY['country', 'asn'] LOOP
+        daily := '';
+        FOR i IN 1 .. cardinality(ip_columns) LOOP
+            daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
+                'SELECT %s AS day, %L::pg_catalog.text AS ip_column, %s, %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
+                ' FROM %s AS e LEFT JOIN %s.ip_inventory AS i ON i.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)'
+                ' WHERE e.%I IS NOT NULL AND e.%I IS NOT NULL',
+                day_expr, ip_columns[i],
+                CASE by_key WHEN 'country' THEN 'i.geo_country AS country, i.geo_country_name AS country_name'
+                            ELSE 'i.asn_number AS asn, i.asn_org AS asn_org' END,
+                ext, ip_columns[i], tbl_name, ext, ext, ip_columns[i], ip_columns[i], ts_column);
+        END LOOP;
+        relname := view_name || '_daily_' || by_key;
+        kind := 'daily_' || by_key;
+        qv := format('%I.%I', view_schema, relname);
+        ddl := ARRAY[
+            format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.%s, %s AS %s,'
+                   ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses FROM (%s) AS d GROUP BY d.day, d.ip_column, d.%s',
+                   qv, by_key,
+                   CASE by_key WHEN 'country' THEN 'pg_catalog.max(d.country_name)' ELSE 'pg_catalog.max(d.asn_org)' END,
+                   CASE by_key WHEN 'country' THEN 'country_name' ELSE 'asn_org' END,
+                   daily, by_key),
+            format('COMMENT ON VIEW %s IS %L', qv,
+                   format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by %s (from %s.ip_inventory). security_invoker: readers need SELECT on the event table and on ip_inventory.',
+                          tbl_name, CASE by_key WHEN 'country' THEN 'country' ELSE 'autonomous system' END, ext)),
+            format('COMMENT ON COLUMN %s.day IS %L', qv,
+                   format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
+            format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+            CASE by_key WHEN 'country'
+                THEN format('COMMENT ON COLUMN %s.country IS %L', qv, 'ISO country code of the addresses (MaxMind City; NULL: unknown).')
+                ELSE format('COMMENT ON COLUMN %s.asn IS %L', qv, 'Autonomous system number of the addresses (NULL: unknown).') END,
+            CASE by_key WHEN 'country'
+                THEN format('COMMENT ON COLUMN %s.country_name IS %L', qv, 'Country name (MaxMind City, in ip_inventory.language).')
+                ELSE format('COMMENT ON COLUMN %s.asn_org IS %L', qv, 'Autonomous system organisation.') END,
+            format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column in this ' || by_key || '.'),
+            format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical, as ip_inventory keys them) that day in this column in this ' || by_key || '.')];
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
+    'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION "ip_connection_type"(
 	"ip" inet 
@@ -769,10 +943,23 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_detach_wrapper';
 
+CREATE OR REPLACE FUNCTION "ip_inventory_enriched_view"(
+	"event_table" regclass, 
+	"view_name" TEXT DEFAULT NULL, 
+	"view_schema" TEXT DEFAULT NULL 
+) RETURNS TEXT[] 
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_enriched_view_wrapper';
+
 COMMENT ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) IS
     'Attaches an event table: its inserts are recorded in ip_inventory (the observe trigger) and retention applies to it, e.g. SELECT ip_inventory_attach(''raw_events'', ARRAY[''src_ip'', ''dst_ip''], ''event_ts''). The caller must own the table; EXECUTE on this function is the privilege to feed the inventory.';
 
-COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its observe trigger and forgets it. The caller must own the table.';
+COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its enriched views (ip_inventory_enriched_view), its observe trigger and forgets it. The caller must own the table.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) IS
+    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country and <view_name>_daily_asn. Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) IS 'One backfill batch: reads the rows as the table''s owner and records them (internal: ip_inventory_backfill).';
 
@@ -783,6 +970,8 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint)
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_detach(regclass) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) FROM PUBLIC;
 
@@ -2036,6 +2225,215 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    added bigint;
+    enriched bigint;
+BEGIN
+    WITH new AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment)
+        SELECT a.ip, now(), now(), 0, a.class,
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
+                     @extschema@.ip_class(x) AS class
+              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
+        LEFT JOIN LATERAL (
+            SELECT c.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c
+            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
+        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
+        -- Address order, as recorders insert: concurrent writers cannot deadlock.
+        ORDER BY a.ip
+        ON CONFLICT (ip_address) DO NOTHING
+        RETURNING inv.maxmind_ts IS NOT NULL AS with_maxmind)
+    SELECT count(*), count(*) FILTER (WHERE with_maxmind) INTO added, enriched FROM new;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
+    RETURN added;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
+    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
+    OUT ip_address inet, OUT known boolean, OUT ip_class text,
+    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
+    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
+    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
+    OUT greynoise_name text, OUT rdns_name text,
+    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
+    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
+    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    addr inet := @extschema@.ip_canonical(ip);
+    r @extschema@.ip_inventory;
+    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
+    -- (one WARNING per session) rather than failing the consumer.
+    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
+    src text;
+    ts timestamptz;
+    want text[] := '{}';
+BEGIN
+    ip_address := addr;
+    stale := '{}';
+    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
+    known := FOUND;
+    IF known THEN
+        ip_class := r.ip_class;
+        geo_country := r.geo_country;
+        geo_country_name := r.geo_country_name;
+        geo_city := r.geo_city;
+        asn_number := r.asn_number;
+        asn_org := r.asn_org;
+        asn_source := r.asn_source;
+        is_scanner := r.is_scanner;
+        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
+        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
+        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
+        rdns_name := r.enrichment -> 'rdns' ->> 'name';
+        first_seen_at := r.first_seen_at;
+        last_seen_at := r.last_seen_at;
+        observation_count := r.observation_count;
+        maxmind_ts := r.maxmind_ts;
+        cymru_ts := r.cymru_ts;
+        greynoise_ts := r.greynoise_ts;
+        rdns_ts := r.rdns_ts;
+        -- MaxMind is stale when the row is pending (never enriched, or from another build
+        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
+        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
+           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
+                                                         e.maxmind_build, e.asn_build) THEN
+            stale := stale || 'maxmind'::text;
+        END IF;
+    ELSE
+        -- Not in the inventory: MaxMind answers now; no network source has been asked.
+        ip_class := e.ip_class;
+        geo_country := e.country_code;
+        geo_country_name := e.country_name;
+        geo_city := e.city;
+        asn_number := e.asn;
+        asn_org := e.asn_org;
+        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
+        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
+    END IF;
+    -- The network sources that serve the address and have no fresh answer (not those switched
+    -- off or told to skip its network: no refresh would ask them).
+    FOREACH src IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
+        ts := CASE src WHEN 'cymru' THEN cymru_ts WHEN 'greynoise' THEN greynoise_ts ELSE rdns_ts END;
+        IF @extschema@._ip_inventory_source_serves(src, addr, ip_class, asn_source)
+           AND (ts IS NULL OR ts < now() - @extschema@.ip_inventory_ttl(src))
+           AND @extschema@._ip_inventory_source_enabled(src)
+           AND NOT addr <<= ANY (@extschema@._ip_inventory_skip_networks(src)::cidr[]) THEN
+            want := want || src;
+        END IF;
+    END LOOP;
+    stale := stale || want;
+    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
+    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
+    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
+RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
+END;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
+    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
+    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    given inet[];
+    targets inet[];
+    added bigint;
+    src text;
+    one jsonb;
+    results jsonb := '{}';
+    total jsonb;
+BEGIN
+    IF source IS NULL OR lim IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF addresses IS NULL AND within IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
+    END IF;
+    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
+    IF lim < 0 OR lim > 100000 THEN
+        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
+    END IF;
+    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
+        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
+            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
+    END IF;
+    IF array_position(addresses, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
+            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
+            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
+    END IF;
+    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
+    IF cardinality(given) > lim THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
+            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
+    END IF;
+    added := @extschema@._ip_inventory_add(given);
+    targets := given || ARRAY(
+        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
+        ORDER BY i.observation_count DESC, i.ip_address
+        LIMIT lim - cardinality(given));
+
+    IF source <> 'all' THEN
+        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
+        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
+        RETURN one || jsonb_build_object('added', added);
+    END IF;
+    -- Each source in its own subtransaction, as cascade_refresh('all') runs them.
+    FOREACH src IN ARRAY ARRAY['maxmind', 'cymru', 'greynoise', 'rdns'] LOOP
+        BEGIN
+            one := @extschema@._ip_inventory_refresh_source(src, lim, false, targets);
+        EXCEPTION WHEN OTHERS THEN
+            one := jsonb_build_object('source', src, 'error', SQLERRM, 'sqlstate', SQLSTATE);
+            RAISE WARNING 'cascade_refresh_now(''all''): % failed: %', src, SQLERRM;
+        END;
+        results := results || jsonb_build_object(src, one - 'source');
+    END LOOP;
+    SELECT jsonb_object_agg(k, s) INTO total
+    FROM unnest(ARRAY['selected', 'refreshed', 'unchanged', 'not_found', 'failed', 'skipped']) AS k,
+         LATERAL (SELECT coalesce(sum((v ->> k)::bigint), 0) AS s FROM jsonb_each(results) AS e(n, v)) AS t;
+    RETURN jsonb_build_object('source', 'all', 'added', added) || total
+        || jsonb_strip_nulls(jsonb_build_object('quota_remaining', results -> 'greynoise' -> 'quota_remaining'))
+        || jsonb_build_object('elapsed', round(extract(epoch FROM clock_timestamp() - started), 3),
+                              'sources', results);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
+    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
+
+REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
+
 COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
     'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
 
@@ -3193,215 +3591,6 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    added bigint;
-    enriched bigint;
-BEGIN
-    WITH new AS (
-        INSERT INTO @extschema@.ip_inventory AS inv (
-            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
-            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
-            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment)
-        SELECT a.ip, now(), now(), 0, a.class,
-               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
-               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
-               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
-        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
-                     @extschema@.ip_class(x) AS class
-              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
-        LEFT JOIN LATERAL (
-            SELECT c.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c
-            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
-        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
-        -- Address order, as recorders insert: concurrent writers cannot deadlock.
-        ORDER BY a.ip
-        ON CONFLICT (ip_address) DO NOTHING
-        RETURNING inv.maxmind_ts IS NOT NULL AS with_maxmind)
-    SELECT count(*), count(*) FILTER (WHERE with_maxmind) INTO added, enriched FROM new;
-    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
-    RETURN added;
-END $$;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
-    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
-    OUT ip_address inet, OUT known boolean, OUT ip_class text,
-    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
-    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
-    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
-    OUT greynoise_name text, OUT rdns_name text,
-    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
-    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
-    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    addr inet := @extschema@.ip_canonical(ip);
-    r @extschema@.ip_inventory;
-    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
-    -- (one WARNING per session) rather than failing the consumer.
-    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
-    src text;
-    ts timestamptz;
-    want text[] := '{}';
-BEGIN
-    ip_address := addr;
-    stale := '{}';
-    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
-    known := FOUND;
-    IF known THEN
-        ip_class := r.ip_class;
-        geo_country := r.geo_country;
-        geo_country_name := r.geo_country_name;
-        geo_city := r.geo_city;
-        asn_number := r.asn_number;
-        asn_org := r.asn_org;
-        asn_source := r.asn_source;
-        is_scanner := r.is_scanner;
-        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
-        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
-        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
-        rdns_name := r.enrichment -> 'rdns' ->> 'name';
-        first_seen_at := r.first_seen_at;
-        last_seen_at := r.last_seen_at;
-        observation_count := r.observation_count;
-        maxmind_ts := r.maxmind_ts;
-        cymru_ts := r.cymru_ts;
-        greynoise_ts := r.greynoise_ts;
-        rdns_ts := r.rdns_ts;
-        -- MaxMind is stale when the row is pending (never enriched, or from another build
-        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
-        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
-           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
-                                                         e.maxmind_build, e.asn_build) THEN
-            stale := stale || 'maxmind'::text;
-        END IF;
-    ELSE
-        -- Not in the inventory: MaxMind answers now; no network source has been asked.
-        ip_class := e.ip_class;
-        geo_country := e.country_code;
-        geo_country_name := e.country_name;
-        geo_city := e.city;
-        asn_number := e.asn;
-        asn_org := e.asn_org;
-        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
-        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
-    END IF;
-    -- The network sources that serve the address and have no fresh answer (not those switched
-    -- off or told to skip its network: no refresh would ask them).
-    FOREACH src IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
-        ts := CASE src WHEN 'cymru' THEN cymru_ts WHEN 'greynoise' THEN greynoise_ts ELSE rdns_ts END;
-        IF @extschema@._ip_inventory_source_serves(src, addr, ip_class, asn_source)
-           AND (ts IS NULL OR ts < now() - @extschema@.ip_inventory_ttl(src))
-           AND @extschema@._ip_inventory_source_enabled(src)
-           AND NOT addr <<= ANY (@extschema@._ip_inventory_skip_networks(src)::cidr[]) THEN
-            want := want || src;
-        END IF;
-    END LOOP;
-    stale := stale || want;
-    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
-    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
-    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
-RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
-END;
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
-    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
-    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    given inet[];
-    targets inet[];
-    added bigint;
-    src text;
-    one jsonb;
-    results jsonb := '{}';
-    total jsonb;
-BEGIN
-    IF source IS NULL OR lim IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF addresses IS NULL AND within IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
-    END IF;
-    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
-    IF lim < 0 OR lim > 100000 THEN
-        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
-    END IF;
-    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
-        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
-            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
-    END IF;
-    IF array_position(addresses, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
-    END IF;
-    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
-            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
-            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
-    END IF;
-    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
-    IF cardinality(given) > lim THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
-            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
-    END IF;
-    added := @extschema@._ip_inventory_add(given);
-    targets := given || ARRAY(
-        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
-        ORDER BY i.observation_count DESC, i.ip_address
-        LIMIT lim - cardinality(given));
-
-    IF source <> 'all' THEN
-        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
-        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
-        RETURN one || jsonb_build_object('added', added);
-    END IF;
-    -- Each source in its own subtransaction, as cascade_refresh('all') runs them.
-    FOREACH src IN ARRAY ARRAY['maxmind', 'cymru', 'greynoise', 'rdns'] LOOP
-        BEGIN
-            one := @extschema@._ip_inventory_refresh_source(src, lim, false, targets);
-        EXCEPTION WHEN OTHERS THEN
-            one := jsonb_build_object('source', src, 'error', SQLERRM, 'sqlstate', SQLSTATE);
-            RAISE WARNING 'cascade_refresh_now(''all''): % failed: %', src, SQLERRM;
-        END;
-        results := results || jsonb_build_object(src, one - 'source');
-    END LOOP;
-    SELECT jsonb_object_agg(k, s) INTO total
-    FROM unnest(ARRAY['selected', 'refreshed', 'unchanged', 'not_found', 'failed', 'skipped']) AS k,
-         LATERAL (SELECT coalesce(sum((v ->> k)::bigint), 0) AS s FROM jsonb_each(results) AS e(n, v)) AS t;
-    RETURN jsonb_build_object('source', 'all', 'added', added) || total
-        || jsonb_strip_nulls(jsonb_build_object('quota_remaining', results -> 'greynoise' -> 'quota_remaining'))
-        || jsonb_build_object('elapsed', round(extract(epoch FROM clock_timestamp() - started), 3),
-                              'sources', results);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
-    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
-
-REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
 
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
 SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset

@@ -483,6 +483,14 @@ fn ip_inventory_detach(
         return Err(errors::must_own(&u32::from(tbl.0).to_string(), "detach"));
     }
     let owner = security::extension_owner()?;
+    // Its enriched views first, as the table's owner (who owns them); a table already
+    // dropped took them with it.
+    if let Some(t) = &table {
+        let views = security::run_as(owner, || {
+            Spi::connect(|client| recorded_views(client, &schema, t.oid))
+        })?;
+        drop_views(t, &views)?;
+    }
     security::run_as(owner, || {
         Spi::connect_mut(|client| {
             if let Some(t) = &table {
@@ -512,6 +520,227 @@ fn ip_inventory_detach(
                 .map_err(errors::spi)
         })
     })
+}
+
+/// The views `ip_inventory_enriched_view` recorded for an event table that are still views
+/// over it (a recorded OID whose view was dropped, or was reused by another relation, is
+/// skipped): their OIDs and qualified, quoted names. Read as the extension's owner.
+fn recorded_views(
+    client: &pgrx::spi::SpiClient<'_>,
+    schema: &str,
+    table: pg_sys::Oid,
+) -> Result<Vec<(pg_sys::Oid, String)>, ErrorReport> {
+    let rows = client
+        .select(
+            &format!(
+                "SELECT c.oid, pg_catalog.concat(pg_catalog.quote_ident(n.nspname), '.', pg_catalog.quote_ident(c.relname))
+                 FROM {schema}.ip_inventory_observed AS o,
+                      pg_catalog.unnest(o.enriched_views) WITH ORDINALITY AS v(rel, ord)
+                 JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) v.rel::pg_catalog.oid
+                 JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                 WHERE o.event_table OPERATOR(pg_catalog.=) $1::pg_catalog.regclass
+                   AND c.relkind OPERATOR(pg_catalog.=) 'v'
+                   AND EXISTS (SELECT FROM pg_catalog.pg_rewrite AS r
+                               JOIN pg_catalog.pg_depend AS d
+                                 ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                                AND d.objid OPERATOR(pg_catalog.=) r.oid
+                               WHERE r.ev_class OPERATOR(pg_catalog.=) c.oid
+                                 AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                 AND d.refobjid OPERATOR(pg_catalog.=) $1::pg_catalog.oid)
+                 ORDER BY v.ord DESC"
+            ),
+            None,
+            &[table.into()],
+        )
+        .map_err(errors::spi)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push((
+            row.get::<pg_sys::Oid>(1)
+                .map_err(errors::spi)?
+                .unwrap_or(pg_sys::Oid::INVALID),
+            row.get::<String>(2)
+                .map_err(errors::spi)?
+                .unwrap_or_default(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Drops views as the event table's owner (who owns them).
+fn drop_views(table: &Table, views: &[(pg_sys::Oid, String)]) -> Result<(), ErrorReport> {
+    if views.is_empty() {
+        return Ok(());
+    }
+    table.as_owner(|| {
+        Spi::connect_mut(|client| {
+            for (_, name) in views {
+                client
+                    .update(&format!("DROP VIEW {name}"), None, &[])
+                    .map_err(errors::spi)?;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// `ip_inventory_enriched_view(event_table regclass, view_name text DEFAULT NULL, view_schema
+/// text DEFAULT NULL) → text[]`: (re)creates the views for BI over an attached event table:
+/// `<view_name>` (default `<table>_enriched`), the events joined to the inventory for each
+/// address column, and with an event time `<view_name>_daily_country` and
+/// `<view_name>_daily_asn`. They are created in `view_schema` (default: the table's) as the
+/// table's owner, who owns them, with `security_invoker`: a reader needs SELECT on the events
+/// and on ip_inventory, so a view never shows events to anyone who could not read them. The
+/// views recorded earlier for the table are replaced; a relation of one of the names that is
+/// not one of them is refused (42P07). Returns the views' qualified names.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn ip_inventory_enriched_view(
+    event_table: Option<RegClass>,
+    view_name: default!(Option<String>, "NULL"),
+    view_schema: default!(Option<String>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<Vec<String>, ErrorReport> {
+    let schema = security::schema_of(fcinfo);
+    let tbl = event_table.ok_or_else(errors::no_table)?;
+    let table = Table::open(tbl.0)?;
+    if !table.owned_by_caller() {
+        return Err(errors::must_own(&table.name, "create its enriched views"));
+    }
+    let owner = security::extension_owner()?;
+    // The catalog, the names and the SQL, read as the extension's owner (no user code runs).
+    type Plan = (
+        Vec<(pg_sys::Oid, String)>,
+        Vec<(String, String, Vec<String>)>,
+        String,
+    );
+    let (recorded, views, view_schema) = security::run_as(owner, || {
+        Spi::connect(|client| -> Result<Plan, ErrorReport> {
+            let Some(columns) = attached_columns(client, &schema, table.oid)? else {
+                return Err(errors::not_attached(&table.name));
+            };
+            // Columns changed to another type since attach would bring the owner's casts
+            // into the views: refused, as the trigger refuses them.
+            datum::with_row_type(table.oid, |tupdesc| columns.check(&table.name, tupdesc))?;
+            let t = client
+                .select(
+                    "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text
+                     FROM pg_catalog.pg_class AS c
+                     JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                     WHERE c.oid OPERATOR(pg_catalog.=) $1",
+                    Some(1),
+                    &[table.oid.into()],
+                )
+                .map_err(errors::spi)?
+                .first();
+            let table_schema = t.get::<String>(1).map_err(errors::spi)?.unwrap_or_default();
+            let relname = t.get::<String>(2).map_err(errors::spi)?.unwrap_or_default();
+            let view_schema = view_schema.unwrap_or(table_schema);
+            let view_name = view_name.unwrap_or_else(|| format!("{relname}_enriched"));
+            let rows = client
+                .select(
+                    &format!(
+                        "SELECT s.kind, s.relname, s.ddl FROM {schema}._ip_inventory_enriched_view_sql(
+                             $1::pg_catalog.regclass, $2, $3, $4, $5) AS s"
+                    ),
+                    None,
+                    &[
+                        table.oid.into(),
+                        columns.ip.clone().into(),
+                        columns.ts.clone().into(),
+                        view_schema.clone().into(),
+                        view_name.into(),
+                    ],
+                )
+                .map_err(errors::spi)?;
+            let mut views = Vec::new();
+            for row in rows {
+                views.push((
+                    row.get::<String>(1)
+                        .map_err(errors::spi)?
+                        .unwrap_or_default(),
+                    row.get::<String>(2)
+                        .map_err(errors::spi)?
+                        .unwrap_or_default(),
+                    row.get::<Vec<String>>(3)
+                        .map_err(errors::spi)?
+                        .unwrap_or_default(),
+                ));
+            }
+            let recorded = recorded_views(client, &schema, table.oid)?;
+            // A relation of one of the names that is not a view recorded for this table.
+            for (_, relname, _) in &views {
+                let existing = client
+                    .select(
+                        "SELECT c.oid FROM pg_catalog.pg_class AS c
+                         JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                         WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+                        Some(1),
+                        &[view_schema.clone().into(), relname.clone().into()],
+                    )
+                    .map_err(errors::spi)?;
+                if let Some(row) = existing.into_iter().next() {
+                    let oid = row.get::<pg_sys::Oid>(1).map_err(errors::spi)?;
+                    if !recorded.iter().any(|(r, _)| Some(*r) == oid) {
+                        return Err(errors::view_name_taken(
+                            &format!("{}.{}", quote_ident(&view_schema), quote_ident(relname)),
+                            &table.name,
+                        ));
+                    }
+                }
+            }
+            Ok((recorded, views, view_schema))
+        })
+    })?;
+    drop_views(&table, &recorded)?;
+    // Created as the table's owner in a security-restricted operation: they are the owner's,
+    // in a schema where the owner may create them.
+    let created: Vec<(pg_sys::Oid, String)> = table.as_owner(|| {
+        Spi::connect_mut(|client| {
+            let mut created = Vec::new();
+            for (_, relname, ddl) in &views {
+                for statement in ddl {
+                    client.update(statement, None, &[]).map_err(errors::spi)?;
+                }
+                let oid = client
+                    .select(
+                        "SELECT c.oid FROM pg_catalog.pg_class AS c
+                         JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                         WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+                        Some(1),
+                        &[view_schema.clone().into(), relname.clone().into()],
+                    )
+                    .map_err(errors::spi)?
+                    .first()
+                    .get::<pg_sys::Oid>(1)
+                    .map_err(errors::spi)?
+                    .unwrap_or(pg_sys::Oid::INVALID);
+                created.push((
+                    oid,
+                    format!("{}.{}", quote_ident(&view_schema), quote_ident(relname)),
+                ));
+            }
+            Ok::<_, ErrorReport>(created)
+        })
+    })?;
+    let oids: Vec<pg_sys::Oid> = created.iter().map(|(o, _)| *o).collect();
+    security::run_as(owner, || {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    &format!(
+                        "UPDATE {schema}.ip_inventory_observed AS o
+                         SET enriched_views = $2::pg_catalog.oid[]::pg_catalog.regclass[]
+                         WHERE o.event_table OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+                    ),
+                    None,
+                    &[table.oid.into(), oids.into()],
+                )
+                .map(|_| ())
+                .map_err(errors::spi)
+        })
+    })?;
+    Ok(created.into_iter().map(|(_, name)| name).collect())
 }
 
 /// `_ip_inventory_backfill_batch(event_table, ip_columns, ts_column, after_ctid, before_page,
@@ -712,12 +941,15 @@ extension_sql!(
     r#"
 COMMENT ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) IS
     'Attaches an event table: its inserts are recorded in ip_inventory (the observe trigger) and retention applies to it, e.g. SELECT ip_inventory_attach(''raw_events'', ARRAY[''src_ip'', ''dst_ip''], ''event_ts''). The caller must own the table; EXECUTE on this function is the privilege to feed the inventory.';
-COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its observe trigger and forgets it. The caller must own the table.';
+COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its enriched views (ip_inventory_enriched_view), its observe trigger and forgets it. The caller must own the table.';
+COMMENT ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) IS
+    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country and <view_name>_daily_asn. Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
 COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) IS 'One backfill batch: reads the rows as the table''s owner and records them (internal: ip_inventory_backfill).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, timestamptz, int, int, int, boolean) IS 'One retention batch of an attached event table, run as its owner (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint) IS 'Rows in the first pages of an event table, counted as its owner (internal: backfill).';
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_detach(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, timestamptz, int, int, int, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint) FROM PUBLIC;
@@ -726,6 +958,7 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigi
     requires = [
         ip_inventory_attach,
         ip_inventory_detach,
+        ip_inventory_enriched_view,
         ip_inventory_backfill_batch,
         ip_inventory_retain_events,
         ip_inventory_rows_before_page

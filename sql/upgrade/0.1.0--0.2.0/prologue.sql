@@ -7,7 +7,9 @@ CREATE TABLE @extschema@.ip_inventory_observed (
     ip_columns  text[] NOT NULL CHECK (cardinality(ip_columns) > 0),
     ts_column   text,
     attached_by text NOT NULL,
-    attached_at timestamptz NOT NULL
+    attached_at timestamptz NOT NULL,
+    -- The views ip_inventory_enriched_view() created over it (ip_inventory_detach drops them).
+    enriched_views regclass[] NOT NULL DEFAULT '{}'
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_observed', '');
 
