@@ -353,15 +353,42 @@ BEGIN
     RETURN @extschema@._ip_inventory_refresh_network(src, n, wanted);
 END $$;
 
+-- Every source in cascade order, for cascade_refresh('all') and cascade_refresh_now('all'):
+-- each in its own subtransaction, so one that fails (a missing database, a rejected key) is
+-- reported and the others still run (a cancel stops them all); the counts summed up.
+CREATE FUNCTION @extschema@._ip_inventory_refresh_all(
+    lim int, paced boolean, wanted inet[], caller text, started timestamptz) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    src text;
+    one jsonb;
+    results jsonb := '{}';
+    total jsonb;
+BEGIN
+    FOREACH src IN ARRAY ARRAY['maxmind', 'cymru', 'greynoise', 'rdns'] LOOP
+        BEGIN
+            one := @extschema@._ip_inventory_refresh_source(src, lim, paced, wanted);
+        EXCEPTION WHEN OTHERS THEN
+            one := jsonb_build_object('source', src, 'error', SQLERRM, 'sqlstate', SQLSTATE);
+            RAISE WARNING '%(''all''): % failed: %', caller, src, SQLERRM;
+        END;
+        results := results || jsonb_build_object(src, one - 'source');
+    END LOOP;
+    SELECT jsonb_object_agg(k, s) INTO total
+    FROM unnest(ARRAY['selected', 'refreshed', 'unchanged', 'not_found', 'failed', 'skipped']) AS k,
+         LATERAL (SELECT coalesce(sum((v ->> k)::bigint), 0) AS s FROM jsonb_each(results) AS e(n, v)) AS t;
+    RETURN jsonb_build_object('source', 'all') || total
+        || jsonb_strip_nulls(jsonb_build_object('quota_remaining', results -> 'greynoise' -> 'quota_remaining'))
+        || jsonb_build_object('elapsed', round(extract(epoch FROM clock_timestamp() - started), 3),
+                              'sources', results);
+END $$;
+
 -- The entry point: one source, or all in cascade order.
 CREATE FUNCTION @extschema@.cascade_refresh(source text, lim int DEFAULT NULL) RETURNS jsonb LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     started timestamptz := clock_timestamp();
-    src text;
     one jsonb;
-    results jsonb := '{}';
-    total jsonb;
 BEGIN
     IF source IS NULL THEN
         RAISE EXCEPTION 'cascade_refresh: source must not be NULL' USING ERRCODE = '22004';
@@ -382,25 +409,8 @@ BEGIN
         END IF;
         RETURN one;
     WHEN 'all' THEN
-        -- Each source in its own subtransaction: one that fails (a missing database, a
-        -- rejected key) is reported and the others still run. Cancellation stops them all.
         -- GreyNoise is always paced here: this is the scheduled run.
-        FOREACH src IN ARRAY ARRAY['maxmind', 'cymru', 'greynoise', 'rdns'] LOOP
-            BEGIN
-                one := @extschema@._ip_inventory_refresh_source(src, lim, true);
-            EXCEPTION WHEN OTHERS THEN
-                one := jsonb_build_object('source', src, 'error', SQLERRM, 'sqlstate', SQLSTATE);
-                RAISE WARNING 'cascade_refresh(''all''): % failed: %', src, SQLERRM;
-            END;
-            results := results || jsonb_build_object(src, one - 'source');
-        END LOOP;
-        SELECT jsonb_object_agg(k, s) INTO total
-        FROM unnest(ARRAY['selected', 'refreshed', 'unchanged', 'not_found', 'failed', 'skipped']) AS k,
-             LATERAL (SELECT coalesce(sum((v ->> k)::bigint), 0) AS s FROM jsonb_each(results) AS e(n, v)) AS t;
-        RETURN jsonb_build_object('source', 'all') || total
-            || jsonb_strip_nulls(jsonb_build_object('quota_remaining', results -> 'greynoise' -> 'quota_remaining'))
-            || jsonb_build_object('elapsed', round(extract(epoch FROM clock_timestamp() - started), 3),
-                                  'sources', results);
+        RETURN @extschema@._ip_inventory_refresh_all(lim, true, NULL, 'cascade_refresh', started);
     ELSE
         RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
             USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
@@ -415,6 +425,8 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, jsonb) 
     'Stores a network source''s answers and records its failures (internal: cascade_refresh).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int, inet[]) IS
     'cascade_refresh() for one network source: asks it about the queued and due rows, or the given addresses, and stores the answers and failures (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_all(int, boolean, inet[], text, timestamptz) IS
+    'cascade_refresh(''all'') and cascade_refresh_now(''all''): every source in turn, the counts summed (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean, inet[]) IS
     'cascade_refresh() and cascade_refresh_now() for one source: its limit, its switch, the GreyNoise pace (internal).';
 COMMENT ON FUNCTION @extschema@.cascade_refresh(text, int) IS
@@ -427,5 +439,6 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_store_answers(text, jsonb, json
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_network(text, int, inet[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_maxmind(int, inet[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_source(text, int, boolean, inet[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_all(int, boolean, inet[], text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;

@@ -153,10 +153,7 @@ DECLARE
     given inet[];
     targets inet[];
     added bigint;
-    src text;
     one jsonb;
-    results jsonb := '{}';
-    total jsonb;
 BEGIN
     IF source IS NULL OR lim IS NULL THEN
         RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
@@ -197,23 +194,8 @@ BEGIN
         one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
         RETURN one || jsonb_build_object('added', added);
     END IF;
-    -- Each source in its own subtransaction, as cascade_refresh('all') runs them.
-    FOREACH src IN ARRAY ARRAY['maxmind', 'cymru', 'greynoise', 'rdns'] LOOP
-        BEGIN
-            one := @extschema@._ip_inventory_refresh_source(src, lim, false, targets);
-        EXCEPTION WHEN OTHERS THEN
-            one := jsonb_build_object('source', src, 'error', SQLERRM, 'sqlstate', SQLSTATE);
-            RAISE WARNING 'cascade_refresh_now(''all''): % failed: %', src, SQLERRM;
-        END;
-        results := results || jsonb_build_object(src, one - 'source');
-    END LOOP;
-    SELECT jsonb_object_agg(k, s) INTO total
-    FROM unnest(ARRAY['selected', 'refreshed', 'unchanged', 'not_found', 'failed', 'skipped']) AS k,
-         LATERAL (SELECT coalesce(sum((v ->> k)::bigint), 0) AS s FROM jsonb_each(results) AS e(n, v)) AS t;
-    RETURN jsonb_build_object('source', 'all', 'added', added) || total
-        || jsonb_strip_nulls(jsonb_build_object('quota_remaining', results -> 'greynoise' -> 'quota_remaining'))
-        || jsonb_build_object('elapsed', round(extract(epoch FROM clock_timestamp() - started), 3),
-                              'sources', results);
+    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
+        || jsonb_build_object('added', added);
 END $$;
 COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
     'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';

@@ -72,25 +72,8 @@ pub fn process_alive(pid: i32) -> bool {
     sent || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-fn key(ip: IpAddr) -> (u8, [u8; 16]) {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut a = [0u8; 16];
-            a[..4].copy_from_slice(&v4.octets());
-            (4, a)
-        }
-        IpAddr::V6(v6) => (6, v6.octets()),
-    }
-}
-
 fn home(source: u8, family: u8, addr: &[u8; 16]) -> usize {
-    let h = [source, family]
-        .iter()
-        .chain(addr.iter())
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    (h as usize) % CAPACITY
+    super::home_slot(&[source], family, addr, CAPACITY)
 }
 
 impl ClaimTable {
@@ -114,7 +97,7 @@ impl ClaimTable {
             if claimed.len() >= limit {
                 break;
             }
-            let (family, addr) = key(ip);
+            let (family, addr) = super::address_key(ip);
             let start = home(source, family, &addr);
             let mut free = None;
             let mut taken = false;
@@ -157,7 +140,7 @@ impl ClaimTable {
     /// Releases the claims `pid` holds on `ips` for `source`.
     pub fn release(&mut self, source: u8, ips: &[IpAddr], pid: i32) {
         for &ip in ips {
-            let (family, addr) = key(ip);
+            let (family, addr) = super::address_key(ip);
             let start = home(source, family, &addr);
             for k in 0..PROBES {
                 let i = (start + k) % CAPACITY;

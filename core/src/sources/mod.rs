@@ -63,6 +63,32 @@ impl Source {
     }
 }
 
+/// An address as the shared-memory tables of the refresh (claims, queue) store it: its family
+/// and 16 bytes (IPv4 in the first four).
+pub(crate) fn address_key(ip: std::net::IpAddr) -> (u8, [u8; 16]) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut a = [0u8; 16];
+            a[..4].copy_from_slice(&v4.octets());
+            (4, a)
+        }
+        std::net::IpAddr::V6(v6) => (6, v6.octets()),
+    }
+}
+
+/// The slot where an entry's probe window starts in a table of `capacity` slots: FNV-1a of
+/// `prefix` (what else the entry is keyed by) and the address key.
+pub(crate) fn home_slot(prefix: &[u8], family: u8, addr: &[u8; 16], capacity: usize) -> usize {
+    let h = prefix
+        .iter()
+        .chain(std::iter::once(&family))
+        .chain(addr.iter())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (h as usize) % capacity
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,27 +88,8 @@ pub enum Pushed {
     Full,
 }
 
-fn key(ip: IpAddr) -> (u8, [u8; 16]) {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut a = [0u8; 16];
-            a[..4].copy_from_slice(&v4.octets());
-            (4, a)
-        }
-        IpAddr::V6(v6) => (6, v6.octets()),
-    }
-}
-
 fn home(db: u32, family: u8, addr: &[u8; 16]) -> usize {
-    let h = db
-        .to_le_bytes()
-        .iter()
-        .chain(std::iter::once(&family))
-        .chain(addr.iter())
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    (h as usize) % CAPACITY
+    super::home_slot(&db.to_le_bytes(), family, addr, CAPACITY)
 }
 
 impl RefreshQueue {
@@ -125,7 +106,7 @@ impl RefreshQueue {
         if sources == 0 {
             return Pushed::Already;
         }
-        let (family, addr) = key(ip);
+        let (family, addr) = super::address_key(ip);
         if let Some(i) = self.find(db, family, &addr, now) {
             self.slots[i].sources |= sources;
             return Pushed::Already;
@@ -165,7 +146,7 @@ impl RefreshQueue {
     /// address waiting for no source any more frees its slot).
     pub fn done(&mut self, db: u32, bit: u8, ips: &[IpAddr], now: i64) {
         for &ip in ips {
-            let (family, addr) = key(ip);
+            let (family, addr) = super::address_key(ip);
             if let Some(i) = self.find(db, family, &addr, now) {
                 self.slots[i].sources &= !bit;
             }
