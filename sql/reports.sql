@@ -57,24 +57,24 @@ UNION ALL
 -- The network sources, each over the rows it serves (_ip_inventory_source_serves) outside
 -- the networks it is told to skip (ip_inventory.<source>_skip_networks). One plain aggregate
 -- per source: Citus pushes these down to the shards (it refuses a lateral join over a list
--- of sources).
+-- of sources). The settings are read once per query (scalar subqueries), not once per row.
 SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < now() - @extschema@.ip_inventory_ttl('cymru')), min(cymru_ts)
+       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
 FROM @extschema@.ip_inventory
 WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY (@extschema@._ip_inventory_skip_networks('cymru')::cidr[])
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
 UNION ALL
 SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < now() - @extschema@.ip_inventory_ttl('greynoise')), min(greynoise_ts)
+       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
 FROM @extschema@.ip_inventory
 WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY (@extschema@._ip_inventory_skip_networks('greynoise')::cidr[])
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
 UNION ALL
 SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < now() - @extschema@.ip_inventory_ttl('rdns')), min(rdns_ts)
+       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
 FROM @extschema@.ip_inventory
 WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY (@extschema@._ip_inventory_skip_networks('rdns')::cidr[]);
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
 
 -- The morning health check: one row per check. SECURITY DEFINER, so that monitoring roles
 -- need EXECUTE on it alone (it reads only the extension's own tables and functions); not for
