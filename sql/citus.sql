@@ -146,20 +146,21 @@ BEGIN
 END $$;
 
 -- An address whose hash falls in [lo, hi]: the queue's distribution value for a shard range
--- in which none of the recorded addresses falls (a search over 0.0.0.0/8; with 32 shards it
--- ends after about 32 hashes).
+-- in which none of the recorded addresses falls. A loop, not a query over generate_series
+-- (which would be materialized whole, 16M rows, on every trigger firing): with 32 shards it
+-- ends after about 32 hashes.
 CREATE FUNCTION @extschema@._ip_inventory_citus_key_in_range(lo int, hi int) RETURNS inet
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     key inet;
 BEGIN
-    SELECT k INTO key FROM generate_series(0::bigint, 16777215::bigint) AS g,
-                           LATERAL (SELECT '0.0.0.0'::inet + g AS k) AS x
-    WHERE worker_hash(x.k) BETWEEN lo AND hi LIMIT 1;
-    IF key IS NULL THEN
-        RAISE EXCEPTION 'no address hashes into the shard range [%, %]', lo, hi USING ERRCODE = 'XX000';
-    END IF;
-    RETURN key;
+    FOR g IN 0 .. 16777215 LOOP
+        key := '0.0.0.0'::inet + g;
+        IF worker_hash(key) BETWEEN lo AND hi THEN
+            RETURN key;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'no address hashes into the shard range [%, %]', lo, hi USING ERRCODE = 'XX000';
 END $$;
 
 -- _ip_inventory_record (sql/observe.sql) for one inventory shard on this node, named by
@@ -500,7 +501,7 @@ BEGIN
         IF r.success THEN
             nodes := nodes || jsonb_build_array(jsonb_build_object('node', r.nodename || ':' || r.nodeport) || r.result::jsonb);
             total := (SELECT jsonb_object_agg(k, coalesce((total ->> k)::bigint, 0) + coalesce((r.result::jsonb ->> k)::bigint, 0))
-                      FROM unnest(ARRAY['shards', 'event_rows', 'this_run_rows', 'addresses', 'new_addresses', 'batches', 'enriched', 'inventory_rows']) AS k);
+                      FROM unnest(ARRAY['shards', 'event_rows', 'this_run_rows', 'addresses', 'new_addresses', 'batches', 'enriched', 'inventory_rows', 'inventory_networks']) AS k);
         ELSE
             failed := failed + 1;
             nodes := nodes || jsonb_build_array(jsonb_build_object('node', r.nodename || ':' || r.nodeport, 'error', left(r.result, 300)));
@@ -890,43 +891,116 @@ BEGIN
     done := dry_run OR n < batch_size;
 END $$;
 
--- One batch of retention (mode delete) in an event shard on this node
--- (_ip_inventory_retain_events: as the table's owner, by the shard's attached time column).
+-- One batch of retention (mode anonymize) of the distributed inventory, on the coordinator: a
+-- row cannot change its address (the distribution column) in place, so the batch's rows are
+-- deleted from their shards and written back by _ip_inventory_merge_anonymized as one row per
+-- truncated network, in the network's shard, in one distributed transaction. A row observed
+-- since it was picked no longer matches the DELETE's condition and stays.
+CREATE FUNCTION @extschema@._ip_inventory_citus_anonymize_step(
+    cutoff timestamptz, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    batch inet[];
+    taken @extschema@.ip_inventory[];
+    n bigint;
+    networks bigint;
+BEGIN
+    IF dry_run THEN
+        SELECT count(*), count(DISTINCT @extschema@.ip_anonymize(ip_address, prefix_v4, prefix_v6))
+          INTO n, networks
+          FROM @extschema@.ip_inventory WHERE last_seen_at < cutoff AND ip_class <> 'anonymized';
+        summary := summary || jsonb_build_object('inventory_rows', n, 'inventory_networks', networks);
+        done := true;
+        RETURN;
+    END IF;
+    batch := ARRAY(SELECT ip_address FROM @extschema@.ip_inventory
+                   WHERE last_seen_at < cutoff AND ip_class <> 'anonymized'
+                   ORDER BY ip_address LIMIT batch_size);
+    WITH picked AS (
+        DELETE FROM @extschema@.ip_inventory AS inv
+        WHERE inv.ip_address = ANY (batch) AND inv.last_seen_at < cutoff AND inv.ip_class <> 'anonymized'
+        RETURNING inv AS r)
+    SELECT array_agg(picked.r) INTO taken FROM picked;
+    n := @extschema@._ip_inventory_merge_anonymized(taken, prefix_v4, prefix_v6);
+    summary := summary || jsonb_build_object('inventory_rows', (summary ->> 'inventory_rows')::bigint + n);
+    done := cardinality(batch) < batch_size;
+END $$;
+
+-- One batch of retention in an event shard on this node (_ip_inventory_retain_events: as the
+-- table's owner, by the shard's attached time column). Anonymize reaches only tables whose
+-- address columns do not hold the distribution column (_ip_inventory_citus_retention_shards).
 CREATE FUNCTION @extschema@._ip_inventory_citus_retain_events(
-    shard regclass, cutoff timestamptz, dry_run boolean, batch_size int, INOUT summary jsonb, OUT done boolean)
+    shard regclass, cutoff timestamptz, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    INOUT summary jsonb, OUT done boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
 BEGIN
-    n := @extschema@._ip_inventory_retain_events(shard, 'delete', cutoff, 24, 48, batch_size, dry_run);
+    n := @extschema@._ip_inventory_retain_events(shard, mode, cutoff, prefix_v4, prefix_v6, batch_size, dry_run);
     summary := summary || jsonb_build_object('event_rows', (summary ->> 'event_rows')::bigint + coalesce(n, 0));
     done := n IS NULL OR dry_run OR n < batch_size;
 END $$;
 
--- The shards on this node that a node's retention works on: the inventory's, then those of
--- the attached distributed event tables that have a time column.
-CREATE FUNCTION @extschema@._ip_inventory_citus_retention_shards(OUT inventory regclass[], OUT events regclass[])
+-- The attached distributed event tables that anonymize cannot change: one of their address
+-- columns is the distribution column (the supported layout's source address). Rewriting it
+-- would leave rows in the shard of their old address, where Citus no longer finds them.
+CREATE FUNCTION @extschema@._ip_inventory_citus_anonymize_refused() RETURNS SETOF text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    inventory := @extschema@._ip_inventory_citus_node_shards('@extschema@.ip_inventory');
+    -- (PL/pgSQL, not a SQL-standard body: Citus' catalog exists only where Citus is loaded.)
+    RETURN QUERY
+    SELECT o.event_table FROM @extschema@.ip_inventory_citus_observed AS o
+    JOIN pg_catalog.pg_dist_partition AS p ON p.logicalrelid = pg_catalog.to_regclass(o.event_table)
+    WHERE o.ts_column IS NOT NULL AND p.partmethod = 'h'
+      AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) = ANY (o.ip_columns)
+    ORDER BY o.event_table;
+END $$;
+-- The shards on this node that a node's retention works on: the inventory's (mode delete:
+-- anonymize works on the inventory from the coordinator), then those of the attached
+-- distributed event tables that have a time column; with anonymize, the shards of the tables
+-- it cannot change come apart (refused).
+CREATE FUNCTION @extschema@._ip_inventory_citus_retention_shards(
+    mode text, OUT inventory regclass[], OUT events regclass[], OUT refused regclass[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cannot text[] := CASE WHEN mode = 'anonymize' THEN ARRAY(SELECT @extschema@._ip_inventory_citus_anonymize_refused())
+                          ELSE '{}' END;
+BEGIN
+    inventory := CASE WHEN mode = 'delete' THEN @extschema@._ip_inventory_citus_node_shards('@extschema@.ip_inventory')
+                      ELSE '{}' END;
     events := ARRAY(SELECT s FROM @extschema@.ip_inventory_citus_observed AS o,
                            LATERAL @extschema@._ip_inventory_citus_local_shards(to_regclass(o.event_table)) AS s
                     WHERE o.ts_column IS NOT NULL AND to_regclass(o.event_table) IS NOT NULL
+                      AND o.event_table <> ALL (cannot)
                     ORDER BY o.event_table, s::text);
+    refused := ARRAY(SELECT s FROM unnest(cannot) AS t,
+                            LATERAL @extschema@._ip_inventory_citus_local_shards(to_regclass(t)) AS s
+                     ORDER BY t, s::text);
 END $$;
 
--- A node's part of ip_inventory_citus_retention: its inventory shards, then its event shards,
--- batch by batch, each committed.
+-- A node's part of ip_inventory_citus_retention: its inventory shards (delete) or, on the
+-- coordinator, the distributed inventory (anonymize), then its event shards, batch by batch,
+-- each committed.
 CREATE PROCEDURE @extschema@._ip_inventory_citus_retention_node(
-    cutoff timestamptz, dry_run boolean, batch_size int, INOUT summary jsonb DEFAULT NULL)
+    cutoff timestamptz, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    delete_unanonymizable boolean, INOUT summary jsonb DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
     shards record;
     shard regclass;
     step record;
 BEGIN
-    shards := @extschema@._ip_inventory_citus_retention_shards();
+    shards := @extschema@._ip_inventory_citus_retention_shards(mode);
     summary := @extschema@._ip_inventory_citus_add_summary(NULL::jsonb, NULL::jsonb);
+    IF mode = 'anonymize' AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        LOOP
+            step := @extschema@._ip_inventory_citus_anonymize_step(cutoff, dry_run, batch_size, prefix_v4, prefix_v6, summary);
+            summary := step.summary;
+            COMMIT;
+            EXIT WHEN step.done;
+        END LOOP;
+    END IF;
     FOREACH shard IN ARRAY shards.inventory LOOP
         LOOP
             step := @extschema@._ip_inventory_citus_retain_shard(shard, cutoff, dry_run, batch_size, summary);
@@ -937,7 +1011,18 @@ BEGIN
     END LOOP;
     FOREACH shard IN ARRAY shards.events LOOP
         LOOP
-            step := @extschema@._ip_inventory_citus_retain_events(shard, cutoff, dry_run, batch_size, summary);
+            step := @extschema@._ip_inventory_citus_retain_events(shard, cutoff, mode, dry_run, batch_size,
+                                                                   prefix_v4, prefix_v6, summary);
+            summary := step.summary;
+            COMMIT;
+            EXIT WHEN step.done;
+        END LOOP;
+    END LOOP;
+    -- Old events that anonymize cannot change go, when the caller asked for it.
+    FOREACH shard IN ARRAY CASE WHEN delete_unanonymizable THEN shards.refused ELSE '{}' END LOOP
+        LOOP
+            step := @extschema@._ip_inventory_citus_retain_events(shard, cutoff, 'delete', dry_run, batch_size,
+                                                                   prefix_v4, prefix_v6, summary);
             summary := step.summary;
             COMMIT;
             EXIT WHEN step.done;
@@ -945,41 +1030,67 @@ BEGIN
     END LOOP;
 END $$;
 
--- Retention on a Citus cluster, mode delete: every node deletes, in its own shards, the
--- inventory rows last seen and the attached events older than older_than, in batches that
--- commit (pushed down; resumable by calling it again). Mode anonymize is refused: it changes
--- addresses, and Citus cannot move a row to the shard of its new address in place (an event
--- table's distribution column, the inventory's ip_address).
+-- Retention on a Citus cluster: every node works, in its own shards, on the attached events
+-- older than older_than, and on the inventory rows last seen before then (delete: every node
+-- in its shards; anonymize: the coordinator, which moves each row to the shard of its
+-- network), in batches that commit (resumable by calling it again). Events distributed by an
+-- address column cannot be anonymized (the address is their distribution column): with
+-- delete_unanonymizable their old events are deleted instead; without, the result names
+-- them and the run is 'incomplete'.
 CREATE FUNCTION @extschema@.ip_inventory_citus_retention(
-    older_than interval, mode text DEFAULT 'delete', dry_run boolean DEFAULT true, batch_size int DEFAULT 10000)
+    older_than interval, mode text DEFAULT 'delete', dry_run boolean DEFAULT true, batch_size int DEFAULT 10000,
+    prefix_v4 int DEFAULT 24, prefix_v6 int DEFAULT 48, delete_unanonymizable boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     run record;
     cutoff timestamptz;
+    refused text[] := '{}';
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_retention');
-    IF mode IS DISTINCT FROM 'delete' THEN
-        RAISE EXCEPTION 'ip_inventory_citus_retention: mode % is not supported on Citus', coalesce(left(mode, 64), 'NULL')
-            USING ERRCODE = '0A000',
-            DETAIL = 'Anonymizing changes an address, and Citus cannot change the distribution column of a row in place (the inventory''s ip_address, an event table''s source address).',
-            HINT = 'Use mode => ''delete'', or anonymize with ip_anonymize() when you ingest.';
+    IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
+        RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
     END IF;
     IF older_than IS NULL OR older_than <= interval '0' THEN
         RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
             USING ERRCODE = '22023';
     END IF;
-    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
-        RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
+    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 OR delete_unanonymizable IS NULL THEN
+        RAISE EXCEPTION 'dry_run and delete_unanonymizable must not be NULL and batch_size must be at least 1'
+            USING ERRCODE = '22023';
+    END IF;
+    -- The prefixes are checked as ip_inventory_retention checks them.
+    PERFORM @extschema@.ip_anonymize('0.0.0.0'::inet, prefix_v4, prefix_v6);
+    IF mode = 'anonymize' AND (prefix_v4 >= 32 OR prefix_v6 >= 128) THEN
+        RAISE EXCEPTION 'prefixes of 32 (IPv4) or 128 (IPv6) bits anonymize nothing' USING ERRCODE = '22023';
+    END IF;
+    IF mode = 'anonymize' THEN
+        refused := ARRAY(SELECT @extschema@._ip_inventory_citus_anonymize_refused());
+        IF cardinality(refused) > 0 AND NOT delete_unanonymizable THEN
+            RAISE WARNING 'ip_inventory_citus_retention: not anonymizing the events of %: an address column is their distribution column',
+                array_to_string(refused, ', ')
+                USING HINT = 'Delete their old events instead: ip_inventory_citus_retention(..., delete_unanonymizable => true).';
+        END IF;
     END IF;
     cutoff := now() - older_than;
     SELECT * INTO run FROM @extschema@._ip_inventory_citus_on_nodes(format(
-        'CALL @extschema@._ip_inventory_citus_retention_node(%L, %L, %s)', cutoff, dry_run, batch_size));
+        'CALL @extschema@._ip_inventory_citus_retention_node(%L, %L, %L, %s, %s, %s, %L)',
+        cutoff, mode, dry_run, batch_size, prefix_v4, prefix_v6, delete_unanonymizable));
     -- The failure records (on the coordinator) of the addresses taken out (sql/retention.sql).
     RETURN jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
-                              'status', CASE WHEN run.failed > 0 THEN 'incomplete' ELSE 'finished' END,
-                              'inventory', jsonb_build_object('rows', coalesce((run.total ->> 'inventory_rows')::bigint, 0)),
-                              'events', jsonb_build_object('rows', coalesce((run.total ->> 'event_rows')::bigint, 0)),
+                              'status', CASE WHEN run.failed > 0 OR (cardinality(refused) > 0 AND NOT delete_unanonymizable)
+                                             THEN 'incomplete' ELSE 'finished' END,
+                              'inventory', jsonb_build_object('rows', coalesce((run.total ->> 'inventory_rows')::bigint, 0))
+                                  || CASE WHEN mode = 'anonymize' AND dry_run
+                                          THEN jsonb_build_object('networks', coalesce((run.total ->> 'inventory_networks')::bigint, 0))
+                                          ELSE '{}' END,
+                              'events', jsonb_build_object('rows', coalesce((run.total ->> 'event_rows')::bigint, 0))
+                                  || CASE WHEN cardinality(refused) > 0 AND delete_unanonymizable
+                                          THEN jsonb_build_object('deleted_not_anonymized', to_jsonb(refused))
+                                          WHEN cardinality(refused) > 0
+                                          THEN jsonb_build_object('not_anonymized', to_jsonb(refused),
+                                                                  'reason', 'an address column is the distribution column')
+                                          ELSE '{}' END,
                               'nodes', run.nodes)
         || (@extschema@._ip_inventory_retain_failures(cutoff, mode, dry_run, '{}'::jsonb)).summary;
 END $$;
@@ -1020,11 +1131,14 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_enrich_step(regclass, int
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_enrich_end(jsonb) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_enrich_node(int, jsonb) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_backfill_node(text, text[], text, int, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int, int, int, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retain_shard(regclass, timestamptz, boolean, int, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retain_events(regclass, timestamptz, boolean, int, jsonb) FROM PUBLIC;
-REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_retention_node(timestamptz, boolean, int, jsonb) FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int) IS
-    'Citus: retention, mode delete: every node deletes in its own shards the inventory rows last seen and the attached events older than older_than, in batches that commit. dry_run (the default) only counts.';
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_anonymize_step(timestamptz, boolean, int, int, int, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retain_events(regclass, timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_anonymize_refused() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retention_shards(text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_retention_node(timestamptz, text, boolean, int, int, int, boolean, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int, int, int, boolean) IS
+    'Citus: retention. Every node deletes (mode delete) or anonymizes (mode anonymize) the attached events older than older_than in its own shards, and the inventory rows last seen before then (delete: in each node''s shards; anonymize: merged per network by the coordinator), in batches that commit. Events distributed by an address column cannot be anonymized: delete_unanonymizable => true deletes their old events instead, else the result names them. dry_run (the default) only counts.';
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_apply_maxmind(inet[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_store_answers(text, jsonb, jsonb) FROM PUBLIC;

@@ -41,6 +41,42 @@ BEGIN
                                   'inventory', jsonb_build_object('rows', 0), 'events', '[]'::jsonb);
 END $$;
 
+-- Anonymize's second half: inventory rows taken out (deleted by the caller) are written back
+-- as one row per truncated network (ip_class 'anonymized'): counts added, first and last seen
+-- widened, country and ASN kept only where every merged row agreed. Returns how many rows
+-- were merged. Used on one node and, through the coordinator, on Citus (where a row cannot
+-- change its address in place: it is deleted from its shard and its network row inserted
+-- into the network's).
+CREATE FUNCTION @extschema@._ip_inventory_merge_anonymized(
+    taken @extschema@.ip_inventory[], prefix_v4 int, prefix_v6 int) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF taken IS NULL OR cardinality(taken) = 0 THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO @extschema@.ip_inventory AS inv (ip_address, first_seen_at, last_seen_at, observation_count,
+                                                ip_class, geo_country, asn_number, asn_source)
+    SELECT @extschema@.ip_anonymize(p.ip_address, prefix_v4, prefix_v6),
+           min(p.first_seen_at), max(p.last_seen_at), sum(p.observation_count), 'anonymized',
+           CASE WHEN count(DISTINCT p.geo_country) = 1 AND count(p.geo_country) = count(*)
+                THEN min(p.geo_country) END,
+           CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
+                THEN min(p.asn_number) END,
+           CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
+                THEN min(p.asn_source) END
+    FROM unnest(taken) AS p GROUP BY 1 ORDER BY 1
+    ON CONFLICT (ip_address) DO UPDATE SET
+        observation_count = inv.observation_count + excluded.observation_count,
+        first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
+        last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at),
+        geo_country = CASE WHEN inv.geo_country = excluded.geo_country THEN inv.geo_country END,
+        asn_number = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
+                          THEN inv.asn_number END,
+        asn_source = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
+                          THEN inv.asn_source END;
+    RETURN cardinality(taken);
+END $$;
+
 -- One batch of the inventory's rows last seen before the cutoff (a dry run counts them all).
 CREATE FUNCTION @extschema@._ip_inventory_retain_inventory(
     cutoff timestamptz, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
@@ -49,6 +85,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
     networks bigint;
+    taken @extschema@.ip_inventory[];
 BEGIN
     IF dry_run THEN
         SELECT count(*), count(DISTINCT @extschema@.ip_anonymize(ip_address, prefix_v4, prefix_v6))
@@ -66,39 +103,13 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
     ELSE
         WITH picked AS (
-            DELETE FROM @extschema@.ip_inventory WHERE ip_address IN (
+            DELETE FROM @extschema@.ip_inventory AS inv WHERE inv.ip_address IN (
                 SELECT ip_address FROM @extschema@.ip_inventory
                 WHERE last_seen_at < cutoff AND ip_class <> 'anonymized'
                 ORDER BY ip_address LIMIT batch_size FOR UPDATE)
-            RETURNING *),
-        merged AS (
-            SELECT @extschema@.ip_anonymize(p.ip_address, prefix_v4, prefix_v6) AS network,
-                   min(p.first_seen_at) AS first_seen, max(p.last_seen_at) AS last_seen,
-                   sum(p.observation_count) AS observations, count(*) AS merged_rows,
-                   CASE WHEN count(DISTINCT p.geo_country) = 1 AND count(p.geo_country) = count(*)
-                        THEN min(p.geo_country) END AS country,
-                   CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
-                        THEN min(p.asn_number) END AS asn,
-                   CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
-                        THEN min(p.asn_source) END AS asn_source
-            FROM picked AS p GROUP BY 1),
-        stored AS (
-            INSERT INTO @extschema@.ip_inventory AS inv (ip_address, first_seen_at, last_seen_at, observation_count,
-                                                        ip_class, geo_country, asn_number, asn_source)
-            SELECT network, first_seen, last_seen, observations, 'anonymized', country, asn, asn_source
-            FROM merged ORDER BY network
-            ON CONFLICT (ip_address) DO UPDATE SET
-                observation_count = inv.observation_count + excluded.observation_count,
-                first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
-                last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at),
-                geo_country = CASE WHEN inv.geo_country = excluded.geo_country THEN inv.geo_country END,
-                asn_number = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
-                                  THEN inv.asn_number END,
-                asn_source = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
-                                  THEN inv.asn_source END
-            RETURNING 1)
-        -- (stored runs whether or not it is read: data-modifying WITH always does.)
-        SELECT coalesce(sum(merged_rows), 0) INTO n FROM merged;
+            RETURNING inv AS r)
+        SELECT array_agg(picked.r) INTO taken FROM picked;
+        n := @extschema@._ip_inventory_merge_anonymized(taken, prefix_v4, prefix_v6);
     END IF;
     summary := jsonb_set(summary, '{inventory,rows}', to_jsonb((summary #>> '{inventory,rows}')::bigint + n));
     done := n < batch_size;
@@ -222,6 +233,7 @@ END $$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) IS 'Checks a retention run''s arguments (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in ip_inventory (internal: ip_inventory_retention).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) IS 'Writes inventory rows taken out by anonymize back as one row per truncated network (internal: ip_inventory_retention, ip_inventory_citus_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) IS 'Removes the failure records of addresses no longer in the inventory (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retention_tables() IS 'The attached event tables retention applies to (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in an attached event table (internal: ip_inventory_retention).';
@@ -231,6 +243,7 @@ COMMENT ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean,
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;

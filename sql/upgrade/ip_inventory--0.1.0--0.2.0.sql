@@ -389,6 +389,18 @@ STRICT VOLATILE PARALLEL RESTRICTED
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_stats_counters_wrapper';
 
+CREATE OR REPLACE FUNCTION "_ip_inventory_verdict_due"(
+	"ip" inet, 
+	"ip_class" TEXT, 
+	"asn_source" TEXT, 
+	"cymru_ts" timestamp with time zone, 
+	"greynoise_ts" timestamp with time zone, 
+	"rdns_ts" timestamp with time zone 
+) RETURNS TEXT[] 
+STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_verdict_due_wrapper';
+
 CREATE OR REPLACE FUNCTION "enrich_ip"(
 	"ip" inet 
 ) RETURNS ip_enrichment 
@@ -441,9 +453,6 @@ CREATE OR REPLACE FUNCTION "ip_canonical"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
-
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
 
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
@@ -566,12 +575,18 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was 
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
 
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
@@ -899,9 +914,6 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[]
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
 
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
-
 CREATE OR REPLACE FUNCTION "ip_connection_type"(
 	"ip" inet 
 ) RETURNS text 
@@ -1009,6 +1021,36 @@ BEGIN
                                   'inventory', jsonb_build_object('rows', 0), 'events', '[]'::jsonb);
 END $$;
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_merge_anonymized(
+    taken @extschema@.ip_inventory[], prefix_v4 int, prefix_v6 int) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF taken IS NULL OR cardinality(taken) = 0 THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO @extschema@.ip_inventory AS inv (ip_address, first_seen_at, last_seen_at, observation_count,
+                                                ip_class, geo_country, asn_number, asn_source)
+    SELECT @extschema@.ip_anonymize(p.ip_address, prefix_v4, prefix_v6),
+           min(p.first_seen_at), max(p.last_seen_at), sum(p.observation_count), 'anonymized',
+           CASE WHEN count(DISTINCT p.geo_country) = 1 AND count(p.geo_country) = count(*)
+                THEN min(p.geo_country) END,
+           CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
+                THEN min(p.asn_number) END,
+           CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
+                THEN min(p.asn_source) END
+    FROM unnest(taken) AS p GROUP BY 1 ORDER BY 1
+    ON CONFLICT (ip_address) DO UPDATE SET
+        observation_count = inv.observation_count + excluded.observation_count,
+        first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
+        last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at),
+        geo_country = CASE WHEN inv.geo_country = excluded.geo_country THEN inv.geo_country END,
+        asn_number = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
+                          THEN inv.asn_number END,
+        asn_source = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
+                          THEN inv.asn_source END;
+    RETURN cardinality(taken);
+END $$;
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retain_inventory(
     cutoff timestamptz, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
     INOUT summary jsonb, OUT done boolean)
@@ -1016,6 +1058,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
     networks bigint;
+    taken @extschema@.ip_inventory[];
 BEGIN
     IF dry_run THEN
         SELECT count(*), count(DISTINCT @extschema@.ip_anonymize(ip_address, prefix_v4, prefix_v6))
@@ -1033,39 +1076,13 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
     ELSE
         WITH picked AS (
-            DELETE FROM @extschema@.ip_inventory WHERE ip_address IN (
+            DELETE FROM @extschema@.ip_inventory AS inv WHERE inv.ip_address IN (
                 SELECT ip_address FROM @extschema@.ip_inventory
                 WHERE last_seen_at < cutoff AND ip_class <> 'anonymized'
                 ORDER BY ip_address LIMIT batch_size FOR UPDATE)
-            RETURNING *),
-        merged AS (
-            SELECT @extschema@.ip_anonymize(p.ip_address, prefix_v4, prefix_v6) AS network,
-                   min(p.first_seen_at) AS first_seen, max(p.last_seen_at) AS last_seen,
-                   sum(p.observation_count) AS observations, count(*) AS merged_rows,
-                   CASE WHEN count(DISTINCT p.geo_country) = 1 AND count(p.geo_country) = count(*)
-                        THEN min(p.geo_country) END AS country,
-                   CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
-                        THEN min(p.asn_number) END AS asn,
-                   CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
-                        THEN min(p.asn_source) END AS asn_source
-            FROM picked AS p GROUP BY 1),
-        stored AS (
-            INSERT INTO @extschema@.ip_inventory AS inv (ip_address, first_seen_at, last_seen_at, observation_count,
-                                                        ip_class, geo_country, asn_number, asn_source)
-            SELECT network, first_seen, last_seen, observations, 'anonymized', country, asn, asn_source
-            FROM merged ORDER BY network
-            ON CONFLICT (ip_address) DO UPDATE SET
-                observation_count = inv.observation_count + excluded.observation_count,
-                first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
-                last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at),
-                geo_country = CASE WHEN inv.geo_country = excluded.geo_country THEN inv.geo_country END,
-                asn_number = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
-                                  THEN inv.asn_number END,
-                asn_source = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
-                                  THEN inv.asn_source END
-            RETURNING 1)
-        -- (stored runs whether or not it is read: data-modifying WITH always does.)
-        SELECT coalesce(sum(merged_rows), 0) INTO n FROM merged;
+            RETURNING inv AS r)
+        SELECT array_agg(picked.r) INTO taken FROM picked;
+        n := @extschema@._ip_inventory_merge_anonymized(taken, prefix_v4, prefix_v6);
     END IF;
     summary := jsonb_set(summary, '{inventory,rows}', to_jsonb((summary #>> '{inventory,rows}')::bigint + n));
     done := n < batch_size;
@@ -1180,6 +1197,8 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, bo
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in ip_inventory (internal: ip_inventory_retention).';
 
+COMMENT ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) IS 'Writes inventory rows taken out by anonymize back as one row per truncated network (internal: ip_inventory_retention, ip_inventory_citus_retention).';
+
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) IS 'Removes the failure records of addresses no longer in the inventory (internal: ip_inventory_retention).';
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_retention_tables() IS 'The attached event tables retention applies to (internal).';
@@ -1194,6 +1213,8 @@ COMMENT ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean,
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) FROM PUBLIC;
 
@@ -1260,6 +1281,9 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_skip_networks(text) IS
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_refresh_limit(text) IS
     'Rows cascade_refresh() takes from a source without lim: ip_inventory.<source>_refresh_limit (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_verdict_due(inet, text, text, timestamptz, timestamptz, timestamptz) IS
+    'The network sources that serve a row, are switched on, do not skip its network and have no fresh answer for it (internal: ip_verdict).';
 
 CREATE OR REPLACE FUNCTION "ip_isp"(
 	"ip" inet 
@@ -2237,42 +2261,6 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
 
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
-SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
-FROM @extschema@._ip_inventory_stats_counters() AS s
-UNION ALL
-SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
-FROM @extschema@.maxmind_info() AS i
-WHERE i.age IS NOT NULL
-UNION ALL
-SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
-FROM @extschema@.greynoise_quota() AS q,
-     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
-                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
-                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
-
-GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
-
-COMMENT ON VIEW @extschema@.ip_inventory_stats IS
-    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
-    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
-    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
-    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
-
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -2328,9 +2316,7 @@ DECLARE
     -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
     -- (one WARNING per session) rather than failing the consumer.
     e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
-    src text;
-    ts timestamptz;
-    want text[] := '{}';
+    want text[];
 BEGIN
     ip_address := addr;
     stale := '{}';
@@ -2376,15 +2362,7 @@ BEGIN
     END IF;
     -- The network sources that serve the address and have no fresh answer (not those switched
     -- off or told to skip its network: no refresh would ask them).
-    FOREACH src IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
-        ts := CASE src WHEN 'cymru' THEN cymru_ts WHEN 'greynoise' THEN greynoise_ts ELSE rdns_ts END;
-        IF @extschema@._ip_inventory_source_serves(src, addr, ip_class, asn_source)
-           AND (ts IS NULL OR ts < now() - @extschema@.ip_inventory_ttl(src))
-           AND @extschema@._ip_inventory_source_enabled(src)
-           AND NOT addr <<= ANY (@extschema@._ip_inventory_skip_networks(src)::cidr[]) THEN
-            want := want || src;
-        END IF;
-    END LOOP;
+    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
     stale := stale || want;
     queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
 END $$;
@@ -2562,13 +2540,13 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     key inet;
 BEGIN
-    SELECT k INTO key FROM generate_series(0::bigint, 16777215::bigint) AS g,
-                           LATERAL (SELECT '0.0.0.0'::inet + g AS k) AS x
-    WHERE worker_hash(x.k) BETWEEN lo AND hi LIMIT 1;
-    IF key IS NULL THEN
-        RAISE EXCEPTION 'no address hashes into the shard range [%, %]', lo, hi USING ERRCODE = 'XX000';
-    END IF;
-    RETURN key;
+    FOR g IN 0 .. 16777215 LOOP
+        key := '0.0.0.0'::inet + g;
+        IF worker_hash(key) BETWEEN lo AND hi THEN
+            RETURN key;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'no address hashes into the shard range [%, %]', lo, hi USING ERRCODE = 'XX000';
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_record_shard(
@@ -2883,7 +2861,7 @@ BEGIN
         IF r.success THEN
             nodes := nodes || jsonb_build_array(jsonb_build_object('node', r.nodename || ':' || r.nodeport) || r.result::jsonb);
             total := (SELECT jsonb_object_agg(k, coalesce((total ->> k)::bigint, 0) + coalesce((r.result::jsonb ->> k)::bigint, 0))
-                      FROM unnest(ARRAY['shards', 'event_rows', 'this_run_rows', 'addresses', 'new_addresses', 'batches', 'enriched', 'inventory_rows']) AS k);
+                      FROM unnest(ARRAY['shards', 'event_rows', 'this_run_rows', 'addresses', 'new_addresses', 'batches', 'enriched', 'inventory_rows', 'inventory_networks']) AS k);
         ELSE
             failed := failed + 1;
             nodes := nodes || jsonb_build_array(jsonb_build_object('node', r.nodename || ':' || r.nodeport, 'error', left(r.result, 300)));
@@ -3238,37 +3216,99 @@ BEGIN
     done := dry_run OR n < batch_size;
 END $$;
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_anonymize_step(
+    cutoff timestamptz, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    batch inet[];
+    taken @extschema@.ip_inventory[];
+    n bigint;
+    networks bigint;
+BEGIN
+    IF dry_run THEN
+        SELECT count(*), count(DISTINCT @extschema@.ip_anonymize(ip_address, prefix_v4, prefix_v6))
+          INTO n, networks
+          FROM @extschema@.ip_inventory WHERE last_seen_at < cutoff AND ip_class <> 'anonymized';
+        summary := summary || jsonb_build_object('inventory_rows', n, 'inventory_networks', networks);
+        done := true;
+        RETURN;
+    END IF;
+    batch := ARRAY(SELECT ip_address FROM @extschema@.ip_inventory
+                   WHERE last_seen_at < cutoff AND ip_class <> 'anonymized'
+                   ORDER BY ip_address LIMIT batch_size);
+    WITH picked AS (
+        DELETE FROM @extschema@.ip_inventory AS inv
+        WHERE inv.ip_address = ANY (batch) AND inv.last_seen_at < cutoff AND inv.ip_class <> 'anonymized'
+        RETURNING inv AS r)
+    SELECT array_agg(picked.r) INTO taken FROM picked;
+    n := @extschema@._ip_inventory_merge_anonymized(taken, prefix_v4, prefix_v6);
+    summary := summary || jsonb_build_object('inventory_rows', (summary ->> 'inventory_rows')::bigint + n);
+    done := cardinality(batch) < batch_size;
+END $$;
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retain_events(
-    shard regclass, cutoff timestamptz, dry_run boolean, batch_size int, INOUT summary jsonb, OUT done boolean)
+    shard regclass, cutoff timestamptz, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    INOUT summary jsonb, OUT done boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
 BEGIN
-    n := @extschema@._ip_inventory_retain_events(shard, 'delete', cutoff, 24, 48, batch_size, dry_run);
+    n := @extschema@._ip_inventory_retain_events(shard, mode, cutoff, prefix_v4, prefix_v6, batch_size, dry_run);
     summary := summary || jsonb_build_object('event_rows', (summary ->> 'event_rows')::bigint + coalesce(n, 0));
     done := n IS NULL OR dry_run OR n < batch_size;
 END $$;
 
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retention_shards(OUT inventory regclass[], OUT events regclass[])
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_anonymize_refused() RETURNS SETOF text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    inventory := @extschema@._ip_inventory_citus_node_shards('@extschema@.ip_inventory');
+    -- (PL/pgSQL, not a SQL-standard body: Citus' catalog exists only where Citus is loaded.)
+    RETURN QUERY
+    SELECT o.event_table FROM @extschema@.ip_inventory_citus_observed AS o
+    JOIN pg_catalog.pg_dist_partition AS p ON p.logicalrelid = pg_catalog.to_regclass(o.event_table)
+    WHERE o.ts_column IS NOT NULL AND p.partmethod = 'h'
+      AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) = ANY (o.ip_columns)
+    ORDER BY o.event_table;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retention_shards(
+    mode text, OUT inventory regclass[], OUT events regclass[], OUT refused regclass[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cannot text[] := CASE WHEN mode = 'anonymize' THEN ARRAY(SELECT @extschema@._ip_inventory_citus_anonymize_refused())
+                          ELSE '{}' END;
+BEGIN
+    inventory := CASE WHEN mode = 'delete' THEN @extschema@._ip_inventory_citus_node_shards('@extschema@.ip_inventory')
+                      ELSE '{}' END;
     events := ARRAY(SELECT s FROM @extschema@.ip_inventory_citus_observed AS o,
                            LATERAL @extschema@._ip_inventory_citus_local_shards(to_regclass(o.event_table)) AS s
                     WHERE o.ts_column IS NOT NULL AND to_regclass(o.event_table) IS NOT NULL
+                      AND o.event_table <> ALL (cannot)
                     ORDER BY o.event_table, s::text);
+    refused := ARRAY(SELECT s FROM unnest(cannot) AS t,
+                            LATERAL @extschema@._ip_inventory_citus_local_shards(to_regclass(t)) AS s
+                     ORDER BY t, s::text);
 END $$;
 
 CREATE OR REPLACE PROCEDURE @extschema@._ip_inventory_citus_retention_node(
-    cutoff timestamptz, dry_run boolean, batch_size int, INOUT summary jsonb DEFAULT NULL)
+    cutoff timestamptz, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    delete_unanonymizable boolean, INOUT summary jsonb DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
     shards record;
     shard regclass;
     step record;
 BEGIN
-    shards := @extschema@._ip_inventory_citus_retention_shards();
+    shards := @extschema@._ip_inventory_citus_retention_shards(mode);
     summary := @extschema@._ip_inventory_citus_add_summary(NULL::jsonb, NULL::jsonb);
+    IF mode = 'anonymize' AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        LOOP
+            step := @extschema@._ip_inventory_citus_anonymize_step(cutoff, dry_run, batch_size, prefix_v4, prefix_v6, summary);
+            summary := step.summary;
+            COMMIT;
+            EXIT WHEN step.done;
+        END LOOP;
+    END IF;
     FOREACH shard IN ARRAY shards.inventory LOOP
         LOOP
             step := @extschema@._ip_inventory_citus_retain_shard(shard, cutoff, dry_run, batch_size, summary);
@@ -3279,7 +3319,18 @@ BEGIN
     END LOOP;
     FOREACH shard IN ARRAY shards.events LOOP
         LOOP
-            step := @extschema@._ip_inventory_citus_retain_events(shard, cutoff, dry_run, batch_size, summary);
+            step := @extschema@._ip_inventory_citus_retain_events(shard, cutoff, mode, dry_run, batch_size,
+                                                                   prefix_v4, prefix_v6, summary);
+            summary := step.summary;
+            COMMIT;
+            EXIT WHEN step.done;
+        END LOOP;
+    END LOOP;
+    -- Old events that anonymize cannot change go, when the caller asked for it.
+    FOREACH shard IN ARRAY CASE WHEN delete_unanonymizable THEN shards.refused ELSE '{}' END LOOP
+        LOOP
+            step := @extschema@._ip_inventory_citus_retain_events(shard, cutoff, 'delete', dry_run, batch_size,
+                                                                   prefix_v4, prefix_v6, summary);
             summary := step.summary;
             COMMIT;
             EXIT WHEN step.done;
@@ -3288,35 +3339,59 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_citus_retention(
-    older_than interval, mode text DEFAULT 'delete', dry_run boolean DEFAULT true, batch_size int DEFAULT 10000)
+    older_than interval, mode text DEFAULT 'delete', dry_run boolean DEFAULT true, batch_size int DEFAULT 10000,
+    prefix_v4 int DEFAULT 24, prefix_v6 int DEFAULT 48, delete_unanonymizable boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     run record;
     cutoff timestamptz;
+    refused text[] := '{}';
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_retention');
-    IF mode IS DISTINCT FROM 'delete' THEN
-        RAISE EXCEPTION 'ip_inventory_citus_retention: mode % is not supported on Citus', coalesce(left(mode, 64), 'NULL')
-            USING ERRCODE = '0A000',
-            DETAIL = 'Anonymizing changes an address, and Citus cannot change the distribution column of a row in place (the inventory''s ip_address, an event table''s source address).',
-            HINT = 'Use mode => ''delete'', or anonymize with ip_anonymize() when you ingest.';
+    IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
+        RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
     END IF;
     IF older_than IS NULL OR older_than <= interval '0' THEN
         RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
             USING ERRCODE = '22023';
     END IF;
-    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
-        RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
+    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 OR delete_unanonymizable IS NULL THEN
+        RAISE EXCEPTION 'dry_run and delete_unanonymizable must not be NULL and batch_size must be at least 1'
+            USING ERRCODE = '22023';
+    END IF;
+    -- The prefixes are checked as ip_inventory_retention checks them.
+    PERFORM @extschema@.ip_anonymize('0.0.0.0'::inet, prefix_v4, prefix_v6);
+    IF mode = 'anonymize' AND (prefix_v4 >= 32 OR prefix_v6 >= 128) THEN
+        RAISE EXCEPTION 'prefixes of 32 (IPv4) or 128 (IPv6) bits anonymize nothing' USING ERRCODE = '22023';
+    END IF;
+    IF mode = 'anonymize' THEN
+        refused := ARRAY(SELECT @extschema@._ip_inventory_citus_anonymize_refused());
+        IF cardinality(refused) > 0 AND NOT delete_unanonymizable THEN
+            RAISE WARNING 'ip_inventory_citus_retention: not anonymizing the events of %: an address column is their distribution column',
+                array_to_string(refused, ', ')
+                USING HINT = 'Delete their old events instead: ip_inventory_citus_retention(..., delete_unanonymizable => true).';
+        END IF;
     END IF;
     cutoff := now() - older_than;
     SELECT * INTO run FROM @extschema@._ip_inventory_citus_on_nodes(format(
-        'CALL @extschema@._ip_inventory_citus_retention_node(%L, %L, %s)', cutoff, dry_run, batch_size));
+        'CALL @extschema@._ip_inventory_citus_retention_node(%L, %L, %L, %s, %s, %s, %L)',
+        cutoff, mode, dry_run, batch_size, prefix_v4, prefix_v6, delete_unanonymizable));
     -- The failure records (on the coordinator) of the addresses taken out (sql/retention.sql).
     RETURN jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
-                              'status', CASE WHEN run.failed > 0 THEN 'incomplete' ELSE 'finished' END,
-                              'inventory', jsonb_build_object('rows', coalesce((run.total ->> 'inventory_rows')::bigint, 0)),
-                              'events', jsonb_build_object('rows', coalesce((run.total ->> 'event_rows')::bigint, 0)),
+                              'status', CASE WHEN run.failed > 0 OR (cardinality(refused) > 0 AND NOT delete_unanonymizable)
+                                             THEN 'incomplete' ELSE 'finished' END,
+                              'inventory', jsonb_build_object('rows', coalesce((run.total ->> 'inventory_rows')::bigint, 0))
+                                  || CASE WHEN mode = 'anonymize' AND dry_run
+                                          THEN jsonb_build_object('networks', coalesce((run.total ->> 'inventory_networks')::bigint, 0))
+                                          ELSE '{}' END,
+                              'events', jsonb_build_object('rows', coalesce((run.total ->> 'event_rows')::bigint, 0))
+                                  || CASE WHEN cardinality(refused) > 0 AND delete_unanonymizable
+                                          THEN jsonb_build_object('deleted_not_anonymized', to_jsonb(refused))
+                                          WHEN cardinality(refused) > 0
+                                          THEN jsonb_build_object('not_anonymized', to_jsonb(refused),
+                                                                  'reason', 'an address column is the distribution column')
+                                          ELSE '{}' END,
                               'nodes', run.nodes)
         || (@extschema@._ip_inventory_retain_failures(cutoff, mode, dry_run, '{}'::jsonb)).summary;
 END $$;
@@ -3378,16 +3453,22 @@ REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_enrich_node(int, jsonb) 
 
 REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_backfill_node(text, text[], text, int, jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int, int, int, boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retain_shard(regclass, timestamptz, boolean, int, jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retain_events(regclass, timestamptz, boolean, int, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_anonymize_step(timestamptz, boolean, int, int, int, jsonb) FROM PUBLIC;
 
-REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_retention_node(timestamptz, boolean, int, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retain_events(regclass, timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
 
-COMMENT ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int) IS
-    'Citus: retention, mode delete: every node deletes in its own shards the inventory rows last seen and the attached events older than older_than, in batches that commit. dry_run (the default) only counts.';
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_anonymize_refused() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retention_shards(text) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@._ip_inventory_citus_retention_node(timestamptz, text, boolean, int, int, int, boolean, jsonb) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boolean, int, int, int, boolean) IS
+    'Citus: retention. Every node deletes (mode delete) or anonymizes (mode anonymize) the attached events older than older_than in its own shards, and the inventory rows last seen before then (delete: in each node''s shards; anonymize: merged per network by the coordinator), in batches that commit. Events distributed by an address column cannot be anonymized: delete_unanonymizable => true deletes their old events instead, else the result names them. dry_run (the default) only counts.';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_apply_maxmind(inet[]) FROM PUBLIC;
 
@@ -3621,6 +3702,42 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
+SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
+FROM @extschema@._ip_inventory_stats_counters() AS s
+UNION ALL
+SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
+FROM @extschema@.maxmind_info() AS i
+WHERE i.age IS NOT NULL
+UNION ALL
+SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
+FROM @extschema@.greynoise_quota() AS q,
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
+                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
+                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
+
+GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.ip_inventory_stats IS
+    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
+    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
+    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
+    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
 
 CREATE OR REPLACE FUNCTION "maxmind_reload"() RETURNS jsonb 
 STRICT VOLATILE PARALLEL UNSAFE
