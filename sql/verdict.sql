@@ -64,9 +64,7 @@ DECLARE
     -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
     -- (one WARNING per session) rather than failing the consumer.
     e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
-    src text;
-    ts timestamptz;
-    want text[] := '{}';
+    want text[];
 BEGIN
     ip_address := addr;
     stale := '{}';
@@ -112,15 +110,7 @@ BEGIN
     END IF;
     -- The network sources that serve the address and have no fresh answer (not those switched
     -- off or told to skip its network: no refresh would ask them).
-    FOREACH src IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
-        ts := CASE src WHEN 'cymru' THEN cymru_ts WHEN 'greynoise' THEN greynoise_ts ELSE rdns_ts END;
-        IF @extschema@._ip_inventory_source_serves(src, addr, ip_class, asn_source)
-           AND (ts IS NULL OR ts < now() - @extschema@.ip_inventory_ttl(src))
-           AND @extschema@._ip_inventory_source_enabled(src)
-           AND NOT addr <<= ANY (@extschema@._ip_inventory_skip_networks(src)::cidr[]) THEN
-            want := want || src;
-        END IF;
-    END LOOP;
+    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
     stale := stale || want;
     queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
 END $$;

@@ -51,6 +51,11 @@ SELECT pg_reload_conf();
 SELECT pg_sleep(0.2);
 SELECT (r -> 'sources' -> 'greynoise') - 'elapsed' AS greynoise_in_all FROM cascade_refresh('all') AS r;
 SELECT count(*) AS greynoise_calls FROM fake_log('greynoise');
+-- A live consumer's verdict neither names it stale nor queues the address for it.
+BEGIN;
+UPDATE ip_inventory SET greynoise_ts = NULL, rdns_ts = now(), cymru_ts = now() WHERE ip_address = '8.8.8.8';
+SELECT v.stale, v.queued FROM ip_verdict('8.8.8.8') AS v;
+ROLLBACK;
 SELECT "check", status, value, detail FROM ip_inventory_health() WHERE "check" IN ('greynoise_quota', 'greynoise_stale') ORDER BY 1;
 ALTER SYSTEM RESET ip_inventory.greynoise_enabled;
 SELECT pg_reload_conf();

@@ -45,12 +45,25 @@ impl Source {
 
     /// Whether the source can answer for this address at all: GreyNoise Community knows
     /// IPv4 only. (The rows a refresh selects follow the same rule in SQL:
-    /// `_ip_inventory_source_applies`, sql/cascade.sql.)
+    /// `_ip_inventory_source_serves`, sql/cascade.sql.)
     pub fn answers_for(self, ip: IpAddr) -> bool {
         match self {
             Source::GreyNoise => ip.is_ipv4(),
             Source::Cymru | Source::Rdns => true,
         }
+    }
+
+    /// Whether the source serves an inventory row: public addresses only; Team Cymru only
+    /// where MaxMind has no ASN (the row's ASN is none or Cymru's own); GreyNoise IPv4 only.
+    /// The same rule in SQL, where the due-row indexes need it as a predicate:
+    /// `_ip_inventory_source_serves` (sql/cascade.sql).
+    pub fn serves(self, ip: IpAddr, public: bool, asn_source: Option<&str>) -> bool {
+        public
+            && self.answers_for(ip)
+            && match self {
+                Source::Cymru => matches!(asn_source, None | Some("cymru")),
+                Source::GreyNoise | Source::Rdns => true,
+            }
     }
 
     /// The names, as a hint lists them: "cymru, greynoise, rdns".
@@ -92,6 +105,22 @@ pub(crate) fn home_slot(prefix: &[u8], family: u8, addr: &[u8; 16], capacity: us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_rows_a_source_serves() {
+        let v4: IpAddr = "81.2.69.142".parse().unwrap();
+        let v6: IpAddr = "2001:218::1".parse().unwrap();
+        // Private and other special addresses: no source.
+        assert!(Source::ALL.iter().all(|s| !s.serves(v4, false, None)));
+        // Cymru only where MaxMind gave no ASN.
+        assert!(Source::Cymru.serves(v4, true, None));
+        assert!(Source::Cymru.serves(v6, true, Some("cymru")));
+        assert!(!Source::Cymru.serves(v4, true, Some("maxmind")));
+        // GreyNoise Community knows IPv4 only; rDNS serves both.
+        assert!(Source::GreyNoise.serves(v4, true, Some("maxmind")));
+        assert!(!Source::GreyNoise.serves(v6, true, None));
+        assert!(Source::Rdns.serves(v6, true, Some("maxmind")));
+    }
 
     #[test]
     fn names_parse_back_and_codes_are_distinct() {
