@@ -2,13 +2,17 @@
 """Checks monitoring/ against the test cluster (pg_tests/sql/monitoring.sql runs it).
 
 1. Every postgres_exporter query runs through psql and returns exactly the columns its
-   metrics list names, numbers where the usage is COUNTER or GAUGE.
-2. A real postgres_exporter with the file serves every metric, without query errors.
+   metrics list names, numbers where the usage is COUNTER or GAUGE; a HISTOGRAM column
+   comes with <column>_bucket, _sum and _count: increasing bounds, cumulative (monotone)
+   bucket counts, one per bound, none above the count.
+2. A real postgres_exporter with the file serves every metric, without query errors; in
+   every histogram served the buckets are monotone and le="+Inf" equals _count.
 3. A real Prometheus scrapes that exporter; every expression of every Grafana panel is
    evaluated and must succeed with at least one series, and the dashboard has the panels
    operators asked for.
 4. The alerting rules pass promtool and every alert expression evaluates (an alert may
-   well have no series: nothing is wrong).
+   well have no series: nothing is wrong); every ip_inventory_* metric that a rule or a
+   panel names is one the exporter serves.
 
 Prints one deterministic line per check; exits 1 on the first failure. Connection settings
 come from PG* variables (run.sh sets them); the tools from PATH.
@@ -40,7 +44,8 @@ except ImportError:
     os.environ["IPI_SYSTEM_PYTHON"] = "1"
     os.execv("/usr/bin/python3", ["/usr/bin/python3", "-I", *sys.argv])
 
-REQUIRED_PANELS = ["Events enriched", "Error rate", "Lookup latency", "Database age", "GreyNoise quota used"]
+REQUIRED_PANELS = ["Events enriched", "Error rate", "Lookup latency", "Network request latency", "Database age",
+                   "GreyNoise quota used", "Backlog per source", "City cache hit rate", "Coverage"]
 # Grafana's variables, as Grafana would expand them for a short range.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m"}
 
@@ -101,12 +106,28 @@ def check_queries(queries):
         for entry in spec["metrics"]:
             (column, attrs), = entry.items()
             declared[column] = attrs["usage"]
-        if set(header) != set(declared):
-            fail(f"{qname}: columns {header} but metrics {list(declared)}")
+        histograms = [c for c, u in declared.items() if u == "HISTOGRAM"]
+        companions = {f"{c}_{part}": "HISTOGRAM_PART" for c in histograms for part in ("bucket", "sum", "count")}
+        if set(header) != set(declared) | set(companions):
+            fail(f"{qname}: columns {header} but metrics {list(declared)} (+ {list(companions)})")
+        declared.update(companions)
         if not data:
             fail(f"{qname}: no rows")
+        bounds = None
         for row in data:
-            for column, value in zip(header, row):
+            values = dict(zip(header, row))
+            for column in histograms:
+                le = parse_array(values[column], float, f"{qname}.{column}")
+                buckets = parse_array(values[f"{column}_bucket"], int, f"{qname}.{column}_bucket")
+                total = int(values[f"{column}_count"])
+                if float(values[f"{column}_sum"]) < 0:
+                    fail(f"{qname}.{column}_sum is negative")
+                if any(a >= b for a, b in zip(le, le[1:])) or len(buckets) != len(le):
+                    fail(f"{qname}.{column}: bounds {le} not increasing or not one per bucket {buckets}")
+                if any(a > b for a, b in zip(buckets, buckets[1:])) or (buckets and buckets[-1] > total):
+                    fail(f"{qname}.{column}: buckets {buckets} not cumulative up to the count {total}")
+                bounds = len(le)
+            for column, value in values.items():
                 usage = declared[column]
                 if usage in ("COUNTER", "GAUGE"):
                     try:
@@ -118,8 +139,65 @@ def check_queries(queries):
         numeric = [c for c, u in declared.items() if u in ("COUNTER", "GAUGE")]
         for column in numeric:
             names[f"{qname}_{column}"] = len(data)
+        for column in histograms:
+            # One series per bound, plus le="+Inf".
+            names[f"{qname}_{column}_bucket"] = len(data) * (bounds + 1)
+            names[f"{qname}_{column}_sum"] = len(data)
+            names[f"{qname}_{column}_count"] = len(data)
         print(f"query {qname}: {len(data)} row(s), columns as declared")
     return names
+
+
+def parse_array(text, kind, what):
+    """A Postgres array literal of numbers, as psql --csv prints it: {1,2,3}."""
+    if not (text.startswith("{") and text.endswith("}")):
+        fail(f"{what}: {text!r} is not an array")
+    try:
+        return [kind(v) for v in text[1:-1].split(",") if v != ""]
+    except ValueError:
+        fail(f"{what}: {text!r} is not an array of numbers")
+
+
+def check_histograms(series):
+    """Every histogram served: per label set, buckets non-decreasing by le, +Inf = count."""
+    sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$')
+    checked = 0
+    for name, lines in series.items():
+        if not name.endswith("_bucket"):
+            continue
+        base = name[:-len("_bucket")]
+        def parse(line):
+            m = sample.match(line)
+            return dict(re.findall(r'(\w+)="([^"]*)"', m.group(2))), float(m.group(3))
+
+        def key_of(labels):
+            return ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+
+        counts = {}
+        for line in series.get(f"{base}_count", []):
+            labels, value = parse(line)
+            counts[key_of(labels)] = value
+        groups = {}
+        for line in lines:
+            labels, value = parse(line)
+            le = labels.pop("le")
+            groups.setdefault(key_of(labels), []).append((float(le), value))
+        for key, buckets in groups.items():
+            buckets.sort()
+            values = [v for _, v in buckets]
+            if any(a > b for a, b in zip(values, values[1:])):
+                fail(f"{name}{{{key}}}: buckets not cumulative: {buckets}")
+            if buckets[-1][0] != float("inf"):
+                fail(f"{name}{{{key}}}: no +Inf bucket")
+            if counts.get(key) != buckets[-1][1]:
+                fail(f"{name}{{{key}}}: +Inf bucket {buckets[-1][1]} but _count {counts.get(key)}")
+            checked += 1
+    return checked
+
+
+def referenced_metrics(expr):
+    """The ip_inventory_* metric names an expression reads."""
+    return set(re.findall(r"\bip_inventory_[a-z0-9_]+", expr))
 
 
 def parse_exposition(text):
@@ -169,6 +247,8 @@ def main():
         if errors:
             fail(f"exporter errors: {errors}")
         print(f"postgres_exporter: all {len(expected)} metrics served, no query errors")
+        print(f"postgres_exporter: {check_histograms(served)} histograms, buckets cumulative, +Inf = count")
+        seen_by_prometheus = set(served)
 
         config = os.path.join(work, "prometheus.yml")
         with open(config, "w") as f:
@@ -207,6 +287,9 @@ def main():
                 result = answer["data"]["result"]
                 if not result:
                     fail(f"panel '{panel['title']}': {expr} gives no series")
+                unknown = referenced_metrics(expr) - seen_by_prometheus
+                if unknown:
+                    fail(f"panel '{panel['title']}': {sorted(unknown)} not served by the exporter")
                 print(f"panel '{panel['title']}' {target['refId']}: {len(result)} series")
 
         check = subprocess.run(["promtool", "check", "rules", alerts_path], capture_output=True, text=True)
@@ -214,11 +297,17 @@ def main():
             fail(f"promtool check rules: {check.stdout}{check.stderr}")
         with open(alerts_path) as f:
             rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
+        named = set()
         for rule in rules:
             answer = query(rule["expr"])
             if answer.get("status") != "success":
                 fail(f"alert {rule['alert']}: {answer}")
-        print(f"alerting rules: promtool accepts them, all {len(rules)} expressions evaluate")
+            unknown = referenced_metrics(rule["expr"]) - seen_by_prometheus
+            if unknown:
+                fail(f"alert {rule['alert']}: {sorted(unknown)} not served by the exporter")
+            named |= referenced_metrics(rule["expr"])
+        print(f"alerting rules: promtool accepts them, all {len(rules)} expressions evaluate, "
+              f"the {len(named)} metrics they name are served")
     finally:
         for p in procs:
             p.terminate()

@@ -126,6 +126,8 @@ extension_sql_file!(
     name = "stats",
     requires = [
         "cascade",
+        "reports",
+        metrics::ip_inventory_latency_histograms,
         metrics::ip_inventory_stats_counters,
         metrics::ip_inventory_stats_reset,
         metrics::ip_inventory_count_recorded,

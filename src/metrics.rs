@@ -16,7 +16,7 @@ use std::ffi::c_void;
 use std::time::Instant;
 
 use ip_inventory_core::metrics::{
-    DbMetric, InventoryMetric, Metric, Pending, LATENCY_SAMPLE_EVERY,
+    DbMetric, InventoryMetric, MaxmindMetric, Metric, Pending, LATENCY_SAMPLE_EVERY,
 };
 use ip_inventory_core::mmdb::{DbErrorKind, DbFamily};
 use pgrx::datum::TimestampWithTimeZone;
@@ -35,8 +35,11 @@ thread_local! {
     static DONE: RefCell<Pending> = const { RefCell::new(Pending::new()) };
     /// Inventory writes: shared when the transaction commits, forgotten when it aborts.
     static WRITTEN: RefCell<Pending> = const { RefCell::new(Pending::new()) };
-    /// Lookups seen by this backend, never reset: picks the ones to time.
-    static LOOKUP_CLOCK: Cell<u64> = const { Cell::new(0) };
+    /// Lookups seen by this backend per database family, never reset: picks the ones to
+    /// time. One clock per family: with one for all, a function that looks up City then
+    /// ASN (enrich_ip) would time only one of them (the sampling period is even).
+    static LOOKUP_CLOCK: [Cell<u64>; DbFamily::ALL.len()] =
+        const { [const { Cell::new(0) }; DbFamily::ALL.len()] };
 }
 
 /// Called from `_PG_init` after `shmem::init`: counts are shared at transaction end.
@@ -62,6 +65,7 @@ unsafe extern "C-unwind" fn at_transaction_end(event: pg_sys::XactEvent::Type, _
     // try_borrow: never panic here; nothing holds these across a Postgres call, though.
     DONE.with(|p| {
         if let Ok(mut p) = p.try_borrow_mut() {
+            add_cache_counts(&mut p);
             p.drain_into(shared);
         }
     });
@@ -74,6 +78,21 @@ unsafe extern "C-unwind" fn at_transaction_end(event: pg_sys::XactEvent::Type, _
             }
         }
     });
+}
+
+/// Adds the City record cache's new hits and misses to `p`: the cache counts them itself
+/// (plain integers beside the entries), so a lookup pays nothing more for them.
+fn add_cache_counts(p: &mut Pending) {
+    if let Some((hits, misses)) = crate::mmdb::readers::take_cache_counts() {
+        for (m, n) in [
+            (MaxmindMetric::CityCacheHits, hits),
+            (MaxmindMetric::CityCacheMisses, misses),
+        ] {
+            if n > 0 {
+                p.add(Metric::maxmind(m), n);
+            }
+        }
+    }
 }
 
 /// Counts `n` of `m` for this backend.
@@ -111,8 +130,12 @@ impl Probe {
     #[inline]
     pub fn start(db: DbFamily) -> Probe {
         count(Metric::db(db, DbMetric::Lookups));
-        let seen = LOOKUP_CLOCK.get();
-        LOOKUP_CLOCK.set(seen.wrapping_add(1));
+        let seen = LOOKUP_CLOCK.with(|clocks| {
+            let clock = &clocks[db as usize];
+            let seen = clock.get();
+            clock.set(seen.wrapping_add(1));
+            seen
+        });
         let timed = seen.is_multiple_of(LATENCY_SAMPLE_EVERY) && shmem::enabled();
         Probe {
             db,
@@ -130,13 +153,17 @@ impl Probe {
             let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             count(Metric::db(self.db, DbMetric::LookupSamples));
             count_n(Metric::db(self.db, DbMetric::LookupNsSum), ns);
+            count(Metric::lookup_bucket(self.db, ns));
         }
     }
 }
 
 /// Adds this backend's pending work counts to the shared counters now.
 fn drain_done(shared: &ip_inventory_core::metrics::Counters) {
-    DONE.with_borrow_mut(|p| p.drain_into(shared));
+    DONE.with_borrow_mut(|p| {
+        add_cache_counts(p);
+        p.drain_into(shared)
+    });
 }
 
 fn timestamptz(unix_us: i64) -> Option<TimestampWithTimeZone> {
@@ -187,6 +214,51 @@ fn ip_inventory_stats_counters() -> Result<
         shmem::generation().map_or(0, value),
         None,
     ));
+    Ok(TableIterator::new(rows))
+}
+
+/// `_ip_inventory_latency_histograms()`: the latency histograms behind
+/// `ip_inventory_latency`, cluster-wide (this session's pending counts included): MaxMind
+/// lookups per database family (timed lookups only: one in [`LATENCY_SAMPLE_EVERY`]) and
+/// network requests per source. `le`: upper bounds in seconds (`+Inf` left out: it is
+/// `count`); `buckets`: cumulative counts, one per bound.
+#[allow(clippy::type_complexity)]
+#[pg_extern(
+    volatile,
+    parallel_restricted,
+    name = "_ip_inventory_latency_histograms"
+)]
+fn ip_inventory_latency_histograms() -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(source, String),
+            name!(metric, String),
+            name!(le, Vec<f64>),
+            name!(buckets, Vec<i64>),
+            name!(sum_seconds, f64),
+            name!(count, i64),
+        ),
+    >,
+    ErrorReport,
+> {
+    let shared = shmem::counters().ok_or_else(|| errors::preload_required(&errors::STATS_NEED))?;
+    drain_done(shared);
+    let value = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let rows: Vec<_> = shared
+        .histograms()
+        .into_iter()
+        .map(|h| {
+            (
+                h.source.to_owned(),
+                h.metric.to_owned(),
+                h.bounds_ns.iter().map(|&ns| ns as f64 / 1e9).collect(),
+                h.cumulative.iter().map(|&c| value(c)).collect(),
+                h.sum_ns as f64 / 1e9,
+                value(h.count),
+            )
+        })
+        .collect();
     Ok(TableIterator::new(rows))
 }
 

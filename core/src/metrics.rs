@@ -49,10 +49,45 @@ named!(MaxmindMetric {
     NotPublic = "not_public",
     Reloads = "reloads",
     ReloadFailures = "reload_failures",
+    /// City lookups answered from the backend's cache of decoded records, and those that
+    /// decoded the record (core::mmdb::CityCache).
+    CityCacheHits = "city_cache_hits",
+    CityCacheMisses = "city_cache_misses",
 });
 
 /// One lookup in this many is timed (two clock reads per timed lookup).
 pub const LATENCY_SAMPLE_EVERY: u64 = 64;
+
+/// Upper bounds (nanoseconds, inclusive) of the buckets of the MaxMind lookup latency
+/// histogram (timed lookups only); one more bucket counts the slower ones (`+Inf`). A lookup
+/// takes about 1 µs; the tail is page faults and cold caches.
+pub const LOOKUP_BOUNDS_NS: [u64; 11] = [
+    500, 1_000, 2_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 10_000_000,
+];
+/// Upper bounds (nanoseconds, inclusive) of the buckets of the network request latency
+/// histogram; one more bucket counts the slower ones (`+Inf`). Timeouts are seconds.
+pub const REQUEST_BOUNDS_NS: [u64; 12] = [
+    1_000_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+const LOOKUP_BUCKETS: usize = LOOKUP_BOUNDS_NS.len() + 1;
+const REQUEST_BUCKETS: usize = REQUEST_BOUNDS_NS.len() + 1;
+
+/// The bucket of `ns` among `bounds`: the first bound at least `ns`, else the last (`+Inf`).
+#[inline]
+fn bucket_of(bounds: &[u64], ns: u64) -> usize {
+    bounds.partition_point(|&b| b < ns)
+}
 
 const DBS: usize = DbFamily::ALL.len();
 const SOURCES: usize = Source::ALL.len();
@@ -62,8 +97,13 @@ const SOURCE_BASE: usize = DB_ERROR_BASE + DBS * DbErrorKind::ALL.len();
 const NET_ERROR_BASE: usize = SOURCE_BASE + SOURCES * SourceMetric::ALL.len();
 const INVENTORY_BASE: usize = NET_ERROR_BASE + SOURCES * NetErrorKind::ALL.len();
 const MAXMIND_BASE: usize = INVENTORY_BASE + InventoryMetric::ALL.len();
-/// The number of counters.
-pub const COUNT: usize = MAXMIND_BASE + MaxmindMetric::ALL.len();
+/// The number of named counters (the rows of `ip_inventory_stats`).
+pub const NAMED_COUNT: usize = MAXMIND_BASE + MaxmindMetric::ALL.len();
+// Histogram buckets (not cumulative: one count per bucket), read by `Counters::histograms`.
+const LOOKUP_BUCKET_BASE: usize = NAMED_COUNT;
+const REQUEST_BUCKET_BASE: usize = LOOKUP_BUCKET_BASE + DBS * LOOKUP_BUCKETS;
+/// The number of counters, histogram buckets included.
+pub const COUNT: usize = REQUEST_BUCKET_BASE + SOURCES * REQUEST_BUCKETS;
 
 /// One counter: an index into [`Counters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,10 +138,25 @@ impl Metric {
     pub const fn maxmind(m: MaxmindMetric) -> Metric {
         Metric(MAXMIND_BASE + m as usize)
     }
+    /// The lookup latency bucket of `db` that a lookup of `ns` nanoseconds falls in.
+    #[inline]
+    pub fn lookup_bucket(db: DbFamily, ns: u64) -> Metric {
+        Metric(LOOKUP_BUCKET_BASE + db as usize * LOOKUP_BUCKETS + bucket_of(&LOOKUP_BOUNDS_NS, ns))
+    }
+    /// The request latency bucket of `source` that a request of `ns` nanoseconds falls in.
+    #[inline]
+    pub fn request_bucket(source: Source, ns: u64) -> Metric {
+        Metric(
+            REQUEST_BUCKET_BASE
+                + source as usize * REQUEST_BUCKETS
+                + bucket_of(&REQUEST_BOUNDS_NS, ns),
+        )
+    }
 
-    /// Every counter, in index order (the order of `ip_inventory_stats`).
+    /// Every named counter, in index order (the order of `ip_inventory_stats`); histogram
+    /// buckets are read with [`Counters::histograms`].
     pub fn all() -> impl Iterator<Item = Metric> {
-        (0..COUNT).map(Metric)
+        (0..NAMED_COUNT).map(Metric)
     }
 
     pub fn name(self) -> Name {
@@ -144,8 +199,22 @@ impl Metric {
                 InventoryMetric::ALL[i - INVENTORY_BASE].name(),
                 None,
             )
-        } else {
+        } else if i < NAMED_COUNT {
             ("maxmind", MaxmindMetric::ALL[i - MAXMIND_BASE].name(), None)
+        } else if i < REQUEST_BUCKET_BASE {
+            let k = i - LOOKUP_BUCKET_BASE;
+            (
+                DbFamily::ALL[k / LOOKUP_BUCKETS].name(),
+                "lookup_bucket",
+                None,
+            )
+        } else {
+            let k = i - REQUEST_BUCKET_BASE;
+            (
+                Source::ALL[k / REQUEST_BUCKETS].name(),
+                "request_bucket",
+                None,
+            )
         };
         Name {
             source,
@@ -208,6 +277,7 @@ impl Counters {
             Metric::source(source, SourceMetric::RequestNsSum),
             elapsed_ns,
         );
+        self.add(Metric::request_bucket(source, elapsed_ns), 1);
         match failure {
             None => self.add(Metric::source(source, SourceMetric::RequestSuccesses), 1),
             Some(kind) => {
@@ -215,6 +285,73 @@ impl Counters {
                 self.add(Metric::net_error(source, kind), 1);
             }
         }
+    }
+}
+
+/// A latency histogram as Prometheus wants it: cumulative counts per upper bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Histogram {
+    /// A database family (`city`, `asn`, ...) or a network source (`cymru`, ...).
+    pub source: &'static str,
+    /// `lookup_seconds` (MaxMind, timed lookups only) or `request_seconds` (network).
+    pub metric: &'static str,
+    /// Upper bounds in nanoseconds, without the last (`+Inf`).
+    pub bounds_ns: &'static [u64],
+    /// Observations at most each bound: non-decreasing, one per bound.
+    pub cumulative: Vec<u64>,
+    /// All observations (the `+Inf` bucket): at least the last of `cumulative`.
+    pub count: u64,
+    /// Their total time in nanoseconds.
+    pub sum_ns: u64,
+}
+
+impl Counters {
+    /// The lookup latency histogram of every database family, then the request latency
+    /// histogram of every network source. The count is the sum of the buckets (not the
+    /// `lookup_samples` / `requests` counters), so each histogram is consistent in itself
+    /// even when read while a backend adds to it.
+    pub fn histograms(&self) -> Vec<Histogram> {
+        let read = |base: usize, n: usize| -> (Vec<u64>, u64) {
+            let mut cumulative = Vec::with_capacity(n - 1);
+            let mut total = 0u64;
+            for i in 0..n {
+                total = total.saturating_add(self.values[base + i].load(Ordering::Relaxed));
+                if i + 1 < n {
+                    cumulative.push(total);
+                }
+            }
+            (cumulative, total)
+        };
+        let mut out = Vec::with_capacity(DBS + SOURCES);
+        for &db in DbFamily::ALL {
+            let (cumulative, count) = read(
+                LOOKUP_BUCKET_BASE + db as usize * LOOKUP_BUCKETS,
+                LOOKUP_BUCKETS,
+            );
+            out.push(Histogram {
+                source: db.name(),
+                metric: "lookup_seconds",
+                bounds_ns: &LOOKUP_BOUNDS_NS,
+                cumulative,
+                count,
+                sum_ns: self.get(Metric::db(db, DbMetric::LookupNsSum)),
+            });
+        }
+        for &source in Source::ALL {
+            let (cumulative, count) = read(
+                REQUEST_BUCKET_BASE + source as usize * REQUEST_BUCKETS,
+                REQUEST_BUCKETS,
+            );
+            out.push(Histogram {
+                source: source.name(),
+                metric: "request_seconds",
+                bounds_ns: &REQUEST_BOUNDS_NS,
+                cumulative,
+                count,
+                sum_ns: self.get(Metric::source(source, SourceMetric::RequestNsSum)),
+            });
+        }
+        out
     }
 }
 
@@ -284,12 +421,12 @@ mod tests {
     #[test]
     fn every_index_has_one_distinct_name_and_the_constructors_round_trip() {
         let names: Vec<Name> = Metric::all().map(Metric::name).collect();
-        assert_eq!(names.len(), COUNT);
+        assert_eq!(names.len(), NAMED_COUNT);
         let distinct: HashSet<_> = names
             .iter()
             .map(|n| (n.source, n.metric, n.error_kind))
             .collect();
-        assert_eq!(distinct.len(), COUNT, "two counters share a name");
+        assert_eq!(distinct.len(), NAMED_COUNT, "two counters share a name");
 
         let mut seen = HashSet::new();
         for &db in DbFamily::ALL {
@@ -333,7 +470,71 @@ mod tests {
             assert_eq!(Metric::maxmind(m).name().metric, m.name());
             assert!(seen.insert(Metric::maxmind(m)));
         }
-        assert_eq!(seen.len(), COUNT, "the constructors cover every index");
+        assert_eq!(
+            seen.len(),
+            NAMED_COUNT,
+            "the constructors cover every named index"
+        );
+        // Bucket indices lie past the named ones, one set per database and per source.
+        let mut buckets = HashSet::new();
+        for &db in DbFamily::ALL {
+            assert_eq!(Metric::lookup_bucket(db, 0), Metric::lookup_bucket(db, 500));
+            assert_eq!(
+                Metric::lookup_bucket(db, 10_000_001),
+                Metric::lookup_bucket(db, u64::MAX)
+            );
+            for ns in [0, 501, 10_000_000, u64::MAX] {
+                assert!(buckets.insert(Metric::lookup_bucket(db, ns)));
+            }
+        }
+        for &s in Source::ALL {
+            for ns in [0, 1_000_001, u64::MAX] {
+                assert!(buckets.insert(Metric::request_bucket(s, ns)));
+            }
+        }
+        assert!(buckets.iter().all(|m| m.0 >= NAMED_COUNT && m.0 < COUNT));
+        assert_eq!(
+            Metric::request_bucket(Source::ALL[SOURCES - 1], u64::MAX).0,
+            COUNT - 1
+        );
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_the_slow_ones_only_in_the_count() {
+        let c = Counters::new();
+        let mut pending = Pending::new();
+        // Inclusive upper bounds: 500 ns is in the first bucket, 501 ns in the second.
+        for ns in [1, 500, 501, 3_000, 3_000, 20_000_000] {
+            pending.add(Metric::lookup_bucket(DbFamily::Asn, ns), 1);
+            pending.add(Metric::db(DbFamily::Asn, DbMetric::LookupNsSum), ns);
+        }
+        pending.drain_into(&c);
+        c.request(Source::Rdns, 2_000_000, None);
+        c.request(Source::Rdns, 30_000_000_000, Some(NetErrorKind::Timeout));
+        let hs = c.histograms();
+        assert_eq!(hs.len(), DBS + SOURCES);
+        let asn = hs.iter().find(|h| h.source == "asn").unwrap();
+        assert_eq!(asn.metric, "lookup_seconds");
+        assert_eq!(asn.cumulative.len(), LOOKUP_BOUNDS_NS.len());
+        assert_eq!(&asn.cumulative[..4], &[2, 3, 3, 5]);
+        assert_eq!(
+            *asn.cumulative.last().unwrap(),
+            5,
+            "20 ms is beyond the last bound"
+        );
+        assert_eq!(asn.count, 6);
+        assert_eq!(asn.sum_ns, 20_007_002);
+        assert!(asn.cumulative.windows(2).all(|w| w[0] <= w[1]));
+        let rdns = hs.iter().find(|h| h.source == "rdns").unwrap();
+        assert_eq!(rdns.metric, "request_seconds");
+        assert_eq!(&rdns.cumulative[..2], &[0, 1]);
+        assert_eq!(*rdns.cumulative.last().unwrap(), 1);
+        assert_eq!(rdns.count, 2);
+        assert_eq!(rdns.sum_ns, 30_002_000_000);
+        let city = hs.iter().find(|h| h.source == "city").unwrap();
+        assert_eq!(city.count, 0);
+        c.reset(1);
+        assert!(c.histograms().iter().all(|h| h.count == 0 && h.sum_ns == 0));
     }
 
     #[test]

@@ -39,6 +39,10 @@ SELECT try($$SELECT _ip_inventory_job_start('enrich_pending')$$) AS take_job_loc
 SELECT try($$SELECT * FROM maxmind_info()$$) AS file_paths;
 SELECT try($$SELECT * FROM _ip_inventory_stats_counters()$$) AS counters;
 SELECT try($$SELECT * FROM ip_inventory_stats$$) AS stats_view;
+SELECT try($$SELECT * FROM _ip_inventory_latency_histograms()$$) AS histograms;
+SELECT try($$SELECT * FROM ip_inventory_latency$$) AS latency_view;
+SELECT try($$SELECT * FROM ip_inventory_backlog()$$) AS backlog;
+SELECT try($$SELECT * FROM ip_inventory_source_coverage()$$) AS coverage;
 SELECT try($$SELECT * FROM greynoise_quota()$$) AS quota;
 SELECT try($$SELECT * FROM ip_inventory_health()$$) AS health;
 SELECT try($$SELECT ip_pseudonymize('1.2.3.4')$$) AS configured_salt_oracle;

@@ -171,6 +171,18 @@ thread_local! {
     static READERS: RefCell<Option<Readers>> = const { RefCell::new(None) };
 }
 
+/// Hits and misses of this backend's City record cache since the last call; None while
+/// the readers are in use (the counts wait for the next call) or before the first lookup.
+pub fn take_cache_counts() -> Option<(u64, u64)> {
+    READERS
+        .try_with(|cell| {
+            let mut guard = cell.try_borrow_mut().ok()?;
+            guard.as_mut().map(|r| r.city_cache.take_new_counts())
+        })
+        .ok()
+        .flatten()
+}
+
 /// Runs `f` with this backend's readers, first bringing them up to date.
 #[inline]
 pub fn with<R>(f: impl FnOnce(&mut Readers) -> R) -> R {

@@ -40,6 +40,8 @@ pub struct CityCache {
     entries: Box<[Option<Entry>]>,
     hits: u64,
     misses: u64,
+    /// `hits` and `misses` when [`CityCache::take_new_counts`] last took them.
+    taken: (u64, u64),
 }
 
 impl Default for CityCache {
@@ -50,6 +52,7 @@ impl Default for CityCache {
             entries: vec![None; ENTRIES].into_boxed_slice(),
             hits: 0,
             misses: 0,
+            taken: (0, 0),
         }
     }
 }
@@ -58,6 +61,14 @@ impl CityCache {
     /// Lookups answered from the cache and decoded, since it was created.
     pub fn counts(&self) -> (u64, u64) {
         (self.hits, self.misses)
+    }
+
+    /// Hits and misses since the last call: the metrics add them to the shared counters
+    /// now and then, not once per lookup.
+    pub fn take_new_counts(&mut self) -> (u64, u64) {
+        let new = (self.hits - self.taken.0, self.misses - self.taken.1);
+        self.taken = (self.hits, self.misses);
+        new
     }
 
     /// Forgets every entry if they belong to another database or language.

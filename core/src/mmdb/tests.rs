@@ -190,6 +190,10 @@ fn the_city_cache_forgets_on_another_database_or_language() {
     let again = geoip2.city_fields_cached(&hit, "en", &mut cache).unwrap();
     assert_eq!(first, again);
     assert_eq!(cache.counts(), (1, 1), "the second lookup is a hit");
+    assert_eq!(cache.take_new_counts(), (1, 1));
+    assert_eq!(cache.take_new_counts(), (0, 0), "taken once");
+    geoip2.city_fields_cached(&hit, "en", &mut cache).unwrap();
+    assert_eq!(cache.take_new_counts(), (1, 0));
 
     // Keyed by offset, an entry would answer for whatever record another file keeps at
     // that offset: asked through another database, the cache starts over.
