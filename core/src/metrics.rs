@@ -49,6 +49,9 @@ named!(MaxmindMetric {
     NotPublic = "not_public",
     Reloads = "reloads",
     ReloadFailures = "reload_failures",
+    /// Record values that could not be read and were answered NULL (an IPinfo `asn` that is
+    /// no `AS<number>`).
+    BadValues = "bad_values",
 });
 
 /// One lookup in this many is timed (two clock reads per timed lookup).
