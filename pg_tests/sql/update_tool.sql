@@ -126,6 +126,12 @@ SELECT pg_reload_conf();
 \! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoIP2-Connection-Type "$IPI_FIXTURES/maxmind/test-data/GeoIP2-Connection-Type-Test.mmdb" && ../update_tool.sh --edition GeoIP2-Connection-Type=connection_type --canary 'connection_type:1.0.1.0={"connection_type": "Cellular"}'
 \c
 SELECT ip_connection_type('1.0.1.0') AS connection_type;
+-- An Anonymous-IP edition under its own name is verified as an Anonymous-IP file too, and a
+-- canary given for the edition's name is its canary.
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoIP2-Anonymous-IP "$IPI_FIXTURES/maxmind/test-data/GeoIP2-Anonymous-IP-Test.mmdb" && ../update_tool.sh --edition GeoIP2-Anonymous-IP --canary 'GeoIP2-Anonymous-IP:1.2.0.0={"is_tor_exit_node": true}'
+\! ../update_tool.sh --edition GeoIP2-Anonymous-IP --canary 'GeoIP2-Anonymous-IP:1.2.0.0={"is_anonymous": true}'
+\c
+SELECT (ip_anonymous('1.2.0.0')).is_anonymous AS anonymous;
 
 -- IPinfo Lite (--source ipinfo, edition ipinfo_lite): the .mmdb itself, the token in the
 -- query as IPinfo takes it (never shown in messages, never sent to the storage a download
