@@ -10,7 +10,8 @@
     fake_sources.py publish DIR EDITION FILE [MODE]
                                    serve FILE as MaxMind's build of EDITION (a tar.gz, and its
                                    MD5 and date in the metadata), or, for a dbip-* edition, as
-                                   this month's DB-IP .mmdb.gz. MODE makes a hostile archive:
+                                   this month's DB-IP .mmdb.gz, or, for an ipinfo_* edition, as
+                                   IPinfo's .mmdb. MODE makes a hostile archive:
                                    bad-checksum  the metadata's MD5 is wrong
                                    traversal     the .mmdb member is named ../../EDITION.mmdb
                                    link          the .mmdb member is a symlink to /etc/passwd
@@ -27,7 +28,8 @@
 The HTTP server also stands in for MaxMind's download API as geoipupdate uses it (basic auth
 with account 999999 and MAXMIND_KEY): /geoip/updates/metadata?edition_id=EDITION answers the
 current build's MD5 (of the .mmdb) and date, /geoip/databases/EDITION/download?date=YYYYMMDD
-&suffix=tar.gz the archive; and for DB-IP's free files (/free/NAME). It serves what "publish"
+&suffix=tar.gz the archive; for DB-IP's free files (/free/NAME); and for IPinfo's
+(/data/NAME.mmdb?token=IPINFO_TOKEN, the token in the query as IPinfo takes it). It serves what "publish"
 put in DIR/downloads, over plain HTTP (IPI_FAKE_HTTP) and over TLS (IPI_FAKE_HTTPS, with a
 self-signed certificate for 127.0.0.1 made by openssl at start; IPI_FAKE_CA names it).
 The storage server (IPI_FAKE_STORAGE, plain HTTP) logs every request with all its headers to
@@ -83,6 +85,7 @@ import urllib.parse
 GREYNOISE_KEY = "test-key-5f2b"
 MAXMIND_ACCOUNT = "999999"
 MAXMIND_KEY = "fake-license-key-0001"
+IPINFO_TOKEN = "fake-ipinfo-token-0001"
 MAXMIND_DATE = "2026-11-20"  # the date of every published build
 
 WHOIS = {
@@ -277,7 +280,7 @@ class GreyNoiseHandler(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/_control/download/"):
             DOWNLOAD_MODE["mode"] = self.path.rsplit("/", 1)[1]
             return self.send_json(200, DOWNLOAD_MODE)
-        if self.path.startswith(("/geoip/", "/free/")):
+        if self.path.startswith(("/geoip/", "/free/", "/data/")):
             return self.download()
         prefix = "/v3/community/"
         if not self.path.startswith(prefix):
@@ -341,6 +344,17 @@ class GreyNoiseHandler(http.server.BaseHTTPRequestHandler):
             name = url.path[len("/free/"):]
             log("download", name)
             if DOWNLOAD_MODE["mode"] == "redirect":
+                return self.redirect(f"{STORAGE_URL['url']}/storage/{name}?X-Amz-Signature=5e3c2a")
+            return send_file(self, os.path.join(LOG_DIR, "downloads", os.path.basename(name)))
+        if url.path.startswith("/data/"):
+            name = url.path[len("/data/"):]
+            sent = query.get("token", [""])[0]
+            mode = DOWNLOAD_MODE["mode"]
+            log("download", f"ipinfo {name} token={'valid' if sent == IPINFO_TOKEN else ('none' if not sent else 'wrong')}"
+                            + ("" if mode == "direct" else f" -> {mode}"))
+            if sent != IPINFO_TOKEN:
+                return self.send_json(403, {"error": "Unknown token"})
+            if mode == "redirect":
                 return self.redirect(f"{STORAGE_URL['url']}/storage/{name}?X-Amz-Signature=5e3c2a")
             return send_file(self, os.path.join(LOG_DIR, "downloads", os.path.basename(name)))
         if url.path == "/geoip/updates/metadata":
@@ -418,6 +432,9 @@ def publish(directory, edition, source, mode=None):
         name = f"{edition}-{time.strftime('%Y-%m', time.gmtime())}.mmdb.gz"
         packed = gzip.compress(bytes(BOMB_SIZE) if mode == "bomb" else data, mtime=0)
         open(os.path.join(out, name), "wb").write(packed)
+        return
+    if edition.startswith("ipinfo_"):
+        open(os.path.join(out, f"{edition}.mmdb"), "wb").write(data)
         return
     # Byte-for-byte the same archive every time (fixed names and times), so that tests can
     # print checksums.

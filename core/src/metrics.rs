@@ -53,6 +53,9 @@ named!(MaxmindMetric {
     /// decoded the record (core::mmdb::CityCache).
     CityCacheHits = "city_cache_hits",
     CityCacheMisses = "city_cache_misses",
+    /// Record values that could not be read and were answered NULL (an IPinfo `asn` that is
+    /// no `AS<number>`).
+    BadValues = "bad_values",
 });
 
 /// One lookup in this many is timed (two clock reads per timed lookup).

@@ -46,3 +46,46 @@ SELECT pg_reload_conf();
 SELECT "check", status FROM ip_inventory_health() WHERE "check" IN ('maxmind_age', 'greynoise_stale');
 -- The operators' one query for the morning.
 SELECT "check", status FROM ip_inventory_health() WHERE status <> 'ok' ORDER BY 1;
+
+-- The optional slots, when configured: their database (status, type, error) and its age
+-- against the same thresholds; one of them holds a file of the wrong type.
+\set anon_db :testdata/GeoIP2-Anonymous-IP-Test.mmdb
+\set city_db :testdata/GeoIP2-City-Test.mmdb
+ALTER SYSTEM SET ip_inventory.anonymous_db = :'anon_db';
+ALTER SYSTEM SET ip_inventory.connection_type_db = :'city_db';
+SELECT pg_reload_conf();
+\c
+SELECT "check", status, CASE WHEN "check" LIKE '%\_age' THEN '-' ELSE value END AS value, detail
+FROM ip_inventory_health() WHERE "check" LIKE 'maxmind%' ORDER BY 1;
+ALTER SYSTEM RESET ip_inventory.anonymous_db;
+ALTER SYSTEM RESET ip_inventory.connection_type_db;
+
+-- Other vendors' files (pg_tests/fixtures/vendors, all built at one time): DB-IP publishes
+-- its Lite files monthly, so they may be 31 days older than the thresholds; IPinfo Lite (daily)
+-- may not. Thresholds 20 and 10 days short of the files' age: DB-IP Lite is still ok, IPinfo
+-- Lite critical.
+SELECT extract(epoch FROM now() - to_timestamp(1764460800))::bigint AS vendor_age \gset
+SELECT :vendor_age - 20 * 86400 AS warn, :vendor_age - 10 * 86400 AS crit \gset
+ALTER SYSTEM SET ip_inventory.maxmind_age_warning = :warn;
+ALTER SYSTEM SET ip_inventory.maxmind_age_critical = :crit;
+\set vendors :fixtures/vendors
+\set dbip_city :vendors/dbip-city-lite-test.mmdb
+\set dbip_asn :vendors/dbip-asn-lite-test.mmdb
+\set ipinfo :vendors/ipinfo-lite-test.mmdb
+ALTER SYSTEM SET ip_inventory.city_db = :'dbip_city';
+ALTER SYSTEM SET ip_inventory.asn_db = :'dbip_asn';
+SELECT pg_reload_conf();
+\c
+SELECT "check", status, regexp_replace(detail, 'after [0-9][^,(;]*', 'after … ', 'g') AS detail
+FROM ip_inventory_health() WHERE "check" = 'maxmind_age';
+ALTER SYSTEM SET ip_inventory.city_db = :'ipinfo';
+ALTER SYSTEM SET ip_inventory.asn_db = :'ipinfo';
+SELECT pg_reload_conf();
+\c
+SELECT "check", status, regexp_replace(detail, 'after [0-9][^,(;]*', 'after … ', 'g') AS detail
+FROM ip_inventory_health() WHERE "check" IN ('maxmind_age', 'maxmind_city_database', 'maxmind_asn_database');
+ALTER SYSTEM RESET ip_inventory.maxmind_age_warning;
+ALTER SYSTEM RESET ip_inventory.maxmind_age_critical;
+ALTER SYSTEM RESET ip_inventory.city_db;
+ALTER SYSTEM RESET ip_inventory.asn_db;
+SELECT pg_reload_conf();

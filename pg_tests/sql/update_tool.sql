@@ -117,3 +117,44 @@ SELECT pg_reload_conf();
 \! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" dbip-city-lite "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb" && ../update_tool.sh --source dbip --editions dbip-city-lite --no-reload
 \! ../update_tool.sh --source dbip --editions dbip-city-lite --no-reload
 \! ls -A "$IPI_SCRATCH/geoip"
+
+-- The optional MaxMind slots: =anonymous, =isp, =connection_type install where the server
+-- reads that slot (its ip_inventory.<slot>_db, else DIR/EDITION.mmdb, a name the server looks
+-- for in ip_inventory.maxmind_dir) and are verified as that kind: a City file published as
+-- Connection-Type is refused, the real one installed and answered.
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoIP2-Connection-Type "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb" && ../update_tool.sh --edition GeoIP2-Connection-Type=connection_type
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoIP2-Connection-Type "$IPI_FIXTURES/maxmind/test-data/GeoIP2-Connection-Type-Test.mmdb" && ../update_tool.sh --edition GeoIP2-Connection-Type=connection_type --canary 'connection_type:1.0.1.0={"connection_type": "Cellular"}'
+\c
+SELECT ip_connection_type('1.0.1.0') AS connection_type;
+-- An Anonymous-IP edition under its own name is verified as an Anonymous-IP file too, and a
+-- canary given for the edition's name is its canary.
+\! python3 ../fake_sources.py publish "$IPI_FAKE_DIR" GeoIP2-Anonymous-IP "$IPI_FIXTURES/maxmind/test-data/GeoIP2-Anonymous-IP-Test.mmdb" && ../update_tool.sh --edition GeoIP2-Anonymous-IP --canary 'GeoIP2-Anonymous-IP:1.2.0.0={"is_tor_exit_node": true}'
+\! ../update_tool.sh --edition GeoIP2-Anonymous-IP --canary 'GeoIP2-Anonymous-IP:1.2.0.0={"is_anonymous": true}'
+\c
+SELECT (ip_anonymous('1.2.0.0')).is_anonymous AS anonymous;
+
+-- IPinfo Lite (--source ipinfo, edition ipinfo_lite): the .mmdb itself, the token in the
+-- query as IPinfo takes it (never shown in messages, never sent to the storage a download
+-- redirects to). One file answers country and AS, so it is verified as both and must answer
+-- both canaries (its AS as "AS15169"). A wrong token, no token, a failed AS canary; then the
+-- install, the same file again (up to date), and the file serving both slots.
+\! printf 'fake-ipinfo-token-0001\n' > "$IPI_SCRATCH/ipinfo.token" && printf 'wrong-token\n' > "$IPI_SCRATCH/ipinfo.wrong"
+\! python3 ../fake_sources.py reset "$IPI_FAKE_DIR" && python3 ../fake_sources.py publish "$IPI_FAKE_DIR" ipinfo_lite "$IPI_FIXTURES/vendors/ipinfo-lite-test.mmdb"
+\! ../update_tool.sh --source ipinfo --token-file "$IPI_SCRATCH/ipinfo.wrong"
+\! env -u IPINFO_TOKEN ../update_tool.sh --source ipinfo
+\! ../update_tool.sh --source ipinfo --token-file "$IPI_SCRATCH/ipinfo.token" --canary asn:8.8.8.8=13335
+\! ../update_tool.sh --source ipinfo --token-file "$IPI_SCRATCH/ipinfo.token" --canary asn:8.8.8.8=15169 --no-reload
+\! python3 ../fake_sources.py download-mode "$IPI_FAKE_DIR" redirect && ../update_tool.sh --source ipinfo --token-file "$IPI_SCRATCH/ipinfo.token" --canary asn:8.8.8.8=15169 --no-reload; python3 ../fake_sources.py download-mode "$IPI_FAKE_DIR" direct
+\! cat "$IPI_FAKE_DIR/download.log"
+\! grep -c 'GET /storage/ipinfo_lite.mmdb?X-Amz-Signature' "$IPI_FAKE_DIR/storage.log"; grep -c 'fake-ipinfo-token' "$IPI_FAKE_DIR/storage.log" "$IPI_SCRATCH/update.out"
+\! ls -A "$IPI_SCRATCH/geoip" | grep ipinfo
+\set ipinfo :scratch/geoip/ipinfo_lite.mmdb
+ALTER SYSTEM SET ip_inventory.city_db = :'ipinfo';
+ALTER SYSTEM SET ip_inventory.asn_db = :'ipinfo';
+SELECT pg_reload_conf();
+\c
+SELECT ip_country('81.2.69.160') AS country, ip_asn('8.8.8.8') AS asn, ip_asn_org('8.8.8.8') AS org;
+SELECT name, database_type, status FROM maxmind_info() WHERE name IN ('city', 'asn') ORDER BY name;
+ALTER SYSTEM RESET ip_inventory.city_db;
+ALTER SYSTEM RESET ip_inventory.asn_db;
+SELECT pg_reload_conf();

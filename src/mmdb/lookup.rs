@@ -106,8 +106,21 @@ fn ip_asn(ip: InetArg) -> Result<Option<i64>, ErrorReport> {
     read_hit(
         ip,
         |r| Ok(&mut r.asn),
-        |db, hit| Ok(db.asn_number(hit)?.map(i64::from)),
+        |db, hit| {
+            let n = db.asn_number(hit)?;
+            count_malformed(n.malformed);
+            Ok(n.number.map(i64::from))
+        },
     )
+}
+
+/// Counts a record value answered NULL because it could not be read (an IPinfo `asn` that is
+/// no `AS<number>`): `ip_inventory_stats` shows it as `maxmind` / `bad_values`.
+#[inline]
+fn count_malformed(malformed: bool) {
+    if malformed {
+        metrics::count(Metric::maxmind(MaxmindMetric::BadValues));
+    }
 }
 
 /// `ip_asn_org(inet)`: autonomous system organisation from the ASN database.
@@ -529,6 +542,7 @@ fn fill_asn(
         let Some((network, f)) = found else {
             return Ok(((), false));
         };
+        count_malformed(f.malformed);
         if let Some(net) = network {
             row.set(col::ASN_NETWORK, datum::network_datum(net));
         }

@@ -31,7 +31,7 @@ pub use slot::{DbSlot, Replaced, SlotReader, Unusable};
 pub use store::Identity;
 pub use store::Store;
 
-pub use record::{AnonymousFlags, AsnFields, CityFields, IspFields};
+pub use record::{AnonymousFlags, AsnFields, AsnNumber, CityFields, IspFields};
 
 named!(
     /// The counters of database slots (`custom`: `ip_inventory.databases` names and files
@@ -62,9 +62,10 @@ named!(
 named!(
     /// Which databases a slot accepts, judged by the `database_type` metadata field.
     DbKind {
-        /// Geolocation: GeoLite2/GeoIP2 City, Country or Enterprise, DB-IP City/Country.
+        /// Geolocation: GeoLite2/GeoIP2 City, Country or Enterprise, DB-IP City/Country
+        /// (Lite or not), IPinfo Lite.
         City = "city",
-        /// Autonomous systems: GeoLite2-ASN, GeoIP2-ISP, DB-IP ASN.
+        /// Autonomous systems: GeoLite2-ASN, GeoIP2-ISP, DB-IP ASN Lite and ISP, IPinfo Lite.
         Asn = "asn",
         /// Anything in MaxMind DB format (`mmdb_lookup`).
         Any = "any",
@@ -77,9 +78,51 @@ named!(
     }
 );
 
+/// How a database's records are laid out, judged by its `database_type`: what the typed
+/// decoders read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// MaxMind's (GeoIP2/GeoLite2), which DB-IP's files follow too (`DBIP-City-Lite`,
+    /// `DBIP-Country-Lite`, `DBIP-ASN-Lite (compat=GeoLite2-ASN)`, ...).
+    MaxMind,
+    /// IPinfo Lite (`ipinfo lite.mmdb`): one flat record with country and AS.
+    IpinfoLite,
+    /// Another IPinfo file (`ipinfo country_asn.mmdb`, `ipinfo country.mmdb`, ...): flat, with
+    /// other field names (`country` is a code there, a name in Lite). No typed slot takes it,
+    /// rather than answer wrong fields; `mmdb_lookup` reads it through a named database.
+    IpinfoOther,
+}
+
+impl Layout {
+    pub fn of(database_type: &str) -> Layout {
+        let t = database_type.trim().to_ascii_lowercase();
+        if !t.starts_with("ipinfo") {
+            Layout::MaxMind
+        } else if t
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == "lite")
+        {
+            Layout::IpinfoLite
+        } else {
+            Layout::IpinfoOther
+        }
+    }
+}
+
 impl DbKind {
     pub fn accepts(self, database_type: &str) -> bool {
         let t = database_type.to_ascii_lowercase();
+        match (self, Layout::of(database_type)) {
+            (DbKind::Any, _) => true,
+            // One IPinfo Lite file answers both country and AS: it may fill both slots.
+            (DbKind::City | DbKind::Asn, Layout::IpinfoLite) => true,
+            (_, Layout::IpinfoLite | Layout::IpinfoOther) => false,
+            (kind, Layout::MaxMind) => kind.accepts_maxmind(&t),
+        }
+    }
+
+    /// Whether a MaxMind-layout database of (lowercase) type `t` is of this kind.
+    fn accepts_maxmind(self, t: &str) -> bool {
         match self {
             DbKind::City => ["city", "country", "enterprise"]
                 .iter()
@@ -96,8 +139,10 @@ impl DbKind {
 
     pub fn expected(self) -> &'static str {
         match self {
-            DbKind::City => "a City, Country or Enterprise database",
-            DbKind::Asn => "an ASN or ISP database",
+            DbKind::City => {
+                "a City, Country or Enterprise database (MaxMind, DB-IP) or IPinfo Lite"
+            }
+            DbKind::Asn => "an ASN or ISP database (MaxMind, DB-IP) or IPinfo Lite",
             DbKind::Any => "a MaxMind DB file",
             DbKind::Anonymous => "an Anonymous-IP, Anonymous Plus or Enterprise database",
             DbKind::Isp => "an ISP or Enterprise database",
@@ -247,6 +292,8 @@ pub struct Database {
     instance: u64,
     path: PathBuf,
     size: u64,
+    /// What the typed decoders read, from the metadata's `database_type`.
+    layout: Layout,
     /// Strings of the file that hold control characters, sanitized once and kept for the life
     /// of the database, so that the typed fields still borrow `&str` from it. Keyed by the
     /// string's place in the file: bounded by the file's distinct strings (real files have a
@@ -318,12 +365,14 @@ impl Database {
             .map_err(|e| DbError::new(path, ErrorKind::Io(e.to_string())))?;
         let map = Mapped(Arc::new(mmap));
         let reader = Reader::from_source(map.clone()).map_err(|e| DbError::from_mmdb(path, e))?;
+        let layout = Layout::of(&reader.metadata().database_type);
         let db = Database {
             reader,
             map,
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             path: path.to_path_buf(),
             size: meta.len(),
+            layout,
             sanitized: Mutex::new(HashMap::new()),
         };
         db.check_metadata(kind)?;
@@ -501,6 +550,20 @@ impl Database {
         self.size
     }
 
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// A hit's IPinfo Lite record (`None`: no data).
+    fn ipinfo_lite<'a>(
+        &'a self,
+        hit: &Hit<'a>,
+    ) -> Result<Option<record::IpinfoLiteRecord<'a>>, DbError> {
+        hit.result
+            .decode::<record::IpinfoLiteRecord<'a>>()
+            .map_err(|e| DbError::from_mmdb(&self.path, e))
+    }
+
     /// Looks up an address (IPv4-mapped addresses as their IPv4 address). `Ok(None)` when
     /// the database cannot hold the address at all (IPv6 in an IPv4-only database).
     #[inline]
@@ -522,6 +585,15 @@ impl Database {
         hit: &Hit<'a>,
         language: &str,
     ) -> Result<CityFields<'a>, DbError> {
+        if self.layout == Layout::IpinfoLite {
+            // English names only: IPinfo Lite has no other language.
+            return self
+                .ipinfo_lite(hit)?
+                .map(|r| r.city())
+                .unwrap_or_default()
+                .try_map_strings(|s| Some(self.clean(s)))
+                .ok_or_else(|| unreachable_unclean(&self.path));
+        }
         match record::decode_names_in(language, || hit.result.decode::<record::CityRecord<'a>>()) {
             Ok(Some(rec)) => rec
                 .flatten()
@@ -555,6 +627,11 @@ impl Database {
     /// The ASN fields of a hit.
     #[inline]
     pub fn asn_fields<'a>(&'a self, hit: &Hit<'a>) -> Result<AsnFields<'a>, DbError> {
+        if self.layout == Layout::IpinfoLite {
+            let mut fields = self.ipinfo_lite(hit)?.map(|r| r.asn()).unwrap_or_default();
+            fields.organization = fields.organization.map(|o| self.clean(o));
+            return Ok(fields);
+        }
         match hit.result.decode::<record::AsnRecord<'a>>() {
             Ok(Some(rec)) => {
                 let mut fields = AsnFields::from(rec);
@@ -571,7 +648,12 @@ impl Database {
     pub fn country_code<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
         const PATH: [PathElement<'static>; 2] =
             [PathElement::Key("country"), PathElement::Key("iso_code")];
-        match hit.result.decode_path::<&'a str>(&PATH) {
+        const IPINFO_PATH: [PathElement<'static>; 1] = [PathElement::Key("country_code")];
+        let path: &[PathElement<'static>] = match self.layout {
+            Layout::IpinfoLite => &IPINFO_PATH,
+            _ => &PATH,
+        };
+        match hit.result.decode_path::<&'a str>(path) {
             Ok(Some(code)) => Ok(Some(self.clean(code))),
             Ok(None) => Ok(None),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
@@ -650,12 +732,25 @@ impl Database {
         }
     }
 
-    /// `autonomous_system_number` alone (the `ip_asn` hot path).
+    /// `autonomous_system_number` alone (the `ip_asn` hot path); IPinfo Lite's `asn` text
+    /// read as a number, `malformed` when it is none.
     #[inline]
-    pub fn asn_number(&self, hit: &Hit<'_>) -> Result<Option<u32>, DbError> {
+    pub fn asn_number(&self, hit: &Hit<'_>) -> Result<AsnNumber, DbError> {
         const PATH: [PathElement<'static>; 1] = [PathElement::Key("autonomous_system_number")];
+        const IPINFO_PATH: [PathElement<'static>; 1] = [PathElement::Key("asn")];
+        if self.layout == Layout::IpinfoLite {
+            return hit
+                .result
+                .decode_path::<&str>(&IPINFO_PATH)
+                .map(AsnNumber::from_ipinfo)
+                .map_err(|e| DbError::from_mmdb(&self.path, e));
+        }
         hit.result
             .decode_path(&PATH)
+            .map(|number| AsnNumber {
+                number,
+                malformed: false,
+            })
             .map_err(|e| DbError::from_mmdb(&self.path, e))
     }
 

@@ -253,6 +253,9 @@ pub(crate) struct AsnRecord<'a> {
 pub struct AsnFields<'a> {
     pub number: Option<u32>,
     pub organization: Option<&'a str>,
+    /// The record names its AS in a form that is no AS number (an IPinfo `asn` that is not
+    /// `AS<digits>` within 32 bits): `number` is `None`, and the caller counts it.
+    pub malformed: bool,
 }
 
 impl<'a> From<AsnRecord<'a>> for AsnFields<'a> {
@@ -260,6 +263,79 @@ impl<'a> From<AsnRecord<'a>> for AsnFields<'a> {
         AsnFields {
             number: r.autonomous_system_number,
             organization: r.autonomous_system_organization,
+            malformed: false,
+        }
+    }
+}
+
+/// The AS number of a record alone (the `ip_asn` hot path).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AsnNumber {
+    pub number: Option<u32>,
+    /// As [`AsnFields::malformed`].
+    pub malformed: bool,
+}
+
+impl AsnNumber {
+    /// From an IPinfo `asn` string: `"AS174"` is 174; anything else is malformed.
+    pub(crate) fn from_ipinfo(asn: Option<&str>) -> AsnNumber {
+        match asn {
+            None => AsnNumber::default(),
+            Some(s) => {
+                let number = parse_as_number(s);
+                AsnNumber {
+                    number,
+                    malformed: number.is_none(),
+                }
+            }
+        }
+    }
+}
+
+/// `AS` followed by the decimal AS number (at most 32 bits, no sign, no spaces), as IPinfo
+/// writes it; `None` for anything else.
+pub(crate) fn parse_as_number(s: &str) -> Option<u32> {
+    let digits = s.strip_prefix("AS")?;
+    if digits.is_empty() || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// An IPinfo Lite record: flat, English only. `country` is the country's name; `asn` is the
+/// AS as text (`"AS174"`). `continent` and `as_domain` are not returned by the typed
+/// functions (`mmdb_lookup` has them).
+#[derive(Deserialize)]
+pub(crate) struct IpinfoLiteRecord<'a> {
+    #[serde(borrow)]
+    country_code: Option<&'a str>,
+    #[serde(borrow)]
+    country: Option<&'a str>,
+    #[serde(borrow)]
+    continent_code: Option<&'a str>,
+    #[serde(borrow)]
+    asn: Option<&'a str>,
+    #[serde(borrow)]
+    as_name: Option<&'a str>,
+}
+
+impl<'a> IpinfoLiteRecord<'a> {
+    /// The City fields it has: country code and name, continent code.
+    pub(crate) fn city(&self) -> CityFields<'a> {
+        CityFields {
+            country_code: self.country_code,
+            country_name: self.country,
+            continent_code: self.continent_code,
+            ..CityFields::default()
+        }
+    }
+
+    pub(crate) fn asn(&self) -> AsnFields<'a> {
+        let n = AsnNumber::from_ipinfo(self.asn);
+        AsnFields {
+            number: n.number,
+            organization: self.as_name,
+            malformed: n.malformed,
         }
     }
 }

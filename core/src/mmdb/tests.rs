@@ -228,7 +228,7 @@ fn asn_answers_match_source_data() {
                 "{ip}"
             );
             assert_eq!(
-                db.asn_number(&hit).unwrap().map(u64::from),
+                db.asn_number(&hit).unwrap().number.map(u64::from),
                 want_number,
                 "{ip}"
             );
@@ -785,9 +785,262 @@ fn control_characters_in_records_are_sanitized() {
         db.asn_fields(&hit).unwrap().organization,
         Some("Telstra\u{FFFD}Pty\u{FFFD}Ltd")
     );
-    assert_eq!(db.asn_number(&hit).unwrap(), Some(1221));
+    assert_eq!(db.asn_number(&hit).unwrap().number, Some(1221));
     assert_eq!(
         db.record_json(&hit).unwrap().unwrap()["autonomous_system_organization"],
         "Telstra\u{FFFD}Pty\u{FFFD}Ltd"
     );
+}
+
+// ---- Other vendors' databases ------------------------------------------------------------
+// pg_tests/fixtures/vendors: small files in DB-IP Lite's and IPinfo Lite's layouts, written by
+// make_vendor_dbs.py from the JSON beside them (the expected answers here).
+
+fn vendor(rel: &str) -> String {
+    format!("../vendors/{rel}")
+}
+
+#[test]
+fn vendor_database_types_go_to_their_slots() {
+    // The database_type strings the vendors' files carry.
+    let city = [
+        "DBIP-City-Lite",
+        "DBIP-Country-Lite",
+        "DBIP-Location (compat=City)",
+        "DBIP-Country",
+        "DBIP-ISP (compat=Enterprise)",
+        "ipinfo lite.mmdb",
+    ];
+    let asn = [
+        "DBIP-ASN-Lite (compat=GeoLite2-ASN)",
+        "DBIP-ISP (compat=Enterprise)",
+        "ipinfo lite.mmdb",
+    ];
+    for t in city {
+        assert!(DbKind::City.accepts(t), "{t}");
+    }
+    for t in asn {
+        assert!(DbKind::Asn.accepts(t), "{t}");
+    }
+    assert!(!DbKind::Asn.accepts("DBIP-City-Lite"));
+    assert!(!DbKind::City.accepts("DBIP-ASN-Lite (compat=GeoLite2-ASN)"));
+    // Other IPinfo files are flat with other field names: no typed slot takes them.
+    for t in [
+        "ipinfo country_asn.mmdb",
+        "ipinfo country.mmdb",
+        "ipinfo asn.mmdb",
+    ] {
+        assert_eq!(Layout::of(t), Layout::IpinfoOther, "{t}");
+        for kind in [
+            DbKind::City,
+            DbKind::Asn,
+            DbKind::Anonymous,
+            DbKind::Isp,
+            DbKind::ConnectionType,
+        ] {
+            assert!(!kind.accepts(t), "{kind:?} {t}");
+        }
+        assert!(DbKind::Any.accepts(t));
+    }
+    for kind in [DbKind::Anonymous, DbKind::Isp, DbKind::ConnectionType] {
+        assert!(!kind.accepts("ipinfo lite.mmdb"), "{kind:?}");
+    }
+    assert_eq!(Layout::of("ipinfo lite.mmdb"), Layout::IpinfoLite);
+    assert_eq!(Layout::of("DBIP-City-Lite"), Layout::MaxMind);
+    assert_eq!(Layout::of("GeoLite2-City"), Layout::MaxMind);
+}
+
+#[test]
+fn ipinfo_as_numbers_parse_strictly() {
+    use super::record::parse_as_number;
+    assert_eq!(parse_as_number("AS174"), Some(174));
+    assert_eq!(parse_as_number("AS0"), Some(0));
+    assert_eq!(parse_as_number("AS4294967295"), Some(u32::MAX));
+    for bad in [
+        "AS4294967296",
+        "AS99999999999",
+        "AS",
+        "174",
+        "as174",
+        "AS 174",
+        "AS+174",
+        "AS-1",
+        "AS174 ",
+        "ASxyz",
+        "AS１７４",
+        "",
+    ] {
+        assert_eq!(parse_as_number(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn vendor_test_databases_pass_full_verification() {
+    for (file, kind) in [
+        ("dbip-city-lite-test.mmdb", DbKind::City),
+        ("dbip-country-lite-test.mmdb", DbKind::City),
+        ("dbip-asn-lite-test.mmdb", DbKind::Asn),
+        ("ipinfo-lite-test.mmdb", DbKind::City),
+        ("ipinfo-lite-test.mmdb", DbKind::Asn),
+    ] {
+        let db = open(&vendor(file), kind);
+        db.verify().unwrap_or_else(|e| panic!("{e}"));
+        db.verify_records().unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn dbip_lite_city_and_country_answer_their_source() {
+    for stem in ["dbip-city-lite-test", "dbip-country-lite-test"] {
+        let db = open(&vendor(&format!("{stem}.mmdb")), DbKind::City);
+        assert_eq!(db.layout(), Layout::MaxMind);
+        let source = source(&vendor(&format!("{stem}.json")));
+        for (net, want) in &source {
+            for ip in [net.network(), last_addr(net)] {
+                let hit = db.lookup(ip).unwrap().unwrap();
+                assert_eq!(hit.network().unwrap(), *net, "{ip}");
+                for lang in ["en", "de"] {
+                    let f = db.city_fields(&hit, lang).unwrap();
+                    let name = |path: &[&str]| {
+                        let mut de = path.to_vec();
+                        *de.last_mut().unwrap() = lang;
+                        str_at(want, &de).or(str_at(want, path))
+                    };
+                    assert_eq!(
+                        f.country_code,
+                        str_at(want, &["country", "iso_code"]),
+                        "{ip}"
+                    );
+                    assert_eq!(
+                        f.country_name,
+                        name(&["country", "names", "en"]),
+                        "{ip} {lang}"
+                    );
+                    assert_eq!(
+                        f.continent_code,
+                        str_at(want, &["continent", "code"]),
+                        "{ip}"
+                    );
+                    assert_eq!(f.city, name(&["city", "names", "en"]), "{ip} {lang}");
+                    let sub = want.get("subdivisions").and_then(|s| s.get(0));
+                    let sub_name = sub
+                        .and_then(|s| str_at(s, &["names", lang]).or(str_at(s, &["names", "en"])));
+                    assert_eq!(f.subdivision_name, sub_name, "{ip} {lang}");
+                    assert_eq!(f.subdivision_code, None, "{ip}");
+                    assert_eq!(f.registered_country_code, None, "{ip}");
+                    assert_eq!(f.postal_code, None, "{ip}");
+                    assert_eq!(f.time_zone, None, "{ip}");
+                    assert_eq!(f.accuracy_radius, None, "{ip}");
+                    let loc = |k: &str| {
+                        want.get("location")
+                            .and_then(|l| l.get(k))
+                            .and_then(Value::as_f64)
+                    };
+                    assert_eq!(f.latitude, loc("latitude"), "{ip}");
+                    assert_eq!(f.longitude, loc("longitude"), "{ip}");
+                }
+                assert_eq!(
+                    db.country_code(&hit).unwrap(),
+                    str_at(want, &["country", "iso_code"])
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn dbip_lite_asn_answers_its_source() {
+    let db = open(&vendor("dbip-asn-lite-test.mmdb"), DbKind::Asn);
+    for (net, want) in &source(&vendor("dbip-asn-lite-test.json")) {
+        for ip in [net.network(), last_addr(net)] {
+            let hit = db.lookup(ip).unwrap().unwrap();
+            let number = want["autonomous_system_number"].as_u64().map(|n| n as u32);
+            let f = db.asn_fields(&hit).unwrap();
+            assert_eq!(f.number, number, "{ip}");
+            assert_eq!(
+                f.organization,
+                str_at(want, &["autonomous_system_organization"])
+            );
+            assert!(!f.malformed);
+            assert_eq!(
+                db.asn_number(&hit).unwrap(),
+                AsnNumber {
+                    number,
+                    malformed: false
+                }
+            );
+        }
+    }
+}
+
+#[test]
+fn ipinfo_lite_answers_its_source_in_both_slots() {
+    let city = open(&vendor("ipinfo-lite-test.mmdb"), DbKind::City);
+    let asn = open(&vendor("ipinfo-lite-test.mmdb"), DbKind::Asn);
+    assert_eq!(city.layout(), Layout::IpinfoLite);
+    let source = source(&vendor("ipinfo-lite-test.json"));
+    let mut malformed = 0;
+    for (net, want) in &source {
+        for ip in [net.network(), last_addr(net)] {
+            let hit = city.lookup(ip).unwrap().unwrap();
+            assert_eq!(hit.network().unwrap(), *net, "{ip}");
+            // Whatever the language asked for: IPinfo's names are English.
+            let f = city.city_fields(&hit, "de").unwrap();
+            assert_eq!(f.country_code, str_at(want, &["country_code"]), "{ip}");
+            assert_eq!(f.country_name, str_at(want, &["country"]), "{ip}");
+            assert_eq!(f.continent_code, str_at(want, &["continent_code"]), "{ip}");
+            assert_eq!(f.city, None);
+            assert_eq!(f.registered_country_code, None);
+            assert_eq!(f.latitude, None);
+            assert_eq!(
+                city.country_code(&hit).unwrap(),
+                str_at(want, &["country_code"])
+            );
+
+            let hit = asn.lookup(ip).unwrap().unwrap();
+            let text = str_at(want, &["asn"]);
+            let number = text
+                .and_then(|t| t.strip_prefix("AS"))
+                .and_then(|d| d.parse::<u32>().ok());
+            let f = asn.asn_fields(&hit).unwrap();
+            assert_eq!(f.number, number, "{ip}");
+            assert_eq!(f.malformed, text.is_some() && number.is_none(), "{ip}");
+            let want_org = str_at(want, &["as_name"]).map(|s| s.replace('\u{7}', "\u{FFFD}"));
+            assert_eq!(f.organization.map(str::to_owned), want_org, "{ip}");
+            let n = asn.asn_number(&hit).unwrap();
+            assert_eq!((n.number, n.malformed), (f.number, f.malformed), "{ip}");
+            malformed += usize::from(n.malformed);
+        }
+    }
+    // ASxyz, AS4294967296 and 174, at both ends of their networks.
+    assert_eq!(malformed, 6);
+    // The hostile name is answered sanitized, by the typed decoder and as JSON.
+    let hit = asn.lookup("45.0.0.1".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(
+        asn.asn_fields(&hit).unwrap().organization,
+        Some("Bad\u{FFFD}Name")
+    );
+    assert_eq!(
+        asn.record_json(&hit).unwrap().unwrap()["as_name"],
+        "Bad\u{FFFD}Name"
+    );
+    // An address outside every network: no data.
+    let hit = asn.lookup("9.9.9.9".parse().unwrap()).unwrap().unwrap();
+    assert!(!hit.has_data());
+    assert_eq!(asn.asn_fields(&hit).unwrap(), AsnFields::default());
+    assert_eq!(city.city_fields(&hit, "en").unwrap(), CityFields::default());
+}
+
+#[test]
+fn ipinfo_lite_is_refused_by_the_other_slots() {
+    for kind in [DbKind::Anonymous, DbKind::Isp, DbKind::ConnectionType] {
+        let err = Database::open(&fixture(&vendor("ipinfo-lite-test.mmdb")), kind).unwrap_err();
+        assert!(
+            matches!(err.kind, ErrorKind::WrongType { .. }),
+            "{kind:?}: {err}"
+        );
+    }
+    let err =
+        Database::open(&fixture(&vendor("dbip-city-lite-test.mmdb")), DbKind::Asn).unwrap_err();
+    assert_eq!(err.reason(), "database type is \"DBIP-City-Lite\", expected an ASN or ISP database (MaxMind, DB-IP) or IPinfo Lite");
 }
