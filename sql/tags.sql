@@ -252,17 +252,50 @@ BEGIN
     RETURN NEW;
 END $$;
 
--- After any change of the rules (a statement trigger): a new generation, and the compiled
--- expression of the enabled rules. SECURITY DEFINER: the state is the extension's; it
--- compiles the rules (quoted literals) and runs none of them.
+-- The tagging statement of the rules in force. _ip_inventory_tag_rules_changed replaces this
+-- body with the UPDATE of the compiled rules and their generation (as literals), so that a
+-- session plans it once (plpgsql caches the plan), not at every batch or recording
+-- statement. As installed (no rule yet), it tags nothing.
+CREATE FUNCTION @extschema@._ip_inventory_tag_apply(ips inet[]) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    RETURN 0;
+END $$;
+
+-- After any change of the rules (a statement trigger): a new generation, the compiled
+-- expression of the enabled rules, and _ip_inventory_tag_apply's body. SECURITY DEFINER: the
+-- state and the function are the extension's; it compiles the rules (values as quoted
+-- literals, the body as one quoted literal) and runs none of them.
 CREATE FUNCTION @extschema@._ip_inventory_tag_rules_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g bigint;
+    c text;
 BEGIN
     UPDATE @extschema@.ip_inventory_tag_state AS s SET
         generation = s.generation + 1,
         enabled_rules = (SELECT count(*) FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.enabled),
         compiled = @extschema@._ip_inventory_tag_sql(),
-        changed_at = now();
+        changed_at = now()
+    RETURNING s.generation, s.compiled INTO g, c;
+    EXECUTE format('CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_apply(ips pg_catalog.inet[]) RETURNS pg_catalog.int8'
+                   ' LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS %L',
+        CASE WHEN c IS NULL THEN E'\nBEGIN\n    RETURN 0;\nEND ' ELSE format($body$
+DECLARE
+    written pg_catalog.int8;
+BEGIN
+    -- Generated from ip_inventory_tag_rules, generation %1$s.
+    UPDATE @extschema@.ip_inventory AS cur SET
+        tags = t.tags, tag_confidence = t.tag_confidence, tags_generation = %1$s
+    FROM (SELECT inv.ip_address, x.tags, x.tag_confidence
+          FROM @extschema@.ip_inventory AS inv, LATERAL %2$s AS x
+          WHERE inv.ip_address OPERATOR(pg_catalog.=) ANY (ips)) AS t
+    WHERE cur.ip_address OPERATOR(pg_catalog.=) t.ip_address
+      AND (cur.tags IS DISTINCT FROM t.tags OR cur.tag_confidence IS DISTINCT FROM t.tag_confidence
+           OR cur.tags_generation IS DISTINCT FROM %1$s);
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END $body$, g, c) END);
     RETURN NULL;
 END $$;
 
@@ -280,28 +313,16 @@ CREATE TRIGGER ip_inventory_tag_rules_changed AFTER INSERT OR UPDATE OR DELETE O
 CREATE FUNCTION @extschema@._ip_inventory_tag(ips inet[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    st record;
-    written bigint;
+    enabled int;
 BEGIN
     IF ips IS NULL OR cardinality(ips) = 0 THEN
         RETURN 0;
     END IF;
-    SELECT s.generation, s.enabled_rules, s.compiled INTO st FROM @extschema@.ip_inventory_tag_state AS s;
-    IF st.enabled_rules = 0 OR st.compiled IS NULL OR @extschema@._ip_inventory_citus_distributed() THEN
+    SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
+    IF enabled = 0 OR @extschema@._ip_inventory_citus_distributed() THEN
         RETURN 0;
     END IF;
-    EXECUTE format($sql$
-        UPDATE @extschema@.ip_inventory AS cur SET
-            tags = t.tags, tag_confidence = t.tag_confidence, tags_generation = $2
-        FROM (SELECT inv.ip_address, x.tags, x.tag_confidence
-              FROM @extschema@.ip_inventory AS inv, LATERAL %s AS x
-              WHERE inv.ip_address OPERATOR(pg_catalog.=) ANY ($1)) AS t
-        WHERE cur.ip_address OPERATOR(pg_catalog.=) t.ip_address
-          AND (cur.tags IS DISTINCT FROM t.tags OR cur.tag_confidence IS DISTINCT FROM t.tag_confidence
-               OR cur.tags_generation IS DISTINCT FROM $2) $sql$, st.compiled)
-    USING ips, st.generation;
-    GET DIAGNOSTICS written = ROW_COUNT;
-    RETURN written;
+    RETURN @extschema@._ip_inventory_tag_apply(ips);
 END $$;
 
 -- Whether a row's tags are out of date: computed under another generation of the rules
@@ -469,6 +490,7 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_tag_keys() IS 'The keys of a tag r
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_check(jsonb, int) IS 'Raises unless the jsonb is a valid tag rule condition (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) IS 'A valid tag rule condition as a boolean SQL expression over the inventory row inv, values as quoted literals (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_sql() IS 'The tagging subquery of the enabled rules over the inventory row inv (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) IS 'The tagging UPDATE of the rules in force, generated when the rules change (internal: _ip_inventory_tag).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rule_check() IS 'Trigger: checks a tag rule as it is written (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() IS 'Trigger: a new rules generation and compiled expression after any change of the rules (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag(inet[]) IS 'Tags the given inventory rows by the enabled rules, writing those whose tags change (internal: after enrichment, ip_inventory_retag).';
@@ -505,6 +527,7 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) FROM P
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_sql() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag(inet[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_start(int, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;

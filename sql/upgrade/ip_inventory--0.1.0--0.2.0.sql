@@ -490,6 +490,9 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -628,9 +631,6 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role tha
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
-
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
 
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
@@ -3307,6 +3307,700 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_apply_maxmind(inet[]) FRO
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_store_answers(text, jsonb, jsonb) FROM PUBLIC;
 
+COMMENT ON TABLE @extschema@.ip_inventory_tag_rules IS
+    'Tag rules: a tag, its attack type and confidence for the addresses whose inventory data match a declarative condition (docs/tags.md). Written by the extension''s owner and the roles granted INSERT/UPDATE/DELETE on it; tags are materialized in ip_inventory.tags (run ip_inventory_retag() after a change).';
+
+COMMENT ON SEQUENCE @extschema@.ip_inventory_tag_rules_rule_id_seq IS 'Numbers the tag rules (ip_inventory_tag_rules.rule_id); dumped with them.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.rule_id IS 'The rule''s number.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.tag IS 'The tag (lowercase letters, digits, _ . : -, at most 63). Several rules may give one tag: an address gets the highest confidence of those it matches.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.attack_type IS 'The attack type or category of the tag (same alphabet); every rule giving one tag names the same one. The report views count by it.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.confidence IS 'Confidence of the tag for a matching address, in [0, 1].';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, in_list, and the combinators not, any, all. Checked when written.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.enabled IS 'Only enabled rules tag.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.comment IS 'Why the rule exists.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.created_by IS 'The role that created it (default: the inserting role; kept by updates).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.created_at IS 'When it was created.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.updated_at IS 'When it was last changed.';
+
+COMMENT ON TABLE @extschema@.ip_inventory_tag_state IS
+    'The tag rules'' generation (bumped by every change), the number of enabled rules and their compiled tagging expression (internal; rebuilt by a trigger on ip_inventory_tag_rules).';
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_keys()
+RETURNS TABLE (key text, kind text) LANGUAGE sql IMMUTABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT k.key, k.kind FROM (VALUES
+        ('country', 'array'), ('asn', 'array'), ('ip_class', 'array'), ('network', 'array'),
+        ('greynoise_classification', 'array'), ('greynoise_noise', 'boolean'),
+        ('greynoise_riot', 'boolean'), ('rdns_regex', 'string'),
+        ('is_anonymous', 'boolean'), ('is_anonymous_vpn', 'boolean'),
+        ('is_hosting_provider', 'boolean'), ('is_public_proxy', 'boolean'),
+        ('is_residential_proxy', 'boolean'), ('is_tor_exit_node', 'boolean'),
+        ('in_list', 'array'), ('not', 'object'), ('any', 'array'), ('all', 'array')) AS k(key, kind);
+END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_check(cond jsonb, depth int DEFAULT 0)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+    v jsonb;
+    want text;
+    e jsonb;
+    s text;
+    hint text := 'A condition is a JSON object of these keys (all must match): '
+        || (SELECT string_agg(t.key || ' (' || t.kind || ')', ', ') FROM @extschema@._ip_inventory_tag_keys() AS t)
+        || '. See docs/tags.md.';
+BEGIN
+    IF depth > 8 THEN
+        RAISE EXCEPTION 'tag rule condition nests deeper than 8 levels' USING ERRCODE = '54000';
+    END IF;
+    IF cond IS NULL OR jsonb_typeof(cond) <> 'object' THEN
+        RAISE EXCEPTION 'tag rule condition must be a JSON object, not %', coalesce(jsonb_typeof(cond), 'NULL')
+            USING ERRCODE = '22023', HINT = hint;
+    END IF;
+    IF cond = '{}' THEN
+        RAISE EXCEPTION 'tag rule condition is empty' USING ERRCODE = '22023',
+            HINT = 'A rule must say which addresses it tags, e.g. {"country": ["CN"]}.';
+    END IF;
+    IF depth = 0 AND octet_length(cond::text) > 65536 THEN
+        RAISE EXCEPTION 'tag rule condition is longer than 64 kB' USING ERRCODE = '54000';
+    END IF;
+    FOR k, v IN SELECT x.key, x.value FROM jsonb_each(cond) AS x LOOP
+        SELECT t.kind INTO want FROM @extschema@._ip_inventory_tag_keys() AS t WHERE t.key = k;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown key "%" in tag rule condition', left(k, 64) USING ERRCODE = '22023', HINT = hint;
+        END IF;
+        IF jsonb_typeof(v) <> want THEN
+            RAISE EXCEPTION 'tag rule condition key "%" takes a JSON %, not %', k, want, jsonb_typeof(v)
+                USING ERRCODE = '22023', HINT = hint;
+        END IF;
+        IF want = 'array' AND (jsonb_array_length(v) = 0 OR jsonb_array_length(v) > 10000) THEN
+            RAISE EXCEPTION 'tag rule condition key "%" takes 1 to 10000 values, not %', k, jsonb_array_length(v)
+                USING ERRCODE = '22023';
+        END IF;
+        IF k IN ('any', 'all') THEN
+            FOR e IN SELECT jsonb_array_elements(v) LOOP
+                PERFORM @extschema@._ip_inventory_tag_check(e, depth + 1);
+            END LOOP;
+        ELSIF k = 'not' THEN
+            PERFORM @extschema@._ip_inventory_tag_check(v, depth + 1);
+        ELSIF k = 'rdns_regex' THEN
+            s := v #>> '{}';
+            IF s = '' OR octet_length(s) > 256 THEN
+                RAISE EXCEPTION 'rdns_regex must be 1 to 256 bytes' USING ERRCODE = '22023';
+            END IF;
+            -- Back-references are the one feature that makes matching exponential.
+            IF s ~ '\\[1-9]' THEN
+                RAISE EXCEPTION 'rdns_regex must not use back-references (\1 ... \9)' USING ERRCODE = '2201B',
+                    HINT = 'Write the alternatives out: rules are matched against every reverse DNS name.';
+            END IF;
+            BEGIN
+                PERFORM 'probe' ~* s;
+            EXCEPTION WHEN invalid_regular_expression OR program_limit_exceeded THEN
+                RAISE EXCEPTION 'rdns_regex "%" is not a valid regular expression: %', left(s, 64), SQLERRM
+                    USING ERRCODE = '2201B', HINT = 'A POSIX regular expression (PostgreSQL ~*), matched case-insensitively.';
+            END;
+        ELSIF want = 'array' THEN
+            FOR e IN SELECT jsonb_array_elements(v) LOOP
+                s := CASE WHEN jsonb_typeof(e) = 'string' THEN e #>> '{}' END;
+                IF NOT coalesce((CASE k
+                    WHEN 'country' THEN s ~ '^[A-Z]{2}$'
+                    WHEN 'asn' THEN jsonb_typeof(e) = 'number' AND (e #>> '{}') ~ '^[0-9]{1,10}$'
+                                    AND (e #>> '{}')::numeric <= 4294967295
+                    WHEN 'ip_class' THEN s ~ '^[a-z0-9_]{1,32}$'
+                    WHEN 'greynoise_classification' THEN s ~ '^[a-z_]{1,32}$'
+                    WHEN 'in_list' THEN s ~ '^[a-z][a-z0-9_]{0,62}$'
+                    WHEN 'network' THEN s ~ '^[0-9a-fA-F.:]{2,39}(/[0-9]{1,3})?$'
+                    ELSE false END), false) THEN
+                    RAISE EXCEPTION 'tag rule condition key "%" has an invalid value %', k, left(e::text, 64)
+                        USING ERRCODE = '22023',
+                        HINT = CASE k WHEN 'country' THEN 'ISO country codes in upper case, e.g. ["CN", "RU"].'
+                                      WHEN 'asn' THEN 'AS numbers as JSON numbers, e.g. [4134, 14061].'
+                                      WHEN 'ip_class' THEN 'Classes as ip_class() names them, e.g. ["public"].'
+                                      WHEN 'greynoise_classification' THEN 'e.g. ["malicious", "unknown"].'
+                                      WHEN 'in_list' THEN 'Names of network lists (ip_inventory_lists).'
+                                      ELSE 'Networks in CIDR notation, e.g. ["192.0.2.0/24"].' END;
+                END IF;
+                IF k = 'network' THEN
+                    BEGIN
+                        PERFORM s::cidr;
+                    EXCEPTION WHEN invalid_text_representation THEN
+                        RAISE EXCEPTION 'tag rule condition key "network" has an invalid network %', left(s, 64)
+                            USING ERRCODE = '22023', HINT = 'Networks in CIDR notation without host bits, e.g. ["192.0.2.0/24"].';
+                    END;
+                ELSIF k = 'in_list' AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory_lists AS l WHERE l.list_name = s) THEN
+                    RAISE EXCEPTION 'network list "%" is not registered', s USING ERRCODE = '42704',
+                        HINT = 'Register it first with ip_list_register(); SELECT list_name FROM ip_inventory_lists; lists the registered ones.';
+                END IF;
+            END LOOP;
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_condition_sql(cond jsonb)
+RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+    v jsonb;
+    parts text[] := '{}';
+    vals text;
+    e jsonb;
+    sub text[];
+BEGIN
+    FOR k, v IN SELECT x.key, x.value FROM jsonb_each(cond) AS x ORDER BY x.key LOOP
+        IF jsonb_typeof(v) = 'array' AND k NOT IN ('any', 'all') THEN
+            vals := ARRAY(SELECT jsonb_array_elements_text(v))::text;
+        END IF;
+        parts := parts || CASE k
+            WHEN 'country' THEN format('(inv.geo_country OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'asn' THEN format('(inv.asn_number OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.int8[])) IS TRUE', vals)
+            WHEN 'ip_class' THEN format('(inv.ip_class OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'network' THEN format('(inv.ip_address OPERATOR(pg_catalog.<<=) ANY (%L::pg_catalog.inet[])) IS TRUE', vals)
+            WHEN 'greynoise_classification' THEN format(
+                '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''classification'' OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'greynoise_noise' THEN format(
+                '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->) ''noise'' OPERATOR(pg_catalog.=) %L::pg_catalog.jsonb) IS TRUE', v::text)
+            WHEN 'greynoise_riot' THEN format(
+                '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->) ''riot'' OPERATOR(pg_catalog.=) %L::pg_catalog.jsonb) IS TRUE', v::text)
+            WHEN 'rdns_regex' THEN format(
+                '(inv.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name'' OPERATOR(pg_catalog.~*) %L::pg_catalog.text) IS TRUE', v #>> '{}')
+            WHEN 'in_list' THEN (
+                -- A list unregistered since the rule was written matches nothing (its
+                -- registration is read once per statement: an InitPlan).
+                SELECT '(' || string_agg(format(
+                    '(CASE WHEN (SELECT EXISTS (SELECT FROM @extschema@.ip_inventory_lists AS l WHERE l.list_name OPERATOR(pg_catalog.=) %L::pg_catalog.text))'
+                    ' THEN @extschema@.ip_list_contains(inv.ip_address, %L::pg_catalog.text) END) IS TRUE', n, n), ' OR ') || ')'
+                FROM jsonb_array_elements_text(v) AS n)
+            WHEN 'not' THEN format('(NOT %s)', @extschema@._ip_inventory_tag_condition_sql(v))
+            WHEN 'any' THEN (SELECT '(' || string_agg(@extschema@._ip_inventory_tag_condition_sql(x), ' OR ') || ')'
+                             FROM jsonb_array_elements(v) AS x)
+            WHEN 'all' THEN (SELECT '(' || string_agg(@extschema@._ip_inventory_tag_condition_sql(x), ' AND ') || ')'
+                             FROM jsonb_array_elements(v) AS x)
+            ELSE format('(inv.%I IS NOT DISTINCT FROM %L::pg_catalog.bool)', k, v::text) END;
+    END LOOP;
+    RETURN '(' || array_to_string(parts, ' AND ') || ')';
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_sql()
+RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT '(SELECT coalesce(pg_catalog.array_agg(r.tag ORDER BY r.tag), ''{}''::pg_catalog.text[]) AS tags,'
+               || ' coalesce(pg_catalog.jsonb_object_agg(r.tag, r.confidence), ''{}''::pg_catalog.jsonb) AS tag_confidence'
+               || ' FROM (SELECT v.tag, pg_catalog.max(v.confidence) AS confidence FROM (VALUES '
+               || string_agg(format('(%L::pg_catalog.text, %L::pg_catalog.numeric, %s)', t.tag, t.confidence,
+                                    @extschema@._ip_inventory_tag_condition_sql(t.condition)), ', ' ORDER BY t.rule_id)
+               || ') AS v(tag, confidence, hit) WHERE v.hit GROUP BY v.tag) AS r)'
+        FROM @extschema@.ip_inventory_tag_rules AS t WHERE t.enabled);
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_rule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._ip_inventory_tag_check(NEW.condition);
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r
+               WHERE r.tag = NEW.tag AND r.rule_id <> NEW.rule_id
+                 AND r.attack_type IS DISTINCT FROM NEW.attack_type) THEN
+        RAISE EXCEPTION 'tag "%" already has another attack type', NEW.tag USING ERRCODE = '23514',
+            HINT = 'Every rule giving a tag names the same attack_type: SELECT rule_id, attack_type FROM ip_inventory_tag_rules WHERE tag = ...;';
+    END IF;
+    -- An insert keeps what it gives (pg_restore reloads the rules with their history).
+    IF TG_OP = 'UPDATE' THEN
+        NEW.created_by := OLD.created_by;
+        NEW.created_at := OLD.created_at;
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_apply(ips inet[]) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    RETURN 0;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_rules_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g bigint;
+    c text;
+BEGIN
+    UPDATE @extschema@.ip_inventory_tag_state AS s SET
+        generation = s.generation + 1,
+        enabled_rules = (SELECT count(*) FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.enabled),
+        compiled = @extschema@._ip_inventory_tag_sql(),
+        changed_at = now()
+    RETURNING s.generation, s.compiled INTO g, c;
+    EXECUTE format('CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_apply(ips pg_catalog.inet[]) RETURNS pg_catalog.int8'
+                   ' LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS %L',
+        CASE WHEN c IS NULL THEN E'\nBEGIN\n    RETURN 0;\nEND ' ELSE format($body$
+DECLARE
+    written pg_catalog.int8;
+BEGIN
+    -- Generated from ip_inventory_tag_rules, generation %1$s.
+    UPDATE @extschema@.ip_inventory AS cur SET
+        tags = t.tags, tag_confidence = t.tag_confidence, tags_generation = %1$s
+    FROM (SELECT inv.ip_address, x.tags, x.tag_confidence
+          FROM @extschema@.ip_inventory AS inv, LATERAL %2$s AS x
+          WHERE inv.ip_address OPERATOR(pg_catalog.=) ANY (ips)) AS t
+    WHERE cur.ip_address OPERATOR(pg_catalog.=) t.ip_address
+      AND (cur.tags IS DISTINCT FROM t.tags OR cur.tag_confidence IS DISTINCT FROM t.tag_confidence
+           OR cur.tags_generation IS DISTINCT FROM %1$s);
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END $body$, g, c) END);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag(ips inet[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    enabled int;
+BEGIN
+    IF ips IS NULL OR cardinality(ips) = 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
+    IF enabled = 0 OR @extschema@._ip_inventory_citus_distributed() THEN
+        RETURN 0;
+    END IF;
+    RETURN @extschema@._ip_inventory_tag_apply(ips);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tags_stale(tags text[], tags_generation bigint, generation bigint, enabled_rules int)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN enabled_rules > 0 THEN tags_generation IS DISTINCT FROM generation
+            ELSE cardinality(tags) > 0 END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_start(batch_size int, max_rows bigint)
+RETURNS @extschema@.ip_inventory_jobs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j @extschema@.ip_inventory_jobs;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
+    END IF;
+    IF max_rows < 0 THEN
+        RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
+    END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus: tags are not materialized there yet'
+            USING ERRCODE = '0A000', HINT = 'See docs/tags.md.';
+    END IF;
+    PERFORM @extschema@._ip_inventory_job_start('retag'::text);
+    INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, status, started_at, run_started_at, updated_at)
+    VALUES ('retag', 'running', clock_timestamp(), clock_timestamp(), clock_timestamp())
+    ON CONFLICT (job) DO UPDATE SET
+        status = 'running',
+        started_at = CASE WHEN jb.status = 'finished' THEN clock_timestamp() ELSE jb.started_at END,
+        done_rows = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.done_rows END,
+        addresses = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.addresses END,
+        batches = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.batches END,
+        run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
+    UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
+        SELECT count(*) FROM @extschema@.ip_inventory AS inv, @extschema@.ip_inventory_tag_state AS s
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)))
+    WHERE jb.job = 'retag' RETURNING * INTO j;
+    RETURN j;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_step(
+    batch_size int, max_rows bigint, after_ip inet,
+    OUT j @extschema@.ip_inventory_jobs, OUT last_ip inet, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    batch inet[];
+    written bigint;
+    stopped boolean := false;
+    st record;
+BEGIN
+    SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'retag';
+    SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
+        SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+        WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
+          AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+        ORDER BY inv.ip_address
+        LIMIT CASE WHEN max_rows IS NULL THEN batch_size
+                   ELSE least(batch_size, max_rows - j.run_done_rows) END
+        FOR UPDATE OF inv
+    ) AS p;
+    last_ip := after_ip;
+    IF batch IS NOT NULL THEN
+        IF st.enabled_rules > 0 THEN
+            written := @extschema@._ip_inventory_tag(batch);
+        ELSE
+            UPDATE @extschema@.ip_inventory AS inv SET tags = '{}', tag_confidence = '{}', tags_generation = st.generation
+            WHERE inv.ip_address = ANY (batch);
+            GET DIAGNOSTICS written = ROW_COUNT;
+        END IF;
+        last_ip := batch[cardinality(batch)];
+        stopped := max_rows IS NOT NULL AND j.run_done_rows + cardinality(batch) >= max_rows;
+        UPDATE @extschema@.ip_inventory_jobs AS jb SET
+            done_rows = jb.done_rows + cardinality(batch),
+            run_done_rows = jb.run_done_rows + cardinality(batch),
+            addresses = jb.addresses + written, batches = jb.batches + 1,
+            updated_at = clock_timestamp()
+        WHERE jb.job = 'retag' RETURNING * INTO j;
+        PERFORM @extschema@._ip_inventory_job_notice(j);
+    END IF;
+    done := batch IS NULL OR stopped;
+    IF done THEN
+        UPDATE @extschema@.ip_inventory_jobs AS jb SET
+            status = CASE WHEN stopped THEN 'stopped' ELSE 'finished' END,
+            total_rows = CASE WHEN stopped THEN jb.total_rows ELSE jb.done_rows END,
+            finished_at = CASE WHEN stopped THEN NULL ELSE clock_timestamp() END,
+            updated_at = clock_timestamp()
+        WHERE jb.job = 'retag' RETURNING * INTO j;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_summary(j @extschema@.ip_inventory_jobs)
+RETURNS jsonb LANGUAGE sql SET search_path = pg_catalog, pg_temp
+RETURN @extschema@._ip_inventory_job_summary(j, jsonb_build_object(
+    'status', CASE WHEN j.status = 'stopped' THEN 'stopped at max_rows' ELSE 'finished' END,
+    'rows', j.done_rows, 'retagged', j.addresses,
+    'generation', (SELECT s.generation FROM @extschema@.ip_inventory_tag_state AS s)));
+
+CREATE OR REPLACE PROCEDURE @extschema@.ip_inventory_retag(
+    batch_size int DEFAULT 10000, max_rows bigint DEFAULT NULL, INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    step record;
+BEGIN
+    PERFORM @extschema@._ip_inventory_retag_start(batch_size, max_rows);
+    COMMIT;
+    step := @extschema@._ip_inventory_retag_step(batch_size, max_rows, NULL::pg_catalog.inet);
+    COMMIT;
+    WHILE NOT step.done LOOP
+        step := @extschema@._ip_inventory_retag_step(batch_size, max_rows, step.last_ip);
+        COMMIT;
+    END LOOP;
+    summary := @extschema@._ip_inventory_retag_summary(step.j);
+END $$;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_tag_report AS
+SELECT t.tag, a.attack_type,
+       count(*) AS addresses,
+       sum(inv.observation_count)::bigint AS events,
+       round(avg((inv.tag_confidence ->> t.tag)::numeric), 3) AS avg_confidence,
+       round(sum((inv.tag_confidence ->> t.tag)::numeric * inv.observation_count)
+             / nullif(sum(inv.observation_count), 0), 3) AS avg_event_confidence
+FROM @extschema@.ip_inventory AS inv
+CROSS JOIN LATERAL unnest(inv.tags) AS t(tag)
+LEFT JOIN (SELECT DISTINCT ON (r.tag) r.tag, r.attack_type FROM @extschema@.ip_inventory_tag_rules AS r
+           ORDER BY r.tag, r.enabled DESC, r.rule_id) AS a ON a.tag = t.tag
+GROUP BY t.tag, a.attack_type;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_attack_type_report AS
+SELECT per.attack_type,
+       count(*) AS addresses,
+       sum(per.observation_count)::bigint AS events,
+       round(avg(per.confidence), 3) AS avg_confidence,
+       round(sum(per.confidence * per.observation_count) / nullif(sum(per.observation_count), 0), 3) AS avg_event_confidence
+FROM (SELECT inv.ip_address, inv.observation_count, a.attack_type,
+             max((inv.tag_confidence ->> t.tag)::numeric) AS confidence
+      FROM @extschema@.ip_inventory AS inv
+      CROSS JOIN LATERAL unnest(inv.tags) AS t(tag)
+      JOIN (SELECT DISTINCT ON (r.tag) r.tag, r.attack_type FROM @extschema@.ip_inventory_tag_rules AS r
+            WHERE r.attack_type IS NOT NULL ORDER BY r.tag, r.enabled DESC, r.rule_id) AS a ON a.tag = t.tag
+      GROUP BY inv.ip_address, inv.observation_count, a.attack_type) AS per
+GROUP BY per.attack_type;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_tag_status AS
+SELECT s.generation, s.enabled_rules, s.changed_at AS rules_changed_at,
+       (SELECT count(*) FROM @extschema@.ip_inventory AS inv
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)) AS stale_rows,
+       (SELECT count(*) FROM @extschema@.ip_inventory AS inv WHERE cardinality(inv.tags) > 0) AS tagged_rows
+FROM @extschema@.ip_inventory_tag_state AS s;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_keys() IS 'The keys of a tag rule condition and the JSON type of their values (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_check(jsonb, int) IS 'Raises unless the jsonb is a valid tag rule condition (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) IS 'A valid tag rule condition as a boolean SQL expression over the inventory row inv, values as quoted literals (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_sql() IS 'The tagging subquery of the enabled rules over the inventory row inv (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) IS 'The tagging UPDATE of the rules in force, generated when the rules change (internal: _ip_inventory_tag).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rule_check() IS 'Trigger: checks a tag rule as it is written (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() IS 'Trigger: a new rules generation and compiled expression after any change of the rules (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag(inet[]) IS 'Tags the given inventory rows by the enabled rules, writing those whose tags change (internal: after enrichment, ip_inventory_retag).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tags_stale(text[], bigint, bigint, int) IS 'Whether a row''s tags are out of date for the rules in force (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retag_start(int, bigint) IS 'Checks and starts or resumes a retag (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) IS 'One batch of ip_inventory_retag (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) IS 'The summary ip_inventory_retag returns (internal).';
+
+COMMENT ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) IS
+    'Re-tags, in batches committed one by one, the inventory rows whose tags were computed under another generation of the tag rules. Resumable; run it after changing ip_inventory_tag_rules.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_tag_report IS
+    'Per tag: its attack type, tagged addresses, their events (observation_count) and average confidence, per address and weighted by events.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.tag IS 'The tag.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.attack_type IS 'The attack type of the rules giving the tag.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.addresses IS 'Addresses with the tag.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.events IS 'Their observations in the attached event tables (sum of observation_count).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.avg_confidence IS 'Average confidence of the tag over the addresses.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.avg_event_confidence IS 'Average confidence of the tag over the events (each address weighted by its observations).';
+
+COMMENT ON VIEW @extschema@.ip_inventory_attack_type_report IS
+    'Per attack type: addresses with a tag of that type, their events (observation_count) and average confidence (an address''s highest of its tags of that type), per address and weighted by events.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.attack_type IS 'The attack type.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.addresses IS 'Addresses with a tag of this attack type.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.events IS 'Their observations (sum of observation_count).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.avg_confidence IS 'Average confidence over the addresses.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.avg_event_confidence IS 'Average confidence over the events.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_tag_status IS
+    'The tag rules'' generation, enabled rules, when they last changed, the rows whose tags are stale (run ip_inventory_retag()) and the tagged rows.';
+
+REVOKE ALL ON @extschema@.ip_inventory_tag_rules FROM PUBLIC;
+
+REVOKE ALL ON @extschema@.ip_inventory_tag_state FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_sql() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag(inet[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_start(int, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    added bigint;
+    enriched bigint;
+    new_ips inet[];
+BEGIN
+    WITH new AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node)
+        SELECT a.ip, now(), now(), 0, a.class,
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node
+        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
+                     @extschema@.ip_class(x) AS class
+              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
+        LEFT JOIN LATERAL (
+            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an
+            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
+        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
+        -- Address order, as recorders insert: concurrent writers cannot deadlock.
+        ORDER BY a.ip
+        ON CONFLICT (ip_address) DO NOTHING
+        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
+    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
+    -- New rows get their tags (sql/tags.sql).
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
+    RETURN added;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
+    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
+    OUT ip_address inet, OUT known boolean, OUT ip_class text,
+    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
+    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
+    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
+    OUT greynoise_name text, OUT rdns_name text,
+    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
+    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
+    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    addr inet := @extschema@.ip_canonical(ip);
+    r @extschema@.ip_inventory;
+    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
+    -- (one WARNING per session) rather than failing the consumer.
+    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
+    src text;
+    ts timestamptz;
+    want text[] := '{}';
+BEGIN
+    ip_address := addr;
+    stale := '{}';
+    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
+    known := FOUND;
+    IF known THEN
+        ip_class := r.ip_class;
+        geo_country := r.geo_country;
+        geo_country_name := r.geo_country_name;
+        geo_city := r.geo_city;
+        asn_number := r.asn_number;
+        asn_org := r.asn_org;
+        asn_source := r.asn_source;
+        is_scanner := r.is_scanner;
+        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
+        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
+        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
+        rdns_name := r.enrichment -> 'rdns' ->> 'name';
+        first_seen_at := r.first_seen_at;
+        last_seen_at := r.last_seen_at;
+        observation_count := r.observation_count;
+        maxmind_ts := r.maxmind_ts;
+        cymru_ts := r.cymru_ts;
+        greynoise_ts := r.greynoise_ts;
+        rdns_ts := r.rdns_ts;
+        -- MaxMind is stale when the row is pending (never enriched, or from another build
+        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
+        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
+           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
+                                                         e.maxmind_build, e.asn_build) THEN
+            stale := stale || 'maxmind'::text;
+        END IF;
+    ELSE
+        -- Not in the inventory: MaxMind answers now; no network source has been asked.
+        ip_class := e.ip_class;
+        geo_country := e.country_code;
+        geo_country_name := e.country_name;
+        geo_city := e.city;
+        asn_number := e.asn;
+        asn_org := e.asn_org;
+        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
+        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
+    END IF;
+    -- The network sources that serve the address and have no fresh answer (not those switched
+    -- off or told to skip its network: no refresh would ask them).
+    FOREACH src IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
+        ts := CASE src WHEN 'cymru' THEN cymru_ts WHEN 'greynoise' THEN greynoise_ts ELSE rdns_ts END;
+        IF @extschema@._ip_inventory_source_serves(src, addr, ip_class, asn_source)
+           AND (ts IS NULL OR ts < now() - @extschema@.ip_inventory_ttl(src))
+           AND @extschema@._ip_inventory_source_enabled(src)
+           AND NOT addr <<= ANY (@extschema@._ip_inventory_skip_networks(src)::cidr[]) THEN
+            want := want || src;
+        END IF;
+    END LOOP;
+    stale := stale || want;
+    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
+    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
+    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
+RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
+END;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
+    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
+    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    given inet[];
+    targets inet[];
+    added bigint;
+    one jsonb;
+BEGIN
+    IF source IS NULL OR lim IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF addresses IS NULL AND within IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
+    END IF;
+    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
+    IF lim < 0 OR lim > 100000 THEN
+        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
+    END IF;
+    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
+        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
+            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
+    END IF;
+    IF array_position(addresses, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
+            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
+            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
+    END IF;
+    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
+    IF cardinality(given) > lim THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
+            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
+    END IF;
+    added := @extschema@._ip_inventory_add(given);
+    targets := given || ARRAY(
+        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
+        ORDER BY i.observation_count DESC, i.ip_address
+        LIMIT lim - cardinality(given));
+
+    IF source <> 'all' THEN
+        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
+        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
+        RETURN one || jsonb_build_object('added', added);
+    END IF;
+    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
+        || jsonb_build_object('added', added);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
+    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
+
+REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
+
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
 SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
@@ -3535,680 +4229,6 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    added bigint;
-    enriched bigint;
-    new_ips inet[];
-BEGIN
-    WITH new AS (
-        INSERT INTO @extschema@.ip_inventory AS inv (
-            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
-            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
-            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment,
-            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
-        SELECT a.ip, now(), now(), 0, a.class,
-               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
-               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
-               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
-               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
-        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
-                     @extschema@.ip_class(x) AS class
-              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
-        LEFT JOIN LATERAL (
-            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an
-            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
-        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
-        -- Address order, as recorders insert: concurrent writers cannot deadlock.
-        ORDER BY a.ip
-        ON CONFLICT (ip_address) DO NOTHING
-        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
-    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
-    -- New rows get their tags (sql/tags.sql).
-    IF new_ips IS NOT NULL THEN
-        PERFORM @extschema@._ip_inventory_tag(new_ips);
-    END IF;
-    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
-    RETURN added;
-END $$;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
-    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
-    OUT ip_address inet, OUT known boolean, OUT ip_class text,
-    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
-    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
-    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
-    OUT greynoise_name text, OUT rdns_name text,
-    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
-    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
-    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    addr inet := @extschema@.ip_canonical(ip);
-    r @extschema@.ip_inventory;
-    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
-    -- (one WARNING per session) rather than failing the consumer.
-    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
-    src text;
-    ts timestamptz;
-    want text[] := '{}';
-BEGIN
-    ip_address := addr;
-    stale := '{}';
-    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
-    known := FOUND;
-    IF known THEN
-        ip_class := r.ip_class;
-        geo_country := r.geo_country;
-        geo_country_name := r.geo_country_name;
-        geo_city := r.geo_city;
-        asn_number := r.asn_number;
-        asn_org := r.asn_org;
-        asn_source := r.asn_source;
-        is_scanner := r.is_scanner;
-        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
-        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
-        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
-        rdns_name := r.enrichment -> 'rdns' ->> 'name';
-        first_seen_at := r.first_seen_at;
-        last_seen_at := r.last_seen_at;
-        observation_count := r.observation_count;
-        maxmind_ts := r.maxmind_ts;
-        cymru_ts := r.cymru_ts;
-        greynoise_ts := r.greynoise_ts;
-        rdns_ts := r.rdns_ts;
-        -- MaxMind is stale when the row is pending (never enriched, or from another build
-        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
-        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
-           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
-                                                         e.maxmind_build, e.asn_build) THEN
-            stale := stale || 'maxmind'::text;
-        END IF;
-    ELSE
-        -- Not in the inventory: MaxMind answers now; no network source has been asked.
-        ip_class := e.ip_class;
-        geo_country := e.country_code;
-        geo_country_name := e.country_name;
-        geo_city := e.city;
-        asn_number := e.asn;
-        asn_org := e.asn_org;
-        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
-        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
-    END IF;
-    -- The network sources that serve the address and have no fresh answer (not those switched
-    -- off or told to skip its network: no refresh would ask them).
-    FOREACH src IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
-        ts := CASE src WHEN 'cymru' THEN cymru_ts WHEN 'greynoise' THEN greynoise_ts ELSE rdns_ts END;
-        IF @extschema@._ip_inventory_source_serves(src, addr, ip_class, asn_source)
-           AND (ts IS NULL OR ts < now() - @extschema@.ip_inventory_ttl(src))
-           AND @extschema@._ip_inventory_source_enabled(src)
-           AND NOT addr <<= ANY (@extschema@._ip_inventory_skip_networks(src)::cidr[]) THEN
-            want := want || src;
-        END IF;
-    END LOOP;
-    stale := stale || want;
-    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
-    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
-    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
-RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
-END;
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
-    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
-    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    given inet[];
-    targets inet[];
-    added bigint;
-    one jsonb;
-BEGIN
-    IF source IS NULL OR lim IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF addresses IS NULL AND within IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
-    END IF;
-    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
-    IF lim < 0 OR lim > 100000 THEN
-        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
-    END IF;
-    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
-        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
-            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
-    END IF;
-    IF array_position(addresses, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
-    END IF;
-    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
-            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
-            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
-    END IF;
-    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
-    IF cardinality(given) > lim THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
-            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
-    END IF;
-    added := @extschema@._ip_inventory_add(given);
-    targets := given || ARRAY(
-        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
-        ORDER BY i.observation_count DESC, i.ip_address
-        LIMIT lim - cardinality(given));
-
-    IF source <> 'all' THEN
-        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
-        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
-        RETURN one || jsonb_build_object('added', added);
-    END IF;
-    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
-        || jsonb_build_object('added', added);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
-    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
-
-REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
-
-COMMENT ON TABLE @extschema@.ip_inventory_tag_rules IS
-    'Tag rules: a tag, its attack type and confidence for the addresses whose inventory data match a declarative condition (docs/tags.md). Written by the extension''s owner and the roles granted INSERT/UPDATE/DELETE on it; tags are materialized in ip_inventory.tags (run ip_inventory_retag() after a change).';
-
-COMMENT ON SEQUENCE @extschema@.ip_inventory_tag_rules_rule_id_seq IS 'Numbers the tag rules (ip_inventory_tag_rules.rule_id); dumped with them.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.rule_id IS 'The rule''s number.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.tag IS 'The tag (lowercase letters, digits, _ . : -, at most 63). Several rules may give one tag: an address gets the highest confidence of those it matches.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.attack_type IS 'The attack type or category of the tag (same alphabet); every rule giving one tag names the same one. The report views count by it.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.confidence IS 'Confidence of the tag for a matching address, in [0, 1].';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, in_list, and the combinators not, any, all. Checked when written.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.enabled IS 'Only enabled rules tag.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.comment IS 'Why the rule exists.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.created_by IS 'The role that created it (default: the inserting role; kept by updates).';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.created_at IS 'When it was created.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.updated_at IS 'When it was last changed.';
-
-COMMENT ON TABLE @extschema@.ip_inventory_tag_state IS
-    'The tag rules'' generation (bumped by every change), the number of enabled rules and their compiled tagging expression (internal; rebuilt by a trigger on ip_inventory_tag_rules).';
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_keys()
-RETURNS TABLE (key text, kind text) LANGUAGE sql IMMUTABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT k.key, k.kind FROM (VALUES
-        ('country', 'array'), ('asn', 'array'), ('ip_class', 'array'), ('network', 'array'),
-        ('greynoise_classification', 'array'), ('greynoise_noise', 'boolean'),
-        ('greynoise_riot', 'boolean'), ('rdns_regex', 'string'),
-        ('is_anonymous', 'boolean'), ('is_anonymous_vpn', 'boolean'),
-        ('is_hosting_provider', 'boolean'), ('is_public_proxy', 'boolean'),
-        ('is_residential_proxy', 'boolean'), ('is_tor_exit_node', 'boolean'),
-        ('in_list', 'array'), ('not', 'object'), ('any', 'array'), ('all', 'array')) AS k(key, kind);
-END;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_check(cond jsonb, depth int DEFAULT 0)
-RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    k text;
-    v jsonb;
-    want text;
-    e jsonb;
-    s text;
-    hint text := 'A condition is a JSON object of these keys (all must match): '
-        || (SELECT string_agg(t.key || ' (' || t.kind || ')', ', ') FROM @extschema@._ip_inventory_tag_keys() AS t)
-        || '. See docs/tags.md.';
-BEGIN
-    IF depth > 8 THEN
-        RAISE EXCEPTION 'tag rule condition nests deeper than 8 levels' USING ERRCODE = '54000';
-    END IF;
-    IF cond IS NULL OR jsonb_typeof(cond) <> 'object' THEN
-        RAISE EXCEPTION 'tag rule condition must be a JSON object, not %', coalesce(jsonb_typeof(cond), 'NULL')
-            USING ERRCODE = '22023', HINT = hint;
-    END IF;
-    IF cond = '{}' THEN
-        RAISE EXCEPTION 'tag rule condition is empty' USING ERRCODE = '22023',
-            HINT = 'A rule must say which addresses it tags, e.g. {"country": ["CN"]}.';
-    END IF;
-    IF depth = 0 AND octet_length(cond::text) > 65536 THEN
-        RAISE EXCEPTION 'tag rule condition is longer than 64 kB' USING ERRCODE = '54000';
-    END IF;
-    FOR k, v IN SELECT x.key, x.value FROM jsonb_each(cond) AS x LOOP
-        SELECT t.kind INTO want FROM @extschema@._ip_inventory_tag_keys() AS t WHERE t.key = k;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'unknown key "%" in tag rule condition', left(k, 64) USING ERRCODE = '22023', HINT = hint;
-        END IF;
-        IF jsonb_typeof(v) <> want THEN
-            RAISE EXCEPTION 'tag rule condition key "%" takes a JSON %, not %', k, want, jsonb_typeof(v)
-                USING ERRCODE = '22023', HINT = hint;
-        END IF;
-        IF want = 'array' AND (jsonb_array_length(v) = 0 OR jsonb_array_length(v) > 10000) THEN
-            RAISE EXCEPTION 'tag rule condition key "%" takes 1 to 10000 values, not %', k, jsonb_array_length(v)
-                USING ERRCODE = '22023';
-        END IF;
-        IF k IN ('any', 'all') THEN
-            FOR e IN SELECT jsonb_array_elements(v) LOOP
-                PERFORM @extschema@._ip_inventory_tag_check(e, depth + 1);
-            END LOOP;
-        ELSIF k = 'not' THEN
-            PERFORM @extschema@._ip_inventory_tag_check(v, depth + 1);
-        ELSIF k = 'rdns_regex' THEN
-            s := v #>> '{}';
-            IF s = '' OR octet_length(s) > 256 THEN
-                RAISE EXCEPTION 'rdns_regex must be 1 to 256 bytes' USING ERRCODE = '22023';
-            END IF;
-            -- Back-references are the one feature that makes matching exponential.
-            IF s ~ '\\[1-9]' THEN
-                RAISE EXCEPTION 'rdns_regex must not use back-references (\1 ... \9)' USING ERRCODE = '2201B',
-                    HINT = 'Write the alternatives out: rules are matched against every reverse DNS name.';
-            END IF;
-            BEGIN
-                PERFORM 'probe' ~* s;
-            EXCEPTION WHEN invalid_regular_expression OR program_limit_exceeded THEN
-                RAISE EXCEPTION 'rdns_regex "%" is not a valid regular expression: %', left(s, 64), SQLERRM
-                    USING ERRCODE = '2201B', HINT = 'A POSIX regular expression (PostgreSQL ~*), matched case-insensitively.';
-            END;
-        ELSIF want = 'array' THEN
-            FOR e IN SELECT jsonb_array_elements(v) LOOP
-                s := CASE WHEN jsonb_typeof(e) = 'string' THEN e #>> '{}' END;
-                IF NOT coalesce((CASE k
-                    WHEN 'country' THEN s ~ '^[A-Z]{2}$'
-                    WHEN 'asn' THEN jsonb_typeof(e) = 'number' AND (e #>> '{}') ~ '^[0-9]{1,10}$'
-                                    AND (e #>> '{}')::numeric <= 4294967295
-                    WHEN 'ip_class' THEN s ~ '^[a-z0-9_]{1,32}$'
-                    WHEN 'greynoise_classification' THEN s ~ '^[a-z_]{1,32}$'
-                    WHEN 'in_list' THEN s ~ '^[a-z][a-z0-9_]{0,62}$'
-                    WHEN 'network' THEN s ~ '^[0-9a-fA-F.:]{2,39}(/[0-9]{1,3})?$'
-                    ELSE false END), false) THEN
-                    RAISE EXCEPTION 'tag rule condition key "%" has an invalid value %', k, left(e::text, 64)
-                        USING ERRCODE = '22023',
-                        HINT = CASE k WHEN 'country' THEN 'ISO country codes in upper case, e.g. ["CN", "RU"].'
-                                      WHEN 'asn' THEN 'AS numbers as JSON numbers, e.g. [4134, 14061].'
-                                      WHEN 'ip_class' THEN 'Classes as ip_class() names them, e.g. ["public"].'
-                                      WHEN 'greynoise_classification' THEN 'e.g. ["malicious", "unknown"].'
-                                      WHEN 'in_list' THEN 'Names of network lists (ip_inventory_lists).'
-                                      ELSE 'Networks in CIDR notation, e.g. ["192.0.2.0/24"].' END;
-                END IF;
-                IF k = 'network' THEN
-                    BEGIN
-                        PERFORM s::cidr;
-                    EXCEPTION WHEN invalid_text_representation THEN
-                        RAISE EXCEPTION 'tag rule condition key "network" has an invalid network %', left(s, 64)
-                            USING ERRCODE = '22023', HINT = 'Networks in CIDR notation without host bits, e.g. ["192.0.2.0/24"].';
-                    END;
-                ELSIF k = 'in_list' AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory_lists AS l WHERE l.list_name = s) THEN
-                    RAISE EXCEPTION 'network list "%" is not registered', s USING ERRCODE = '42704',
-                        HINT = 'Register it first with ip_list_register(); SELECT list_name FROM ip_inventory_lists; lists the registered ones.';
-                END IF;
-            END LOOP;
-        END IF;
-    END LOOP;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_condition_sql(cond jsonb)
-RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    k text;
-    v jsonb;
-    parts text[] := '{}';
-    vals text;
-    e jsonb;
-    sub text[];
-BEGIN
-    FOR k, v IN SELECT x.key, x.value FROM jsonb_each(cond) AS x ORDER BY x.key LOOP
-        IF jsonb_typeof(v) = 'array' AND k NOT IN ('any', 'all') THEN
-            vals := ARRAY(SELECT jsonb_array_elements_text(v))::text;
-        END IF;
-        parts := parts || CASE k
-            WHEN 'country' THEN format('(inv.geo_country OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
-            WHEN 'asn' THEN format('(inv.asn_number OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.int8[])) IS TRUE', vals)
-            WHEN 'ip_class' THEN format('(inv.ip_class OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
-            WHEN 'network' THEN format('(inv.ip_address OPERATOR(pg_catalog.<<=) ANY (%L::pg_catalog.inet[])) IS TRUE', vals)
-            WHEN 'greynoise_classification' THEN format(
-                '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''classification'' OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
-            WHEN 'greynoise_noise' THEN format(
-                '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->) ''noise'' OPERATOR(pg_catalog.=) %L::pg_catalog.jsonb) IS TRUE', v::text)
-            WHEN 'greynoise_riot' THEN format(
-                '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->) ''riot'' OPERATOR(pg_catalog.=) %L::pg_catalog.jsonb) IS TRUE', v::text)
-            WHEN 'rdns_regex' THEN format(
-                '(inv.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name'' OPERATOR(pg_catalog.~*) %L::pg_catalog.text) IS TRUE', v #>> '{}')
-            WHEN 'in_list' THEN (
-                -- A list unregistered since the rule was written matches nothing (its
-                -- registration is read once per statement: an InitPlan).
-                SELECT '(' || string_agg(format(
-                    '(CASE WHEN (SELECT EXISTS (SELECT FROM @extschema@.ip_inventory_lists AS l WHERE l.list_name OPERATOR(pg_catalog.=) %L::pg_catalog.text))'
-                    ' THEN @extschema@.ip_list_contains(inv.ip_address, %L::pg_catalog.text) END) IS TRUE', n, n), ' OR ') || ')'
-                FROM jsonb_array_elements_text(v) AS n)
-            WHEN 'not' THEN format('(NOT %s)', @extschema@._ip_inventory_tag_condition_sql(v))
-            WHEN 'any' THEN (SELECT '(' || string_agg(@extschema@._ip_inventory_tag_condition_sql(x), ' OR ') || ')'
-                             FROM jsonb_array_elements(v) AS x)
-            WHEN 'all' THEN (SELECT '(' || string_agg(@extschema@._ip_inventory_tag_condition_sql(x), ' AND ') || ')'
-                             FROM jsonb_array_elements(v) AS x)
-            ELSE format('(inv.%I IS NOT DISTINCT FROM %L::pg_catalog.bool)', k, v::text) END;
-    END LOOP;
-    RETURN '(' || array_to_string(parts, ' AND ') || ')';
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_sql()
-RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN (SELECT '(SELECT coalesce(pg_catalog.array_agg(r.tag ORDER BY r.tag), ''{}''::pg_catalog.text[]) AS tags,'
-               || ' coalesce(pg_catalog.jsonb_object_agg(r.tag, r.confidence), ''{}''::pg_catalog.jsonb) AS tag_confidence'
-               || ' FROM (SELECT v.tag, pg_catalog.max(v.confidence) AS confidence FROM (VALUES '
-               || string_agg(format('(%L::pg_catalog.text, %L::pg_catalog.numeric, %s)', t.tag, t.confidence,
-                                    @extschema@._ip_inventory_tag_condition_sql(t.condition)), ', ' ORDER BY t.rule_id)
-               || ') AS v(tag, confidence, hit) WHERE v.hit GROUP BY v.tag) AS r)'
-        FROM @extschema@.ip_inventory_tag_rules AS t WHERE t.enabled);
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_rule_check() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM @extschema@._ip_inventory_tag_check(NEW.condition);
-    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r
-               WHERE r.tag = NEW.tag AND r.rule_id <> NEW.rule_id
-                 AND r.attack_type IS DISTINCT FROM NEW.attack_type) THEN
-        RAISE EXCEPTION 'tag "%" already has another attack type', NEW.tag USING ERRCODE = '23514',
-            HINT = 'Every rule giving a tag names the same attack_type: SELECT rule_id, attack_type FROM ip_inventory_tag_rules WHERE tag = ...;';
-    END IF;
-    -- An insert keeps what it gives (pg_restore reloads the rules with their history).
-    IF TG_OP = 'UPDATE' THEN
-        NEW.created_by := OLD.created_by;
-        NEW.created_at := OLD.created_at;
-        NEW.updated_at := now();
-    END IF;
-    RETURN NEW;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_rules_changed() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    UPDATE @extschema@.ip_inventory_tag_state AS s SET
-        generation = s.generation + 1,
-        enabled_rules = (SELECT count(*) FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.enabled),
-        compiled = @extschema@._ip_inventory_tag_sql(),
-        changed_at = now();
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag(ips inet[]) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    st record;
-    written bigint;
-BEGIN
-    IF ips IS NULL OR cardinality(ips) = 0 THEN
-        RETURN 0;
-    END IF;
-    SELECT s.generation, s.enabled_rules, s.compiled INTO st FROM @extschema@.ip_inventory_tag_state AS s;
-    IF st.enabled_rules = 0 OR st.compiled IS NULL OR @extschema@._ip_inventory_citus_distributed() THEN
-        RETURN 0;
-    END IF;
-    EXECUTE format($sql$
-        UPDATE @extschema@.ip_inventory AS cur SET
-            tags = t.tags, tag_confidence = t.tag_confidence, tags_generation = $2
-        FROM (SELECT inv.ip_address, x.tags, x.tag_confidence
-              FROM @extschema@.ip_inventory AS inv, LATERAL %s AS x
-              WHERE inv.ip_address OPERATOR(pg_catalog.=) ANY ($1)) AS t
-        WHERE cur.ip_address OPERATOR(pg_catalog.=) t.ip_address
-          AND (cur.tags IS DISTINCT FROM t.tags OR cur.tag_confidence IS DISTINCT FROM t.tag_confidence
-               OR cur.tags_generation IS DISTINCT FROM $2) $sql$, st.compiled)
-    USING ips, st.generation;
-    GET DIAGNOSTICS written = ROW_COUNT;
-    RETURN written;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tags_stale(tags text[], tags_generation bigint, generation bigint, enabled_rules int)
-RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN enabled_rules > 0 THEN tags_generation IS DISTINCT FROM generation
-            ELSE cardinality(tags) > 0 END;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_start(batch_size int, max_rows bigint)
-RETURNS @extschema@.ip_inventory_jobs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    j @extschema@.ip_inventory_jobs;
-BEGIN
-    IF batch_size IS NULL OR batch_size < 1 THEN
-        RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
-    END IF;
-    IF max_rows < 0 THEN
-        RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
-    END IF;
-    IF @extschema@._ip_inventory_citus_distributed() THEN
-        RAISE EXCEPTION 'ip_inventory is distributed with Citus: tags are not materialized there yet'
-            USING ERRCODE = '0A000', HINT = 'See docs/tags.md.';
-    END IF;
-    PERFORM @extschema@._ip_inventory_job_start('retag'::text);
-    INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, status, started_at, run_started_at, updated_at)
-    VALUES ('retag', 'running', clock_timestamp(), clock_timestamp(), clock_timestamp())
-    ON CONFLICT (job) DO UPDATE SET
-        status = 'running',
-        started_at = CASE WHEN jb.status = 'finished' THEN clock_timestamp() ELSE jb.started_at END,
-        done_rows = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.done_rows END,
-        addresses = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.addresses END,
-        batches = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.batches END,
-        run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
-    UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
-        SELECT count(*) FROM @extschema@.ip_inventory AS inv, @extschema@.ip_inventory_tag_state AS s
-        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)))
-    WHERE jb.job = 'retag' RETURNING * INTO j;
-    RETURN j;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_step(
-    batch_size int, max_rows bigint, after_ip inet,
-    OUT j @extschema@.ip_inventory_jobs, OUT last_ip inet, OUT done boolean)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    batch inet[];
-    written bigint;
-    stopped boolean := false;
-    st record;
-BEGIN
-    SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'retag';
-    SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
-    SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
-        SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
-        WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
-          AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
-        ORDER BY inv.ip_address
-        LIMIT CASE WHEN max_rows IS NULL THEN batch_size
-                   ELSE least(batch_size, max_rows - j.run_done_rows) END
-        FOR UPDATE OF inv
-    ) AS p;
-    last_ip := after_ip;
-    IF batch IS NOT NULL THEN
-        IF st.enabled_rules > 0 THEN
-            written := @extschema@._ip_inventory_tag(batch);
-        ELSE
-            UPDATE @extschema@.ip_inventory AS inv SET tags = '{}', tag_confidence = '{}', tags_generation = st.generation
-            WHERE inv.ip_address = ANY (batch);
-            GET DIAGNOSTICS written = ROW_COUNT;
-        END IF;
-        last_ip := batch[cardinality(batch)];
-        stopped := max_rows IS NOT NULL AND j.run_done_rows + cardinality(batch) >= max_rows;
-        UPDATE @extschema@.ip_inventory_jobs AS jb SET
-            done_rows = jb.done_rows + cardinality(batch),
-            run_done_rows = jb.run_done_rows + cardinality(batch),
-            addresses = jb.addresses + written, batches = jb.batches + 1,
-            updated_at = clock_timestamp()
-        WHERE jb.job = 'retag' RETURNING * INTO j;
-        PERFORM @extschema@._ip_inventory_job_notice(j);
-    END IF;
-    done := batch IS NULL OR stopped;
-    IF done THEN
-        UPDATE @extschema@.ip_inventory_jobs AS jb SET
-            status = CASE WHEN stopped THEN 'stopped' ELSE 'finished' END,
-            total_rows = CASE WHEN stopped THEN jb.total_rows ELSE jb.done_rows END,
-            finished_at = CASE WHEN stopped THEN NULL ELSE clock_timestamp() END,
-            updated_at = clock_timestamp()
-        WHERE jb.job = 'retag' RETURNING * INTO j;
-    END IF;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_summary(j @extschema@.ip_inventory_jobs)
-RETURNS jsonb LANGUAGE sql SET search_path = pg_catalog, pg_temp
-RETURN @extschema@._ip_inventory_job_summary(j, jsonb_build_object(
-    'status', CASE WHEN j.status = 'stopped' THEN 'stopped at max_rows' ELSE 'finished' END,
-    'rows', j.done_rows, 'retagged', j.addresses,
-    'generation', (SELECT s.generation FROM @extschema@.ip_inventory_tag_state AS s)));
-
-CREATE OR REPLACE PROCEDURE @extschema@.ip_inventory_retag(
-    batch_size int DEFAULT 10000, max_rows bigint DEFAULT NULL, INOUT summary jsonb DEFAULT NULL)
-LANGUAGE plpgsql AS $$
-DECLARE
-    step record;
-BEGIN
-    PERFORM @extschema@._ip_inventory_retag_start(batch_size, max_rows);
-    COMMIT;
-    step := @extschema@._ip_inventory_retag_step(batch_size, max_rows, NULL::pg_catalog.inet);
-    COMMIT;
-    WHILE NOT step.done LOOP
-        step := @extschema@._ip_inventory_retag_step(batch_size, max_rows, step.last_ip);
-        COMMIT;
-    END LOOP;
-    summary := @extschema@._ip_inventory_retag_summary(step.j);
-END $$;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_tag_report AS
-SELECT t.tag, a.attack_type,
-       count(*) AS addresses,
-       sum(inv.observation_count)::bigint AS events,
-       round(avg((inv.tag_confidence ->> t.tag)::numeric), 3) AS avg_confidence,
-       round(sum((inv.tag_confidence ->> t.tag)::numeric * inv.observation_count)
-             / nullif(sum(inv.observation_count), 0), 3) AS avg_event_confidence
-FROM @extschema@.ip_inventory AS inv
-CROSS JOIN LATERAL unnest(inv.tags) AS t(tag)
-LEFT JOIN (SELECT DISTINCT ON (r.tag) r.tag, r.attack_type FROM @extschema@.ip_inventory_tag_rules AS r
-           ORDER BY r.tag, r.enabled DESC, r.rule_id) AS a ON a.tag = t.tag
-GROUP BY t.tag, a.attack_type;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_attack_type_report AS
-SELECT per.attack_type,
-       count(*) AS addresses,
-       sum(per.observation_count)::bigint AS events,
-       round(avg(per.confidence), 3) AS avg_confidence,
-       round(sum(per.confidence * per.observation_count) / nullif(sum(per.observation_count), 0), 3) AS avg_event_confidence
-FROM (SELECT inv.ip_address, inv.observation_count, a.attack_type,
-             max((inv.tag_confidence ->> t.tag)::numeric) AS confidence
-      FROM @extschema@.ip_inventory AS inv
-      CROSS JOIN LATERAL unnest(inv.tags) AS t(tag)
-      JOIN (SELECT DISTINCT ON (r.tag) r.tag, r.attack_type FROM @extschema@.ip_inventory_tag_rules AS r
-            WHERE r.attack_type IS NOT NULL ORDER BY r.tag, r.enabled DESC, r.rule_id) AS a ON a.tag = t.tag
-      GROUP BY inv.ip_address, inv.observation_count, a.attack_type) AS per
-GROUP BY per.attack_type;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_tag_status AS
-SELECT s.generation, s.enabled_rules, s.changed_at AS rules_changed_at,
-       (SELECT count(*) FROM @extschema@.ip_inventory AS inv
-        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)) AS stale_rows,
-       (SELECT count(*) FROM @extschema@.ip_inventory AS inv WHERE cardinality(inv.tags) > 0) AS tagged_rows
-FROM @extschema@.ip_inventory_tag_state AS s;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_tag_keys() IS 'The keys of a tag rule condition and the JSON type of their values (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_tag_check(jsonb, int) IS 'Raises unless the jsonb is a valid tag rule condition (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) IS 'A valid tag rule condition as a boolean SQL expression over the inventory row inv, values as quoted literals (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_tag_sql() IS 'The tagging subquery of the enabled rules over the inventory row inv (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rule_check() IS 'Trigger: checks a tag rule as it is written (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() IS 'Trigger: a new rules generation and compiled expression after any change of the rules (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_tag(inet[]) IS 'Tags the given inventory rows by the enabled rules, writing those whose tags change (internal: after enrichment, ip_inventory_retag).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_tags_stale(text[], bigint, bigint, int) IS 'Whether a row''s tags are out of date for the rules in force (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retag_start(int, bigint) IS 'Checks and starts or resumes a retag (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) IS 'One batch of ip_inventory_retag (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) IS 'The summary ip_inventory_retag returns (internal).';
-
-COMMENT ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) IS
-    'Re-tags, in batches committed one by one, the inventory rows whose tags were computed under another generation of the tag rules. Resumable; run it after changing ip_inventory_tag_rules.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_tag_report IS
-    'Per tag: its attack type, tagged addresses, their events (observation_count) and average confidence, per address and weighted by events.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.tag IS 'The tag.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.attack_type IS 'The attack type of the rules giving the tag.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.addresses IS 'Addresses with the tag.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.events IS 'Their observations in the attached event tables (sum of observation_count).';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.avg_confidence IS 'Average confidence of the tag over the addresses.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.avg_event_confidence IS 'Average confidence of the tag over the events (each address weighted by its observations).';
-
-COMMENT ON VIEW @extschema@.ip_inventory_attack_type_report IS
-    'Per attack type: addresses with a tag of that type, their events (observation_count) and average confidence (an address''s highest of its tags of that type), per address and weighted by events.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.attack_type IS 'The attack type.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.addresses IS 'Addresses with a tag of this attack type.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.events IS 'Their observations (sum of observation_count).';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.avg_confidence IS 'Average confidence over the addresses.';
-
-COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.avg_event_confidence IS 'Average confidence over the events.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_tag_status IS
-    'The tag rules'' generation, enabled rules, when they last changed, the rows whose tags are stale (run ip_inventory_retag()) and the tagged rows.';
-
-REVOKE ALL ON @extschema@.ip_inventory_tag_rules FROM PUBLIC;
-
-REVOKE ALL ON @extschema@.ip_inventory_tag_state FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_sql() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag(inet[]) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_start(int, bigint) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
-
-REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
 
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
 SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
