@@ -16,7 +16,9 @@ import re
 import sys
 
 KEEP = re.compile(r"^\s*(CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW)|COMMENT\s+ON|GRANT|REVOKE)\b", re.I)
-SKIP = re.compile(r"^\s*(CREATE\s+(TABLE|TYPE|INDEX|UNIQUE\s+INDEX)|SELECT\s+pg_catalog\.pg_extension_config_dump)\b", re.I)
+# Tables, types, indexes, triggers and the rows an install script inserts are data: the
+# prologue (or, for triggers on functions created by the body, the epilogue) writes them.
+SKIP = re.compile(r"^\s*(CREATE\s+(TABLE|TYPE|INDEX|UNIQUE\s+INDEX|TRIGGER)|INSERT\s+INTO|SELECT\s+pg_catalog\.pg_extension_config_dump)\b", re.I)
 
 
 def inside_atomic_body(stmt):

@@ -174,6 +174,10 @@ BEGIN
            (SELECT count(*) FROM stored) + (SELECT count(*) FROM recorded) + (SELECT count(*) FROM cleared) AS writes
       INTO res
       FROM r;
+    -- The answered rows' tags follow their new data (sql/tags.sql).
+    PERFORM @extschema@._ip_inventory_tag(ARRAY(
+        SELECT (a ->> 'ip')::inet FROM jsonb_array_elements(answers) AS a
+        WHERE a -> 'answer' IS NOT NULL AND a -> 'answer' <> 'null' ORDER BY 1));
     RETURN jsonb_build_object('selected', res.selected, 'refreshed', res.refreshed, 'unchanged', res.unchanged,
                               'not_found', res.not_found, 'failed', res.failed, 'skipped', res.skipped,
                               'first_failure', res.first_failure);

@@ -43,6 +43,22 @@ CREATE TABLE @extschema@.ip_inventory (
     scanner_ts          timestamptz GENERATED ALWAYS AS (greynoise_ts) STORED,
     enrichment_ts       timestamptz GENERATED ALWAYS AS (GREATEST(maxmind_ts, cymru_ts, greynoise_ts, rdns_ts)) STORED,
 
+    -- MaxMind Anonymous-IP flags (ip_inventory.anonymous_db), written with the MaxMind columns;
+    -- NULL when the database holds no anonymizer data for the address or is not configured.
+    -- Added after 0.1.0: at the end, where ALTER TABLE puts them on an upgrade.
+    is_anonymous         boolean,
+    is_anonymous_vpn     boolean,
+    is_hosting_provider  boolean,
+    is_public_proxy      boolean,
+    is_residential_proxy boolean,
+    is_tor_exit_node     boolean,
+
+    -- Tags of the enabled tag rules the address matches (sql/tags.sql), materialized: written
+    -- after each enrichment of the row and by ip_inventory_retag() after the rules change.
+    tags                 text[] NOT NULL DEFAULT '{}',
+    tag_confidence       jsonb NOT NULL DEFAULT '{}',
+    tags_generation      bigint,
+
     -- One row per address: IPv4-mapped addresses are kept as IPv4, without netmask; only
     -- rows merged by retention (ip_inventory_retention) hold a network.
     CONSTRAINT ip_inventory_ip_address_check
@@ -87,6 +103,15 @@ COMMENT ON COLUMN @extschema@.ip_inventory.rdns_ts IS 'When reverse DNS was last
 COMMENT ON COLUMN @extschema@.ip_inventory.enrichment IS 'Each source''s answer under its own key (maxmind, cymru, greynoise, rdns), e.g. enrichment->''greynoise''->>''riot''.';
 COMMENT ON COLUMN @extschema@.ip_inventory.is_scanner IS 'GreyNoise: the address was observed scanning the internet (enrichment->''greynoise''->>''noise''). Generated.';
 COMMENT ON COLUMN @extschema@.ip_inventory.scanner_ts IS 'Same as greynoise_ts, under the name the earlier cascade used. Generated.';
+COMMENT ON COLUMN @extschema@.ip_inventory.is_anonymous IS 'MaxMind Anonymous-IP: the address belongs to any anonymizer (VPN, hosting provider, public or residential proxy, Tor exit). NULL: no anonymizer data, or ip_inventory.anonymous_db not configured when MaxMind last enriched the row.';
+COMMENT ON COLUMN @extschema@.ip_inventory.is_anonymous_vpn IS 'MaxMind Anonymous-IP: a VPN provider''s address. NULL: no anonymizer data (see is_anonymous).';
+COMMENT ON COLUMN @extschema@.ip_inventory.is_hosting_provider IS 'MaxMind Anonymous-IP: a hosting or VPN provider''s address. NULL: no anonymizer data (see is_anonymous).';
+COMMENT ON COLUMN @extschema@.ip_inventory.is_public_proxy IS 'MaxMind Anonymous-IP: a public proxy. NULL: no anonymizer data (see is_anonymous).';
+COMMENT ON COLUMN @extschema@.ip_inventory.is_residential_proxy IS 'MaxMind Anonymous-IP: a residential proxy. NULL: no anonymizer data (see is_anonymous).';
+COMMENT ON COLUMN @extschema@.ip_inventory.is_tor_exit_node IS 'MaxMind Anonymous-IP: a Tor exit node. NULL: no anonymizer data (see is_anonymous).';
+COMMENT ON COLUMN @extschema@.ip_inventory.tags IS 'Tags of the enabled rules of ip_inventory_tag_rules the address matches, sorted (docs/tags.md). Materialized: written after each enrichment of the row and by ip_inventory_retag().';
+COMMENT ON COLUMN @extschema@.ip_inventory.tag_confidence IS 'Confidence of each tag, {tag: confidence in [0,1]}: the highest of the matching rules giving the tag.';
+COMMENT ON COLUMN @extschema@.ip_inventory.tags_generation IS 'The generation of the tag rules (ip_inventory_tag_state) tags were computed with; NULL: never tagged. Rows of an older generation are re-tagged by ip_inventory_retag().';
 COMMENT ON COLUMN @extschema@.ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
 
 -- The ASN rule, written once: whether an ASN offered by an enrichment source replaces the

@@ -23,7 +23,8 @@ RETURN maxmind_ts IS NULL
 -- The one statement that writes MaxMind's answers into inventory rows, as text, for every
 -- writer: _ip_inventory_apply_maxmind below and the Citus shard and coordinator writers
 -- (sql/citus.sql) run it on their relation. target: the inventory relation (qualified);
--- answers: a relation with the column ip and the columns of _ip_inventory_maxmind_columns.
+-- answers: a relation with the column ip, the columns of _ip_inventory_maxmind_columns and
+-- those of ip_anonymizer.
 -- It writes only MaxMind's columns, enrichment->'maxmind', and the ASN by the ASN rule (whose
 -- offer counts only when the ASN database was consulted).
 CREATE FUNCTION @extschema@._ip_inventory_maxmind_update(target text, answers text)
@@ -48,7 +49,15 @@ RETURN format($sql$
                        THEN c.asn_network ELSE inv.asn_network END,
         asn_source  = CASE WHEN @extschema@._ip_inventory_asn_replaced(%3$s, c.asn_number, inv.asn_source)
                        THEN c.asn_source ELSE inv.asn_source END,
-        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
+        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key'),
+        -- The anonymizer flags go with a MaxMind answer (NULL: no data or no Anonymous-IP
+        -- database); a row MaxMind did not answer for keeps its flags.
+        is_anonymous         = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_anonymous ELSE c.is_anonymous END,
+        is_anonymous_vpn     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_anonymous_vpn ELSE c.is_anonymous_vpn END,
+        is_hosting_provider  = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_hosting_provider ELSE c.is_hosting_provider END,
+        is_public_proxy      = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_public_proxy ELSE c.is_public_proxy END,
+        is_residential_proxy = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_residential_proxy ELSE c.is_residential_proxy END,
+        is_tor_exit_node     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_tor_exit_node ELSE c.is_tor_exit_node END
     FROM %2$s AS c
     WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$,
     target, answers, $o$CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END$o$);
@@ -59,8 +68,8 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_update(text, text) IS
 -- reads ($1: the addresses).
 CREATE FUNCTION @extschema@._ip_inventory_maxmind_answers()
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN $sql$(SELECT b.ip, c.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
-                 @extschema@._ip_inventory_maxmind_columns(e) AS c)$sql$;
+RETURN $sql$(SELECT b.ip, c.*, a.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
+                 @extschema@._ip_inventory_maxmind_columns(e) AS c, @extschema@._ip_inventory_anonymous(b.ip) AS a)$sql$;
 COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_answers() IS
     'MaxMind''s answers for the addresses $1, as a relation for _ip_inventory_maxmind_update (internal).';
 
@@ -78,6 +87,8 @@ BEGIN
     USING ips;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
+    -- Their tags follow their new data (sql/tags.sql).
+    PERFORM @extschema@._ip_inventory_tag(ips);
     RETURN updated;
 END $$;
 

@@ -45,6 +45,7 @@ CREATE FUNCTION @extschema@._ip_inventory_record(
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     counted bigint;
+    new_ips inet[];
 BEGIN
     WITH obs AS (
         SELECT o.ip, o.n, o.first_seen, o.last_seen
@@ -54,12 +55,16 @@ BEGIN
             ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
             geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment)
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node)
         SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node
         FROM obs AS o
         -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
         -- lateral, whose join filter the planner may answer by hashing the whole inventory.
@@ -67,9 +72,11 @@ BEGIN
         -- addresses (the function is strict).
         LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.* FROM @extschema@._ip_inventory_maxmind(
+            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(
+                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a
             WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
@@ -81,16 +88,21 @@ BEGIN
                                  ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
             last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
                                 ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
-        RETURNING (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
+        RETURNING inv.ip_address AS ip, (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
     totals AS (
         SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
                count(*) FILTER (WHERE enriched) AS enriched,
+               array_agg(ip) FILTER (WHERE inserted) AS new_ips,
                (SELECT coalesce(sum(n), 0)::bigint FROM obs) AS observations
         FROM recorded)
     SELECT t.addresses, t.new_addresses,
-           @extschema@._ip_inventory_count_recorded(t.observations, t.new_addresses, t.enriched)
-      INTO addresses, new_addresses, counted
+           @extschema@._ip_inventory_count_recorded(t.observations, t.new_addresses, t.enriched), t.new_ips
+      INTO addresses, new_addresses, counted, new_ips
       FROM totals AS t;
+    -- New rows get their tags (sql/tags.sql); known rows' enrichment did not change.
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
 END $$;
 
 -- Checks that a table can be observed with these columns; raises otherwise.
@@ -213,6 +225,14 @@ DECLARE
               'GreyNoise: name of the actor or service'],
         ARRAY['rdns_name', '%s.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name''',
               'reverse DNS name (PTR)'],
+        ARRAY['is_anonymous', 'is_anonymous', 'MaxMind Anonymous-IP: any anonymizer'],
+        ARRAY['is_anonymous_vpn', 'is_anonymous_vpn', 'MaxMind Anonymous-IP: VPN provider'],
+        ARRAY['is_hosting_provider', 'is_hosting_provider', 'MaxMind Anonymous-IP: hosting provider'],
+        ARRAY['is_public_proxy', 'is_public_proxy', 'MaxMind Anonymous-IP: public proxy'],
+        ARRAY['is_residential_proxy', 'is_residential_proxy', 'MaxMind Anonymous-IP: residential proxy'],
+        ARRAY['is_tor_exit_node', 'is_tor_exit_node', 'MaxMind Anonymous-IP: Tor exit node'],
+        ARRAY['tags', 'tags', 'tags of the tag rules the address matches (ip_inventory_tag_rules; empty: none)'],
+        ARRAY['tag_confidence', 'tag_confidence', 'confidence of each tag, {tag: confidence}'],
         ARRAY['first_seen', 'first_seen_at', 'earliest event time of the address in all attached tables'],
         ARRAY['last_seen', 'last_seen_at', 'latest event time of the address in all attached tables']];
     select_list text[] := '{}';
@@ -234,7 +254,7 @@ BEGIN
     END IF;
     IF view_name IS NULL OR view_name = '' OR octet_length(view_name || '_daily_country') > 63 THEN
         RAISE EXCEPTION 'view name "%" is empty or too long', left(view_name, 64) USING ERRCODE = '42622',
-            HINT = 'Views are named <name>, <name>_daily_country and <name>_daily_asn: give a name of at most 49 bytes.';
+            HINT = 'Views are named <name>, <name>_daily_country, <name>_daily_asn and <name>_daily_tag: give a name of at most 49 bytes.';
     END IF;
     qv := format('%I.%I', view_schema, view_name);
     event_cols := ARRAY(SELECT a.attname::text FROM pg_attribute AS a
@@ -344,6 +364,36 @@ BEGIN
             format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical, as ip_inventory keys them) that day in this column in this ' || by_key || '.')];
         RETURN NEXT;
     END LOOP;
+    -- By tag: an event counts once under each tag of its address, and once untagged (tag
+    -- NULL) when its address has none.
+    daily := '';
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
+            'SELECT %s AS day, %L::pg_catalog.text AS ip_column, t.tag, (i.tag_confidence OPERATOR(pg_catalog.->>) t.tag)::pg_catalog.numeric AS confidence,'
+            ' %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
+            ' FROM %s AS e LEFT JOIN %s.ip_inventory AS i ON i.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)'
+            ' LEFT JOIN LATERAL pg_catalog.unnest(i.tags) AS t(tag) ON true'
+            ' WHERE e.%I IS NOT NULL AND e.%I IS NOT NULL',
+            day_expr, ip_columns[i], ext, ip_columns[i], tbl_name, ext, ext, ip_columns[i], ip_columns[i], ts_column);
+    END LOOP;
+    relname := view_name || '_daily_tag';
+    kind := 'daily_tag';
+    qv := format('%I.%I', view_schema, relname);
+    ddl := ARRAY[
+        format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.tag,'
+               ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
+               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence FROM (%s) AS d GROUP BY d.day, d.ip_column, d.tag',
+               qv, daily),
+        format('COMMENT ON VIEW %s IS %L', qv,
+               format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by tag of the address (from %s.ip_inventory.tags; tag NULL: untagged). An event counts under each tag of its address. security_invoker: readers need SELECT on the event table and on ip_inventory.',
+                      tbl_name, ext)),
+        format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
+        format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the addresses (ip_inventory_tag_rules; NULL: addresses without a tag).'),
+        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column with this tag.'),
+        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) that day in this column with this tag.'),
+        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events.')];
+    RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
     'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';

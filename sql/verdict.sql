@@ -10,31 +10,41 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     added bigint;
     enriched bigint;
+    new_ips inet[];
 BEGIN
     WITH new AS (
         INSERT INTO @extschema@.ip_inventory AS inv (
             ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
             geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment)
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node)
         SELECT a.ip, now(), now(), 0, a.class,
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node
         FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
                      @extschema@.ip_class(x) AS class
               FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
         LEFT JOIN LATERAL (
-            SELECT c.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c
+            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an
             WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
         WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
         -- Address order, as recorders insert: concurrent writers cannot deadlock.
         ORDER BY a.ip
         ON CONFLICT (ip_address) DO NOTHING
-        RETURNING inv.maxmind_ts IS NOT NULL AS with_maxmind)
-    SELECT count(*), count(*) FILTER (WHERE with_maxmind) INTO added, enriched FROM new;
+        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
+    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
+    -- New rows get their tags (sql/tags.sql).
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
     RETURN added;
 END $$;

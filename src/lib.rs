@@ -122,6 +122,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/tags.sql",
+    name = "tags",
+    requires = ["inventory", "jobs", "lists", "citus"]
+);
+extension_sql_file!(
     "../sql/stats.sql",
     name = "stats",
     requires = [

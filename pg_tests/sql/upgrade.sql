@@ -36,16 +36,22 @@ SELECT cascade_refresh('cymru', 100) ->> 'failed' AS cymru_failed;
 SELECT cascade_refresh('greynoise', 100) ->> 'failed' AS greynoise_failed;
 SELECT (SELECT count(*) FROM ip_inventory) AS addresses, (SELECT count(*) FROM ip_inventory_jobs) AS jobs,
        (SELECT count(*) FROM ip_inventory_failures) AS failures, (SELECT count(*) FROM ip_inventory_quota) AS quota_rows;
--- A fingerprint of every row of every table the extension owns.
-CREATE FUNCTION fingerprint(tbl regclass) RETURNS text LANGUAGE plpgsql AS $$
+-- A fingerprint of every row of every table the extension owns, over the columns 0.1.0 had
+-- (its first ncols: the upgrade adds columns at the end, and renames keep their place).
+CREATE FUNCTION fingerprint(tbl regclass, ncols int) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE r text;
 BEGIN
-    EXECUTE format('SELECT md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) FROM %s AS t', tbl) INTO r;
+    EXECUTE format('SELECT md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) FROM (SELECT %s FROM %s) AS t',
+                   (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM (
+                        SELECT attname, attnum FROM pg_attribute WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped
+                        ORDER BY attnum LIMIT ncols) AS a), tbl) INTO r;
     RETURN r;
 END $$;
 CREATE TABLE before_upgrade AS
-SELECT t AS tbl, fingerprint(t::regclass) AS rows
-FROM unnest(ARRAY['ip_inventory', 'ip_inventory_jobs', 'ip_inventory_failures', 'ip_inventory_quota']) AS t;
+SELECT t AS tbl, n.ncols, fingerprint(t::regclass, n.ncols) AS rows
+FROM unnest(ARRAY['ip_inventory', 'ip_inventory_jobs', 'ip_inventory_failures', 'ip_inventory_quota']) AS t,
+     LATERAL (SELECT count(*)::int AS ncols FROM pg_attribute
+              WHERE attrelid = t::regclass AND attnum > 0 AND NOT attisdropped) AS n;
 
 ALTER EXTENSION ip_inventory UPDATE;
 SELECT extversion = default_version AS updated_to_default
@@ -57,7 +63,7 @@ FROM pg_extension, pg_available_extensions WHERE extname = 'ip_inventory' AND na
 \! diff -u "$IPI_SCRATCH/fresh.txt" "$IPI_SCRATCH/upgraded.txt" && echo "the upgraded schema equals a fresh install"
 
 -- Every row is still there.
-SELECT b.tbl, b.rows = fingerprint(b.tbl::regclass) AS same_rows FROM before_upgrade AS b ORDER BY b.tbl;
+SELECT b.tbl, b.rows = fingerprint(b.tbl::regclass, b.ncols) AS same_rows FROM before_upgrade AS b ORDER BY b.tbl;
 SELECT event_table, ip_columns, ts_column FROM ip_inventory_observed_tables ORDER BY event_table::text;
 
 -- And everything works: lookups, recording, jobs, refresh.

@@ -145,6 +145,44 @@ ALTER TABLE @extschema@.ip_inventory DROP CONSTRAINT ip_inventory_observation_co
 DROP FUNCTION @extschema@._ip_inventory_refresh_maxmind(int);
 DROP FUNCTION @extschema@._ip_inventory_refresh_network(text, int);
 
+-- Issue 18 items 2 and 4: the MaxMind anonymizer flags and the materialized tags of the tag
+-- rules become inventory columns (sql/inventory.sql), and the tag rules and their state are
+-- new tables (sql/tags.sql; their triggers are created in the epilogue, after their functions).
+ALTER TABLE @extschema@.ip_inventory
+    ADD COLUMN is_anonymous         boolean,
+    ADD COLUMN is_anonymous_vpn     boolean,
+    ADD COLUMN is_hosting_provider  boolean,
+    ADD COLUMN is_public_proxy      boolean,
+    ADD COLUMN is_residential_proxy boolean,
+    ADD COLUMN is_tor_exit_node     boolean,
+    ADD COLUMN tags                 text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN tag_confidence       jsonb NOT NULL DEFAULT '{}',
+    ADD COLUMN tags_generation      bigint;
+CREATE TABLE @extschema@.ip_inventory_tag_rules (
+    rule_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tag         text NOT NULL CONSTRAINT ip_inventory_tag_rules_tag_check
+                    CHECK (tag ~ '^[a-z0-9][a-z0-9_.:-]{0,62}$'),
+    attack_type text CONSTRAINT ip_inventory_tag_rules_attack_type_check
+                    CHECK (attack_type ~ '^[a-z0-9][a-z0-9_.:-]{0,62}$'),
+    confidence  numeric NOT NULL CHECK (confidence >= 0 AND confidence <= 1),
+    condition   jsonb NOT NULL,
+    enabled     boolean NOT NULL DEFAULT true,
+    comment     text CHECK (octet_length(comment) <= 2000),
+    created_by  text NOT NULL DEFAULT current_user,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_tag_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_tag_rules_rule_id_seq', '');
+CREATE TABLE @extschema@.ip_inventory_tag_state (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    generation    bigint NOT NULL,
+    enabled_rules int NOT NULL,
+    compiled      text,
+    changed_at    timestamptz
+);
+INSERT INTO @extschema@.ip_inventory_tag_state (generation, enabled_rules) VALUES (0, 0);
+
 -- Every function, procedure, view, comment and grant of a fresh install.
 
 COMMENT ON TYPE ip_enrichment IS
@@ -158,6 +196,16 @@ COMMENT ON TYPE ip_anonymizer IS
 
 COMMENT ON TYPE ip_isp_data IS
     'Result of ip_isp(): the MaxMind ISP fields of an address.';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_anonymous"(
+	"ip" inet 
+) RETURNS ip_anonymizer 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_anonymous_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_anonymous(inet) IS
+    'ip_anonymous() for the inventory''s anonymizer columns: NULL when ip_inventory.anonymous_db is not configured; a database that cannot be used gives NULL with one WARNING per session (internal).';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_backfill_batch"(
 	"event_table" regclass, 
@@ -522,6 +570,24 @@ COMMENT ON COLUMN @extschema@.ip_inventory.is_scanner IS 'GreyNoise: the address
 
 COMMENT ON COLUMN @extschema@.ip_inventory.scanner_ts IS 'Same as greynoise_ts, under the name the earlier cascade used. Generated.';
 
+COMMENT ON COLUMN @extschema@.ip_inventory.is_anonymous IS 'MaxMind Anonymous-IP: the address belongs to any anonymizer (VPN, hosting provider, public or residential proxy, Tor exit). NULL: no anonymizer data, or ip_inventory.anonymous_db not configured when MaxMind last enriched the row.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.is_anonymous_vpn IS 'MaxMind Anonymous-IP: a VPN provider''s address. NULL: no anonymizer data (see is_anonymous).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.is_hosting_provider IS 'MaxMind Anonymous-IP: a hosting or VPN provider''s address. NULL: no anonymizer data (see is_anonymous).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.is_public_proxy IS 'MaxMind Anonymous-IP: a public proxy. NULL: no anonymizer data (see is_anonymous).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.is_residential_proxy IS 'MaxMind Anonymous-IP: a residential proxy. NULL: no anonymizer data (see is_anonymous).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.is_tor_exit_node IS 'MaxMind Anonymous-IP: a Tor exit node. NULL: no anonymizer data (see is_anonymous).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.tags IS 'Tags of the enabled rules of ip_inventory_tag_rules the address matches, sorted (docs/tags.md). Materialized: written after each enrichment of the row and by ip_inventory_retag().';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.tag_confidence IS 'Confidence of each tag, {tag: confidence in [0,1]}: the highest of the matching rules giving the tag.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.tags_generation IS 'The generation of the tag rules (ip_inventory_tag_state) tags were computed with; NULL: never tagged. Rows of an older generation are re-tagged by ip_inventory_retag().';
+
 COMMENT ON COLUMN @extschema@.ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_asn_replaced(offered_by text, offered_asn bigint, asn_source text)
@@ -597,9 +663,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
 
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
-
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
     geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
@@ -631,6 +694,7 @@ CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_record(
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     counted bigint;
+    new_ips inet[];
 BEGIN
     WITH obs AS (
         SELECT o.ip, o.n, o.first_seen, o.last_seen
@@ -640,12 +704,16 @@ BEGIN
             ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
             geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment)
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node)
         SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node
         FROM obs AS o
         -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
         -- lateral, whose join filter the planner may answer by hashing the whole inventory.
@@ -653,9 +721,11 @@ BEGIN
         -- addresses (the function is strict).
         LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.* FROM @extschema@._ip_inventory_maxmind(
+            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(
+                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a
             WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
@@ -667,16 +737,21 @@ BEGIN
                                  ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
             last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
                                 ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
-        RETURNING (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
+        RETURNING inv.ip_address AS ip, (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
     totals AS (
         SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
                count(*) FILTER (WHERE enriched) AS enriched,
+               array_agg(ip) FILTER (WHERE inserted) AS new_ips,
                (SELECT coalesce(sum(n), 0)::bigint FROM obs) AS observations
         FROM recorded)
     SELECT t.addresses, t.new_addresses,
-           @extschema@._ip_inventory_count_recorded(t.observations, t.new_addresses, t.enriched)
-      INTO addresses, new_addresses, counted
+           @extschema@._ip_inventory_count_recorded(t.observations, t.new_addresses, t.enriched), t.new_ips
+      INTO addresses, new_addresses, counted, new_ips
       FROM totals AS t;
+    -- New rows get their tags (sql/tags.sql); known rows' enrichment did not change.
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_check_columns(tbl regclass, ip_columns text[], ts_column text)
@@ -788,6 +863,14 @@ DECLARE
               'GreyNoise: name of the actor or service'],
         ARRAY['rdns_name', '%s.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name''',
               'reverse DNS name (PTR)'],
+        ARRAY['is_anonymous', 'is_anonymous', 'MaxMind Anonymous-IP: any anonymizer'],
+        ARRAY['is_anonymous_vpn', 'is_anonymous_vpn', 'MaxMind Anonymous-IP: VPN provider'],
+        ARRAY['is_hosting_provider', 'is_hosting_provider', 'MaxMind Anonymous-IP: hosting provider'],
+        ARRAY['is_public_proxy', 'is_public_proxy', 'MaxMind Anonymous-IP: public proxy'],
+        ARRAY['is_residential_proxy', 'is_residential_proxy', 'MaxMind Anonymous-IP: residential proxy'],
+        ARRAY['is_tor_exit_node', 'is_tor_exit_node', 'MaxMind Anonymous-IP: Tor exit node'],
+        ARRAY['tags', 'tags', 'tags of the tag rules the address matches (ip_inventory_tag_rules; empty: none)'],
+        ARRAY['tag_confidence', 'tag_confidence', 'confidence of each tag, {tag: confidence}'],
         ARRAY['first_seen', 'first_seen_at', 'earliest event time of the address in all attached tables'],
         ARRAY['last_seen', 'last_seen_at', 'latest event time of the address in all attached tables']];
     select_list text[] := '{}';
@@ -809,7 +892,7 @@ BEGIN
     END IF;
     IF view_name IS NULL OR view_name = '' OR octet_length(view_name || '_daily_country') > 63 THEN
         RAISE EXCEPTION 'view name "%" is empty or too long', left(view_name, 64) USING ERRCODE = '42622',
-            HINT = 'Views are named <name>, <name>_daily_country and <name>_daily_asn: give a name of at most 49 bytes.';
+            HINT = 'Views are named <name>, <name>_daily_country, <name>_daily_asn and <name>_daily_tag: give a name of at most 49 bytes.';
     END IF;
     qv := format('%I.%I', view_schema, view_name);
     event_cols := ARRAY(SELECT a.attname::text FROM pg_attribute AS a
@@ -919,12 +1002,45 @@ BEGIN
             format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical, as ip_inventory keys them) that day in this column in this ' || by_key || '.')];
         RETURN NEXT;
     END LOOP;
+    -- By tag: an event counts once under each tag of its address, and once untagged (tag
+    -- NULL) when its address has none.
+    daily := '';
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
+            'SELECT %s AS day, %L::pg_catalog.text AS ip_column, t.tag, (i.tag_confidence OPERATOR(pg_catalog.->>) t.tag)::pg_catalog.numeric AS confidence,'
+            ' %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
+            ' FROM %s AS e LEFT JOIN %s.ip_inventory AS i ON i.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)'
+            ' LEFT JOIN LATERAL pg_catalog.unnest(i.tags) AS t(tag) ON true'
+            ' WHERE e.%I IS NOT NULL AND e.%I IS NOT NULL',
+            day_expr, ip_columns[i], ext, ip_columns[i], tbl_name, ext, ext, ip_columns[i], ip_columns[i], ts_column);
+    END LOOP;
+    relname := view_name || '_daily_tag';
+    kind := 'daily_tag';
+    qv := format('%I.%I', view_schema, relname);
+    ddl := ARRAY[
+        format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.tag,'
+               ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
+               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence FROM (%s) AS d GROUP BY d.day, d.ip_column, d.tag',
+               qv, daily),
+        format('COMMENT ON VIEW %s IS %L', qv,
+               format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by tag of the address (from %s.ip_inventory.tags; tag NULL: untagged). An event counts under each tag of its address. security_invoker: readers need SELECT on the event table and on ip_inventory.',
+                      tbl_name, ext)),
+        format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
+        format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the addresses (ip_inventory_tag_rules; NULL: addresses without a tag).'),
+        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column with this tag.'),
+        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) that day in this column with this tag.'),
+        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events.')];
+    RETURN NEXT;
 END $$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
     'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_connection_type"(
 	"ip" inet 
@@ -983,7 +1099,7 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) IS
 COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its enriched views (ip_inventory_enriched_view), its observe trigger and forgets it. The caller must own the table.';
 
 COMMENT ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) IS
-    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country and <view_name>_daily_asn. Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
+    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country, <view_name>_daily_asn and <view_name>_daily_tag. Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) IS 'One backfill batch: reads the rows as the table''s owner and records them (internal: ip_inventory_backfill).';
 
@@ -1496,7 +1612,15 @@ RETURN format($sql$
                        THEN c.asn_network ELSE inv.asn_network END,
         asn_source  = CASE WHEN @extschema@._ip_inventory_asn_replaced(%3$s, c.asn_number, inv.asn_source)
                        THEN c.asn_source ELSE inv.asn_source END,
-        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key')
+        enrichment       = jsonb_set_lax(inv.enrichment, '{maxmind}', c.maxmind_json, true, 'delete_key'),
+        -- The anonymizer flags go with a MaxMind answer (NULL: no data or no Anonymous-IP
+        -- database); a row MaxMind did not answer for keeps its flags.
+        is_anonymous         = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_anonymous ELSE c.is_anonymous END,
+        is_anonymous_vpn     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_anonymous_vpn ELSE c.is_anonymous_vpn END,
+        is_hosting_provider  = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_hosting_provider ELSE c.is_hosting_provider END,
+        is_public_proxy      = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_public_proxy ELSE c.is_public_proxy END,
+        is_residential_proxy = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_residential_proxy ELSE c.is_residential_proxy END,
+        is_tor_exit_node     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_tor_exit_node ELSE c.is_tor_exit_node END
     FROM %2$s AS c
     WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$,
     target, answers, $o$CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END$o$);
@@ -1506,8 +1630,8 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_update(text, text) IS
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_answers()
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN $sql$(SELECT b.ip, c.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
-                 @extschema@._ip_inventory_maxmind_columns(e) AS c)$sql$;
+RETURN $sql$(SELECT b.ip, c.*, a.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
+                 @extschema@._ip_inventory_maxmind_columns(e) AS c, @extschema@._ip_inventory_anonymous(b.ip) AS a)$sql$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_answers() IS
     'MaxMind''s answers for the addresses $1, as a relation for _ip_inventory_maxmind_update (internal).';
@@ -1522,6 +1646,8 @@ BEGIN
     USING ips;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
+    -- Their tags follow their new data (sql/tags.sql).
+    PERFORM @extschema@._ip_inventory_tag(ips);
     RETURN updated;
 END $$;
 
@@ -2006,6 +2132,10 @@ BEGIN
            (SELECT count(*) FROM stored) + (SELECT count(*) FROM recorded) + (SELECT count(*) FROM cleared) AS writes
       INTO res
       FROM r;
+    -- The answered rows' tags follow their new data (sql/tags.sql).
+    PERFORM @extschema@._ip_inventory_tag(ARRAY(
+        SELECT (a ->> 'ip')::inet FROM jsonb_array_elements(answers) AS a
+        WHERE a -> 'answer' IS NOT NULL AND a -> 'answer' <> 'null' ORDER BY 1));
     RETURN jsonb_build_object('selected', res.selected, 'refreshed', res.refreshed, 'unchanged', res.unchanged,
                               'not_found', res.not_found, 'failed', res.failed, 'skipped', res.skipped,
                               'first_failure', res.first_failure);
@@ -2273,291 +2403,46 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
 
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
-SELECT count(*) AS total_ips,
-       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
-       count(asn_number) AS with_asn,
-       count(geo_country) AS with_geo,
-       count(*) FILTER (WHERE is_scanner) AS scanners,
-       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
-       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
-       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
-       coalesce(sum(observation_count), 0) AS observations
-FROM @extschema@.ip_inventory;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
-SELECT asn_source,
-       count(*) AS ips,
-       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_source;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       geo_country,
-       max(geo_country_name) AS geo_country_name,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE geo_country IS NOT NULL
-GROUP BY geo_country;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       asn_number,
-       max(asn_org) AS asn_org,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_number;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
-SELECT 'maxmind' AS source, NULL::interval AS ttl,
-       count(*) AS eligible,
-       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
-       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
-                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
-                                                         b.city_build, b.asn_build)) AS stale,
-       min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
-UNION ALL
-SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
-UNION ALL
-SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
-UNION ALL
-SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
-RETURNS TABLE ("check" text, status text, value text, detail text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    warn_age interval;
-    crit_age interval;
-    age interval;
-    cov @extschema@.ip_inventory_coverage;
-    st record;
-    db record;
-    n bigint;
-    failing bigint;
-    last_seen timestamptz;
-    warn_left bigint;
-    crit_left bigint;
-    monthly boolean;
-BEGIN
-    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
-    -- always, the optional slots when configured (maxmind_info() lists them only then).
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_database';
-        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
-        value := db.status;
-        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
-                  || coalesce(': ' || db.error, '');
-        RETURN NEXT;
-    END LOOP;
-
-    -- maxmind_info() above loaded the library, which defines these settings.
-    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
-    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
-    "check" := 'maxmind_age';
-    BEGIN
-        age := @extschema@.maxmind_age();
-        value := justify_interval(date_trunc('minute', age))::text;
-        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
-        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
-        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
-                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
-               bool_or(i.grace > interval '0')
-          INTO status, monthly
-          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
-                                   ELSE interval '0' END AS grace
-                FROM @extschema@.maxmind_info() AS m
-                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
-        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                         justify_interval(warn_age), justify_interval(crit_age))
-                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
-    EXCEPTION WHEN OTHERS THEN
-        status := 'critical'; value := NULL; detail := SQLERRM;
-    END;
-    RETURN NEXT;
-
-    -- The optional slots' databases, when configured: their age against the same thresholds.
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_age';
-        value := justify_interval(date_trunc('minute', db.age))::text;
-        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
-                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
-        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
-                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                                   justify_interval(warn_age), justify_interval(crit_age)) END;
-        RETURN NEXT;
-    END LOOP;
-
-    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
-    "check" := 'asn_coverage';
-    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
-                     cov.with_asn, cov.public_ips);
-    RETURN NEXT;
-    "check" := 'geo_coverage';
-    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
-                     cov.with_geo, cov.public_ips);
-    RETURN NEXT;
-
-    -- Stale answers per source: a warning when more than a tenth of the rows a source
-    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
-    -- A network source switched off is reported as such, not as stale.
-    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
-        "check" := st.source || '_stale';
-        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
-            value := 'disabled';
-            status := 'ok';
-            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
-                             st.source, st.stale, st.never, st.eligible);
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        value := st.stale::text;
-        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
-        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
-                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
-        RETURN NEXT;
-    END LOOP;
-
-    "check" := 'maxmind_pending';
-    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
-    value := n::text;
-    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
-    RETURN NEXT;
-
-    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
-    "check" := 'greynoise_quota';
-    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
-        status := 'ok'; value := 'disabled';
-        detail := 'ip_inventory.greynoise_enabled = off: no calls';
-    ELSE
-        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
-        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
-        BEGIN
-            SELECT * INTO st FROM @extschema@.greynoise_quota();
-            value := st.remaining || ' of ' || st.daily_quota;
-            -- (A daily quota of 0 is an operator's choice, not an alarm.)
-            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
-                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
-                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
-            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
-                             warn_left, crit_left)
-                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
-        EXCEPTION WHEN object_not_in_prerequisite_state THEN
-            status := 'warning'; value := NULL; detail := SQLERRM;
-        END;
-    END IF;
-    RETURN NEXT;
-
-    "check" := 'network_failures';
-    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
-           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
-      INTO n, failing, detail
-      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
-            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
-    value := n::text;
-    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
-    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
-                     coalesce(detail, 'none'), failing);
-    RETURN NEXT;
-
-    "check" := 'observed_tables';
-    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
-    value := n::text;
-    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
-    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
-                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
-    RETURN NEXT;
-
-    "check" := 'last_observation';
-    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
-    value := last_seen::text;
-    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
-    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
-    RETURN NEXT;
-
-    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
-    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
-        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
-    END IF;
-END $$;
-
-COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
-    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
-    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
-    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
-
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     added bigint;
     enriched bigint;
+    new_ips inet[];
 BEGIN
     WITH new AS (
         INSERT INTO @extschema@.ip_inventory AS inv (
             ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
             geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment)
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node)
         SELECT a.ip, now(), now(), 0, a.class,
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node
         FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
                      @extschema@.ip_class(x) AS class
               FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
         LEFT JOIN LATERAL (
-            SELECT c.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c
+            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an
             WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
         WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
         -- Address order, as recorders insert: concurrent writers cannot deadlock.
         ORDER BY a.ip
         ON CONFLICT (ip_address) DO NOTHING
-        RETURNING inv.maxmind_ts IS NOT NULL AS with_maxmind)
-    SELECT count(*), count(*) FILTER (WHERE with_maxmind) INTO added, enriched FROM new;
+        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
+    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
+    -- New rows get their tags (sql/tags.sql).
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
     RETURN added;
 END $$;
@@ -2832,18 +2717,24 @@ BEGIN
             ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
             geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment)
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node)
         SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node
         FROM obs AS o
         LEFT JOIN %1$s AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.* FROM @extschema@._ip_inventory_maxmind(
+            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(
+                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS a
             WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
@@ -2970,16 +2861,21 @@ BEGIN
             ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
             geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment)
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node)
         SELECT o.ip, o.f, o.l, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key')
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node
         FROM unnest(moved.ips, moved.ns, moved.fs, moved.ls, moved.es) AS o(ip, n, f, l, e)
         LEFT JOIN LATERAL (
-            SELECT c.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
-                            @extschema@._ip_inventory_maxmind_columns(x) AS c
+            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
+                            @extschema@._ip_inventory_maxmind_columns(x) AS c,
+                            @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a
             WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -3741,6 +3637,754 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_apply_maxmind(inet[]) FRO
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_store_answers(text, jsonb, jsonb) FROM PUBLIC;
 
+COMMENT ON TABLE @extschema@.ip_inventory_tag_rules IS
+    'Tag rules: a tag, its attack type and confidence for the addresses whose inventory data match a declarative condition (docs/tags.md). Written by the extension''s owner and the roles granted INSERT/UPDATE/DELETE on it; tags are materialized in ip_inventory.tags (run ip_inventory_retag() after a change).';
+
+COMMENT ON SEQUENCE @extschema@.ip_inventory_tag_rules_rule_id_seq IS 'Numbers the tag rules (ip_inventory_tag_rules.rule_id); dumped with them.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.rule_id IS 'The rule''s number.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.tag IS 'The tag (lowercase letters, digits, _ . : -, at most 63). Several rules may give one tag: an address gets the highest confidence of those it matches.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.attack_type IS 'The attack type or category of the tag (same alphabet); every rule giving one tag names the same one. The report views count by it.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.confidence IS 'Confidence of the tag for a matching address, in [0, 1].';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, in_list, and the combinators not, any, all. Checked when written.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.enabled IS 'Only enabled rules tag.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.comment IS 'Why the rule exists.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.created_by IS 'The role that created it (default: the inserting role; kept by updates).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.created_at IS 'When it was created.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.updated_at IS 'When it was last changed.';
+
+COMMENT ON TABLE @extschema@.ip_inventory_tag_state IS
+    'The tag rules'' generation (bumped by every change), the number of enabled rules and their compiled tagging expression (internal; rebuilt by a trigger on ip_inventory_tag_rules).';
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_keys()
+RETURNS TABLE (key text, kind text) LANGUAGE sql IMMUTABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT k.key, k.kind FROM (VALUES
+        ('country', 'array'), ('asn', 'array'), ('ip_class', 'array'), ('network', 'array'),
+        ('greynoise_classification', 'array'), ('greynoise_noise', 'boolean'),
+        ('greynoise_riot', 'boolean'), ('rdns_regex', 'string'),
+        ('is_anonymous', 'boolean'), ('is_anonymous_vpn', 'boolean'),
+        ('is_hosting_provider', 'boolean'), ('is_public_proxy', 'boolean'),
+        ('is_residential_proxy', 'boolean'), ('is_tor_exit_node', 'boolean'),
+        ('in_list', 'array'), ('not', 'object'), ('any', 'array'), ('all', 'array')) AS k(key, kind);
+END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_check(cond jsonb, depth int DEFAULT 0)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+    v jsonb;
+    want text;
+    e jsonb;
+    s text;
+    hint text := 'A condition is a JSON object of these keys (all must match): '
+        || (SELECT string_agg(t.key || ' (' || t.kind || ')', ', ') FROM @extschema@._ip_inventory_tag_keys() AS t)
+        || '. See docs/tags.md.';
+BEGIN
+    IF depth > 8 THEN
+        RAISE EXCEPTION 'tag rule condition nests deeper than 8 levels' USING ERRCODE = '54000';
+    END IF;
+    IF cond IS NULL OR jsonb_typeof(cond) <> 'object' THEN
+        RAISE EXCEPTION 'tag rule condition must be a JSON object, not %', coalesce(jsonb_typeof(cond), 'NULL')
+            USING ERRCODE = '22023', HINT = hint;
+    END IF;
+    IF cond = '{}' THEN
+        RAISE EXCEPTION 'tag rule condition is empty' USING ERRCODE = '22023',
+            HINT = 'A rule must say which addresses it tags, e.g. {"country": ["CN"]}.';
+    END IF;
+    IF depth = 0 AND octet_length(cond::text) > 65536 THEN
+        RAISE EXCEPTION 'tag rule condition is longer than 64 kB' USING ERRCODE = '54000';
+    END IF;
+    FOR k, v IN SELECT x.key, x.value FROM jsonb_each(cond) AS x LOOP
+        SELECT t.kind INTO want FROM @extschema@._ip_inventory_tag_keys() AS t WHERE t.key = k;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown key "%" in tag rule condition', left(k, 64) USING ERRCODE = '22023', HINT = hint;
+        END IF;
+        IF jsonb_typeof(v) <> want THEN
+            RAISE EXCEPTION 'tag rule condition key "%" takes a JSON %, not %', k, want, jsonb_typeof(v)
+                USING ERRCODE = '22023', HINT = hint;
+        END IF;
+        IF want = 'array' AND (jsonb_array_length(v) = 0 OR jsonb_array_length(v) > 10000) THEN
+            RAISE EXCEPTION 'tag rule condition key "%" takes 1 to 10000 values, not %', k, jsonb_array_length(v)
+                USING ERRCODE = '22023';
+        END IF;
+        IF k IN ('any', 'all') THEN
+            FOR e IN SELECT jsonb_array_elements(v) LOOP
+                PERFORM @extschema@._ip_inventory_tag_check(e, depth + 1);
+            END LOOP;
+        ELSIF k = 'not' THEN
+            PERFORM @extschema@._ip_inventory_tag_check(v, depth + 1);
+        ELSIF k = 'rdns_regex' THEN
+            s := v #>> '{}';
+            IF s = '' OR octet_length(s) > 256 THEN
+                RAISE EXCEPTION 'rdns_regex must be 1 to 256 bytes' USING ERRCODE = '22023';
+            END IF;
+            -- Back-references are the one feature that makes matching exponential.
+            IF s ~ '\\[1-9]' THEN
+                RAISE EXCEPTION 'rdns_regex must not use back-references (\1 ... \9)' USING ERRCODE = '2201B',
+                    HINT = 'Write the alternatives out: rules are matched against every reverse DNS name.';
+            END IF;
+            BEGIN
+                PERFORM 'probe' ~* s;
+            EXCEPTION WHEN invalid_regular_expression OR program_limit_exceeded THEN
+                RAISE EXCEPTION 'rdns_regex "%" is not a valid regular expression: %', left(s, 64), SQLERRM
+                    USING ERRCODE = '2201B', HINT = 'A POSIX regular expression (PostgreSQL ~*), matched case-insensitively.';
+            END;
+        ELSIF want = 'array' THEN
+            FOR e IN SELECT jsonb_array_elements(v) LOOP
+                s := CASE WHEN jsonb_typeof(e) = 'string' THEN e #>> '{}' END;
+                IF NOT coalesce((CASE k
+                    WHEN 'country' THEN s ~ '^[A-Z]{2}$'
+                    WHEN 'asn' THEN jsonb_typeof(e) = 'number' AND (e #>> '{}') ~ '^[0-9]{1,10}$'
+                                    AND (e #>> '{}')::numeric <= 4294967295
+                    WHEN 'ip_class' THEN s ~ '^[a-z0-9_]{1,32}$'
+                    WHEN 'greynoise_classification' THEN s ~ '^[a-z_]{1,32}$'
+                    WHEN 'in_list' THEN s ~ '^[a-z][a-z0-9_]{0,62}$'
+                    WHEN 'network' THEN s ~ '^[0-9a-fA-F.:]{2,39}(/[0-9]{1,3})?$'
+                    ELSE false END), false) THEN
+                    RAISE EXCEPTION 'tag rule condition key "%" has an invalid value %', k, left(e::text, 64)
+                        USING ERRCODE = '22023',
+                        HINT = CASE k WHEN 'country' THEN 'ISO country codes in upper case, e.g. ["CN", "RU"].'
+                                      WHEN 'asn' THEN 'AS numbers as JSON numbers, e.g. [4134, 14061].'
+                                      WHEN 'ip_class' THEN 'Classes as ip_class() names them, e.g. ["public"].'
+                                      WHEN 'greynoise_classification' THEN 'e.g. ["malicious", "unknown"].'
+                                      WHEN 'in_list' THEN 'Names of network lists (ip_inventory_lists).'
+                                      ELSE 'Networks in CIDR notation, e.g. ["192.0.2.0/24"].' END;
+                END IF;
+                IF k = 'network' THEN
+                    BEGIN
+                        PERFORM s::cidr;
+                    EXCEPTION WHEN invalid_text_representation THEN
+                        RAISE EXCEPTION 'tag rule condition key "network" has an invalid network %', left(s, 64)
+                            USING ERRCODE = '22023', HINT = 'Networks in CIDR notation without host bits, e.g. ["192.0.2.0/24"].';
+                    END;
+                ELSIF k = 'in_list' AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory_lists AS l WHERE l.list_name = s) THEN
+                    RAISE EXCEPTION 'network list "%" is not registered', s USING ERRCODE = '42704',
+                        HINT = 'Register it first with ip_list_register(); SELECT list_name FROM ip_inventory_lists; lists the registered ones.';
+                END IF;
+            END LOOP;
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_condition_sql(cond jsonb)
+RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+    v jsonb;
+    parts text[] := '{}';
+    vals text;
+    e jsonb;
+    sub text[];
+BEGIN
+    FOR k, v IN SELECT x.key, x.value FROM jsonb_each(cond) AS x ORDER BY x.key LOOP
+        IF jsonb_typeof(v) = 'array' AND k NOT IN ('any', 'all') THEN
+            vals := ARRAY(SELECT jsonb_array_elements_text(v))::text;
+        END IF;
+        parts := parts || CASE k
+            WHEN 'country' THEN format('(inv.geo_country OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'asn' THEN format('(inv.asn_number OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.int8[])) IS TRUE', vals)
+            WHEN 'ip_class' THEN format('(inv.ip_class OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'network' THEN format('(inv.ip_address OPERATOR(pg_catalog.<<=) ANY (%L::pg_catalog.inet[])) IS TRUE', vals)
+            WHEN 'greynoise_classification' THEN format(
+                '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''classification'' OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'greynoise_noise' THEN format(
+                '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->) ''noise'' OPERATOR(pg_catalog.=) %L::pg_catalog.jsonb) IS TRUE', v::text)
+            WHEN 'greynoise_riot' THEN format(
+                '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->) ''riot'' OPERATOR(pg_catalog.=) %L::pg_catalog.jsonb) IS TRUE', v::text)
+            WHEN 'rdns_regex' THEN format(
+                '(inv.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name'' OPERATOR(pg_catalog.~*) %L::pg_catalog.text) IS TRUE', v #>> '{}')
+            WHEN 'in_list' THEN (
+                -- A list unregistered since the rule was written matches nothing (its
+                -- registration is read once per statement: an InitPlan).
+                SELECT '(' || string_agg(format(
+                    '(CASE WHEN (SELECT EXISTS (SELECT FROM @extschema@.ip_inventory_lists AS l WHERE l.list_name OPERATOR(pg_catalog.=) %L::pg_catalog.text))'
+                    ' THEN @extschema@.ip_list_contains(inv.ip_address, %L::pg_catalog.text) END) IS TRUE', n, n), ' OR ') || ')'
+                FROM jsonb_array_elements_text(v) AS n)
+            WHEN 'not' THEN format('(NOT %s)', @extschema@._ip_inventory_tag_condition_sql(v))
+            WHEN 'any' THEN (SELECT '(' || string_agg(@extschema@._ip_inventory_tag_condition_sql(x), ' OR ') || ')'
+                             FROM jsonb_array_elements(v) AS x)
+            WHEN 'all' THEN (SELECT '(' || string_agg(@extschema@._ip_inventory_tag_condition_sql(x), ' AND ') || ')'
+                             FROM jsonb_array_elements(v) AS x)
+            ELSE format('(inv.%I IS NOT DISTINCT FROM %L::pg_catalog.bool)', k, v::text) END;
+    END LOOP;
+    RETURN '(' || array_to_string(parts, ' AND ') || ')';
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_sql()
+RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT '(SELECT coalesce(pg_catalog.array_agg(r.tag ORDER BY r.tag), ''{}''::pg_catalog.text[]) AS tags,'
+               || ' coalesce(pg_catalog.jsonb_object_agg(r.tag, r.confidence), ''{}''::pg_catalog.jsonb) AS tag_confidence'
+               || ' FROM (SELECT v.tag, pg_catalog.max(v.confidence) AS confidence FROM (VALUES '
+               || string_agg(format('(%L::pg_catalog.text, %L::pg_catalog.numeric, %s)', t.tag, t.confidence,
+                                    @extschema@._ip_inventory_tag_condition_sql(t.condition)), ', ' ORDER BY t.rule_id)
+               || ') AS v(tag, confidence, hit) WHERE v.hit GROUP BY v.tag) AS r)'
+        FROM @extschema@.ip_inventory_tag_rules AS t WHERE t.enabled);
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_rule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._ip_inventory_tag_check(NEW.condition);
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r
+               WHERE r.tag = NEW.tag AND r.rule_id <> NEW.rule_id
+                 AND r.attack_type IS DISTINCT FROM NEW.attack_type) THEN
+        RAISE EXCEPTION 'tag "%" already has another attack type', NEW.tag USING ERRCODE = '23514',
+            HINT = 'Every rule giving a tag names the same attack_type: SELECT rule_id, attack_type FROM ip_inventory_tag_rules WHERE tag = ...;';
+    END IF;
+    -- An insert keeps what it gives (pg_restore reloads the rules with their history).
+    IF TG_OP = 'UPDATE' THEN
+        NEW.created_by := OLD.created_by;
+        NEW.created_at := OLD.created_at;
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_apply(ips inet[]) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    RETURN 0;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_rules_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g bigint;
+    c text;
+BEGIN
+    UPDATE @extschema@.ip_inventory_tag_state AS s SET
+        generation = s.generation + 1,
+        enabled_rules = (SELECT count(*) FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.enabled),
+        compiled = @extschema@._ip_inventory_tag_sql(),
+        changed_at = now()
+    RETURNING s.generation, s.compiled INTO g, c;
+    EXECUTE format('CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_apply(ips pg_catalog.inet[]) RETURNS pg_catalog.int8'
+                   ' LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS %L',
+        CASE WHEN c IS NULL THEN E'\nBEGIN\n    RETURN 0;\nEND ' ELSE format($body$
+DECLARE
+    written pg_catalog.int8;
+BEGIN
+    -- Generated from ip_inventory_tag_rules, generation %1$s.
+    UPDATE @extschema@.ip_inventory AS cur SET
+        tags = t.tags, tag_confidence = t.tag_confidence, tags_generation = %1$s
+    FROM (SELECT inv.ip_address, x.tags, x.tag_confidence
+          FROM @extschema@.ip_inventory AS inv, LATERAL %2$s AS x
+          WHERE inv.ip_address OPERATOR(pg_catalog.=) ANY (ips)) AS t
+    WHERE cur.ip_address OPERATOR(pg_catalog.=) t.ip_address
+      AND (cur.tags IS DISTINCT FROM t.tags OR cur.tag_confidence IS DISTINCT FROM t.tag_confidence
+           OR cur.tags_generation IS DISTINCT FROM %1$s);
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END $body$, g, c) END);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag(ips inet[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    enabled int;
+BEGIN
+    IF ips IS NULL OR cardinality(ips) = 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
+    IF enabled = 0 OR @extschema@._ip_inventory_citus_distributed() THEN
+        RETURN 0;
+    END IF;
+    RETURN @extschema@._ip_inventory_tag_apply(ips);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tags_stale(tags text[], tags_generation bigint, generation bigint, enabled_rules int)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN enabled_rules > 0 THEN tags_generation IS DISTINCT FROM generation
+            ELSE cardinality(tags) > 0 END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_start(batch_size int, max_rows bigint)
+RETURNS @extschema@.ip_inventory_jobs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j @extschema@.ip_inventory_jobs;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
+    END IF;
+    IF max_rows < 0 THEN
+        RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
+    END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus: tags are not materialized there yet'
+            USING ERRCODE = '0A000', HINT = 'See docs/tags.md.';
+    END IF;
+    PERFORM @extschema@._ip_inventory_job_start('retag'::text);
+    INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, status, started_at, run_started_at, updated_at)
+    VALUES ('retag', 'running', clock_timestamp(), clock_timestamp(), clock_timestamp())
+    ON CONFLICT (job) DO UPDATE SET
+        status = 'running',
+        started_at = CASE WHEN jb.status = 'finished' THEN clock_timestamp() ELSE jb.started_at END,
+        done_rows = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.done_rows END,
+        addresses = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.addresses END,
+        batches = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.batches END,
+        run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
+    UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
+        SELECT count(*) FROM @extschema@.ip_inventory AS inv, @extschema@.ip_inventory_tag_state AS s
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)))
+    WHERE jb.job = 'retag' RETURNING * INTO j;
+    RETURN j;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_step(
+    batch_size int, max_rows bigint, after_ip inet,
+    OUT j @extschema@.ip_inventory_jobs, OUT last_ip inet, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    batch inet[];
+    written bigint;
+    stopped boolean := false;
+    st record;
+BEGIN
+    SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'retag';
+    SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
+        SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+        WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
+          AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+        ORDER BY inv.ip_address
+        LIMIT CASE WHEN max_rows IS NULL THEN batch_size
+                   ELSE least(batch_size, max_rows - j.run_done_rows) END
+        FOR UPDATE OF inv
+    ) AS p;
+    last_ip := after_ip;
+    IF batch IS NOT NULL THEN
+        IF st.enabled_rules > 0 THEN
+            written := @extschema@._ip_inventory_tag(batch);
+        ELSE
+            UPDATE @extschema@.ip_inventory AS inv SET tags = '{}', tag_confidence = '{}', tags_generation = st.generation
+            WHERE inv.ip_address = ANY (batch);
+            GET DIAGNOSTICS written = ROW_COUNT;
+        END IF;
+        last_ip := batch[cardinality(batch)];
+        stopped := max_rows IS NOT NULL AND j.run_done_rows + cardinality(batch) >= max_rows;
+        UPDATE @extschema@.ip_inventory_jobs AS jb SET
+            done_rows = jb.done_rows + cardinality(batch),
+            run_done_rows = jb.run_done_rows + cardinality(batch),
+            addresses = jb.addresses + written, batches = jb.batches + 1,
+            updated_at = clock_timestamp()
+        WHERE jb.job = 'retag' RETURNING * INTO j;
+        PERFORM @extschema@._ip_inventory_job_notice(j);
+    END IF;
+    done := batch IS NULL OR stopped;
+    IF done THEN
+        UPDATE @extschema@.ip_inventory_jobs AS jb SET
+            status = CASE WHEN stopped THEN 'stopped' ELSE 'finished' END,
+            total_rows = CASE WHEN stopped THEN jb.total_rows ELSE jb.done_rows END,
+            finished_at = CASE WHEN stopped THEN NULL ELSE clock_timestamp() END,
+            updated_at = clock_timestamp()
+        WHERE jb.job = 'retag' RETURNING * INTO j;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_summary(j @extschema@.ip_inventory_jobs)
+RETURNS jsonb LANGUAGE sql SET search_path = pg_catalog, pg_temp
+RETURN @extschema@._ip_inventory_job_summary(j, jsonb_build_object(
+    'status', CASE WHEN j.status = 'stopped' THEN 'stopped at max_rows' ELSE 'finished' END,
+    'rows', j.done_rows, 'retagged', j.addresses,
+    'generation', (SELECT s.generation FROM @extschema@.ip_inventory_tag_state AS s)));
+
+CREATE OR REPLACE PROCEDURE @extschema@.ip_inventory_retag(
+    batch_size int DEFAULT 10000, max_rows bigint DEFAULT NULL, INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    step record;
+BEGIN
+    PERFORM @extschema@._ip_inventory_retag_start(batch_size, max_rows);
+    COMMIT;
+    step := @extschema@._ip_inventory_retag_step(batch_size, max_rows, NULL::pg_catalog.inet);
+    COMMIT;
+    WHILE NOT step.done LOOP
+        step := @extschema@._ip_inventory_retag_step(batch_size, max_rows, step.last_ip);
+        COMMIT;
+    END LOOP;
+    summary := @extschema@._ip_inventory_retag_summary(step.j);
+END $$;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_tag_report AS
+SELECT t.tag, a.attack_type,
+       count(*) AS addresses,
+       sum(inv.observation_count)::bigint AS events,
+       round(avg((inv.tag_confidence ->> t.tag)::numeric), 3) AS avg_confidence,
+       round(sum((inv.tag_confidence ->> t.tag)::numeric * inv.observation_count)
+             / nullif(sum(inv.observation_count), 0), 3) AS avg_event_confidence
+FROM @extschema@.ip_inventory AS inv
+CROSS JOIN LATERAL unnest(inv.tags) AS t(tag)
+LEFT JOIN (SELECT DISTINCT ON (r.tag) r.tag, r.attack_type FROM @extschema@.ip_inventory_tag_rules AS r
+           ORDER BY r.tag, r.enabled DESC, r.rule_id) AS a ON a.tag = t.tag
+GROUP BY t.tag, a.attack_type;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_attack_type_report AS
+SELECT per.attack_type,
+       count(*) AS addresses,
+       sum(per.observation_count)::bigint AS events,
+       round(avg(per.confidence), 3) AS avg_confidence,
+       round(sum(per.confidence * per.observation_count) / nullif(sum(per.observation_count), 0), 3) AS avg_event_confidence
+FROM (SELECT inv.ip_address, inv.observation_count, a.attack_type,
+             max((inv.tag_confidence ->> t.tag)::numeric) AS confidence
+      FROM @extschema@.ip_inventory AS inv
+      CROSS JOIN LATERAL unnest(inv.tags) AS t(tag)
+      JOIN (SELECT DISTINCT ON (r.tag) r.tag, r.attack_type FROM @extschema@.ip_inventory_tag_rules AS r
+            WHERE r.attack_type IS NOT NULL ORDER BY r.tag, r.enabled DESC, r.rule_id) AS a ON a.tag = t.tag
+      GROUP BY inv.ip_address, inv.observation_count, a.attack_type) AS per
+GROUP BY per.attack_type;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_tag_status AS
+SELECT s.generation, s.enabled_rules, s.changed_at AS rules_changed_at,
+       (SELECT count(*) FROM @extschema@.ip_inventory AS inv
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)) AS stale_rows,
+       (SELECT count(*) FROM @extschema@.ip_inventory AS inv WHERE cardinality(inv.tags) > 0) AS tagged_rows
+FROM @extschema@.ip_inventory_tag_state AS s;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_keys() IS 'The keys of a tag rule condition and the JSON type of their values (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_check(jsonb, int) IS 'Raises unless the jsonb is a valid tag rule condition (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) IS 'A valid tag rule condition as a boolean SQL expression over the inventory row inv, values as quoted literals (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_sql() IS 'The tagging subquery of the enabled rules over the inventory row inv (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) IS 'The tagging UPDATE of the rules in force, generated when the rules change (internal: _ip_inventory_tag).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rule_check() IS 'Trigger: checks a tag rule as it is written (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() IS 'Trigger: a new rules generation and compiled expression after any change of the rules (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag(inet[]) IS 'Tags the given inventory rows by the enabled rules, writing those whose tags change (internal: after enrichment, ip_inventory_retag).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tags_stale(text[], bigint, bigint, int) IS 'Whether a row''s tags are out of date for the rules in force (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retag_start(int, bigint) IS 'Checks and starts or resumes a retag (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) IS 'One batch of ip_inventory_retag (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) IS 'The summary ip_inventory_retag returns (internal).';
+
+COMMENT ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) IS
+    'Re-tags, in batches committed one by one, the inventory rows whose tags were computed under another generation of the tag rules. Resumable; run it after changing ip_inventory_tag_rules.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_tag_report IS
+    'Per tag: its attack type, tagged addresses, their events (observation_count) and average confidence, per address and weighted by events.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.tag IS 'The tag.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.attack_type IS 'The attack type of the rules giving the tag.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.addresses IS 'Addresses with the tag.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.events IS 'Their observations in the attached event tables (sum of observation_count).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.avg_confidence IS 'Average confidence of the tag over the addresses.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_report.avg_event_confidence IS 'Average confidence of the tag over the events (each address weighted by its observations).';
+
+COMMENT ON VIEW @extschema@.ip_inventory_attack_type_report IS
+    'Per attack type: addresses with a tag of that type, their events (observation_count) and average confidence (an address''s highest of its tags of that type), per address and weighted by events.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.attack_type IS 'The attack type.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.addresses IS 'Addresses with a tag of this attack type.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.events IS 'Their observations (sum of observation_count).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.avg_confidence IS 'Average confidence over the addresses.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory_attack_type_report.avg_event_confidence IS 'Average confidence over the events.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_tag_status IS
+    'The tag rules'' generation, enabled rules, when they last changed, the rows whose tags are stale (run ip_inventory_retag()) and the tagged rows.';
+
+REVOKE ALL ON @extschema@.ip_inventory_tag_rules FROM PUBLIC;
+
+REVOKE ALL ON @extschema@.ip_inventory_tag_state FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_sql() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag(inet[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_start(int, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
+SELECT count(*) AS total_ips,
+       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
+       count(asn_number) AS with_asn,
+       count(geo_country) AS with_geo,
+       count(*) FILTER (WHERE is_scanner) AS scanners,
+       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
+       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
+       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       coalesce(sum(observation_count), 0) AS observations
+FROM @extschema@.ip_inventory;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
+SELECT asn_source,
+       count(*) AS ips,
+       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_source;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       geo_country,
+       max(geo_country_name) AS geo_country_name,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE geo_country IS NOT NULL
+GROUP BY geo_country;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       asn_number,
+       max(asn_org) AS asn_org,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_number;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
+SELECT 'maxmind' AS source, NULL::interval AS ttl,
+       count(*) AS eligible,
+       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
+       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
+                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
+                                                         b.city_build, b.asn_build)) AS stale,
+       min(maxmind_ts) AS oldest
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
+UNION ALL
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
+       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
+UNION ALL
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
+       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
+UNION ALL
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
+       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
+RETURNS TABLE ("check" text, status text, value text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    warn_age interval;
+    crit_age interval;
+    age interval;
+    cov @extschema@.ip_inventory_coverage;
+    st record;
+    db record;
+    n bigint;
+    failing bigint;
+    last_seen timestamptz;
+    warn_left bigint;
+    crit_left bigint;
+    monthly boolean;
+BEGIN
+    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
+    -- always, the optional slots when configured (maxmind_info() lists them only then).
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_database';
+        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
+        value := db.status;
+        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
+                  || coalesce(': ' || db.error, '');
+        RETURN NEXT;
+    END LOOP;
+
+    -- maxmind_info() above loaded the library, which defines these settings.
+    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
+    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
+    "check" := 'maxmind_age';
+    BEGIN
+        age := @extschema@.maxmind_age();
+        value := justify_interval(date_trunc('minute', age))::text;
+        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
+        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
+        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
+                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
+               bool_or(i.grace > interval '0')
+          INTO status, monthly
+          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
+                                   ELSE interval '0' END AS grace
+                FROM @extschema@.maxmind_info() AS m
+                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
+        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                         justify_interval(warn_age), justify_interval(crit_age))
+                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
+    EXCEPTION WHEN OTHERS THEN
+        status := 'critical'; value := NULL; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+
+    -- The optional slots' databases, when configured: their age against the same thresholds.
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_age';
+        value := justify_interval(date_trunc('minute', db.age))::text;
+        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
+                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
+                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                                   justify_interval(warn_age), justify_interval(crit_age)) END;
+        RETURN NEXT;
+    END LOOP;
+
+    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
+    "check" := 'asn_coverage';
+    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
+                     cov.with_asn, cov.public_ips);
+    RETURN NEXT;
+    "check" := 'geo_coverage';
+    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
+                     cov.with_geo, cov.public_ips);
+    RETURN NEXT;
+
+    -- Stale answers per source: a warning when more than a tenth of the rows a source
+    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
+    -- A network source switched off is reported as such, not as stale.
+    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
+        "check" := st.source || '_stale';
+        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
+            value := 'disabled';
+            status := 'ok';
+            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
+                             st.source, st.stale, st.never, st.eligible);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        value := st.stale::text;
+        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
+        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
+                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
+        RETURN NEXT;
+    END LOOP;
+
+    "check" := 'maxmind_pending';
+    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
+    value := n::text;
+    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
+    RETURN NEXT;
+
+    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
+    "check" := 'greynoise_quota';
+    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
+        status := 'ok'; value := 'disabled';
+        detail := 'ip_inventory.greynoise_enabled = off: no calls';
+    ELSE
+        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
+        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
+        BEGIN
+            SELECT * INTO st FROM @extschema@.greynoise_quota();
+            value := st.remaining || ' of ' || st.daily_quota;
+            -- (A daily quota of 0 is an operator's choice, not an alarm.)
+            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
+                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
+                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
+                             warn_left, crit_left)
+                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            status := 'warning'; value := NULL; detail := SQLERRM;
+        END;
+    END IF;
+    RETURN NEXT;
+
+    "check" := 'network_failures';
+    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
+           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
+      INTO n, failing, detail
+      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
+            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
+    value := n::text;
+    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
+                     coalesce(detail, 'none'), failing);
+    RETURN NEXT;
+
+    "check" := 'observed_tables';
+    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
+    value := n::text;
+    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
+    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
+                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
+    RETURN NEXT;
+
+    "check" := 'last_observation';
+    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
+    value := last_seen::text;
+    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
+    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
+    RETURN NEXT;
+
+    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
+    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
+    END IF;
+END $$;
+
+COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
+    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
+    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
+    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
+
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
 SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
 FROM @extschema@._ip_inventory_stats_counters() AS s
@@ -3930,3 +4574,8 @@ CREATE INDEX ip_inventory_greynoise_due ON @extschema@.ip_inventory (greynoise_t
     WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source);
 CREATE INDEX ip_inventory_rdns_due ON @extschema@.ip_inventory (rdns_ts NULLS FIRST)
     WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source);
+-- The tag rules' triggers (as in sql/tags.sql), on their functions created above.
+CREATE TRIGGER ip_inventory_tag_rule_check BEFORE INSERT OR UPDATE ON @extschema@.ip_inventory_tag_rules
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._ip_inventory_tag_rule_check();
+CREATE TRIGGER ip_inventory_tag_rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.ip_inventory_tag_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._ip_inventory_tag_rules_changed();

@@ -587,10 +587,11 @@ fn drop_views(table: &Table, views: &[(pg_sys::Oid, String)]) -> Result<(), Erro
 /// `ip_inventory_enriched_view(event_table regclass, view_name text DEFAULT NULL, view_schema
 /// text DEFAULT NULL) → text[]`: (re)creates the views for BI over an attached event table:
 /// `<view_name>` (default `<table>_enriched`), the events joined to the inventory for each
-/// address column, and with an event time `<view_name>_daily_country` and
-/// `<view_name>_daily_asn`. They are created in `view_schema` (default: the table's) as the
-/// table's owner, who owns them, with `security_invoker`: a reader needs SELECT on the events
-/// and on ip_inventory, so a view never shows events to anyone who could not read them. The
+/// address column, and with an event time `<view_name>_daily_country`,
+/// `<view_name>_daily_asn` and `<view_name>_daily_tag`. They are created in `view_schema`
+/// (default: the table's) as the table's owner, who owns them, with `security_invoker`: a
+/// reader needs SELECT on the events and on ip_inventory, so a view never shows events to
+/// anyone who could not read them. The
 /// views recorded earlier for the table are replaced; a relation of one of the names that is
 /// not one of them is refused (42P07). Returns the views' qualified names.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -943,7 +944,7 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) IS
     'Attaches an event table: its inserts are recorded in ip_inventory (the observe trigger) and retention applies to it, e.g. SELECT ip_inventory_attach(''raw_events'', ARRAY[''src_ip'', ''dst_ip''], ''event_ts''). The caller must own the table; EXECUTE on this function is the privilege to feed the inventory.';
 COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its enriched views (ip_inventory_enriched_view), its observe trigger and forgets it. The caller must own the table.';
 COMMENT ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) IS
-    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country and <view_name>_daily_asn. Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
+    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country, <view_name>_daily_asn and <view_name>_daily_tag. Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
 COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) IS 'One backfill batch: reads the rows as the table''s owner and records them (internal: ip_inventory_backfill).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, timestamptz, int, int, int, boolean) IS 'One retention batch of an attached event table, run as its owner (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint) IS 'Rows in the first pages of an event table, counted as its owner (internal: backfill).';

@@ -188,6 +188,31 @@ fn ip_anonymous(
     })))
 }
 
+/// `_ip_inventory_anonymous(inet) → ip_anonymizer`: `ip_anonymous` for the inventory's
+/// anonymizer columns: NULL when the Anonymous-IP slot is not configured, and a database that
+/// cannot be used leaves the flags NULL with one WARNING per session instead of raising, as
+/// `_ip_inventory_maxmind` does for City and ASN (enrichment never fails for an optional slot).
+#[pg_extern(stable, strict, parallel_safe, name = "_ip_inventory_anonymous")]
+fn ip_inventory_anonymous(
+    ip: InetArg,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<Option<AnonymizerDatum>, ErrorReport> {
+    if !classify(ip.addr).in_maxmind() || readers::with(|r| r.anonymous.path().is_none()) {
+        return Ok(None);
+    }
+    match ip_anonymous(ip, fcinfo) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            readers::with(|r| {
+                r.anonymous.warn_once(e.set_detail(
+                    "The inventory's anonymizer flags stay NULL for it until the database can be used.",
+                ))
+            });
+            Ok(None)
+        }
+    }
+}
+
 /// Attribute types of `ip_isp_data`, in order.
 const ISP_TYPES: [pg_sys::Oid; 6] = [
     pg_sys::TEXTOID,
@@ -270,6 +295,15 @@ COMMENT ON FUNCTION @extschema@.ip_connection_type(inet) IS
 "#,
     name = "anonymous_isp_comments",
     requires = [ip_anonymous, ip_isp, ip_connection_type]
+);
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@._ip_inventory_anonymous(inet) IS
+    'ip_anonymous() for the inventory''s anonymizer columns: NULL when ip_inventory.anonymous_db is not configured; a database that cannot be used gives NULL with one WARNING per session (internal).';
+"#,
+    name = "inventory_anonymous_comment",
+    requires = [ip_inventory_anonymous]
 );
 
 /// Attributes of `ip_enrichment`, in order; `result_tupdesc` checks the type against it.

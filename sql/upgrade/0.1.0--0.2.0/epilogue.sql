@@ -14,3 +14,8 @@ CREATE INDEX ip_inventory_greynoise_due ON @extschema@.ip_inventory (greynoise_t
     WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source);
 CREATE INDEX ip_inventory_rdns_due ON @extschema@.ip_inventory (rdns_ts NULLS FIRST)
     WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source);
+-- The tag rules' triggers (as in sql/tags.sql), on their functions created above.
+CREATE TRIGGER ip_inventory_tag_rule_check BEFORE INSERT OR UPDATE ON @extschema@.ip_inventory_tag_rules
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._ip_inventory_tag_rule_check();
+CREATE TRIGGER ip_inventory_tag_rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.ip_inventory_tag_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._ip_inventory_tag_rules_changed();

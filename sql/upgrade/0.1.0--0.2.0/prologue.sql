@@ -139,3 +139,41 @@ ALTER TABLE @extschema@.ip_inventory DROP CONSTRAINT ip_inventory_observation_co
     ADD CONSTRAINT ip_inventory_observation_count_check CHECK (observation_count >= 0);
 DROP FUNCTION @extschema@._ip_inventory_refresh_maxmind(int);
 DROP FUNCTION @extschema@._ip_inventory_refresh_network(text, int);
+
+-- Issue 18 items 2 and 4: the MaxMind anonymizer flags and the materialized tags of the tag
+-- rules become inventory columns (sql/inventory.sql), and the tag rules and their state are
+-- new tables (sql/tags.sql; their triggers are created in the epilogue, after their functions).
+ALTER TABLE @extschema@.ip_inventory
+    ADD COLUMN is_anonymous         boolean,
+    ADD COLUMN is_anonymous_vpn     boolean,
+    ADD COLUMN is_hosting_provider  boolean,
+    ADD COLUMN is_public_proxy      boolean,
+    ADD COLUMN is_residential_proxy boolean,
+    ADD COLUMN is_tor_exit_node     boolean,
+    ADD COLUMN tags                 text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN tag_confidence       jsonb NOT NULL DEFAULT '{}',
+    ADD COLUMN tags_generation      bigint;
+CREATE TABLE @extschema@.ip_inventory_tag_rules (
+    rule_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tag         text NOT NULL CONSTRAINT ip_inventory_tag_rules_tag_check
+                    CHECK (tag ~ '^[a-z0-9][a-z0-9_.:-]{0,62}$'),
+    attack_type text CONSTRAINT ip_inventory_tag_rules_attack_type_check
+                    CHECK (attack_type ~ '^[a-z0-9][a-z0-9_.:-]{0,62}$'),
+    confidence  numeric NOT NULL CHECK (confidence >= 0 AND confidence <= 1),
+    condition   jsonb NOT NULL,
+    enabled     boolean NOT NULL DEFAULT true,
+    comment     text CHECK (octet_length(comment) <= 2000),
+    created_by  text NOT NULL DEFAULT current_user,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_tag_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.ip_inventory_tag_rules_rule_id_seq', '');
+CREATE TABLE @extschema@.ip_inventory_tag_state (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    generation    bigint NOT NULL,
+    enabled_rules int NOT NULL,
+    compiled      text,
+    changed_at    timestamptz
+);
+INSERT INTO @extschema@.ip_inventory_tag_state (generation, enabled_rules) VALUES (0, 0);

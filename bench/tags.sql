@@ -1,0 +1,118 @@
+-- Tag rules (bench/tags.sh, docs/benchmarks.md "Tag rules"): an inventory of :rows addresses
+-- with synthetic enrichment (countries, ASNs, GreyNoise answers for 30%, rDNS names for 50%),
+-- a network list of 1000 networks, and ten rules over every condition kind. Times, best of
+-- two where the run leaves nothing changed: evaluating the rules over every row, re-tagging
+-- the whole inventory, enrich_pending of every row with no rule and with the ten rules, and
+-- the report views.
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS bench_tag_list;
+SELECT ip_inventory_detach(to_regclass('bench_tag_events')) WHERE to_regclass('bench_tag_events') IS NOT NULL;
+TRUNCATE ip_inventory;
+DELETE FROM ip_inventory_tag_rules;
+DELETE FROM ip_inventory_jobs WHERE job IN ('retag', 'enrich_pending');
+SELECT setseed(0.2);
+INSERT INTO ip_inventory (ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+                          geo_country, asn_number, asn_source, enrichment, is_anonymous, is_tor_exit_node, is_hosting_provider)
+SELECT DISTINCT ON (ip) ip, now(), now(), 1 + (random() * 50)::int, 'public',
+       (ARRAY['US', 'CN', 'RU', 'DE', 'GB', 'BR', 'IN', 'NL', 'FR', 'KR'])[1 + (random() * 9)::int],
+       a, 'cymru',
+       jsonb_strip_nulls(jsonb_build_object(
+           'greynoise', CASE WHEN random() < 0.3 THEN jsonb_build_object(
+               'noise', random() < 0.7, 'riot', random() < 0.1,
+               'classification', (ARRAY['benign', 'malicious', 'unknown'])[1 + (random() * 2)::int]) END,
+           'rdns', CASE WHEN random() < 0.5 THEN jsonb_build_object(
+               'name', 'host-' || (random() * 1e6)::int || (ARRAY['.compute.amazonaws.com', '.example.net', '.dynamic.isp.example', '.googleusercontent.com'])[1 + (random() * 3)::int]) END)),
+       random() < 0.1, random() < 0.01, random() < 0.05
+FROM (SELECT '11.0.0.0'::inet + (random() * 3000000000)::bigint AS ip,
+             (ARRAY[4134, 4837, 15169, 16509, 14061, 3320, 7018, 12389])[1 + (random() * 7)::int] AS a
+      FROM generate_series(1, :rows)) AS g;
+CREATE TABLE bench_tag_list (network cidr NOT NULL, label text);
+INSERT INTO bench_tag_list SELECT DISTINCT set_masklen('11.0.0.0'::inet + (random() * 3000000000)::bigint, 16 + (random() * 8)::int)::cidr, 'l'
+FROM generate_series(1, 1000);
+SELECT ip_list_register('bench_tags', 'bench_tag_list');
+VACUUM ANALYZE ip_inventory;
+SELECT count(*) AS inventory_rows FROM ip_inventory;
+
+-- Recording one new address per INSERT statement (the observe trigger's worst case for
+-- tagging: one tag call per statement), and the tag call alone, with no rule.
+DROP TABLE IF EXISTS bench_tag_events;
+CREATE TABLE bench_tag_events (ts timestamptz NOT NULL, ip inet);
+SELECT ip_inventory_attach('bench_tag_events', ARRAY['ip'], 'ts');
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO $$ BEGIN FOR i IN 1..5000 LOOP
+    INSERT INTO bench_tag_events VALUES (now(), '200.0.0.0'::inet + i);
+END LOOP; END $$;
+SELECT 'single-row INSERT of a new address, 0 rules' AS measure,
+       round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 5000, 1) AS us_per_insert \gset
+\echo :measure :us_per_insert µs
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO $$ BEGIN FOR i IN 1..20000 LOOP
+    PERFORM _ip_inventory_tag(ARRAY['200.0.0.1'::inet]);
+END LOOP; END $$;
+SELECT '_ip_inventory_tag call, 0 rules' AS measure,
+       round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 20000, 1) AS us_per_call \gset
+\echo :measure :us_per_call µs
+
+-- Enrich_pending with no rule (every row pending: MaxMind never answered).
+UPDATE ip_inventory SET maxmind_ts = NULL;
+VACUUM ANALYZE ip_inventory;
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+CALL ip_inventory_enrich_pending(10000);
+SELECT 'enrich_pending, 0 rules' AS measure, round((extract(epoch FROM clock_timestamp()) - :t0) * 1000) AS ms \gset
+\echo :measure :ms ms
+
+INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition) VALUES
+    ('cn-telecom', 'botnet', 0.4, '{"country": ["CN"], "asn": [4134, 4837]}'),
+    ('mass-scanner', 'scanning', 0.8, '{"greynoise_classification": ["malicious"], "greynoise_noise": true}'),
+    ('benign-scanner', 'research', 0.6, '{"greynoise_classification": ["benign"], "not": {"greynoise_riot": true}}'),
+    ('riot', 'benign', 0.7, '{"greynoise_riot": true}'),
+    ('cloud', 'hosting', 0.5, '{"rdns_regex": "\\.(amazonaws\\.com|googleusercontent\\.com)$"}'),
+    ('cloud', 'hosting', 0.6, '{"asn": [15169, 16509, 14061]}'),
+    ('tor', 'anonymization', 0.9, '{"is_tor_exit_node": true}'),
+    ('anonymous', 'anonymization', 0.5, '{"any": [{"is_anonymous": true}, {"is_hosting_provider": true}]}'),
+    ('listed', 'blocklist', 1, '{"in_list": ["bench_tags"]}'),
+    ('eu-dynamic', NULL, 0.2, '{"country": ["DE", "GB", "NL", "FR"], "rdns_regex": "dynamic"}');
+
+-- The rules over every row, nothing written.
+CREATE OR REPLACE FUNCTION pg_temp.best_ms(q text, OUT ms numeric, OUT result bigint) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; d numeric;
+BEGIN
+    ms := NULL;
+    FOR i IN 1..2 LOOP
+        t0 := clock_timestamp();
+        EXECUTE q INTO result;
+        d := extract(epoch FROM clock_timestamp() - t0) * 1000;
+        ms := least(coalesce(ms, d), d);
+    END LOOP;
+    ms := round(ms);
+END $$;
+SELECT 'evaluate 10 rules over every row' AS measure, b.ms, b.result AS tagged_rows
+FROM pg_temp.best_ms(format('SELECT count(*) FROM ip_inventory AS inv, LATERAL %s AS x WHERE cardinality(x.tags) > 0',
+                            (SELECT compiled FROM ip_inventory_tag_state))) AS b;
+
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+CALL ip_inventory_retag(10000);
+SELECT 'retag every row, 10 rules' AS measure, round((extract(epoch FROM clock_timestamp()) - :t0) * 1000) AS ms \gset
+\echo :measure :ms ms
+
+UPDATE ip_inventory SET maxmind_ts = NULL;
+VACUUM ANALYZE ip_inventory;
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+CALL ip_inventory_enrich_pending(10000);
+SELECT 'enrich_pending, 10 rules' AS measure, round((extract(epoch FROM clock_timestamp()) - :t0) * 1000) AS ms \gset
+\echo :measure :ms ms
+
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO $$ BEGIN FOR i IN 1..5000 LOOP
+    INSERT INTO bench_tag_events VALUES (now(), '201.0.0.0'::inet + i);
+END LOOP; END $$;
+SELECT 'single-row INSERT of a new address, 10 rules' AS measure,
+       round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 5000, 1) AS us_per_insert \gset
+\echo :measure :us_per_insert µs
+
+SELECT 'ip_inventory_tag_report' AS measure, b.ms, b.result AS tags
+FROM pg_temp.best_ms('SELECT count(*) FROM ip_inventory_tag_report') AS b;
+SELECT 'ip_inventory_attack_type_report' AS measure, b.ms, b.result AS attack_types
+FROM pg_temp.best_ms('SELECT count(*) FROM ip_inventory_attack_type_report') AS b;
+SELECT * FROM ip_inventory_tag_report ORDER BY events DESC;
