@@ -245,6 +245,7 @@ DECLARE
     day_expr text;
     daily text;
     by_key text;
+    event_tags text;
 BEGIN
     IF ext IS NULL OR tbl_name IS NULL THEN
         RAISE EXCEPTION 'no such table or extension' USING ERRCODE = '42P01';
@@ -307,9 +308,41 @@ BEGIN
                        upper(left(fields[f][3], 1)) || substr(fields[f][3], 2), ip_columns[i], ext));
         END LOOP;
     END LOOP;
+    -- Event tags (event rules, sql/tags.sql), last: a rules change replaces the view with
+    -- CREATE OR REPLACE VIEW, which may add columns only at the end; the rules are compiled
+    -- in as literals, so the view must be replaced when they change
+    -- (_ip_inventory_tag_rules_changed does).
+    event_tags := @extschema@._ip_inventory_tag_event_tags_sql(tbl, 'i1');
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        FOREACH v IN ARRAY ARRAY[prefixes[i] || '_event_tags', prefixes[i] || '_event_tag_confidence'] LOOP
+            IF octet_length(v) > 63 THEN
+                RAISE EXCEPTION 'column name "%" of the enriched view is too long', left(v, 64) USING ERRCODE = '42622',
+                    HINT = 'Rename the address column to a shorter name.';
+            END IF;
+            IF v = ANY (out_cols) THEN
+                RAISE EXCEPTION 'the enriched view of % would have two columns named "%"', tbl_name, left(v, 64)
+                    USING ERRCODE = '42701', HINT = 'Rename the event column.';
+            END IF;
+            out_cols := out_cols || v;
+        END LOOP;
+        IF event_tags IS NULL THEN
+            select_list := select_list || format('''{}''::pg_catalog.text[] AS %I', prefixes[i] || '_event_tags')
+                                       || format('''{}''::pg_catalog.jsonb AS %I', prefixes[i] || '_event_tag_confidence');
+        ELSE
+            joins := joins || format(' LEFT JOIN LATERAL %s AS et%s ON true',
+                                     @extschema@._ip_inventory_tag_event_tags_sql(tbl, 'i' || i), i);
+            select_list := select_list || format('et%s.tags AS %I', i, prefixes[i] || '_event_tags')
+                                       || format('et%s.tag_confidence AS %I', i, prefixes[i] || '_event_tag_confidence');
+        END IF;
+        comments := comments
+            || format('COMMENT ON COLUMN %s.%I IS %L', qv, prefixes[i] || '_event_tags',
+                      format('Tags of the event rules of this table (ip_inventory_tag_rules.event_table) that the event and its %s match (empty: none); per event, not materialized.', ip_columns[i]))
+            || format('COMMENT ON COLUMN %s.%I IS %L', qv, prefixes[i] || '_event_tag_confidence',
+                      format('Confidence of each event tag of %s, {tag: confidence}.', ip_columns[i]));
+    END LOOP;
     kind := 'enriched';
     relname := view_name;
-    ddl := ARRAY[format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT %s FROM %s AS e%s',
+    ddl := ARRAY[format('CREATE OR REPLACE VIEW %s WITH (security_invoker = true) AS SELECT %s FROM %s AS e%s',
                         qv, array_to_string(select_list, ', '), tbl_name, joins),
                  format('COMMENT ON VIEW %s IS %L', qv,
                         format('Events of %s joined to %s.ip_inventory for each address column (%s). security_invoker: readers need SELECT on the event table and on ip_inventory. Created by ip_inventory_enriched_view(), dropped by ip_inventory_detach().',

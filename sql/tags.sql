@@ -25,6 +25,7 @@ CREATE TABLE @extschema@.ip_inventory_tag_rules (
     condition   jsonb NOT NULL,
     enabled     boolean NOT NULL DEFAULT true,
     comment     text CHECK (octet_length(comment) <= 2000),
+    event_table regclass,
     created_by  text NOT NULL DEFAULT current_user,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
@@ -42,6 +43,7 @@ COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.confidence IS 'Confidence o
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, in_list, and the combinators not, any, all. Checked when written.';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.enabled IS 'Only enabled rules tag.';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.comment IS 'Why the rule exists.';
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.event_table IS 'NULL: an address rule (tags materialized in ip_inventory.tags). An attached event table: an event rule, whose condition has an "event" key over the table''s columns; its tags are per event, in the <prefix>_event_tags columns of the table''s enriched view.';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.created_by IS 'The role that created it (default: the inserting role; kept by updates).';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.created_at IS 'When it was created.';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.updated_at IS 'When it was last changed.';
@@ -54,7 +56,8 @@ CREATE TABLE @extschema@.ip_inventory_tag_state (
     generation    bigint NOT NULL,
     enabled_rules int NOT NULL,
     compiled      text,
-    changed_at    timestamptz
+    changed_at    timestamptz,
+    event_tables  regclass[] NOT NULL DEFAULT '{}'
 );
 INSERT INTO @extschema@.ip_inventory_tag_state (generation, enabled_rules) VALUES (0, 0);
 COMMENT ON TABLE @extschema@.ip_inventory_tag_state IS
@@ -220,6 +223,135 @@ BEGIN
     RETURN '(' || array_to_string(parts, ' AND ') || ')';
 END $$;
 
+-- Event conditions (an event rule's "event" key, docs/tags.md): one object or an array of
+-- them (all must match), each {"column": c, "eq": v} | {"column": c, "in": [v, ...]} |
+-- {"column": c, "not_in": [v, ...]} | {"column": c, "min": n, "max": n} (min, max or both;
+-- numeric columns). The column's type decides which JSON scalars it takes; only columns of
+-- these built-in types, so that comparing them runs built-in operators and input functions
+-- only (a domain's check or a user type's operator would be code the rule writer chose to
+-- run in every reader's query).
+CREATE FUNCTION @extschema@._ip_inventory_tag_event_kind(t regtype)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN t IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype,
+                       'float4'::regtype, 'float8'::regtype) THEN 'number'
+            WHEN t IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype,
+                       'inet'::regtype, 'cidr'::regtype) THEN 'string'
+            WHEN t = 'bool'::regtype THEN 'boolean' END;
+
+-- Raises unless `ev` is a valid event condition over the columns of `tbl`.
+CREATE FUNCTION @extschema@._ip_inventory_tag_event_check(tbl regclass, ev jsonb)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c jsonb;
+    col text;
+    typ regtype;
+    want text;
+    ops text[];
+    v jsonb;
+    hint text := 'An event condition is {"column": "dst_port", "in": [22, 2222]}, "eq": v, "not_in": [...] or "min"/"max": n, or an array of them (all must match). See docs/tags.md.';
+BEGIN
+    IF tbl IS NULL OR NOT EXISTS (SELECT FROM pg_class AS r WHERE r.oid = tbl AND r.relkind IN ('r', 'p', 'f', 'v', 'm')) THEN
+        RAISE EXCEPTION 'an event rule needs an existing event table' USING ERRCODE = '42P01',
+            HINT = 'Set event_table to the attached table whose events it tags, e.g. ''sensors.events''.';
+    END IF;
+    IF jsonb_typeof(ev) NOT IN ('object', 'array') OR ev IN ('[]', '{}') THEN
+        RAISE EXCEPTION 'tag rule key "event" takes an object or a non-empty array of objects' USING ERRCODE = '22023', HINT = hint;
+    END IF;
+    IF jsonb_typeof(ev) = 'array' AND jsonb_array_length(ev) > 64 THEN
+        RAISE EXCEPTION 'tag rule key "event" takes at most 64 conditions' USING ERRCODE = '54000';
+    END IF;
+    FOR c IN SELECT CASE WHEN jsonb_typeof(ev) = 'array' THEN x ELSE ev END
+             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ev) = 'array' THEN ev ELSE '[null]' END) AS x LOOP
+        IF jsonb_typeof(c) IS DISTINCT FROM 'object' OR jsonb_typeof(c -> 'column') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'an event condition must be an object with a "column" string' USING ERRCODE = '22023', HINT = hint;
+        END IF;
+        ops := ARRAY(SELECT k FROM jsonb_object_keys(c) AS k WHERE k <> 'column' ORDER BY k);
+        IF NOT (ops IN ('{eq}', '{in}', '{not_in}', '{min}', '{max}', '{max,min}')) THEN
+            RAISE EXCEPTION 'event condition on "%" has the operators %: give one of eq, in, not_in, or min and/or max',
+                left(c ->> 'column', 64), left(ops::text, 100) USING ERRCODE = '22023', HINT = hint;
+        END IF;
+        col := c ->> 'column';
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute AS a
+        WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" of % does not exist', left(col, 64), tbl USING ERRCODE = '42703';
+        END IF;
+        want := @extschema@._ip_inventory_tag_event_kind(typ);
+        IF want IS NULL THEN
+            RAISE EXCEPTION 'column "%" of % is %: event conditions take numbers, text, inet, cidr and boolean columns',
+                col, tbl, typ USING ERRCODE = '42804', HINT = 'Domains and user-defined types are refused: filter the enriched view instead.';
+        END IF;
+        IF ops && '{min,max}' AND want <> 'number' THEN
+            RAISE EXCEPTION 'column "%" of % is %: min and max take numeric columns', col, tbl, typ USING ERRCODE = '42804';
+        END IF;
+        IF ops && '{in,not_in}' AND (jsonb_typeof(c -> ops[1]) <> 'array' OR jsonb_array_length(c -> ops[1]) NOT BETWEEN 1 AND 10000) THEN
+            RAISE EXCEPTION 'event condition "%" on "%" takes an array of 1 to 10000 values', ops[1], col USING ERRCODE = '22023', HINT = hint;
+        END IF;
+        FOR v IN SELECT x FROM jsonb_array_elements(c -> 'in') AS x
+                 UNION ALL SELECT x FROM jsonb_array_elements(c -> 'not_in') AS x
+                 UNION ALL SELECT c -> 'eq' WHERE c ? 'eq'
+                 UNION ALL SELECT c -> 'min' WHERE c ? 'min'
+                 UNION ALL SELECT c -> 'max' WHERE c ? 'max' LOOP
+            IF jsonb_typeof(v) <> want THEN
+                RAISE EXCEPTION 'column "%" of % is %: it takes JSON %s, not %', col, tbl, typ, want, left(v::text, 64)
+                    USING ERRCODE = '42804';
+            END IF;
+            -- The view casts the value to the column's type: it must be one.
+            BEGIN
+                EXECUTE format('SELECT %L::%s', v #>> '{}', format_type(typ, NULL));
+            EXCEPTION WHEN data_exception THEN
+                RAISE EXCEPTION 'value % is not a valid % for column "%" of %: %', left(v::text, 64), typ, col, tbl, SQLERRM
+                    USING ERRCODE = '22P02';
+            END;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- A valid event condition as a boolean SQL expression over the event row `e`, true or false;
+-- every value a quoted literal cast to the column's type (read from pg_attribute now), every
+-- operator pg_catalog's.
+CREATE FUNCTION @extschema@._ip_inventory_tag_event_sql(tbl regclass, ev jsonb)
+RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT '(' || string_agg(
+            (SELECT CASE
+                WHEN c ? 'eq' THEN format('(e.%I OPERATOR(pg_catalog.=) %L::%s) IS TRUE', c ->> 'column', c ->> 'eq', t.typ)
+                WHEN c ? 'in' THEN format('(e.%I OPERATOR(pg_catalog.=) ANY (ARRAY[%s])) IS TRUE', c ->> 'column',
+                    (SELECT string_agg(format('%L::%s', x, t.typ), ', ') FROM jsonb_array_elements_text(c -> 'in') AS x))
+                WHEN c ? 'not_in' THEN format('(e.%I OPERATOR(pg_catalog.<>) ALL (ARRAY[%s])) IS TRUE', c ->> 'column',
+                    (SELECT string_agg(format('%L::%s', x, t.typ), ', ') FROM jsonb_array_elements_text(c -> 'not_in') AS x))
+                ELSE '(' || concat_ws(' AND ',
+                    CASE WHEN c ? 'min' THEN format('(e.%I OPERATOR(pg_catalog.>=) %L::%s) IS TRUE', c ->> 'column', c ->> 'min', t.typ) END,
+                    CASE WHEN c ? 'max' THEN format('(e.%I OPERATOR(pg_catalog.<=) %L::%s) IS TRUE', c ->> 'column', c ->> 'max', t.typ) END) || ')'
+                END
+             FROM (SELECT format_type(a.atttypid, NULL) AS typ FROM pg_attribute AS a
+                   WHERE a.attrelid = tbl AND a.attname = c ->> 'column' AND NOT a.attisdropped) AS t),
+            ' AND ') || ')'
+        FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ev) = 'array' THEN ev ELSE jsonb_build_array(ev) END) AS c);
+
+-- The event tags of the enabled event rules of `tbl` over the event row `e` and the inventory
+-- row `inv_alias` (an address column's join in the enriched view): a subquery giving the
+-- sorted tags and {tag: highest confidence}; NULL when the table has no enabled event rule.
+-- A column a rule names that was dropped or changed type since makes the rule match nothing.
+CREATE FUNCTION @extschema@._ip_inventory_tag_event_tags_sql(tbl regclass, inv_alias text)
+RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT '(SELECT coalesce(pg_catalog.array_agg(r.tag ORDER BY r.tag), ''{}''::pg_catalog.text[]) AS tags,'
+               || ' coalesce(pg_catalog.jsonb_object_agg(r.tag, r.confidence), ''{}''::pg_catalog.jsonb) AS tag_confidence'
+               || ' FROM (SELECT v.tag, pg_catalog.max(v.confidence) AS confidence FROM (SELECT '
+               || quote_ident(inv_alias) || '.*) AS inv, LATERAL (VALUES '
+               || string_agg(format('(%L::pg_catalog.text, %L::pg_catalog.numeric, %s AND %s)', t.tag, t.confidence,
+                                    CASE WHEN t.condition - 'event' = '{}' THEN 'true'
+                                         ELSE @extschema@._ip_inventory_tag_condition_sql(t.condition - 'event') END,
+                                    CASE WHEN v.ok THEN @extschema@._ip_inventory_tag_event_sql(tbl, t.condition -> 'event')
+                                         ELSE 'false' END), ', ' ORDER BY t.rule_id)
+               || ') AS v(tag, confidence, hit) WHERE v.hit GROUP BY v.tag) AS r)'
+        FROM @extschema@.ip_inventory_tag_rules AS t,
+             LATERAL (SELECT NOT EXISTS (
+                 SELECT FROM jsonb_array_elements(CASE WHEN jsonb_typeof(t.condition -> 'event') = 'array'
+                                                       THEN t.condition -> 'event' ELSE jsonb_build_array(t.condition -> 'event') END) AS c
+                 WHERE @extschema@._ip_inventory_tag_event_kind((SELECT a.atttypid::regtype FROM pg_attribute AS a
+                     WHERE a.attrelid = tbl AND a.attname = c ->> 'column' AND a.attnum > 0 AND NOT a.attisdropped)) IS NULL) AS ok) AS v
+        WHERE t.enabled AND t.event_table = tbl);
+
 -- The tagging expression of the enabled rules: a subquery over the row `inv` giving its
 -- sorted tags and {tag: highest confidence}. NULL when no rule is enabled.
 CREATE FUNCTION @extschema@._ip_inventory_tag_sql()
@@ -230,13 +362,33 @@ RETURN (SELECT '(SELECT coalesce(pg_catalog.array_agg(r.tag ORDER BY r.tag), ''{
                || string_agg(format('(%L::pg_catalog.text, %L::pg_catalog.numeric, %s)', t.tag, t.confidence,
                                     @extschema@._ip_inventory_tag_condition_sql(t.condition)), ', ' ORDER BY t.rule_id)
                || ') AS v(tag, confidence, hit) WHERE v.hit GROUP BY v.tag) AS r)'
-        FROM @extschema@.ip_inventory_tag_rules AS t WHERE t.enabled);
+        FROM @extschema@.ip_inventory_tag_rules AS t WHERE t.enabled AND t.event_table IS NULL);
 
 -- Checks a rule as it is written (BEFORE INSERT OR UPDATE, as the writer).
 CREATE FUNCTION @extschema@._ip_inventory_tag_rule_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM @extschema@._ip_inventory_tag_check(NEW.condition);
+    IF NEW.event_table IS NULL THEN
+        IF NEW.condition ? 'event' THEN
+            RAISE EXCEPTION 'tag rule condition key "event" needs an event table' USING ERRCODE = '22023',
+                HINT = 'Set event_table to the attached table whose columns the "event" condition names.';
+        END IF;
+        PERFORM @extschema@._ip_inventory_tag_check(NEW.condition);
+    ELSE
+        IF jsonb_typeof(NEW.condition) IS DISTINCT FROM 'object' OR NOT NEW.condition ? 'event' THEN
+            RAISE EXCEPTION 'an event rule (event_table %) needs an "event" key in its condition', NEW.event_table
+                USING ERRCODE = '22023', HINT = 'e.g. {"event": {"column": "dst_port", "in": [22, 2222]}}; see docs/tags.md.';
+        END IF;
+        IF NEW.condition - 'event' <> '{}' THEN
+            PERFORM @extschema@._ip_inventory_tag_check(NEW.condition - 'event');
+            -- The enriched view runs as its reader, who need not read the network lists.
+            IF jsonb_path_exists(NEW.condition - 'event', 'strict $.** ? (@.type() == "object" && exists(@.in_list))') THEN
+                RAISE EXCEPTION 'an event rule cannot use in_list' USING ERRCODE = '0A000',
+                    HINT = 'Tag the listed addresses with an address rule and filter the enriched view by <prefix>_tags.';
+            END IF;
+        END IF;
+        PERFORM @extschema@._ip_inventory_tag_event_check(NEW.event_table, NEW.condition -> 'event');
+    END IF;
     IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r
                WHERE r.tag = NEW.tag AND r.rule_id <> NEW.rule_id
                  AND r.attack_type IS DISTINCT FROM NEW.attack_type) THEN
@@ -271,13 +423,27 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g bigint;
     c text;
+    old_tables regclass[];
+    new_tables regclass[];
+    t regclass;
 BEGIN
+    SELECT s.event_tables INTO old_tables FROM @extschema@.ip_inventory_tag_state AS s;
     UPDATE @extschema@.ip_inventory_tag_state AS s SET
         generation = s.generation + 1,
-        enabled_rules = (SELECT count(*) FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.enabled),
+        enabled_rules = (SELECT count(*) FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.enabled AND r.event_table IS NULL),
         compiled = @extschema@._ip_inventory_tag_sql(),
-        changed_at = now()
-    RETURNING s.generation, s.compiled INTO g, c;
+        changed_at = now(),
+        event_tables = ARRAY(SELECT DISTINCT r.event_table FROM @extschema@.ip_inventory_tag_rules AS r
+                             WHERE r.enabled AND r.event_table IS NOT NULL ORDER BY 1)
+    RETURNING s.generation, s.compiled, s.event_tables INTO g, c, new_tables;
+    -- Event rules are compiled into the enriched views of their tables: the views of the
+    -- tables named before or after the change are replaced (CREATE OR REPLACE, as each
+    -- table's owner; grants on them stay).
+    FOR t IN SELECT DISTINCT o.event_table FROM @extschema@.ip_inventory_observed AS o
+             WHERE o.event_table = ANY (old_tables || new_tables) AND cardinality(o.enriched_views) > 0
+             ORDER BY 1 LOOP
+        PERFORM @extschema@._ip_inventory_enriched_view_refresh(t);
+    END LOOP;
     EXECUTE format('CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_apply(ips pg_catalog.inet[]) RETURNS pg_catalog.int8'
                    ' LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS %L',
         CASE WHEN c IS NULL THEN E'\nBEGIN\n    RETURN 0;\nEND ' ELSE format($body$
@@ -489,6 +655,10 @@ FROM @extschema@.ip_inventory_tag_state AS s;
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_keys() IS 'The keys of a tag rule condition and the JSON type of their values (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_check(jsonb, int) IS 'Raises unless the jsonb is a valid tag rule condition (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) IS 'A valid tag rule condition as a boolean SQL expression over the inventory row inv, values as quoted literals (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_kind(regtype) IS 'The JSON type an event condition takes for a column type, NULL for types it refuses (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_check(regclass, jsonb) IS 'Raises unless the jsonb is a valid event condition over the table''s columns (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_sql(regclass, jsonb) IS 'A valid event condition as a boolean SQL expression over the event row e, values as literals cast to the column types (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_tags_sql(regclass, text) IS 'The event-tag subquery of the enabled event rules of a table, for its enriched view (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_sql() IS 'The tagging subquery of the enabled rules over the inventory row inv (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) IS 'The tagging UPDATE of the rules in force, generated when the rules change (internal: _ip_inventory_tag).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rule_check() IS 'Trigger: checks a tag rule as it is written (internal).';
@@ -525,6 +695,8 @@ REVOKE ALL ON @extschema@.ip_inventory_tag_rules FROM PUBLIC;
 REVOKE ALL ON @extschema@.ip_inventory_tag_state FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_sql() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_event_sql(regclass, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_event_tags_sql(regclass, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag(inet[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) FROM PUBLIC;

@@ -744,6 +744,101 @@ fn ip_inventory_enriched_view(
     Ok(created.into_iter().map(|(_, name)| name).collect())
 }
 
+/// `_ip_inventory_enriched_view_refresh(event_table regclass)`: replaces the enriched view
+/// recorded for an attached table (the first of `enriched_views`) with `CREATE OR REPLACE
+/// VIEW` under its current name, as the table's owner: the event rules of the table are
+/// compiled into it as literals, so `_ip_inventory_tag_rules_changed` calls this after every
+/// change of the rules. Grants on the view and views over it stay. Nothing to do when the
+/// table is gone, detached or has no recorded enriched view. Not for PUBLIC: it runs DDL as
+/// another role (the SQL is the extension's, the rules' values quoted literals).
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    name = "_ip_inventory_enriched_view_refresh"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn ip_inventory_enriched_view_refresh(
+    event_table: RegClass,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<(), ErrorReport> {
+    let schema = security::schema_of(fcinfo);
+    let Ok(table) = Table::open(event_table.0) else {
+        return Ok(());
+    };
+    let owner = security::extension_owner()?;
+    let ddl = security::run_as(owner, || {
+        Spi::connect(|client| -> Result<Option<Vec<String>>, ErrorReport> {
+            let Some(columns) = attached_columns(client, &schema, table.oid)? else {
+                return Ok(None);
+            };
+            let recorded = recorded_views(client, &schema, table.oid)?;
+            // The enriched view is the first recorded; recorded_views lists them last first.
+            let Some((oid, _)) = recorded.last() else {
+                return Ok(None);
+            };
+            let first = client
+                .select(
+                    &format!(
+                        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text
+                         FROM {schema}.ip_inventory_observed AS o
+                         JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) o.enriched_views[1]::pg_catalog.oid
+                         JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                         WHERE o.event_table OPERATOR(pg_catalog.=) $1::pg_catalog.regclass
+                           AND c.oid OPERATOR(pg_catalog.=) $2"
+                    ),
+                    Some(1),
+                    &[table.oid.into(), (*oid).into()],
+                )
+                .map_err(errors::spi)?;
+            if first.is_empty() {
+                return Ok(None);
+            }
+            let first = first.first();
+            let view_schema = first
+                .get::<String>(1)
+                .map_err(errors::spi)?
+                .unwrap_or_default();
+            let view_name = first
+                .get::<String>(2)
+                .map_err(errors::spi)?
+                .unwrap_or_default();
+            datum::with_row_type(table.oid, |tupdesc| columns.check(&table.name, tupdesc))?;
+            let ddl = client
+                .select(
+                    &format!(
+                        "SELECT s.ddl FROM {schema}._ip_inventory_enriched_view_sql(
+                             $1::pg_catalog.regclass, $2, $3, $4, $5) AS s
+                         WHERE s.kind OPERATOR(pg_catalog.=) 'enriched'"
+                    ),
+                    Some(1),
+                    &[
+                        table.oid.into(),
+                        columns.ip.clone().into(),
+                        columns.ts.clone().into(),
+                        view_schema.into(),
+                        view_name.into(),
+                    ],
+                )
+                .map_err(errors::spi)?
+                .first()
+                .get::<Vec<String>>(1)
+                .map_err(errors::spi)?;
+            Ok(ddl)
+        })
+    })?;
+    let Some(ddl) = ddl else {
+        return Ok(());
+    };
+    table.as_owner(|| {
+        Spi::connect_mut(|client| {
+            for statement in &ddl {
+                client.update(statement, None, &[]).map_err(errors::spi)?;
+            }
+            Ok(())
+        })
+    })
+}
+
 /// `_ip_inventory_backfill_batch(event_table, ip_columns, ts_column, after_ctid, before_page,
 /// enrich)`: records the observations of the rows of `event_table` after `after_ctid` (and before
 /// page `before_page`, NULL: to the end). The rows are read as the table's owner in a
@@ -945,12 +1040,14 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) IS
 COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its enriched views (ip_inventory_enriched_view), its observe trigger and forgets it. The caller must own the table.';
 COMMENT ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) IS
     'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country, <view_name>_daily_asn and <view_name>_daily_tag. Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
+COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_refresh(regclass) IS 'Replaces the recorded enriched view of an attached table as its owner, after a change of the event rules (internal: _ip_inventory_tag_rules_changed).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) IS 'One backfill batch: reads the rows as the table''s owner and records them (internal: ip_inventory_backfill).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, timestamptz, int, int, int, boolean) IS 'One retention batch of an attached event table, run as its owner (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint) IS 'Rows in the first pages of an event table, counted as its owner (internal: backfill).';
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_detach(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_refresh(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, timestamptz, int, int, int, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint) FROM PUBLIC;
@@ -960,6 +1057,7 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigi
         ip_inventory_attach,
         ip_inventory_detach,
         ip_inventory_enriched_view,
+        ip_inventory_enriched_view_refresh,
         ip_inventory_backfill_batch,
         ip_inventory_retain_events,
         ip_inventory_rows_before_page

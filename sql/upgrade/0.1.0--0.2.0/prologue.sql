@@ -163,6 +163,7 @@ CREATE TABLE @extschema@.ip_inventory_tag_rules (
     condition   jsonb NOT NULL,
     enabled     boolean NOT NULL DEFAULT true,
     comment     text CHECK (octet_length(comment) <= 2000),
+    event_table regclass,
     created_by  text NOT NULL DEFAULT current_user,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
@@ -174,6 +175,7 @@ CREATE TABLE @extschema@.ip_inventory_tag_state (
     generation    bigint NOT NULL,
     enabled_rules int NOT NULL,
     compiled      text,
-    changed_at    timestamptz
+    changed_at    timestamptz,
+    event_tables  regclass[] NOT NULL DEFAULT '{}'
 );
 INSERT INTO @extschema@.ip_inventory_tag_state (generation, enabled_rules) VALUES (0, 0);
