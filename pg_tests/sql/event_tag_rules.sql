@@ -126,3 +126,19 @@ SELECT strpos(pg_get_viewdef('sensors.events_enriched'),
 FROM pg_class AS c WHERE c.oid = 'sensors.events_enriched'::regclass;
 -- A reader needs nothing of the rules.
 SELECT has_table_privilege('ev_reader', 'ip_inventory_tag_rules', 'SELECT') AS reader_reads_rules;
+
+\echo '-- a dropped view or an unattached table does not block rule changes; a new view has the rules'
+SET ROLE ev_owner;
+DROP VIEW sensors.events_enriched;
+CREATE TABLE sensors.unattached (port int);
+RESET ROLE;
+SET ROLE ev_tagger;
+UPDATE ip_inventory_tag_rules SET confidence = 0.8 WHERE tag = 'ssh-probe' AND confidence = 0.75;
+INSERT INTO ip_inventory_tag_rules (tag, confidence, condition, event_table) VALUES
+    ('other', 0.5, '{"event": {"column": "port", "eq": 1}}', 'sensors.unattached');
+RESET ROLE;
+SELECT event_tables FROM ip_inventory_tag_state;
+SET ROLE ev_owner;
+SELECT ip_inventory_enriched_view('sensors.events') IS NOT NULL AS recreated;
+RESET ROLE;
+SELECT id, src_event_tags, src_event_tag_confidence FROM sensors.events_enriched ORDER BY id;
