@@ -232,11 +232,11 @@ END $$;
 -- run in every reader's query).
 CREATE FUNCTION @extschema@._ip_inventory_tag_event_kind(t regtype)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN t IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype,
-                       'float4'::regtype, 'float8'::regtype) THEN 'number'
-            WHEN t IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype,
-                       'inet'::regtype, 'cidr'::regtype) THEN 'string'
-            WHEN t = 'bool'::regtype THEN 'boolean' END;
+RETURN CASE WHEN t IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype, 'pg_catalog.numeric'::pg_catalog.regtype,
+                       'pg_catalog.float4'::pg_catalog.regtype, 'pg_catalog.float8'::pg_catalog.regtype) THEN 'number'
+            WHEN t IN ('pg_catalog.text'::pg_catalog.regtype, 'pg_catalog.varchar'::pg_catalog.regtype, 'pg_catalog.bpchar'::pg_catalog.regtype,
+                       'pg_catalog.inet'::pg_catalog.regtype, 'pg_catalog.cidr'::pg_catalog.regtype) THEN 'string'
+            WHEN t = 'pg_catalog.bool'::pg_catalog.regtype THEN 'boolean' END;
 
 -- Raises unless `ev` is a valid event condition over the columns of `tbl`.
 CREATE FUNCTION @extschema@._ip_inventory_tag_event_check(tbl regclass, ev jsonb)
@@ -307,6 +307,18 @@ BEGIN
     END LOOP;
 END $$;
 
+-- Whether an event condition is (still) valid over the table's columns: a rule written
+-- before its table changed (a column dropped, or of another type when the view was
+-- re-created) matches nothing rather than breaking its table's view.
+CREATE FUNCTION @extschema@._ip_inventory_tag_event_ok(tbl regclass, ev jsonb)
+RETURNS boolean LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._ip_inventory_tag_event_check(tbl, ev);
+    RETURN true;
+EXCEPTION WHEN OTHERS THEN
+    RETURN false;
+END $$;
+
 -- A valid event condition as a boolean SQL expression over the event row `e`, true or false;
 -- every value a quoted literal cast to the column's type (read from pg_attribute now), every
 -- operator pg_catalog's.
@@ -341,15 +353,11 @@ RETURN (SELECT '(SELECT coalesce(pg_catalog.array_agg(r.tag ORDER BY r.tag), ''{
                || string_agg(format('(%L::pg_catalog.text, %L::pg_catalog.numeric, %s AND %s)', t.tag, t.confidence,
                                     CASE WHEN t.condition - 'event' = '{}' THEN 'true'
                                          ELSE @extschema@._ip_inventory_tag_condition_sql(t.condition - 'event') END,
-                                    CASE WHEN v.ok THEN @extschema@._ip_inventory_tag_event_sql(tbl, t.condition -> 'event')
+                                    CASE WHEN @extschema@._ip_inventory_tag_event_ok(tbl, t.condition -> 'event')
+                                         THEN @extschema@._ip_inventory_tag_event_sql(tbl, t.condition -> 'event')
                                          ELSE 'false' END), ', ' ORDER BY t.rule_id)
                || ') AS v(tag, confidence, hit) WHERE v.hit GROUP BY v.tag) AS r)'
-        FROM @extschema@.ip_inventory_tag_rules AS t,
-             LATERAL (SELECT NOT EXISTS (
-                 SELECT FROM jsonb_array_elements(CASE WHEN jsonb_typeof(t.condition -> 'event') = 'array'
-                                                       THEN t.condition -> 'event' ELSE jsonb_build_array(t.condition -> 'event') END) AS c
-                 WHERE @extschema@._ip_inventory_tag_event_kind((SELECT a.atttypid::regtype FROM pg_attribute AS a
-                     WHERE a.attrelid = tbl AND a.attname = c ->> 'column' AND a.attnum > 0 AND NOT a.attisdropped)) IS NULL) AS ok) AS v
+        FROM @extschema@.ip_inventory_tag_rules AS t
         WHERE t.enabled AND t.event_table = tbl);
 
 -- The tagging expression of the enabled rules: a subquery over the row `inv` giving its
@@ -657,6 +665,7 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_tag_check(jsonb, int) IS 'Raises u
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_condition_sql(jsonb) IS 'A valid tag rule condition as a boolean SQL expression over the inventory row inv, values as quoted literals (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_kind(regtype) IS 'The JSON type an event condition takes for a column type, NULL for types it refuses (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_check(regclass, jsonb) IS 'Raises unless the jsonb is a valid event condition over the table''s columns (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_ok(regclass, jsonb) IS 'Whether an event condition is still valid over the table''s columns (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_sql(regclass, jsonb) IS 'A valid event condition as a boolean SQL expression over the event row e, values as literals cast to the column types (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_tags_sql(regclass, text) IS 'The event-tag subquery of the enabled event rules of a table, for its enriched view (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_sql() IS 'The tagging subquery of the enabled rules over the inventory row inv (internal).';
