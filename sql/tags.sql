@@ -395,7 +395,17 @@ BEGIN
                     HINT = 'Tag the listed addresses with an address rule and filter the enriched view by <prefix>_tags.';
             END IF;
         END IF;
-        PERFORM @extschema@._ip_inventory_tag_event_check(NEW.event_table, NEW.condition -> 'event');
+        IF TG_OP = 'INSERT' AND NEW.created_at < transaction_timestamp() THEN
+            -- A rule reloaded with its history (pg_restore): its table may have changed since
+            -- it was written. It then matches nothing (its view compiles it as false:
+            -- _ip_inventory_tag_event_ok) rather than failing the restore of every rule.
+            IF NOT @extschema@._ip_inventory_tag_event_ok(NEW.event_table, NEW.condition -> 'event') THEN
+                RAISE WARNING 'event rule % (tag %) does not fit % any more and matches nothing', NEW.rule_id, NEW.tag, NEW.event_table
+                    USING HINT = 'Fix its condition or delete it: SELECT * FROM ip_inventory_tag_rules WHERE event_table IS NOT NULL;';
+            END IF;
+        ELSE
+            PERFORM @extschema@._ip_inventory_tag_event_check(NEW.event_table, NEW.condition -> 'event');
+        END IF;
     END IF;
     IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r
                WHERE r.tag = NEW.tag AND r.rule_id <> NEW.rule_id

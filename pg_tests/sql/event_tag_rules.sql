@@ -150,3 +150,21 @@ ALTER TABLE sensors.events ALTER COLUMN protocol TYPE int USING NULL;
 SELECT ip_inventory_enriched_view('sensors.events') IS NOT NULL AS recreated;
 RESET ROLE;
 SELECT id, src_event_tags, src_event_tag_confidence FROM sensors.events_enriched ORDER BY id;
+
+\echo '-- pg_dump / pg_restore: event rules and the view come back, and rule changes still replace it'
+CREATE TABLE view_before AS SELECT id, src_event_tags, src_event_tag_confidence FROM sensors.events_enriched;
+\! "$IPI_PGBIN/pg_dump" -Fc -f "$IPI_SCRATCH/ipi_event_rules.dump" ipi_test && "$IPI_PGBIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS ipi_restore_ev" -c "CREATE DATABASE ipi_restore_ev" && "$IPI_PGBIN/pg_restore" -d ipi_restore_ev "$IPI_SCRATCH/ipi_event_rules.dump" && echo restored
+\c ipi_restore_ev
+SELECT count(*) AS differences FROM (
+    (SELECT id, src_event_tags, src_event_tag_confidence FROM sensors.events_enriched
+     EXCEPT SELECT * FROM view_before)
+    UNION ALL (SELECT * FROM view_before
+     EXCEPT SELECT id, src_event_tags, src_event_tag_confidence FROM sensors.events_enriched)) AS d;
+SELECT count(*) AS event_rules, (SELECT event_tables FROM ip_inventory_tag_state) AS event_tables
+FROM ip_inventory_tag_rules WHERE event_table IS NOT NULL;
+-- The rule on protocol (now an integer column) came back, still matching nothing.
+SELECT rule_id, tag, condition -> 'event' -> 0 ->> 'column' AS column FROM ip_inventory_tag_rules WHERE condition @> '{"event": [{"column": "protocol"}]}';
+UPDATE ip_inventory_tag_rules SET confidence = 0.85 WHERE tag = 'ssh-probe' AND confidence = 0.8;
+SELECT id, src_event_tags, src_event_tag_confidence FROM sensors.events_enriched WHERE id = 1;
+\c postgres
+DROP DATABASE ipi_restore_ev;
