@@ -4,8 +4,8 @@ nothing crashes, hangs, leaks a secret or loses a row. Started by pg_tests/chaos
 provides the cluster (PGHOST, PGPORT, IPI_DATA, IPI_SERVER_LOG), the fixtures and the
 loopback stand-ins for the network sources (IPI_FAKE_*).
 
-Parts (IPI_CHAOS_ONLY selects some): corrupt, reload, swaps, crash, network, secrets. Each check is
-a case; a case fails when its assertion does not hold. The summary lists cases tried and
+Parts (IPI_CHAOS_ONLY selects some): corrupt, reload, swaps, crash, network, secrets, rules.
+Each check is a case; a case fails when its assertion does not hold. The summary lists cases tried and
 failed, crashes, and rows lost, and is also written to $IPI_SCRATCH/chaos.json.
 """
 import glob
@@ -867,6 +867,58 @@ SELECT string_agg(query, ' ') FROM pg_stat_activity;
 
 # ---- the server log ------------------------------------------------------------------------
 
+# ---- concurrent rule changes ---------------------------------------------------------------
+
+def rule_race(part, first_sql, second_sql, marker):
+    """Runs first_sql in a transaction left open, then second_sql in another session, which
+    must wait for the first; commits the first and waits for the second."""
+    cmd = [f"{PGBIN}/psql", "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1", "-d", DB]
+    a = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    a.stdin.write(f"BEGIN;\n{first_sql}\nSELECT 'a-ready';\n")
+    a.stdin.flush()
+    while a.stdout.readline().strip() != "a-ready":
+        if a.poll() is not None:
+            raise RuntimeError(f"first session ended: {a.stderr.read()}")
+    b = subprocess.Popen(cmd + ["-c", f"/* {marker} */ {second_sql}"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    waited = False
+    for _ in range(600):
+        if one(f"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()") == "1":
+            waited = True
+            break
+        if b.poll() is not None:
+            break
+        time.sleep(0.1)
+    case(part, waited, f"{marker}: the second rule change waits for the first")
+    a.stdin.write("COMMIT;\n")
+    a.stdin.close()
+    ra, rb = a.wait(60), b.wait(60)
+    case(part, ra == 0 and rb == 0, f"{marker}: both rule changes commit ({ra}, {rb}: {b.stderr.read().strip()})")
+
+
+def rules():
+    """Two sessions change the tag rules at the same time: the compiled rules, their count and
+    the generated tagging function must reflect both changes, never one session's stale view."""
+    part = "rules"
+    psql("DELETE FROM ip_inventory_tag_rules;")
+    state = ("SELECT s.enabled_rules || ' ' || coalesce(s.compiled LIKE '%race-a%', false) || ' ' "
+             "|| coalesce(s.compiled LIKE '%race-b%', false) || ' ' "
+             "|| (p.prosrc LIKE '%race-a%') || ' ' || (p.prosrc LIKE '%race-b%') "
+             "FROM ip_inventory_tag_state AS s, pg_proc AS p WHERE p.proname = '_ip_inventory_tag_apply'")
+    rule_race(part,
+              "INSERT INTO ip_inventory_tag_rules (tag, confidence, condition) VALUES ('race-a', 0.5, '{\"ip_class\": [\"documentation\"]}');",
+              "INSERT INTO ip_inventory_tag_rules (tag, confidence, condition) VALUES ('race-b', 0.7, '{\"ip_class\": [\"documentation\"]}');",
+              "race-insert")
+    got = one(state)
+    case(part, got == "2 true true true true", f"after two concurrent inserts both rules are compiled and counted: {got}")
+    rule_race(part, "DELETE FROM ip_inventory_tag_rules WHERE tag = 'race-a';",
+              "DELETE FROM ip_inventory_tag_rules WHERE tag = 'race-b';", "race-delete")
+    got = one(state)
+    case(part, got == "0 false false false false", f"after two concurrent deletes no rule is left compiled or counted: {got}")
+    figure(part, "state", got)
+
+
+
 def server_log():
     part = "server log"
     text = open(SERVER_LOG, errors="replace").read()
@@ -881,7 +933,7 @@ def server_log():
 
 def main():
     parts = [("corrupt", corrupt), ("reload", reload_under_load), ("swaps", swaps), ("crash", crash),
-             ("network", network), ("secrets", secrets)]
+             ("network", network), ("secrets", secrets), ("rules", rules)]
     setup()
     psql("""CREATE FUNCTION try_cancel(statement text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE statement; RETURN 'ok';

@@ -445,6 +445,12 @@ DECLARE
     new_tables regclass[];
     t regclass;
 BEGIN
+    -- Rule changes in two sessions compile one after the other: the state row is locked
+    -- first, in a statement of its own, so that (READ COMMITTED) the statements below take
+    -- their snapshot after the other session's commit and compile its rules too. Without
+    -- it, the later session compiled from a snapshot older than the other's change (a rule
+    -- lost, or a deleted one kept: pg_tests/chaos.py, part rules).
+    PERFORM FROM @extschema@.ip_inventory_tag_state AS s FOR UPDATE;
     SELECT s.event_tables INTO old_tables FROM @extschema@.ip_inventory_tag_state AS s;
     UPDATE @extschema@.ip_inventory_tag_state AS s SET
         generation = s.generation + 1,
