@@ -1059,21 +1059,10 @@ DECLARE
     refused text[] := '{}';
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_retention');
-    IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
-        RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
-    END IF;
-    IF older_than IS NULL OR older_than <= interval '0' THEN
-        RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 OR delete_unanonymizable IS NULL THEN
-        RAISE EXCEPTION 'dry_run and delete_unanonymizable must not be NULL and batch_size must be at least 1'
-            USING ERRCODE = '22023';
-    END IF;
-    -- The prefixes are checked as ip_inventory_retention checks them.
-    PERFORM @extschema@.ip_anonymize('0.0.0.0'::inet, prefix_v4, prefix_v6);
-    IF mode = 'anonymize' AND (prefix_v4 >= 32 OR prefix_v6 >= 128) THEN
-        RAISE EXCEPTION 'prefixes of 32 (IPv4) or 128 (IPv6) bits anonymize nothing' USING ERRCODE = '22023';
+    PERFORM @extschema@._ip_inventory_retention_check(older_than, mode, dry_run, batch_size, prefix_v4, prefix_v6,
+        'For example SELECT ip_inventory_citus_retention(interval ''90 days'');');
+    IF delete_unanonymizable IS NULL THEN
+        RAISE EXCEPTION 'delete_unanonymizable must not be NULL' USING ERRCODE = '22023';
     END IF;
     IF mode = 'anonymize' THEN
         refused := ARRAY(SELECT @extschema@._ip_inventory_citus_anonymize_refused());

@@ -11,22 +11,19 @@
 -- policy their owner wrote runs with that owner's rights, never with the caller's.
 
 -- Checks the arguments and returns the cutoff and the summary to fill.
-CREATE FUNCTION @extschema@._ip_inventory_retention_start(
+-- A retention run's arguments, checked alike by ip_inventory_retention and, on Citus,
+-- ip_inventory_citus_retention; run_hint is how the caller's own statement is written.
+CREATE FUNCTION @extschema@._ip_inventory_retention_check(
     older_than interval, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
-    OUT cutoff timestamptz, OUT summary jsonb)
+    run_hint text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF older_than IS NULL OR older_than <= interval '0' THEN
         RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'For example CALL ip_inventory_retention(interval ''90 days'');';
+            USING ERRCODE = '22023', HINT = run_hint;
     END IF;
     IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
         RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
-    END IF;
-    IF @extschema@._ip_inventory_citus_distributed() THEN
-        -- (Batches by ctid would mix the shards' row positions.)
-        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
-            HINT = 'On the coordinator: SELECT ip_inventory_citus_retention(...); (docs/scaling.md)';
     END IF;
     IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
@@ -35,6 +32,20 @@ BEGIN
     PERFORM @extschema@.ip_anonymize('0.0.0.0'::inet, prefix_v4, prefix_v6);
     IF mode = 'anonymize' AND (prefix_v4 >= 32 OR prefix_v6 >= 128) THEN
         RAISE EXCEPTION 'prefixes of 32 (IPv4) or 128 (IPv6) bits anonymize nothing' USING ERRCODE = '22023';
+    END IF;
+END $$;
+
+CREATE FUNCTION @extschema@._ip_inventory_retention_start(
+    older_than interval, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    OUT cutoff timestamptz, OUT summary jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._ip_inventory_retention_check(older_than, mode, dry_run, batch_size, prefix_v4, prefix_v6,
+        'For example CALL ip_inventory_retention(interval ''90 days'');');
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        -- (Batches by ctid would mix the shards' row positions.)
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_retention(...); (docs/scaling.md)';
     END IF;
     cutoff := now() - older_than;
     summary := jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
@@ -231,7 +242,8 @@ BEGIN
     summary := step.summary;
 END $$;
 
-COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) IS 'Checks a retention run''s arguments (internal: ip_inventory_retention).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_check(interval, text, boolean, int, int, int, text) IS 'Checks a retention run''s arguments (internal: ip_inventory_retention, ip_inventory_citus_retention).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) IS 'Checks a retention run''s arguments and starts its summary (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in ip_inventory (internal: ip_inventory_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) IS 'Writes inventory rows taken out by anonymize back as one row per truncated network (internal: ip_inventory_retention, ip_inventory_citus_retention).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) IS 'Removes the failure records of addresses no longer in the inventory (internal: ip_inventory_retention).';
@@ -241,6 +253,7 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, 
 COMMENT ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean, int, int, int, jsonb) IS
     'Applies the retention period: inventory rows last seen, and attached events older than older_than, are anonymized (truncated to prefix_v4 / prefix_v6, inventory rows merged per network) or deleted (mode => ''delete''), in batches committed one by one, and the failure records of the addresses taken out go with them; event tables are changed as their owners. dry_run (the default) only counts what it would change.';
 
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_check(interval, text, boolean, int, int, int, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) FROM PUBLIC;

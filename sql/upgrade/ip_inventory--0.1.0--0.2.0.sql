@@ -524,6 +524,9 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -663,18 +666,12 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was 
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
-
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
@@ -1085,6 +1082,9 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[]
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
 
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
+
 CREATE OR REPLACE FUNCTION "ip_connection_type"(
 	"ip" inet 
 ) RETURNS text 
@@ -1166,22 +1166,17 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, t
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_start(
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_check(
     older_than interval, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
-    OUT cutoff timestamptz, OUT summary jsonb)
+    run_hint text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF older_than IS NULL OR older_than <= interval '0' THEN
         RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'For example CALL ip_inventory_retention(interval ''90 days'');';
+            USING ERRCODE = '22023', HINT = run_hint;
     END IF;
     IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
         RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
-    END IF;
-    IF @extschema@._ip_inventory_citus_distributed() THEN
-        -- (Batches by ctid would mix the shards' row positions.)
-        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
-            HINT = 'On the coordinator: SELECT ip_inventory_citus_retention(...); (docs/scaling.md)';
     END IF;
     IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
@@ -1190,6 +1185,20 @@ BEGIN
     PERFORM @extschema@.ip_anonymize('0.0.0.0'::inet, prefix_v4, prefix_v6);
     IF mode = 'anonymize' AND (prefix_v4 >= 32 OR prefix_v6 >= 128) THEN
         RAISE EXCEPTION 'prefixes of 32 (IPv4) or 128 (IPv6) bits anonymize nothing' USING ERRCODE = '22023';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_start(
+    older_than interval, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    OUT cutoff timestamptz, OUT summary jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._ip_inventory_retention_check(older_than, mode, dry_run, batch_size, prefix_v4, prefix_v6,
+        'For example CALL ip_inventory_retention(interval ''90 days'');');
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        -- (Batches by ctid would mix the shards' row positions.)
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_retention(...); (docs/scaling.md)';
     END IF;
     cutoff := now() - older_than;
     summary := jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
@@ -1368,7 +1377,9 @@ BEGIN
     summary := step.summary;
 END $$;
 
-COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) IS 'Checks a retention run''s arguments (internal: ip_inventory_retention).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_check(interval, text, boolean, int, int, int, text) IS 'Checks a retention run''s arguments (internal: ip_inventory_retention, ip_inventory_citus_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) IS 'Checks a retention run''s arguments and starts its summary (internal: ip_inventory_retention).';
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in ip_inventory (internal: ip_inventory_retention).';
 
@@ -1384,6 +1395,8 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, 
 
 COMMENT ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean, int, int, int, jsonb) IS
     'Applies the retention period: inventory rows last seen, and attached events older than older_than, are anonymized (truncated to prefix_v4 / prefix_v6, inventory rows merged per network) or deleted (mode => ''delete''), in batches committed one by one, and the failure records of the addresses taken out go with them; event tables are changed as their owners. dry_run (the default) only counts what it would change.';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_check(interval, text, boolean, int, int, int, text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) FROM PUBLIC;
 
@@ -3814,21 +3827,10 @@ DECLARE
     refused text[] := '{}';
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_retention');
-    IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
-        RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
-    END IF;
-    IF older_than IS NULL OR older_than <= interval '0' THEN
-        RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 OR delete_unanonymizable IS NULL THEN
-        RAISE EXCEPTION 'dry_run and delete_unanonymizable must not be NULL and batch_size must be at least 1'
-            USING ERRCODE = '22023';
-    END IF;
-    -- The prefixes are checked as ip_inventory_retention checks them.
-    PERFORM @extschema@.ip_anonymize('0.0.0.0'::inet, prefix_v4, prefix_v6);
-    IF mode = 'anonymize' AND (prefix_v4 >= 32 OR prefix_v6 >= 128) THEN
-        RAISE EXCEPTION 'prefixes of 32 (IPv4) or 128 (IPv6) bits anonymize nothing' USING ERRCODE = '22023';
+    PERFORM @extschema@._ip_inventory_retention_check(older_than, mode, dry_run, batch_size, prefix_v4, prefix_v6,
+        'For example SELECT ip_inventory_citus_retention(interval ''90 days'');');
+    IF delete_unanonymizable IS NULL THEN
+        RAISE EXCEPTION 'delete_unanonymizable must not be NULL' USING ERRCODE = '22023';
     END IF;
     IF mode = 'anonymize' THEN
         refused := ARRAY(SELECT @extschema@._ip_inventory_citus_anonymize_refused());
