@@ -158,6 +158,13 @@ ALTER TABLE @extschema@.ip_inventory
     ADD COLUMN tags                 text[] NOT NULL DEFAULT '{}',
     ADD COLUMN tag_confidence       jsonb NOT NULL DEFAULT '{}',
     ADD COLUMN tags_generation      bigint;
+-- Issue 18 item 4: MaxMind ISP and Connection-Type data as inventory columns (sql/inventory.sql).
+ALTER TABLE @extschema@.ip_inventory
+    ADD COLUMN isp                  text,
+    ADD COLUMN isp_organization     text,
+    ADD COLUMN mobile_country_code  text,
+    ADD COLUMN mobile_network_code  text,
+    ADD COLUMN connection_type      text;
 CREATE TABLE @extschema@.ip_inventory_tag_rules (
     rule_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tag         text NOT NULL CONSTRAINT ip_inventory_tag_rules_tag_check
@@ -236,6 +243,13 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_claim_wrapper';
 
+CREATE OR REPLACE FUNCTION "_ip_inventory_connection_type"(
+	"ip" inet 
+) RETURNS text 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_connection_type_wrapper';
+
 CREATE OR REPLACE FUNCTION "_ip_inventory_count_recorded"(
 	"observations" bigint, 
 	"new_addresses" bigint, 
@@ -276,6 +290,19 @@ CREATE OR REPLACE FUNCTION "_ip_inventory_greynoise_state"() RETURNS TABLE (
 STRICT VOLATILE PARALLEL SAFE 
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_greynoise_state_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_isp"(
+	"ip" inet 
+) RETURNS ip_isp_data 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_isp_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_isp(inet) IS
+    'ip_isp() for the inventory''s ISP columns: NULL when ip_inventory.isp_db is not configured; a database that cannot be used gives NULL with one WARNING per session (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_connection_type(inet) IS
+    'ip_connection_type() for the inventory''s connection_type column: NULL when ip_inventory.connection_type_db is not configured; a database that cannot be used gives NULL with one WARNING per session (internal).';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_job_holder"(
 	"job" TEXT 
@@ -524,9 +551,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -598,6 +622,16 @@ COMMENT ON COLUMN @extschema@.ip_inventory.tag_confidence IS 'Confidence of each
 
 COMMENT ON COLUMN @extschema@.ip_inventory.tags_generation IS 'The generation of the tag rules (ip_inventory_tag_state) tags were computed with; NULL: never tagged. Rows of an older generation are re-tagged by ip_inventory_retag().';
 
+COMMENT ON COLUMN @extschema@.ip_inventory.isp IS 'MaxMind ISP: the internet service provider''s name (ip_isp()). NULL: no ISP data, or ip_inventory.isp_db not configured when MaxMind last enriched the row.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.isp_organization IS 'MaxMind ISP: the organisation the address is assigned to (ip_isp().organization). NULL: none (see isp).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.mobile_country_code IS 'MaxMind ISP: mobile country code (MCC, ITU E.212, e.g. 310) of a mobile network. NULL: not a known mobile network (see isp).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.mobile_network_code IS 'MaxMind ISP: mobile network code (MNC, e.g. 004) of a mobile network. NULL: not a known mobile network (see isp).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.connection_type IS 'MaxMind Connection-Type: Cable/DSL, Cellular, Corporate, Satellite or Dialup (ip_connection_type()). NULL: unknown, or ip_inventory.connection_type_db not configured when MaxMind last enriched the row.';
+
 COMMENT ON COLUMN @extschema@.ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_asn_replaced(offered_by text, offered_asn bigint, asn_source text)
@@ -666,12 +700,18 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was 
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
 
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
+
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
@@ -698,6 +738,16 @@ BEGIN ATOMIC
                'is_anycast', e.is_anycast)), '{}');
 END;
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_isp_columns(ip inet)
+RETURNS TABLE (isp text, isp_organization text, mobile_country_code text,
+               mobile_network_code text, connection_type text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT i.isp, i.organization, i.mobile_country_code, i.mobile_network_code,
+           @extschema@._ip_inventory_connection_type(ip)
+    FROM @extschema@._ip_inventory_isp(ip) AS i;
+END;
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_record(
     ips inet[], observations bigint[], first_seen timestamptz[], last_seen timestamptz[], enrich boolean,
     OUT addresses bigint, OUT new_addresses bigint)
@@ -716,14 +766,16 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM obs AS o
         -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
         -- lateral, whose join filter the planner may answer by hashing the whole inventory.
@@ -731,11 +783,13 @@ BEGIN
         -- addresses (the function is strict).
         LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(
+            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
                             @extschema@._ip_inventory_anonymous(
-                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a
+                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a,
+                            @extschema@._ip_inventory_isp_columns(
+                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS s
             WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
@@ -825,6 +879,9 @@ LEFT JOIN pg_catalog.pg_trigger AS t
 COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_columns(@extschema@.ip_enrichment) IS
     'The ip_inventory columns an ip_enrichment value fills (internal: shared by recording and re-enrichment).';
 
+COMMENT ON FUNCTION @extschema@._ip_inventory_isp_columns(inet) IS
+    'The ip_inventory ISP and connection-type columns of an address, one row (internal: shared by every MaxMind writer).';
+
 COMMENT ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) IS
     'Writes aggregated observations into ip_inventory (internal: shared by the observe trigger and backfill).';
 
@@ -879,6 +936,11 @@ DECLARE
         ARRAY['is_public_proxy', 'is_public_proxy', 'MaxMind Anonymous-IP: public proxy'],
         ARRAY['is_residential_proxy', 'is_residential_proxy', 'MaxMind Anonymous-IP: residential proxy'],
         ARRAY['is_tor_exit_node', 'is_tor_exit_node', 'MaxMind Anonymous-IP: Tor exit node'],
+        ARRAY['isp', 'isp', 'internet service provider (MaxMind ISP)'],
+        ARRAY['isp_organization', 'isp_organization', 'organisation the address is assigned to (MaxMind ISP)'],
+        ARRAY['mobile_country_code', 'mobile_country_code', 'mobile country code, MCC (MaxMind ISP)'],
+        ARRAY['mobile_network_code', 'mobile_network_code', 'mobile network code, MNC (MaxMind ISP)'],
+        ARRAY['connection_type', 'connection_type', 'connection type: Cable/DSL, Cellular, Corporate, Satellite, Dialup (MaxMind Connection-Type)'],
         ARRAY['tags', 'tags', 'tags of the tag rules the address matches (ip_inventory_tag_rules; empty: none)'],
         ARRAY['tag_confidence', 'tag_confidence', 'confidence of each tag, {tag: confidence}'],
         ARRAY['first_seen', 'first_seen_at', 'earliest event time of the address in all attached tables'],
@@ -1081,9 +1143,6 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[]
     'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
-
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_connection_type"(
 	"ip" inet 
@@ -1667,7 +1726,13 @@ RETURN format($sql$
         is_hosting_provider  = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_hosting_provider ELSE c.is_hosting_provider END,
         is_public_proxy      = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_public_proxy ELSE c.is_public_proxy END,
         is_residential_proxy = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_residential_proxy ELSE c.is_residential_proxy END,
-        is_tor_exit_node     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_tor_exit_node ELSE c.is_tor_exit_node END
+        is_tor_exit_node     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_tor_exit_node ELSE c.is_tor_exit_node END,
+        -- ISP and connection type likewise (NULL: no data or no ISP / Connection-Type database).
+        isp                  = CASE WHEN c.maxmind_ts IS NULL THEN inv.isp ELSE c.isp END,
+        isp_organization     = CASE WHEN c.maxmind_ts IS NULL THEN inv.isp_organization ELSE c.isp_organization END,
+        mobile_country_code  = CASE WHEN c.maxmind_ts IS NULL THEN inv.mobile_country_code ELSE c.mobile_country_code END,
+        mobile_network_code  = CASE WHEN c.maxmind_ts IS NULL THEN inv.mobile_network_code ELSE c.mobile_network_code END,
+        connection_type      = CASE WHEN c.maxmind_ts IS NULL THEN inv.connection_type ELSE c.connection_type END
     FROM %2$s AS c
     WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$,
     target, answers, $o$CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END$o$);
@@ -1677,8 +1742,9 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_update(text, text) IS
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_answers()
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN $sql$(SELECT b.ip, c.*, a.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
-                 @extschema@._ip_inventory_maxmind_columns(e) AS c, @extschema@._ip_inventory_anonymous(b.ip) AS a)$sql$;
+RETURN $sql$(SELECT b.ip, c.*, a.*, s.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
+                 @extschema@._ip_inventory_maxmind_columns(e) AS c, @extschema@._ip_inventory_anonymous(b.ip) AS a,
+                 @extschema@._ip_inventory_isp_columns(b.ip) AS s)$sql$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_answers() IS
     'MaxMind''s answers for the addresses $1, as a relation for _ip_inventory_maxmind_update (internal).';
@@ -2705,117 +2771,6 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
 
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
-SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
-FROM @extschema@._ip_inventory_stats_counters() AS s
-UNION ALL
-SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
-FROM @extschema@.maxmind_info() AS i
-WHERE i.age IS NOT NULL
-UNION ALL
-SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
-FROM @extschema@.greynoise_quota() AS q,
-     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
-                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
-                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_latency AS
-SELECT h.source, h.metric, h.le, h.buckets, h.sum_seconds, h.count
-FROM @extschema@._ip_inventory_latency_histograms() AS h;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_backlog(cap bigint DEFAULT 10000)
-RETURNS TABLE (source text, enabled boolean, ttl interval, due bigint, capped boolean)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    maxmind_ready boolean := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
-                                     WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
-BEGIN
-    IF cap IS NULL OR cap < 1 THEN
-        RAISE EXCEPTION 'ip_inventory_backlog: cap must be at least 1, not %', coalesce(cap::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    FOREACH source IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
-        enabled := @extschema@._ip_inventory_source_enabled(source);
-        ttl := @extschema@.ip_inventory_ttl(source);
-        due := 0;
-        IF enabled THEN
-            EXECUTE format($sql$
-                SELECT count(*) FROM (
-                    SELECT FROM @extschema@.ip_inventory AS i
-                    WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
-                      AND (i.%2$I IS NULL OR i.%2$I < now() - $1)
-                      AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $2)
-                      AND NOT i.ip_address <<= ANY ($3)
-                    LIMIT $4) AS d $sql$,
-                source, source || '_ts')
-              INTO due
-              USING ttl, maxmind_ready, @extschema@._ip_inventory_skip_networks(source)::cidr[], cap;
-        END IF;
-        capped := due >= cap;
-        RETURN NEXT;
-    END LOOP;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_source_coverage()
-RETURNS TABLE (source text, enabled boolean, eligible bigint, answered bigint, pending bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT s.source,
-           CASE WHEN s.source = 'maxmind'
-                THEN EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
-                             WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL)
-                ELSE @extschema@._ip_inventory_source_enabled(s.source) END,
-           s.eligible, s.eligible - s.never, s.never + s.stale
-    FROM @extschema@.ip_inventory_staleness AS s
-$$;
-
-GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_latency_histograms() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_latency_histograms() TO pg_monitor;
-
-GRANT SELECT ON @extschema@.ip_inventory_latency TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_backlog(bigint) FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_backlog(bigint) TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_source_coverage() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_source_coverage() TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
-
-COMMENT ON VIEW @extschema@.ip_inventory_stats IS
-    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); City record cache hits and misses; requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
-    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
-
-COMMENT ON VIEW @extschema@.ip_inventory_latency IS
-    'Latency histograms, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups per database family (lookup_seconds, timed lookups only) and network requests per source (request_seconds). le: bucket upper bounds in seconds; buckets: cumulative counts per bound; count: all (+Inf); sum_seconds. Needs shared_preload_libraries.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_latency_histograms() IS
-    'The latency histograms behind ip_inventory_latency (this session''s pending counts included).';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_backlog(bigint) IS
-    'Per network source (cymru, greynoise, rdns): switched on, TTL, rows its next cascade_refresh would consider due (counted up to cap, with the due-row indexes), and whether the count stopped at cap.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_source_coverage() IS
-    'Per source (maxmind, cymru, greynoise, rdns): whether it is in service, rows it serves, rows it answered at least once, rows pending (never answered or stale; MaxMind: another build). Reads the whole inventory.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
-    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
-    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
-
 COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
     'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
 
@@ -2941,22 +2896,26 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM obs AS o
         LEFT JOIN %1$s AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(
+            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
                             @extschema@._ip_inventory_anonymous(
-                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS a
+                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS a,
+                            @extschema@._ip_inventory_isp_columns(
+                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS s
             WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
@@ -3085,19 +3044,22 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT o.ip, o.f, o.l, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM unnest(moved.ips, moved.ns, moved.fs, moved.ls, moved.es) AS o(ip, n, f, l, e)
         LEFT JOIN LATERAL (
-            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
+            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
                             @extschema@._ip_inventory_maxmind_columns(x) AS c,
-                            @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a
+                            @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a,
+                            @extschema@._ip_inventory_isp_columns(CASE WHEN o.e THEN o.ip END) AS s
             WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -3872,7 +3834,7 @@ COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.attack_type IS 'The attack 
 
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.confidence IS 'Confidence of the tag for a matching address, in [0, 1].';
 
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, in_list, and the combinators not, any, all. Checked when written.';
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, isp, isp_regex, connection_type, mobile_country_code, mobile_network_code, in_list, and the combinators not, any, all. Checked when written.';
 
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.enabled IS 'Only enabled rules tag.';
 
@@ -3899,6 +3861,8 @@ BEGIN ATOMIC
         ('is_anonymous', 'boolean'), ('is_anonymous_vpn', 'boolean'),
         ('is_hosting_provider', 'boolean'), ('is_public_proxy', 'boolean'),
         ('is_residential_proxy', 'boolean'), ('is_tor_exit_node', 'boolean'),
+        ('isp', 'array'), ('isp_regex', 'string'), ('connection_type', 'array'),
+        ('mobile_country_code', 'array'), ('mobile_network_code', 'array'),
         ('in_list', 'array'), ('not', 'object'), ('any', 'array'), ('all', 'array')) AS k(key, kind);
 END;
 
@@ -3947,20 +3911,21 @@ BEGIN
             END LOOP;
         ELSIF k = 'not' THEN
             PERFORM @extschema@._ip_inventory_tag_check(v, depth + 1);
-        ELSIF k = 'rdns_regex' THEN
+        ELSIF k IN ('rdns_regex', 'isp_regex') THEN
             s := v #>> '{}';
             IF s = '' OR octet_length(s) > 256 THEN
-                RAISE EXCEPTION 'rdns_regex must be 1 to 256 bytes' USING ERRCODE = '22023';
+                RAISE EXCEPTION '% must be 1 to 256 bytes', k USING ERRCODE = '22023';
             END IF;
             -- Back-references are the one feature that makes matching exponential.
             IF s ~ '\\[1-9]' THEN
-                RAISE EXCEPTION 'rdns_regex must not use back-references (\1 ... \9)' USING ERRCODE = '2201B',
-                    HINT = 'Write the alternatives out: rules are matched against every reverse DNS name.';
+                RAISE EXCEPTION '% must not use back-references (\1 ... \9)', k USING ERRCODE = '2201B',
+                    HINT = CASE k WHEN 'rdns_regex' THEN 'Write the alternatives out: rules are matched against every reverse DNS name.'
+                                  ELSE 'Write the alternatives out: rules are matched against every ISP name.' END;
             END IF;
             BEGIN
                 PERFORM 'probe' ~* s;
             EXCEPTION WHEN invalid_regular_expression OR program_limit_exceeded THEN
-                RAISE EXCEPTION 'rdns_regex "%" is not a valid regular expression: %', left(s, 64), SQLERRM
+                RAISE EXCEPTION '% "%" is not a valid regular expression: %', k, left(s, 64), SQLERRM
                     USING ERRCODE = '2201B', HINT = 'A POSIX regular expression (PostgreSQL ~*), matched case-insensitively.';
             END;
         ELSIF want = 'array' THEN
@@ -3974,6 +3939,11 @@ BEGIN
                     WHEN 'greynoise_classification' THEN s ~ '^[a-z_]{1,32}$'
                     WHEN 'in_list' THEN s ~ '^[a-z][a-z0-9_]{0,62}$'
                     WHEN 'network' THEN s ~ '^[0-9a-fA-F.:]{2,39}(/[0-9]{1,3})?$'
+                    WHEN 'isp' THEN octet_length(s) BETWEEN 1 AND 256
+                    -- MaxMind's values, exactly: a misspelt one would silently match nothing.
+                    WHEN 'connection_type' THEN s IN ('Cable/DSL', 'Cellular', 'Corporate', 'Satellite', 'Dialup')
+                    WHEN 'mobile_country_code' THEN s ~ '^[0-9]{3}$'
+                    WHEN 'mobile_network_code' THEN s ~ '^[0-9]{2,3}$'
                     ELSE false END), false) THEN
                     RAISE EXCEPTION 'tag rule condition key "%" has an invalid value %', k, left(e::text, 64)
                         USING ERRCODE = '22023',
@@ -3982,6 +3952,10 @@ BEGIN
                                       WHEN 'ip_class' THEN 'Classes as ip_class() names them, e.g. ["public"].'
                                       WHEN 'greynoise_classification' THEN 'e.g. ["malicious", "unknown"].'
                                       WHEN 'in_list' THEN 'Names of network lists (ip_inventory_lists).'
+                                      WHEN 'isp' THEN 'ISP names exactly as ip_isp() gives them (1 to 256 bytes), e.g. ["Verizon Wireless"]; isp_regex matches a pattern.'
+                                      WHEN 'connection_type' THEN 'One or more of "Cable/DSL", "Cellular", "Corporate", "Satellite", "Dialup" (as ip_connection_type() gives them).'
+                                      WHEN 'mobile_country_code' THEN 'Mobile country codes (MCC) as strings of 3 digits, e.g. ["310"].'
+                                      WHEN 'mobile_network_code' THEN 'Mobile network codes (MNC) as strings of 2 or 3 digits, e.g. ["004"].'
                                       ELSE 'Networks in CIDR notation, e.g. ["192.0.2.0/24"].' END;
                 END IF;
                 IF k = 'network' THEN
@@ -4027,6 +4001,11 @@ BEGIN
                 '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->) ''riot'' OPERATOR(pg_catalog.=) %L::pg_catalog.jsonb) IS TRUE', v::text)
             WHEN 'rdns_regex' THEN format(
                 '(inv.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name'' OPERATOR(pg_catalog.~*) %L::pg_catalog.text) IS TRUE', v #>> '{}')
+            WHEN 'isp' THEN format('(inv.isp OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'isp_regex' THEN format('(inv.isp OPERATOR(pg_catalog.~*) %L::pg_catalog.text) IS TRUE', v #>> '{}')
+            WHEN 'connection_type' THEN format('(inv.connection_type OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'mobile_country_code' THEN format('(inv.mobile_country_code OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'mobile_network_code' THEN format('(inv.mobile_network_code OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
             WHEN 'in_list' THEN (
                 -- A list unregistered since the rule was written matches nothing (its
                 -- registration is read once per statement: an InitPlan).
@@ -4531,6 +4510,117 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_in
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
 
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
+SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
+FROM @extschema@._ip_inventory_stats_counters() AS s
+UNION ALL
+SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
+FROM @extschema@.maxmind_info() AS i
+WHERE i.age IS NOT NULL
+UNION ALL
+SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
+FROM @extschema@.greynoise_quota() AS q,
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
+                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
+                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_latency AS
+SELECT h.source, h.metric, h.le, h.buckets, h.sum_seconds, h.count
+FROM @extschema@._ip_inventory_latency_histograms() AS h;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_backlog(cap bigint DEFAULT 10000)
+RETURNS TABLE (source text, enabled boolean, ttl interval, due bigint, capped boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    maxmind_ready boolean := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                                     WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
+BEGIN
+    IF cap IS NULL OR cap < 1 THEN
+        RAISE EXCEPTION 'ip_inventory_backlog: cap must be at least 1, not %', coalesce(cap::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    FOREACH source IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
+        enabled := @extschema@._ip_inventory_source_enabled(source);
+        ttl := @extschema@.ip_inventory_ttl(source);
+        due := 0;
+        IF enabled THEN
+            EXECUTE format($sql$
+                SELECT count(*) FROM (
+                    SELECT FROM @extschema@.ip_inventory AS i
+                    WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
+                      AND (i.%2$I IS NULL OR i.%2$I < now() - $1)
+                      AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $2)
+                      AND NOT i.ip_address <<= ANY ($3)
+                    LIMIT $4) AS d $sql$,
+                source, source || '_ts')
+              INTO due
+              USING ttl, maxmind_ready, @extschema@._ip_inventory_skip_networks(source)::cidr[], cap;
+        END IF;
+        capped := due >= cap;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_source_coverage()
+RETURNS TABLE (source text, enabled boolean, eligible bigint, answered bigint, pending bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.source,
+           CASE WHEN s.source = 'maxmind'
+                THEN EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                             WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL)
+                ELSE @extschema@._ip_inventory_source_enabled(s.source) END,
+           s.eligible, s.eligible - s.never, s.never + s.stale
+    FROM @extschema@.ip_inventory_staleness AS s
+$$;
+
+GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_latency_histograms() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_latency_histograms() TO pg_monitor;
+
+GRANT SELECT ON @extschema@.ip_inventory_latency TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_backlog(bigint) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_backlog(bigint) TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_source_coverage() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_source_coverage() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.ip_inventory_stats IS
+    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); City record cache hits and misses; requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
+    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
+
+COMMENT ON VIEW @extschema@.ip_inventory_latency IS
+    'Latency histograms, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups per database family (lookup_seconds, timed lookups only) and network requests per source (request_seconds). le: bucket upper bounds in seconds; buckets: cumulative counts per bound; count: all (+Inf); sum_seconds. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_latency_histograms() IS
+    'The latency histograms behind ip_inventory_latency (this session''s pending counts included).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_backlog(bigint) IS
+    'Per network source (cymru, greynoise, rdns): switched on, TTL, rows its next cascade_refresh would consider due (counted up to cap, with the due-row indexes), and whether the count stopped at cap.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_source_coverage() IS
+    'Per source (maxmind, cymru, greynoise, rdns): whether it is in service, rows it serves, rows it answered at least once, rows pending (never answered or stale; MaxMind: another build). Reads the whole inventory.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
+    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
+    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -4545,21 +4635,24 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT a.ip, now(), now(), 0, a.class,
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
                      @extschema@.ip_class(x) AS class
               FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
         LEFT JOIN LATERAL (
-            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
+                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
             WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
         WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
         -- Address order, as recorders insert: concurrent writers cannot deadlock.
