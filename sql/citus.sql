@@ -183,22 +183,26 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM obs AS o
         LEFT JOIN %1$s AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(
+            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
                             @extschema@._ip_inventory_anonymous(
-                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS a
+                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS a,
+                            @extschema@._ip_inventory_isp_columns(
+                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS s
             WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
@@ -336,19 +340,22 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT o.ip, o.f, o.l, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM unnest(moved.ips, moved.ns, moved.fs, moved.ls, moved.es) AS o(ip, n, f, l, e)
         LEFT JOIN LATERAL (
-            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
+            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
                             @extschema@._ip_inventory_maxmind_columns(x) AS c,
-                            @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a
+                            @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a,
+                            @extschema@._ip_inventory_isp_columns(CASE WHEN o.e THEN o.ip END) AS s
             WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ON CONFLICT (ip_address) DO UPDATE SET

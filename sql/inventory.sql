@@ -59,6 +59,16 @@ CREATE TABLE @extschema@.ip_inventory (
     tag_confidence       jsonb NOT NULL DEFAULT '{}',
     tags_generation      bigint,
 
+    -- MaxMind ISP (ip_inventory.isp_db) and Connection-Type (ip_inventory.connection_type_db)
+    -- data, written with the MaxMind columns as the anonymizer flags are; NULL when the
+    -- database holds none for the address or is not configured. Added after the tags (the
+    -- upgrade appends them in this order).
+    isp                  text,
+    isp_organization     text,
+    mobile_country_code  text,
+    mobile_network_code  text,
+    connection_type      text,
+
     -- One row per address: IPv4-mapped addresses are kept as IPv4, without netmask; only
     -- rows merged by retention (ip_inventory_retention) hold a network.
     CONSTRAINT ip_inventory_ip_address_check
@@ -112,6 +122,11 @@ COMMENT ON COLUMN @extschema@.ip_inventory.is_tor_exit_node IS 'MaxMind Anonymou
 COMMENT ON COLUMN @extschema@.ip_inventory.tags IS 'Tags of the enabled rules of ip_inventory_tag_rules the address matches, sorted (docs/tags.md). Materialized: written after each enrichment of the row and by ip_inventory_retag().';
 COMMENT ON COLUMN @extschema@.ip_inventory.tag_confidence IS 'Confidence of each tag, {tag: confidence in [0,1]}: the highest of the matching rules giving the tag.';
 COMMENT ON COLUMN @extschema@.ip_inventory.tags_generation IS 'The generation of the tag rules (ip_inventory_tag_state) tags were computed with; NULL: never tagged. Rows of an older generation are re-tagged by ip_inventory_retag().';
+COMMENT ON COLUMN @extschema@.ip_inventory.isp IS 'MaxMind ISP: the internet service provider''s name (ip_isp()). NULL: no ISP data, or ip_inventory.isp_db not configured when MaxMind last enriched the row.';
+COMMENT ON COLUMN @extschema@.ip_inventory.isp_organization IS 'MaxMind ISP: the organisation the address is assigned to (ip_isp().organization). NULL: none (see isp).';
+COMMENT ON COLUMN @extschema@.ip_inventory.mobile_country_code IS 'MaxMind ISP: mobile country code (MCC, ITU E.212, e.g. 310) of a mobile network. NULL: not a known mobile network (see isp).';
+COMMENT ON COLUMN @extschema@.ip_inventory.mobile_network_code IS 'MaxMind ISP: mobile network code (MNC, e.g. 004) of a mobile network. NULL: not a known mobile network (see isp).';
+COMMENT ON COLUMN @extschema@.ip_inventory.connection_type IS 'MaxMind Connection-Type: Cable/DSL, Cellular, Corporate, Satellite or Dialup (ip_connection_type()). NULL: unknown, or ip_inventory.connection_type_db not configured when MaxMind last enriched the row.';
 COMMENT ON COLUMN @extschema@.ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
 
 -- The ASN rule, written once: whether an ASN offered by an enrichment source replaces the

@@ -24,7 +24,7 @@ RETURN maxmind_ts IS NULL
 -- writer: _ip_inventory_apply_maxmind below and the Citus shard and coordinator writers
 -- (sql/citus.sql) run it on their relation. target: the inventory relation (qualified);
 -- answers: a relation with the column ip, the columns of _ip_inventory_maxmind_columns and
--- those of ip_anonymizer.
+-- those of ip_anonymizer and _ip_inventory_isp_columns.
 -- It writes only MaxMind's columns, enrichment->'maxmind', and the ASN by the ASN rule (whose
 -- offer counts only when the ASN database was consulted).
 CREATE FUNCTION @extschema@._ip_inventory_maxmind_update(target text, answers text)
@@ -57,7 +57,13 @@ RETURN format($sql$
         is_hosting_provider  = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_hosting_provider ELSE c.is_hosting_provider END,
         is_public_proxy      = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_public_proxy ELSE c.is_public_proxy END,
         is_residential_proxy = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_residential_proxy ELSE c.is_residential_proxy END,
-        is_tor_exit_node     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_tor_exit_node ELSE c.is_tor_exit_node END
+        is_tor_exit_node     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_tor_exit_node ELSE c.is_tor_exit_node END,
+        -- ISP and connection type likewise (NULL: no data or no ISP / Connection-Type database).
+        isp                  = CASE WHEN c.maxmind_ts IS NULL THEN inv.isp ELSE c.isp END,
+        isp_organization     = CASE WHEN c.maxmind_ts IS NULL THEN inv.isp_organization ELSE c.isp_organization END,
+        mobile_country_code  = CASE WHEN c.maxmind_ts IS NULL THEN inv.mobile_country_code ELSE c.mobile_country_code END,
+        mobile_network_code  = CASE WHEN c.maxmind_ts IS NULL THEN inv.mobile_network_code ELSE c.mobile_network_code END,
+        connection_type      = CASE WHEN c.maxmind_ts IS NULL THEN inv.connection_type ELSE c.connection_type END
     FROM %2$s AS c
     WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$,
     target, answers, $o$CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END$o$);
@@ -68,8 +74,9 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_update(text, text) IS
 -- reads ($1: the addresses).
 CREATE FUNCTION @extschema@._ip_inventory_maxmind_answers()
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN $sql$(SELECT b.ip, c.*, a.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
-                 @extschema@._ip_inventory_maxmind_columns(e) AS c, @extschema@._ip_inventory_anonymous(b.ip) AS a)$sql$;
+RETURN $sql$(SELECT b.ip, c.*, a.*, s.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
+                 @extschema@._ip_inventory_maxmind_columns(e) AS c, @extschema@._ip_inventory_anonymous(b.ip) AS a,
+                 @extschema@._ip_inventory_isp_columns(b.ip) AS s)$sql$;
 COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_answers() IS
     'MaxMind''s answers for the addresses $1, as a relation for _ip_inventory_maxmind_update (internal).';
 

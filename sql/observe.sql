@@ -33,6 +33,19 @@ BEGIN ATOMIC
                'is_anycast', e.is_anycast)), '{}');
 END;
 
+-- The inventory's ISP and connection-type columns for an address: one row, all NULL when
+-- neither the ISP nor the Connection-Type database is configured (or for NULL). Every writer
+-- joins it beside _ip_inventory_maxmind_columns and _ip_inventory_anonymous.
+CREATE FUNCTION @extschema@._ip_inventory_isp_columns(ip inet)
+RETURNS TABLE (isp text, isp_organization text, mobile_country_code text,
+               mobile_network_code text, connection_type text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT i.isp, i.organization, i.mobile_country_code, i.mobile_network_code,
+           @extschema@._ip_inventory_connection_type(ip)
+    FROM @extschema@._ip_inventory_isp(ip) AS i;
+END;
+
 -- Writes observations (one entry per distinct address, in address order, so that concurrent
 -- recorders lock rows in the same order and cannot deadlock) into the inventory: appearances
 -- are added, first and last seen widened. New public addresses are enriched from MaxMind
@@ -57,14 +70,16 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM obs AS o
         -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
         -- lateral, whose join filter the planner may answer by hashing the whole inventory.
@@ -72,11 +87,13 @@ BEGIN
         -- addresses (the function is strict).
         LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(
+            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
                             @extschema@._ip_inventory_anonymous(
-                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a
+                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a,
+                            @extschema@._ip_inventory_isp_columns(
+                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS s
             WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
@@ -173,6 +190,8 @@ LEFT JOIN pg_catalog.pg_trigger AS t
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_columns(@extschema@.ip_enrichment) IS
     'The ip_inventory columns an ip_enrichment value fills (internal: shared by recording and re-enrichment).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_isp_columns(inet) IS
+    'The ip_inventory ISP and connection-type columns of an address, one row (internal: shared by every MaxMind writer).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) IS
     'Writes aggregated observations into ip_inventory (internal: shared by the observe trigger and backfill).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_check_columns(regclass, text[], text) IS
@@ -231,6 +250,11 @@ DECLARE
         ARRAY['is_public_proxy', 'is_public_proxy', 'MaxMind Anonymous-IP: public proxy'],
         ARRAY['is_residential_proxy', 'is_residential_proxy', 'MaxMind Anonymous-IP: residential proxy'],
         ARRAY['is_tor_exit_node', 'is_tor_exit_node', 'MaxMind Anonymous-IP: Tor exit node'],
+        ARRAY['isp', 'isp', 'internet service provider (MaxMind ISP)'],
+        ARRAY['isp_organization', 'isp_organization', 'organisation the address is assigned to (MaxMind ISP)'],
+        ARRAY['mobile_country_code', 'mobile_country_code', 'mobile country code, MCC (MaxMind ISP)'],
+        ARRAY['mobile_network_code', 'mobile_network_code', 'mobile network code, MNC (MaxMind ISP)'],
+        ARRAY['connection_type', 'connection_type', 'connection type: Cable/DSL, Cellular, Corporate, Satellite, Dialup (MaxMind Connection-Type)'],
         ARRAY['tags', 'tags', 'tags of the tag rules the address matches (ip_inventory_tag_rules; empty: none)'],
         ARRAY['tag_confidence', 'tag_confidence', 'confidence of each tag, {tag: confidence}'],
         ARRAY['first_seen', 'first_seen_at', 'earliest event time of the address in all attached tables'],

@@ -40,7 +40,7 @@ COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.rule_id IS 'The rule''s num
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.tag IS 'The tag (lowercase letters, digits, _ . : -, at most 63). Several rules may give one tag: an address gets the highest confidence of those it matches.';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.attack_type IS 'The attack type or category of the tag (same alphabet); every rule giving one tag names the same one. The report views count by it.';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.confidence IS 'Confidence of the tag for a matching address, in [0, 1].';
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, in_list, and the combinators not, any, all. Checked when written.';
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, isp, isp_regex, connection_type, mobile_country_code, mobile_network_code, in_list, and the combinators not, any, all. Checked when written.';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.enabled IS 'Only enabled rules tag.';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.comment IS 'Why the rule exists.';
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.event_table IS 'NULL: an address rule (tags materialized in ip_inventory.tags). An attached event table: an event rule, whose condition has an "event" key over the table''s columns; its tags are per event, in the <prefix>_event_tags columns of the table''s enriched view.';
@@ -74,6 +74,8 @@ BEGIN ATOMIC
         ('is_anonymous', 'boolean'), ('is_anonymous_vpn', 'boolean'),
         ('is_hosting_provider', 'boolean'), ('is_public_proxy', 'boolean'),
         ('is_residential_proxy', 'boolean'), ('is_tor_exit_node', 'boolean'),
+        ('isp', 'array'), ('isp_regex', 'string'), ('connection_type', 'array'),
+        ('mobile_country_code', 'array'), ('mobile_network_code', 'array'),
         ('in_list', 'array'), ('not', 'object'), ('any', 'array'), ('all', 'array')) AS k(key, kind);
 END;
 
@@ -124,20 +126,21 @@ BEGIN
             END LOOP;
         ELSIF k = 'not' THEN
             PERFORM @extschema@._ip_inventory_tag_check(v, depth + 1);
-        ELSIF k = 'rdns_regex' THEN
+        ELSIF k IN ('rdns_regex', 'isp_regex') THEN
             s := v #>> '{}';
             IF s = '' OR octet_length(s) > 256 THEN
-                RAISE EXCEPTION 'rdns_regex must be 1 to 256 bytes' USING ERRCODE = '22023';
+                RAISE EXCEPTION '% must be 1 to 256 bytes', k USING ERRCODE = '22023';
             END IF;
             -- Back-references are the one feature that makes matching exponential.
             IF s ~ '\\[1-9]' THEN
-                RAISE EXCEPTION 'rdns_regex must not use back-references (\1 ... \9)' USING ERRCODE = '2201B',
-                    HINT = 'Write the alternatives out: rules are matched against every reverse DNS name.';
+                RAISE EXCEPTION '% must not use back-references (\1 ... \9)', k USING ERRCODE = '2201B',
+                    HINT = CASE k WHEN 'rdns_regex' THEN 'Write the alternatives out: rules are matched against every reverse DNS name.'
+                                  ELSE 'Write the alternatives out: rules are matched against every ISP name.' END;
             END IF;
             BEGIN
                 PERFORM 'probe' ~* s;
             EXCEPTION WHEN invalid_regular_expression OR program_limit_exceeded THEN
-                RAISE EXCEPTION 'rdns_regex "%" is not a valid regular expression: %', left(s, 64), SQLERRM
+                RAISE EXCEPTION '% "%" is not a valid regular expression: %', k, left(s, 64), SQLERRM
                     USING ERRCODE = '2201B', HINT = 'A POSIX regular expression (PostgreSQL ~*), matched case-insensitively.';
             END;
         ELSIF want = 'array' THEN
@@ -151,6 +154,11 @@ BEGIN
                     WHEN 'greynoise_classification' THEN s ~ '^[a-z_]{1,32}$'
                     WHEN 'in_list' THEN s ~ '^[a-z][a-z0-9_]{0,62}$'
                     WHEN 'network' THEN s ~ '^[0-9a-fA-F.:]{2,39}(/[0-9]{1,3})?$'
+                    WHEN 'isp' THEN octet_length(s) BETWEEN 1 AND 256
+                    -- MaxMind's values, exactly: a misspelt one would silently match nothing.
+                    WHEN 'connection_type' THEN s IN ('Cable/DSL', 'Cellular', 'Corporate', 'Satellite', 'Dialup')
+                    WHEN 'mobile_country_code' THEN s ~ '^[0-9]{3}$'
+                    WHEN 'mobile_network_code' THEN s ~ '^[0-9]{2,3}$'
                     ELSE false END), false) THEN
                     RAISE EXCEPTION 'tag rule condition key "%" has an invalid value %', k, left(e::text, 64)
                         USING ERRCODE = '22023',
@@ -159,6 +167,10 @@ BEGIN
                                       WHEN 'ip_class' THEN 'Classes as ip_class() names them, e.g. ["public"].'
                                       WHEN 'greynoise_classification' THEN 'e.g. ["malicious", "unknown"].'
                                       WHEN 'in_list' THEN 'Names of network lists (ip_inventory_lists).'
+                                      WHEN 'isp' THEN 'ISP names exactly as ip_isp() gives them (1 to 256 bytes), e.g. ["Verizon Wireless"]; isp_regex matches a pattern.'
+                                      WHEN 'connection_type' THEN 'One or more of "Cable/DSL", "Cellular", "Corporate", "Satellite", "Dialup" (as ip_connection_type() gives them).'
+                                      WHEN 'mobile_country_code' THEN 'Mobile country codes (MCC) as strings of 3 digits, e.g. ["310"].'
+                                      WHEN 'mobile_network_code' THEN 'Mobile network codes (MNC) as strings of 2 or 3 digits, e.g. ["004"].'
                                       ELSE 'Networks in CIDR notation, e.g. ["192.0.2.0/24"].' END;
                 END IF;
                 IF k = 'network' THEN
@@ -206,6 +218,11 @@ BEGIN
                 '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->) ''riot'' OPERATOR(pg_catalog.=) %L::pg_catalog.jsonb) IS TRUE', v::text)
             WHEN 'rdns_regex' THEN format(
                 '(inv.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name'' OPERATOR(pg_catalog.~*) %L::pg_catalog.text) IS TRUE', v #>> '{}')
+            WHEN 'isp' THEN format('(inv.isp OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'isp_regex' THEN format('(inv.isp OPERATOR(pg_catalog.~*) %L::pg_catalog.text) IS TRUE', v #>> '{}')
+            WHEN 'connection_type' THEN format('(inv.connection_type OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'mobile_country_code' THEN format('(inv.mobile_country_code OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'mobile_network_code' THEN format('(inv.mobile_network_code OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
             WHEN 'in_list' THEN (
                 -- A list unregistered since the rule was written matches nothing (its
                 -- registration is read once per statement: an InitPlan).

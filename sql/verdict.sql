@@ -19,21 +19,24 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT a.ip, now(), now(), 0, a.class,
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
                      @extschema@.ip_class(x) AS class
               FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
         LEFT JOIN LATERAL (
-            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
+                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
             WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
         WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
         -- Address order, as recorders insert: concurrent writers cannot deadlock.

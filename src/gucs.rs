@@ -354,7 +354,7 @@ fn init_maxmind() {
     database_path(
         c"ip_inventory.maxmind_dir",
         c"Directory holding the MaxMind databases.",
-        c"Looked up there: GeoIP2-City.mmdb or GeoLite2-City.mmdb, and GeoIP2-ISP.mmdb or GeoLite2-ASN.mmdb. ip_inventory.city_db and ip_inventory.asn_db take precedence.",
+        c"Looked up there, first found: GeoIP2-City.mmdb, GeoLite2-City.mmdb, then DB-IP Lite (dbip-city-lite, dbip-country-lite) and ipinfo_lite.mmdb; GeoIP2-ISP.mmdb, GeoLite2-ASN.mmdb, then dbip-asn-lite and ipinfo_lite.mmdb (docs/maxmind.md). ip_inventory.city_db and ip_inventory.asn_db take precedence.",
         &MAXMIND_DIR,
     );
     database_path(

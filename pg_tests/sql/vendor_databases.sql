@@ -139,3 +139,26 @@ ALTER SYSTEM RESET ip_inventory.asn_db;
 ALTER SYSTEM RESET ip_inventory.anonymous_db;
 ALTER SYSTEM RESET ip_inventory.city_db;
 SELECT pg_reload_conf();
+
+-- ip_inventory.maxmind_dir finds vendors' files by their published names, after MaxMind's
+-- (docs/maxmind.md, "Configure"): IPinfo Lite alone fills both slots; DB-IP's files come
+-- before it, the newest dated name first.
+\! mkdir -p "$IPI_SCRATCH/vendors-dir" && cp "$IPI_FIXTURES/vendors/ipinfo-lite-test.mmdb" "$IPI_SCRATCH/vendors-dir/ipinfo_lite.mmdb"
+\set vdir :scratch/vendors-dir
+ALTER SYSTEM SET ip_inventory.maxmind_dir = :'vdir';
+SELECT pg_reload_conf();
+\c
+SELECT name, replace(path, :'vdir', 'DIR') AS path, database_type, status FROM maxmind_info() ORDER BY name;
+SELECT ip_country('1.1.1.1') AS country, (enrich_ip('1.1.1.1')).city, ip_asn('1.1.1.1') AS asn;
+-- Two months of DB-IP City Lite (the newer one holds the Country Lite test data, so that the
+-- answers tell them apart) and one of ASN Lite; a new session lists the directory again.
+\! cd "$IPI_SCRATCH/vendors-dir" && cp "$IPI_FIXTURES/vendors/dbip-city-lite-test.mmdb" dbip-city-lite-2026-10.mmdb && cp "$IPI_FIXTURES/vendors/dbip-country-lite-test.mmdb" dbip-city-lite-2026-11.mmdb && cp "$IPI_FIXTURES/vendors/dbip-asn-lite-test.mmdb" dbip-asn-lite-2026-11.mmdb
+\c
+SELECT name, replace(path, :'vdir', 'DIR') AS path, database_type, status FROM maxmind_info() ORDER BY name;
+SELECT ip_country('1.1.1.1') AS country, (enrich_ip('1.1.1.1')).city, ip_asn('1.1.1.1') AS asn;
+-- MaxMind's name wins over both.
+\! cp "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" "$IPI_SCRATCH/vendors-dir/GeoLite2-City.mmdb"
+\c
+SELECT name, replace(path, :'vdir', 'DIR') AS path, database_type FROM maxmind_info() WHERE name = 'city';
+ALTER SYSTEM RESET ip_inventory.maxmind_dir;
+SELECT pg_reload_conf();

@@ -158,6 +158,13 @@ ALTER TABLE @extschema@.ip_inventory
     ADD COLUMN tags                 text[] NOT NULL DEFAULT '{}',
     ADD COLUMN tag_confidence       jsonb NOT NULL DEFAULT '{}',
     ADD COLUMN tags_generation      bigint;
+-- Issue 18 item 4: MaxMind ISP and Connection-Type data as inventory columns (sql/inventory.sql).
+ALTER TABLE @extschema@.ip_inventory
+    ADD COLUMN isp                  text,
+    ADD COLUMN isp_organization     text,
+    ADD COLUMN mobile_country_code  text,
+    ADD COLUMN mobile_network_code  text,
+    ADD COLUMN connection_type      text;
 CREATE TABLE @extschema@.ip_inventory_tag_rules (
     rule_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tag         text NOT NULL CONSTRAINT ip_inventory_tag_rules_tag_check
@@ -236,6 +243,13 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_claim_wrapper';
 
+CREATE OR REPLACE FUNCTION "_ip_inventory_connection_type"(
+	"ip" inet 
+) RETURNS text 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_connection_type_wrapper';
+
 CREATE OR REPLACE FUNCTION "_ip_inventory_count_recorded"(
 	"observations" bigint, 
 	"new_addresses" bigint, 
@@ -276,6 +290,19 @@ CREATE OR REPLACE FUNCTION "_ip_inventory_greynoise_state"() RETURNS TABLE (
 STRICT VOLATILE PARALLEL SAFE 
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_greynoise_state_wrapper';
+
+CREATE OR REPLACE FUNCTION "_ip_inventory_isp"(
+	"ip" inet 
+) RETURNS ip_isp_data 
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_isp_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_isp(inet) IS
+    'ip_isp() for the inventory''s ISP columns: NULL when ip_inventory.isp_db is not configured; a database that cannot be used gives NULL with one WARNING per session (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_connection_type(inet) IS
+    'ip_connection_type() for the inventory''s connection_type column: NULL when ip_inventory.connection_type_db is not configured; a database that cannot be used gives NULL with one WARNING per session (internal).';
 
 CREATE OR REPLACE FUNCTION "_ip_inventory_job_holder"(
 	"job" TEXT 
@@ -598,6 +625,16 @@ COMMENT ON COLUMN @extschema@.ip_inventory.tag_confidence IS 'Confidence of each
 
 COMMENT ON COLUMN @extschema@.ip_inventory.tags_generation IS 'The generation of the tag rules (ip_inventory_tag_state) tags were computed with; NULL: never tagged. Rows of an older generation are re-tagged by ip_inventory_retag().';
 
+COMMENT ON COLUMN @extschema@.ip_inventory.isp IS 'MaxMind ISP: the internet service provider''s name (ip_isp()). NULL: no ISP data, or ip_inventory.isp_db not configured when MaxMind last enriched the row.';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.isp_organization IS 'MaxMind ISP: the organisation the address is assigned to (ip_isp().organization). NULL: none (see isp).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.mobile_country_code IS 'MaxMind ISP: mobile country code (MCC, ITU E.212, e.g. 310) of a mobile network. NULL: not a known mobile network (see isp).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.mobile_network_code IS 'MaxMind ISP: mobile network code (MNC, e.g. 004) of a mobile network. NULL: not a known mobile network (see isp).';
+
+COMMENT ON COLUMN @extschema@.ip_inventory.connection_type IS 'MaxMind Connection-Type: Cable/DSL, Cellular, Corporate, Satellite or Dialup (ip_connection_type()). NULL: unknown, or ip_inventory.connection_type_db not configured when MaxMind last enriched the row.';
+
 COMMENT ON COLUMN @extschema@.ip_inventory.enrichment_ts IS 'When any source last enriched the row (the latest of the source timestamps), under the name the earlier cascade used. Generated; staleness per source is in ip_inventory_staleness.';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_asn_replaced(offered_by text, offered_asn bigint, asn_source text)
@@ -698,6 +735,16 @@ BEGIN ATOMIC
                'is_anycast', e.is_anycast)), '{}');
 END;
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_isp_columns(ip inet)
+RETURNS TABLE (isp text, isp_organization text, mobile_country_code text,
+               mobile_network_code text, connection_type text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT i.isp, i.organization, i.mobile_country_code, i.mobile_network_code,
+           @extschema@._ip_inventory_connection_type(ip)
+    FROM @extschema@._ip_inventory_isp(ip) AS i;
+END;
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_record(
     ips inet[], observations bigint[], first_seen timestamptz[], last_seen timestamptz[], enrich boolean,
     OUT addresses bigint, OUT new_addresses bigint)
@@ -716,14 +763,16 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM obs AS o
         -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
         -- lateral, whose join filter the planner may answer by hashing the whole inventory.
@@ -731,11 +780,13 @@ BEGIN
         -- addresses (the function is strict).
         LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(
+            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
                             @extschema@._ip_inventory_anonymous(
-                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a
+                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a,
+                            @extschema@._ip_inventory_isp_columns(
+                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS s
             WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
@@ -825,6 +876,9 @@ LEFT JOIN pg_catalog.pg_trigger AS t
 COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_columns(@extschema@.ip_enrichment) IS
     'The ip_inventory columns an ip_enrichment value fills (internal: shared by recording and re-enrichment).';
 
+COMMENT ON FUNCTION @extschema@._ip_inventory_isp_columns(inet) IS
+    'The ip_inventory ISP and connection-type columns of an address, one row (internal: shared by every MaxMind writer).';
+
 COMMENT ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) IS
     'Writes aggregated observations into ip_inventory (internal: shared by the observe trigger and backfill).';
 
@@ -879,6 +933,11 @@ DECLARE
         ARRAY['is_public_proxy', 'is_public_proxy', 'MaxMind Anonymous-IP: public proxy'],
         ARRAY['is_residential_proxy', 'is_residential_proxy', 'MaxMind Anonymous-IP: residential proxy'],
         ARRAY['is_tor_exit_node', 'is_tor_exit_node', 'MaxMind Anonymous-IP: Tor exit node'],
+        ARRAY['isp', 'isp', 'internet service provider (MaxMind ISP)'],
+        ARRAY['isp_organization', 'isp_organization', 'organisation the address is assigned to (MaxMind ISP)'],
+        ARRAY['mobile_country_code', 'mobile_country_code', 'mobile country code, MCC (MaxMind ISP)'],
+        ARRAY['mobile_network_code', 'mobile_network_code', 'mobile network code, MNC (MaxMind ISP)'],
+        ARRAY['connection_type', 'connection_type', 'connection type: Cable/DSL, Cellular, Corporate, Satellite, Dialup (MaxMind Connection-Type)'],
         ARRAY['tags', 'tags', 'tags of the tag rules the address matches (ip_inventory_tag_rules; empty: none)'],
         ARRAY['tag_confidence', 'tag_confidence', 'confidence of each tag, {tag: confidence}'],
         ARRAY['first_seen', 'first_seen_at', 'earliest event time of the address in all attached tables'],
@@ -1680,7 +1739,13 @@ RETURN format($sql$
         is_hosting_provider  = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_hosting_provider ELSE c.is_hosting_provider END,
         is_public_proxy      = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_public_proxy ELSE c.is_public_proxy END,
         is_residential_proxy = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_residential_proxy ELSE c.is_residential_proxy END,
-        is_tor_exit_node     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_tor_exit_node ELSE c.is_tor_exit_node END
+        is_tor_exit_node     = CASE WHEN c.maxmind_ts IS NULL THEN inv.is_tor_exit_node ELSE c.is_tor_exit_node END,
+        -- ISP and connection type likewise (NULL: no data or no ISP / Connection-Type database).
+        isp                  = CASE WHEN c.maxmind_ts IS NULL THEN inv.isp ELSE c.isp END,
+        isp_organization     = CASE WHEN c.maxmind_ts IS NULL THEN inv.isp_organization ELSE c.isp_organization END,
+        mobile_country_code  = CASE WHEN c.maxmind_ts IS NULL THEN inv.mobile_country_code ELSE c.mobile_country_code END,
+        mobile_network_code  = CASE WHEN c.maxmind_ts IS NULL THEN inv.mobile_network_code ELSE c.mobile_network_code END,
+        connection_type      = CASE WHEN c.maxmind_ts IS NULL THEN inv.connection_type ELSE c.connection_type END
     FROM %2$s AS c
     WHERE inv.ip_address = c.ip AND @extschema@._ip_inventory_maxmind_serves(inv.ip_class) $sql$,
     target, answers, $o$CASE WHEN c.maxmind_asn_build IS NOT NULL THEN 'maxmind' END$o$);
@@ -1690,8 +1755,9 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_update(text, text) IS
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_answers()
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN $sql$(SELECT b.ip, c.*, a.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
-                 @extschema@._ip_inventory_maxmind_columns(e) AS c, @extschema@._ip_inventory_anonymous(b.ip) AS a)$sql$;
+RETURN $sql$(SELECT b.ip, c.*, a.*, s.* FROM unnest($1::pg_catalog.inet[]) AS b(ip), @extschema@.enrich_ip(b.ip) AS e,
+                 @extschema@._ip_inventory_maxmind_columns(e) AS c, @extschema@._ip_inventory_anonymous(b.ip) AS a,
+                 @extschema@._ip_inventory_isp_columns(b.ip) AS s)$sql$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_answers() IS
     'MaxMind''s answers for the addresses $1, as a relation for _ip_inventory_maxmind_update (internal).';
@@ -2463,261 +2529,6 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
 
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
-SELECT count(*) AS total_ips,
-       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
-       count(asn_number) AS with_asn,
-       count(geo_country) AS with_geo,
-       count(*) FILTER (WHERE is_scanner) AS scanners,
-       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
-       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
-       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
-       coalesce(sum(observation_count), 0) AS observations
-FROM @extschema@.ip_inventory;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
-SELECT asn_source,
-       count(*) AS ips,
-       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_source;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       geo_country,
-       max(geo_country_name) AS geo_country_name,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE geo_country IS NOT NULL
-GROUP BY geo_country;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       asn_number,
-       max(asn_org) AS asn_org,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_number;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
-SELECT 'maxmind' AS source, NULL::interval AS ttl,
-       count(*) AS eligible,
-       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
-       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
-                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
-                                                         b.city_build, b.asn_build)) AS stale,
-       min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
-UNION ALL
-SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
-UNION ALL
-SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
-UNION ALL
-SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
-RETURNS TABLE ("check" text, status text, value text, detail text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    warn_age interval;
-    crit_age interval;
-    age interval;
-    cov @extschema@.ip_inventory_coverage;
-    st record;
-    db record;
-    n bigint;
-    failing bigint;
-    last_seen timestamptz;
-    warn_left bigint;
-    crit_left bigint;
-    monthly boolean;
-BEGIN
-    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
-    -- always, the optional slots when configured (maxmind_info() lists them only then).
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_database';
-        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
-        value := db.status;
-        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
-                  || coalesce(': ' || db.error, '');
-        RETURN NEXT;
-    END LOOP;
-
-    -- maxmind_info() above loaded the library, which defines these settings.
-    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
-    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
-    "check" := 'maxmind_age';
-    BEGIN
-        age := @extschema@.maxmind_age();
-        value := justify_interval(date_trunc('minute', age))::text;
-        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
-        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
-        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
-                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
-               bool_or(i.grace > interval '0')
-          INTO status, monthly
-          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
-                                   ELSE interval '0' END AS grace
-                FROM @extschema@.maxmind_info() AS m
-                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
-        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                         justify_interval(warn_age), justify_interval(crit_age))
-                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
-    EXCEPTION WHEN OTHERS THEN
-        status := 'critical'; value := NULL; detail := SQLERRM;
-    END;
-    RETURN NEXT;
-
-    -- The optional slots' databases, when configured: their age against the same thresholds.
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_age';
-        value := justify_interval(date_trunc('minute', db.age))::text;
-        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
-                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
-        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
-                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                                   justify_interval(warn_age), justify_interval(crit_age)) END;
-        RETURN NEXT;
-    END LOOP;
-
-    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
-    "check" := 'asn_coverage';
-    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
-                     cov.with_asn, cov.public_ips);
-    RETURN NEXT;
-    "check" := 'geo_coverage';
-    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
-                     cov.with_geo, cov.public_ips);
-    RETURN NEXT;
-
-    -- Stale answers per source: a warning when more than a tenth of the rows a source
-    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
-    -- A network source switched off is reported as such, not as stale.
-    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
-        "check" := st.source || '_stale';
-        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
-            value := 'disabled';
-            status := 'ok';
-            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
-                             st.source, st.stale, st.never, st.eligible);
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        value := st.stale::text;
-        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
-        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
-                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
-        RETURN NEXT;
-    END LOOP;
-
-    "check" := 'maxmind_pending';
-    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
-    value := n::text;
-    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
-    RETURN NEXT;
-
-    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
-    "check" := 'greynoise_quota';
-    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
-        status := 'ok'; value := 'disabled';
-        detail := 'ip_inventory.greynoise_enabled = off: no calls';
-    ELSE
-        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
-        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
-        BEGIN
-            SELECT * INTO st FROM @extschema@.greynoise_quota();
-            value := st.remaining || ' of ' || st.daily_quota;
-            -- (A daily quota of 0 is an operator's choice, not an alarm.)
-            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
-                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
-                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
-            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
-                             warn_left, crit_left)
-                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
-        EXCEPTION WHEN object_not_in_prerequisite_state THEN
-            status := 'warning'; value := NULL; detail := SQLERRM;
-        END;
-    END IF;
-    RETURN NEXT;
-
-    "check" := 'network_failures';
-    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
-           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
-      INTO n, failing, detail
-      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
-            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
-    value := n::text;
-    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
-    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
-                     coalesce(detail, 'none'), failing);
-    RETURN NEXT;
-
-    "check" := 'observed_tables';
-    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
-    value := n::text;
-    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
-    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
-                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
-    RETURN NEXT;
-
-    "check" := 'last_observation';
-    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
-    value := last_seen::text;
-    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
-    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
-    RETURN NEXT;
-
-    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
-    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
-        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
-    END IF;
-END $$;
-
-COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
-    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
-    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
-    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
-
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -2732,21 +2543,24 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT a.ip, now(), now(), 0, a.class,
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
                      @extschema@.ip_class(x) AS class
               FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
         LEFT JOIN LATERAL (
-            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
+                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
             WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
         WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
         -- Address order, as recorders insert: concurrent writers cannot deadlock.
@@ -3034,22 +2848,26 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM obs AS o
         LEFT JOIN %1$s AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(
+            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
                                 CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
                             @extschema@._ip_inventory_anonymous(
-                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS a
+                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS a,
+                            @extschema@._ip_inventory_isp_columns(
+                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS s
             WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ORDER BY o.ip
@@ -3178,19 +2996,22 @@ BEGIN
             geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
             asn_number, asn_org, asn_network, asn_source, enrichment,
             is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
         SELECT o.ip, o.f, o.l, o.n, @extschema@.ip_class(o.ip),
                m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
                m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
                m.asn_number, m.asn_org, m.asn_network, m.asn_source,
                jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM unnest(moved.ips, moved.ns, moved.fs, moved.ls, moved.es) AS o(ip, n, f, l, e)
         LEFT JOIN LATERAL (
-            SELECT c.*, a.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
+            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
                             @extschema@._ip_inventory_maxmind_columns(x) AS c,
-                            @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a
+                            @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a,
+                            @extschema@._ip_inventory_isp_columns(CASE WHEN o.e THEN o.ip END) AS s
             WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
         ) AS m ON true
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -3954,7 +3775,7 @@ COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.attack_type IS 'The attack 
 
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.confidence IS 'Confidence of the tag for a matching address, in [0, 1].';
 
-COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, in_list, and the combinators not, any, all. Checked when written.';
+COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.condition IS 'A jsonb object whose keys must all match (docs/tags.md): country, asn, ip_class, network, greynoise_classification, greynoise_noise, greynoise_riot, rdns_regex, is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy, is_residential_proxy, is_tor_exit_node, isp, isp_regex, connection_type, mobile_country_code, mobile_network_code, in_list, and the combinators not, any, all. Checked when written.';
 
 COMMENT ON COLUMN @extschema@.ip_inventory_tag_rules.enabled IS 'Only enabled rules tag.';
 
@@ -3981,6 +3802,8 @@ BEGIN ATOMIC
         ('is_anonymous', 'boolean'), ('is_anonymous_vpn', 'boolean'),
         ('is_hosting_provider', 'boolean'), ('is_public_proxy', 'boolean'),
         ('is_residential_proxy', 'boolean'), ('is_tor_exit_node', 'boolean'),
+        ('isp', 'array'), ('isp_regex', 'string'), ('connection_type', 'array'),
+        ('mobile_country_code', 'array'), ('mobile_network_code', 'array'),
         ('in_list', 'array'), ('not', 'object'), ('any', 'array'), ('all', 'array')) AS k(key, kind);
 END;
 
@@ -4029,20 +3852,21 @@ BEGIN
             END LOOP;
         ELSIF k = 'not' THEN
             PERFORM @extschema@._ip_inventory_tag_check(v, depth + 1);
-        ELSIF k = 'rdns_regex' THEN
+        ELSIF k IN ('rdns_regex', 'isp_regex') THEN
             s := v #>> '{}';
             IF s = '' OR octet_length(s) > 256 THEN
-                RAISE EXCEPTION 'rdns_regex must be 1 to 256 bytes' USING ERRCODE = '22023';
+                RAISE EXCEPTION '% must be 1 to 256 bytes', k USING ERRCODE = '22023';
             END IF;
             -- Back-references are the one feature that makes matching exponential.
             IF s ~ '\\[1-9]' THEN
-                RAISE EXCEPTION 'rdns_regex must not use back-references (\1 ... \9)' USING ERRCODE = '2201B',
-                    HINT = 'Write the alternatives out: rules are matched against every reverse DNS name.';
+                RAISE EXCEPTION '% must not use back-references (\1 ... \9)', k USING ERRCODE = '2201B',
+                    HINT = CASE k WHEN 'rdns_regex' THEN 'Write the alternatives out: rules are matched against every reverse DNS name.'
+                                  ELSE 'Write the alternatives out: rules are matched against every ISP name.' END;
             END IF;
             BEGIN
                 PERFORM 'probe' ~* s;
             EXCEPTION WHEN invalid_regular_expression OR program_limit_exceeded THEN
-                RAISE EXCEPTION 'rdns_regex "%" is not a valid regular expression: %', left(s, 64), SQLERRM
+                RAISE EXCEPTION '% "%" is not a valid regular expression: %', k, left(s, 64), SQLERRM
                     USING ERRCODE = '2201B', HINT = 'A POSIX regular expression (PostgreSQL ~*), matched case-insensitively.';
             END;
         ELSIF want = 'array' THEN
@@ -4056,6 +3880,11 @@ BEGIN
                     WHEN 'greynoise_classification' THEN s ~ '^[a-z_]{1,32}$'
                     WHEN 'in_list' THEN s ~ '^[a-z][a-z0-9_]{0,62}$'
                     WHEN 'network' THEN s ~ '^[0-9a-fA-F.:]{2,39}(/[0-9]{1,3})?$'
+                    WHEN 'isp' THEN octet_length(s) BETWEEN 1 AND 256
+                    -- MaxMind's values, exactly: a misspelt one would silently match nothing.
+                    WHEN 'connection_type' THEN s IN ('Cable/DSL', 'Cellular', 'Corporate', 'Satellite', 'Dialup')
+                    WHEN 'mobile_country_code' THEN s ~ '^[0-9]{3}$'
+                    WHEN 'mobile_network_code' THEN s ~ '^[0-9]{2,3}$'
                     ELSE false END), false) THEN
                     RAISE EXCEPTION 'tag rule condition key "%" has an invalid value %', k, left(e::text, 64)
                         USING ERRCODE = '22023',
@@ -4064,6 +3893,10 @@ BEGIN
                                       WHEN 'ip_class' THEN 'Classes as ip_class() names them, e.g. ["public"].'
                                       WHEN 'greynoise_classification' THEN 'e.g. ["malicious", "unknown"].'
                                       WHEN 'in_list' THEN 'Names of network lists (ip_inventory_lists).'
+                                      WHEN 'isp' THEN 'ISP names exactly as ip_isp() gives them (1 to 256 bytes), e.g. ["Verizon Wireless"]; isp_regex matches a pattern.'
+                                      WHEN 'connection_type' THEN 'One or more of "Cable/DSL", "Cellular", "Corporate", "Satellite", "Dialup" (as ip_connection_type() gives them).'
+                                      WHEN 'mobile_country_code' THEN 'Mobile country codes (MCC) as strings of 3 digits, e.g. ["310"].'
+                                      WHEN 'mobile_network_code' THEN 'Mobile network codes (MNC) as strings of 2 or 3 digits, e.g. ["004"].'
                                       ELSE 'Networks in CIDR notation, e.g. ["192.0.2.0/24"].' END;
                 END IF;
                 IF k = 'network' THEN
@@ -4109,6 +3942,11 @@ BEGIN
                 '(inv.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->) ''riot'' OPERATOR(pg_catalog.=) %L::pg_catalog.jsonb) IS TRUE', v::text)
             WHEN 'rdns_regex' THEN format(
                 '(inv.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name'' OPERATOR(pg_catalog.~*) %L::pg_catalog.text) IS TRUE', v #>> '{}')
+            WHEN 'isp' THEN format('(inv.isp OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'isp_regex' THEN format('(inv.isp OPERATOR(pg_catalog.~*) %L::pg_catalog.text) IS TRUE', v #>> '{}')
+            WHEN 'connection_type' THEN format('(inv.connection_type OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'mobile_country_code' THEN format('(inv.mobile_country_code OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
+            WHEN 'mobile_network_code' THEN format('(inv.mobile_network_code OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])) IS TRUE', vals)
             WHEN 'in_list' THEN (
                 -- A list unregistered since the rule was written matches nothing (its
                 -- registration is read once per statement: an InitPlan).
@@ -4618,6 +4456,261 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) F
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
+SELECT count(*) AS total_ips,
+       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
+       count(asn_number) AS with_asn,
+       count(geo_country) AS with_geo,
+       count(*) FILTER (WHERE is_scanner) AS scanners,
+       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
+       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
+       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       coalesce(sum(observation_count), 0) AS observations
+FROM @extschema@.ip_inventory;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
+SELECT asn_source,
+       count(*) AS ips,
+       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_source;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       geo_country,
+       max(geo_country_name) AS geo_country_name,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE geo_country IS NOT NULL
+GROUP BY geo_country;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       asn_number,
+       max(asn_org) AS asn_org,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_number;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
+SELECT 'maxmind' AS source, NULL::interval AS ttl,
+       count(*) AS eligible,
+       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
+       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
+                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
+                                                         b.city_build, b.asn_build)) AS stale,
+       min(maxmind_ts) AS oldest
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
+UNION ALL
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
+       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
+UNION ALL
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
+       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
+UNION ALL
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
+       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
+RETURNS TABLE ("check" text, status text, value text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    warn_age interval;
+    crit_age interval;
+    age interval;
+    cov @extschema@.ip_inventory_coverage;
+    st record;
+    db record;
+    n bigint;
+    failing bigint;
+    last_seen timestamptz;
+    warn_left bigint;
+    crit_left bigint;
+    monthly boolean;
+BEGIN
+    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
+    -- always, the optional slots when configured (maxmind_info() lists them only then).
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_database';
+        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
+        value := db.status;
+        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
+                  || coalesce(': ' || db.error, '');
+        RETURN NEXT;
+    END LOOP;
+
+    -- maxmind_info() above loaded the library, which defines these settings.
+    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
+    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
+    "check" := 'maxmind_age';
+    BEGIN
+        age := @extschema@.maxmind_age();
+        value := justify_interval(date_trunc('minute', age))::text;
+        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
+        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
+        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
+                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
+               bool_or(i.grace > interval '0')
+          INTO status, monthly
+          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
+                                   ELSE interval '0' END AS grace
+                FROM @extschema@.maxmind_info() AS m
+                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
+        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                         justify_interval(warn_age), justify_interval(crit_age))
+                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
+    EXCEPTION WHEN OTHERS THEN
+        status := 'critical'; value := NULL; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+
+    -- The optional slots' databases, when configured: their age against the same thresholds.
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_age';
+        value := justify_interval(date_trunc('minute', db.age))::text;
+        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
+                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
+                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                                   justify_interval(warn_age), justify_interval(crit_age)) END;
+        RETURN NEXT;
+    END LOOP;
+
+    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
+    "check" := 'asn_coverage';
+    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
+                     cov.with_asn, cov.public_ips);
+    RETURN NEXT;
+    "check" := 'geo_coverage';
+    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
+                     cov.with_geo, cov.public_ips);
+    RETURN NEXT;
+
+    -- Stale answers per source: a warning when more than a tenth of the rows a source
+    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
+    -- A network source switched off is reported as such, not as stale.
+    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
+        "check" := st.source || '_stale';
+        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
+            value := 'disabled';
+            status := 'ok';
+            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
+                             st.source, st.stale, st.never, st.eligible);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        value := st.stale::text;
+        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
+        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
+                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
+        RETURN NEXT;
+    END LOOP;
+
+    "check" := 'maxmind_pending';
+    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
+    value := n::text;
+    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
+    RETURN NEXT;
+
+    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
+    "check" := 'greynoise_quota';
+    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
+        status := 'ok'; value := 'disabled';
+        detail := 'ip_inventory.greynoise_enabled = off: no calls';
+    ELSE
+        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
+        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
+        BEGIN
+            SELECT * INTO st FROM @extschema@.greynoise_quota();
+            value := st.remaining || ' of ' || st.daily_quota;
+            -- (A daily quota of 0 is an operator's choice, not an alarm.)
+            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
+                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
+                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
+                             warn_left, crit_left)
+                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            status := 'warning'; value := NULL; detail := SQLERRM;
+        END;
+    END IF;
+    RETURN NEXT;
+
+    "check" := 'network_failures';
+    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
+           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
+      INTO n, failing, detail
+      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
+            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
+    value := n::text;
+    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
+                     coalesce(detail, 'none'), failing);
+    RETURN NEXT;
+
+    "check" := 'observed_tables';
+    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
+    value := n::text;
+    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
+    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
+                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
+    RETURN NEXT;
+
+    "check" := 'last_observation';
+    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
+    value := last_seen::text;
+    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
+    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
+    RETURN NEXT;
+
+    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
+    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
+    END IF;
+END $$;
+
+COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
+    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
+    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
+    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
 
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
 SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset

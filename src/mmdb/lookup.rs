@@ -297,6 +297,61 @@ COMMENT ON FUNCTION @extschema@.ip_connection_type(inet) IS
     requires = [ip_anonymous, ip_isp, ip_connection_type]
 );
 
+/// `_ip_inventory_isp(inet) → ip_isp_data`: `ip_isp` for the inventory's ISP columns, lenient
+/// as `_ip_inventory_anonymous` is: NULL when the ISP slot is not configured, and a database
+/// that cannot be used leaves the columns NULL with one WARNING per session.
+#[pg_extern(stable, strict, parallel_safe, name = "_ip_inventory_isp")]
+fn ip_inventory_isp(
+    ip: InetArg,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<Option<IspDatum>, ErrorReport> {
+    if !classify(ip.addr).in_maxmind() || readers::with(|r| r.isp.path().is_none()) {
+        return Ok(None);
+    }
+    match ip_isp(ip, fcinfo) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            readers::with(|r| {
+                r.isp.warn_once(e.set_detail(
+                    "The inventory's ISP columns stay NULL for it until the database can be used.",
+                ))
+            });
+            Ok(None)
+        }
+    }
+}
+
+/// `_ip_inventory_connection_type(inet) → text`: `ip_connection_type` for the inventory's
+/// `connection_type` column, lenient in the same way.
+#[pg_extern(stable, strict, parallel_safe, name = "_ip_inventory_connection_type")]
+fn ip_inventory_connection_type(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
+    if !classify(ip.addr).in_maxmind() || readers::with(|r| r.connection_type.path().is_none()) {
+        return Ok(None);
+    }
+    match ip_connection_type(ip) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            readers::with(|r| {
+                r.connection_type.warn_once(e.set_detail(
+                    "The inventory's connection_type column stays NULL for it until the database can be used.",
+                ))
+            });
+            Ok(None)
+        }
+    }
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION @extschema@._ip_inventory_isp(inet) IS
+    'ip_isp() for the inventory''s ISP columns: NULL when ip_inventory.isp_db is not configured; a database that cannot be used gives NULL with one WARNING per session (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_connection_type(inet) IS
+    'ip_connection_type() for the inventory''s connection_type column: NULL when ip_inventory.connection_type_db is not configured; a database that cannot be used gives NULL with one WARNING per session (internal).';
+"#,
+    name = "inventory_isp_comment",
+    requires = [ip_inventory_isp, ip_inventory_connection_type]
+);
+
 extension_sql!(
     r#"
 COMMENT ON FUNCTION @extschema@._ip_inventory_anonymous(inet) IS

@@ -12,14 +12,69 @@ use std::path::{Path, PathBuf};
 use super::store::{Found, Identity, Store, Verified, Wait};
 use super::{Database, DbError, DbFamily, DbKind};
 
-/// City and ASN files looked for in `ip_inventory.maxmind_dir`, commercial editions first.
-const CITY_FILE_NAMES: [&str; 2] = ["GeoIP2-City.mmdb", "GeoLite2-City.mmdb"];
-const ASN_FILE_NAMES: [&str; 2] = ["GeoIP2-ISP.mmdb", "GeoLite2-ASN.mmdb"];
+/// City and ASN files looked for in `ip_inventory.maxmind_dir`, in this order: MaxMind's
+/// (commercial editions first), then DB-IP Lite's, then IPinfo Lite's (docs/maxmind.md).
+const CITY_FILE_NAMES: [DirName; 7] = [
+    DirName::Exact("GeoIP2-City.mmdb"),
+    DirName::Exact("GeoLite2-City.mmdb"),
+    DirName::Exact("dbip-city-lite.mmdb"),
+    DirName::Dated("dbip-city-lite-"),
+    DirName::Exact("dbip-country-lite.mmdb"),
+    DirName::Dated("dbip-country-lite-"),
+    DirName::Exact("ipinfo_lite.mmdb"),
+];
+const ASN_FILE_NAMES: [DirName; 5] = [
+    DirName::Exact("GeoIP2-ISP.mmdb"),
+    DirName::Exact("GeoLite2-ASN.mmdb"),
+    DirName::Exact("dbip-asn-lite.mmdb"),
+    DirName::Dated("dbip-asn-lite-"),
+    DirName::Exact("ipinfo_lite.mmdb"),
+];
+/// The name a City or ASN slot configured through the directory expects when none of its
+/// files is there: the file its error names.
+const CITY_MISSING: &str = "GeoLite2-City.mmdb";
+const ASN_MISSING: &str = "GeoLite2-ASN.mmdb";
 /// Files of the optional slots looked for there: used only when present (a directory without
 /// them configures none, so City/ASN set-ups keep working unchanged).
-const ANONYMOUS_FILE_NAMES: [&str; 2] = ["GeoIP2-Anonymous-IP.mmdb", "GeoIP-Anonymous-Plus.mmdb"];
-const ISP_FILE_NAMES: [&str; 1] = ["GeoIP2-ISP.mmdb"];
-const CONNECTION_TYPE_FILE_NAMES: [&str; 1] = ["GeoIP2-Connection-Type.mmdb"];
+const ANONYMOUS_FILE_NAMES: [DirName; 2] = [
+    DirName::Exact("GeoIP2-Anonymous-IP.mmdb"),
+    DirName::Exact("GeoIP-Anonymous-Plus.mmdb"),
+];
+const ISP_FILE_NAMES: [DirName; 1] = [DirName::Exact("GeoIP2-ISP.mmdb")];
+const CONNECTION_TYPE_FILE_NAMES: [DirName; 1] = [DirName::Exact("GeoIP2-Connection-Type.mmdb")];
+
+/// A file name looked for in `ip_inventory.maxmind_dir`.
+#[derive(Debug, Clone, Copy)]
+enum DirName {
+    /// This name exactly.
+    Exact(&'static str),
+    /// This prefix, a date of digits and dashes, `.mmdb` (DB-IP's downloads are named
+    /// `dbip-city-lite-2026-11.mmdb`): the greatest such name, which is the newest date.
+    Dated(&'static str),
+}
+
+impl DirName {
+    /// The existing file of this name in `dir`, if any.
+    fn find(self, dir: &Path) -> Option<PathBuf> {
+        match self {
+            DirName::Exact(name) => Some(dir.join(name)).filter(|p| p.exists()),
+            DirName::Dated(prefix) => std::fs::read_dir(dir)
+                .ok()?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|name| {
+                    name.strip_prefix(prefix)
+                        .and_then(|rest| rest.strip_suffix(".mmdb"))
+                        .is_some_and(|date| {
+                            date.starts_with(|c: char| c.is_ascii_digit())
+                                && date.chars().all(|c| c.is_ascii_digit() || c == '-')
+                        })
+                })
+                .max()
+                .map(|name| dir.join(name))
+                .filter(|p| p.exists()),
+        }
+    }
+}
 
 /// A database slot: what settings configure, errors name and counters count.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +202,7 @@ impl DbSlot {
     /// the first of its file names that exists in the directory setting (else the GeoLite2
     /// name, so that an error names the file expected), else none.
     pub fn configured_path(&self, explicit: Option<&str>, dir: Option<&str>) -> Option<PathBuf> {
-        let names: &[&str] = match self {
+        let names: &[DirName] = match self {
             DbSlot::City => &CITY_FILE_NAMES,
             DbSlot::Asn => &ASN_FILE_NAMES,
             DbSlot::Anonymous => &ANONYMOUS_FILE_NAMES,
@@ -162,11 +217,16 @@ impl DbSlot {
             (Some(path), _) => Some(PathBuf::from(path)),
             (None, Some(dir)) if !names.is_empty() => {
                 let dir = Path::new(dir);
-                let found = names.iter().map(|n| dir.join(n)).find(|p| p.exists());
+                let found = names.iter().find_map(|n| n.find(dir));
                 if optional {
                     found
                 } else {
-                    Some(found.unwrap_or_else(|| dir.join(names[names.len() - 1])))
+                    let missing = if *self == DbSlot::Asn {
+                        ASN_MISSING
+                    } else {
+                        CITY_MISSING
+                    };
+                    Some(found.unwrap_or_else(|| dir.join(missing)))
                 }
             }
             _ => None,
@@ -447,6 +507,64 @@ mod tests {
         assert_eq!(
             DbSlot::ConnectionType.configured_path(Some("/a/ct.mmdb"), None),
             Some("/a/ct.mmdb".into())
+        );
+    }
+
+    #[test]
+    fn the_directory_finds_vendors_files_after_maxminds_in_a_fixed_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let touch = |name: &str| fs::write(dir.path().join(name), b"x").unwrap();
+        let city = || DbSlot::City.configured_path(None, Some(d));
+        let asn = || DbSlot::Asn.configured_path(None, Some(d));
+        let at = |name: &str| Some(dir.path().join(name));
+
+        // IPinfo Lite alone fills both slots.
+        touch("ipinfo_lite.mmdb");
+        assert_eq!(city(), at("ipinfo_lite.mmdb"));
+        assert_eq!(asn(), at("ipinfo_lite.mmdb"));
+        // DB-IP Country Lite comes before IPinfo for City only.
+        touch("dbip-country-lite-2026-10.mmdb");
+        assert_eq!(city(), at("dbip-country-lite-2026-10.mmdb"));
+        assert_eq!(asn(), at("ipinfo_lite.mmdb"));
+        // Dated DB-IP files: the newest by name; names that are no dated download are ignored.
+        touch("dbip-city-lite-2026-09.mmdb");
+        touch("dbip-city-lite-2026-11.mmdb");
+        touch("dbip-city-lite-2026-10.mmdb");
+        touch("dbip-city-lite-latest.mmdb");
+        touch("dbip-city-lite-2027-01.mmdb.tmp");
+        touch("dbip-city-lite-.mmdb");
+        assert_eq!(city(), at("dbip-city-lite-2026-11.mmdb"));
+        touch("dbip-asn-lite-2026-10.mmdb");
+        touch("dbip-asn-lite-2026-08.mmdb");
+        assert_eq!(asn(), at("dbip-asn-lite-2026-10.mmdb"));
+        // The updater's undated name (replaced in place by rename) before the dated ones.
+        touch("dbip-city-lite.mmdb");
+        touch("dbip-asn-lite.mmdb");
+        assert_eq!(city(), at("dbip-city-lite.mmdb"));
+        assert_eq!(asn(), at("dbip-asn-lite.mmdb"));
+        // MaxMind's names first, GeoIP2 before GeoLite2.
+        touch("GeoLite2-City.mmdb");
+        touch("GeoLite2-ASN.mmdb");
+        assert_eq!(city(), at("GeoLite2-City.mmdb"));
+        assert_eq!(asn(), at("GeoLite2-ASN.mmdb"));
+        touch("GeoIP2-City.mmdb");
+        touch("GeoIP2-ISP.mmdb");
+        assert_eq!(city(), at("GeoIP2-City.mmdb"));
+        assert_eq!(asn(), at("GeoIP2-ISP.mmdb"));
+        // Vendors' files never fill the optional slots.
+        let other = tempfile::tempdir().unwrap();
+        fs::write(other.path().join("ipinfo_lite.mmdb"), b"x").unwrap();
+        fs::write(other.path().join("dbip-asn-lite-2026-10.mmdb"), b"x").unwrap();
+        let o = other.path().to_str().unwrap();
+        for slot in [DbSlot::Anonymous, DbSlot::Isp, DbSlot::ConnectionType] {
+            assert_eq!(slot.configured_path(None, Some(o)), None, "{slot:?}");
+        }
+        // A directory that cannot be read finds nothing: the expected MaxMind name.
+        let gone = dir.path().join("gone");
+        assert_eq!(
+            DbSlot::Asn.configured_path(None, gone.to_str()),
+            Some(gone.join("GeoLite2-ASN.mmdb"))
         );
     }
 

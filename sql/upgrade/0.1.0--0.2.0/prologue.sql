@@ -153,6 +153,13 @@ ALTER TABLE @extschema@.ip_inventory
     ADD COLUMN tags                 text[] NOT NULL DEFAULT '{}',
     ADD COLUMN tag_confidence       jsonb NOT NULL DEFAULT '{}',
     ADD COLUMN tags_generation      bigint;
+-- Issue 18 item 4: MaxMind ISP and Connection-Type data as inventory columns (sql/inventory.sql).
+ALTER TABLE @extschema@.ip_inventory
+    ADD COLUMN isp                  text,
+    ADD COLUMN isp_organization     text,
+    ADD COLUMN mobile_country_code  text,
+    ADD COLUMN mobile_network_code  text,
+    ADD COLUMN connection_type      text;
 CREATE TABLE @extschema@.ip_inventory_tag_rules (
     rule_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tag         text NOT NULL CONSTRAINT ip_inventory_tag_rules_tag_check
