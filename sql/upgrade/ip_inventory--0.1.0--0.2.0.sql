@@ -673,6 +673,9 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
 
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
     geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
@@ -1081,9 +1084,6 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[]
     'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
-
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_connection_type"(
 	"ip" inet 
@@ -2450,6 +2450,197 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    added bigint;
+    enriched bigint;
+    new_ips inet[];
+BEGIN
+    WITH new AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node)
+        SELECT a.ip, now(), now(), 0, a.class,
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node
+        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
+                     @extschema@.ip_class(x) AS class
+              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
+        LEFT JOIN LATERAL (
+            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an
+            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
+        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
+        -- Address order, as recorders insert: concurrent writers cannot deadlock.
+        ORDER BY a.ip
+        ON CONFLICT (ip_address) DO NOTHING
+        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
+    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
+    -- New rows get their tags (sql/tags.sql).
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
+    RETURN added;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
+    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
+    OUT ip_address inet, OUT known boolean, OUT ip_class text,
+    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
+    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
+    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
+    OUT greynoise_name text, OUT rdns_name text,
+    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
+    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
+    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    addr inet := @extschema@.ip_canonical(ip);
+    r @extschema@.ip_inventory;
+    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
+    -- (one WARNING per session) rather than failing the consumer.
+    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
+    want text[];
+BEGIN
+    ip_address := addr;
+    stale := '{}';
+    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
+    known := FOUND;
+    IF known THEN
+        ip_class := r.ip_class;
+        geo_country := r.geo_country;
+        geo_country_name := r.geo_country_name;
+        geo_city := r.geo_city;
+        asn_number := r.asn_number;
+        asn_org := r.asn_org;
+        asn_source := r.asn_source;
+        is_scanner := r.is_scanner;
+        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
+        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
+        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
+        rdns_name := r.enrichment -> 'rdns' ->> 'name';
+        first_seen_at := r.first_seen_at;
+        last_seen_at := r.last_seen_at;
+        observation_count := r.observation_count;
+        maxmind_ts := r.maxmind_ts;
+        cymru_ts := r.cymru_ts;
+        greynoise_ts := r.greynoise_ts;
+        rdns_ts := r.rdns_ts;
+        -- MaxMind is stale when the row is pending (never enriched, or from another build
+        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
+        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
+           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
+                                                         e.maxmind_build, e.asn_build) THEN
+            stale := stale || 'maxmind'::text;
+        END IF;
+    ELSE
+        -- Not in the inventory: MaxMind answers now; no network source has been asked.
+        ip_class := e.ip_class;
+        geo_country := e.country_code;
+        geo_country_name := e.country_name;
+        geo_city := e.city;
+        asn_number := e.asn;
+        asn_org := e.asn_org;
+        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
+        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
+    END IF;
+    -- The network sources that serve the address and have no fresh answer (not those switched
+    -- off or told to skip its network: no refresh would ask them).
+    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
+    stale := stale || want;
+    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
+    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
+    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
+RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
+END;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
+    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
+    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    given inet[];
+    targets inet[];
+    added bigint;
+    one jsonb;
+BEGIN
+    IF source IS NULL OR lim IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF addresses IS NULL AND within IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
+    END IF;
+    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
+    IF lim < 0 OR lim > 100000 THEN
+        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
+    END IF;
+    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
+        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
+            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
+    END IF;
+    IF array_position(addresses, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
+            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
+            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
+    END IF;
+    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
+    IF cardinality(given) > lim THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
+            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
+    END IF;
+    added := @extschema@._ip_inventory_add(given);
+    targets := given || ARRAY(
+        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
+        ORDER BY i.observation_count DESC, i.ip_address
+        LIMIT lim - cardinality(given));
+
+    IF source <> 'all' THEN
+        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
+        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
+        RETURN one || jsonb_build_object('added', added);
+    END IF;
+    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
+        || jsonb_build_object('added', added);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
+    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
+
+REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
+
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
 SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
@@ -3061,6 +3252,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     moved record;
     written record;
+    tagged bigint;
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_flush');
     WITH q AS (
@@ -3076,7 +3268,8 @@ BEGIN
            coalesce(sum(a.n), 0)::bigint AS observations
       INTO moved FROM a;
     IF moved.ips IS NULL THEN
-        RETURN jsonb_build_object('queued_rows', 0, 'addresses', 0, 'observations', 0);
+        tagged := @extschema@._ip_inventory_citus_tag_pending(NULL::inet[], 10000);
+        RETURN jsonb_build_object('queued_rows', 0, 'addresses', 0, 'observations', 0, 'tagged', tagged);
     END IF;
     WITH w AS (
         INSERT INTO @extschema@.ip_inventory AS inv (
@@ -3107,7 +3300,10 @@ BEGIN
         RETURNING 1)
     SELECT count(*) AS n INTO written FROM w;
     PERFORM @extschema@._ip_inventory_count_recorded(moved.observations, 0::bigint, 0::bigint);
-    RETURN jsonb_build_object('queued_rows', moved.queued, 'addresses', written.n, 'observations', moved.observations);
+    -- Tags of the new rows, and of rows the workers' triggers added since (sql/tags.sql).
+    tagged := @extschema@._ip_inventory_citus_tag_pending(moved.ips, 10000);
+    RETURN jsonb_build_object('queued_rows', moved.queued, 'addresses', written.n, 'observations', moved.observations,
+                              'tagged', tagged);
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_distribute(
@@ -3263,6 +3459,7 @@ DECLARE
     name text;
     run record;
     flushed jsonb;
+    tags jsonb;
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_backfill');
     IF event_table IS NULL OR NOT @extschema@._ip_inventory_citus_table(event_table) THEN
@@ -3291,11 +3488,16 @@ BEGIN
         RAISE WARNING 'ip_inventory_citus_backfill of %: % node(s) failed: run it again once they are back (every shard continues after its last committed batch)',
             event_table, run.failed;
     ELSE
+        -- The new rows the nodes recorded in their shards get their tags, before the flush:
+        -- the retag runs in its own connection, and would wait for the rows this transaction's
+        -- flush writes. The flush tags the rows it writes.
+        tags := @extschema@._ip_inventory_citus_retag_after();
         flushed := @extschema@.ip_inventory_citus_flush();
     END IF;
     RETURN jsonb_build_object('table', name, 'status', CASE WHEN run.failed > 0 THEN 'incomplete' ELSE 'finished' END,
                               'failed_nodes', run.failed)
-        || coalesce(run.total, '{}') || jsonb_build_object('flushed', flushed, 'nodes', run.nodes);
+        || coalesce(run.total, '{}') || jsonb_build_object('flushed', flushed, 'nodes', run.nodes)
+        || CASE WHEN tags IS NULL THEN '{}' ELSE jsonb_build_object('tags', tags) END;
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_enrich_start(batch_size int,
@@ -3337,6 +3539,13 @@ BEGIN
     EXECUTE @extschema@._ip_inventory_maxmind_update(shard::text, @extschema@._ip_inventory_maxmind_answers())
     USING batch;
     GET DIAGNOSTICS updated = ROW_COUNT;
+    -- Their tags are stale now: the coordinator, which has the rules and the network lists,
+    -- re-tags them after every node is done (ip_inventory_citus_enrich_pending). Rows never
+    -- tagged (no rule was ever enabled) are stale already and are not written twice.
+    IF updated > 0 THEN
+        EXECUTE format('UPDATE %s SET tags_generation = NULL WHERE ip_address = ANY ($1) AND tags_generation IS NOT NULL', shard)
+        USING batch;
+    END IF;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     last_ip := batch[cardinality(batch)];
     summary := summary || jsonb_build_object('enriched', (summary ->> 'enriched')::bigint + updated,
@@ -3393,6 +3602,8 @@ BEGIN
                               'failed_nodes', run.failed,
                               'enriched', coalesce((run.total ->> 'enriched')::bigint, 0),
                               'batches', coalesce((run.total ->> 'batches')::bigint, 0),
+                              -- The re-enriched rows' tags (marked stale on the nodes).
+                              'tags', @extschema@._ip_inventory_citus_retag_after(),
                               'nodes', run.nodes);
 END $$;
 
@@ -3533,6 +3744,8 @@ BEGIN
     USING ips;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
+    -- Their tags follow their new data (on the coordinator: _ip_inventory_citus_tag).
+    PERFORM @extschema@._ip_inventory_tag(ips);
     RETURN updated;
 END $$;
 
@@ -3570,6 +3783,9 @@ BEGIN
         SET attempts = f.attempts + 1, error = excluded.error, last_failed_at = excluded.last_failed_at;
     DELETE FROM @extschema@.ip_inventory_failures AS f USING pg_temp.ip_inventory_citus_answers AS r
     WHERE f.ip_address = r.ip AND f.source = src AND r.answer IS NOT NULL;
+    -- The answered rows' tags follow their new data (_ip_inventory_citus_tag).
+    PERFORM @extschema@._ip_inventory_tag(ARRAY(
+        SELECT r.ip FROM pg_temp.ip_inventory_citus_answers AS r WHERE r.answer IS NOT NULL ORDER BY 1));
     SELECT count(*) AS selected,
            count(*) FILTER (WHERE outcome = 'found' AND answer IS DISTINCT FROM previous) AS refreshed,
            count(*) FILTER (WHERE outcome = 'found' AND answer = previous) AS unchanged,
@@ -3582,6 +3798,81 @@ BEGIN
     RETURN jsonb_build_object('selected', res.selected, 'refreshed', res.refreshed, 'unchanged', res.unchanged,
                               'not_found', res.not_found, 'failed', res.failed, 'skipped', res.skipped,
                               'first_failure', res.first_failure);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_tag(ips inet[], stale_only boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    written bigint;
+BEGIN
+    IF ips IS NULL OR cardinality(ips) = 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT s.generation, s.enabled_rules, s.compiled INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    CREATE TEMP TABLE IF NOT EXISTS ip_inventory_citus_tag_rows (LIKE @extschema@.ip_inventory) ON COMMIT DROP;
+    CREATE TEMP TABLE IF NOT EXISTS ip_inventory_citus_tags (
+        ip inet, tags text[], tag_confidence jsonb,
+        maxmind_ts timestamptz, cymru_ts timestamptz, greynoise_ts timestamptz, rdns_ts timestamptz) ON COMMIT DROP;
+    TRUNCATE pg_temp.ip_inventory_citus_tag_rows, pg_temp.ip_inventory_citus_tags;
+    INSERT INTO pg_temp.ip_inventory_citus_tag_rows
+    SELECT inv.* FROM @extschema@.ip_inventory AS inv
+    WHERE inv.ip_address = ANY (ips)
+      AND (NOT stale_only OR @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules));
+    -- The compiled expression is the rules' (values as quoted literals), run over the copies.
+    EXECUTE format($sql$
+        INSERT INTO pg_temp.ip_inventory_citus_tags
+        SELECT inv.ip_address, x.tags, x.tag_confidence, inv.maxmind_ts, inv.cymru_ts, inv.greynoise_ts, inv.rdns_ts
+        FROM pg_temp.ip_inventory_citus_tag_rows AS inv,
+             LATERAL %s AS x
+        WHERE inv.tags IS DISTINCT FROM x.tags OR inv.tag_confidence IS DISTINCT FROM x.tag_confidence
+           OR inv.tags_generation IS DISTINCT FROM $1 $sql$,
+        CASE WHEN st.enabled_rules > 0 AND st.compiled IS NOT NULL THEN st.compiled
+             ELSE '(SELECT ''{}''::pg_catalog.text[] AS tags, ''{}''::pg_catalog.jsonb AS tag_confidence)' END)
+    USING st.generation;
+    WITH t AS MATERIALIZED (SELECT * FROM pg_temp.ip_inventory_citus_tags)
+    UPDATE @extschema@.ip_inventory AS cur SET
+        tags = t.tags, tag_confidence = t.tag_confidence, tags_generation = st.generation
+    FROM t
+    WHERE cur.ip_address = t.ip
+      AND cur.maxmind_ts IS NOT DISTINCT FROM t.maxmind_ts AND cur.cymru_ts IS NOT DISTINCT FROM t.cymru_ts
+      AND cur.greynoise_ts IS NOT DISTINCT FROM t.greynoise_ts AND cur.rdns_ts IS NOT DISTINCT FROM t.rdns_ts;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_tag_pending(ips inet[], lim int) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    IF st.enabled_rules = 0 THEN
+        RETURN 0;
+    END IF;
+    RETURN @extschema@._ip_inventory_citus_tag(ips, true)
+         + @extschema@._ip_inventory_citus_tag(ARRAY(
+               SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+               WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+               ORDER BY inv.ip_address LIMIT lim), true);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retag_after() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    IF (SELECT s.enabled_rules FROM @extschema@.ip_inventory_tag_state AS s) = 0 THEN
+        RETURN to_jsonb('no enabled tag rule'::text);
+    END IF;
+    SELECT * INTO r FROM run_command_on_coordinator('CALL @extschema@.ip_inventory_retag()');
+    IF r.success IS NOT TRUE THEN
+        RAISE WARNING 'tags not updated: %', left(r.result, 300)
+            USING HINT = 'Run CALL ip_inventory_retag(); on the coordinator.';
+        RETURN jsonb_build_object('error', left(r.result, 300));
+    END IF;
+    -- (CALL answers with its INOUT parameter: the retag summary.)
+    RETURN CASE WHEN r.result ~ '^\{' THEN r.result::jsonb ELSE to_jsonb(r.result) END;
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retain_shard(
@@ -3858,6 +4149,21 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boo
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_apply_maxmind(inet[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_store_answers(text, jsonb, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_tag(inet[], boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_tag_pending(inet[], int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retag_after() FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_citus_tag(inet[], boolean) IS
+    'Citus, on the coordinator: tags the given rows of the distributed inventory by the rules in force, computed on the coordinator and written by a distributed UPDATE (internal: _ip_inventory_tag, ip_inventory_retag).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_citus_tag_pending(inet[], int) IS
+    'Citus: tags the flushed rows and a bounded number of other stale rows (those the workers recorded) (internal: ip_inventory_citus_flush).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_citus_retag_after() IS
+    'Citus: runs ip_inventory_retag on the coordinator in its own connection after the node procedures changed rows (internal).';
 
 COMMENT ON TABLE @extschema@.ip_inventory_tag_rules IS
     'Tag rules: a tag, its attack type and confidence for the addresses whose inventory data match a declarative condition (docs/tags.md). Written by the extension''s owner and the roles granted INSERT/UPDATE/DELETE on it; tags are materialized in ip_inventory.tags (run ip_inventory_retag() after a change).';
@@ -4284,8 +4590,12 @@ BEGIN
         RETURN 0;
     END IF;
     SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
-    IF enabled = 0 OR @extschema@._ip_inventory_citus_distributed() THEN
+    IF enabled = 0 THEN
         RETURN 0;
+    END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        RETURN CASE WHEN @extschema@._ip_inventory_citus_on_coordinator()
+                    THEN @extschema@._ip_inventory_citus_tag(ips) ELSE 0 END;
     END IF;
     RETURN @extschema@._ip_inventory_tag_apply(ips);
 END $$;
@@ -4299,6 +4609,7 @@ CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_start(batch_size int,
 RETURNS @extschema@.ip_inventory_jobs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j @extschema@.ip_inventory_jobs;
+    st record;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
@@ -4307,8 +4618,7 @@ BEGIN
         RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
     END IF;
     IF @extschema@._ip_inventory_citus_distributed() THEN
-        RAISE EXCEPTION 'ip_inventory is distributed with Citus: tags are not materialized there yet'
-            USING ERRCODE = '0A000', HINT = 'See docs/tags.md.';
+        PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_retag');
     END IF;
     PERFORM @extschema@._ip_inventory_job_start('retag'::text);
     INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, status, started_at, run_started_at, updated_at)
@@ -4320,9 +4630,11 @@ BEGIN
         addresses = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.addresses END,
         batches = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.batches END,
         run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
+    SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    -- (The state as values: Citus joins no local table with a distributed one.)
     UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
-        SELECT count(*) FROM @extschema@.ip_inventory AS inv, @extschema@.ip_inventory_tag_state AS s
-        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)))
+        SELECT count(*) FROM @extschema@.ip_inventory AS inv
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)))
     WHERE jb.job = 'retag' RETURNING * INTO j;
     RETURN j;
 END $$;
@@ -4336,21 +4648,38 @@ DECLARE
     written bigint;
     stopped boolean := false;
     st record;
+    distributed boolean := @extschema@._ip_inventory_citus_distributed();
 BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'retag';
     SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
-    SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
-        SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
-        WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
-          AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
-        ORDER BY inv.ip_address
-        LIMIT CASE WHEN max_rows IS NULL THEN batch_size
-                   ELSE least(batch_size, max_rows - j.run_done_rows) END
-        FOR UPDATE OF inv
-    ) AS p;
+    IF distributed THEN
+        batch := ARRAY(
+            SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+            WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
+              AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+            ORDER BY inv.ip_address
+            LIMIT CASE WHEN max_rows IS NULL THEN batch_size
+                       ELSE least(batch_size, max_rows - j.run_done_rows) END);
+        IF cardinality(batch) = 0 THEN
+            batch := NULL;
+        END IF;
+    ELSE
+        SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
+            SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+            WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
+              AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+            ORDER BY inv.ip_address
+            LIMIT CASE WHEN max_rows IS NULL THEN batch_size
+                       ELSE least(batch_size, max_rows - j.run_done_rows) END
+            FOR UPDATE OF inv
+        ) AS p;
+    END IF;
     last_ip := after_ip;
     IF batch IS NOT NULL THEN
-        IF st.enabled_rules > 0 THEN
+        IF distributed THEN
+            -- (With no rule enabled it clears the tags: the same values as below.)
+            written := @extschema@._ip_inventory_citus_tag(batch);
+        ELSIF st.enabled_rules > 0 THEN
             written := @extschema@._ip_inventory_tag(batch);
         ELSE
             UPDATE @extschema@.ip_inventory AS inv SET tags = '{}', tag_confidence = '{}', tags_generation = st.generation
@@ -4433,7 +4762,9 @@ GROUP BY per.attack_type;
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_tag_status AS
 SELECT s.generation, s.enabled_rules, s.changed_at AS rules_changed_at,
        (SELECT count(*) FROM @extschema@.ip_inventory AS inv
-        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)) AS stale_rows,
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation,
+                  (SELECT t.generation FROM @extschema@.ip_inventory_tag_state AS t),
+                  (SELECT t.enabled_rules FROM @extschema@.ip_inventory_tag_state AS t))) AS stale_rows,
        (SELECT count(*) FROM @extschema@.ip_inventory AS inv WHERE cardinality(inv.tags) > 0) AS tagged_rows
 FROM @extschema@.ip_inventory_tag_state AS s;
 
@@ -4530,197 +4861,6 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) F
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    added bigint;
-    enriched bigint;
-    new_ips inet[];
-BEGIN
-    WITH new AS (
-        INSERT INTO @extschema@.ip_inventory AS inv (
-            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
-            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
-            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment,
-            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
-        SELECT a.ip, now(), now(), 0, a.class,
-               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
-               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
-               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
-               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
-        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
-                     @extschema@.ip_class(x) AS class
-              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
-        LEFT JOIN LATERAL (
-            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an
-            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
-        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
-        -- Address order, as recorders insert: concurrent writers cannot deadlock.
-        ORDER BY a.ip
-        ON CONFLICT (ip_address) DO NOTHING
-        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
-    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
-    -- New rows get their tags (sql/tags.sql).
-    IF new_ips IS NOT NULL THEN
-        PERFORM @extschema@._ip_inventory_tag(new_ips);
-    END IF;
-    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
-    RETURN added;
-END $$;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
-    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
-    OUT ip_address inet, OUT known boolean, OUT ip_class text,
-    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
-    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
-    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
-    OUT greynoise_name text, OUT rdns_name text,
-    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
-    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
-    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    addr inet := @extschema@.ip_canonical(ip);
-    r @extschema@.ip_inventory;
-    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
-    -- (one WARNING per session) rather than failing the consumer.
-    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
-    want text[];
-BEGIN
-    ip_address := addr;
-    stale := '{}';
-    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
-    known := FOUND;
-    IF known THEN
-        ip_class := r.ip_class;
-        geo_country := r.geo_country;
-        geo_country_name := r.geo_country_name;
-        geo_city := r.geo_city;
-        asn_number := r.asn_number;
-        asn_org := r.asn_org;
-        asn_source := r.asn_source;
-        is_scanner := r.is_scanner;
-        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
-        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
-        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
-        rdns_name := r.enrichment -> 'rdns' ->> 'name';
-        first_seen_at := r.first_seen_at;
-        last_seen_at := r.last_seen_at;
-        observation_count := r.observation_count;
-        maxmind_ts := r.maxmind_ts;
-        cymru_ts := r.cymru_ts;
-        greynoise_ts := r.greynoise_ts;
-        rdns_ts := r.rdns_ts;
-        -- MaxMind is stale when the row is pending (never enriched, or from another build
-        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
-        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
-           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
-                                                         e.maxmind_build, e.asn_build) THEN
-            stale := stale || 'maxmind'::text;
-        END IF;
-    ELSE
-        -- Not in the inventory: MaxMind answers now; no network source has been asked.
-        ip_class := e.ip_class;
-        geo_country := e.country_code;
-        geo_country_name := e.country_name;
-        geo_city := e.city;
-        asn_number := e.asn;
-        asn_org := e.asn_org;
-        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
-        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
-    END IF;
-    -- The network sources that serve the address and have no fresh answer (not those switched
-    -- off or told to skip its network: no refresh would ask them).
-    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
-    stale := stale || want;
-    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
-    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
-    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
-RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
-END;
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
-    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
-    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    given inet[];
-    targets inet[];
-    added bigint;
-    one jsonb;
-BEGIN
-    IF source IS NULL OR lim IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF addresses IS NULL AND within IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
-    END IF;
-    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
-    IF lim < 0 OR lim > 100000 THEN
-        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
-    END IF;
-    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
-        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
-            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
-    END IF;
-    IF array_position(addresses, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
-    END IF;
-    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
-            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
-            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
-    END IF;
-    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
-    IF cardinality(given) > lim THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
-            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
-    END IF;
-    added := @extschema@._ip_inventory_add(given);
-    targets := given || ARRAY(
-        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
-        ORDER BY i.observation_count DESC, i.ip_address
-        LIMIT lim - cardinality(given));
-
-    IF source <> 'all' THEN
-        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
-        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
-        RETURN one || jsonb_build_object('added', added);
-    END IF;
-    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
-        || jsonb_build_object('added', added);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
-    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
-
-REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION "maxmind_reload"() RETURNS jsonb 
 STRICT VOLATILE PARALLEL UNSAFE
