@@ -927,11 +927,15 @@ BEGIN
         RETURN 0;
     END IF;
     SELECT s.generation, s.enabled_rules, s.compiled INTO st FROM @extschema@.ip_inventory_tag_state AS s;
-    CREATE TEMP TABLE IF NOT EXISTS ip_inventory_citus_tag_rows (LIKE @extschema@.ip_inventory) ON COMMIT DROP;
-    CREATE TEMP TABLE IF NOT EXISTS ip_inventory_citus_tags (
-        ip inet, tags text[], tag_confidence jsonb,
-        maxmind_ts timestamptz, cymru_ts timestamptz, greynoise_ts timestamptz, rdns_ts timestamptz) ON COMMIT DROP;
-    TRUNCATE pg_temp.ip_inventory_citus_tag_rows, pg_temp.ip_inventory_citus_tags;
+    -- (Created once per transaction: IF NOT EXISTS would say NOTICE at every further call.)
+    IF to_regclass('pg_temp.ip_inventory_citus_tags') IS NULL THEN
+        CREATE TEMP TABLE ip_inventory_citus_tag_rows (LIKE @extschema@.ip_inventory) ON COMMIT DROP;
+        CREATE TEMP TABLE ip_inventory_citus_tags (
+            ip inet, tags text[], tag_confidence jsonb,
+            maxmind_ts timestamptz, cymru_ts timestamptz, greynoise_ts timestamptz, rdns_ts timestamptz) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.ip_inventory_citus_tag_rows, pg_temp.ip_inventory_citus_tags;
+    END IF;
     INSERT INTO pg_temp.ip_inventory_citus_tag_rows
     SELECT inv.* FROM @extschema@.ip_inventory AS inv
     WHERE inv.ip_address = ANY (ips)
@@ -970,8 +974,7 @@ BEGIN
     IF st.enabled_rules = 0 THEN
         RETURN 0;
     END IF;
-    RETURN @extschema@._ip_inventory_citus_tag(ips, true)
-         + @extschema@._ip_inventory_citus_tag(ARRAY(
+    RETURN @extschema@._ip_inventory_citus_tag(coalesce(ips, '{}') || ARRAY(
                SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
                WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
                ORDER BY inv.ip_address LIMIT lim), true);
