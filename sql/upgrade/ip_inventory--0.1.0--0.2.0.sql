@@ -524,9 +524,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -665,6 +662,9 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role tha
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
+
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
 
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
@@ -2896,117 +2896,6 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
 
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
-SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
-FROM @extschema@._ip_inventory_stats_counters() AS s
-UNION ALL
-SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
-FROM @extschema@.maxmind_info() AS i
-WHERE i.age IS NOT NULL
-UNION ALL
-SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
-FROM @extschema@.greynoise_quota() AS q,
-     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
-                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
-                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_latency AS
-SELECT h.source, h.metric, h.le, h.buckets, h.sum_seconds, h.count
-FROM @extschema@._ip_inventory_latency_histograms() AS h;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_backlog(cap bigint DEFAULT 10000)
-RETURNS TABLE (source text, enabled boolean, ttl interval, due bigint, capped boolean)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    maxmind_ready boolean := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
-                                     WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
-BEGIN
-    IF cap IS NULL OR cap < 1 THEN
-        RAISE EXCEPTION 'ip_inventory_backlog: cap must be at least 1, not %', coalesce(cap::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    FOREACH source IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
-        enabled := @extschema@._ip_inventory_source_enabled(source);
-        ttl := @extschema@.ip_inventory_ttl(source);
-        due := 0;
-        IF enabled THEN
-            EXECUTE format($sql$
-                SELECT count(*) FROM (
-                    SELECT FROM @extschema@.ip_inventory AS i
-                    WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
-                      AND (i.%2$I IS NULL OR i.%2$I < now() - $1)
-                      AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $2)
-                      AND NOT i.ip_address <<= ANY ($3)
-                    LIMIT $4) AS d $sql$,
-                source, source || '_ts')
-              INTO due
-              USING ttl, maxmind_ready, @extschema@._ip_inventory_skip_networks(source)::cidr[], cap;
-        END IF;
-        capped := due >= cap;
-        RETURN NEXT;
-    END LOOP;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_source_coverage()
-RETURNS TABLE (source text, enabled boolean, eligible bigint, answered bigint, pending bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT s.source,
-           CASE WHEN s.source = 'maxmind'
-                THEN EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
-                             WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL)
-                ELSE @extschema@._ip_inventory_source_enabled(s.source) END,
-           s.eligible, s.eligible - s.never, s.never + s.stale
-    FROM @extschema@.ip_inventory_staleness AS s
-$$;
-
-GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_latency_histograms() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_latency_histograms() TO pg_monitor;
-
-GRANT SELECT ON @extschema@.ip_inventory_latency TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_backlog(bigint) FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_backlog(bigint) TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_source_coverage() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_source_coverage() TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
-
-COMMENT ON VIEW @extschema@.ip_inventory_stats IS
-    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); City record cache hits and misses; requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
-    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
-
-COMMENT ON VIEW @extschema@.ip_inventory_latency IS
-    'Latency histograms, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups per database family (lookup_seconds, timed lookups only) and network requests per source (request_seconds). le: bucket upper bounds in seconds; buckets: cumulative counts per bound; count: all (+Inf); sum_seconds. Needs shared_preload_libraries.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_latency_histograms() IS
-    'The latency histograms behind ip_inventory_latency (this session''s pending counts included).';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_backlog(bigint) IS
-    'Per network source (cymru, greynoise, rdns): switched on, TTL, rows its next cascade_refresh would consider due (counted up to cap, with the due-row indexes), and whether the count stopped at cap.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_source_coverage() IS
-    'Per source (maxmind, cymru, greynoise, rdns): whether it is in service, rows it serves, rows it answered at least once, rows pending (never answered or stale; MaxMind: another build). Reads the whole inventory.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
-    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
-    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
-
 COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
     'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
 
@@ -3810,11 +3699,15 @@ BEGIN
         RETURN 0;
     END IF;
     SELECT s.generation, s.enabled_rules, s.compiled INTO st FROM @extschema@.ip_inventory_tag_state AS s;
-    CREATE TEMP TABLE IF NOT EXISTS ip_inventory_citus_tag_rows (LIKE @extschema@.ip_inventory) ON COMMIT DROP;
-    CREATE TEMP TABLE IF NOT EXISTS ip_inventory_citus_tags (
-        ip inet, tags text[], tag_confidence jsonb,
-        maxmind_ts timestamptz, cymru_ts timestamptz, greynoise_ts timestamptz, rdns_ts timestamptz) ON COMMIT DROP;
-    TRUNCATE pg_temp.ip_inventory_citus_tag_rows, pg_temp.ip_inventory_citus_tags;
+    -- (Created once per transaction: IF NOT EXISTS would say NOTICE at every further call.)
+    IF to_regclass('pg_temp.ip_inventory_citus_tags') IS NULL THEN
+        CREATE TEMP TABLE ip_inventory_citus_tag_rows (LIKE @extschema@.ip_inventory) ON COMMIT DROP;
+        CREATE TEMP TABLE ip_inventory_citus_tags (
+            ip inet, tags text[], tag_confidence jsonb,
+            maxmind_ts timestamptz, cymru_ts timestamptz, greynoise_ts timestamptz, rdns_ts timestamptz) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.ip_inventory_citus_tag_rows, pg_temp.ip_inventory_citus_tags;
+    END IF;
     INSERT INTO pg_temp.ip_inventory_citus_tag_rows
     SELECT inv.* FROM @extschema@.ip_inventory AS inv
     WHERE inv.ip_address = ANY (ips)
@@ -3850,8 +3743,7 @@ BEGIN
     IF st.enabled_rules = 0 THEN
         RETURN 0;
     END IF;
-    RETURN @extschema@._ip_inventory_citus_tag(ips, true)
-         + @extschema@._ip_inventory_citus_tag(ARRAY(
+    RETURN @extschema@._ip_inventory_citus_tag(coalesce(ips, '{}') || ARRAY(
                SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
                WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
                ORDER BY inv.ip_address LIMIT lim), true);
@@ -4861,6 +4753,117 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) F
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
+SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
+FROM @extschema@._ip_inventory_stats_counters() AS s
+UNION ALL
+SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
+FROM @extschema@.maxmind_info() AS i
+WHERE i.age IS NOT NULL
+UNION ALL
+SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
+FROM @extschema@.greynoise_quota() AS q,
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
+                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
+                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_latency AS
+SELECT h.source, h.metric, h.le, h.buckets, h.sum_seconds, h.count
+FROM @extschema@._ip_inventory_latency_histograms() AS h;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_backlog(cap bigint DEFAULT 10000)
+RETURNS TABLE (source text, enabled boolean, ttl interval, due bigint, capped boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    maxmind_ready boolean := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                                     WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
+BEGIN
+    IF cap IS NULL OR cap < 1 THEN
+        RAISE EXCEPTION 'ip_inventory_backlog: cap must be at least 1, not %', coalesce(cap::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    FOREACH source IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
+        enabled := @extschema@._ip_inventory_source_enabled(source);
+        ttl := @extschema@.ip_inventory_ttl(source);
+        due := 0;
+        IF enabled THEN
+            EXECUTE format($sql$
+                SELECT count(*) FROM (
+                    SELECT FROM @extschema@.ip_inventory AS i
+                    WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
+                      AND (i.%2$I IS NULL OR i.%2$I < now() - $1)
+                      AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $2)
+                      AND NOT i.ip_address <<= ANY ($3)
+                    LIMIT $4) AS d $sql$,
+                source, source || '_ts')
+              INTO due
+              USING ttl, maxmind_ready, @extschema@._ip_inventory_skip_networks(source)::cidr[], cap;
+        END IF;
+        capped := due >= cap;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_source_coverage()
+RETURNS TABLE (source text, enabled boolean, eligible bigint, answered bigint, pending bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.source,
+           CASE WHEN s.source = 'maxmind'
+                THEN EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                             WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL)
+                ELSE @extschema@._ip_inventory_source_enabled(s.source) END,
+           s.eligible, s.eligible - s.never, s.never + s.stale
+    FROM @extschema@.ip_inventory_staleness AS s
+$$;
+
+GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_latency_histograms() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_latency_histograms() TO pg_monitor;
+
+GRANT SELECT ON @extschema@.ip_inventory_latency TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_backlog(bigint) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_backlog(bigint) TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_source_coverage() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_source_coverage() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.ip_inventory_stats IS
+    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); City record cache hits and misses; requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
+    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
+
+COMMENT ON VIEW @extschema@.ip_inventory_latency IS
+    'Latency histograms, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups per database family (lookup_seconds, timed lookups only) and network requests per source (request_seconds). le: bucket upper bounds in seconds; buckets: cumulative counts per bound; count: all (+Inf); sum_seconds. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_latency_histograms() IS
+    'The latency histograms behind ip_inventory_latency (this session''s pending counts included).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_backlog(bigint) IS
+    'Per network source (cymru, greynoise, rdns): switched on, TTL, rows its next cascade_refresh would consider due (counted up to cap, with the due-row indexes), and whether the count stopped at cap.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_source_coverage() IS
+    'Per source (maxmind, cymru, greynoise, rdns): whether it is in service, rows it serves, rows it answered at least once, rows pending (never answered or stale; MaxMind: another build). Reads the whole inventory.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
+    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
+    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
 
 CREATE OR REPLACE FUNCTION "maxmind_reload"() RETURNS jsonb 
 STRICT VOLATILE PARALLEL UNSAFE
