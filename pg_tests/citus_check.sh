@@ -345,6 +345,156 @@ SELECT expect('GreyNoise asked 5 times in all (the quota, not per node)', $greyn
 SELECT expect('cascade_refresh refused on a worker', position('coordinator only' IN \$w\$$worker_refusal\$w\$) > 0, \$w\$$worker_refusal\$w\$);
 SQL
 
+echo "== tag rules on the distributed inventory (tagged on the coordinator, compared with a single node)"
+# A single-node database on the coordinator's server (no Citus in it) gets a copy of the
+# distributed inventory's rows and rules, tags them with the single-node code, and must give
+# every row the same tags and confidences, and the same reports.
+PGOPTIONS="-c client_min_messages=warning" ipi_psql -p "$CITUS_COORD" -c "CREATE DATABASE single_node" >/dev/null
+single() { PGOPTIONS='-c client_min_messages=warning' ipi_psql -p "$CITUS_COORD" -d single_node -At "$@"; }
+LIST_SQL="CREATE TABLE sensors (network cidr PRIMARY KEY, label text);
+INSERT INTO sensors VALUES ('81.2.69.0/26', 'sensor-a'), ('175.16.199.0/29', 'sensor-b');
+SELECT ip_list_register('sensors', 'sensors', 'honeypot sensors') IS NOT NULL;"
+single -q -c "CREATE EXTENSION ip_inventory" -c "$LIST_SQL" >/dev/null
+sql -q -c "$LIST_SQL" >/dev/null
+INV_COLS=$(sql -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+                   WHERE attrelid = 'ip_inventory'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+                     AND attname NOT IN ('tags', 'tag_confidence', 'tags_generation')")
+# single_compare LABEL: copies rows and rules, retags the copy, prints an assertion over the
+# differences of tags (every row) and of the two report views.
+single_compare() {
+    local label=$1
+    single -q -c "DELETE FROM ip_inventory" -c "DELETE FROM ip_inventory_tag_rules"
+    sql -c "COPY (SELECT $INV_COLS FROM ip_inventory) TO STDOUT" | single -q -c "COPY ip_inventory ($INV_COLS) FROM STDIN"
+    sql -c "COPY (SELECT tag, attack_type, confidence, condition, enabled FROM ip_inventory_tag_rules ORDER BY rule_id) TO STDOUT" \
+        | single -q -c "COPY ip_inventory_tag_rules (tag, attack_type, confidence, condition, enabled) FROM STDIN"
+    single -q -c "CALL ip_inventory_retag()" >/dev/null
+    local q="COPY (SELECT ip_address, tags, tag_confidence FROM ip_inventory ORDER BY ip_address) TO STDOUT"
+    local r="COPY (SELECT * FROM ip_inventory_tag_report ORDER BY tag) TO STDOUT;
+             COPY (SELECT * FROM ip_inventory_attack_type_report ORDER BY attack_type) TO STDOUT"
+    sql -c "$q" >"$RUN_DIR/tags_dist.txt"
+    single -c "$q" >"$RUN_DIR/tags_single.txt"
+    sql -c "$r" >"$RUN_DIR/reports_dist.txt"
+    single -c "$r" >"$RUN_DIR/reports_single.txt"
+    local rows tagged diffs rdiffs
+    rows=$(wc -l <"$RUN_DIR/tags_dist.txt")
+    tagged=$(grep -vc '{}	{}$' "$RUN_DIR/tags_dist.txt" || true)
+    diffs=$(diff "$RUN_DIR/tags_dist.txt" "$RUN_DIR/tags_single.txt" | grep -c '^[<>]' || true)
+    rdiffs=$(diff "$RUN_DIR/reports_dist.txt" "$RUN_DIR/reports_single.txt" | grep -c '^[<>]' || true)
+    expect_ok <<SQL
+SELECT expect('$label: same tags as a single node on every row, same reports',
+              $diffs = 0 AND $rdiffs = 0 AND $tagged > 0 AND $(wc -l <"$RUN_DIR/reports_dist.txt") > 0,
+              '$rows rows ($tagged tagged), $diffs rows differ, $rdiffs report lines differ');
+SQL
+}
+expect_ok <<'SQL'
+INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition) VALUES
+    ('se', 'geo', 0.8, '{"country": ["SE"]}'),
+    ('own-sensor', 'internal', 0.9, '{"in_list": ["sensors"]}'),
+    ('private', 'internal', 0.3, '{"ip_class": ["private"]}'),
+    ('scanner', 'recon', 0.6, '{"rdns_regex": "(\\.google|shodan\\.io)$"}'),
+    ('scanner', 'recon', 0.4, '{"network": ["71.6.135.0/24"]}');
+SELECT expect('rules written on the coordinator: every row stale', s.enabled_rules = 5 AND s.stale_rows = (SELECT count(*) FROM ip_inventory),
+              format('generation %s, %s stale rows', s.generation, s.stale_rows))
+FROM ip_inventory_tag_status AS s;
+CALL ip_inventory_retag(100);
+SELECT expect('ip_inventory_retag on the distributed inventory, in batches', status = 'finished'
+              AND done_rows = (SELECT count(*) FROM ip_inventory) AND batches > 1,
+              format('%s rows in %s batches, %s written', done_rows, batches, addresses))
+FROM ip_inventory_jobs WHERE job = 'retag';
+SELECT expect('no stale row after the retag', stale_rows = 0 AND tagged_rows > 0, format('%s tagged rows', tagged_rows)) FROM ip_inventory_tag_status;
+SELECT expect('tags on the right rows (se: country SE; own-sensor: in a list on the coordinator; private: ip_class)',
+              count(*) FILTER (WHERE ('se' = ANY (tags)) <> coalesce(geo_country = 'SE', false)) = 0
+              AND count(*) FILTER (WHERE ('own-sensor' = ANY (tags)) <> (ip_address <<= ANY ('{81.2.69.0/26,175.16.199.0/29}'::inet[]))) = 0
+              AND count(*) FILTER (WHERE ('private' = ANY (tags)) <> (ip_class = 'private')) = 0
+              AND count(*) FILTER (WHERE 'se' = ANY (tags)) > 0 AND count(*) FILTER (WHERE 'own-sensor' = ANY (tags)) > 0
+              AND count(*) FILTER (WHERE 'private' = ANY (tags)) > 0,
+              format('se %s, own-sensor %s, private %s', count(*) FILTER (WHERE 'se' = ANY (tags)),
+                     count(*) FILTER (WHERE 'own-sensor' = ANY (tags)), count(*) FILTER (WHERE 'private' = ANY (tags))))
+FROM ip_inventory;
+SQL
+single_compare "after the retag"
+worker_retag=$(ipi_psql -p "$CITUS_W1" -Atc "CALL ip_inventory_retag()" 2>&1 || true)
+expect_ok <<SQL
+SELECT expect('ip_inventory_retag refused on a worker', position('coordinator' IN \$w\$$worker_retag\$w\$) > 0, \$w\$$worker_retag\$w\$);
+SQL
+expect_ok <<'SQL'
+-- New addresses through the workers' triggers (their shards and the queue), then the flush.
+INSERT INTO raw_events SELECT 11000000 + i, (ARRAY['8.8.8.8', '1.1.1.1', '71.6.135.131'])[1 + i % 3]::inet,
+       ('10.77.0.' || (i % 50))::inet, now()
+FROM generate_series(1, 6000) AS i;
+INSERT INTO raw_events SELECT 11100000 + i, '89.160.20.250', NULL, now() FROM generate_series(1, 100) AS i;
+SELECT expect('stale rows before the flush: the workers recorded them untagged', stale_rows > 0, stale_rows || ' rows') FROM ip_inventory_tag_status;
+SELECT expect('flush tags what it writes and what the workers recorded', (f ->> 'tagged')::int > 0, f::text) FROM ip_inventory_citus_flush() AS f;
+SELECT expect('no stale row after the flush', stale_rows = 0, stale_rows || ' rows') FROM ip_inventory_tag_status;
+SELECT expect('new rows tagged by the flush', count(*) = 4,
+              string_agg(host(ip_address) || ' ' || array_to_string(tags, ','), '; ' ORDER BY ip_address))
+FROM ip_inventory WHERE (ip_address = '89.160.20.250' AND tags = '{se}') OR (ip_address = '10.77.0.7' AND tags = '{private}')
+   OR (ip_address = '71.6.135.131' AND tags = '{scanner}' AND tag_confidence = '{"scanner": 0.4}')
+   OR (ip_address = '8.8.8.8' AND tags = '{}');
+-- Reverse DNS of the three busiest rows (the new ones): the stored answers re-tag them.
+SELECT expect('cascade_refresh(rdns) on the coordinator', (r ->> 'refreshed')::int = 3, r::text) FROM cascade_refresh('rdns', 3) AS r;
+SELECT expect('answers stored by the distributed UPDATE re-tag their rows',
+              count(*) FILTER (WHERE ip_address = '8.8.8.8' AND tags = '{scanner}' AND tag_confidence = '{"scanner": 0.6}') = 1
+              AND count(*) FILTER (WHERE ip_address = '71.6.135.131' AND tag_confidence = '{"scanner": 0.6}') = 1
+              AND count(*) FILTER (WHERE ip_address = '1.1.1.1' AND tags = '{}') = 1,
+              string_agg(host(ip_address) || ' ' || coalesce(enrichment -> 'rdns' ->> 'name', '-') || ' ' || tag_confidence::text, '; ' ORDER BY ip_address))
+FROM ip_inventory WHERE ip_address IN ('8.8.8.8', '71.6.135.131', '1.1.1.1');
+SQL
+single_compare "after the flush and the stored answers"
+expect_ok <<'SQL'
+UPDATE ip_inventory_tag_rules SET confidence = 0.7 WHERE tag = 'se';
+UPDATE ip_inventory_tag_rules SET enabled = false WHERE tag = 'private';
+SELECT expect('rule change: every row stale', stale_rows = (SELECT count(*) FROM ip_inventory), stale_rows || ' rows') FROM ip_inventory_tag_status;
+CALL ip_inventory_retag(500);
+SELECT expect('retag after the rule change', status = 'finished' AND done_rows = (SELECT count(*) FROM ip_inventory),
+              format('%s rows in %s batches, %s written', done_rows, batches, addresses))
+FROM ip_inventory_jobs WHERE job = 'retag';
+SELECT expect('re-tagged by the new rules', stale_rows = 0
+              AND (SELECT count(*) FROM ip_inventory WHERE 'private' = ANY (tags)) = 0
+              AND (SELECT count(*) FROM ip_inventory WHERE 'se' = ANY (tags) AND tag_confidence ->> 'se' <> '0.7') = 0
+              AND (SELECT count(*) FROM ip_inventory WHERE 'se' = ANY (tags)) > 0, stale_rows || ' stale rows')
+FROM ip_inventory_tag_status;
+SQL
+single_compare "after a rule change and the retag"
+# The MaxMind writers: the first build back on every node, a rule change not followed by a
+# retag; the coordinator's cascade_refresh(maxmind) re-tags the rows it re-enriches, the
+# nodes' enrich_pending marks theirs stale and the coordinator re-tags them.
+for node in coordinator worker1 worker2; do
+    cp "$TESTDATA/GeoIP2-City-Test.mmdb" "$RUN_DIR/maxmind/$node/City.mmdb.tmp"
+    chmod a+r "$RUN_DIR/maxmind/$node/City.mmdb.tmp"
+    mv "$RUN_DIR/maxmind/$node/City.mmdb.tmp" "$RUN_DIR/maxmind/$node/City.mmdb"
+done
+expect_ok <<'SQL'
+SELECT expect('first build back on every node', bool_and(reloaded) AND count(DISTINCT city_build) = 1, string_agg(node || ' ' || city_build, ', '))
+FROM ip_inventory_citus_reload();
+UPDATE ip_inventory_tag_rules SET confidence = 0.75 WHERE tag = 'se';
+SELECT expect('cascade_refresh(maxmind) on the coordinator', (r ->> 'selected')::int = 50, r::text) FROM cascade_refresh('maxmind', 50) AS r;
+SELECT expect('the rows it re-enriched are tagged by the new rules, the others still stale',
+              count(*) FILTER (WHERE NOT s.stale) >= 50 AND count(*) FILTER (WHERE s.stale) > 0
+              AND count(*) FILTER (WHERE NOT s.stale AND 'se' = ANY (tags) AND tag_confidence ->> 'se' <> '0.75') = 0,
+              format('%s current, %s stale', count(*) FILTER (WHERE NOT s.stale), count(*) FILTER (WHERE s.stale)))
+FROM (SELECT i.tags, i.tag_confidence, i.tags_generation IS DISTINCT FROM (SELECT generation FROM ip_inventory_tag_state) AS stale
+      FROM ip_inventory AS i) AS s;
+-- Every row current again; the rows still pending are re-enriched on the nodes, which mark
+-- them stale, and the coordinator re-tags exactly those.
+CALL ip_inventory_retag();
+SELECT expect('enrich_pending on every node, then the coordinator re-tags the rows it enriched', e ->> 'status' = 'finished'
+              AND e -> 'tags' ->> 'status' = 'finished' AND (e ->> 'enriched')::int > 0
+              AND (e -> 'tags' ->> 'rows')::bigint = (e ->> 'enriched')::bigint,
+              format('%s rows enriched, tags: %s', e ->> 'enriched', e -> 'tags'))
+FROM ip_inventory_citus_enrich_pending(500) AS e;
+SELECT expect('no stale row after enrich_pending', stale_rows = 0, stale_rows || ' rows') FROM ip_inventory_tag_status;
+SQL
+single_compare "after the MaxMind writers"
+echo "-- tag reports on the coordinator"
+sql -c "SELECT tag, attack_type, addresses, events, avg_confidence FROM ip_inventory_tag_report ORDER BY tag"
+expect_ok <<'SQL'
+SELECT expect('tag report on the coordinator', count(*) = 3 AND sum(addresses) > 0, string_agg(tag || ' ' || addresses || ' addresses ' || events || ' events', ', ' ORDER BY tag))
+FROM ip_inventory_tag_report;
+SELECT expect('attack type report on the coordinator', count(*) = 3, string_agg(attack_type || ' ' || addresses, ', ' ORDER BY attack_type))
+FROM ip_inventory_attack_type_report;
+SQL
+
 echo "== retention"
 expect_ok <<'SQL'
 SELECT 'attach: ' || ip_inventory_attach('old_events', ARRAY['src_ip', 'dst_ip'], 'ts')::text;

@@ -316,6 +316,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     moved record;
     written record;
+    tagged bigint;
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_flush');
     WITH q AS (
@@ -331,7 +332,8 @@ BEGIN
            coalesce(sum(a.n), 0)::bigint AS observations
       INTO moved FROM a;
     IF moved.ips IS NULL THEN
-        RETURN jsonb_build_object('queued_rows', 0, 'addresses', 0, 'observations', 0);
+        tagged := @extschema@._ip_inventory_citus_tag_pending(NULL::inet[], 10000);
+        RETURN jsonb_build_object('queued_rows', 0, 'addresses', 0, 'observations', 0, 'tagged', tagged);
     END IF;
     WITH w AS (
         INSERT INTO @extschema@.ip_inventory AS inv (
@@ -365,7 +367,10 @@ BEGIN
         RETURNING 1)
     SELECT count(*) AS n INTO written FROM w;
     PERFORM @extschema@._ip_inventory_count_recorded(moved.observations, 0::bigint, 0::bigint);
-    RETURN jsonb_build_object('queued_rows', moved.queued, 'addresses', written.n, 'observations', moved.observations);
+    -- Tags of the new rows, and of rows the workers' triggers added since (sql/tags.sql).
+    tagged := @extschema@._ip_inventory_citus_tag_pending(moved.ips, 10000);
+    RETURN jsonb_build_object('queued_rows', moved.queued, 'addresses', written.n, 'observations', moved.observations,
+                              'tagged', tagged);
 END $$;
 
 -- The supported layout, in one call on the coordinator: the inventory distributed by address
@@ -540,6 +545,7 @@ DECLARE
     name text;
     run record;
     flushed jsonb;
+    tags jsonb;
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_backfill');
     IF event_table IS NULL OR NOT @extschema@._ip_inventory_citus_table(event_table) THEN
@@ -568,11 +574,16 @@ BEGIN
         RAISE WARNING 'ip_inventory_citus_backfill of %: % node(s) failed: run it again once they are back (every shard continues after its last committed batch)',
             event_table, run.failed;
     ELSE
+        -- The new rows the nodes recorded in their shards get their tags, before the flush:
+        -- the retag runs in its own connection, and would wait for the rows this transaction's
+        -- flush writes. The flush tags the rows it writes.
+        tags := @extschema@._ip_inventory_citus_retag_after();
         flushed := @extschema@.ip_inventory_citus_flush();
     END IF;
     RETURN jsonb_build_object('table', name, 'status', CASE WHEN run.failed > 0 THEN 'incomplete' ELSE 'finished' END,
                               'failed_nodes', run.failed)
-        || coalesce(run.total, '{}') || jsonb_build_object('flushed', flushed, 'nodes', run.nodes);
+        || coalesce(run.total, '{}') || jsonb_build_object('flushed', flushed, 'nodes', run.nodes)
+        || CASE WHEN tags IS NULL THEN '{}' ELSE jsonb_build_object('tags', tags) END;
 END $$;
 
 -- A node's enrich_pending: checks its databases, takes the node's enrich_pending lock, and
@@ -619,6 +630,13 @@ BEGIN
     EXECUTE @extschema@._ip_inventory_maxmind_update(shard::text, @extschema@._ip_inventory_maxmind_answers())
     USING batch;
     GET DIAGNOSTICS updated = ROW_COUNT;
+    -- Their tags are stale now: the coordinator, which has the rules and the network lists,
+    -- re-tags them after every node is done (ip_inventory_citus_enrich_pending). Rows never
+    -- tagged (no rule was ever enabled) are stale already and are not written twice.
+    IF updated > 0 THEN
+        EXECUTE format('UPDATE %s SET tags_generation = NULL WHERE ip_address = ANY ($1) AND tags_generation IS NOT NULL', shard)
+        USING batch;
+    END IF;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     last_ip := batch[cardinality(batch)];
     summary := summary || jsonb_build_object('enriched', (summary ->> 'enriched')::bigint + updated,
@@ -681,6 +699,8 @@ BEGIN
                               'failed_nodes', run.failed,
                               'enriched', coalesce((run.total ->> 'enriched')::bigint, 0),
                               'batches', coalesce((run.total ->> 'batches')::bigint, 0),
+                              -- The re-enriched rows' tags (marked stale on the nodes).
+                              'tags', @extschema@._ip_inventory_citus_retag_after(),
                               'nodes', run.nodes);
 END $$;
 
@@ -835,6 +855,8 @@ BEGIN
     USING ips;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
+    -- Their tags follow their new data (on the coordinator: _ip_inventory_citus_tag).
+    PERFORM @extschema@._ip_inventory_tag(ips);
     RETURN updated;
 END $$;
 
@@ -876,6 +898,9 @@ BEGIN
         SET attempts = f.attempts + 1, error = excluded.error, last_failed_at = excluded.last_failed_at;
     DELETE FROM @extschema@.ip_inventory_failures AS f USING pg_temp.ip_inventory_citus_answers AS r
     WHERE f.ip_address = r.ip AND f.source = src AND r.answer IS NOT NULL;
+    -- The answered rows' tags follow their new data (_ip_inventory_citus_tag).
+    PERFORM @extschema@._ip_inventory_tag(ARRAY(
+        SELECT r.ip FROM pg_temp.ip_inventory_citus_answers AS r WHERE r.answer IS NOT NULL ORDER BY 1));
     SELECT count(*) AS selected,
            count(*) FILTER (WHERE outcome = 'found' AND answer IS DISTINCT FROM previous) AS refreshed,
            count(*) FILTER (WHERE outcome = 'found' AND answer = previous) AS unchanged,
@@ -888,6 +913,99 @@ BEGIN
     RETURN jsonb_build_object('selected', res.selected, 'refreshed', res.refreshed, 'unchanged', res.unchanged,
                               'not_found', res.not_found, 'failed', res.failed, 'skipped', res.skipped,
                               'first_failure', res.first_failure);
+END $$;
+
+-- Tags (sql/tags.sql) of a distributed inventory, on the coordinator: the rules, their
+-- compiled expression and the network lists are the coordinator's, and Citus refuses the
+-- single-node tagging UPDATE (a lateral subquery of functions over the row's columns). So the
+-- rows are read into a temporary table here, tagged here, and the changed tags written back by
+-- one distributed UPDATE that only copies values. No row locks over shards: the UPDATE writes a
+-- row only while its enrichment times are those read (a row re-enriched meanwhile is tagged by
+-- its writer, or stays stale for ip_inventory_retag). stale_only: only rows whose tags are out
+-- of date. Returns how many rows it wrote. SECURITY DEFINER, as _ip_inventory_tag: the state
+-- and the network lists are the extension owner's.
+CREATE FUNCTION @extschema@._ip_inventory_citus_tag(ips inet[], stale_only boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    written bigint;
+BEGIN
+    IF ips IS NULL OR cardinality(ips) = 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT s.generation, s.enabled_rules, s.compiled INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    -- (Created once per transaction: IF NOT EXISTS would say NOTICE at every further call.)
+    IF to_regclass('pg_temp.ip_inventory_citus_tags') IS NULL THEN
+        CREATE TEMP TABLE ip_inventory_citus_tag_rows (LIKE @extschema@.ip_inventory) ON COMMIT DROP;
+        CREATE TEMP TABLE ip_inventory_citus_tags (
+            ip inet, tags text[], tag_confidence jsonb,
+            maxmind_ts timestamptz, cymru_ts timestamptz, greynoise_ts timestamptz, rdns_ts timestamptz) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.ip_inventory_citus_tag_rows, pg_temp.ip_inventory_citus_tags;
+    END IF;
+    INSERT INTO pg_temp.ip_inventory_citus_tag_rows
+    SELECT inv.* FROM @extschema@.ip_inventory AS inv
+    WHERE inv.ip_address = ANY (ips)
+      AND (NOT stale_only OR @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules));
+    -- The compiled expression is the rules' (values as quoted literals), run over the copies.
+    EXECUTE format($sql$
+        INSERT INTO pg_temp.ip_inventory_citus_tags
+        SELECT inv.ip_address, x.tags, x.tag_confidence, inv.maxmind_ts, inv.cymru_ts, inv.greynoise_ts, inv.rdns_ts
+        FROM pg_temp.ip_inventory_citus_tag_rows AS inv,
+             LATERAL %s AS x
+        WHERE inv.tags IS DISTINCT FROM x.tags OR inv.tag_confidence IS DISTINCT FROM x.tag_confidence
+           OR inv.tags_generation IS DISTINCT FROM $1 $sql$,
+        CASE WHEN st.enabled_rules > 0 AND st.compiled IS NOT NULL THEN st.compiled
+             ELSE '(SELECT ''{}''::pg_catalog.text[] AS tags, ''{}''::pg_catalog.jsonb AS tag_confidence)' END)
+    USING st.generation;
+    WITH t AS MATERIALIZED (SELECT * FROM pg_temp.ip_inventory_citus_tags)
+    UPDATE @extschema@.ip_inventory AS cur SET
+        tags = t.tags, tag_confidence = t.tag_confidence, tags_generation = st.generation
+    FROM t
+    WHERE cur.ip_address = t.ip
+      AND cur.maxmind_ts IS NOT DISTINCT FROM t.maxmind_ts AND cur.cymru_ts IS NOT DISTINCT FROM t.cymru_ts
+      AND cur.greynoise_ts IS NOT DISTINCT FROM t.greynoise_ts AND cur.rdns_ts IS NOT DISTINCT FROM t.rdns_ts;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END $$;
+
+-- After a flush: the flushed rows and up to `lim` other rows whose tags are stale (rows the
+-- workers' triggers recorded in their shards: the workers have neither the rules nor the
+-- lists). Nothing while no rule is enabled.
+CREATE FUNCTION @extschema@._ip_inventory_citus_tag_pending(ips inet[], lim int) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    IF st.enabled_rules = 0 THEN
+        RETURN 0;
+    END IF;
+    RETURN @extschema@._ip_inventory_citus_tag(coalesce(ips, '{}') || ARRAY(
+               SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+               WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+               ORDER BY inv.ip_address LIMIT lim), true);
+END $$;
+
+-- After the node procedures changed rows in their shards (backfill: new rows; enrich_pending:
+-- re-enriched rows, marked stale there): ip_inventory_retag on the coordinator, in its own
+-- connection (it commits per batch). Its summary, or why it did not run.
+CREATE FUNCTION @extschema@._ip_inventory_citus_retag_after() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    IF (SELECT s.enabled_rules FROM @extschema@.ip_inventory_tag_state AS s) = 0 THEN
+        RETURN to_jsonb('no enabled tag rule'::text);
+    END IF;
+    SELECT * INTO r FROM run_command_on_coordinator('CALL @extschema@.ip_inventory_retag()');
+    IF r.success IS NOT TRUE THEN
+        RAISE WARNING 'tags not updated: %', left(r.result, 300)
+            USING HINT = 'Run CALL ip_inventory_retag(); on the coordinator.';
+        RETURN jsonb_build_object('error', left(r.result, 300));
+    END IF;
+    -- (CALL answers with its INOUT parameter: the retag summary.)
+    RETURN CASE WHEN r.result ~ '^\{' THEN r.result::jsonb ELSE to_jsonb(r.result) END;
 END $$;
 
 -- One batch of retention (mode delete) in an inventory shard on this node: rows last seen
@@ -1149,3 +1267,12 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boo
     'Citus: retention. Every node deletes (mode delete) or anonymizes (mode anonymize) the attached events older than older_than in its own shards, and the inventory rows last seen before then (delete: in each node''s shards; anonymize: merged per network by the coordinator), in batches that commit. Events distributed by an address column cannot be anonymized: delete_unanonymizable => true deletes their old events instead, else the result names them. dry_run (the default) only counts.';
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_apply_maxmind(inet[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_store_answers(text, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_tag(inet[], boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_tag_pending(inet[], int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retag_after() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@._ip_inventory_citus_tag(inet[], boolean) IS
+    'Citus, on the coordinator: tags the given rows of the distributed inventory by the rules in force, computed on the coordinator and written by a distributed UPDATE (internal: _ip_inventory_tag, ip_inventory_retag).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_citus_tag_pending(inet[], int) IS
+    'Citus: tags the flushed rows and a bounded number of other stale rows (those the workers recorded) (internal: ip_inventory_citus_flush).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_citus_retag_after() IS
+    'Citus: runs ip_inventory_retag on the coordinator in its own connection after the node procedures changed rows (internal).';

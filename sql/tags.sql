@@ -516,7 +516,8 @@ CREATE TRIGGER ip_inventory_tag_rules_changed AFTER INSERT OR UPDATE OR DELETE O
 -- holds their locks) and by ip_inventory_retag. Nothing to do, and one read of the state
 -- row, while no rule is enabled. SECURITY DEFINER: list lookups need SELECT on the list
 -- tables, which the extension's owner has, whichever job enriches. A distributed inventory
--- (Citus) is not tagged (docs/tags.md).
+-- (Citus) is tagged on the coordinator (_ip_inventory_citus_tag, sql/citus.sql); a worker
+-- tags nothing: the rows it writes stay stale for the coordinator (docs/tags.md).
 CREATE FUNCTION @extschema@._ip_inventory_tag(ips inet[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -526,8 +527,12 @@ BEGIN
         RETURN 0;
     END IF;
     SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
-    IF enabled = 0 OR @extschema@._ip_inventory_citus_distributed() THEN
+    IF enabled = 0 THEN
         RETURN 0;
+    END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        RETURN CASE WHEN @extschema@._ip_inventory_citus_on_coordinator()
+                    THEN @extschema@._ip_inventory_citus_tag(ips) ELSE 0 END;
     END IF;
     RETURN @extschema@._ip_inventory_tag_apply(ips);
 END $$;
@@ -544,6 +549,7 @@ CREATE FUNCTION @extschema@._ip_inventory_retag_start(batch_size int, max_rows b
 RETURNS @extschema@.ip_inventory_jobs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j @extschema@.ip_inventory_jobs;
+    st record;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
@@ -552,8 +558,7 @@ BEGIN
         RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
     END IF;
     IF @extschema@._ip_inventory_citus_distributed() THEN
-        RAISE EXCEPTION 'ip_inventory is distributed with Citus: tags are not materialized there yet'
-            USING ERRCODE = '0A000', HINT = 'See docs/tags.md.';
+        PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_retag');
     END IF;
     PERFORM @extschema@._ip_inventory_job_start('retag'::text);
     INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, status, started_at, run_started_at, updated_at)
@@ -565,15 +570,19 @@ BEGIN
         addresses = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.addresses END,
         batches = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.batches END,
         run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
+    SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    -- (The state as values: Citus joins no local table with a distributed one.)
     UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
-        SELECT count(*) FROM @extschema@.ip_inventory AS inv, @extschema@.ip_inventory_tag_state AS s
-        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)))
+        SELECT count(*) FROM @extschema@.ip_inventory AS inv
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)))
     WHERE jb.job = 'retag' RETURNING * INTO j;
     RETURN j;
 END $$;
 
 -- One batch of a retag: the next stale rows after after_ip, in address order, locked as
--- they are read (the order recorders lock them in), tagged by the rules in force.
+-- they are read (the order recorders lock them in), tagged by the rules in force. A
+-- distributed inventory (Citus) has no row locks over shards: the batch is read unlocked and
+-- tagged on the coordinator (_ip_inventory_citus_tag, which skips a row re-enriched meanwhile).
 CREATE FUNCTION @extschema@._ip_inventory_retag_step(
     batch_size int, max_rows bigint, after_ip inet,
     OUT j @extschema@.ip_inventory_jobs, OUT last_ip inet, OUT done boolean)
@@ -583,21 +592,38 @@ DECLARE
     written bigint;
     stopped boolean := false;
     st record;
+    distributed boolean := @extschema@._ip_inventory_citus_distributed();
 BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'retag';
     SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
-    SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
-        SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
-        WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
-          AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
-        ORDER BY inv.ip_address
-        LIMIT CASE WHEN max_rows IS NULL THEN batch_size
-                   ELSE least(batch_size, max_rows - j.run_done_rows) END
-        FOR UPDATE OF inv
-    ) AS p;
+    IF distributed THEN
+        batch := ARRAY(
+            SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+            WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
+              AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+            ORDER BY inv.ip_address
+            LIMIT CASE WHEN max_rows IS NULL THEN batch_size
+                       ELSE least(batch_size, max_rows - j.run_done_rows) END);
+        IF cardinality(batch) = 0 THEN
+            batch := NULL;
+        END IF;
+    ELSE
+        SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
+            SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+            WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
+              AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+            ORDER BY inv.ip_address
+            LIMIT CASE WHEN max_rows IS NULL THEN batch_size
+                       ELSE least(batch_size, max_rows - j.run_done_rows) END
+            FOR UPDATE OF inv
+        ) AS p;
+    END IF;
     last_ip := after_ip;
     IF batch IS NOT NULL THEN
-        IF st.enabled_rules > 0 THEN
+        IF distributed THEN
+            -- (With no rule enabled it clears the tags: the same values as below.)
+            written := @extschema@._ip_inventory_citus_tag(batch);
+        ELSIF st.enabled_rules > 0 THEN
             written := @extschema@._ip_inventory_tag(batch);
         ELSE
             UPDATE @extschema@.ip_inventory AS inv SET tags = '{}', tag_confidence = '{}', tags_generation = st.generation
@@ -685,11 +711,14 @@ FROM (SELECT inv.ip_address, inv.observation_count, a.attack_type,
       GROUP BY inv.ip_address, inv.observation_count, a.attack_type) AS per
 GROUP BY per.attack_type;
 
--- How current the tags are.
+-- How current the tags are. (The state is read by uncorrelated subqueries: on a distributed
+-- inventory, Citus reads them first and refuses a local table joined with the inventory.)
 CREATE VIEW @extschema@.ip_inventory_tag_status AS
 SELECT s.generation, s.enabled_rules, s.changed_at AS rules_changed_at,
        (SELECT count(*) FROM @extschema@.ip_inventory AS inv
-        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)) AS stale_rows,
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation,
+                  (SELECT t.generation FROM @extschema@.ip_inventory_tag_state AS t),
+                  (SELECT t.enabled_rules FROM @extschema@.ip_inventory_tag_state AS t))) AS stale_rows,
        (SELECT count(*) FROM @extschema@.ip_inventory AS inv WHERE cardinality(inv.tags) > 0) AS tagged_rows
 FROM @extschema@.ip_inventory_tag_state AS s;
 

@@ -710,6 +710,9 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
 
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
     geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
@@ -1140,9 +1143,6 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[]
     'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
-
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_connection_type"(
 	"ip" inet 
@@ -2723,6 +2723,261 @@ COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
 
 REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
 
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
+SELECT count(*) AS total_ips,
+       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
+       count(asn_number) AS with_asn,
+       count(geo_country) AS with_geo,
+       count(*) FILTER (WHERE is_scanner) AS scanners,
+       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
+       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
+       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       coalesce(sum(observation_count), 0) AS observations
+FROM @extschema@.ip_inventory;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
+SELECT asn_source,
+       count(*) AS ips,
+       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_source;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       geo_country,
+       max(geo_country_name) AS geo_country_name,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE geo_country IS NOT NULL
+GROUP BY geo_country;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       asn_number,
+       max(asn_org) AS asn_org,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_number;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
+SELECT 'maxmind' AS source, NULL::interval AS ttl,
+       count(*) AS eligible,
+       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
+       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
+                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
+                                                         b.city_build, b.asn_build)) AS stale,
+       min(maxmind_ts) AS oldest
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
+UNION ALL
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
+       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
+UNION ALL
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
+       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
+UNION ALL
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
+       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
+RETURNS TABLE ("check" text, status text, value text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    warn_age interval;
+    crit_age interval;
+    age interval;
+    cov @extschema@.ip_inventory_coverage;
+    st record;
+    db record;
+    n bigint;
+    failing bigint;
+    last_seen timestamptz;
+    warn_left bigint;
+    crit_left bigint;
+    monthly boolean;
+BEGIN
+    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
+    -- always, the optional slots when configured (maxmind_info() lists them only then).
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_database';
+        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
+        value := db.status;
+        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
+                  || coalesce(': ' || db.error, '');
+        RETURN NEXT;
+    END LOOP;
+
+    -- maxmind_info() above loaded the library, which defines these settings.
+    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
+    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
+    "check" := 'maxmind_age';
+    BEGIN
+        age := @extschema@.maxmind_age();
+        value := justify_interval(date_trunc('minute', age))::text;
+        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
+        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
+        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
+                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
+               bool_or(i.grace > interval '0')
+          INTO status, monthly
+          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
+                                   ELSE interval '0' END AS grace
+                FROM @extschema@.maxmind_info() AS m
+                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
+        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                         justify_interval(warn_age), justify_interval(crit_age))
+                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
+    EXCEPTION WHEN OTHERS THEN
+        status := 'critical'; value := NULL; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+
+    -- The optional slots' databases, when configured: their age against the same thresholds.
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_age';
+        value := justify_interval(date_trunc('minute', db.age))::text;
+        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
+                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
+                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                                   justify_interval(warn_age), justify_interval(crit_age)) END;
+        RETURN NEXT;
+    END LOOP;
+
+    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
+    "check" := 'asn_coverage';
+    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
+                     cov.with_asn, cov.public_ips);
+    RETURN NEXT;
+    "check" := 'geo_coverage';
+    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
+                     cov.with_geo, cov.public_ips);
+    RETURN NEXT;
+
+    -- Stale answers per source: a warning when more than a tenth of the rows a source
+    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
+    -- A network source switched off is reported as such, not as stale.
+    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
+        "check" := st.source || '_stale';
+        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
+            value := 'disabled';
+            status := 'ok';
+            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
+                             st.source, st.stale, st.never, st.eligible);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        value := st.stale::text;
+        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
+        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
+                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
+        RETURN NEXT;
+    END LOOP;
+
+    "check" := 'maxmind_pending';
+    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
+    value := n::text;
+    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
+    RETURN NEXT;
+
+    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
+    "check" := 'greynoise_quota';
+    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
+        status := 'ok'; value := 'disabled';
+        detail := 'ip_inventory.greynoise_enabled = off: no calls';
+    ELSE
+        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
+        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
+        BEGIN
+            SELECT * INTO st FROM @extschema@.greynoise_quota();
+            value := st.remaining || ' of ' || st.daily_quota;
+            -- (A daily quota of 0 is an operator's choice, not an alarm.)
+            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
+                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
+                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
+                             warn_left, crit_left)
+                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            status := 'warning'; value := NULL; detail := SQLERRM;
+        END;
+    END IF;
+    RETURN NEXT;
+
+    "check" := 'network_failures';
+    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
+           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
+      INTO n, failing, detail
+      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
+            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
+    value := n::text;
+    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
+                     coalesce(detail, 'none'), failing);
+    RETURN NEXT;
+
+    "check" := 'observed_tables';
+    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
+    value := n::text;
+    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
+    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
+                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
+    RETURN NEXT;
+
+    "check" := 'last_observation';
+    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
+    value := last_seen::text;
+    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
+    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
+    RETURN NEXT;
+
+    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
+    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
+    END IF;
+END $$;
+
+COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
+    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
+    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
+    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
+
 COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
     'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
 
@@ -2972,6 +3227,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     moved record;
     written record;
+    tagged bigint;
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_flush');
     WITH q AS (
@@ -2987,7 +3243,8 @@ BEGIN
            coalesce(sum(a.n), 0)::bigint AS observations
       INTO moved FROM a;
     IF moved.ips IS NULL THEN
-        RETURN jsonb_build_object('queued_rows', 0, 'addresses', 0, 'observations', 0);
+        tagged := @extschema@._ip_inventory_citus_tag_pending(NULL::inet[], 10000);
+        RETURN jsonb_build_object('queued_rows', 0, 'addresses', 0, 'observations', 0, 'tagged', tagged);
     END IF;
     WITH w AS (
         INSERT INTO @extschema@.ip_inventory AS inv (
@@ -3021,7 +3278,10 @@ BEGIN
         RETURNING 1)
     SELECT count(*) AS n INTO written FROM w;
     PERFORM @extschema@._ip_inventory_count_recorded(moved.observations, 0::bigint, 0::bigint);
-    RETURN jsonb_build_object('queued_rows', moved.queued, 'addresses', written.n, 'observations', moved.observations);
+    -- Tags of the new rows, and of rows the workers' triggers added since (sql/tags.sql).
+    tagged := @extschema@._ip_inventory_citus_tag_pending(moved.ips, 10000);
+    RETURN jsonb_build_object('queued_rows', moved.queued, 'addresses', written.n, 'observations', moved.observations,
+                              'tagged', tagged);
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_distribute(
@@ -3177,6 +3437,7 @@ DECLARE
     name text;
     run record;
     flushed jsonb;
+    tags jsonb;
 BEGIN
     PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_citus_backfill');
     IF event_table IS NULL OR NOT @extschema@._ip_inventory_citus_table(event_table) THEN
@@ -3205,11 +3466,16 @@ BEGIN
         RAISE WARNING 'ip_inventory_citus_backfill of %: % node(s) failed: run it again once they are back (every shard continues after its last committed batch)',
             event_table, run.failed;
     ELSE
+        -- The new rows the nodes recorded in their shards get their tags, before the flush:
+        -- the retag runs in its own connection, and would wait for the rows this transaction's
+        -- flush writes. The flush tags the rows it writes.
+        tags := @extschema@._ip_inventory_citus_retag_after();
         flushed := @extschema@.ip_inventory_citus_flush();
     END IF;
     RETURN jsonb_build_object('table', name, 'status', CASE WHEN run.failed > 0 THEN 'incomplete' ELSE 'finished' END,
                               'failed_nodes', run.failed)
-        || coalesce(run.total, '{}') || jsonb_build_object('flushed', flushed, 'nodes', run.nodes);
+        || coalesce(run.total, '{}') || jsonb_build_object('flushed', flushed, 'nodes', run.nodes)
+        || CASE WHEN tags IS NULL THEN '{}' ELSE jsonb_build_object('tags', tags) END;
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_enrich_start(batch_size int,
@@ -3251,6 +3517,13 @@ BEGIN
     EXECUTE @extschema@._ip_inventory_maxmind_update(shard::text, @extschema@._ip_inventory_maxmind_answers())
     USING batch;
     GET DIAGNOSTICS updated = ROW_COUNT;
+    -- Their tags are stale now: the coordinator, which has the rules and the network lists,
+    -- re-tags them after every node is done (ip_inventory_citus_enrich_pending). Rows never
+    -- tagged (no rule was ever enabled) are stale already and are not written twice.
+    IF updated > 0 THEN
+        EXECUTE format('UPDATE %s SET tags_generation = NULL WHERE ip_address = ANY ($1) AND tags_generation IS NOT NULL', shard)
+        USING batch;
+    END IF;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     last_ip := batch[cardinality(batch)];
     summary := summary || jsonb_build_object('enriched', (summary ->> 'enriched')::bigint + updated,
@@ -3307,6 +3580,8 @@ BEGIN
                               'failed_nodes', run.failed,
                               'enriched', coalesce((run.total ->> 'enriched')::bigint, 0),
                               'batches', coalesce((run.total ->> 'batches')::bigint, 0),
+                              -- The re-enriched rows' tags (marked stale on the nodes).
+                              'tags', @extschema@._ip_inventory_citus_retag_after(),
                               'nodes', run.nodes);
 END $$;
 
@@ -3447,6 +3722,8 @@ BEGIN
     USING ips;
     GET DIAGNOSTICS updated = ROW_COUNT;
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
+    -- Their tags follow their new data (on the coordinator: _ip_inventory_citus_tag).
+    PERFORM @extschema@._ip_inventory_tag(ips);
     RETURN updated;
 END $$;
 
@@ -3484,6 +3761,9 @@ BEGIN
         SET attempts = f.attempts + 1, error = excluded.error, last_failed_at = excluded.last_failed_at;
     DELETE FROM @extschema@.ip_inventory_failures AS f USING pg_temp.ip_inventory_citus_answers AS r
     WHERE f.ip_address = r.ip AND f.source = src AND r.answer IS NOT NULL;
+    -- The answered rows' tags follow their new data (_ip_inventory_citus_tag).
+    PERFORM @extschema@._ip_inventory_tag(ARRAY(
+        SELECT r.ip FROM pg_temp.ip_inventory_citus_answers AS r WHERE r.answer IS NOT NULL ORDER BY 1));
     SELECT count(*) AS selected,
            count(*) FILTER (WHERE outcome = 'found' AND answer IS DISTINCT FROM previous) AS refreshed,
            count(*) FILTER (WHERE outcome = 'found' AND answer = previous) AS unchanged,
@@ -3496,6 +3776,84 @@ BEGIN
     RETURN jsonb_build_object('selected', res.selected, 'refreshed', res.refreshed, 'unchanged', res.unchanged,
                               'not_found', res.not_found, 'failed', res.failed, 'skipped', res.skipped,
                               'first_failure', res.first_failure);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_tag(ips inet[], stale_only boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    written bigint;
+BEGIN
+    IF ips IS NULL OR cardinality(ips) = 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT s.generation, s.enabled_rules, s.compiled INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    -- (Created once per transaction: IF NOT EXISTS would say NOTICE at every further call.)
+    IF to_regclass('pg_temp.ip_inventory_citus_tags') IS NULL THEN
+        CREATE TEMP TABLE ip_inventory_citus_tag_rows (LIKE @extschema@.ip_inventory) ON COMMIT DROP;
+        CREATE TEMP TABLE ip_inventory_citus_tags (
+            ip inet, tags text[], tag_confidence jsonb,
+            maxmind_ts timestamptz, cymru_ts timestamptz, greynoise_ts timestamptz, rdns_ts timestamptz) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.ip_inventory_citus_tag_rows, pg_temp.ip_inventory_citus_tags;
+    END IF;
+    INSERT INTO pg_temp.ip_inventory_citus_tag_rows
+    SELECT inv.* FROM @extschema@.ip_inventory AS inv
+    WHERE inv.ip_address = ANY (ips)
+      AND (NOT stale_only OR @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules));
+    -- The compiled expression is the rules' (values as quoted literals), run over the copies.
+    EXECUTE format($sql$
+        INSERT INTO pg_temp.ip_inventory_citus_tags
+        SELECT inv.ip_address, x.tags, x.tag_confidence, inv.maxmind_ts, inv.cymru_ts, inv.greynoise_ts, inv.rdns_ts
+        FROM pg_temp.ip_inventory_citus_tag_rows AS inv,
+             LATERAL %s AS x
+        WHERE inv.tags IS DISTINCT FROM x.tags OR inv.tag_confidence IS DISTINCT FROM x.tag_confidence
+           OR inv.tags_generation IS DISTINCT FROM $1 $sql$,
+        CASE WHEN st.enabled_rules > 0 AND st.compiled IS NOT NULL THEN st.compiled
+             ELSE '(SELECT ''{}''::pg_catalog.text[] AS tags, ''{}''::pg_catalog.jsonb AS tag_confidence)' END)
+    USING st.generation;
+    WITH t AS MATERIALIZED (SELECT * FROM pg_temp.ip_inventory_citus_tags)
+    UPDATE @extschema@.ip_inventory AS cur SET
+        tags = t.tags, tag_confidence = t.tag_confidence, tags_generation = st.generation
+    FROM t
+    WHERE cur.ip_address = t.ip
+      AND cur.maxmind_ts IS NOT DISTINCT FROM t.maxmind_ts AND cur.cymru_ts IS NOT DISTINCT FROM t.cymru_ts
+      AND cur.greynoise_ts IS NOT DISTINCT FROM t.greynoise_ts AND cur.rdns_ts IS NOT DISTINCT FROM t.rdns_ts;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_tag_pending(ips inet[], lim int) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    IF st.enabled_rules = 0 THEN
+        RETURN 0;
+    END IF;
+    RETURN @extschema@._ip_inventory_citus_tag(coalesce(ips, '{}') || ARRAY(
+               SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+               WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+               ORDER BY inv.ip_address LIMIT lim), true);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retag_after() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    IF (SELECT s.enabled_rules FROM @extschema@.ip_inventory_tag_state AS s) = 0 THEN
+        RETURN to_jsonb('no enabled tag rule'::text);
+    END IF;
+    SELECT * INTO r FROM run_command_on_coordinator('CALL @extschema@.ip_inventory_retag()');
+    IF r.success IS NOT TRUE THEN
+        RAISE WARNING 'tags not updated: %', left(r.result, 300)
+            USING HINT = 'Run CALL ip_inventory_retag(); on the coordinator.';
+        RETURN jsonb_build_object('error', left(r.result, 300));
+    END IF;
+    -- (CALL answers with its INOUT parameter: the retag summary.)
+    RETURN CASE WHEN r.result ~ '^\{' THEN r.result::jsonb ELSE to_jsonb(r.result) END;
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_citus_retain_shard(
@@ -3761,6 +4119,21 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_citus_retention(interval, text, boo
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_apply_maxmind(inet[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_store_answers(text, jsonb, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_tag(inet[], boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_tag_pending(inet[], int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_citus_retag_after() FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_citus_tag(inet[], boolean) IS
+    'Citus, on the coordinator: tags the given rows of the distributed inventory by the rules in force, computed on the coordinator and written by a distributed UPDATE (internal: _ip_inventory_tag, ip_inventory_retag).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_citus_tag_pending(inet[], int) IS
+    'Citus: tags the flushed rows and a bounded number of other stale rows (those the workers recorded) (internal: ip_inventory_citus_flush).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_citus_retag_after() IS
+    'Citus: runs ip_inventory_retag on the coordinator in its own connection after the node procedures changed rows (internal).';
 
 COMMENT ON TABLE @extschema@.ip_inventory_tag_rules IS
     'Tag rules: a tag, its attack type and confidence for the addresses whose inventory data match a declarative condition (docs/tags.md). Written by the extension''s owner and the roles granted INSERT/UPDATE/DELETE on it; tags are materialized in ip_inventory.tags (run ip_inventory_retag() after a change).';
@@ -4210,8 +4583,12 @@ BEGIN
         RETURN 0;
     END IF;
     SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
-    IF enabled = 0 OR @extschema@._ip_inventory_citus_distributed() THEN
+    IF enabled = 0 THEN
         RETURN 0;
+    END IF;
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        RETURN CASE WHEN @extschema@._ip_inventory_citus_on_coordinator()
+                    THEN @extschema@._ip_inventory_citus_tag(ips) ELSE 0 END;
     END IF;
     RETURN @extschema@._ip_inventory_tag_apply(ips);
 END $$;
@@ -4225,6 +4602,7 @@ CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retag_start(batch_size int,
 RETURNS @extschema@.ip_inventory_jobs LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j @extschema@.ip_inventory_jobs;
+    st record;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = '22023';
@@ -4233,8 +4611,7 @@ BEGIN
         RAISE EXCEPTION 'max_rows must not be negative, not %', max_rows USING ERRCODE = '22023';
     END IF;
     IF @extschema@._ip_inventory_citus_distributed() THEN
-        RAISE EXCEPTION 'ip_inventory is distributed with Citus: tags are not materialized there yet'
-            USING ERRCODE = '0A000', HINT = 'See docs/tags.md.';
+        PERFORM @extschema@._ip_inventory_citus_require('ip_inventory_retag');
     END IF;
     PERFORM @extschema@._ip_inventory_job_start('retag'::text);
     INSERT INTO @extschema@.ip_inventory_jobs AS jb (job, status, started_at, run_started_at, updated_at)
@@ -4246,9 +4623,11 @@ BEGIN
         addresses = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.addresses END,
         batches = CASE WHEN jb.status = 'finished' THEN 0 ELSE jb.batches END,
         run_started_at = clock_timestamp(), run_done_rows = 0, finished_at = NULL;
+    SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
+    -- (The state as values: Citus joins no local table with a distributed one.)
     UPDATE @extschema@.ip_inventory_jobs AS jb SET total_rows = jb.done_rows + least(max_rows, (
-        SELECT count(*) FROM @extschema@.ip_inventory AS inv, @extschema@.ip_inventory_tag_state AS s
-        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)))
+        SELECT count(*) FROM @extschema@.ip_inventory AS inv
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)))
     WHERE jb.job = 'retag' RETURNING * INTO j;
     RETURN j;
 END $$;
@@ -4262,21 +4641,38 @@ DECLARE
     written bigint;
     stopped boolean := false;
     st record;
+    distributed boolean := @extschema@._ip_inventory_citus_distributed();
 BEGIN
     SELECT * INTO STRICT j FROM @extschema@.ip_inventory_jobs AS jb WHERE jb.job = 'retag';
     SELECT s.generation, s.enabled_rules INTO st FROM @extschema@.ip_inventory_tag_state AS s;
-    SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
-        SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
-        WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
-          AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
-        ORDER BY inv.ip_address
-        LIMIT CASE WHEN max_rows IS NULL THEN batch_size
-                   ELSE least(batch_size, max_rows - j.run_done_rows) END
-        FOR UPDATE OF inv
-    ) AS p;
+    IF distributed THEN
+        batch := ARRAY(
+            SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+            WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
+              AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+            ORDER BY inv.ip_address
+            LIMIT CASE WHEN max_rows IS NULL THEN batch_size
+                       ELSE least(batch_size, max_rows - j.run_done_rows) END);
+        IF cardinality(batch) = 0 THEN
+            batch := NULL;
+        END IF;
+    ELSE
+        SELECT array_agg(p.ip_address ORDER BY p.ip_address) INTO batch FROM (
+            SELECT inv.ip_address FROM @extschema@.ip_inventory AS inv
+            WHERE (after_ip IS NULL OR inv.ip_address > after_ip)
+              AND @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, st.generation, st.enabled_rules)
+            ORDER BY inv.ip_address
+            LIMIT CASE WHEN max_rows IS NULL THEN batch_size
+                       ELSE least(batch_size, max_rows - j.run_done_rows) END
+            FOR UPDATE OF inv
+        ) AS p;
+    END IF;
     last_ip := after_ip;
     IF batch IS NOT NULL THEN
-        IF st.enabled_rules > 0 THEN
+        IF distributed THEN
+            -- (With no rule enabled it clears the tags: the same values as below.)
+            written := @extschema@._ip_inventory_citus_tag(batch);
+        ELSIF st.enabled_rules > 0 THEN
             written := @extschema@._ip_inventory_tag(batch);
         ELSE
             UPDATE @extschema@.ip_inventory AS inv SET tags = '{}', tag_confidence = '{}', tags_generation = st.generation
@@ -4359,7 +4755,9 @@ GROUP BY per.attack_type;
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_tag_status AS
 SELECT s.generation, s.enabled_rules, s.changed_at AS rules_changed_at,
        (SELECT count(*) FROM @extschema@.ip_inventory AS inv
-        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation, s.generation, s.enabled_rules)) AS stale_rows,
+        WHERE @extschema@._ip_inventory_tags_stale(inv.tags, inv.tags_generation,
+                  (SELECT t.generation FROM @extschema@.ip_inventory_tag_state AS t),
+                  (SELECT t.enabled_rules FROM @extschema@.ip_inventory_tag_state AS t))) AS stale_rows,
        (SELECT count(*) FROM @extschema@.ip_inventory AS inv WHERE cardinality(inv.tags) > 0) AS tagged_rows
 FROM @extschema@.ip_inventory_tag_state AS s;
 
@@ -4456,261 +4854,6 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) F
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
-SELECT count(*) AS total_ips,
-       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
-       count(asn_number) AS with_asn,
-       count(geo_country) AS with_geo,
-       count(*) FILTER (WHERE is_scanner) AS scanners,
-       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
-       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
-       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
-       coalesce(sum(observation_count), 0) AS observations
-FROM @extschema@.ip_inventory;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
-SELECT asn_source,
-       count(*) AS ips,
-       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_source;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       geo_country,
-       max(geo_country_name) AS geo_country_name,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE geo_country IS NOT NULL
-GROUP BY geo_country;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       asn_number,
-       max(asn_org) AS asn_org,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_number;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
-SELECT 'maxmind' AS source, NULL::interval AS ttl,
-       count(*) AS eligible,
-       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
-       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
-                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
-                                                         b.city_build, b.asn_build)) AS stale,
-       min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
-UNION ALL
-SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
-UNION ALL
-SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
-UNION ALL
-SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
-RETURNS TABLE ("check" text, status text, value text, detail text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    warn_age interval;
-    crit_age interval;
-    age interval;
-    cov @extschema@.ip_inventory_coverage;
-    st record;
-    db record;
-    n bigint;
-    failing bigint;
-    last_seen timestamptz;
-    warn_left bigint;
-    crit_left bigint;
-    monthly boolean;
-BEGIN
-    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
-    -- always, the optional slots when configured (maxmind_info() lists them only then).
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_database';
-        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
-        value := db.status;
-        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
-                  || coalesce(': ' || db.error, '');
-        RETURN NEXT;
-    END LOOP;
-
-    -- maxmind_info() above loaded the library, which defines these settings.
-    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
-    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
-    "check" := 'maxmind_age';
-    BEGIN
-        age := @extschema@.maxmind_age();
-        value := justify_interval(date_trunc('minute', age))::text;
-        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
-        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
-        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
-                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
-               bool_or(i.grace > interval '0')
-          INTO status, monthly
-          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
-                                   ELSE interval '0' END AS grace
-                FROM @extschema@.maxmind_info() AS m
-                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
-        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                         justify_interval(warn_age), justify_interval(crit_age))
-                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
-    EXCEPTION WHEN OTHERS THEN
-        status := 'critical'; value := NULL; detail := SQLERRM;
-    END;
-    RETURN NEXT;
-
-    -- The optional slots' databases, when configured: their age against the same thresholds.
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_age';
-        value := justify_interval(date_trunc('minute', db.age))::text;
-        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
-                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
-        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
-                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                                   justify_interval(warn_age), justify_interval(crit_age)) END;
-        RETURN NEXT;
-    END LOOP;
-
-    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
-    "check" := 'asn_coverage';
-    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
-                     cov.with_asn, cov.public_ips);
-    RETURN NEXT;
-    "check" := 'geo_coverage';
-    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
-                     cov.with_geo, cov.public_ips);
-    RETURN NEXT;
-
-    -- Stale answers per source: a warning when more than a tenth of the rows a source
-    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
-    -- A network source switched off is reported as such, not as stale.
-    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
-        "check" := st.source || '_stale';
-        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
-            value := 'disabled';
-            status := 'ok';
-            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
-                             st.source, st.stale, st.never, st.eligible);
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        value := st.stale::text;
-        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
-        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
-                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
-        RETURN NEXT;
-    END LOOP;
-
-    "check" := 'maxmind_pending';
-    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
-    value := n::text;
-    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
-    RETURN NEXT;
-
-    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
-    "check" := 'greynoise_quota';
-    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
-        status := 'ok'; value := 'disabled';
-        detail := 'ip_inventory.greynoise_enabled = off: no calls';
-    ELSE
-        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
-        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
-        BEGIN
-            SELECT * INTO st FROM @extschema@.greynoise_quota();
-            value := st.remaining || ' of ' || st.daily_quota;
-            -- (A daily quota of 0 is an operator's choice, not an alarm.)
-            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
-                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
-                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
-            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
-                             warn_left, crit_left)
-                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
-        EXCEPTION WHEN object_not_in_prerequisite_state THEN
-            status := 'warning'; value := NULL; detail := SQLERRM;
-        END;
-    END IF;
-    RETURN NEXT;
-
-    "check" := 'network_failures';
-    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
-           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
-      INTO n, failing, detail
-      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
-            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
-    value := n::text;
-    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
-    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
-                     coalesce(detail, 'none'), failing);
-    RETURN NEXT;
-
-    "check" := 'observed_tables';
-    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
-    value := n::text;
-    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
-    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
-                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
-    RETURN NEXT;
-
-    "check" := 'last_observation';
-    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
-    value := last_seen::text;
-    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
-    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
-    RETURN NEXT;
-
-    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
-    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
-        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
-    END IF;
-END $$;
-
-COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
-    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
-    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
-    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
 
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
 SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
