@@ -64,6 +64,16 @@ CALL ip_inventory_enrich_pending(10000);
 SELECT 'enrich_pending, 0 rules' AS measure, round((extract(epoch FROM clock_timestamp()) - :t0) * 1000) AS ms \gset
 \echo :measure :ms ms
 
+-- A statement on a list table when no rule names the list (the list trigger's tag check).
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO $$ BEGIN FOR i IN 1..500 LOOP
+    INSERT INTO bench_tag_list VALUES (set_masklen('250.0.0.0'::inet + i * 256, 24)::cidr, 'b');
+END LOOP; END $$;
+SELECT 'single-row INSERT into a list no rule names' AS measure,
+       round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 500, 1) AS us_per_statement \gset
+\echo :measure :us_per_statement µs
+DELETE FROM bench_tag_list WHERE label = 'b';
+
 INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition) VALUES
     ('cn-telecom', 'botnet', 0.4, '{"country": ["CN"], "asn": [4134, 4837]}'),
     ('mass-scanner', 'scanning', 0.8, '{"greynoise_classification": ["malicious"], "greynoise_noise": true}'),
@@ -75,6 +85,16 @@ INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition) VAL
     ('anonymous', 'anonymization', 0.5, '{"any": [{"is_anonymous": true}, {"is_hosting_provider": true}]}'),
     ('listed', 'blocklist', 1, '{"in_list": ["bench_tags"]}'),
     ('eu-dynamic', NULL, 0.2, '{"country": ["DE", "GB", "NL", "FR"], "rdns_regex": "dynamic"}');
+
+-- A statement on a list table a rule names ("listed"): each starts a new rules generation.
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO $$ BEGIN FOR i IN 1..500 LOOP
+    INSERT INTO bench_tag_list VALUES (set_masklen('250.0.0.0'::inet + i * 256, 24)::cidr, 'b');
+END LOOP; END $$;
+SELECT 'single-row INSERT into a list a rule names (new generation)' AS measure,
+       round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 500, 1) AS us_per_statement \gset
+\echo :measure :us_per_statement µs
+DELETE FROM bench_tag_list WHERE label = 'b';
 
 -- The rules over every row, nothing written.
 CREATE OR REPLACE FUNCTION pg_temp.best_ms(q text, OUT ms numeric, OUT result bigint) LANGUAGE plpgsql AS $$
