@@ -86,15 +86,22 @@ INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition) VAL
     ('listed', 'blocklist', 1, '{"in_list": ["bench_tags"]}'),
     ('eu-dynamic', NULL, 0.2, '{"country": ["DE", "GB", "NL", "FR"], "rdns_regex": "dynamic"}');
 
--- A statement on a list table a rule names ("listed"): each starts a new rules generation.
+-- Statements on a list table a rule names ("listed"): the first of each transaction starts a
+-- new rules generation. 500 in one transaction, then 100 each in its own (autocommit).
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 DO $$ BEGIN FOR i IN 1..500 LOOP
     INSERT INTO bench_tag_list VALUES (set_masklen('250.0.0.0'::inet + i * 256, 24)::cidr, 'b');
 END LOOP; END $$;
-SELECT 'single-row INSERT into a list a rule names (new generation)' AS measure,
+SELECT 'single-row INSERT into a list a rule names, 500 in one transaction' AS measure,
        round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 500, 1) AS us_per_statement \gset
 \echo :measure :us_per_statement µs
-DELETE FROM bench_tag_list WHERE label = 'b';
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT format('INSERT INTO bench_tag_list VALUES (%L, ''c'')', set_masklen('251.0.0.0'::inet + i * 256, 24)::cidr)
+FROM generate_series(1, 100) AS i \gexec
+SELECT 'single-row INSERT into a list a rule names, each its own transaction (new generation)' AS measure,
+       round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 100, 1) AS us_per_statement \gset
+\echo :measure :us_per_statement µs
+DELETE FROM bench_tag_list WHERE label IN ('b', 'c');
 
 -- The rules over every row, nothing written.
 CREATE OR REPLACE FUNCTION pg_temp.best_ms(q text, OUT ms numeric, OUT result bigint) LANGUAGE plpgsql AS $$

@@ -500,11 +500,20 @@ END $$;
 -- the extension's owner), or a list was registered or unregistered: when an enabled address
 -- rule names that list, a new generation makes every row stale, and the next
 -- ip_inventory_retag() (the pg_cron job of docs/tags.md) re-tags them in batches. One check
--- per statement, nothing per listed network: a COPY of 100k networks costs one generation.
+-- per statement, nothing per listed network, one new generation per transaction: a COPY of
+-- 100k networks, or 100k single-row INSERTs in one transaction, cost one generation.
 -- Event rules cannot use lists, so no view changes.
 CREATE FUNCTION @extschema@._ip_inventory_tag_list_changed(changed_table regclass, changed_list text)
 RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- Once per transaction: after the generation moved in it, the rows it tags stay stale
+    -- (_ip_inventory_tag), so its later list changes need no new one. (The state row's xmin
+    -- is this transaction's only when the top level moved it; a subtransaction's move is
+    -- simply moved again.)
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_state AS s
+               WHERE s.xmin::text = (pg_catalog.txid_current_if_assigned() % 4294967296)::text) THEN
+        RETURN true;
+    END IF;
     IF NOT EXISTS (
         SELECT FROM @extschema@.ip_inventory_tag_rules AS r
         WHERE r.enabled AND r.event_table IS NULL
@@ -533,15 +542,26 @@ CREATE FUNCTION @extschema@._ip_inventory_tag(ips inet[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     enabled int;
+    moved_here boolean;
+    written bigint;
 BEGIN
     IF ips IS NULL OR cardinality(ips) = 0 THEN
         RETURN 0;
     END IF;
-    SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
+    SELECT s.enabled_rules, s.xmin::text = (pg_catalog.txid_current_if_assigned() % 4294967296)::text
+      INTO enabled, moved_here FROM @extschema@.ip_inventory_tag_state AS s;
     IF enabled = 0 OR @extschema@._ip_inventory_citus_distributed() THEN
         RETURN 0;
     END IF;
-    RETURN @extschema@._ip_inventory_tag_apply(ips);
+    written := @extschema@._ip_inventory_tag_apply(ips);
+    -- The generation moved in this transaction: a later list change in it starts no other
+    -- (_ip_inventory_tag_list_changed), so these rows stay stale and the next retag tags them
+    -- with what the transaction committed.
+    IF moved_here THEN
+        UPDATE @extschema@.ip_inventory AS inv SET tags_generation = NULL
+        WHERE inv.ip_address = ANY (ips) AND inv.tags_generation IS NOT NULL;
+    END IF;
+    RETURN written;
 END $$;
 
 -- Whether a row's tags are out of date: computed under another generation of the rules

@@ -159,6 +159,22 @@ INSERT INTO sensors SELECT format('10.%s.%s.0/24', i / 256, i % 256)::cidr, 'bul
 SELECT generation - :gen_before AS generations FROM ip_inventory_tag_state;
 DELETE FROM sensors WHERE label = 'bulk';
 CALL ip_inventory_retag() \gset
+-- Many statements in one transaction: one generation. An address recorded in it after the
+-- generation moved stays stale (tagged with what the transaction had then), and the next
+-- retag tags it with what it committed: here a network added after the address was recorded.
+SELECT generation AS gen_before FROM ip_inventory_tag_state \gset
+BEGIN;
+INSERT INTO sensors VALUES ('216.160.83.0/25', 'one', NULL, NULL);
+INSERT INTO events VALUES ('2026-03-05 10:00+00', '216.160.83.200', 22);
+INSERT INTO sensors VALUES ('216.160.83.128/25', 'two', NULL, NULL);
+INSERT INTO sensors VALUES ('216.160.84.0/24', 'three', NULL, NULL);
+COMMIT;
+SELECT generation - :gen_before AS generations FROM ip_inventory_tag_state;
+SELECT ip_address, tags, tags_generation IS NULL AS stale FROM ip_inventory WHERE ip_address = '216.160.83.200';
+CALL ip_inventory_retag() \gset
+SELECT ip_address, tags, tags_generation IS NULL AS stale FROM ip_inventory WHERE ip_address = '216.160.83.200';
+DELETE FROM sensors WHERE label IN ('one', 'two', 'three');
+CALL ip_inventory_retag() \gset
 -- A list no enabled rule names: no new generation.
 CREATE TABLE spare_nets (network cidr);
 SELECT ip_list_register('spare', 'spare_nets');
