@@ -524,9 +524,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -666,15 +663,15 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was 
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
 
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_class_wrapper';
-
-COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
-    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
@@ -1131,6 +1128,9 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[]
     'The SQL of the enriched, daily and tag report views of an attached event table (internal: ip_inventory_enriched_view).';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
+    'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
 CREATE OR REPLACE FUNCTION "ip_connection_type"(
 	"ip" inet 
@@ -2497,197 +2497,6 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    added bigint;
-    enriched bigint;
-    new_ips inet[];
-BEGIN
-    WITH new AS (
-        INSERT INTO @extschema@.ip_inventory AS inv (
-            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
-            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
-            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment,
-            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node)
-        SELECT a.ip, now(), now(), 0, a.class,
-               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
-               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
-               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
-               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node
-        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
-                     @extschema@.ip_class(x) AS class
-              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
-        LEFT JOIN LATERAL (
-            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an
-            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
-        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
-        -- Address order, as recorders insert: concurrent writers cannot deadlock.
-        ORDER BY a.ip
-        ON CONFLICT (ip_address) DO NOTHING
-        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
-    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
-    -- New rows get their tags (sql/tags.sql).
-    IF new_ips IS NOT NULL THEN
-        PERFORM @extschema@._ip_inventory_tag(new_ips);
-    END IF;
-    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
-    RETURN added;
-END $$;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
-    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
-    OUT ip_address inet, OUT known boolean, OUT ip_class text,
-    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
-    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
-    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
-    OUT greynoise_name text, OUT rdns_name text,
-    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
-    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
-    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    addr inet := @extschema@.ip_canonical(ip);
-    r @extschema@.ip_inventory;
-    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
-    -- (one WARNING per session) rather than failing the consumer.
-    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
-    want text[];
-BEGIN
-    ip_address := addr;
-    stale := '{}';
-    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
-    known := FOUND;
-    IF known THEN
-        ip_class := r.ip_class;
-        geo_country := r.geo_country;
-        geo_country_name := r.geo_country_name;
-        geo_city := r.geo_city;
-        asn_number := r.asn_number;
-        asn_org := r.asn_org;
-        asn_source := r.asn_source;
-        is_scanner := r.is_scanner;
-        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
-        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
-        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
-        rdns_name := r.enrichment -> 'rdns' ->> 'name';
-        first_seen_at := r.first_seen_at;
-        last_seen_at := r.last_seen_at;
-        observation_count := r.observation_count;
-        maxmind_ts := r.maxmind_ts;
-        cymru_ts := r.cymru_ts;
-        greynoise_ts := r.greynoise_ts;
-        rdns_ts := r.rdns_ts;
-        -- MaxMind is stale when the row is pending (never enriched, or from another build
-        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
-        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
-           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
-                                                         e.maxmind_build, e.asn_build) THEN
-            stale := stale || 'maxmind'::text;
-        END IF;
-    ELSE
-        -- Not in the inventory: MaxMind answers now; no network source has been asked.
-        ip_class := e.ip_class;
-        geo_country := e.country_code;
-        geo_country_name := e.country_name;
-        geo_city := e.city;
-        asn_number := e.asn;
-        asn_org := e.asn_org;
-        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
-        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
-    END IF;
-    -- The network sources that serve the address and have no fresh answer (not those switched
-    -- off or told to skip its network: no refresh would ask them).
-    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
-    stale := stale || want;
-    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
-    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
-    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
-RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
-END;
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
-    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
-    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    given inet[];
-    targets inet[];
-    added bigint;
-    one jsonb;
-BEGIN
-    IF source IS NULL OR lim IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF addresses IS NULL AND within IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
-    END IF;
-    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
-    IF lim < 0 OR lim > 100000 THEN
-        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
-    END IF;
-    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
-        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
-            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
-    END IF;
-    IF array_position(addresses, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
-    END IF;
-    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
-            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
-            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
-    END IF;
-    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
-    IF cardinality(given) > lim THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
-            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
-    END IF;
-    added := @extschema@._ip_inventory_add(given);
-    targets := given || ARRAY(
-        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
-        ORDER BY i.observation_count DESC, i.ip_address
-        LIMIT lim - cardinality(given));
-
-    IF source <> 'all' THEN
-        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
-        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
-        RETURN one || jsonb_build_object('added', added);
-    END IF;
-    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
-        || jsonb_build_object('added', added);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
-    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
-
-REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
-
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
 SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
@@ -2973,6 +2782,308 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
+SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
+FROM @extschema@._ip_inventory_stats_counters() AS s
+UNION ALL
+SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
+FROM @extschema@.maxmind_info() AS i
+WHERE i.age IS NOT NULL
+UNION ALL
+SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
+FROM @extschema@.greynoise_quota() AS q,
+     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
+                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
+                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_latency AS
+SELECT h.source, h.metric, h.le, h.buckets, h.sum_seconds, h.count
+FROM @extschema@._ip_inventory_latency_histograms() AS h;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_backlog(cap bigint DEFAULT 10000)
+RETURNS TABLE (source text, enabled boolean, ttl interval, due bigint, capped boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    maxmind_ready boolean := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                                     WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
+BEGIN
+    IF cap IS NULL OR cap < 1 THEN
+        RAISE EXCEPTION 'ip_inventory_backlog: cap must be at least 1, not %', coalesce(cap::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    FOREACH source IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
+        enabled := @extschema@._ip_inventory_source_enabled(source);
+        ttl := @extschema@.ip_inventory_ttl(source);
+        due := 0;
+        IF enabled THEN
+            EXECUTE format($sql$
+                SELECT count(*) FROM (
+                    SELECT FROM @extschema@.ip_inventory AS i
+                    WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
+                      AND (i.%2$I IS NULL OR i.%2$I < now() - $1)
+                      AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $2)
+                      AND NOT i.ip_address <<= ANY ($3)
+                    LIMIT $4) AS d $sql$,
+                source, source || '_ts')
+              INTO due
+              USING ttl, maxmind_ready, @extschema@._ip_inventory_skip_networks(source)::cidr[], cap;
+        END IF;
+        capped := due >= cap;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_source_coverage()
+RETURNS TABLE (source text, enabled boolean, eligible bigint, answered bigint, pending bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.source,
+           CASE WHEN s.source = 'maxmind'
+                THEN EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
+                             WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL)
+                ELSE @extschema@._ip_inventory_source_enabled(s.source) END,
+           s.eligible, s.eligible - s.never, s.never + s.stale
+    FROM @extschema@.ip_inventory_staleness AS s
+$$;
+
+GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_latency_histograms() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_latency_histograms() TO pg_monitor;
+
+GRANT SELECT ON @extschema@.ip_inventory_latency TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_backlog(bigint) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_backlog(bigint) TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_source_coverage() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_source_coverage() TO pg_monitor;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.ip_inventory_stats IS
+    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); City record cache hits and misses; requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
+    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
+
+COMMENT ON VIEW @extschema@.ip_inventory_latency IS
+    'Latency histograms, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups per database family (lookup_seconds, timed lookups only) and network requests per source (request_seconds). le: bucket upper bounds in seconds; buckets: cumulative counts per bound; count: all (+Inf); sum_seconds. Needs shared_preload_libraries.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_latency_histograms() IS
+    'The latency histograms behind ip_inventory_latency (this session''s pending counts included).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_backlog(bigint) IS
+    'Per network source (cymru, greynoise, rdns): switched on, TTL, rows its next cascade_refresh would consider due (counted up to cap, with the due-row indexes), and whether the count stopped at cap.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_source_coverage() IS
+    'Per source (maxmind, cymru, greynoise, rdns): whether it is in service, rows it serves, rows it answered at least once, rows pending (never answered or stale; MaxMind: another build). Reads the whole inventory.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
+    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
+    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    added bigint;
+    enriched bigint;
+    new_ips inet[];
+BEGIN
+    WITH new AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node)
+        SELECT a.ip, now(), now(), 0, a.class,
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node
+        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
+                     @extschema@.ip_class(x) AS class
+              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
+        LEFT JOIN LATERAL (
+            SELECT c.*, an.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an
+            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
+        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
+        -- Address order, as recorders insert: concurrent writers cannot deadlock.
+        ORDER BY a.ip
+        ON CONFLICT (ip_address) DO NOTHING
+        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
+    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
+    -- New rows get their tags (sql/tags.sql).
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
+    RETURN added;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
+    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
+    OUT ip_address inet, OUT known boolean, OUT ip_class text,
+    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
+    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
+    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
+    OUT greynoise_name text, OUT rdns_name text,
+    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
+    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
+    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    addr inet := @extschema@.ip_canonical(ip);
+    r @extschema@.ip_inventory;
+    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
+    -- (one WARNING per session) rather than failing the consumer.
+    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
+    want text[];
+BEGIN
+    ip_address := addr;
+    stale := '{}';
+    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
+    known := FOUND;
+    IF known THEN
+        ip_class := r.ip_class;
+        geo_country := r.geo_country;
+        geo_country_name := r.geo_country_name;
+        geo_city := r.geo_city;
+        asn_number := r.asn_number;
+        asn_org := r.asn_org;
+        asn_source := r.asn_source;
+        is_scanner := r.is_scanner;
+        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
+        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
+        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
+        rdns_name := r.enrichment -> 'rdns' ->> 'name';
+        first_seen_at := r.first_seen_at;
+        last_seen_at := r.last_seen_at;
+        observation_count := r.observation_count;
+        maxmind_ts := r.maxmind_ts;
+        cymru_ts := r.cymru_ts;
+        greynoise_ts := r.greynoise_ts;
+        rdns_ts := r.rdns_ts;
+        -- MaxMind is stale when the row is pending (never enriched, or from another build
+        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
+        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
+           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
+                                                         e.maxmind_build, e.asn_build) THEN
+            stale := stale || 'maxmind'::text;
+        END IF;
+    ELSE
+        -- Not in the inventory: MaxMind answers now; no network source has been asked.
+        ip_class := e.ip_class;
+        geo_country := e.country_code;
+        geo_country_name := e.country_name;
+        geo_city := e.city;
+        asn_number := e.asn;
+        asn_org := e.asn_org;
+        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
+        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
+    END IF;
+    -- The network sources that serve the address and have no fresh answer (not those switched
+    -- off or told to skip its network: no refresh would ask them).
+    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
+    stale := stale || want;
+    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
+    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
+    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
+RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
+END;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
+    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
+    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    given inet[];
+    targets inet[];
+    added bigint;
+    one jsonb;
+BEGIN
+    IF source IS NULL OR lim IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF addresses IS NULL AND within IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
+    END IF;
+    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
+    IF lim < 0 OR lim > 100000 THEN
+        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
+    END IF;
+    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
+        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
+            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
+    END IF;
+    IF array_position(addresses, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
+            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
+            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
+    END IF;
+    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
+    IF cardinality(given) > lim THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
+            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
+    END IF;
+    added := @extschema@._ip_inventory_add(given);
+    targets := given || ARRAY(
+        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
+        ORDER BY i.observation_count DESC, i.ip_address
+        LIMIT lim - cardinality(given));
+
+    IF source <> 'all' THEN
+        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
+        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
+        RETURN one || jsonb_build_object('added', added);
+    END IF;
+    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
+        || jsonb_build_object('added', added);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
+    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
+
+REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
 
 COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
     'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
@@ -4445,6 +4556,14 @@ END $$;
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_list_changed(changed_table regclass, changed_list text)
 RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- Once per transaction: after the generation moved in it, the rows it tags stay stale
+    -- (_ip_inventory_tag), so its later list changes need no new one. (The state row's xmin
+    -- is this transaction's only when the top level moved it; a subtransaction's move is
+    -- simply moved again.)
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_state AS s
+               WHERE s.xmin::text = (pg_catalog.txid_current_if_assigned() % 4294967296)::text) THEN
+        RETURN true;
+    END IF;
     IF NOT EXISTS (
         SELECT FROM @extschema@.ip_inventory_tag_rules AS r
         WHERE r.enabled AND r.event_table IS NULL
@@ -4462,15 +4581,26 @@ CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag(ips inet[]) RETURNS big
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     enabled int;
+    moved_here boolean;
+    written bigint;
 BEGIN
     IF ips IS NULL OR cardinality(ips) = 0 THEN
         RETURN 0;
     END IF;
-    SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
+    SELECT s.enabled_rules, s.xmin::text = (pg_catalog.txid_current_if_assigned() % 4294967296)::text
+      INTO enabled, moved_here FROM @extschema@.ip_inventory_tag_state AS s;
     IF enabled = 0 OR @extschema@._ip_inventory_citus_distributed() THEN
         RETURN 0;
     END IF;
-    RETURN @extschema@._ip_inventory_tag_apply(ips);
+    written := @extschema@._ip_inventory_tag_apply(ips);
+    -- The generation moved in this transaction: a later list change in it starts no other
+    -- (_ip_inventory_tag_list_changed), so these rows stay stale and the next retag tags them
+    -- with what the transaction committed.
+    IF moved_here THEN
+        UPDATE @extschema@.ip_inventory AS inv SET tags_generation = NULL
+        WHERE inv.ip_address = ANY (ips) AND inv.tags_generation IS NOT NULL;
+    END IF;
+    RETURN written;
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tags_stale(tags text[], tags_generation bigint, generation bigint, enabled_rules int)
@@ -4721,117 +4851,6 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) F
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
-SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
-FROM @extschema@._ip_inventory_stats_counters() AS s
-UNION ALL
-SELECT i.name, 'build_age_seconds', NULL, 'gauge', extract(epoch FROM i.age)::bigint, NULL
-FROM @extschema@.maxmind_info() AS i
-WHERE i.age IS NOT NULL
-UNION ALL
-SELECT 'greynoise', g.metric, NULL, 'gauge', g.value, NULL
-FROM @extschema@.greynoise_quota() AS q,
-     LATERAL (VALUES ('quota_used', q.used), ('quota_limit', q.daily_quota),
-                     ('quota_warning', current_setting('ip_inventory.greynoise_quota_warning')::bigint),
-                     ('quota_critical', current_setting('ip_inventory.greynoise_quota_critical')::bigint)) AS g(metric, value);
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_latency AS
-SELECT h.source, h.metric, h.le, h.buckets, h.sum_seconds, h.count
-FROM @extschema@._ip_inventory_latency_histograms() AS h;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_backlog(cap bigint DEFAULT 10000)
-RETURNS TABLE (source text, enabled boolean, ttl interval, due bigint, capped boolean)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    maxmind_ready boolean := EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
-                                     WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL);
-BEGIN
-    IF cap IS NULL OR cap < 1 THEN
-        RAISE EXCEPTION 'ip_inventory_backlog: cap must be at least 1, not %', coalesce(cap::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    FOREACH source IN ARRAY ARRAY['cymru', 'greynoise', 'rdns'] LOOP
-        enabled := @extschema@._ip_inventory_source_enabled(source);
-        ttl := @extschema@.ip_inventory_ttl(source);
-        due := 0;
-        IF enabled THEN
-            EXECUTE format($sql$
-                SELECT count(*) FROM (
-                    SELECT FROM @extschema@.ip_inventory AS i
-                    WHERE @extschema@._ip_inventory_source_serves(%1$L, i.ip_address, i.ip_class, i.asn_source)
-                      AND (i.%2$I IS NULL OR i.%2$I < now() - $1)
-                      AND (%1$L <> 'cymru' OR i.maxmind_ts IS NOT NULL OR NOT $2)
-                      AND NOT i.ip_address <<= ANY ($3)
-                    LIMIT $4) AS d $sql$,
-                source, source || '_ts')
-              INTO due
-              USING ttl, maxmind_ready, @extschema@._ip_inventory_skip_networks(source)::cidr[], cap;
-        END IF;
-        capped := due >= cap;
-        RETURN NEXT;
-    END LOOP;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_source_coverage()
-RETURNS TABLE (source text, enabled boolean, eligible bigint, answered bigint, pending bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT s.source,
-           CASE WHEN s.source = 'maxmind'
-                THEN EXISTS (SELECT FROM @extschema@._ip_inventory_builds() AS b
-                             WHERE b.city_build IS NOT NULL OR b.asn_build IS NOT NULL)
-                ELSE @extschema@._ip_inventory_source_enabled(s.source) END,
-           s.eligible, s.eligible - s.never, s.never + s.stale
-    FROM @extschema@.ip_inventory_staleness AS s
-$$;
-
-GRANT SELECT ON @extschema@.ip_inventory_stats TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_stats_counters() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_stats_counters() TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_latency_histograms() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@._ip_inventory_latency_histograms() TO pg_monitor;
-
-GRANT SELECT ON @extschema@.ip_inventory_latency TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_backlog(bigint) FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_backlog(bigint) TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_source_coverage() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_source_coverage() TO pg_monitor;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_stats_reset() FROM PUBLIC;
-
-COMMENT ON VIEW @extschema@.ip_inventory_stats IS
-    'Operational counters, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups, misses, sampled latency and errors by kind per database (city, asn, custom); City record cache hits and misses; requests, latency, failures by kind and answers per network source (cymru, greynoise, rdns); inventory writes; reloads; gauges for the generation, GreyNoise quota and database age. Needs shared_preload_libraries.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_stats_counters() IS
-    'The counters and the generation behind ip_inventory_stats (this session''s pending counts included).';
-
-COMMENT ON VIEW @extschema@.ip_inventory_latency IS
-    'Latency histograms, cluster-wide since the server started or ip_inventory_stats_reset(): MaxMind lookups per database family (lookup_seconds, timed lookups only) and network requests per source (request_seconds). le: bucket upper bounds in seconds; buckets: cumulative counts per bound; count: all (+Inf); sum_seconds. Needs shared_preload_libraries.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_latency_histograms() IS
-    'The latency histograms behind ip_inventory_latency (this session''s pending counts included).';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_backlog(bigint) IS
-    'Per network source (cymru, greynoise, rdns): switched on, TTL, rows its next cascade_refresh would consider due (counted up to cap, with the due-row indexes), and whether the count stopped at cap.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_source_coverage() IS
-    'Per source (maxmind, cymru, greynoise, rdns): whether it is in service, rows it serves, rows it answered at least once, rows pending (never answered or stale; MaxMind: another build). Reads the whole inventory.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
-    'Zeroes every ip_inventory_stats counter cluster-wide (gauges stay) and returns the reset time.';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
-    'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
 
 CREATE OR REPLACE FUNCTION "maxmind_reload"() RETURNS jsonb 
 STRICT VOLATILE PARALLEL UNSAFE
