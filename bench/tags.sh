@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tag rules (bench/tags.sql): evaluation, retag, enrich_pending with 0 and 10 rules, the
-# report views. Called by bench/run.sh with its cluster (PGHOST set, City and ASN configured);
+# report views, and an event table's enriched view and tag report with 0 and 1 event rule. Called by bench/run.sh with its cluster (PGHOST set, City and ASN configured);
 # run alone it starts a throwaway cluster of the installed PostgreSQL (PG_BIN) with MaxMind's
 # City and ASN test databases. Environment: IPI_BENCH_TAG_ROWS (default 100000).
 set -euo pipefail

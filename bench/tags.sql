@@ -2,12 +2,14 @@
 -- with synthetic enrichment (countries, ASNs, GreyNoise answers for 30%, rDNS names for 50%),
 -- a network list of 1000 networks, and ten rules over every condition kind. Times, best of
 -- two where the run leaves nothing changed: evaluating the rules over every row, re-tagging
--- the whole inventory, enrich_pending of every row with no rule and with the ten rules, and
--- the report views.
+-- the whole inventory, enrich_pending of every row with no rule and with the ten rules, the
+-- report views, and an event table's enriched view and tag report with 0 and 1 event rule.
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_tag_list;
 SELECT ip_inventory_detach(to_regclass('bench_tag_events')) WHERE to_regclass('bench_tag_events') IS NOT NULL;
+SELECT ip_inventory_detach(to_regclass('bench_tag_ev')) WHERE to_regclass('bench_tag_ev') IS NOT NULL;
+DROP TABLE IF EXISTS bench_tag_ev CASCADE;
 TRUNCATE ip_inventory;
 DELETE FROM ip_inventory_tag_rules;
 DELETE FROM ip_inventory_jobs WHERE job IN ('retag', 'enrich_pending');
@@ -62,6 +64,16 @@ CALL ip_inventory_enrich_pending(10000);
 SELECT 'enrich_pending, 0 rules' AS measure, round((extract(epoch FROM clock_timestamp()) - :t0) * 1000) AS ms \gset
 \echo :measure :ms ms
 
+-- A statement on a list table when no rule names the list (the list trigger's tag check).
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO $$ BEGIN FOR i IN 1..500 LOOP
+    INSERT INTO bench_tag_list VALUES (set_masklen('250.0.0.0'::inet + i * 256, 24)::cidr, 'b');
+END LOOP; END $$;
+SELECT 'single-row INSERT into a list no rule names' AS measure,
+       round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 500, 1) AS us_per_statement \gset
+\echo :measure :us_per_statement µs
+DELETE FROM bench_tag_list WHERE label = 'b';
+
 INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition) VALUES
     ('cn-telecom', 'botnet', 0.4, '{"country": ["CN"], "asn": [4134, 4837]}'),
     ('mass-scanner', 'scanning', 0.8, '{"greynoise_classification": ["malicious"], "greynoise_noise": true}'),
@@ -73,6 +85,23 @@ INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition) VAL
     ('anonymous', 'anonymization', 0.5, '{"any": [{"is_anonymous": true}, {"is_hosting_provider": true}]}'),
     ('listed', 'blocklist', 1, '{"in_list": ["bench_tags"]}'),
     ('eu-dynamic', NULL, 0.2, '{"country": ["DE", "GB", "NL", "FR"], "rdns_regex": "dynamic"}');
+
+-- Statements on a list table a rule names ("listed"): the first of each transaction starts a
+-- new rules generation. 500 in one transaction, then 100 each in its own (autocommit).
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO $$ BEGIN FOR i IN 1..500 LOOP
+    INSERT INTO bench_tag_list VALUES (set_masklen('250.0.0.0'::inet + i * 256, 24)::cidr, 'b');
+END LOOP; END $$;
+SELECT 'single-row INSERT into a list a rule names, 500 in one transaction' AS measure,
+       round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 500, 1) AS us_per_statement \gset
+\echo :measure :us_per_statement µs
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT format('INSERT INTO bench_tag_list VALUES (%L, ''c'')', set_masklen('251.0.0.0'::inet + i * 256, 24)::cidr)
+FROM generate_series(1, 100) AS i \gexec
+SELECT 'single-row INSERT into a list a rule names, each its own transaction (new generation)' AS measure,
+       round((extract(epoch FROM clock_timestamp()) - :t0) * 1e6 / 100, 1) AS us_per_statement \gset
+\echo :measure :us_per_statement µs
+DELETE FROM bench_tag_list WHERE label IN ('b', 'c');
 
 -- The rules over every row, nothing written.
 CREATE OR REPLACE FUNCTION pg_temp.best_ms(q text, OUT ms numeric, OUT result bigint) LANGUAGE plpgsql AS $$
@@ -116,3 +145,28 @@ FROM pg_temp.best_ms('SELECT count(*) FROM ip_inventory_tag_report') AS b;
 SELECT 'ip_inventory_attack_type_report' AS measure, b.ms, b.result AS attack_types
 FROM pg_temp.best_ms('SELECT count(*) FROM ip_inventory_attack_type_report') AS b;
 SELECT * FROM ip_inventory_tag_report ORDER BY events DESC;
+
+-- Event rules: an event table of one event per inventory address (ports at random), its
+-- enriched view read in full the way a dashboard reads it (a country and the event tags of
+-- every event), and its tag report, without and with one event rule (dst_port IN (22, 2222)).
+-- The events are loaded before attaching: the observe trigger is not what is measured.
+CREATE TABLE bench_tag_ev (ts timestamptz NOT NULL, src_ip inet, dst_port int);
+INSERT INTO bench_tag_ev
+SELECT now() - random() * interval '30 days', inv.ip_address, (ARRAY[22, 80, 443, 2222, 3389, 23])[1 + (random() * 5)::int]
+FROM ip_inventory AS inv;
+VACUUM ANALYZE bench_tag_ev;
+SELECT ip_inventory_attach('bench_tag_ev', ARRAY['src_ip'], 'ts');
+SELECT ip_inventory_enriched_view('bench_tag_ev');
+SELECT count(*) AS events FROM bench_tag_ev \gset
+SELECT 'enriched view, 0 event rules' AS measure, b.ms, round(b.ms * 1000 / :events, 2) AS us_per_event
+FROM pg_temp.best_ms('SELECT count(*) FILTER (WHERE src_country = ''US'') + sum(cardinality(src_event_tags)) FROM bench_tag_ev_enriched') AS b;
+SELECT 'tag report, 0 event rules' AS measure, b.ms, round(b.ms * 1000 / :events, 2) AS us_per_event
+FROM pg_temp.best_ms('SELECT count(*) FROM bench_tag_ev_enriched_tag_report') AS b;
+INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition, event_table) VALUES
+    ('ssh-probe', 'scanning', 0.7, '{"event": {"column": "dst_port", "in": [22, 2222]}}', 'bench_tag_ev');
+SELECT 'enriched view, 1 event rule' AS measure, b.ms, round(b.ms * 1000 / :events, 2) AS us_per_event, b.result
+FROM pg_temp.best_ms('SELECT count(*) FILTER (WHERE src_country = ''US'') + sum(cardinality(src_event_tags)) FROM bench_tag_ev_enriched') AS b;
+SELECT 'tag report, 1 event rule' AS measure, b.ms, round(b.ms * 1000 / :events, 2) AS us_per_event
+FROM pg_temp.best_ms('SELECT count(*) FROM bench_tag_ev_enriched_tag_report') AS b;
+SELECT * FROM bench_tag_ev_enriched_tag_report ORDER BY events DESC LIMIT 5;
+

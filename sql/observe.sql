@@ -270,6 +270,8 @@ DECLARE
     daily text;
     by_key text;
     event_tags text;
+    ev text;
+    tagged text;
 BEGIN
     IF ext IS NULL OR tbl_name IS NULL THEN
         RAISE EXCEPTION 'no such table or extension' USING ERRCODE = '42P01';
@@ -279,9 +281,10 @@ BEGIN
     END IF;
     IF view_name IS NULL OR view_name = '' OR octet_length(view_name || '_daily_country') > 63 THEN
         RAISE EXCEPTION 'view name "%" is empty or too long', left(view_name, 64) USING ERRCODE = '42622',
-            HINT = 'Views are named <name>, <name>_daily_country, <name>_daily_asn and <name>_daily_tag: give a name of at most 49 bytes.';
+            HINT = 'Views are named <name>, <name>_daily_country, <name>_daily_asn, <name>_daily_tag and <name>_tag_report: give a name of at most 49 bytes.';
     END IF;
     qv := format('%I.%I', view_schema, view_name);
+    ev := qv;
     event_cols := ARRAY(SELECT a.attname::text FROM pg_attribute AS a
                         WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
     -- Prefixes.
@@ -373,16 +376,38 @@ BEGIN
                                tbl_name, ext, array_to_string(ip_columns, ', ')))]
            || comments;
     RETURN NEXT;
-    -- Daily views: events and distinct addresses per day and address column, by country and
-    -- by ASN. Only with an event time.
-    IF ts_column IS NULL THEN
-        RETURN;
+    -- The tag views (by tag, daily by tag) read the enriched view, not the event table: the
+    -- event rules are compiled into it alone and it is replaced (CREATE OR REPLACE, same
+    -- columns) when they change, so the views over it follow without being rebuilt, and a
+    -- reader's rights are checked on it, then (security_invoker) on the events and the
+    -- inventory. Per event and address column, its tags are those of the address (<p>_tags)
+    -- and of the event rules (<p>_event_tags), a tag in both counted once at its highest
+    -- confidence.
+    IF ts_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype INTO ts_type FROM pg_attribute AS a
+        WHERE a.attrelid = tbl AND a.attname = ts_column AND NOT a.attisdropped;
+        day_expr := CASE WHEN ts_type = 'timestamptz'::regtype
+                         THEN format('pg_catalog.timezone(''UTC'', e.%I)::pg_catalog.date', ts_column)
+                         ELSE format('e.%I::pg_catalog.date', ts_column) END;
     END IF;
-    SELECT a.atttypid::regtype INTO ts_type FROM pg_attribute AS a
-    WHERE a.attrelid = tbl AND a.attname = ts_column AND NOT a.attisdropped;
-    day_expr := CASE WHEN ts_type = 'timestamptz'::regtype
-                     THEN format('pg_catalog.timezone(''UTC'', e.%I)::pg_catalog.date', ts_column)
-                     ELSE format('e.%I::pg_catalog.date', ts_column) END;
+    tagged := '';
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        tagged := tagged || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
+            'SELECT %s AS day, %L::pg_catalog.text AS ip_column, t.tag, t.confidence, t.by_address, t.by_event_rule,'
+            ' %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
+            ' FROM %s AS e LEFT JOIN LATERAL (SELECT u.tag, pg_catalog.max(u.confidence) AS confidence,'
+            ' pg_catalog.bool_or(u.by_address) AS by_address, pg_catalog.bool_or(NOT u.by_address) AS by_event_rule'
+            ' FROM (SELECT a.tag, (e.%I OPERATOR(pg_catalog.->>) a.tag)::pg_catalog.numeric, true FROM pg_catalog.unnest(e.%I) AS a(tag)'
+            ' UNION ALL SELECT b.tag, (e.%I OPERATOR(pg_catalog.->>) b.tag)::pg_catalog.numeric, false FROM pg_catalog.unnest(e.%I) AS b(tag))'
+            ' AS u(tag, confidence, by_address) GROUP BY u.tag) AS t ON true'
+            ' WHERE e.%I IS NOT NULL',
+            coalesce(day_expr, 'NULL::pg_catalog.date'), ip_columns[i], ext, ip_columns[i], ev,
+            prefixes[i] || '_tag_confidence', prefixes[i] || '_tags',
+            prefixes[i] || '_event_tag_confidence', prefixes[i] || '_event_tags', ip_columns[i]);
+    END LOOP;
+    -- Daily views: events and distinct addresses per day and address column, by country, by
+    -- ASN and by tag. Only with an event time.
+    IF ts_column IS NOT NULL THEN
     FOREACH by_key IN ARRAY ARRAY['country', 'asn'] LOOP
         daily := '';
         FOR i IN 1 .. cardinality(ip_columns) LOOP
@@ -421,37 +446,59 @@ BEGIN
             format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical, as ip_inventory keys them) that day in this column in this ' || by_key || '.')];
         RETURN NEXT;
     END LOOP;
-    -- By tag: an event counts once under each tag of its address, and once untagged (tag
-    -- NULL) when its address has none.
-    daily := '';
-    FOR i IN 1 .. cardinality(ip_columns) LOOP
-        daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
-            'SELECT %s AS day, %L::pg_catalog.text AS ip_column, t.tag, (i.tag_confidence OPERATOR(pg_catalog.->>) t.tag)::pg_catalog.numeric AS confidence,'
-            ' %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
-            ' FROM %s AS e LEFT JOIN %s.ip_inventory AS i ON i.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)'
-            ' LEFT JOIN LATERAL pg_catalog.unnest(i.tags) AS t(tag) ON true'
-            ' WHERE e.%I IS NOT NULL AND e.%I IS NOT NULL',
-            day_expr, ip_columns[i], ext, ip_columns[i], tbl_name, ext, ext, ip_columns[i], ip_columns[i], ts_column);
-    END LOOP;
+    -- By tag: an event counts once under each of its tags (of its address or of the event
+    -- rules), and once untagged (tag NULL) when it has none.
     relname := view_name || '_daily_tag';
     kind := 'daily_tag';
     qv := format('%I.%I', view_schema, relname);
     ddl := ARRAY[
         format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.tag,'
                ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
-               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence FROM (%s) AS d GROUP BY d.day, d.ip_column, d.tag',
-               qv, daily),
+               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
+               ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
+               ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
+               ' FROM (%s) AS d WHERE d.day IS NOT NULL GROUP BY d.day, d.ip_column, d.tag',
+               qv, tagged),
         format('COMMENT ON VIEW %s IS %L', qv,
-               format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by tag of the address (from %s.ip_inventory.tags; tag NULL: untagged). An event counts under each tag of its address. security_invoker: readers need SELECT on the event table and on ip_inventory.',
-                      tbl_name, ext)),
+               format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by tag: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
+                      tbl_name, ext, ev, ev)),
         format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
         format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
-        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the addresses (ip_inventory_tag_rules; NULL: addresses without a tag).'),
-        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column with this tag.'),
-        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) that day in this column with this tag.'),
-        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events.')];
+        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
+        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column and this tag.'),
+        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) that day in this column among these events.'),
+        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
+        format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
+        format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
+    RETURN NEXT;
+    END IF;
+    -- Events by tag over the whole table (no event time needed): the per-table report of
+    -- events and average confidence by tag, event rules included. A view beside the others,
+    -- not a function: it has the same owner, grants and lifecycle as the enriched view, and
+    -- its reader's rights are checked the same way.
+    relname := view_name || '_tag_report';
+    kind := 'tag_report';
+    qv := format('%I.%I', view_schema, relname);
+    ddl := ARRAY[
+        format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.ip_column, d.tag,'
+               ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
+               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
+               ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
+               ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
+               ' FROM (%s) AS d GROUP BY d.ip_column, d.tag',
+               qv, tagged),
+        format('COMMENT ON VIEW %s IS %L', qv,
+               format('Events of %s and distinct addresses per address column and tag, with the tag''s average confidence: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
+                      tbl_name, ext, ev, ev)),
+        format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
+        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events with an address in this column and this tag.'),
+        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) in this column among these events.'),
+        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
+        format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
+        format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
     RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
-    'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
+    'The SQL of the enriched, daily and tag report views of an attached event table (internal: ip_inventory_enriched_view).';
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;

@@ -240,6 +240,37 @@ BEGIN
     detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
     RETURN NEXT;
 
+    -- Event rules (docs/tags.md) whose table was dropped (its OID gone) or detached: they
+    -- match nothing, and a dropped table's OID may one day name another table. Reported
+    -- (the row is there only when some event rule exists), not deleted: the rules are the
+    -- tag writers', and a detached table may be attached again.
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL) THEN
+        "check" := 'event_rules';
+        SELECT string_agg(format('rule %s (%s): %s', x.rule_id, x.tag, x.why), ', ' ORDER BY x.rule_id)
+          INTO detail
+          FROM (SELECT r.rule_id, r.tag,
+                       CASE WHEN c.oid IS NULL THEN format('table %s dropped', r.event_table::oid)
+                            ELSE format('%s not attached', r.event_table) END AS why
+                FROM @extschema@.ip_inventory_tag_rules AS r
+                LEFT JOIN pg_catalog.pg_class AS c ON c.oid = r.event_table
+                WHERE r.event_table IS NOT NULL
+                  AND (c.oid IS NULL OR NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
+                                                    WHERE o.event_table = r.event_table))
+                ORDER BY r.rule_id LIMIT 20) AS x;
+        SELECT count(*) INTO n FROM @extschema@.ip_inventory_tag_rules AS r
+        WHERE r.event_table IS NOT NULL
+          AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
+                          JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
+                          WHERE o.event_table = r.event_table);
+        value := n::text;
+        status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN n = 0 THEN 'every event rule''s table exists and is attached'
+                       ELSE 'event rules matching nothing, their table dropped or detached: ' || detail
+                            || CASE WHEN n > 20 THEN ', ...' ELSE '' END
+                            || '. Delete them: DELETE FROM ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL AND NOT EXISTS (SELECT FROM ip_inventory_observed_tables AS o WHERE o.event_table = r.event_table);' END;
+        RETURN NEXT;
+    END IF;
+
     -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
     IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
         RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();

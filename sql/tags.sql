@@ -449,18 +449,19 @@ BEGIN
     RETURN 0;
 END $$;
 
--- After any change of the rules (a statement trigger): a new generation, the compiled
--- expression of the enabled rules, and _ip_inventory_tag_apply's body. SECURITY DEFINER: the
--- state and the function are the extension's; it compiles the rules (values as quoted
--- literals, the body as one quoted literal) and runs none of them.
-CREATE FUNCTION @extschema@._ip_inventory_tag_rules_changed() RETURNS trigger
+-- A new generation of the rules: their compiled expression and _ip_inventory_tag_apply's
+-- body, every inventory row stale (ip_inventory_retag). Returns the event tables named by an
+-- enabled event rule before or after. Called by the rules' trigger and, when a network list
+-- a rule names changes, by _ip_inventory_tag_list_changed. SECURITY DEFINER: the state and
+-- the function are the extension's; it compiles the rules (values as quoted literals, the
+-- body as one quoted literal) and runs none of them.
+CREATE FUNCTION @extschema@._ip_inventory_tag_recompile() RETURNS regclass[]
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g bigint;
     c text;
     old_tables regclass[];
     new_tables regclass[];
-    t regclass;
 BEGIN
     -- Rule changes in two sessions compile one after the other: the state row is locked
     -- first, in a statement of its own, so that (READ COMMITTED) the statements below take
@@ -477,14 +478,6 @@ BEGIN
         event_tables = ARRAY(SELECT DISTINCT r.event_table FROM @extschema@.ip_inventory_tag_rules AS r
                              WHERE r.enabled AND r.event_table IS NOT NULL ORDER BY 1)
     RETURNING s.generation, s.compiled, s.event_tables INTO g, c, new_tables;
-    -- Event rules are compiled into the enriched views of their tables: the views of the
-    -- tables named before or after the change are replaced (CREATE OR REPLACE, as each
-    -- table's owner; grants on them stay).
-    FOR t IN SELECT DISTINCT o.event_table FROM @extschema@.ip_inventory_observed AS o
-             WHERE o.event_table = ANY (old_tables || new_tables) AND cardinality(o.enriched_views) > 0
-             ORDER BY 1 LOOP
-        PERFORM @extschema@._ip_inventory_enriched_view_refresh(t);
-    END LOOP;
     EXECUTE format('CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_apply(ips pg_catalog.inet[]) RETURNS pg_catalog.int8'
                    ' LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS %L',
         CASE WHEN c IS NULL THEN E'\nBEGIN\n    RETURN 0;\nEND ' ELSE format($body$
@@ -503,7 +496,58 @@ BEGIN
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
 END $body$, g, c) END);
+    RETURN old_tables || new_tables;
+END $$;
+
+-- After any change of the rules (a statement trigger): a new generation, and the enriched
+-- views of the tables whose event rules may have changed. SECURITY DEFINER, as above.
+CREATE FUNCTION @extschema@._ip_inventory_tag_rules_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tables regclass[];
+    t regclass;
+BEGIN
+    tables := @extschema@._ip_inventory_tag_recompile();
+    -- Event rules are compiled into the enriched views of their tables: the views of the
+    -- tables named before or after the change are replaced (CREATE OR REPLACE, as each
+    -- table's owner; grants on them stay).
+    FOR t IN SELECT DISTINCT o.event_table FROM @extschema@.ip_inventory_observed AS o
+             WHERE o.event_table = ANY (tables) AND cardinality(o.enriched_views) > 0
+             ORDER BY 1 LOOP
+        PERFORM @extschema@._ip_inventory_enriched_view_refresh(t);
+    END LOOP;
     RETURN NULL;
+END $$;
+
+-- A statement changed the networks of a list table (its trigger, src/lists.rs, calls this as
+-- the extension's owner), or a list was registered or unregistered: when an enabled address
+-- rule names that list, a new generation makes every row stale, and the next
+-- ip_inventory_retag() (the pg_cron job of docs/tags.md) re-tags them in batches. One check
+-- per statement, nothing per listed network, one new generation per transaction: a COPY of
+-- 100k networks, or 100k single-row INSERTs in one transaction, cost one generation.
+-- Event rules cannot use lists, so no view changes.
+CREATE FUNCTION @extschema@._ip_inventory_tag_list_changed(changed_table regclass, changed_list text)
+RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Once per transaction: after the generation moved in it, the rows it tags stay stale
+    -- (_ip_inventory_tag), so its later list changes need no new one. (The state row's xmin
+    -- is this transaction's only when the top level moved it; a subtransaction's move is
+    -- simply moved again.)
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_state AS s
+               WHERE s.xmin::text = (pg_catalog.txid_current_if_assigned() % 4294967296)::text) THEN
+        RETURN true;
+    END IF;
+    IF NOT EXISTS (
+        SELECT FROM @extschema@.ip_inventory_tag_rules AS r
+        WHERE r.enabled AND r.event_table IS NULL
+          AND EXISTS (SELECT FROM jsonb_path_query(r.condition, 'strict $.** ? (@.type() == "object" && exists(@.in_list)).in_list[*]') AS n(v)
+                      WHERE n.v #>> '{}' = changed_list
+                         OR n.v #>> '{}' IN (SELECT l.list_name FROM @extschema@.ip_inventory_lists AS l
+                                             WHERE l.list_table = changed_table))) THEN
+        RETURN false;
+    END IF;
+    PERFORM @extschema@._ip_inventory_tag_recompile();
+    RETURN true;
 END $$;
 
 CREATE TRIGGER ip_inventory_tag_rule_check BEFORE INSERT OR UPDATE ON @extschema@.ip_inventory_tag_rules
@@ -522,19 +566,33 @@ CREATE FUNCTION @extschema@._ip_inventory_tag(ips inet[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     enabled int;
+    moved_here boolean;
+    written bigint;
 BEGIN
     IF ips IS NULL OR cardinality(ips) = 0 THEN
         RETURN 0;
     END IF;
-    SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
+    SELECT s.enabled_rules, s.xmin::text = (pg_catalog.txid_current_if_assigned() % 4294967296)::text
+      INTO enabled, moved_here FROM @extschema@.ip_inventory_tag_state AS s;
     IF enabled = 0 THEN
         RETURN 0;
     END IF;
     IF @extschema@._ip_inventory_citus_distributed() THEN
-        RETURN CASE WHEN @extschema@._ip_inventory_citus_on_coordinator()
-                    THEN @extschema@._ip_inventory_citus_tag(ips) ELSE 0 END;
+        IF NOT @extschema@._ip_inventory_citus_on_coordinator() THEN
+            RETURN 0;
+        END IF;
+        written := @extschema@._ip_inventory_citus_tag(ips);
+    ELSE
+        written := @extschema@._ip_inventory_tag_apply(ips);
     END IF;
-    RETURN @extschema@._ip_inventory_tag_apply(ips);
+    -- The generation moved in this transaction: a later list change in it starts no other
+    -- (_ip_inventory_tag_list_changed), so these rows stay stale and the next retag tags them
+    -- with what the transaction committed.
+    IF moved_here THEN
+        UPDATE @extschema@.ip_inventory AS inv SET tags_generation = NULL
+        WHERE inv.ip_address = ANY (ips) AND inv.tags_generation IS NOT NULL;
+    END IF;
+    RETURN written;
 END $$;
 
 -- Whether a row's tags are out of date: computed under another generation of the rules
@@ -733,7 +791,9 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_tag_event_tags_sql(regclass, text)
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_sql() IS 'The tagging subquery of the enabled rules over the inventory row inv (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) IS 'The tagging UPDATE of the rules in force, generated when the rules change (internal: _ip_inventory_tag).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rule_check() IS 'Trigger: checks a tag rule as it is written (internal).';
-COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() IS 'Trigger: a new rules generation and compiled expression after any change of the rules (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_recompile() IS 'A new rules generation, compiled expression and tagging statement; returns the event tables of the enabled event rules before and after (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() IS 'Trigger: a new rules generation and compiled expression after any change of the rules, and the enriched views of their event tables replaced (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_list_changed(regclass, text) IS 'A network list changed: a new rules generation when an enabled address rule names it, so that ip_inventory_retag re-tags (internal: the list tables'' trigger, ip_list_register, ip_list_unregister).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag(inet[]) IS 'Tags the given inventory rows by the enabled rules, writing those whose tags change (internal: after enrichment, ip_inventory_retag).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_tags_stale(text[], bigint, bigint, int) IS 'Whether a row''s tags are out of date for the rules in force (internal).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retag_start(int, bigint) IS 'Checks and starts or resumes a retag (internal).';
@@ -769,6 +829,8 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_sql() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_event_sql(regclass, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_event_tags_sql(regclass, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_recompile() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_list_changed(regclass, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag(inet[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_start(int, bigint) FROM PUBLIC;

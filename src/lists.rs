@@ -424,13 +424,44 @@ fn ip_list_contains(
 /// for this backend at once and for the cluster at commit (when it is visible).
 #[pg_trigger(sql = false)]
 fn ip_inventory_list_changed<'a>(
-    _trigger: &'a pgrx::PgTrigger<'a>,
+    trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<
     Option<pgrx::heap_tuple::PgHeapTuple<'a, pgrx::AllocatedByPostgres>>,
     std::convert::Infallible,
 > {
     mark_changed();
+    let schema = crate::inventory::observe::schema_of_trigger(trigger.trigger_data());
+    let relid = trigger.relid().ok();
+    if let Err(e) = tags_follow(&schema, relid, None) {
+        e.report(PgLogLevel::ERROR);
+    }
     Ok(None)
+}
+
+/// Tag rules naming a changed list must re-tag: `_ip_inventory_tag_list_changed` starts a new
+/// rules generation when an enabled address rule names the list (one query per statement,
+/// nothing per network). Run as the extension's owner: list writers hold no privilege on the
+/// rules.
+fn tags_follow(
+    schema: &str,
+    table: Option<pg_sys::Oid>,
+    name: Option<&str>,
+) -> Result<(), ErrorReport> {
+    let owner = security::extension_owner()?;
+    security::run_as(owner, || {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    &format!(
+                        "SELECT {schema}._ip_inventory_tag_list_changed($1::pg_catalog.oid::pg_catalog.regclass, $2)"
+                    ),
+                    None,
+                    &[table.into(), name.into()],
+                )
+                .map(|_| ())
+                .map_err(errors::spi)
+        })
+    })
 }
 
 /// A list changed in this transaction: this backend rebuilds now; the cluster at commit.
@@ -570,7 +601,7 @@ fn ip_list_register(
         })
     })?;
     mark_changed();
-    Ok(())
+    tags_follow(&schema, Some(relid), Some(name))
 }
 
 fn still_listed(
@@ -638,7 +669,7 @@ fn ip_list_unregister(
         })
     })?;
     mark_changed();
-    Ok(())
+    tags_follow(&schema, Some(relid), Some(name))
 }
 
 /// `_ip_inventory_list_stats(list text)`: what this backend holds for a list (for the docs'

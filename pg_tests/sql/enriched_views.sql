@@ -209,7 +209,7 @@ SELECT event_table FROM ip_inventory_observed_tables ORDER BY 1;
 SET ROLE bi_loader;
 SELECT ip_inventory_attach('sensors.events', ARRAY['src_ip', 'dst_addr'], 'event_ts');
 SELECT ip_inventory_enriched_view('sensors.events', 'mine') AS mine;
-DROP VIEW sensors.mine;
+DROP VIEW sensors.mine CASCADE;
 CREATE TABLE sensors.mine (x int);
 SELECT try($$SELECT ip_inventory_enriched_view('sensors.events', 'mine')$$) AS not_ours_any_more;
 SELECT ip_inventory_detach('sensors.events');

@@ -28,7 +28,8 @@ INSERT INTO sensors.events VALUES
     (4, '2026-03-01 13:00+00', '89.160.20.112', '10.0.0.2', 23, 'telnet', NULL, NULL, 23),
     (5, '2026-03-02 09:00+00', '216.160.83.56', '10.0.0.1', NULL, NULL, 70000, true, NULL);
 SELECT ip_inventory_enriched_view('sensors.events');
-GRANT SELECT ON sensors.events, sensors.events_enriched TO ev_reader;
+GRANT SELECT ON sensors.events, sensors.events_enriched, sensors.events_enriched_tag_report,
+                sensors.events_enriched_daily_tag TO ev_reader;
 RESET ROLE;
 
 \echo '-- without event rules the event tag columns are empty'
@@ -58,6 +59,44 @@ SELECT t.tag, count(*) AS events, round(avg((e.src_event_tag_confidence ->> t.ta
 FROM sensors.events_enriched AS e, unnest(e.src_event_tags) AS t(tag) GROUP BY t.tag ORDER BY t.tag;
 RESET ROLE;
 
+\echo '-- the per-table tag report and the daily tag view count address and event tags'
+-- An address rule giving an event rule's tag: an event with the tag from both counts once,
+-- at the higher confidence (event 1: event rule 0.4, address 0.3; event 2: address only).
+INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition) VALUES
+    ('gb-not-web', 'recon', 0.3, '{"country": ["GB"]}');
+SET client_min_messages = warning;
+CALL ip_inventory_retag() \gset
+SET ROLE ev_reader;
+SELECT * FROM sensors.events_enriched_tag_report ORDER BY ip_column, tag NULLS LAST;
+SELECT * FROM sensors.events_enriched_daily_tag ORDER BY day, ip_column, tag NULLS LAST;
+\echo '-- events and average confidence by attack type (for a role that reads the rules)'
+RESET ROLE;
+SELECT a.attack_type, sum(r.events) AS events, round(sum(r.avg_confidence * r.events) / sum(r.events), 3) AS avg_confidence
+FROM sensors.events_enriched_tag_report AS r
+JOIN (SELECT DISTINCT tag, attack_type FROM ip_inventory_tag_rules WHERE attack_type IS NOT NULL) AS a ON a.tag = r.tag
+WHERE r.ip_column = 'src_ip' GROUP BY a.attack_type ORDER BY a.attack_type;
+DELETE FROM ip_inventory_tag_rules WHERE event_table IS NULL;
+CALL ip_inventory_retag() \gset
+RESET client_min_messages;
+
+\echo '-- attacks: a grant on the report views shows nothing without SELECT on the enriched view and the events'
+SET ROLE ev_owner;
+GRANT SELECT ON sensors.events_enriched_tag_report, sensors.events_enriched_daily_tag TO ev_mallory;
+RESET ROLE;
+SET ROLE ev_mallory;
+SELECT try($$SELECT count(*) FROM sensors.events_enriched_tag_report$$) AS mallory_report;
+SELECT try($$SELECT count(*) FROM sensors.events_enriched_daily_tag$$) AS mallory_daily;
+RESET ROLE;
+SET ROLE ev_owner;
+GRANT SELECT ON sensors.events_enriched TO ev_mallory;
+RESET ROLE;
+SET ROLE ev_mallory;
+SELECT try($$SELECT count(*) FROM sensors.events_enriched_tag_report$$) AS mallory_report_with_view;
+RESET ROLE;
+SET ROLE ev_owner;
+REVOKE ALL ON sensors.events_enriched, sensors.events_enriched_tag_report, sensors.events_enriched_daily_tag FROM ev_mallory;
+RESET ROLE;
+
 \echo '-- rule changes are in the view at once (no ip_inventory_enriched_view call)'
 SET ROLE ev_tagger;
 UPDATE ip_inventory_tag_rules SET confidence = 0.75 WHERE tag = 'ssh-probe' AND confidence = 0.7;
@@ -68,6 +107,10 @@ INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition, eve
 RESET ROLE;
 SET ROLE ev_reader;
 SELECT id, src_event_tags, src_event_tag_confidence, dst_event_tags FROM sensors.events_enriched ORDER BY id;
+RESET ROLE;
+-- The views over the enriched view follow its replacement.
+SET ROLE ev_reader;
+SELECT * FROM sensors.events_enriched_tag_report WHERE ip_column = 'src_ip' ORDER BY tag NULLS LAST;
 RESET ROLE;
 \echo '-- all event rules disabled: empty again'
 UPDATE ip_inventory_tag_rules SET enabled = false WHERE event_table IS NOT NULL;
@@ -129,7 +172,7 @@ SELECT has_table_privilege('ev_reader', 'ip_inventory_tag_rules', 'SELECT') AS r
 
 \echo '-- a dropped view or an unattached table does not block rule changes; a new view has the rules'
 SET ROLE ev_owner;
-DROP VIEW sensors.events_enriched;
+DROP VIEW sensors.events_enriched CASCADE;
 CREATE TABLE sensors.unattached (port int);
 RESET ROLE;
 SET ROLE ev_tagger;
@@ -145,7 +188,7 @@ SELECT id, src_event_tags, src_event_tag_confidence FROM sensors.events_enriched
 
 \echo '-- a rule no longer valid for its table (column of another type) matches nothing, the view still builds'
 SET ROLE ev_owner;
-DROP VIEW sensors.events_enriched;
+DROP VIEW sensors.events_enriched CASCADE;
 ALTER TABLE sensors.events ALTER COLUMN protocol TYPE int USING NULL;
 SELECT ip_inventory_enriched_view('sensors.events') IS NOT NULL AS recreated;
 RESET ROLE;
@@ -168,3 +211,31 @@ UPDATE ip_inventory_tag_rules SET confidence = 0.85 WHERE tag = 'ssh-probe' AND 
 SELECT id, src_event_tags, src_event_tag_confidence FROM sensors.events_enriched WHERE id = 1;
 \c postgres
 DROP DATABASE ipi_restore_ev;
+
+\c ipi_test
+\echo '-- ip_inventory_health reports event rules whose table was dropped or detached'
+SELECT "check", status, value FROM ip_inventory_health() WHERE "check" = 'event_rules';
+SET ROLE ev_owner;
+CREATE TABLE sensors.gone (id int, src_ip inet, port int);
+SELECT ip_inventory_attach('sensors.gone', ARRAY['src_ip']);
+SELECT ip_inventory_enriched_view('sensors.gone');
+RESET ROLE;
+INSERT INTO ip_inventory_tag_rules (tag, confidence, condition, event_table) VALUES
+    ('gone-port', 0.5, '{"event": {"column": "port", "eq": 1}}', 'sensors.gone');
+SELECT rule_id AS gone_rule FROM ip_inventory_tag_rules WHERE tag = 'gone-port' \gset
+SELECT "check", status, value FROM ip_inventory_health() WHERE "check" = 'event_rules';
+SET ROLE ev_owner;
+DROP TABLE sensors.gone CASCADE;
+RESET ROLE;
+SELECT "check", status, value,
+       regexp_replace(detail, 'table [0-9]+ dropped', 'table <oid> dropped', 'g') AS detail
+FROM ip_inventory_health() WHERE "check" = 'event_rules';
+-- The DELETE the detail gives clears both.
+DELETE FROM ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL AND NOT EXISTS (SELECT FROM ip_inventory_observed_tables AS o WHERE o.event_table = r.event_table);
+SELECT "check", status, value FROM ip_inventory_health() WHERE "check" = 'event_rules';
+SELECT count(*) AS rules_left, count(*) FILTER (WHERE rule_id = :gone_rule) AS gone_rule_left FROM ip_inventory_tag_rules WHERE event_table IS NOT NULL;
+
+\echo '-- ip_inventory_detach drops the tag report with the other views'
+SELECT enriched_views FROM ip_inventory_observed_tables WHERE event_table = 'sensors.events'::regclass;
+SELECT ip_inventory_detach('sensors.events');
+SELECT count(*) AS views_left FROM pg_class WHERE relnamespace = 'sensors'::regnamespace AND relkind = 'v';

@@ -133,6 +133,59 @@ UPDATE ip_inventory_tag_rules SET enabled = true;
 CALL ip_inventory_retag() \gset
 SELECT :'summary'::jsonb - 'seconds' AS summary;
 
+\echo '-- a change of a list a rule names starts a new generation: the next ip_inventory_retag re-tags (no rule statement)'
+INSERT INTO ip_inventory_tag_rules (tag, attack_type, confidence, condition) VALUES
+    ('own-sensor', 'internal', 1, '{"in_list": ["sensors"]}');
+CALL ip_inventory_retag() \gset
+CREATE ROLE list_writer;
+GRANT SELECT, INSERT, DELETE ON sensors TO list_writer;
+SELECT generation AS gen_before FROM ip_inventory_tag_state \gset
+SELECT ip_address, tags FROM ip_inventory WHERE ip_address = '216.160.83.56';
+-- The list's writer holds nothing on the rules: the check runs as the extension's owner.
+SET ROLE list_writer;
+INSERT INTO sensors VALUES ('216.160.83.0/24', 'new-sensor', 'sea1', '2026-03-01');
+RESET ROLE;
+SELECT generation = :gen_before + 1 AS one_new_generation, stale_rows > 0 AS rows_stale FROM ip_inventory_tag_status;
+CALL ip_inventory_retag() \gset
+SELECT ip_address, tags, tag_confidence FROM ip_inventory WHERE ip_address = '216.160.83.56';
+SET ROLE list_writer;
+DELETE FROM sensors WHERE network = '216.160.83.0/24';
+RESET ROLE;
+CALL ip_inventory_retag() \gset
+SELECT ip_address, tags FROM ip_inventory WHERE ip_address = '216.160.83.56';
+-- One statement, one generation, however many networks it loads (COPY, INSERT ... SELECT).
+SELECT generation AS gen_before FROM ip_inventory_tag_state \gset
+INSERT INTO sensors SELECT format('10.%s.%s.0/24', i / 256, i % 256)::cidr, 'bulk', NULL, NULL FROM generate_series(0, 9999) AS i;
+SELECT generation - :gen_before AS generations FROM ip_inventory_tag_state;
+DELETE FROM sensors WHERE label = 'bulk';
+CALL ip_inventory_retag() \gset
+-- Many statements in one transaction: one generation. An address recorded in it after the
+-- generation moved stays stale (tagged with what the transaction had then), and the next
+-- retag tags it with what it committed: here a network added after the address was recorded.
+SELECT generation AS gen_before FROM ip_inventory_tag_state \gset
+BEGIN;
+INSERT INTO sensors VALUES ('216.160.83.0/25', 'one', NULL, NULL);
+INSERT INTO events VALUES ('2026-03-05 10:00+00', '216.160.83.200', 22);
+INSERT INTO sensors VALUES ('216.160.83.128/25', 'two', NULL, NULL);
+INSERT INTO sensors VALUES ('216.160.84.0/24', 'three', NULL, NULL);
+COMMIT;
+SELECT generation - :gen_before AS generations FROM ip_inventory_tag_state;
+SELECT ip_address, tags, tags_generation IS NULL AS stale FROM ip_inventory WHERE ip_address = '216.160.83.200';
+CALL ip_inventory_retag() \gset
+SELECT ip_address, tags, tags_generation IS NULL AS stale FROM ip_inventory WHERE ip_address = '216.160.83.200';
+DELETE FROM sensors WHERE label IN ('one', 'two', 'three');
+CALL ip_inventory_retag() \gset
+-- A list no enabled rule names: no new generation.
+CREATE TABLE spare_nets (network cidr);
+SELECT ip_list_register('spare', 'spare_nets');
+SELECT generation AS gen_before FROM ip_inventory_tag_state \gset
+INSERT INTO spare_nets VALUES ('216.160.83.0/24');
+SELECT generation = :gen_before AS unchanged, stale_rows FROM ip_inventory_tag_status;
+REVOKE ALL ON sensors FROM list_writer;
+DROP ROLE list_writer;
+DELETE FROM ip_inventory_tag_rules WHERE tag = 'own-sensor';
+CALL ip_inventory_retag() \gset
+
 \echo '-- an unregistered list matches nothing; enrichment and retag keep working'
 SELECT ip_list_unregister('sensors');
 INSERT INTO ip_inventory_tag_rules (tag, confidence, condition) VALUES ('sensor-again', 1, '{"ip_class": ["documentation"]}');

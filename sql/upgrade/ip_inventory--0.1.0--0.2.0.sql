@@ -551,9 +551,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -702,6 +699,9 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_by IS 'The role tha
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was attached.';
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
+
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
 
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
@@ -956,6 +956,8 @@ DECLARE
     daily text;
     by_key text;
     event_tags text;
+    ev text;
+    tagged text;
 BEGIN
     IF ext IS NULL OR tbl_name IS NULL THEN
         RAISE EXCEPTION 'no such table or extension' USING ERRCODE = '42P01';
@@ -965,9 +967,10 @@ BEGIN
     END IF;
     IF view_name IS NULL OR view_name = '' OR octet_length(view_name || '_daily_country') > 63 THEN
         RAISE EXCEPTION 'view name "%" is empty or too long', left(view_name, 64) USING ERRCODE = '42622',
-            HINT = 'Views are named <name>, <name>_daily_country, <name>_daily_asn and <name>_daily_tag: give a name of at most 49 bytes.';
+            HINT = 'Views are named <name>, <name>_daily_country, <name>_daily_asn, <name>_daily_tag and <name>_tag_report: give a name of at most 49 bytes.';
     END IF;
     qv := format('%I.%I', view_schema, view_name);
+    ev := qv;
     event_cols := ARRAY(SELECT a.attname::text FROM pg_attribute AS a
                         WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
     -- Prefixes.
@@ -1059,16 +1062,38 @@ BEGIN
                                tbl_name, ext, array_to_string(ip_columns, ', ')))]
            || comments;
     RETURN NEXT;
-    -- Daily views: events and distinct addresses per day and address column, by country and
-    -- by ASN. Only with an event time.
-    IF ts_column IS NULL THEN
-        RETURN;
+    -- The tag views (by tag, daily by tag) read the enriched view, not the event table: the
+    -- event rules are compiled into it alone and it is replaced (CREATE OR REPLACE, same
+    -- columns) when they change, so the views over it follow without being rebuilt, and a
+    -- reader's rights are checked on it, then (security_invoker) on the events and the
+    -- inventory. Per event and address column, its tags are those of the address (<p>_tags)
+    -- and of the event rules (<p>_event_tags), a tag in both counted once at its highest
+    -- confidence.
+    IF ts_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype INTO ts_type FROM pg_attribute AS a
+        WHERE a.attrelid = tbl AND a.attname = ts_column AND NOT a.attisdropped;
+        day_expr := CASE WHEN ts_type = 'timestamptz'::regtype
+                         THEN format('pg_catalog.timezone(''UTC'', e.%I)::pg_catalog.date', ts_column)
+                         ELSE format('e.%I::pg_catalog.date', ts_column) END;
     END IF;
-    SELECT a.atttypid::regtype INTO ts_type FROM pg_attribute AS a
-    WHERE a.attrelid = tbl AND a.attname = ts_column AND NOT a.attisdropped;
-    day_expr := CASE WHEN ts_type = 'timestamptz'::regtype
-                     THEN format('pg_catalog.timezone(''UTC'', e.%I)::pg_catalog.date', ts_column)
-                     ELSE format('e.%I::pg_catalog.date', ts_column) END;
+    tagged := '';
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        tagged := tagged || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
+            'SELECT %s AS day, %L::pg_catalog.text AS ip_column, t.tag, t.confidence, t.by_address, t.by_event_rule,'
+            ' %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
+            ' FROM %s AS e LEFT JOIN LATERAL (SELECT u.tag, pg_catalog.max(u.confidence) AS confidence,'
+            ' pg_catalog.bool_or(u.by_address) AS by_address, pg_catalog.bool_or(NOT u.by_address) AS by_event_rule'
+            ' FROM (SELECT a.tag, (e.%I OPERATOR(pg_catalog.->>) a.tag)::pg_catalog.numeric, true FROM pg_catalog.unnest(e.%I) AS a(tag)'
+            ' UNION ALL SELECT b.tag, (e.%I OPERATOR(pg_catalog.->>) b.tag)::pg_catalog.numeric, false FROM pg_catalog.unnest(e.%I) AS b(tag))'
+            ' AS u(tag, confidence, by_address) GROUP BY u.tag) AS t ON true'
+            ' WHERE e.%I IS NOT NULL',
+            coalesce(day_expr, 'NULL::pg_catalog.date'), ip_columns[i], ext, ip_columns[i], ev,
+            prefixes[i] || '_tag_confidence', prefixes[i] || '_tags',
+            prefixes[i] || '_event_tag_confidence', prefixes[i] || '_event_tags', ip_columns[i]);
+    END LOOP;
+    -- Daily views: events and distinct addresses per day and address column, by country, by
+    -- ASN and by tag. Only with an event time.
+    IF ts_column IS NOT NULL THEN
     FOREACH by_key IN ARRAY ARRAY['country', 'asn'] LOOP
         daily := '';
         FOR i IN 1 .. cardinality(ip_columns) LOOP
@@ -1107,40 +1132,62 @@ BEGIN
             format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical, as ip_inventory keys them) that day in this column in this ' || by_key || '.')];
         RETURN NEXT;
     END LOOP;
-    -- By tag: an event counts once under each tag of its address, and once untagged (tag
-    -- NULL) when its address has none.
-    daily := '';
-    FOR i IN 1 .. cardinality(ip_columns) LOOP
-        daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
-            'SELECT %s AS day, %L::pg_catalog.text AS ip_column, t.tag, (i.tag_confidence OPERATOR(pg_catalog.->>) t.tag)::pg_catalog.numeric AS confidence,'
-            ' %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
-            ' FROM %s AS e LEFT JOIN %s.ip_inventory AS i ON i.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)'
-            ' LEFT JOIN LATERAL pg_catalog.unnest(i.tags) AS t(tag) ON true'
-            ' WHERE e.%I IS NOT NULL AND e.%I IS NOT NULL',
-            day_expr, ip_columns[i], ext, ip_columns[i], tbl_name, ext, ext, ip_columns[i], ip_columns[i], ts_column);
-    END LOOP;
+    -- By tag: an event counts once under each of its tags (of its address or of the event
+    -- rules), and once untagged (tag NULL) when it has none.
     relname := view_name || '_daily_tag';
     kind := 'daily_tag';
     qv := format('%I.%I', view_schema, relname);
     ddl := ARRAY[
         format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.tag,'
                ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
-               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence FROM (%s) AS d GROUP BY d.day, d.ip_column, d.tag',
-               qv, daily),
+               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
+               ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
+               ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
+               ' FROM (%s) AS d WHERE d.day IS NOT NULL GROUP BY d.day, d.ip_column, d.tag',
+               qv, tagged),
         format('COMMENT ON VIEW %s IS %L', qv,
-               format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by tag of the address (from %s.ip_inventory.tags; tag NULL: untagged). An event counts under each tag of its address. security_invoker: readers need SELECT on the event table and on ip_inventory.',
-                      tbl_name, ext)),
+               format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by tag: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
+                      tbl_name, ext, ev, ev)),
         format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
         format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
-        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the addresses (ip_inventory_tag_rules; NULL: addresses without a tag).'),
-        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column with this tag.'),
-        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) that day in this column with this tag.'),
-        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events.')];
+        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
+        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column and this tag.'),
+        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) that day in this column among these events.'),
+        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
+        format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
+        format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
+    RETURN NEXT;
+    END IF;
+    -- Events by tag over the whole table (no event time needed): the per-table report of
+    -- events and average confidence by tag, event rules included. A view beside the others,
+    -- not a function: it has the same owner, grants and lifecycle as the enriched view, and
+    -- its reader's rights are checked the same way.
+    relname := view_name || '_tag_report';
+    kind := 'tag_report';
+    qv := format('%I.%I', view_schema, relname);
+    ddl := ARRAY[
+        format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.ip_column, d.tag,'
+               ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
+               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
+               ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
+               ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
+               ' FROM (%s) AS d GROUP BY d.ip_column, d.tag',
+               qv, tagged),
+        format('COMMENT ON VIEW %s IS %L', qv,
+               format('Events of %s and distinct addresses per address column and tag, with the tag''s average confidence: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
+                      tbl_name, ext, ev, ev)),
+        format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
+        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events with an address in this column and this tag.'),
+        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) in this column among these events.'),
+        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
+        format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
+        format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
     RETURN NEXT;
 END $$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
-    'The SQL of the enriched and daily views of an attached event table (internal: ip_inventory_enriched_view).';
+    'The SQL of the enriched, daily and tag report views of an attached event table (internal: ip_inventory_enriched_view).';
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
 
@@ -1201,7 +1248,7 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) IS
 COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its enriched views (ip_inventory_enriched_view), its observe trigger and forgets it. The caller must own the table.';
 
 COMMENT ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) IS
-    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country, <view_name>_daily_asn and <view_name>_daily_tag. Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
+    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country, <view_name>_daily_asn and <view_name>_daily_tag, and <view_name>_tag_report (events and average confidence by tag, address and event rules). Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_refresh(regclass) IS 'Replaces the recorded enriched view of an attached table as its owner, after a change of the event rules (internal: _ip_inventory_tag_rules_changed).';
 
@@ -2528,455 +2575,6 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_refresh_all(int, boolean, inet[
 REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    added bigint;
-    enriched bigint;
-    new_ips inet[];
-BEGIN
-    WITH new AS (
-        INSERT INTO @extschema@.ip_inventory AS inv (
-            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
-            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
-            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment,
-            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node,
-            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
-        SELECT a.ip, now(), now(), 0, a.class,
-               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
-               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
-               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
-               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node,
-               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
-        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
-                     @extschema@.ip_class(x) AS class
-              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
-        LEFT JOIN LATERAL (
-            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
-                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
-            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
-        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
-        -- Address order, as recorders insert: concurrent writers cannot deadlock.
-        ORDER BY a.ip
-        ON CONFLICT (ip_address) DO NOTHING
-        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
-    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
-    -- New rows get their tags (sql/tags.sql).
-    IF new_ips IS NOT NULL THEN
-        PERFORM @extschema@._ip_inventory_tag(new_ips);
-    END IF;
-    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
-    RETURN added;
-END $$;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
-    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
-    OUT ip_address inet, OUT known boolean, OUT ip_class text,
-    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
-    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
-    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
-    OUT greynoise_name text, OUT rdns_name text,
-    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
-    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
-    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    addr inet := @extschema@.ip_canonical(ip);
-    r @extschema@.ip_inventory;
-    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
-    -- (one WARNING per session) rather than failing the consumer.
-    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
-    want text[];
-BEGIN
-    ip_address := addr;
-    stale := '{}';
-    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
-    known := FOUND;
-    IF known THEN
-        ip_class := r.ip_class;
-        geo_country := r.geo_country;
-        geo_country_name := r.geo_country_name;
-        geo_city := r.geo_city;
-        asn_number := r.asn_number;
-        asn_org := r.asn_org;
-        asn_source := r.asn_source;
-        is_scanner := r.is_scanner;
-        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
-        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
-        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
-        rdns_name := r.enrichment -> 'rdns' ->> 'name';
-        first_seen_at := r.first_seen_at;
-        last_seen_at := r.last_seen_at;
-        observation_count := r.observation_count;
-        maxmind_ts := r.maxmind_ts;
-        cymru_ts := r.cymru_ts;
-        greynoise_ts := r.greynoise_ts;
-        rdns_ts := r.rdns_ts;
-        -- MaxMind is stale when the row is pending (never enriched, or from another build
-        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
-        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
-           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
-                                                         e.maxmind_build, e.asn_build) THEN
-            stale := stale || 'maxmind'::text;
-        END IF;
-    ELSE
-        -- Not in the inventory: MaxMind answers now; no network source has been asked.
-        ip_class := e.ip_class;
-        geo_country := e.country_code;
-        geo_country_name := e.country_name;
-        geo_city := e.city;
-        asn_number := e.asn;
-        asn_org := e.asn_org;
-        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
-        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
-    END IF;
-    -- The network sources that serve the address and have no fresh answer (not those switched
-    -- off or told to skip its network: no refresh would ask them).
-    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
-    stale := stale || want;
-    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
-    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
-    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
-RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
-END;
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
-    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
-    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    given inet[];
-    targets inet[];
-    added bigint;
-    one jsonb;
-BEGIN
-    IF source IS NULL OR lim IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF addresses IS NULL AND within IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
-    END IF;
-    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
-    IF lim < 0 OR lim > 100000 THEN
-        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
-    END IF;
-    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
-        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
-            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
-    END IF;
-    IF array_position(addresses, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
-    END IF;
-    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
-            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
-            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
-    END IF;
-    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
-    IF cardinality(given) > lim THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
-            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
-    END IF;
-    added := @extschema@._ip_inventory_add(given);
-    targets := given || ARRAY(
-        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
-        ORDER BY i.observation_count DESC, i.ip_address
-        LIMIT lim - cardinality(given));
-
-    IF source <> 'all' THEN
-        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
-        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
-        RETURN one || jsonb_build_object('added', added);
-    END IF;
-    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
-        || jsonb_build_object('added', added);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
-    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
-
-REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
-SELECT count(*) AS total_ips,
-       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
-       count(asn_number) AS with_asn,
-       count(geo_country) AS with_geo,
-       count(*) FILTER (WHERE is_scanner) AS scanners,
-       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
-       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
-       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
-       coalesce(sum(observation_count), 0) AS observations
-FROM @extschema@.ip_inventory;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
-SELECT asn_source,
-       count(*) AS ips,
-       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_source;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       geo_country,
-       max(geo_country_name) AS geo_country_name,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE geo_country IS NOT NULL
-GROUP BY geo_country;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       asn_number,
-       max(asn_org) AS asn_org,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_number;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
-SELECT 'maxmind' AS source, NULL::interval AS ttl,
-       count(*) AS eligible,
-       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
-       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
-                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
-                                                         b.city_build, b.asn_build)) AS stale,
-       min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
-UNION ALL
-SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
-UNION ALL
-SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
-UNION ALL
-SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
-RETURNS TABLE ("check" text, status text, value text, detail text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    warn_age interval;
-    crit_age interval;
-    age interval;
-    cov @extschema@.ip_inventory_coverage;
-    st record;
-    db record;
-    n bigint;
-    failing bigint;
-    last_seen timestamptz;
-    warn_left bigint;
-    crit_left bigint;
-    monthly boolean;
-BEGIN
-    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
-    -- always, the optional slots when configured (maxmind_info() lists them only then).
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_database';
-        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
-        value := db.status;
-        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
-                  || coalesce(': ' || db.error, '');
-        RETURN NEXT;
-    END LOOP;
-
-    -- maxmind_info() above loaded the library, which defines these settings.
-    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
-    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
-    "check" := 'maxmind_age';
-    BEGIN
-        age := @extschema@.maxmind_age();
-        value := justify_interval(date_trunc('minute', age))::text;
-        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
-        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
-        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
-                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
-               bool_or(i.grace > interval '0')
-          INTO status, monthly
-          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
-                                   ELSE interval '0' END AS grace
-                FROM @extschema@.maxmind_info() AS m
-                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
-        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                         justify_interval(warn_age), justify_interval(crit_age))
-                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
-    EXCEPTION WHEN OTHERS THEN
-        status := 'critical'; value := NULL; detail := SQLERRM;
-    END;
-    RETURN NEXT;
-
-    -- The optional slots' databases, when configured: their age against the same thresholds.
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_age';
-        value := justify_interval(date_trunc('minute', db.age))::text;
-        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
-                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
-        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
-                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                                   justify_interval(warn_age), justify_interval(crit_age)) END;
-        RETURN NEXT;
-    END LOOP;
-
-    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
-    "check" := 'asn_coverage';
-    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
-                     cov.with_asn, cov.public_ips);
-    RETURN NEXT;
-    "check" := 'geo_coverage';
-    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
-                     cov.with_geo, cov.public_ips);
-    RETURN NEXT;
-
-    -- Stale answers per source: a warning when more than a tenth of the rows a source
-    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
-    -- A network source switched off is reported as such, not as stale.
-    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
-        "check" := st.source || '_stale';
-        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
-            value := 'disabled';
-            status := 'ok';
-            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
-                             st.source, st.stale, st.never, st.eligible);
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        value := st.stale::text;
-        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
-        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
-                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
-        RETURN NEXT;
-    END LOOP;
-
-    "check" := 'maxmind_pending';
-    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
-    value := n::text;
-    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
-    RETURN NEXT;
-
-    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
-    "check" := 'greynoise_quota';
-    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
-        status := 'ok'; value := 'disabled';
-        detail := 'ip_inventory.greynoise_enabled = off: no calls';
-    ELSE
-        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
-        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
-        BEGIN
-            SELECT * INTO st FROM @extschema@.greynoise_quota();
-            value := st.remaining || ' of ' || st.daily_quota;
-            -- (A daily quota of 0 is an operator's choice, not an alarm.)
-            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
-                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
-                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
-            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
-                             warn_left, crit_left)
-                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
-        EXCEPTION WHEN object_not_in_prerequisite_state THEN
-            status := 'warning'; value := NULL; detail := SQLERRM;
-        END;
-    END IF;
-    RETURN NEXT;
-
-    "check" := 'network_failures';
-    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
-           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
-      INTO n, failing, detail
-      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
-            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
-    value := n::text;
-    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
-    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
-                     coalesce(detail, 'none'), failing);
-    RETURN NEXT;
-
-    "check" := 'observed_tables';
-    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
-    value := n::text;
-    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
-    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
-                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
-    RETURN NEXT;
-
-    "check" := 'last_observation';
-    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
-    value := last_seen::text;
-    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
-    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
-    RETURN NEXT;
-
-    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
-    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
-        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
-    END IF;
-END $$;
-
-COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
-    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
-    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
-    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
 
 COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
     'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
@@ -4521,14 +4119,13 @@ BEGIN
     RETURN 0;
 END $$;
 
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_rules_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_recompile() RETURNS regclass[]
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g bigint;
     c text;
     old_tables regclass[];
     new_tables regclass[];
-    t regclass;
 BEGIN
     -- Rule changes in two sessions compile one after the other: the state row is locked
     -- first, in a statement of its own, so that (READ COMMITTED) the statements below take
@@ -4545,14 +4142,6 @@ BEGIN
         event_tables = ARRAY(SELECT DISTINCT r.event_table FROM @extschema@.ip_inventory_tag_rules AS r
                              WHERE r.enabled AND r.event_table IS NOT NULL ORDER BY 1)
     RETURNING s.generation, s.compiled, s.event_tables INTO g, c, new_tables;
-    -- Event rules are compiled into the enriched views of their tables: the views of the
-    -- tables named before or after the change are replaced (CREATE OR REPLACE, as each
-    -- table's owner; grants on them stay).
-    FOR t IN SELECT DISTINCT o.event_table FROM @extschema@.ip_inventory_observed AS o
-             WHERE o.event_table = ANY (old_tables || new_tables) AND cardinality(o.enriched_views) > 0
-             ORDER BY 1 LOOP
-        PERFORM @extschema@._ip_inventory_enriched_view_refresh(t);
-    END LOOP;
     EXECUTE format('CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_apply(ips pg_catalog.inet[]) RETURNS pg_catalog.int8'
                    ' LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS %L',
         CASE WHEN c IS NULL THEN E'\nBEGIN\n    RETURN 0;\nEND ' ELSE format($body$
@@ -4571,26 +4160,82 @@ BEGIN
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
 END $body$, g, c) END);
+    RETURN old_tables || new_tables;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_rules_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tables regclass[];
+    t regclass;
+BEGIN
+    tables := @extschema@._ip_inventory_tag_recompile();
+    -- Event rules are compiled into the enriched views of their tables: the views of the
+    -- tables named before or after the change are replaced (CREATE OR REPLACE, as each
+    -- table's owner; grants on them stay).
+    FOR t IN SELECT DISTINCT o.event_table FROM @extschema@.ip_inventory_observed AS o
+             WHERE o.event_table = ANY (tables) AND cardinality(o.enriched_views) > 0
+             ORDER BY 1 LOOP
+        PERFORM @extschema@._ip_inventory_enriched_view_refresh(t);
+    END LOOP;
     RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag_list_changed(changed_table regclass, changed_list text)
+RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Once per transaction: after the generation moved in it, the rows it tags stay stale
+    -- (_ip_inventory_tag), so its later list changes need no new one. (The state row's xmin
+    -- is this transaction's only when the top level moved it; a subtransaction's move is
+    -- simply moved again.)
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_state AS s
+               WHERE s.xmin::text = (pg_catalog.txid_current_if_assigned() % 4294967296)::text) THEN
+        RETURN true;
+    END IF;
+    IF NOT EXISTS (
+        SELECT FROM @extschema@.ip_inventory_tag_rules AS r
+        WHERE r.enabled AND r.event_table IS NULL
+          AND EXISTS (SELECT FROM jsonb_path_query(r.condition, 'strict $.** ? (@.type() == "object" && exists(@.in_list)).in_list[*]') AS n(v)
+                      WHERE n.v #>> '{}' = changed_list
+                         OR n.v #>> '{}' IN (SELECT l.list_name FROM @extschema@.ip_inventory_lists AS l
+                                             WHERE l.list_table = changed_table))) THEN
+        RETURN false;
+    END IF;
+    PERFORM @extschema@._ip_inventory_tag_recompile();
+    RETURN true;
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tag(ips inet[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     enabled int;
+    moved_here boolean;
+    written bigint;
 BEGIN
     IF ips IS NULL OR cardinality(ips) = 0 THEN
         RETURN 0;
     END IF;
-    SELECT s.enabled_rules INTO enabled FROM @extschema@.ip_inventory_tag_state AS s;
+    SELECT s.enabled_rules, s.xmin::text = (pg_catalog.txid_current_if_assigned() % 4294967296)::text
+      INTO enabled, moved_here FROM @extschema@.ip_inventory_tag_state AS s;
     IF enabled = 0 THEN
         RETURN 0;
     END IF;
     IF @extschema@._ip_inventory_citus_distributed() THEN
-        RETURN CASE WHEN @extschema@._ip_inventory_citus_on_coordinator()
-                    THEN @extschema@._ip_inventory_citus_tag(ips) ELSE 0 END;
+        IF NOT @extschema@._ip_inventory_citus_on_coordinator() THEN
+            RETURN 0;
+        END IF;
+        written := @extschema@._ip_inventory_citus_tag(ips);
+    ELSE
+        written := @extschema@._ip_inventory_tag_apply(ips);
     END IF;
-    RETURN @extschema@._ip_inventory_tag_apply(ips);
+    -- The generation moved in this transaction: a later list change in it starts no other
+    -- (_ip_inventory_tag_list_changed), so these rows stay stale and the next retag tags them
+    -- with what the transaction committed.
+    IF moved_here THEN
+        UPDATE @extschema@.ip_inventory AS inv SET tags_generation = NULL
+        WHERE inv.ip_address = ANY (ips) AND inv.tags_generation IS NOT NULL;
+    END IF;
+    RETURN written;
 END $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_tags_stale(tags text[], tags_generation bigint, generation bigint, enabled_rules int)
@@ -4783,7 +4428,11 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) IS 'The tagging 
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rule_check() IS 'Trigger: checks a tag rule as it is written (internal).';
 
-COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() IS 'Trigger: a new rules generation and compiled expression after any change of the rules (internal).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_recompile() IS 'A new rules generation, compiled expression and tagging statement; returns the event tables of the enabled event rules before and after (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() IS 'Trigger: a new rules generation and compiled expression after any change of the rules, and the enriched views of their event tables replaced (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_tag_list_changed(regclass, text) IS 'A network list changed: a new rules generation when an enabled address rule names it, so that ip_inventory_retag re-tags (internal: the list tables'' trigger, ip_list_register, ip_list_unregister).';
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_tag(inet[]) IS 'Tags the given inventory rows by the enabled rules, writing those whose tags change (internal: after enrichment, ip_inventory_retag).';
 
@@ -4843,6 +4492,10 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_event_tags_sql(regclass, te
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_rules_changed() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_recompile() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_list_changed(regclass, text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag(inet[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_tag_apply(inet[]) FROM PUBLIC;
@@ -4854,6 +4507,292 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) F
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
+SELECT count(*) AS total_ips,
+       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
+       count(asn_number) AS with_asn,
+       count(geo_country) AS with_geo,
+       count(*) FILTER (WHERE is_scanner) AS scanners,
+       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
+       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
+       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       coalesce(sum(observation_count), 0) AS observations
+FROM @extschema@.ip_inventory;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
+SELECT asn_source,
+       count(*) AS ips,
+       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_source;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       geo_country,
+       max(geo_country_name) AS geo_country_name,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE geo_country IS NOT NULL
+GROUP BY geo_country;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       asn_number,
+       max(asn_org) AS asn_org,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_number;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
+SELECT 'maxmind' AS source, NULL::interval AS ttl,
+       count(*) AS eligible,
+       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
+       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
+                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
+                                                         b.city_build, b.asn_build)) AS stale,
+       min(maxmind_ts) AS oldest
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
+UNION ALL
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
+       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
+UNION ALL
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
+       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
+UNION ALL
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
+       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
+RETURNS TABLE ("check" text, status text, value text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    warn_age interval;
+    crit_age interval;
+    age interval;
+    cov @extschema@.ip_inventory_coverage;
+    st record;
+    db record;
+    n bigint;
+    failing bigint;
+    last_seen timestamptz;
+    warn_left bigint;
+    crit_left bigint;
+    monthly boolean;
+BEGIN
+    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
+    -- always, the optional slots when configured (maxmind_info() lists them only then).
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_database';
+        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
+        value := db.status;
+        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
+                  || coalesce(': ' || db.error, '');
+        RETURN NEXT;
+    END LOOP;
+
+    -- maxmind_info() above loaded the library, which defines these settings.
+    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
+    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
+    "check" := 'maxmind_age';
+    BEGIN
+        age := @extschema@.maxmind_age();
+        value := justify_interval(date_trunc('minute', age))::text;
+        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
+        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
+        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
+                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
+               bool_or(i.grace > interval '0')
+          INTO status, monthly
+          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
+                                   ELSE interval '0' END AS grace
+                FROM @extschema@.maxmind_info() AS m
+                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
+        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                         justify_interval(warn_age), justify_interval(crit_age))
+                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
+    EXCEPTION WHEN OTHERS THEN
+        status := 'critical'; value := NULL; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+
+    -- The optional slots' databases, when configured: their age against the same thresholds.
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_age';
+        value := justify_interval(date_trunc('minute', db.age))::text;
+        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
+                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
+                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                                   justify_interval(warn_age), justify_interval(crit_age)) END;
+        RETURN NEXT;
+    END LOOP;
+
+    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
+    "check" := 'asn_coverage';
+    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
+                     cov.with_asn, cov.public_ips);
+    RETURN NEXT;
+    "check" := 'geo_coverage';
+    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
+                     cov.with_geo, cov.public_ips);
+    RETURN NEXT;
+
+    -- Stale answers per source: a warning when more than a tenth of the rows a source
+    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
+    -- A network source switched off is reported as such, not as stale.
+    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
+        "check" := st.source || '_stale';
+        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
+            value := 'disabled';
+            status := 'ok';
+            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
+                             st.source, st.stale, st.never, st.eligible);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        value := st.stale::text;
+        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
+        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
+                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
+        RETURN NEXT;
+    END LOOP;
+
+    "check" := 'maxmind_pending';
+    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
+    value := n::text;
+    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
+    RETURN NEXT;
+
+    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
+    "check" := 'greynoise_quota';
+    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
+        status := 'ok'; value := 'disabled';
+        detail := 'ip_inventory.greynoise_enabled = off: no calls';
+    ELSE
+        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
+        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
+        BEGIN
+            SELECT * INTO st FROM @extschema@.greynoise_quota();
+            value := st.remaining || ' of ' || st.daily_quota;
+            -- (A daily quota of 0 is an operator's choice, not an alarm.)
+            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
+                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
+                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
+                             warn_left, crit_left)
+                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            status := 'warning'; value := NULL; detail := SQLERRM;
+        END;
+    END IF;
+    RETURN NEXT;
+
+    "check" := 'network_failures';
+    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
+           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
+      INTO n, failing, detail
+      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
+            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
+    value := n::text;
+    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
+                     coalesce(detail, 'none'), failing);
+    RETURN NEXT;
+
+    "check" := 'observed_tables';
+    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
+    value := n::text;
+    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
+    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
+                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
+    RETURN NEXT;
+
+    "check" := 'last_observation';
+    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
+    value := last_seen::text;
+    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
+    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
+    RETURN NEXT;
+
+    -- Event rules (docs/tags.md) whose table was dropped (its OID gone) or detached: they
+    -- match nothing, and a dropped table's OID may one day name another table. Reported
+    -- (the row is there only when some event rule exists), not deleted: the rules are the
+    -- tag writers', and a detached table may be attached again.
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL) THEN
+        "check" := 'event_rules';
+        SELECT string_agg(format('rule %s (%s): %s', x.rule_id, x.tag, x.why), ', ' ORDER BY x.rule_id)
+          INTO detail
+          FROM (SELECT r.rule_id, r.tag,
+                       CASE WHEN c.oid IS NULL THEN format('table %s dropped', r.event_table::oid)
+                            ELSE format('%s not attached', r.event_table) END AS why
+                FROM @extschema@.ip_inventory_tag_rules AS r
+                LEFT JOIN pg_catalog.pg_class AS c ON c.oid = r.event_table
+                WHERE r.event_table IS NOT NULL
+                  AND (c.oid IS NULL OR NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
+                                                    WHERE o.event_table = r.event_table))
+                ORDER BY r.rule_id LIMIT 20) AS x;
+        SELECT count(*) INTO n FROM @extschema@.ip_inventory_tag_rules AS r
+        WHERE r.event_table IS NOT NULL
+          AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
+                          JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
+                          WHERE o.event_table = r.event_table);
+        value := n::text;
+        status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN n = 0 THEN 'every event rule''s table exists and is attached'
+                       ELSE 'event rules matching nothing, their table dropped or detached: ' || detail
+                            || CASE WHEN n > 20 THEN ', ...' ELSE '' END
+                            || '. Delete them: DELETE FROM ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL AND NOT EXISTS (SELECT FROM ip_inventory_observed_tables AS o WHERE o.event_table = r.event_table);' END;
+        RETURN NEXT;
+    END IF;
+
+    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
+    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
+    END IF;
+END $$;
+
+COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
+    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
+    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
+    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
 
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
 SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
@@ -4965,6 +4904,200 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
     'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    added bigint;
+    enriched bigint;
+    new_ips inet[];
+BEGIN
+    WITH new AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
+        SELECT a.ip, now(), now(), 0, a.class,
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
+        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
+                     @extschema@.ip_class(x) AS class
+              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
+        LEFT JOIN LATERAL (
+            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
+                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
+            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
+        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
+        -- Address order, as recorders insert: concurrent writers cannot deadlock.
+        ORDER BY a.ip
+        ON CONFLICT (ip_address) DO NOTHING
+        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
+    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
+    -- New rows get their tags (sql/tags.sql).
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
+    RETURN added;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
+    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
+    OUT ip_address inet, OUT known boolean, OUT ip_class text,
+    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
+    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
+    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
+    OUT greynoise_name text, OUT rdns_name text,
+    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
+    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
+    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    addr inet := @extschema@.ip_canonical(ip);
+    r @extschema@.ip_inventory;
+    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
+    -- (one WARNING per session) rather than failing the consumer.
+    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
+    want text[];
+BEGIN
+    ip_address := addr;
+    stale := '{}';
+    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
+    known := FOUND;
+    IF known THEN
+        ip_class := r.ip_class;
+        geo_country := r.geo_country;
+        geo_country_name := r.geo_country_name;
+        geo_city := r.geo_city;
+        asn_number := r.asn_number;
+        asn_org := r.asn_org;
+        asn_source := r.asn_source;
+        is_scanner := r.is_scanner;
+        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
+        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
+        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
+        rdns_name := r.enrichment -> 'rdns' ->> 'name';
+        first_seen_at := r.first_seen_at;
+        last_seen_at := r.last_seen_at;
+        observation_count := r.observation_count;
+        maxmind_ts := r.maxmind_ts;
+        cymru_ts := r.cymru_ts;
+        greynoise_ts := r.greynoise_ts;
+        rdns_ts := r.rdns_ts;
+        -- MaxMind is stale when the row is pending (never enriched, or from another build
+        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
+        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
+           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
+                                                         e.maxmind_build, e.asn_build) THEN
+            stale := stale || 'maxmind'::text;
+        END IF;
+    ELSE
+        -- Not in the inventory: MaxMind answers now; no network source has been asked.
+        ip_class := e.ip_class;
+        geo_country := e.country_code;
+        geo_country_name := e.country_name;
+        geo_city := e.city;
+        asn_number := e.asn;
+        asn_org := e.asn_org;
+        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
+        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
+    END IF;
+    -- The network sources that serve the address and have no fresh answer (not those switched
+    -- off or told to skip its network: no refresh would ask them).
+    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
+    stale := stale || want;
+    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
+    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
+    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
+RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
+END;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
+    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
+    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    given inet[];
+    targets inet[];
+    added bigint;
+    one jsonb;
+BEGIN
+    IF source IS NULL OR lim IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF addresses IS NULL AND within IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
+    END IF;
+    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
+    IF lim < 0 OR lim > 100000 THEN
+        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
+    END IF;
+    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
+        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
+            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
+    END IF;
+    IF array_position(addresses, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
+            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
+            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
+    END IF;
+    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
+    IF cardinality(given) > lim THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
+            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
+    END IF;
+    added := @extschema@._ip_inventory_add(given);
+    targets := given || ARRAY(
+        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
+        ORDER BY i.observation_count DESC, i.ip_address
+        LIMIT lim - cardinality(given));
+
+    IF source <> 'all' THEN
+        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
+        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
+        RETURN one || jsonb_build_object('added', added);
+    END IF;
+    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
+        || jsonb_build_object('added', added);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
+    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
+
+REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION "maxmind_reload"() RETURNS jsonb 
 STRICT VOLATILE PARALLEL UNSAFE

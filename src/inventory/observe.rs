@@ -325,7 +325,7 @@ fn observe(trigger: &pgrx::PgTrigger<'_>) -> Result<(), ErrorReport> {
 }
 
 /// The schema of the trigger's function: the extension's.
-fn schema_of_trigger(data: &pg_sys::TriggerData) -> String {
+pub(crate) fn schema_of_trigger(data: &pg_sys::TriggerData) -> String {
     // SAFETY: tg_trigger is the firing trigger; tgfoid is its function.
     unsafe {
         let foid = (*data.tg_trigger).tgfoid;
@@ -546,7 +546,17 @@ fn recorded_views(
                                 AND d.objid OPERATOR(pg_catalog.=) r.oid
                                WHERE r.ev_class OPERATOR(pg_catalog.=) c.oid
                                  AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                                 AND d.refobjid OPERATOR(pg_catalog.=) $1::pg_catalog.oid)
+                                 AND (d.refobjid OPERATOR(pg_catalog.=) $1::pg_catalog.oid
+                                      -- The tag views read the enriched view (the first
+                                      -- recorded), itself a view over the table.
+                                      OR (d.refobjid OPERATOR(pg_catalog.=) o.enriched_views[1]::pg_catalog.oid
+                                          AND EXISTS (SELECT FROM pg_catalog.pg_rewrite AS r1
+                                                      JOIN pg_catalog.pg_depend AS d1
+                                                        ON d1.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                                                       AND d1.objid OPERATOR(pg_catalog.=) r1.oid
+                                                      WHERE r1.ev_class OPERATOR(pg_catalog.=) d.refobjid
+                                                        AND d1.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                                        AND d1.refobjid OPERATOR(pg_catalog.=) $1::pg_catalog.oid))))
                  ORDER BY v.ord DESC"
             ),
             None,
@@ -588,7 +598,8 @@ fn drop_views(table: &Table, views: &[(pg_sys::Oid, String)]) -> Result<(), Erro
 /// text DEFAULT NULL) → text[]`: (re)creates the views for BI over an attached event table:
 /// `<view_name>` (default `<table>_enriched`), the events joined to the inventory for each
 /// address column, and with an event time `<view_name>_daily_country`,
-/// `<view_name>_daily_asn` and `<view_name>_daily_tag`. They are created in `view_schema`
+/// `<view_name>_daily_asn` and `<view_name>_daily_tag`, and `<view_name>_tag_report` (events
+/// and average confidence by tag, event rules included). They are created in `view_schema`
 /// (default: the table's) as the table's owner, who owns them, with `security_invoker`: a
 /// reader needs SELECT on the events and on ip_inventory, so a view never shows events to
 /// anyone who could not read them. The
@@ -1039,7 +1050,7 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_attach(regclass, text[], text) IS
     'Attaches an event table: its inserts are recorded in ip_inventory (the observe trigger) and retention applies to it, e.g. SELECT ip_inventory_attach(''raw_events'', ARRAY[''src_ip'', ''dst_ip''], ''event_ts''). The caller must own the table; EXECUTE on this function is the privilege to feed the inventory.';
 COMMENT ON FUNCTION @extschema@.ip_inventory_detach(regclass) IS 'Detaches an event table: drops its enriched views (ip_inventory_enriched_view), its observe trigger and forgets it. The caller must own the table.';
 COMMENT ON FUNCTION @extschema@.ip_inventory_enriched_view(regclass, text, text) IS
-    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country, <view_name>_daily_asn and <view_name>_daily_tag. Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
+    'Creates (or replaces) the BI views of an attached event table: <view_name> (default <table>_enriched: the events joined to ip_inventory per address column, columns prefixed src_country, dst_asn, ...) and, with an event time, <view_name>_daily_country, <view_name>_daily_asn and <view_name>_daily_tag, and <view_name>_tag_report (events and average confidence by tag, address and event rules). Owned by the table''s owner, in view_schema (default the table''s), security_invoker: readers need SELECT on the events and ip_inventory. ip_inventory_detach drops them. The caller must own the table.';
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_refresh(regclass) IS 'Replaces the recorded enriched view of an attached table as its owner, after a change of the event rules (internal: _ip_inventory_tag_rules_changed).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[], text, text, bigint) IS 'One backfill batch: reads the rows as the table''s owner and records them (internal: ip_inventory_backfill).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, timestamptz, int, int, int, boolean) IS 'One retention batch of an attached event table, run as its owner (internal: ip_inventory_retention).';
