@@ -3,7 +3,8 @@
 -- a network list of 1000 networks, and ten rules over every condition kind. Times, best of
 -- two where the run leaves nothing changed: evaluating the rules over every row, re-tagging
 -- the whole inventory, enrich_pending of every row with no rule and with the ten rules, the
--- report views, and an event table's enriched view and tag report with 0 and 1 event rule.
+-- report views, and an event table's enriched view and tag report with 0 and 1 event rule;
+-- last, the same reports and the tags of N events against the ip4r peer (see below).
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_tag_list;
