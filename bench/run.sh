@@ -86,5 +86,6 @@ ipi_log "cluster in $RUN_DIR (port $IPI_PORT); running bench/bench.py"
 # Network lists against ip4r and inet GiST joins (docs/benchmarks.md, "Network lists").
 [ "${IPI_BENCH_ONLY:-}" = verdict ] && exit 0
 bash "$ROOT/bench/lists.sh" | tee "$IPI_BENCH_DIR/lists.txt"
-# Tag rules: evaluation, retag, enrich_pending with 0 and 10 rules (docs/benchmarks.md, "Tag rules").
+# Tag rules: evaluation, retag, enrich_pending with 0 and 10 rules, and the reports against
+# the ip4r peer (rules at query time; fails if its answers differ) (docs/benchmarks.md, "Tag rules").
 bash "$ROOT/bench/tags.sh" | tee "$IPI_BENCH_DIR/tags.txt"

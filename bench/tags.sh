@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Tag rules (bench/tags.sql): evaluation, retag, enrich_pending with 0 and 10 rules, the
-# report views, and an event table's enriched view and tag report with 0 and 1 event rule. Called by bench/run.sh with its cluster (PGHOST set, City and ASN configured);
-# run alone it starts a throwaway cluster of the installed PostgreSQL (PG_BIN) with MaxMind's
-# City and ASN test databases. Environment: IPI_BENCH_TAG_ROWS (default 100000).
+# report views, and an event table's enriched view and tag report with 0 and 1 event rule;
+# then the tag reports and the tags of N events against the ip4r peer (the same rules at query
+# time in plain SQL, the list as an ip4r GiST join), whose answers must equal the extension's
+# (the run fails otherwise). Called by bench/run.sh with its cluster (PGHOST set, City and ASN
+# configured, ip4r installed); run alone it starts a throwaway cluster of the installed
+# PostgreSQL (PG_BIN, ip4r installed) with MaxMind's City and ASN test databases.
+# Environment: IPI_BENCH_TAG_ROWS (default 100000).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../scripts/cluster.sh

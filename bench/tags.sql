@@ -3,7 +3,8 @@
 -- a network list of 1000 networks, and ten rules over every condition kind. Times, best of
 -- two where the run leaves nothing changed: evaluating the rules over every row, re-tagging
 -- the whole inventory, enrich_pending of every row with no rule and with the ten rules, the
--- report views, and an event table's enriched view and tag report with 0 and 1 event rule.
+-- report views, and an event table's enriched view and tag report with 0 and 1 event rule;
+-- last, the same reports and the tags of N events against the ip4r peer (see below).
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_tag_list;
@@ -170,3 +171,173 @@ SELECT 'tag report, 1 event rule' AS measure, b.ms, round(b.ms * 1000 / :events,
 FROM pg_temp.best_ms('SELECT count(*) FROM bench_tag_ev_enriched_tag_report') AS b;
 SELECT * FROM bench_tag_ev_enriched_tag_report ORDER BY events DESC LIMIT 5;
 
+
+-- The peer (issue 18): what an analyst does without materialized tags. The same rules, written
+-- by hand in plain SQL and evaluated at query time over the events joined to the inventory,
+-- the network-list condition as a join to an ip4r range table with a GiST index (as
+-- bench/lists.sql sets up its ip4r peer). Both ways, best of two: the per-table tag report of
+-- bench_tag_ev (its view, address tags read from the inventory, the event rule at query time)
+-- and the inventory's ip_inventory_tag_report, then reading the tags of every event. The
+-- peer's report rows must equal the extension's exactly (asserted: the run stops otherwise).
+CREATE EXTENSION IF NOT EXISTS ip4r;
+DROP TABLE IF EXISTS bench_tag_list_ip4r;
+CREATE TABLE bench_tag_list_ip4r AS SELECT network::iprange AS net, label FROM bench_tag_list;
+CREATE INDEX ON bench_tag_list_ip4r USING gist (net);
+VACUUM ANALYZE bench_tag_list_ip4r;
+-- Adding the event rule started a new rules generation: re-tag (as after any rule change) so
+-- that the materialized tags are those of the rules in force, then check that they are.
+CALL ip_inventory_retag(10000);
+SELECT stale_rows = 0 AS tags_current FROM ip_inventory_tag_status \gset
+\if :tags_current
+\else
+\echo 'peer: the materialized tags are stale; the comparison would not be honest'
+SELECT 1/0;
+\endif
+-- The analyst's rules over one address: (tag, attack type, confidence, hit) per rule, the
+-- address rules over the inventory row inv, the event rule over the event e.
+CREATE TEMP VIEW peer_ev_tags AS
+SELECT e.src_ip AS ip, t.tag, t.confidence, t.by_address, t.by_event_rule
+FROM bench_tag_ev AS e
+LEFT JOIN ip_inventory AS inv ON inv.ip_address = e.src_ip
+LEFT JOIN LATERAL (
+    SELECT r.tag, max(r.confidence) AS confidence, bool_or(r.address_rule) AS by_address,
+           bool_or(NOT r.address_rule) AS by_event_rule
+    FROM (VALUES
+        ('cn-telecom', 0.4, true, inv.geo_country IN ('CN') AND inv.asn_number IN (4134, 4837)),
+        ('mass-scanner', 0.8, true, inv.enrichment -> 'greynoise' ->> 'classification' = 'malicious'
+                                    AND (inv.enrichment -> 'greynoise' ->> 'noise')::boolean),
+        ('benign-scanner', 0.6, true, inv.enrichment -> 'greynoise' ->> 'classification' = 'benign'
+                                      AND NOT coalesce((inv.enrichment -> 'greynoise' ->> 'riot')::boolean, false)),
+        ('riot', 0.7, true, (inv.enrichment -> 'greynoise' ->> 'riot')::boolean),
+        ('cloud', 0.5, true, inv.enrichment -> 'rdns' ->> 'name' ~* '\.(amazonaws\.com|googleusercontent\.com)$'),
+        ('cloud', 0.6, true, inv.asn_number IN (15169, 16509, 14061)),
+        ('tor', 0.9, true, inv.is_tor_exit_node),
+        ('anonymous', 0.5, true, inv.is_anonymous OR inv.is_hosting_provider),
+        ('listed', 1, true, inv.ip_address IS NOT NULL
+                            AND EXISTS (SELECT FROM bench_tag_list_ip4r AS l WHERE l.net >>= inv.ip_address::ipaddress::iprange)),
+        ('eu-dynamic', 0.2, true, inv.geo_country IN ('DE', 'GB', 'NL', 'FR') AND inv.enrichment -> 'rdns' ->> 'name' ~* 'dynamic'),
+        ('ssh-probe', 0.7, false, e.dst_port IN (22, 2222))
+    ) AS r(tag, confidence, address_rule, hit)
+    WHERE r.hit GROUP BY r.tag) AS t ON true
+WHERE e.src_ip IS NOT NULL;
+CREATE TEMP VIEW peer_tag_report AS
+SELECT 'src_ip'::text AS ip_column, d.tag, count(*) AS events, count(DISTINCT d.ip) AS addresses,
+       round(avg(d.confidence), 3) AS avg_confidence,
+       count(*) FILTER (WHERE d.by_address) AS address_tag_events,
+       count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events
+FROM peer_ev_tags AS d GROUP BY d.tag;
+-- The inventory report: the address rules over every inventory row (as ip_inventory_tag_report).
+CREATE TEMP VIEW peer_inventory_tag_report AS
+SELECT t.tag, a.attack_type, count(*) AS addresses, sum(inv.observation_count)::bigint AS events,
+       round(avg(t.confidence), 3) AS avg_confidence,
+       round(sum(t.confidence * inv.observation_count) / nullif(sum(inv.observation_count), 0), 3) AS avg_event_confidence
+FROM ip_inventory AS inv
+CROSS JOIN LATERAL (
+    SELECT r.tag, max(r.confidence) AS confidence
+    FROM (VALUES
+        ('cn-telecom', 0.4, inv.geo_country IN ('CN') AND inv.asn_number IN (4134, 4837)),
+        ('mass-scanner', 0.8, inv.enrichment -> 'greynoise' ->> 'classification' = 'malicious'
+                              AND (inv.enrichment -> 'greynoise' ->> 'noise')::boolean),
+        ('benign-scanner', 0.6, inv.enrichment -> 'greynoise' ->> 'classification' = 'benign'
+                                AND NOT coalesce((inv.enrichment -> 'greynoise' ->> 'riot')::boolean, false)),
+        ('riot', 0.7, (inv.enrichment -> 'greynoise' ->> 'riot')::boolean),
+        ('cloud', 0.5, inv.enrichment -> 'rdns' ->> 'name' ~* '\.(amazonaws\.com|googleusercontent\.com)$'),
+        ('cloud', 0.6, inv.asn_number IN (15169, 16509, 14061)),
+        ('tor', 0.9, inv.is_tor_exit_node),
+        ('anonymous', 0.5, inv.is_anonymous OR inv.is_hosting_provider),
+        ('listed', 1, EXISTS (SELECT FROM bench_tag_list_ip4r AS l WHERE l.net >>= inv.ip_address::ipaddress::iprange)),
+        ('eu-dynamic', 0.2, inv.geo_country IN ('DE', 'GB', 'NL', 'FR') AND inv.enrichment -> 'rdns' ->> 'name' ~* 'dynamic')
+    ) AS r(tag, confidence, hit)
+    WHERE r.hit GROUP BY r.tag) AS t
+JOIN (VALUES ('cn-telecom', 'botnet'), ('mass-scanner', 'scanning'), ('benign-scanner', 'research'), ('riot', 'benign'),
+             ('cloud', 'hosting'), ('tor', 'anonymization'), ('anonymous', 'anonymization'), ('listed', 'blocklist'),
+             ('eu-dynamic', NULL)) AS a(tag, attack_type) ON a.tag = t.tag
+GROUP BY t.tag, a.attack_type;
+
+-- The answers first: every row of each report, both ways, or the run stops.
+DO $$
+DECLARE diff bigint; n bigint;
+BEGIN
+    SELECT count(*) INTO diff FROM ((TABLE bench_tag_ev_enriched_tag_report EXCEPT ALL TABLE peer_tag_report)
+                                    UNION ALL (TABLE peer_tag_report EXCEPT ALL TABLE bench_tag_ev_enriched_tag_report)) AS x;
+    SELECT count(*) INTO n FROM bench_tag_ev_enriched_tag_report;
+    IF diff <> 0 OR n < 2 THEN
+        RAISE EXCEPTION 'peer: the per-table tag report differs from bench_tag_ev_enriched_tag_report (% rows differ of %)', diff, n;
+    END IF;
+    SELECT count(*) INTO diff FROM ((TABLE ip_inventory_tag_report EXCEPT ALL TABLE peer_inventory_tag_report)
+                                    UNION ALL (TABLE peer_inventory_tag_report EXCEPT ALL TABLE ip_inventory_tag_report)) AS x;
+    SELECT count(*) INTO n FROM ip_inventory_tag_report;
+    IF diff <> 0 OR n < 2 THEN
+        RAISE EXCEPTION 'peer: the inventory tag report differs from ip_inventory_tag_report (% rows differ of %)', diff, n;
+    END IF;
+    RAISE NOTICE 'peer: both reports equal the extension''s';
+END $$;
+\echo 'peer: the per-table and inventory tag reports equal the extension''s, row for row'
+SELECT * FROM peer_tag_report ORDER BY events DESC, tag;
+
+SELECT 'per-table tag report: <view>_tag_report (1 event rule)' AS measure, b.ms, round(b.ms * 1000 / :events, 2) AS us_per_event
+FROM pg_temp.best_ms('SELECT count(*) FROM bench_tag_ev_enriched_tag_report') AS b
+UNION ALL
+SELECT 'per-table tag report: peer (rules at query time, ip4r GiST)', b.ms, round(b.ms * 1000 / :events, 2)
+FROM pg_temp.best_ms('SELECT count(*) FROM peer_tag_report') AS b
+UNION ALL
+SELECT 'inventory tag report: ip_inventory_tag_report', b.ms, NULL
+FROM pg_temp.best_ms('SELECT count(*) FROM ip_inventory_tag_report') AS b
+UNION ALL
+SELECT 'inventory tag report: peer', b.ms, NULL
+FROM pg_temp.best_ms('SELECT count(*) FROM peer_inventory_tag_report') AS b;
+
+-- Reading the tags (with their confidences) of N events: the first N by time (an index on ts,
+-- as a dashboard's time window), N = 1000 and every event. Extension: the materialized tags
+-- by the join to the inventory, event rule at query time (the enriched view); peer: all rules
+-- at query time. Each returns the sum of the tags' confidences, which must agree.
+CREATE INDEX ON bench_tag_ev (ts);
+ANALYZE bench_tag_ev;
+SELECT ts AS ts_1000 FROM bench_tag_ev ORDER BY ts OFFSET 999 LIMIT 1 \gset
+CREATE TEMP VIEW peer_ev_read AS
+SELECT e.ts, p.tags, p.conf FROM bench_tag_ev AS e
+LEFT JOIN ip_inventory AS inv ON inv.ip_address = e.src_ip
+LEFT JOIN LATERAL (
+    SELECT array_agg(r.tag ORDER BY r.tag) AS tags, sum(r.confidence) AS conf FROM (
+        SELECT v.tag, max(v.confidence) AS confidence
+        FROM (VALUES
+            ('cn-telecom', 0.4, inv.geo_country IN ('CN') AND inv.asn_number IN (4134, 4837)),
+            ('mass-scanner', 0.8, inv.enrichment -> 'greynoise' ->> 'classification' = 'malicious'
+                                  AND (inv.enrichment -> 'greynoise' ->> 'noise')::boolean),
+            ('benign-scanner', 0.6, inv.enrichment -> 'greynoise' ->> 'classification' = 'benign'
+                                    AND NOT coalesce((inv.enrichment -> 'greynoise' ->> 'riot')::boolean, false)),
+            ('riot', 0.7, (inv.enrichment -> 'greynoise' ->> 'riot')::boolean),
+            ('cloud', 0.5, inv.enrichment -> 'rdns' ->> 'name' ~* '\.(amazonaws\.com|googleusercontent\.com)$'),
+            ('cloud', 0.6, inv.asn_number IN (15169, 16509, 14061)),
+            ('tor', 0.9, inv.is_tor_exit_node),
+            ('anonymous', 0.5, inv.is_anonymous OR inv.is_hosting_provider),
+            ('listed', 1, inv.ip_address IS NOT NULL
+                          AND EXISTS (SELECT FROM bench_tag_list_ip4r AS l WHERE l.net >>= inv.ip_address::ipaddress::iprange)),
+            ('eu-dynamic', 0.2, inv.geo_country IN ('DE', 'GB', 'NL', 'FR') AND inv.enrichment -> 'rdns' ->> 'name' ~* 'dynamic'),
+            ('ssh-probe', 0.7, e.dst_port IN (22, 2222))
+        ) AS v(tag, confidence, hit)
+        WHERE v.hit GROUP BY v.tag) AS r) AS p ON true;
+CREATE TEMP VIEW ext_ev_read AS
+SELECT x.ts, (SELECT sum(greatest((x.src_tag_confidence ->> u.tag)::numeric, (x.src_event_tag_confidence ->> u.tag)::numeric))
+              FROM (SELECT DISTINCT unnest(x.src_tags || x.src_event_tags)) AS u(tag)) AS conf
+FROM bench_tag_ev_enriched AS x;
+SELECT (SELECT sum(conf) FROM ext_ev_read WHERE ts <= :'ts_1000') AS e1, (SELECT sum(conf) FROM peer_ev_read WHERE ts <= :'ts_1000') AS p1,
+       (SELECT sum(conf) FROM ext_ev_read) AS ea, (SELECT sum(conf) FROM peer_ev_read) AS pa \gset
+SELECT :e1 = :p1 AND :ea = :pa AS reads_agree \gset
+\if :reads_agree
+\echo 'peer: the tags read per event agree (sum of confidences' :e1 'over 1000 events,' :ea 'over all)'
+\else
+\echo 'peer: the tags read per event differ:' :e1 :p1 :ea :pa
+SELECT 1/0;
+\endif
+SELECT 'read tags of 1000 events: extension (materialized, enriched view)' AS measure, b.ms, round(b.ms * 1000 / 1000, 2) AS us_per_event
+FROM pg_temp.best_ms(format('SELECT count(conf) FROM ext_ev_read WHERE ts <= %L', :'ts_1000')) AS b
+UNION ALL
+SELECT 'read tags of 1000 events: peer (rules at query time, ip4r GiST)', b.ms, round(b.ms * 1000 / 1000, 2)
+FROM pg_temp.best_ms(format('SELECT count(conf) FROM peer_ev_read WHERE ts <= %L', :'ts_1000')) AS b
+UNION ALL
+SELECT format('read tags of every event (%s): extension', :events), b.ms, round(b.ms * 1000 / :events, 2)
+FROM pg_temp.best_ms('SELECT count(conf) FROM ext_ev_read') AS b
+UNION ALL
+SELECT format('read tags of every event (%s): peer', :events), b.ms, round(b.ms * 1000 / :events, 2)
+FROM pg_temp.best_ms('SELECT count(conf) FROM peer_ev_read') AS b;
