@@ -272,6 +272,8 @@ DECLARE
     event_tags text;
     ev text;
     tagged text;
+    day_cols text;
+    that_day text;
 BEGIN
     IF ext IS NULL OR tbl_name IS NULL THEN
         RAISE EXCEPTION 'no such table or extension' USING ERRCODE = '42P01';
@@ -405,10 +407,10 @@ BEGIN
             prefixes[i] || '_tag_confidence', prefixes[i] || '_tags',
             prefixes[i] || '_event_tag_confidence', prefixes[i] || '_event_tags', ip_columns[i]);
     END LOOP;
-    -- Daily views: events and distinct addresses per day and address column, by country, by
-    -- ASN and by tag. Only with an event time.
-    IF ts_column IS NOT NULL THEN
+    -- Daily views: events and distinct addresses per day and address column, by country and
+    -- by ASN (by tag below). Only with an event time.
     FOREACH by_key IN ARRAY ARRAY['country', 'asn'] LOOP
+        EXIT WHEN ts_column IS NULL;
         daily := '';
         FOR i IN 1 .. cardinality(ip_columns) LOOP
             daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
@@ -447,57 +449,46 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     -- By tag: an event counts once under each of its tags (of its address or of the event
-    -- rules), and once untagged (tag NULL) when it has none.
-    relname := view_name || '_daily_tag';
-    kind := 'daily_tag';
-    qv := format('%I.%I', view_schema, relname);
-    ddl := ARRAY[
-        format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.tag,'
-               ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
-               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
-               ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
-               ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
-               ' FROM (%s) AS d WHERE d.day IS NOT NULL GROUP BY d.day, d.ip_column, d.tag',
-               qv, tagged),
-        format('COMMENT ON VIEW %s IS %L', qv,
-               format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by tag: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
-                      tbl_name, ext, ev, ev)),
-        format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
-        format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
-        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
-        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column and this tag.'),
-        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) that day in this column among these events.'),
-        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
-        format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
-        format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
-    RETURN NEXT;
-    END IF;
-    -- Events by tag over the whole table (no event time needed): the per-table report of
-    -- events and average confidence by tag, event rules included. A view beside the others,
-    -- not a function: it has the same owner, grants and lifecycle as the enriched view, and
-    -- its reader's rights are checked the same way.
-    relname := view_name || '_tag_report';
-    kind := 'tag_report';
-    qv := format('%I.%I', view_schema, relname);
-    ddl := ARRAY[
-        format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.ip_column, d.tag,'
-               ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
-               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
-               ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
-               ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
-               ' FROM (%s) AS d GROUP BY d.ip_column, d.tag',
-               qv, tagged),
-        format('COMMENT ON VIEW %s IS %L', qv,
-               format('Events of %s and distinct addresses per address column and tag, with the tag''s average confidence: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
-                      tbl_name, ext, ev, ev)),
-        format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
-        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
-        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events with an address in this column and this tag.'),
-        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) in this column among these events.'),
-        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
-        format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
-        format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
-    RETURN NEXT;
+    -- rules), and once untagged (tag NULL) when it has none. Per day (with an event time),
+    -- and over the whole table: the per-table report of events and average confidence by
+    -- tag, event rules included. Views beside the others, not functions: they have the same
+    -- owner, grants and lifecycle as the enriched view, and their reader's rights are checked
+    -- the same way.
+    FOREACH by_key IN ARRAY ARRAY['daily_tag', 'tag_report'] LOOP
+        CONTINUE WHEN by_key = 'daily_tag' AND ts_column IS NULL;
+        day_cols := CASE by_key WHEN 'daily_tag' THEN 'd.day, ' ELSE '' END;
+        that_day := CASE by_key WHEN 'daily_tag' THEN ' that day' ELSE '' END;
+        relname := view_name || '_' || by_key;
+        kind := by_key;
+        qv := format('%I.%I', view_schema, relname);
+        ddl := ARRAY[
+            format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT %sd.ip_column, d.tag,'
+                   ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
+                   ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
+                   ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
+                   ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
+                   ' FROM (%s) AS d%s GROUP BY %sd.ip_column, d.tag',
+                   qv, day_cols, tagged,
+                   CASE by_key WHEN 'daily_tag' THEN ' WHERE d.day IS NOT NULL' ELSE '' END, day_cols),
+            format('COMMENT ON VIEW %s IS %L', qv,
+                   format('Events of %s and distinct addresses %s: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
+                          tbl_name,
+                          CASE by_key WHEN 'daily_tag' THEN 'per day (UTC for timestamptz) and address column, by tag'
+                                      ELSE 'per address column and tag, with the tag''s average confidence' END,
+                          ext, ev, ev))]
+            || CASE by_key WHEN 'daily_tag'
+                   THEN ARRAY[format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column))]
+                   ELSE '{}'::text[] END
+            || ARRAY[
+            format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+            format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
+            format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events' || that_day || ' with an address in this column and this tag.'),
+            format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical)' || that_day || ' in this column among these events.'),
+            format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
+            format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
+            format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
+        RETURN NEXT;
+    END LOOP;
 END $$;
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
     'The SQL of the enriched, daily and tag report views of an attached event table (internal: ip_inventory_enriched_view).';

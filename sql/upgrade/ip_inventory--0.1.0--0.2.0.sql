@@ -958,6 +958,8 @@ DECLARE
     event_tags text;
     ev text;
     tagged text;
+    day_cols text;
+    that_day text;
 BEGIN
     IF ext IS NULL OR tbl_name IS NULL THEN
         RAISE EXCEPTION 'no such table or extension' USING ERRCODE = '42P01';
@@ -1091,10 +1093,10 @@ BEGIN
             prefixes[i] || '_tag_confidence', prefixes[i] || '_tags',
             prefixes[i] || '_event_tag_confidence', prefixes[i] || '_event_tags', ip_columns[i]);
     END LOOP;
-    -- Daily views: events and distinct addresses per day and address column, by country, by
-    -- ASN and by tag. Only with an event time.
-    IF ts_column IS NOT NULL THEN
+    -- Daily views: events and distinct addresses per day and address column, by country and
+    -- by ASN (by tag below). Only with an event time.
     FOREACH by_key IN ARRAY ARRAY['country', 'asn'] LOOP
+        EXIT WHEN ts_column IS NULL;
         daily := '';
         FOR i IN 1 .. cardinality(ip_columns) LOOP
             daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
@@ -1133,57 +1135,46 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     -- By tag: an event counts once under each of its tags (of its address or of the event
-    -- rules), and once untagged (tag NULL) when it has none.
-    relname := view_name || '_daily_tag';
-    kind := 'daily_tag';
-    qv := format('%I.%I', view_schema, relname);
-    ddl := ARRAY[
-        format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.tag,'
-               ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
-               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
-               ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
-               ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
-               ' FROM (%s) AS d WHERE d.day IS NOT NULL GROUP BY d.day, d.ip_column, d.tag',
-               qv, tagged),
-        format('COMMENT ON VIEW %s IS %L', qv,
-               format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by tag: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
-                      tbl_name, ext, ev, ev)),
-        format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
-        format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
-        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
-        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column and this tag.'),
-        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) that day in this column among these events.'),
-        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
-        format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
-        format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
-    RETURN NEXT;
-    END IF;
-    -- Events by tag over the whole table (no event time needed): the per-table report of
-    -- events and average confidence by tag, event rules included. A view beside the others,
-    -- not a function: it has the same owner, grants and lifecycle as the enriched view, and
-    -- its reader's rights are checked the same way.
-    relname := view_name || '_tag_report';
-    kind := 'tag_report';
-    qv := format('%I.%I', view_schema, relname);
-    ddl := ARRAY[
-        format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.ip_column, d.tag,'
-               ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
-               ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
-               ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
-               ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
-               ' FROM (%s) AS d GROUP BY d.ip_column, d.tag',
-               qv, tagged),
-        format('COMMENT ON VIEW %s IS %L', qv,
-               format('Events of %s and distinct addresses per address column and tag, with the tag''s average confidence: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
-                      tbl_name, ext, ev, ev)),
-        format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
-        format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
-        format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events with an address in this column and this tag.'),
-        format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical) in this column among these events.'),
-        format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
-        format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
-        format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
-    RETURN NEXT;
+    -- rules), and once untagged (tag NULL) when it has none. Per day (with an event time),
+    -- and over the whole table: the per-table report of events and average confidence by
+    -- tag, event rules included. Views beside the others, not functions: they have the same
+    -- owner, grants and lifecycle as the enriched view, and their reader's rights are checked
+    -- the same way.
+    FOREACH by_key IN ARRAY ARRAY['daily_tag', 'tag_report'] LOOP
+        CONTINUE WHEN by_key = 'daily_tag' AND ts_column IS NULL;
+        day_cols := CASE by_key WHEN 'daily_tag' THEN 'd.day, ' ELSE '' END;
+        that_day := CASE by_key WHEN 'daily_tag' THEN ' that day' ELSE '' END;
+        relname := view_name || '_' || by_key;
+        kind := by_key;
+        qv := format('%I.%I', view_schema, relname);
+        ddl := ARRAY[
+            format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT %sd.ip_column, d.tag,'
+                   ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
+                   ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
+                   ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
+                   ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
+                   ' FROM (%s) AS d%s GROUP BY %sd.ip_column, d.tag',
+                   qv, day_cols, tagged,
+                   CASE by_key WHEN 'daily_tag' THEN ' WHERE d.day IS NOT NULL' ELSE '' END, day_cols),
+            format('COMMENT ON VIEW %s IS %L', qv,
+                   format('Events of %s and distinct addresses %s: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
+                          tbl_name,
+                          CASE by_key WHEN 'daily_tag' THEN 'per day (UTC for timestamptz) and address column, by tag'
+                                      ELSE 'per address column and tag, with the tag''s average confidence' END,
+                          ext, ev, ev))]
+            || CASE by_key WHEN 'daily_tag'
+                   THEN ARRAY[format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column))]
+                   ELSE '{}'::text[] END
+            || ARRAY[
+            format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+            format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
+            format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events' || that_day || ' with an address in this column and this tag.'),
+            format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical)' || that_day || ' in this column among these events.'),
+            format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
+            format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
+            format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
+        RETURN NEXT;
+    END LOOP;
 END $$;
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
@@ -4508,6 +4499,200 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_in
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    added bigint;
+    enriched bigint;
+    new_ips inet[];
+BEGIN
+    WITH new AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
+        SELECT a.ip, now(), now(), 0, a.class,
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
+        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
+                     @extschema@.ip_class(x) AS class
+              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
+        LEFT JOIN LATERAL (
+            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
+                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
+            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
+        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
+        -- Address order, as recorders insert: concurrent writers cannot deadlock.
+        ORDER BY a.ip
+        ON CONFLICT (ip_address) DO NOTHING
+        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
+    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
+    -- New rows get their tags (sql/tags.sql).
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
+    RETURN added;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
+    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
+    OUT ip_address inet, OUT known boolean, OUT ip_class text,
+    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
+    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
+    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
+    OUT greynoise_name text, OUT rdns_name text,
+    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
+    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
+    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    addr inet := @extschema@.ip_canonical(ip);
+    r @extschema@.ip_inventory;
+    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
+    -- (one WARNING per session) rather than failing the consumer.
+    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
+    want text[];
+BEGIN
+    ip_address := addr;
+    stale := '{}';
+    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
+    known := FOUND;
+    IF known THEN
+        ip_class := r.ip_class;
+        geo_country := r.geo_country;
+        geo_country_name := r.geo_country_name;
+        geo_city := r.geo_city;
+        asn_number := r.asn_number;
+        asn_org := r.asn_org;
+        asn_source := r.asn_source;
+        is_scanner := r.is_scanner;
+        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
+        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
+        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
+        rdns_name := r.enrichment -> 'rdns' ->> 'name';
+        first_seen_at := r.first_seen_at;
+        last_seen_at := r.last_seen_at;
+        observation_count := r.observation_count;
+        maxmind_ts := r.maxmind_ts;
+        cymru_ts := r.cymru_ts;
+        greynoise_ts := r.greynoise_ts;
+        rdns_ts := r.rdns_ts;
+        -- MaxMind is stale when the row is pending (never enriched, or from another build
+        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
+        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
+           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
+                                                         e.maxmind_build, e.asn_build) THEN
+            stale := stale || 'maxmind'::text;
+        END IF;
+    ELSE
+        -- Not in the inventory: MaxMind answers now; no network source has been asked.
+        ip_class := e.ip_class;
+        geo_country := e.country_code;
+        geo_country_name := e.country_name;
+        geo_city := e.city;
+        asn_number := e.asn;
+        asn_org := e.asn_org;
+        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
+        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
+    END IF;
+    -- The network sources that serve the address and have no fresh answer (not those switched
+    -- off or told to skip its network: no refresh would ask them).
+    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
+    stale := stale || want;
+    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
+    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
+    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
+RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
+END;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
+    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
+    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    given inet[];
+    targets inet[];
+    added bigint;
+    one jsonb;
+BEGIN
+    IF source IS NULL OR lim IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF addresses IS NULL AND within IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
+    END IF;
+    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
+    IF lim < 0 OR lim > 100000 THEN
+        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
+    END IF;
+    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
+        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
+            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
+    END IF;
+    IF array_position(addresses, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
+            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
+            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
+    END IF;
+    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
+    IF cardinality(given) > lim THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
+            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
+    END IF;
+    added := @extschema@._ip_inventory_add(given);
+    targets := given || ARRAY(
+        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
+        ORDER BY i.observation_count DESC, i.ip_address
+        LIMIT lim - cardinality(given));
+
+    IF source <> 'all' THEN
+        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
+        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
+        RETURN one || jsonb_build_object('added', added);
+    END IF;
+    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
+        || jsonb_build_object('added', added);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
+    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
+
+REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
+
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
 SELECT count(*) AS total_ips,
        count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
@@ -4904,200 +5089,6 @@ COMMENT ON FUNCTION @extschema@.ip_inventory_stats_reset() IS
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_count_recorded(bigint, bigint, bigint) IS
     'Counts inventory writes of the current transaction for ip_inventory_stats (internal: called by the observe trigger, backfill and enrich_pending; needs INSERT or UPDATE on ip_inventory).';
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    added bigint;
-    enriched bigint;
-    new_ips inet[];
-BEGIN
-    WITH new AS (
-        INSERT INTO @extschema@.ip_inventory AS inv (
-            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
-            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
-            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment,
-            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node,
-            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
-        SELECT a.ip, now(), now(), 0, a.class,
-               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
-               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
-               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
-               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node,
-               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
-        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
-                     @extschema@.ip_class(x) AS class
-              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
-        LEFT JOIN LATERAL (
-            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
-                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
-            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
-        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
-        -- Address order, as recorders insert: concurrent writers cannot deadlock.
-        ORDER BY a.ip
-        ON CONFLICT (ip_address) DO NOTHING
-        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
-    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
-    -- New rows get their tags (sql/tags.sql).
-    IF new_ips IS NOT NULL THEN
-        PERFORM @extschema@._ip_inventory_tag(new_ips);
-    END IF;
-    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
-    RETURN added;
-END $$;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
-    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
-    OUT ip_address inet, OUT known boolean, OUT ip_class text,
-    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
-    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
-    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
-    OUT greynoise_name text, OUT rdns_name text,
-    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
-    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
-    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    addr inet := @extschema@.ip_canonical(ip);
-    r @extschema@.ip_inventory;
-    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
-    -- (one WARNING per session) rather than failing the consumer.
-    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
-    want text[];
-BEGIN
-    ip_address := addr;
-    stale := '{}';
-    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
-    known := FOUND;
-    IF known THEN
-        ip_class := r.ip_class;
-        geo_country := r.geo_country;
-        geo_country_name := r.geo_country_name;
-        geo_city := r.geo_city;
-        asn_number := r.asn_number;
-        asn_org := r.asn_org;
-        asn_source := r.asn_source;
-        is_scanner := r.is_scanner;
-        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
-        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
-        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
-        rdns_name := r.enrichment -> 'rdns' ->> 'name';
-        first_seen_at := r.first_seen_at;
-        last_seen_at := r.last_seen_at;
-        observation_count := r.observation_count;
-        maxmind_ts := r.maxmind_ts;
-        cymru_ts := r.cymru_ts;
-        greynoise_ts := r.greynoise_ts;
-        rdns_ts := r.rdns_ts;
-        -- MaxMind is stale when the row is pending (never enriched, or from another build
-        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
-        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
-           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
-                                                         e.maxmind_build, e.asn_build) THEN
-            stale := stale || 'maxmind'::text;
-        END IF;
-    ELSE
-        -- Not in the inventory: MaxMind answers now; no network source has been asked.
-        ip_class := e.ip_class;
-        geo_country := e.country_code;
-        geo_country_name := e.country_name;
-        geo_city := e.city;
-        asn_number := e.asn;
-        asn_org := e.asn_org;
-        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
-        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
-    END IF;
-    -- The network sources that serve the address and have no fresh answer (not those switched
-    -- off or told to skip its network: no refresh would ask them).
-    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
-    stale := stale || want;
-    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
-    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
-    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
-RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
-END;
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
-    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
-    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    given inet[];
-    targets inet[];
-    added bigint;
-    one jsonb;
-BEGIN
-    IF source IS NULL OR lim IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF addresses IS NULL AND within IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
-    END IF;
-    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
-    IF lim < 0 OR lim > 100000 THEN
-        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
-    END IF;
-    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
-        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
-            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
-    END IF;
-    IF array_position(addresses, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
-    END IF;
-    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
-            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
-            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
-    END IF;
-    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
-    IF cardinality(given) > lim THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
-            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
-    END IF;
-    added := @extschema@._ip_inventory_add(given);
-    targets := given || ARRAY(
-        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
-        ORDER BY i.observation_count DESC, i.ip_address
-        LIMIT lim - cardinality(given));
-
-    IF source <> 'all' THEN
-        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
-        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
-        RETURN one || jsonb_build_object('added', added);
-    END IF;
-    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
-        || jsonb_build_object('added', added);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
-    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
-
-REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION "maxmind_reload"() RETURNS jsonb 
 STRICT VOLATILE PARALLEL UNSAFE
