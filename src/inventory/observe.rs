@@ -533,30 +533,32 @@ fn recorded_views(
     let rows = client
         .select(
             &format!(
-                "SELECT c.oid, pg_catalog.concat(pg_catalog.quote_ident(n.nspname), '.', pg_catalog.quote_ident(c.relname))
+                "WITH reads AS NOT MATERIALIZED (
+                     -- (a view, a relation it reads), from the views' rewrite rules; inlined
+                     -- into each use, so the lookups by view go through the catalogs' indexes.
+                     SELECT r.ev_class AS reader, d.refobjid AS source
+                     FROM pg_catalog.pg_rewrite AS r
+                     JOIN pg_catalog.pg_depend AS d
+                       ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                      AND d.objid OPERATOR(pg_catalog.=) r.oid
+                     WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass)
+                 SELECT c.oid, pg_catalog.concat(pg_catalog.quote_ident(n.nspname), '.', pg_catalog.quote_ident(c.relname))
                  FROM {schema}.ip_inventory_observed AS o,
                       pg_catalog.unnest(o.enriched_views) WITH ORDINALITY AS v(rel, ord)
                  JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) v.rel::pg_catalog.oid
                  JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
                  WHERE o.event_table OPERATOR(pg_catalog.=) $1::pg_catalog.regclass
                    AND c.relkind OPERATOR(pg_catalog.=) 'v'
-                   AND EXISTS (SELECT FROM pg_catalog.pg_rewrite AS r
-                               JOIN pg_catalog.pg_depend AS d
-                                 ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-                                AND d.objid OPERATOR(pg_catalog.=) r.oid
-                               WHERE r.ev_class OPERATOR(pg_catalog.=) c.oid
-                                 AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                                 AND (d.refobjid OPERATOR(pg_catalog.=) $1::pg_catalog.oid
-                                      -- The tag views read the enriched view (the first
-                                      -- recorded), itself a view over the table.
-                                      OR (d.refobjid OPERATOR(pg_catalog.=) o.enriched_views[1]::pg_catalog.oid
-                                          AND EXISTS (SELECT FROM pg_catalog.pg_rewrite AS r1
-                                                      JOIN pg_catalog.pg_depend AS d1
-                                                        ON d1.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-                                                       AND d1.objid OPERATOR(pg_catalog.=) r1.oid
-                                                      WHERE r1.ev_class OPERATOR(pg_catalog.=) d.refobjid
-                                                        AND d1.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                                                        AND d1.refobjid OPERATOR(pg_catalog.=) $1::pg_catalog.oid))))
+                   AND (EXISTS (SELECT FROM reads AS x
+                                WHERE x.reader OPERATOR(pg_catalog.=) c.oid
+                                  AND x.source OPERATOR(pg_catalog.=) $1::pg_catalog.oid)
+                        -- The tag views read the enriched view (the first recorded), itself
+                        -- a view over the table.
+                        OR EXISTS (SELECT FROM reads AS x, reads AS y
+                                   WHERE x.reader OPERATOR(pg_catalog.=) c.oid
+                                     AND x.source OPERATOR(pg_catalog.=) o.enriched_views[1]::pg_catalog.oid
+                                     AND y.reader OPERATOR(pg_catalog.=) x.source
+                                     AND y.source OPERATOR(pg_catalog.=) $1::pg_catalog.oid))
                  ORDER BY v.ord DESC"
             ),
             None,
