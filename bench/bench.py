@@ -393,6 +393,9 @@ def memory(backends=20, lookups=200_000):
     sizes = {p: os.path.getsize(p) // 1024 for p in paths}
     conns = [connect() for _ in range(backends)]
     pids = [one(k, "SELECT pg_backend_pid()")[0] for k in conns]
+    # Private memory a backend gains by the lookups: its anonymous pages (heap: readers,
+    # caches, tables) after minus before. Shared memory and the mapped files are not in it.
+    anon_before = [anonymous_kb(pid) for pid in pids]
     sample = min(100, max(1, round(100 * lookups / ROWS)))
     done = []
 
@@ -409,6 +412,7 @@ def memory(backends=20, lookups=200_000):
     if len(done) != backends:
         raise RuntimeError(f"only {len(done)} of {backends} backends finished their lookups")
     per = [smaps(pid, paths) for pid in pids]
+    grown = [anonymous_kb(pid) - b for pid, b in zip(pids, anon_before)]
     for k in conns:
         k.close()
     total = {k: sum(p[k] for p in per) for k in per[0]}
@@ -419,7 +423,16 @@ def memory(backends=20, lookups=200_000):
             "city_file_kb": sizes[CITY], "asn_file_kb": sizes[ASN],
             "sum_over_backends": total, "per_backend_rss_kb": round(total["rss_kb"] / backends),
             "pss_sum_vs_files": round(total["pss_kb"] / sum(sizes.values()), 3),
+            "private_growth_kb": {"max": max(grown), "median": round(statistics.median(grown))},
             "python_worker": py}
+
+
+def anonymous_kb(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1])
+    return 0
 
 
 # ---- 8. Team Cymru --------------------------------------------------------------------------
@@ -577,7 +590,62 @@ def report(r):
     L.append("|---|---:|:---:|")
     for g in r["goals"]:
         L.append(f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |")
+    L.append("")
+    L.append("### Issue 20 goals, side by side")
+    L.append("")
+    L.append("0.1.0: the figures issue 20 started from. Peers ran in this same run, on the same data.")
+    L.append("")
+    L.append("| measure | 0.1.0 | this run | goal | peer, this run | met |")
+    L.append("|---|---:|---:|---:|---|:---:|")
+    for g in r["goals_issue20"]:
+        L.append(f"| {g['measure']} | {g['before']} | {g['measured']} | {g['goal']} | {g['peer']} | "
+                 f"{'yes' if g['met'] else '**no**'} |")
     return "\n".join(L) + "\n"
+
+
+def goals_issue20(r):
+    """Issue 20's table: its starting figures, this run, the goal and the peers."""
+    s, k = r["serial"]["uniform"], r["serial"]["skewed"]
+    en = "enrich_ip (FROM t, LATERAL enrich_ip(ip) e)"
+    sc = "enrich_ip as a scalar ((e).field from a subquery)"
+    ip4r_c = "ip4r GiST join, City (peer of ip_country)"
+    ip4r_en = "ip4r GiST join, City + ASN (peer of enrich_ip)"
+    geo = r["python"]["uniform"]["geoip2_city"]["rows_per_second"]
+    rps = lambda d, name: d[name]["rows_per_second"]  # noqa: E731
+    out = []
+
+    def add(measure, before, measured, goal, peer, met):
+        out.append({"measure": measure, "before": before, "measured": measured, "goal": goal, "peer": peer,
+                    "met": bool(met)})
+
+    add("`ip_country`, uniform, one core", "2.07 M/s", fmt_rate(rps(s, "ip_country")), "≥ 4 M/s",
+        f"ip4r GiST join {fmt_rate(rps(s, ip4r_c))} ({rps(s, 'ip_country') / rps(s, ip4r_c):.0f}x slower)",
+        rps(s, "ip_country") >= 4e6)
+    add("`enrich_ip` LATERAL, uniform / skewed", "409 K / 665 K",
+        f"{fmt_rate(rps(s, en))} / {fmt_rate(rps(k, en))}", "≥ 800 K / ≥ 1.2 M",
+        f"ip4r GiST join {fmt_rate(rps(s, ip4r_en))} / {fmt_rate(rps(k, ip4r_en))}; Python geoip2 {fmt_rate(geo)}",
+        rps(s, en) >= 8e5 and rps(k, en) >= 1.2e6)
+    add("`enrich_ip` as a scalar, uniform", "558 K", fmt_rate(rps(s, sc)), "≥ 1.2 M",
+        f"ip4r GiST join {fmt_rate(rps(s, ip4r_en))}", rps(s, sc) >= 1.2e6)
+    b = r["backfill"]
+    add("`enrich_pending`, 1M fresh rows / re-enrichment", "20.2 s / 15.7 s",
+        f"{b['enrich_pending']['seconds']} s / {b['re_enrich']['seconds']} s", "≤ 10 s / ≤ 8 s", "—",
+        b["enrich_pending"]["seconds"] <= 10 and b["re_enrich"]["seconds"] <= 8)
+    ing = r["ingest"]
+    one_copy, batches = ing["one_copy"]["ratio"], ing["batches_of_10000"]["ratio"]
+    add("one COPY of 1M events with the trigger / 100 COPYs of 10 000", "2.09x / 6.4x",
+        f"{one_copy}x / {batches}x", "≤ 1.4x / ≤ 3x", "the same COPYs without the trigger (1x)",
+        one_copy <= 1.4 and batches <= 3)
+    pb = [x for x in r["pgbench"] if x["clients"] == 2][0]
+    add("pgbench, 2 clients, one `enrich_ip` each: p99", "0.075 ms", f"{pb['latency_ms']['p99']} ms", "≤ 0.05 ms",
+        "—", pb["latency_ms"]["p99"] <= 0.05)
+    m = r["memory"]
+    g = m["private_growth_kb"]
+    add("private memory per backend for all of this", "(1.25 MiB cache)",
+        f"{g['max'] / 1024:.2f} MiB (max of {m['backends']}; median {g['median'] / 1024:.2f}); "
+        f"mapped files {m['pss_sum_vs_files']}x their size in PSS over all", "≤ 4 MiB, shared part in PSS",
+        f"one Python worker: RSS {m['python_worker']['vm_rss_kb'] / 1024:.1f} MiB", g["max"] <= 4096)
+    return out
 
 
 def verdict_report(v):
@@ -720,6 +788,7 @@ def main():
         progress(11, "Team Cymru refresh")
         results["cymru"] = cymru(c, min(50_000, ROWS))
     results["goals"] = goals(results)
+    results["goals_issue20"] = goals_issue20(results)
     results["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results["total_seconds"] = round(time.monotonic() - STARTED)
     with open(os.path.join(WORK, "results.json"), "w") as f:
