@@ -193,8 +193,28 @@ SELECT stale_rows = 0 AS tags_current FROM ip_inventory_tag_status \gset
 \echo 'peer: the materialized tags are stale; the comparison would not be honest'
 SELECT 1/0;
 \endif
--- The analyst's rules over one address: (tag, attack type, confidence, hit) per rule, the
--- address rules over the inventory row inv, the event rule over the event e.
+-- The analyst's address rules, written once: (tag, confidence, hit) per rule over one inventory
+-- row (NULL for an address not in it). A one-SELECT SQL function, so the planner inlines it into
+-- each query below as if written there.
+CREATE FUNCTION pg_temp.peer_address_rules(inv ip_inventory)
+RETURNS TABLE (tag text, confidence numeric, hit boolean) LANGUAGE sql STABLE AS $fn$
+SELECT * FROM (VALUES
+    ('cn-telecom', 0.4, inv.geo_country IN ('CN') AND inv.asn_number IN (4134, 4837)),
+    ('mass-scanner', 0.8, inv.enrichment -> 'greynoise' ->> 'classification' = 'malicious'
+                          AND (inv.enrichment -> 'greynoise' ->> 'noise')::boolean),
+    ('benign-scanner', 0.6, inv.enrichment -> 'greynoise' ->> 'classification' = 'benign'
+                            AND NOT coalesce((inv.enrichment -> 'greynoise' ->> 'riot')::boolean, false)),
+    ('riot', 0.7, (inv.enrichment -> 'greynoise' ->> 'riot')::boolean),
+    ('cloud', 0.5, inv.enrichment -> 'rdns' ->> 'name' ~* '\.(amazonaws\.com|googleusercontent\.com)$'),
+    ('cloud', 0.6, inv.asn_number IN (15169, 16509, 14061)),
+    ('tor', 0.9, inv.is_tor_exit_node),
+    ('anonymous', 0.5, inv.is_anonymous OR inv.is_hosting_provider),
+    ('listed', 1, inv.ip_address IS NOT NULL
+                  AND EXISTS (SELECT FROM bench_tag_list_ip4r AS l WHERE l.net >>= inv.ip_address::ipaddress::iprange)),
+    ('eu-dynamic', 0.2, inv.geo_country IN ('DE', 'GB', 'NL', 'FR') AND inv.enrichment -> 'rdns' ->> 'name' ~* 'dynamic')
+) AS r(tag, confidence, hit)
+$fn$;
+-- Over an event e: the address rules over its inventory row inv, and the event rule.
 CREATE TEMP VIEW peer_ev_tags AS
 SELECT e.src_ip AS ip, t.tag, t.confidence, t.by_address, t.by_event_rule
 FROM bench_tag_ev AS e
@@ -202,22 +222,9 @@ LEFT JOIN ip_inventory AS inv ON inv.ip_address = e.src_ip
 LEFT JOIN LATERAL (
     SELECT r.tag, max(r.confidence) AS confidence, bool_or(r.address_rule) AS by_address,
            bool_or(NOT r.address_rule) AS by_event_rule
-    FROM (VALUES
-        ('cn-telecom', 0.4, true, inv.geo_country IN ('CN') AND inv.asn_number IN (4134, 4837)),
-        ('mass-scanner', 0.8, true, inv.enrichment -> 'greynoise' ->> 'classification' = 'malicious'
-                                    AND (inv.enrichment -> 'greynoise' ->> 'noise')::boolean),
-        ('benign-scanner', 0.6, true, inv.enrichment -> 'greynoise' ->> 'classification' = 'benign'
-                                      AND NOT coalesce((inv.enrichment -> 'greynoise' ->> 'riot')::boolean, false)),
-        ('riot', 0.7, true, (inv.enrichment -> 'greynoise' ->> 'riot')::boolean),
-        ('cloud', 0.5, true, inv.enrichment -> 'rdns' ->> 'name' ~* '\.(amazonaws\.com|googleusercontent\.com)$'),
-        ('cloud', 0.6, true, inv.asn_number IN (15169, 16509, 14061)),
-        ('tor', 0.9, true, inv.is_tor_exit_node),
-        ('anonymous', 0.5, true, inv.is_anonymous OR inv.is_hosting_provider),
-        ('listed', 1, true, inv.ip_address IS NOT NULL
-                            AND EXISTS (SELECT FROM bench_tag_list_ip4r AS l WHERE l.net >>= inv.ip_address::ipaddress::iprange)),
-        ('eu-dynamic', 0.2, true, inv.geo_country IN ('DE', 'GB', 'NL', 'FR') AND inv.enrichment -> 'rdns' ->> 'name' ~* 'dynamic'),
-        ('ssh-probe', 0.7, false, e.dst_port IN (22, 2222))
-    ) AS r(tag, confidence, address_rule, hit)
+    FROM (SELECT a.tag, a.confidence, true AS address_rule, a.hit FROM pg_temp.peer_address_rules(inv) AS a
+          UNION ALL
+          SELECT 'ssh-probe', 0.7, false, e.dst_port IN (22, 2222)) AS r
     WHERE r.hit GROUP BY r.tag) AS t ON true
 WHERE e.src_ip IS NOT NULL;
 CREATE TEMP VIEW peer_tag_report AS
@@ -234,25 +241,26 @@ SELECT t.tag, a.attack_type, count(*) AS addresses, sum(inv.observation_count)::
 FROM ip_inventory AS inv
 CROSS JOIN LATERAL (
     SELECT r.tag, max(r.confidence) AS confidence
-    FROM (VALUES
-        ('cn-telecom', 0.4, inv.geo_country IN ('CN') AND inv.asn_number IN (4134, 4837)),
-        ('mass-scanner', 0.8, inv.enrichment -> 'greynoise' ->> 'classification' = 'malicious'
-                              AND (inv.enrichment -> 'greynoise' ->> 'noise')::boolean),
-        ('benign-scanner', 0.6, inv.enrichment -> 'greynoise' ->> 'classification' = 'benign'
-                                AND NOT coalesce((inv.enrichment -> 'greynoise' ->> 'riot')::boolean, false)),
-        ('riot', 0.7, (inv.enrichment -> 'greynoise' ->> 'riot')::boolean),
-        ('cloud', 0.5, inv.enrichment -> 'rdns' ->> 'name' ~* '\.(amazonaws\.com|googleusercontent\.com)$'),
-        ('cloud', 0.6, inv.asn_number IN (15169, 16509, 14061)),
-        ('tor', 0.9, inv.is_tor_exit_node),
-        ('anonymous', 0.5, inv.is_anonymous OR inv.is_hosting_provider),
-        ('listed', 1, EXISTS (SELECT FROM bench_tag_list_ip4r AS l WHERE l.net >>= inv.ip_address::ipaddress::iprange)),
-        ('eu-dynamic', 0.2, inv.geo_country IN ('DE', 'GB', 'NL', 'FR') AND inv.enrichment -> 'rdns' ->> 'name' ~* 'dynamic')
-    ) AS r(tag, confidence, hit)
+    FROM pg_temp.peer_address_rules(inv) AS r
     WHERE r.hit GROUP BY r.tag) AS t
 JOIN (VALUES ('cn-telecom', 'botnet'), ('mass-scanner', 'scanning'), ('benign-scanner', 'research'), ('riot', 'benign'),
              ('cloud', 'hosting'), ('tor', 'anonymization'), ('anonymous', 'anonymization'), ('listed', 'blocklist'),
              ('eu-dynamic', NULL)) AS a(tag, attack_type) ON a.tag = t.tag
 GROUP BY t.tag, a.attack_type;
+
+-- The peer's rules must be inlined (as if written out in each query), or the peer would pay a
+-- function call per row that an analyst's own query would not.
+CREATE FUNCTION pg_temp.assert_inlined(query text) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN ' || query LOOP
+        IF line LIKE '%peer_address_rules%' THEN
+            RAISE EXCEPTION 'peer: the rules are not inlined in %: %', query, line;
+        END IF;
+    END LOOP;
+END $fn$;
+SELECT pg_temp.assert_inlined('SELECT count(*) FROM peer_tag_report'),
+       pg_temp.assert_inlined('SELECT count(*) FROM peer_inventory_tag_report');
 
 -- The answers first: every row of each report, both ways, or the run stops.
 DO $$
@@ -300,23 +308,11 @@ LEFT JOIN ip_inventory AS inv ON inv.ip_address = e.src_ip
 LEFT JOIN LATERAL (
     SELECT array_agg(r.tag ORDER BY r.tag) AS tags, sum(r.confidence) AS conf FROM (
         SELECT v.tag, max(v.confidence) AS confidence
-        FROM (VALUES
-            ('cn-telecom', 0.4, inv.geo_country IN ('CN') AND inv.asn_number IN (4134, 4837)),
-            ('mass-scanner', 0.8, inv.enrichment -> 'greynoise' ->> 'classification' = 'malicious'
-                                  AND (inv.enrichment -> 'greynoise' ->> 'noise')::boolean),
-            ('benign-scanner', 0.6, inv.enrichment -> 'greynoise' ->> 'classification' = 'benign'
-                                    AND NOT coalesce((inv.enrichment -> 'greynoise' ->> 'riot')::boolean, false)),
-            ('riot', 0.7, (inv.enrichment -> 'greynoise' ->> 'riot')::boolean),
-            ('cloud', 0.5, inv.enrichment -> 'rdns' ->> 'name' ~* '\.(amazonaws\.com|googleusercontent\.com)$'),
-            ('cloud', 0.6, inv.asn_number IN (15169, 16509, 14061)),
-            ('tor', 0.9, inv.is_tor_exit_node),
-            ('anonymous', 0.5, inv.is_anonymous OR inv.is_hosting_provider),
-            ('listed', 1, inv.ip_address IS NOT NULL
-                          AND EXISTS (SELECT FROM bench_tag_list_ip4r AS l WHERE l.net >>= inv.ip_address::ipaddress::iprange)),
-            ('eu-dynamic', 0.2, inv.geo_country IN ('DE', 'GB', 'NL', 'FR') AND inv.enrichment -> 'rdns' ->> 'name' ~* 'dynamic'),
-            ('ssh-probe', 0.7, e.dst_port IN (22, 2222))
-        ) AS v(tag, confidence, hit)
+        FROM (SELECT a.tag, a.confidence, a.hit FROM pg_temp.peer_address_rules(inv) AS a
+              UNION ALL
+              SELECT 'ssh-probe', 0.7, e.dst_port IN (22, 2222)) AS v
         WHERE v.hit GROUP BY v.tag) AS r) AS p ON true;
+SELECT pg_temp.assert_inlined('SELECT count(conf) FROM peer_ev_read');
 CREATE TEMP VIEW ext_ev_read AS
 SELECT x.ts, (SELECT sum(greatest((x.src_tag_confidence ->> u.tag)::numeric, (x.src_event_tag_confidence ->> u.tag)::numeric))
               FROM (SELECT DISTINCT unnest(x.src_tags || x.src_event_tags)) AS u(tag)) AS conf
