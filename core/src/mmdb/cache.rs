@@ -150,6 +150,9 @@ impl Database {
 /// Entries of each [`RecordCaches`] table; a power of two.
 const RECORD_ENTRIES: usize = 4096;
 
+/// A record's offset and its country code (`None`: the record has none).
+type CountryEntry = (usize, Option<Span>);
+
 /// The fields of an ASN record, strings as their positions in the file.
 #[derive(Clone, Copy)]
 struct AsnEntry {
@@ -166,7 +169,7 @@ struct AsnEntry {
 /// A lookup that finds the lock taken (another thread of the same process) just decodes.
 #[derive(Default)]
 pub(super) struct RecordCaches {
-    country: Mutex<Option<Box<[Option<(usize, Option<Span>)>]>>>,
+    country: Mutex<Option<Box<[Option<CountryEntry>]>>>,
     asn: Mutex<Option<Box<[Option<AsnEntry>]>>>,
 }
 
