@@ -148,15 +148,15 @@ impl Database {
 }
 
 /// Entries of each [`RecordCaches`] table; a power of two.
-const RECORD_ENTRIES: usize = 4096;
+const RECORD_ENTRIES: usize = 16384;
 
 /// A record's offset and its country code (`None`: the record has none).
-type CountryEntry = (usize, Option<Span>);
+type CountryEntry = (u32, Option<Span>);
 
 /// The fields of an ASN record, strings as their positions in the file.
 #[derive(Clone, Copy)]
 struct AsnEntry {
-    offset: usize,
+    offset: u32,
     number: Option<u32>,
     organization: Option<Span>,
     malformed: bool,
@@ -165,7 +165,8 @@ struct AsnEntry {
 /// Country codes (`ip_country`) and ASN fields (`ip_asn`, `ip_asn_org`, `enrich_ip`) of the
 /// records of one [`Database`], by offset, direct-mapped as [`CityCache`] is. Held by the
 /// database itself, so no other database's entries can answer; allocated on first use
-/// (4 096 × 24 bytes for codes, 4 096 × 32 bytes for ASN fields: 96 + 128 KiB at most).
+/// (16 384 × 16 bytes for codes, 16 384 × 24 bytes for ASN fields: 256 + 384 KiB at most;
+/// records beyond 4 GiB are not cached).
 /// A lookup that finds the lock taken (another thread of the same process) just decodes.
 #[derive(Default)]
 pub(super) struct RecordCaches {
@@ -184,7 +185,7 @@ impl RecordCaches {
     #[inline]
     pub(super) fn country<'a>(&self, db: &'a Database, offset: usize) -> Option<Option<&'a str>> {
         let guard = self.country.try_lock().ok()?;
-        let (_, code) = guard.as_ref()?[Self::slot(offset)].filter(|e| e.0 == offset)?;
+        let (_, code) = guard.as_ref()?[Self::slot(offset)].filter(|e| e.0 as usize == offset)?;
         match code {
             None => Some(None),
             Some(span) => db.text_at(span).map(Some),
@@ -201,18 +202,18 @@ impl RecordCaches {
                 None => return,
             },
         };
-        let Ok(mut guard) = self.country.try_lock() else {
+        let (Ok(key), Ok(mut guard)) = (u32::try_from(offset), self.country.try_lock()) else {
             return;
         };
         let table = guard.get_or_insert_with(|| vec![None; RECORD_ENTRIES].into_boxed_slice());
-        table[Self::slot(offset)] = Some((offset, span));
+        table[Self::slot(offset)] = Some((key, span));
     }
 
     /// The ASN fields cached for the record at `offset`.
     #[inline]
     pub(super) fn asn<'a>(&self, db: &'a Database, offset: usize) -> Option<AsnFields<'a>> {
         let guard = self.asn.try_lock().ok()?;
-        let e = guard.as_ref()?[Self::slot(offset)].filter(|e| e.offset == offset)?;
+        let e = guard.as_ref()?[Self::slot(offset)].filter(|e| e.offset as usize == offset)?;
         let organization = match e.organization {
             None => None,
             Some(span) => Some(db.text_at(span)?),
@@ -233,12 +234,12 @@ impl RecordCaches {
                 None => return,
             },
         };
-        let Ok(mut guard) = self.asn.try_lock() else {
+        let (Ok(key), Ok(mut guard)) = (u32::try_from(offset), self.asn.try_lock()) else {
             return;
         };
         let table = guard.get_or_insert_with(|| vec![None; RECORD_ENTRIES].into_boxed_slice());
         table[Self::slot(offset)] = Some(AsnEntry {
-            offset,
+            offset: key,
             number: f.number,
             organization,
             malformed: f.malformed,

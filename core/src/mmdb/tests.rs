@@ -1313,3 +1313,41 @@ fn own_walk_full_size_databases() {
         assert!(walked > 3 << 16);
     }
 }
+
+/// Not a test: prints how often the country cache answers `ip_country` over uniformly random
+/// IPv4 addresses of a full-size City file (`IPI_FULL_MMDB=/path/City.mmdb`).
+#[test]
+#[ignore]
+fn own_walk_country_cache_rate() {
+    let path = std::env::var("IPI_FULL_MMDB").expect("IPI_FULL_MMDB");
+    let db = unchecked(Path::new(path.split(':').next().unwrap())).unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let (mut crate_calls, mut n) = (0, 0);
+    let t = std::time::Instant::now();
+    for _ in 0..1_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let ip = IpAddr::V4((x as u32).into());
+        let hit = db.lookup(ip).unwrap().unwrap();
+        let _ = db.country_code(&hit).unwrap();
+        n += 1;
+        if hit.result.get().is_some() {
+            crate_calls += 1;
+        }
+    }
+    let ours = t.elapsed();
+    let t = std::time::Instant::now();
+    for _ in 0..1_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let ip = IpAddr::V4((x as u32).into());
+        let r = db.reader.lookup(ip).unwrap();
+        let _ = r.decode_path::<&str>(&[PathElement::Key("country"), PathElement::Key("iso_code")]);
+    }
+    eprintln!(
+        "{n} lookups, {crate_calls} needed the crate; ours {ours:?}, crate only {:?}",
+        t.elapsed()
+    );
+}
