@@ -1085,7 +1085,7 @@ fn mmdb_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The addresses the walk is checked on: first, middle and last of every IPv4 /16 (and, in
 /// IPv6 databases, of every IPv6 /16, plus the 6to4, Teredo and IPv4-mapped forms of IPv4
 /// addresses), and both ends of every network the crate's iteration yields.
-fn walk_probes(db: &Database) -> Vec<IpAddr> {
+fn walk_probes(db: &Database, networks: usize) -> Vec<IpAddr> {
     let mut ips = Vec::new();
     let v6 = db.metadata().ip_version == 6;
     for hi in 0u32..1 << 16 {
@@ -1113,7 +1113,7 @@ fn walk_probes(db: &Database) -> Vec<IpAddr> {
         .reader
         .networks(WithinOptions::default().include_networks_without_data())
     {
-        for item in nets.take(200_000) {
+        for item in nets.take(networks) {
             let Ok(r) = item else { break };
             if let Ok(net) = r.network() {
                 ips.push(net.network());
@@ -1126,9 +1126,9 @@ fn walk_probes(db: &Database) -> Vec<IpAddr> {
 
 /// Checks our walk against the crate on every probe address of `db`; returns how many
 /// addresses the walk answered itself.
-fn check_walk(db: &Database) -> usize {
+fn check_walk(db: &Database, networks: usize) -> usize {
     let mut walked = 0;
-    for ip in walk_probes(db) {
+    for ip in walk_probes(db, networks) {
         let ip = crate::classify::canonical(ip);
         if ip.is_ipv6() && db.metadata().ip_version == 4 {
             assert!(db.lookup(ip).unwrap().is_none());
@@ -1177,7 +1177,7 @@ fn own_walk_agrees_with_the_crate_on_every_test_database() {
     let mut walked_dbs = 0;
     for path in &files {
         let Some(db) = unchecked(path) else { continue };
-        let walked = check_walk(&db);
+        let walked = check_walk(&db, 200_000);
         let name = path.file_name().unwrap().to_string_lossy();
         // Every well-formed IPv4 and mixed database is walked by us (IPv6 trees without an
         // IPv4 subtree are left to the crate for IPv4).
@@ -1206,28 +1206,40 @@ fn own_walk_agrees_with_the_crate_on_every_corrupt_database() {
     assert!(files.len() > 20, "corrupt databases missing");
     for path in &files {
         if let Some(db) = unchecked(path) {
-            check_walk(&db);
+            check_walk(&db, 200_000);
         }
     }
 }
 
 #[test]
 fn walk_falls_back_on_pointers_the_crate_refuses() {
-    // Broken pointers: some records point past the data section; the crate errs there and
-    // so must we (the walk declines, the crate's error is raised).
-    let db = unchecked(&fixture(
-        "test-data/MaxMind-DB-test-broken-pointers-24.mmdb",
-    ))
-    .unwrap();
-    let mut errors = 0;
-    for ip in walk_probes(&db) {
-        if db.reader.lookup(ip).is_err() {
-            errors += 1;
-            assert!(db.walk(ip).is_none(), "{ip}");
-            assert!(db.lookup(ip).is_err(), "{ip}");
+    // The root's two records rewritten to point past the data section, then into the
+    // separator: the crate refuses every lookup, and so must we (the walk declines, the
+    // crate's error is raised).
+    let bytes = std::fs::read(fixture("test-data/MaxMind-DB-test-ipv4-24.mmdb")).unwrap();
+    let nodes = unchecked(&fixture("test-data/MaxMind-DB-test-ipv4-24.mmdb"))
+        .unwrap()
+        .metadata()
+        .node_count;
+    for record in [0x00FF_FFFFu32, nodes + 5] {
+        let mut b = bytes.clone();
+        let r = record.to_be_bytes();
+        b[0..3].copy_from_slice(&r[1..4]);
+        b[3..6].copy_from_slice(&r[1..4]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.mmdb");
+        std::fs::write(&path, &b).unwrap();
+        let db = unchecked(&path).unwrap();
+        let mut errors = 0;
+        for ip in walk_probes(&db, 200_000) {
+            if let Err(e) = db.reader.lookup(ip) {
+                errors += 1;
+                assert!(db.walk(ip).is_none(), "{ip}");
+                assert_eq!(db.lookup(ip).err(), Some(DbError::from_mmdb(&db.path, e)));
+            }
         }
+        assert!(errors >= 3 << 16, "{record}: {errors}");
     }
-    let _ = errors;
 }
 
 #[test]
@@ -1235,14 +1247,14 @@ fn record_caches_answer_what_decoding_answers() {
     let city = open("test-data/GeoIP2-City-Test.mmdb", DbKind::City);
     let asn = open("test-data/GeoLite2-ASN-Test.mmdb", DbKind::Asn);
     for _round in 0..2 {
-        for ip in walk_probes(&city) {
+        for ip in walk_probes(&city, 200_000) {
             let Some(hit) = city.lookup(ip).unwrap() else {
                 continue;
             };
             let fresh = city.country_code_decoded(&hit).unwrap();
             assert_eq!(city.country_code(&hit).unwrap(), fresh, "{ip}");
         }
-        for ip in walk_probes(&asn) {
+        for ip in walk_probes(&asn, 200_000) {
             let Some(hit) = asn.lookup(ip).unwrap() else {
                 continue;
             };
@@ -1308,7 +1320,7 @@ fn own_walk_full_size_databases() {
     let paths = std::env::var("IPI_FULL_MMDB").expect("IPI_FULL_MMDB");
     for p in paths.split(':') {
         let db = unchecked(Path::new(p)).expect("opens");
-        let walked = check_walk(&db);
+        let walked = check_walk(&db, usize::MAX);
         eprintln!("{p}: {walked} addresses walked and agreed");
         assert!(walked > 3 << 16);
     }
