@@ -12,7 +12,9 @@
 //! size (`ENTRIES` × 160 bytes, 1.25 MiB per backend), no allocation after creation.
 
 use super::record::CityFieldsOf;
-use super::{CityFields, Database};
+use std::sync::Mutex;
+
+use super::{AsnFields, CityFields, Database};
 
 /// Number of entries; a power of two.
 const ENTRIES: usize = 8192;
@@ -142,5 +144,105 @@ impl Database {
         // It was a &str when cached: valid UTF-8, rechecked here (cheap for short ASCII)
         // rather than trusted.
         std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// Entries of each [`RecordCaches`] table; a power of two.
+const RECORD_ENTRIES: usize = 16384;
+
+/// A record's offset and its country code (`None`: the record has none).
+type CountryEntry = (u32, Option<Span>);
+
+/// The fields of an ASN record, strings as their positions in the file.
+#[derive(Clone, Copy)]
+struct AsnEntry {
+    offset: u32,
+    number: Option<u32>,
+    organization: Option<Span>,
+    malformed: bool,
+}
+
+/// Country codes (`ip_country`) and ASN fields (`ip_asn`, `ip_asn_org`, `enrich_ip`) of the
+/// records of one [`Database`], by offset, direct-mapped as [`CityCache`] is. Held by the
+/// database itself, so no other database's entries can answer; allocated on first use
+/// (16 384 × 16 bytes for codes, 16 384 × 24 bytes for ASN fields: 256 + 384 KiB at most;
+/// records beyond 4 GiB are not cached).
+/// A lookup that finds the lock taken (another thread of the same process) just decodes.
+#[derive(Default)]
+pub(super) struct RecordCaches {
+    country: Mutex<Option<Box<[Option<CountryEntry>]>>>,
+    asn: Mutex<Option<Box<[Option<AsnEntry>]>>>,
+}
+
+impl RecordCaches {
+    #[inline]
+    fn slot(offset: usize) -> usize {
+        (offset as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize
+            >> (64 - RECORD_ENTRIES.trailing_zeros())
+    }
+
+    /// The country code cached for the record at `offset` (`Some(None)`: it has none).
+    #[inline]
+    pub(super) fn country<'a>(&self, db: &'a Database, offset: usize) -> Option<Option<&'a str>> {
+        let guard = self.country.try_lock().ok()?;
+        let (_, code) = guard.as_ref()?[Self::slot(offset)].filter(|e| e.0 as usize == offset)?;
+        match code {
+            None => Some(None),
+            Some(span) => db.text_at(span).map(Some),
+        }
+    }
+
+    #[inline]
+    pub(super) fn put_country(&self, db: &Database, offset: usize, code: Option<&str>) {
+        let span = match code {
+            None => None,
+            Some(s) => match db.span_of(s) {
+                Some(span) => Some(span),
+                // A sanitized string lives outside the file: not cached.
+                None => return,
+            },
+        };
+        let (Ok(key), Ok(mut guard)) = (u32::try_from(offset), self.country.try_lock()) else {
+            return;
+        };
+        let table = guard.get_or_insert_with(|| vec![None; RECORD_ENTRIES].into_boxed_slice());
+        table[Self::slot(offset)] = Some((key, span));
+    }
+
+    /// The ASN fields cached for the record at `offset`.
+    #[inline]
+    pub(super) fn asn<'a>(&self, db: &'a Database, offset: usize) -> Option<AsnFields<'a>> {
+        let guard = self.asn.try_lock().ok()?;
+        let e = guard.as_ref()?[Self::slot(offset)].filter(|e| e.offset as usize == offset)?;
+        let organization = match e.organization {
+            None => None,
+            Some(span) => Some(db.text_at(span)?),
+        };
+        Some(AsnFields {
+            number: e.number,
+            organization,
+            malformed: e.malformed,
+        })
+    }
+
+    #[inline]
+    pub(super) fn put_asn(&self, db: &Database, offset: usize, f: &AsnFields<'_>) {
+        let organization = match f.organization {
+            None => None,
+            Some(s) => match db.span_of(s) {
+                Some(span) => Some(span),
+                None => return,
+            },
+        };
+        let (Ok(key), Ok(mut guard)) = (u32::try_from(offset), self.asn.try_lock()) else {
+            return;
+        };
+        let table = guard.get_or_insert_with(|| vec![None; RECORD_ENTRIES].into_boxed_slice());
+        table[Self::slot(offset)] = Some(AsnEntry {
+            offset: key,
+            number: f.number,
+            organization,
+            malformed: f.malformed,
+        });
     }
 }

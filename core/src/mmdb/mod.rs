@@ -13,7 +13,9 @@ mod record;
 pub mod scan;
 pub mod slot;
 pub mod store;
+mod walk;
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
@@ -21,7 +23,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ipnetwork::IpNetwork;
 use maxminddb::{MaxMindDbError, Metadata, Mmap, PathElement, Reader, WithinOptions};
@@ -299,6 +301,11 @@ pub struct Database {
     /// string's place in the file: bounded by the file's distinct strings (real files have a
     /// few, e.g. 3 mis-encoded AS names in GeoLite2 ASN of 2018).
     sanitized: Mutex<HashMap<(usize, usize), Box<str>>>,
+    /// Our walk of the search tree, built on the first lookup (`None` inside: the crate
+    /// walks every address).
+    tree: OnceLock<Option<walk::Tree>>,
+    /// Country codes and ASN fields of records decoded before, by offset.
+    records: cache::RecordCaches,
 }
 
 impl fmt::Debug for Database {
@@ -312,25 +319,77 @@ impl fmt::Debug for Database {
 }
 
 /// The result of looking up one address: the matched network and whether a record exists.
+///
+/// Found by our own walk ([`walk`]) when it can, then the crate's `LookupResult` is made only
+/// when a record must be decoded (a cache miss); or by the crate's lookup from the start.
 pub struct Hit<'a> {
-    result: maxminddb::LookupResult<'a, Mapped>,
+    db: &'a Database,
+    /// The canonical address looked up.
+    ip: IpAddr,
+    offset: Option<usize>,
+    network: Option<IpNetwork>,
+    result: OnceCell<maxminddb::LookupResult<'a, Mapped>>,
 }
 
 impl<'a> Hit<'a> {
+    fn from_result(
+        db: &'a Database,
+        ip: IpAddr,
+        result: maxminddb::LookupResult<'a, Mapped>,
+    ) -> Self {
+        Hit {
+            db,
+            ip,
+            offset: result.offset(),
+            network: result.network().ok(),
+            result: OnceCell::from(result),
+        }
+    }
+
     /// The most specific network of the database containing the address (also when the
     /// database has no data for it).
     pub fn network(&self) -> Option<IpNetwork> {
-        self.result.network().ok()
+        self.network
     }
 
     pub fn has_data(&self) -> bool {
-        self.result.has_data()
+        self.offset.is_some()
     }
 
     /// Offset of the record in the data section; equal offsets mean equal records.
     pub fn record_offset(&self) -> Option<usize> {
-        self.result.offset()
+        self.offset
     }
+
+    /// The crate's result, looked up now if our walk found the hit.
+    fn result(&self) -> Result<&maxminddb::LookupResult<'a, Mapped>, DbError> {
+        if let Some(r) = self.result.get() {
+            return Ok(r);
+        }
+        let r = self
+            .db
+            .reader
+            .lookup(self.ip)
+            .map_err(|e| DbError::from_mmdb(&self.db.path, e))?;
+        Ok(self.result.get_or_init(|| r))
+    }
+}
+
+/// The network of `ip` with `prefix` bits (as the crate masks it).
+fn network_of(ip: IpAddr, prefix: u8) -> Option<IpNetwork> {
+    let ip = match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((bits & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((bits & mask).into())
+        }
+    };
+    IpNetwork::new(ip, prefix).ok()
 }
 
 /// `try_map_strings` with a mapping that always answers cannot fail; kept as an error, not a
@@ -374,6 +433,8 @@ impl Database {
             size: meta.len(),
             layout,
             sanitized: Mutex::new(HashMap::new()),
+            tree: OnceLock::new(),
+            records: cache::RecordCaches::default(),
         };
         db.check_metadata(kind)?;
         db.probe()?;
@@ -418,7 +479,11 @@ impl Database {
             .map_err(|e| DbError::from_mmdb(&self.path, e))?;
         for item in networks.take(PROBE_NETWORKS) {
             let result = item.map_err(|e| DbError::from_mmdb(&self.path, e))?;
-            self.record_json(&Hit { result })?;
+            self.record_json(&Hit::from_result(
+                self,
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                result,
+            ))?;
         }
         Ok(())
     }
@@ -458,7 +523,7 @@ impl Database {
                 ));
             }
             let result = item.map_err(|e| DbError::from_mmdb(&self.path, e))?;
-            let hit = Hit { result };
+            let hit = Hit::from_result(self, IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), result);
             if hit.has_data() && hit.record_offset().is_none_or(|o| seen.insert(o)) {
                 self.record_json(&hit)?;
             }
@@ -559,7 +624,7 @@ impl Database {
         &'a self,
         hit: &Hit<'a>,
     ) -> Result<Option<record::IpinfoLiteRecord<'a>>, DbError> {
-        hit.result
+        hit.result()?
             .decode::<record::IpinfoLiteRecord<'a>>()
             .map_err(|e| DbError::from_mmdb(&self.path, e))
     }
@@ -572,9 +637,35 @@ impl Database {
         if ip.is_ipv6() && self.metadata().ip_version == 4 {
             return Ok(None);
         }
+        if let Some(w) = self.walk(ip) {
+            return Ok(Some(Hit {
+                db: self,
+                ip,
+                offset: w.offset,
+                network: network_of(ip, w.prefix),
+                result: OnceCell::new(),
+            }));
+        }
         match self.reader.lookup(ip) {
-            Ok(result) => Ok(Some(Hit { result })),
+            Ok(result) => Ok(Some(Hit::from_result(self, ip, result))),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
+        }
+    }
+
+    /// Our walk of the tree for a canonical address; `None`: the crate's lookup answers.
+    #[inline]
+    fn walk(&self, ip: IpAddr) -> Option<walk::Walked> {
+        let bytes: &[u8] = self.map.as_ref();
+        let tree = self
+            .tree
+            .get_or_init(|| {
+                let m = self.metadata();
+                walk::Tree::build(bytes, m.node_count, m.record_size, m.ip_version)
+            })
+            .as_ref()?;
+        match ip {
+            IpAddr::V4(v4) => tree.walk_v4(bytes, u32::from(v4)),
+            IpAddr::V6(v6) => tree.walk_v6(bytes, u128::from(v6)),
         }
     }
 
@@ -594,7 +685,8 @@ impl Database {
                 .try_map_strings(|s| Some(self.clean(s)))
                 .ok_or_else(|| unreachable_unclean(&self.path));
         }
-        match record::decode_names_in(language, || hit.result.decode::<record::CityRecord<'a>>()) {
+        let result = hit.result()?;
+        match record::decode_names_in(language, || result.decode::<record::CityRecord<'a>>()) {
             Ok(Some(rec)) => rec
                 .flatten()
                 .try_map_strings(|s| Some(self.clean(s)))
@@ -624,15 +716,28 @@ impl Database {
         Ok(fields)
     }
 
-    /// The ASN fields of a hit.
+    /// The ASN fields of a hit: from this database's record cache, else decoded (and kept).
     #[inline]
     pub fn asn_fields<'a>(&'a self, hit: &Hit<'a>) -> Result<AsnFields<'a>, DbError> {
+        let Some(offset) = hit.record_offset() else {
+            return Ok(AsnFields::default());
+        };
+        if let Some(fields) = self.records.asn(self, offset) {
+            return Ok(fields);
+        }
+        let fields = self.asn_fields_decoded(hit)?;
+        self.records.put_asn(self, offset, &fields);
+        Ok(fields)
+    }
+
+    /// The ASN fields of a hit, decoded.
+    fn asn_fields_decoded<'a>(&'a self, hit: &Hit<'a>) -> Result<AsnFields<'a>, DbError> {
         if self.layout == Layout::IpinfoLite {
             let mut fields = self.ipinfo_lite(hit)?.map(|r| r.asn()).unwrap_or_default();
             fields.organization = fields.organization.map(|o| self.clean(o));
             return Ok(fields);
         }
-        match hit.result.decode::<record::AsnRecord<'a>>() {
+        match hit.result()?.decode::<record::AsnRecord<'a>>() {
             Ok(Some(rec)) => {
                 let mut fields = AsnFields::from(rec);
                 fields.organization = fields.organization.map(|o| self.clean(o));
@@ -643,9 +748,23 @@ impl Database {
         }
     }
 
-    /// `country.iso_code` alone (the `ip_country` hot path).
+    /// `country.iso_code` alone (the `ip_country` hot path): from this database's record
+    /// cache, else decoded (and kept).
     #[inline]
     pub fn country_code<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
+        let Some(offset) = hit.record_offset() else {
+            return Ok(None);
+        };
+        if let Some(code) = self.records.country(self, offset) {
+            return Ok(code);
+        }
+        let code = self.country_code_decoded(hit)?;
+        self.records.put_country(self, offset, code);
+        Ok(code)
+    }
+
+    /// `country.iso_code` alone, decoded.
+    fn country_code_decoded<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
         const PATH: [PathElement<'static>; 2] =
             [PathElement::Key("country"), PathElement::Key("iso_code")];
         const IPINFO_PATH: [PathElement<'static>; 1] = [PathElement::Key("country_code")];
@@ -653,7 +772,7 @@ impl Database {
             Layout::IpinfoLite => &IPINFO_PATH,
             _ => &PATH,
         };
-        match hit.result.decode_path::<&'a str>(path) {
+        match hit.result()?.decode_path::<&'a str>(path) {
             Ok(Some(code)) => Ok(Some(self.clean(code))),
             Ok(None) => Ok(None),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
@@ -692,7 +811,7 @@ impl Database {
     /// carries no flag.
     #[inline]
     pub fn anonymous_flags(&self, hit: &Hit<'_>) -> Result<Option<AnonymousFlags>, DbError> {
-        match hit.result.decode::<record::AnonymousRecord>() {
+        match hit.result()?.decode::<record::AnonymousRecord>() {
             Ok(rec) => Ok(rec.and_then(record::AnonymousRecord::flags)),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
@@ -703,7 +822,7 @@ impl Database {
     /// the record carries none of the fields.
     #[inline]
     pub fn isp_fields<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<IspFields<'a>>, DbError> {
-        match hit.result.decode::<record::IspRecord<'a>>() {
+        match hit.result()?.decode::<record::IspRecord<'a>>() {
             Ok(rec) => {
                 let Some(f) = rec.and_then(record::IspRecord::fields) else {
                     return Ok(None);
@@ -726,7 +845,7 @@ impl Database {
     /// `traits`), sanitized.
     #[inline]
     pub fn connection_type<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
-        match hit.result.decode::<record::ConnectionTypeRecord<'a>>() {
+        match hit.result()?.decode::<record::ConnectionTypeRecord<'a>>() {
             Ok(rec) => Ok(rec.and_then(|r| r.get()).map(|s| self.clean(s))),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
@@ -734,18 +853,44 @@ impl Database {
 
     /// `autonomous_system_number` alone (the `ip_asn` hot path); IPinfo Lite's `asn` text
     /// read as a number, `malformed` when it is none.
+    ///
+    /// From the record cache when the record's fields are there (the number the whole record
+    /// decodes to is the one its path decodes to); otherwise the record is decoded whole and
+    /// kept, and should that fail, the path alone is decoded as before, so that answers and
+    /// errors stay what they were.
     #[inline]
-    pub fn asn_number(&self, hit: &Hit<'_>) -> Result<AsnNumber, DbError> {
+    pub fn asn_number<'a>(&'a self, hit: &Hit<'a>) -> Result<AsnNumber, DbError> {
+        let Some(offset) = hit.record_offset() else {
+            return Ok(AsnNumber::default());
+        };
+        if let Some(f) = self.records.asn(self, offset) {
+            return Ok(AsnNumber {
+                number: f.number,
+                malformed: f.malformed,
+            });
+        }
+        if let Ok(f) = self.asn_fields_decoded(hit) {
+            self.records.put_asn(self, offset, &f);
+            return Ok(AsnNumber {
+                number: f.number,
+                malformed: f.malformed,
+            });
+        }
+        self.asn_number_decoded(hit)
+    }
+
+    /// `autonomous_system_number` alone, decoded.
+    fn asn_number_decoded(&self, hit: &Hit<'_>) -> Result<AsnNumber, DbError> {
         const PATH: [PathElement<'static>; 1] = [PathElement::Key("autonomous_system_number")];
         const IPINFO_PATH: [PathElement<'static>; 1] = [PathElement::Key("asn")];
         if self.layout == Layout::IpinfoLite {
             return hit
-                .result
+                .result()?
                 .decode_path::<&str>(&IPINFO_PATH)
                 .map(AsnNumber::from_ipinfo)
                 .map_err(|e| DbError::from_mmdb(&self.path, e));
         }
-        hit.result
+        hit.result()?
             .decode_path(&PATH)
             .map(|number| AsnNumber {
                 number,
@@ -756,7 +901,7 @@ impl Database {
 
     /// The whole record as JSON (`None` when the database has no data for the address).
     pub fn record_json(&self, hit: &Hit<'_>) -> Result<Option<serde_json::Value>, DbError> {
-        hit.result
+        hit.result()?
             .decode::<json::JsonRecord>()
             .map(|r| r.map(|r| r.0))
             .map_err(|e| DbError::from_mmdb(&self.path, e))

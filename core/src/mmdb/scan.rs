@@ -135,12 +135,13 @@ impl Database {
             return Ok(None);
         }
         let err = |e| DbError::from_mmdb(&self.path, e);
+        let result = hit.result()?;
         let mut steps: Vec<PathElement<'_>> = Vec::with_capacity(path.len());
         for element in path {
             let kind = if steps.is_empty() {
-                hit.result.decode::<Kind>().map_err(err)?
+                result.decode::<Kind>().map_err(err)?
             } else {
-                hit.result.decode_path::<Kind>(&steps).map_err(err)?
+                result.decode_path::<Kind>(&steps).map_err(err)?
             };
             match (kind, as_index(element)) {
                 (Some(Kind::Map), _) => steps.push(PathElement::Key(element)),
@@ -153,7 +154,7 @@ impl Database {
         if steps.is_empty() {
             return self.record_json(hit);
         }
-        hit.result
+        result
             .decode_path::<json::JsonRecord>(&steps)
             .map(|r| r.map(|r| r.0))
             .map_err(err)

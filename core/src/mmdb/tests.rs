@@ -572,7 +572,11 @@ fn walk_everything(db: &Database) {
         for item in networks.take(100_000) {
             match item {
                 Ok(result) => {
-                    let _ = db.record_json(&Hit { result });
+                    let _ = db.record_json(&Hit::from_result(
+                        db,
+                        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                        result,
+                    ));
                 }
                 Err(_) => break,
             }
@@ -1043,4 +1047,319 @@ fn ipinfo_lite_is_refused_by_the_other_slots() {
     let err =
         Database::open(&fixture(&vendor("dbip-city-lite-test.mmdb")), DbKind::Asn).unwrap_err();
     assert_eq!(err.reason(), "database type is \"DBIP-City-Lite\", expected an ASN or ISP database (MaxMind, DB-IP) or IPinfo Lite");
+}
+
+/// A database opened without our checks (the corrupt files fail them), as the crate reads it.
+fn unchecked(path: &Path) -> Option<Database> {
+    let file = File::open(path).ok()?;
+    // SAFETY: a test fixture nobody rewrites while the test runs.
+    let mmap = unsafe { Mmap::map(&file) }.ok()?;
+    let map = Mapped(Arc::new(mmap));
+    let reader = Reader::from_source(map.clone()).ok()?;
+    let layout = Layout::of(&reader.metadata().database_type);
+    Some(Database {
+        reader,
+        map,
+        instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
+        path: path.to_path_buf(),
+        size: 0,
+        layout,
+        sanitized: Mutex::new(HashMap::new()),
+        tree: OnceLock::new(),
+        records: cache::RecordCaches::default(),
+    })
+}
+
+/// Every `.mmdb` file under `dir`, recursively.
+fn mmdb_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            mmdb_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "mmdb") {
+            out.push(p);
+        }
+    }
+}
+
+/// The addresses the walk is checked on: first, middle and last of every IPv4 /16 (and, in
+/// IPv6 databases, of every IPv6 /16, plus the 6to4, Teredo and IPv4-mapped forms of IPv4
+/// addresses), and both ends of every network the crate's iteration yields.
+fn walk_probes(db: &Database, networks: usize) -> Vec<IpAddr> {
+    let mut ips = Vec::new();
+    let v6 = db.metadata().ip_version == 6;
+    for hi in 0u32..1 << 16 {
+        for lo in [0u32, 0x8000, 0xffff] {
+            let v4 = hi << 16 | lo;
+            ips.push(IpAddr::V4(v4.into()));
+            if v6 {
+                let h = u128::from(hi) << 112;
+                ips.push(IpAddr::V6(
+                    (h | u128::from(lo) << 96 | u128::from(lo)).into(),
+                ));
+                if lo == 0x8000 {
+                    ips.push(IpAddr::V6(
+                        (0x2002u128 << 112 | u128::from(v4) << 80).into(),
+                    ));
+                    ips.push(IpAddr::V6(
+                        (0x2001_0000u128 << 96 | u128::from(v4) << 64).into(),
+                    ));
+                    ips.push(IpAddr::V6((0xffffu128 << 32 | u128::from(v4)).into()));
+                }
+            }
+        }
+    }
+    if let Ok(nets) = db
+        .reader
+        .networks(WithinOptions::default().include_networks_without_data())
+    {
+        for item in nets.take(networks) {
+            let Ok(r) = item else { break };
+            if let Ok(net) = r.network() {
+                ips.push(net.network());
+                ips.push(net.broadcast());
+            }
+        }
+    }
+    ips
+}
+
+/// Checks our walk against the crate on every probe address of `db`; returns how many
+/// addresses the walk answered itself.
+fn check_walk(db: &Database, networks: usize) -> usize {
+    let mut walked = 0;
+    for ip in walk_probes(db, networks) {
+        let ip = crate::classify::canonical(ip);
+        if ip.is_ipv6() && db.metadata().ip_version == 4 {
+            assert!(db.lookup(ip).unwrap().is_none());
+            continue;
+        }
+        let theirs = db.reader.lookup(ip);
+        if let Some(w) = db.walk(ip) {
+            walked += 1;
+            let r = theirs.as_ref().unwrap_or_else(|e| {
+                panic!(
+                    "{}: {ip}: walk answered, crate failed: {e}",
+                    db.path.display()
+                )
+            });
+            assert_eq!(w.offset, r.offset(), "{}: {ip}: offset", db.path.display());
+            assert_eq!(
+                network_of(ip, w.prefix),
+                r.network().ok(),
+                "{}: {ip}: network",
+                db.path.display()
+            );
+        }
+        // What callers see is the crate's answer, found by whichever walk.
+        match (db.lookup(ip), theirs) {
+            (Ok(Some(hit)), Ok(r)) => {
+                assert_eq!(hit.record_offset(), r.offset(), "{ip}");
+                assert_eq!(hit.network(), r.network().ok(), "{ip}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a, DbError::from_mmdb(&db.path, b), "{ip}"),
+            (a, b) => panic!(
+                "{}: {ip}: {:?} vs {:?}",
+                db.path.display(),
+                a.map(|h| h.map(|h| h.record_offset())),
+                b.map(|r| r.offset())
+            ),
+        }
+    }
+    walked
+}
+
+#[test]
+fn own_walk_agrees_with_the_crate_on_every_test_database() {
+    let mut files = Vec::new();
+    mmdb_files(&fixture("test-data"), &mut files);
+    assert!(files.len() > 40, "test databases missing");
+    let mut walked_dbs = 0;
+    for path in &files {
+        let Some(db) = unchecked(path) else { continue };
+        let walked = check_walk(&db, 200_000);
+        let name = path.file_name().unwrap().to_string_lossy();
+        // Every well-formed IPv4 and mixed database is walked by us (IPv6 trees without an
+        // IPv4 subtree are left to the crate for IPv4).
+        if name.starts_with("MaxMind-DB-test-ipv4")
+            || name.starts_with("MaxMind-DB-test-mixed")
+            || name.starts_with("GeoIP2-City-Test.")
+        {
+            assert!(walked > 3 << 16, "{name}: walked only {walked}");
+            walked_dbs += 1;
+        }
+    }
+    assert!(walked_dbs >= 7);
+}
+
+#[test]
+fn own_walk_agrees_with_the_crate_on_every_corrupt_database() {
+    let mut files = Vec::new();
+    mmdb_files(&fixture("bad-data"), &mut files);
+    for rel in [
+        "test-data/MaxMind-DB-test-broken-pointers-24.mmdb",
+        "test-data/MaxMind-DB-test-broken-search-tree-24.mmdb",
+        "test-data/GeoIP2-City-Test-Invalid-Node-Count.mmdb",
+    ] {
+        files.push(fixture(rel));
+    }
+    assert!(files.len() > 20, "corrupt databases missing");
+    for path in &files {
+        if let Some(db) = unchecked(path) {
+            check_walk(&db, 200_000);
+        }
+    }
+}
+
+#[test]
+fn walk_falls_back_on_pointers_the_crate_refuses() {
+    // The root's two records rewritten to point past the data section, then into the
+    // separator: the crate refuses every lookup, and so must we (the walk declines, the
+    // crate's error is raised).
+    let bytes = std::fs::read(fixture("test-data/MaxMind-DB-test-ipv4-24.mmdb")).unwrap();
+    let nodes = unchecked(&fixture("test-data/MaxMind-DB-test-ipv4-24.mmdb"))
+        .unwrap()
+        .metadata()
+        .node_count;
+    for record in [0x00FF_FFFFu32, nodes + 5] {
+        let mut b = bytes.clone();
+        let r = record.to_be_bytes();
+        b[0..3].copy_from_slice(&r[1..4]);
+        b[3..6].copy_from_slice(&r[1..4]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.mmdb");
+        std::fs::write(&path, &b).unwrap();
+        let db = unchecked(&path).unwrap();
+        let mut errors = 0;
+        for ip in walk_probes(&db, 200_000) {
+            if let Err(e) = db.reader.lookup(ip) {
+                errors += 1;
+                assert!(db.walk(ip).is_none(), "{ip}");
+                assert_eq!(db.lookup(ip).err(), Some(DbError::from_mmdb(&db.path, e)));
+            }
+        }
+        assert!(errors >= 3 << 16, "{record}: {errors}");
+    }
+}
+
+#[test]
+fn record_caches_answer_what_decoding_answers() {
+    let city = open("test-data/GeoIP2-City-Test.mmdb", DbKind::City);
+    let asn = open("test-data/GeoLite2-ASN-Test.mmdb", DbKind::Asn);
+    for _round in 0..2 {
+        for ip in walk_probes(&city, 200_000) {
+            let Some(hit) = city.lookup(ip).unwrap() else {
+                continue;
+            };
+            let fresh = city.country_code_decoded(&hit).unwrap();
+            assert_eq!(city.country_code(&hit).unwrap(), fresh, "{ip}");
+        }
+        for ip in walk_probes(&asn, 200_000) {
+            let Some(hit) = asn.lookup(ip).unwrap() else {
+                continue;
+            };
+            let fresh = asn.asn_fields_decoded(&hit).unwrap();
+            assert_eq!(asn.asn_fields(&hit).unwrap(), fresh, "{ip}");
+            let n = asn.asn_number(&hit).unwrap();
+            assert_eq!(
+                (n.number, n.malformed),
+                (fresh.number, fresh.malformed),
+                "{ip}"
+            );
+        }
+    }
+}
+
+#[test]
+fn city_cache_from_the_walk_never_answers_for_another_database_or_language() {
+    let a = open("test-data/GeoIP2-City-Test.mmdb", DbKind::City);
+    let b = open("test-data/GeoLite2-City-Test.mmdb", DbKind::City);
+    let mut cache = CityCache::default();
+    let ip: IpAddr = "81.2.69.160".parse().unwrap();
+    let expect = |db: &Database, lang: &str| {
+        let hit = db.lookup(ip).unwrap().unwrap();
+        db.city_fields(&hit, lang).unwrap().city.map(str::to_owned)
+    };
+    for (db, lang) in [
+        (&a, "en"),
+        (&a, "de"),
+        (&b, "en"),
+        (&a, "en"),
+        (&b, "ja"),
+        (&a, "zh-CN"),
+    ] {
+        let hit = db.lookup(ip).unwrap().unwrap();
+        // A walked hit: the crate's result is made only on a miss.
+        let f = db.city_fields_cached(&hit, lang, &mut cache).unwrap();
+        assert_eq!(f.city.map(str::to_owned), expect(db, lang), "{lang}");
+        let again = db.lookup(ip).unwrap().unwrap();
+        let f = db.city_fields_cached(&again, lang, &mut cache).unwrap();
+        assert!(
+            again.result.get().is_none(),
+            "a cache hit made a crate lookup"
+        );
+        assert_eq!(f.city.map(str::to_owned), expect(db, lang), "{lang}");
+    }
+    // The country and ASN caches belong to their database: the same offset in another file
+    // is another record.
+    let hit_a = a.lookup(ip).unwrap().unwrap();
+    let hit_b = b.lookup(ip).unwrap().unwrap();
+    assert_eq!(a.country_code(&hit_a).unwrap(), Some("GB"));
+    assert_eq!(
+        b.country_code(&hit_b).unwrap(),
+        b.country_code_decoded(&hit_b).unwrap()
+    );
+}
+
+/// Our walk against the crate on full-size files, every /16 and every network's ends:
+/// `IPI_FULL_MMDB=/path/City.mmdb:/path/ASN.mmdb cargo test --release -p ip_inventory_core
+/// own_walk_full -- --ignored`.
+#[test]
+#[ignore]
+fn own_walk_full_size_databases() {
+    let paths = std::env::var("IPI_FULL_MMDB").expect("IPI_FULL_MMDB");
+    for p in paths.split(':') {
+        let db = unchecked(Path::new(p)).expect("opens");
+        let walked = check_walk(&db, usize::MAX);
+        eprintln!("{p}: {walked} addresses walked and agreed");
+        assert!(walked > 3 << 16);
+    }
+}
+
+/// Not a test: prints how often the country cache answers `ip_country` over uniformly random
+/// IPv4 addresses of a full-size City file (`IPI_FULL_MMDB=/path/City.mmdb`).
+#[test]
+#[ignore]
+fn own_walk_country_cache_rate() {
+    let path = std::env::var("IPI_FULL_MMDB").expect("IPI_FULL_MMDB");
+    let db = unchecked(Path::new(path.split(':').next().unwrap())).unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let (mut crate_calls, mut n) = (0, 0);
+    let t = std::time::Instant::now();
+    for _ in 0..1_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let ip = IpAddr::V4((x as u32).into());
+        let hit = db.lookup(ip).unwrap().unwrap();
+        let _ = db.country_code(&hit).unwrap();
+        n += 1;
+        if hit.result.get().is_some() {
+            crate_calls += 1;
+        }
+    }
+    let ours = t.elapsed();
+    let t = std::time::Instant::now();
+    for _ in 0..1_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let ip = IpAddr::V4((x as u32).into());
+        let r = db.reader.lookup(ip).unwrap();
+        let _ = r.decode_path::<&str>(&[PathElement::Key("country"), PathElement::Key("iso_code")]);
+    }
+    eprintln!(
+        "{n} lookups, {crate_calls} needed the crate; ours {ours:?}, crate only {:?}",
+        t.elapsed()
+    );
 }
