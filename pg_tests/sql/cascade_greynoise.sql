@@ -75,8 +75,14 @@ SELECT try($$SELECT cascade_refresh('greynoise', 100)$$) AS unauthorized;
 SELECT greynoise_ts IS NULL AS still_due FROM ip_inventory WHERE ip_address = '6.6.6.6';
 SELECT l FROM fake_log('greynoise') AS l WHERE l LIKE '%6.6.6.6%';
 -- In cascade_refresh('all') the rejected key is reported and the other sources still run.
+-- ('all' paces GreyNoise over the rest of the UTC day: with 80 calls left, a run in the
+-- first hours of the UTC day is allowed none and never calls it. The quota clock is set late in
+-- today so the run is allowed calls whatever the hour the test runs at.)
+SELECT set_config('ip_inventory.quota_clock',
+                  to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ' 23:30:00', false) IS NOT NULL AS late_clock;
 SELECT r -> 'sources' -> 'greynoise' AS greynoise, r -> 'sources' -> 'rdns' ->> 'selected' AS rdns_selected
 FROM cascade_refresh('all', 100) AS r;
+RESET ip_inventory.quota_clock;
 
 -- The key from the server's environment (env:NAME) or a file (file:/path); never the key
 -- itself (the server would log it on reload), refused without quoting it.
