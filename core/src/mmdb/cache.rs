@@ -136,6 +136,24 @@ impl Database {
         })
     }
 
+    /// [`Database::span_of`] of an optional string: `Some(None)` for no string, `None` when
+    /// the string lies outside the file (a sanitized one), which is then not cached.
+    fn span_of_opt(&self, s: Option<&str>) -> Option<Option<Span>> {
+        match s {
+            None => Some(None),
+            Some(s) => self.span_of(s).map(Some),
+        }
+    }
+
+    /// [`Database::text_at`] of an optional span: `Some(None)` for no string, `None` when
+    /// the span cannot be read back (a cache miss).
+    fn text_at_opt(&self, span: Option<Span>) -> Option<Option<&str>> {
+        match span {
+            None => Some(None),
+            Some(span) => self.text_at(span).map(Some),
+        }
+    }
+
     /// The string at a span taken by [`Database::span_of`] from this same file.
     #[inline]
     fn text_at(&self, span: Span) -> Option<&str> {
@@ -186,21 +204,13 @@ impl RecordCaches {
     pub(super) fn country<'a>(&self, db: &'a Database, offset: usize) -> Option<Option<&'a str>> {
         let guard = self.country.try_lock().ok()?;
         let (_, code) = guard.as_ref()?[Self::slot(offset)].filter(|e| e.0 as usize == offset)?;
-        match code {
-            None => Some(None),
-            Some(span) => db.text_at(span).map(Some),
-        }
+        db.text_at_opt(code)
     }
 
     #[inline]
     pub(super) fn put_country(&self, db: &Database, offset: usize, code: Option<&str>) {
-        let span = match code {
-            None => None,
-            Some(s) => match db.span_of(s) {
-                Some(span) => Some(span),
-                // A sanitized string lives outside the file: not cached.
-                None => return,
-            },
+        let Some(span) = db.span_of_opt(code) else {
+            return;
         };
         let (Ok(key), Ok(mut guard)) = (u32::try_from(offset), self.country.try_lock()) else {
             return;
@@ -214,10 +224,7 @@ impl RecordCaches {
     pub(super) fn asn<'a>(&self, db: &'a Database, offset: usize) -> Option<AsnFields<'a>> {
         let guard = self.asn.try_lock().ok()?;
         let e = guard.as_ref()?[Self::slot(offset)].filter(|e| e.offset as usize == offset)?;
-        let organization = match e.organization {
-            None => None,
-            Some(span) => Some(db.text_at(span)?),
-        };
+        let organization = db.text_at_opt(e.organization)?;
         Some(AsnFields {
             number: e.number,
             organization,
@@ -227,12 +234,8 @@ impl RecordCaches {
 
     #[inline]
     pub(super) fn put_asn(&self, db: &Database, offset: usize, f: &AsnFields<'_>) {
-        let organization = match f.organization {
-            None => None,
-            Some(s) => match db.span_of(s) {
-                Some(span) => Some(span),
-                None => return,
-            },
+        let Some(organization) = db.span_of_opt(f.organization) else {
+            return;
         };
         let (Ok(key), Ok(mut guard)) = (u32::try_from(offset), self.asn.try_lock()) else {
             return;

@@ -1337,10 +1337,7 @@ fn own_walk_country_cache_rate() {
     let (mut crate_calls, mut n) = (0, 0);
     let t = std::time::Instant::now();
     for _ in 0..1_000_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let ip = IpAddr::V4((x as u32).into());
+        let ip = xorshift_v4(&mut x);
         let hit = db.lookup(ip).unwrap().unwrap();
         let _ = db.country_code(&hit).unwrap();
         n += 1;
@@ -1351,10 +1348,7 @@ fn own_walk_country_cache_rate() {
     let ours = t.elapsed();
     let t = std::time::Instant::now();
     for _ in 0..1_000_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let ip = IpAddr::V4((x as u32).into());
+        let ip = xorshift_v4(&mut x);
         let r = db.reader.lookup(ip).unwrap();
         let _ = r.decode_path::<&str>(&[PathElement::Key("country"), PathElement::Key("iso_code")]);
     }
@@ -1362,4 +1356,12 @@ fn own_walk_country_cache_rate() {
         "{n} lookups, {crate_calls} needed the crate; ours {ours:?}, crate only {:?}",
         t.elapsed()
     );
+}
+
+/// The next pseudo-random IPv4 address of an xorshift64 sequence.
+fn xorshift_v4(x: &mut u64) -> IpAddr {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    IpAddr::V4((*x as u32).into())
 }
