@@ -535,67 +535,39 @@ impl Database {
     /// marker, or a pointer into the data section. (Lookups and the walk of networks only
     /// meet the nodes they reach; this meets all of them.)
     fn verify_tree_nodes(&self) -> Result<(), DbError> {
+        use walk::SEPARATOR;
         let corrupt = |m: String| DbError::new(&self.path, ErrorKind::Corrupt(m));
         let bytes: &[u8] = self.map.as_ref();
         let m = self.metadata();
-        let nodes = u64::from(m.node_count);
-        let record_bits = u64::from(m.record_size);
-        if ![24, 28, 32].contains(&record_bits) {
-            return Err(corrupt(format!("record size {record_bits}")));
-        }
-        let node_bytes = record_bits / 4;
+        let nb = walk::node_bytes(m.record_size)
+            .ok_or_else(|| corrupt(format!("record size {}", m.record_size)))?;
+        let nodes = usize::try_from(m.node_count)
+            .map_err(|_| corrupt("search tree larger than the file".into()))?;
         let tree = nodes
-            .checked_mul(node_bytes)
-            .and_then(|t| usize::try_from(t).ok())
-            .filter(|t| t.checked_add(16).is_some_and(|e| e <= bytes.len()))
+            .checked_mul(nb)
+            .filter(|t| t.checked_add(SEPARATOR).is_some_and(|e| e <= bytes.len()))
             .ok_or_else(|| corrupt("search tree larger than the file".into()))?;
-        const MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
-        let marker = bytes
-            .windows(MARKER.len())
-            .rposition(|w| w == MARKER)
-            .ok_or_else(|| corrupt("no metadata".into()))?;
+        let marker = walk::metadata_start(bytes).ok_or_else(|| corrupt("no metadata".into()))?;
         let data_len = marker
-            .checked_sub(tree + 16)
-            .ok_or_else(|| corrupt("search tree overlaps the metadata".into()))?
-            as u64;
-        if bytes[tree..tree + 16].iter().any(|b| *b != 0) {
+            .checked_sub(tree + SEPARATOR)
+            .ok_or_else(|| corrupt("search tree overlaps the metadata".into()))?;
+        if bytes[tree..tree + SEPARATOR].iter().any(|b| *b != 0) {
             return Err(corrupt("the data section separator is not zero".into()));
         }
-        let nb = node_bytes as usize;
         for (i, node) in bytes[..tree].chunks_exact(nb).enumerate() {
-            let (left, right) = match record_bits {
-                24 => (
-                    u64::from(u32::from_be_bytes([0, node[0], node[1], node[2]])),
-                    u64::from(u32::from_be_bytes([0, node[3], node[4], node[5]])),
-                ),
-                28 => (
-                    u64::from(u32::from_be_bytes([
-                        node[3] >> 4,
-                        node[0],
-                        node[1],
-                        node[2],
-                    ])),
-                    u64::from(u32::from_be_bytes([
-                        node[3] & 0x0f,
-                        node[4],
-                        node[5],
-                        node[6],
-                    ])),
-                ),
-                _ => (
-                    u64::from(u32::from_be_bytes([node[0], node[1], node[2], node[3]])),
-                    u64::from(u32::from_be_bytes([node[4], node[5], node[6], node[7]])),
-                ),
-            };
-            for r in [left, right] {
-                if r > nodes && r - nodes - 16 >= data_len {
-                    return Err(corrupt(format!(
-                        "search tree node {i} points outside the data section"
-                    )));
-                }
-                if r > nodes && r < nodes + 16 {
+            for bit in [0, 1] {
+                // Past the node count: the empty marker (== nodes), the separator, then
+                // offsets into the data section. Checked in that order, so that no
+                // subtraction can go below zero.
+                let r = walk::record(node, bit);
+                if r > nodes && r < nodes + SEPARATOR {
                     return Err(corrupt(format!(
                         "search tree node {i} points into the separator"
+                    )));
+                }
+                if r >= nodes + SEPARATOR && r - nodes - SEPARATOR >= data_len {
+                    return Err(corrupt(format!(
+                        "search tree node {i} points outside the data section"
                     )));
                 }
             }

@@ -1243,6 +1243,40 @@ fn walk_falls_back_on_pointers_the_crate_refuses() {
 }
 
 #[test]
+fn full_verification_names_tree_records_into_the_separator_or_past_the_data() {
+    // Every value a tree record can take past the node count: the empty marker, the 15
+    // separator values, the data section, past it. Each bad one is named, none panics (the
+    // separator check once subtracted below zero).
+    let src = fixture("test-data/MaxMind-DB-test-ipv4-24.mmdb");
+    let bytes = std::fs::read(&src).unwrap();
+    let nodes = unchecked(&src).unwrap().metadata().node_count;
+    let cases = (nodes + 1..nodes + 16)
+        .map(|r| (r, Some("points into the separator")))
+        .chain([
+            (0x00FF_FFFF, Some("points outside the data section")),
+            (nodes, None),
+            (nodes + 16, None),
+        ]);
+    for (record, expect) in cases {
+        let mut b = bytes.clone();
+        let r = record.to_be_bytes();
+        b[3..6].copy_from_slice(&r[1..4]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.mmdb");
+        std::fs::write(&path, &b).unwrap();
+        let db = unchecked(&path).unwrap();
+        let got = db.verify_tree_nodes();
+        match expect {
+            Some(text) => {
+                let e = got.expect_err("a bad record passed").to_string();
+                assert!(e.contains(text) && e.contains("node 0"), "{record}: {e}");
+            }
+            None => assert!(got.is_ok(), "{record}: {got:?}"),
+        }
+    }
+}
+
+#[test]
 fn record_caches_answer_what_decoding_answers() {
     let city = open("test-data/GeoIP2-City-Test.mmdb", DbKind::City);
     let asn = open("test-data/GeoLite2-ASN-Test.mmdb", DbKind::Asn);

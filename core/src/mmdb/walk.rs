@@ -22,7 +22,7 @@ const BITS: usize = 16;
 /// The metadata marker that ends the data section.
 const MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
 /// The zero bytes between the search tree and the data section.
-const SEPARATOR: usize = 16;
+pub(super) const SEPARATOR: usize = 16;
 
 /// Where a walk ended: the record's offset in the data section (`None`: no data) and the
 /// prefix length within the address's own family (IPv4: 0..=32).
@@ -60,17 +60,11 @@ impl Tree {
         record_size: u16,
         ip_version: u16,
     ) -> Option<Tree> {
-        let node_bytes = match record_size {
-            24 => 6,
-            28 => 7,
-            32 => 8,
-            _ => return None,
-        };
+        let node_bytes = node_bytes(record_size)?;
         let node_count = usize::try_from(node_count).ok()?;
         let tree_len = node_count.checked_mul(node_bytes)?;
         let data_start = tree_len.checked_add(SEPARATOR)?;
-        let marker = memrfind(bytes, MARKER)?;
-        let data_len = marker.checked_sub(data_start)?;
+        let data_len = metadata_start(bytes)?.checked_sub(data_start)?;
         let ipv6 = match ip_version {
             4 => false,
             6 => true,
@@ -94,16 +88,7 @@ impl Tree {
             return None;
         }
         let at = n * self.node_bytes;
-        let b = bytes.get(at..at + self.node_bytes)?;
-        let r = match (self.node_bytes, bit) {
-            (6, 0) => u32::from_be_bytes([0, b[0], b[1], b[2]]),
-            (6, _) => u32::from_be_bytes([0, b[3], b[4], b[5]]),
-            (7, 0) => u32::from_be_bytes([b[3] >> 4, b[0], b[1], b[2]]),
-            (7, _) => u32::from_be_bytes([b[3] & 0x0f, b[4], b[5], b[6]]),
-            (_, 0) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            (_, _) => u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-        };
-        Some(r as usize)
+        Some(record(bytes.get(at..at + self.node_bytes)?, bit))
     }
 
     /// The node IPv4 addresses start from (after 96 zero bits in an IPv6 tree), only when it
@@ -192,7 +177,35 @@ impl Tree {
     }
 }
 
-/// The start of the last occurrence of `needle` in `hay` (the metadata sits at the end).
-fn memrfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).rposition(|w| w == needle)
+/// Bytes per node for the record sizes the format defines (24, 28 and 32 bits).
+pub(super) fn node_bytes(record_size: u16) -> Option<usize> {
+    match record_size {
+        24 => Some(6),
+        28 => Some(7),
+        32 => Some(8),
+        _ => None,
+    }
+}
+
+/// Record `bit` (0: left, 1: right) of one node, `node` being exactly its 6, 7 or 8 bytes.
+/// The one place that knows the node layout: the walk and full verification both read
+/// through it.
+#[inline(always)]
+pub(super) fn record(node: &[u8], bit: usize) -> usize {
+    let b = node;
+    let r = match (b.len(), bit) {
+        (6, 0) => u32::from_be_bytes([0, b[0], b[1], b[2]]),
+        (6, _) => u32::from_be_bytes([0, b[3], b[4], b[5]]),
+        (7, 0) => u32::from_be_bytes([b[3] >> 4, b[0], b[1], b[2]]),
+        (7, _) => u32::from_be_bytes([b[3] & 0x0f, b[4], b[5], b[6]]),
+        (_, 0) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        (_, _) => u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+    };
+    r as usize
+}
+
+/// Where the metadata starts, which ends the data section: the last metadata marker (the
+/// metadata sits at the end of the file).
+pub(super) fn metadata_start(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(MARKER.len()).rposition(|w| w == MARKER)
 }
