@@ -95,6 +95,12 @@ BEGIN
                             @extschema@._ip_inventory_isp_columns(
                                 CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS s
             WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
+            -- Kept a subquery (not pulled up into the join), so that its WHERE, which reads
+            -- only the outer row, gates it: for a known address nothing below runs, where the
+            -- pulled-up form built the MaxMind columns (jsonb_build_object among them) for
+            -- every address and dropped them after (a quarter of the trigger's time in
+            -- batches of known addresses, docs/benchmarks.md).
+            OFFSET 0
         ) AS m ON true
         ORDER BY o.ip
         -- A row added with no observation (cascade_refresh_now, the refresh queue) takes its
