@@ -1806,8 +1806,8 @@ RETURN $sql$(SELECT b.ip, c.*, a.*, s.* FROM unnest($1::pg_catalog.inet[]) AS b(
 COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_answers() IS
     'MaxMind''s answers for the addresses $1, as a relation for _ip_inventory_maxmind_update (internal).';
 
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_apply_maxmind(ips inet[]) RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_write(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     updated bigint;
 BEGIN
@@ -1815,6 +1815,15 @@ BEGIN
                                                      @extschema@._ip_inventory_maxmind_answers())
     USING ips;
     GET DIAGNOSTICS updated = ROW_COUNT;
+    RETURN updated;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_apply_maxmind(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    updated bigint;
+BEGIN
+    updated := @extschema@._ip_inventory_maxmind_write(ips);
     PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, 0::bigint, updated);
     -- Their tags follow their new data (sql/tags.sql).
     PERFORM @extschema@._ip_inventory_tag(ips);
@@ -1827,7 +1836,12 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_pending(timestamptz, times
 COMMENT ON FUNCTION @extschema@._ip_inventory_apply_maxmind(inet[]) IS
     'Re-enriches the given addresses from MaxMind, writing only MaxMind''s columns (internal: enrich_pending, cascade_refresh).';
 
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_write(inet[]) IS
+    'Writes MaxMind''s answers into the given addresses'' inventory rows, by primary-key probes (internal: _ip_inventory_apply_maxmind).';
+
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_apply_maxmind(inet[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_maxmind_write(inet[]) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_job_notice(j @extschema@.ip_inventory_jobs) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
