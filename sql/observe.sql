@@ -5,8 +5,8 @@
 -- The inventory columns an ip_enrichment value fills. One mapping for every writer: new rows
 -- (recording) and re-enrichment (_ip_inventory_apply_maxmind). `maxmind_ts` is set only when
 -- a MaxMind database was actually consulted; `maxmind_json` holds the fields without a column
--- (NULL when MaxMind gave none). Building it is the costliest part of recording and
--- re-enrichment (~2.5 µs a row), so consumers reference it once: jsonb_set_lax(...,
+-- (NULL when MaxMind gave none), built in one call (in SQL it was the costliest part of
+-- recording and re-enrichment), and consumers reference it once: jsonb_set_lax(...,
 -- 'delete_key') stores it or removes a stale one in one expression.
 CREATE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
@@ -21,16 +21,10 @@ BEGIN ATOMIC
            e.maxmind_build, e.asn_build,
            CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END,
            e.asn, e.asn_org, e.asn_network, CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END,
-           nullif(jsonb_strip_nulls(jsonb_build_object(
-               'continent_code', e.continent_code,
-               'registered_country_code', e.registered_country_code,
-               'subdivision_code', e.subdivision_code,
-               'postal_code', e.postal_code,
-               'accuracy_radius', e.accuracy_radius,
-               'time_zone', e.time_zone,
-               'is_anonymous_proxy', e.is_anonymous_proxy,
-               'is_satellite_provider', e.is_satellite_provider,
-               'is_anycast', e.is_anycast)), '{}');
+           @extschema@._ip_inventory_maxmind_json(
+               e.continent_code, e.registered_country_code, e.subdivision_code, e.postal_code,
+               e.accuracy_radius, e.time_zone, e.is_anonymous_proxy, e.is_satellite_provider,
+               e.is_anycast);
 END;
 
 -- The inventory's ISP and connection-type columns for an address: one row, all NULL when

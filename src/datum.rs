@@ -101,6 +101,78 @@ pub fn text_datum(s: &str) -> pg_sys::Datum {
     }
 }
 
+/// A scalar of a flat `jsonb` object being built by [`jsonb_object`].
+pub enum JsonScalar<'a> {
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+}
+
+/// A flat `jsonb` object of the given pairs, built as `jsonb_build_object` builds it (keys
+/// sorted and unique, integers as `numeric`), in the current memory context; `None` for no
+/// pairs. One call instead of `nullif(jsonb_strip_nulls(jsonb_build_object(...)), '{}')`,
+/// which builds, walks and compares three values: the callers leave out the NULL pairs.
+pub fn jsonb_object(pairs: &[(&str, JsonScalar<'_>)]) -> Option<pg_sys::Datum> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let string = |s: &str| pg_sys::JsonbValue {
+        type_: pg_sys::jbvType::jbvString,
+        val: pg_sys::JsonbValue__bindgen_ty_1 {
+            string: pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 {
+                len: s.len() as i32,
+                val: s.as_ptr().cast_mut().cast(),
+            },
+        },
+    };
+    // SAFETY: pushJsonbValue copies each JsonbValue struct; the strings they point to (the
+    // callers' arguments and static keys) outlive JsonbValueToJsonb, which copies them into
+    // the result. Errors (out of memory) are raised by Postgres and unwind through pgrx.
+    unsafe {
+        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        pg_sys::pushJsonbValue(
+            &mut state,
+            pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT,
+            std::ptr::null_mut(),
+        );
+        for (key, value) in pairs {
+            let mut k = string(key);
+            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut k);
+            let mut v = match value {
+                JsonScalar::Text(t) => string(t),
+                JsonScalar::Int(n) => pg_sys::JsonbValue {
+                    type_: pg_sys::jbvType::jbvNumeric,
+                    val: pg_sys::JsonbValue__bindgen_ty_1 {
+                        numeric: pg_sys::int64_to_numeric(*n),
+                    },
+                },
+                JsonScalar::Bool(b) => pg_sys::JsonbValue {
+                    type_: pg_sys::jbvType::jbvBool,
+                    val: pg_sys::JsonbValue__bindgen_ty_1 { boolean: *b },
+                },
+            };
+            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut v);
+        }
+        let res = pg_sys::pushJsonbValue(
+            &mut state,
+            pg_sys::JsonbIteratorToken::WJB_END_OBJECT,
+            std::ptr::null_mut(),
+        );
+        Some(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(res)))
+    }
+}
+
+/// A `jsonb` result that is already a datum.
+pub struct JsonbDatum(pub pg_sys::Datum);
+
+unsafe impl BoxRet for JsonbDatum {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+impl_sql_translatable!(JsonbDatum, "jsonb");
+
 /// Microseconds between the Unix epoch and the Postgres epoch (2000-01-01).
 pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 

@@ -112,3 +112,30 @@ SELECT pg_reload_conf();
 \c
 SELECT name, path, database_type FROM maxmind_info();
 SELECT ip_country('149.101.100.0') AS geoip2_only_country;
+
+-- _ip_inventory_maxmind_json (enrichment->'maxmind' of inventory rows) equals the SQL it
+-- replaced, nullif(jsonb_strip_nulls(jsonb_build_object(...)), '{}'), as text and as jsonb:
+-- for the first address of every network of the City database, and for made-up values
+-- (all NULL, empty and non-ASCII strings, quotes and newlines, the extreme radii).
+CREATE TEMP TABLE json_cases AS
+SELECT e.continent_code, e.registered_country_code, e.subdivision_code, e.postal_code,
+       e.accuracy_radius, e.time_zone, e.is_anonymous_proxy, e.is_satellite_provider, e.is_anycast
+FROM mmdb_networks('city') AS n, LATERAL enrich_ip(host(n.network)::inet) AS e
+UNION ALL
+VALUES (NULL::text, NULL::text, NULL::text, NULL::text, NULL::int, NULL::text, NULL::boolean, NULL::boolean, NULL::boolean),
+       ('', 'ÄÖ', E'é"\\', E'a\nb', 0, 'Europe/Zürich', false, true, false),
+       (NULL, NULL, NULL, NULL, -2147483648, NULL, NULL, NULL, true),
+       ('EU', NULL, NULL, NULL, 2147483647, NULL, NULL, NULL, NULL);
+SELECT count(*) AS cases, count(native) AS objects,
+       count(*) FILTER (WHERE native::text IS DISTINCT FROM by_sql::text OR native IS DISTINCT FROM by_sql) AS differ
+FROM (SELECT _ip_inventory_maxmind_json(c.continent_code, c.registered_country_code, c.subdivision_code,
+             c.postal_code, c.accuracy_radius, c.time_zone, c.is_anonymous_proxy, c.is_satellite_provider,
+             c.is_anycast) AS native,
+             nullif(jsonb_strip_nulls(jsonb_build_object(
+                 'continent_code', c.continent_code, 'registered_country_code', c.registered_country_code,
+                 'subdivision_code', c.subdivision_code, 'postal_code', c.postal_code,
+                 'accuracy_radius', c.accuracy_radius, 'time_zone', c.time_zone,
+                 'is_anonymous_proxy', c.is_anonymous_proxy, 'is_satellite_provider', c.is_satellite_provider,
+                 'is_anycast', c.is_anycast)), '{}') AS by_sql
+      FROM json_cases AS c) AS s;
+SELECT _ip_inventory_maxmind_json('', 'ÄÖ', E'é"\\', E'a\nb', 0, 'Europe/Zürich', false, true, false) AS made_up;

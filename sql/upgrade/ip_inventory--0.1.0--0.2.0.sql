@@ -713,6 +713,24 @@ AS 'MODULE_PATHNAME', 'ip_class_wrapper';
 COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
     'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
 
+CREATE OR REPLACE FUNCTION "_ip_inventory_maxmind_json"(
+	"continent_code" TEXT, 
+	"registered_country_code" TEXT, 
+	"subdivision_code" TEXT, 
+	"postal_code" TEXT, 
+	"accuracy_radius" INT, 
+	"time_zone" TEXT, 
+	"is_anonymous_proxy" bool, 
+	"is_satellite_provider" bool, 
+	"is_anycast" bool 
+) RETURNS jsonb 
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_maxmind_json_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_json(text, text, text, text, int, text, boolean, boolean, boolean) IS
+    'The MaxMind fields without an inventory column as one jsonb object of the non-NULL ones, NULL when none (internal: _ip_inventory_maxmind_columns).';
+
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
     geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
@@ -726,16 +744,10 @@ BEGIN ATOMIC
            e.maxmind_build, e.asn_build,
            CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END,
            e.asn, e.asn_org, e.asn_network, CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END,
-           nullif(jsonb_strip_nulls(jsonb_build_object(
-               'continent_code', e.continent_code,
-               'registered_country_code', e.registered_country_code,
-               'subdivision_code', e.subdivision_code,
-               'postal_code', e.postal_code,
-               'accuracy_radius', e.accuracy_radius,
-               'time_zone', e.time_zone,
-               'is_anonymous_proxy', e.is_anonymous_proxy,
-               'is_satellite_provider', e.is_satellite_provider,
-               'is_anycast', e.is_anycast)), '{}');
+           @extschema@._ip_inventory_maxmind_json(
+               e.continent_code, e.registered_country_code, e.subdivision_code, e.postal_code,
+               e.accuracy_radius, e.time_zone, e.is_anonymous_proxy, e.is_satellite_provider,
+               e.is_anycast);
 END;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_isp_columns(ip inet)
