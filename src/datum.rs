@@ -108,14 +108,14 @@ pub enum JsonScalar<'a> {
     Bool(bool),
 }
 
-/// A flat `jsonb` object of the given pairs, built as `jsonb_build_object` builds it (keys
-/// sorted and unique, integers as `numeric`), in the current memory context; `None` for no
-/// pairs. One call instead of `nullif(jsonb_strip_nulls(jsonb_build_object(...)), '{}')`,
-/// which builds, walks and compares three values: the callers leave out the NULL pairs.
-pub fn jsonb_object(pairs: &[(&str, JsonScalar<'_>)]) -> Option<pg_sys::Datum> {
-    if pairs.is_empty() {
-        return None;
-    }
+/// A flat `jsonb` object of the pairs whose value is not `None`, built as `jsonb_build_object`
+/// builds it (keys sorted and unique, integers as `numeric`), in the current memory context;
+/// `None` when every value is `None`. One call, with no allocation of its own, instead of
+/// `nullif(jsonb_strip_nulls(jsonb_build_object(...)), '{}')`, which builds, walks and compares
+/// three values.
+pub fn jsonb_object<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, Option<JsonScalar<'a>>)>,
+) -> Option<pg_sys::Datum> {
     let string = |s: &str| pg_sys::JsonbValue {
         type_: pg_sys::jbvType::jbvString,
         val: pg_sys::JsonbValue__bindgen_ty_1 {
@@ -130,12 +130,15 @@ pub fn jsonb_object(pairs: &[(&str, JsonScalar<'_>)]) -> Option<pg_sys::Datum> {
     // the result. Errors (out of memory) are raised by Postgres and unwind through pgrx.
     unsafe {
         let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-        pg_sys::pushJsonbValue(
-            &mut state,
-            pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT,
-            std::ptr::null_mut(),
-        );
         for (key, value) in pairs {
+            let Some(value) = value else { continue };
+            if state.is_null() {
+                pg_sys::pushJsonbValue(
+                    &mut state,
+                    pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT,
+                    std::ptr::null_mut(),
+                );
+            }
             let mut k = string(key);
             pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut k);
             let mut v = match value {
@@ -143,15 +146,18 @@ pub fn jsonb_object(pairs: &[(&str, JsonScalar<'_>)]) -> Option<pg_sys::Datum> {
                 JsonScalar::Int(n) => pg_sys::JsonbValue {
                     type_: pg_sys::jbvType::jbvNumeric,
                     val: pg_sys::JsonbValue__bindgen_ty_1 {
-                        numeric: pg_sys::int64_to_numeric(*n),
+                        numeric: pg_sys::int64_to_numeric(n),
                     },
                 },
                 JsonScalar::Bool(b) => pg_sys::JsonbValue {
                     type_: pg_sys::jbvType::jbvBool,
-                    val: pg_sys::JsonbValue__bindgen_ty_1 { boolean: *b },
+                    val: pg_sys::JsonbValue__bindgen_ty_1 { boolean: b },
                 },
             };
             pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut v);
+        }
+        if state.is_null() {
+            return None;
         }
         let res = pg_sys::pushJsonbValue(
             &mut state,

@@ -546,7 +546,7 @@ fn ip_inventory_maxmind_json(
     is_anycast: Option<bool>,
 ) -> Option<datum::JsonbDatum> {
     use datum::JsonScalar::{Bool, Int, Text};
-    let pairs = [
+    datum::jsonb_object([
         ("continent_code", continent_code.map(Text)),
         ("registered_country_code", registered_country_code.map(Text)),
         ("subdivision_code", subdivision_code.map(Text)),
@@ -556,12 +556,8 @@ fn ip_inventory_maxmind_json(
         ("is_anonymous_proxy", is_anonymous_proxy.map(Bool)),
         ("is_satellite_provider", is_satellite_provider.map(Bool)),
         ("is_anycast", is_anycast.map(Bool)),
-    ];
-    let present: Vec<_> = pairs
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
-    datum::jsonb_object(&present).map(datum::JsonbDatum)
+    ])
+    .map(datum::JsonbDatum)
 }
 
 extension_sql!(
