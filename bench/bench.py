@@ -286,11 +286,17 @@ def core_alone():
 
 # ---- 4. backfill ---------------------------------------------------------------------------
 
-def backfill(c):
+def fresh_inventory(c):
+    """The inventory as enrich_pending finds it after an import: every uniform address, public,
+    observed once, never enriched."""
     c.execute("TRUNCATE ip_inventory, ip_inventory_jobs")
     c.execute("""INSERT INTO ip_inventory (ip_address, first_seen_at, last_seen_at, observation_count, ip_class)
                  SELECT DISTINCT ip, now(), now(), 1, 'public' FROM bench_uniform""")
     c.execute("VACUUM ANALYZE ip_inventory")
+
+
+def backfill(c):
+    fresh_inventory(c)
     rows = one(c, "SELECT count(*) FROM ip_inventory")[0]
     start = time.perf_counter()
     summary = one(c, "CALL ip_inventory_enrich_pending()")[0]
@@ -332,10 +338,7 @@ def write_floor(c):
         WHERE attrelid = 'ip_inventory'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
           AND attname NOT IN ('ip_address', 'first_seen_at', 'last_seen_at', 'observation_count', 'ip_class')
         ORDER BY attnum""").fetchall()]
-    c.execute("TRUNCATE ip_inventory, ip_inventory_jobs")
-    c.execute("""INSERT INTO ip_inventory (ip_address, first_seen_at, last_seen_at, observation_count, ip_class)
-                 SELECT DISTINCT ip, now(), now(), 1, 'public' FROM bench_uniform""")
-    c.execute("VACUUM ANALYZE ip_inventory")
+    fresh_inventory(c)
     update = (f"UPDATE ip_inventory AS i SET {', '.join(f'{x} = a.{x}' for x in cols)} "
               "FROM bench_answers AS a WHERE i.ip_address = a.ip_address")
     out = {"columns": len(cols)}
