@@ -153,6 +153,28 @@ SELECT expect('new public addresses enriched inline, on the workers and by the f
 FROM ip_inventory WHERE ip_class = 'public';
 SQL
 
+echo "== rows added before any event take first and last seen from their first events"
+# cascade_refresh_now adds rows with no observation (first and last seen: when they were
+# added). Their first events, later, set both, on the shards (source addresses, written by the
+# workers' triggers into the colocated inventory shard) and by the flush (destination
+# addresses, queued for the shards that own them), not LEAST(when added, event time).
+expect_ok <<'SQL'
+SELECT expect('cascade_refresh_now adds 20 rows', (r ->> 'added')::int = 20, r::text)
+FROM cascade_refresh_now('rdns', (SELECT array_agg(('81.2.69.' || i)::inet) FROM generate_series(201, 220) AS i)) AS r;
+SELECT expect('added with no observation', count(*) = 20 AND bool_and(observation_count = 0), count(*) || ' rows')
+FROM ip_inventory WHERE ip_address BETWEEN '81.2.69.201' AND '81.2.69.220';
+INSERT INTO raw_events
+SELECT 200000 + i, ('81.2.69.' || (200 + i))::inet, ('81.2.69.' || (210 + i))::inet, timestamptz '2031-01-01 00:00+00'
+FROM generate_series(1, 10) AS i;
+SELECT expect('flush of the destination addresses', f IS NOT NULL, f::text) FROM ip_inventory_citus_flush() AS f;
+SELECT expect('their first events set first and last seen',
+              count(*) FILTER (WHERE first_seen_at = '2031-01-01 00:00+00' AND last_seen_at = '2031-01-01 00:00+00'
+                                 AND observation_count = 1) = 20,
+              coalesce(string_agg(format('%s %s..%s x%s', ip_address, first_seen_at, last_seen_at, observation_count), '; '
+                                  ORDER BY ip_address) FILTER (WHERE first_seen_at <> '2031-01-01 00:00+00'), ''))
+FROM ip_inventory WHERE ip_address BETWEEN '81.2.69.201' AND '81.2.69.220';
+SQL
+
 echo "== backfill (per shard on the workers), a worker down and back"
 expect_ok <<'SQL'
 CREATE TABLE old_events (id bigint NOT NULL, src_ip inet NOT NULL, dst_ip inet, ts timestamptz NOT NULL);

@@ -204,12 +204,18 @@ BEGIN
                             @extschema@._ip_inventory_isp_columns(
                                 CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS s
             WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
+            -- A subquery, so that its WHERE gates it, as in _ip_inventory_record.
+            OFFSET 0
         ) AS m ON true
         ORDER BY o.ip
+        -- A row added with no observation (cascade_refresh_now) takes its first and last
+        -- seen from its first events, as in _ip_inventory_record.
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
-            last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at)
+            first_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.first_seen_at
+                                 ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
+            last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
+                                ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
         RETURNING (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
     totals AS (
         SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
@@ -359,11 +365,16 @@ BEGIN
                             @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a,
                             @extschema@._ip_inventory_isp_columns(CASE WHEN o.e THEN o.ip END) AS s
             WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
+            OFFSET 0
         ) AS m ON true
+        -- As in _ip_inventory_record: a row added with no observation takes its first and
+        -- last seen from its first events.
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
-            last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at)
+            first_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.first_seen_at
+                                 ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
+            last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
+                                ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
         RETURNING 1)
     SELECT count(*) AS n INTO written FROM w;
     PERFORM @extschema@._ip_inventory_count_recorded(moved.observations, 0::bigint, 0::bigint);
