@@ -8,10 +8,20 @@
 CREATE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    given inet[];
+    fresh inet[];
     added bigint;
     enriched bigint;
     new_ips inet[];
 BEGIN
+    -- The addresses not in the inventory: one read by address (on Citus routed to the shards
+    -- that hold them; Citus refuses a correlated NOT EXISTS beside unnest), the difference
+    -- taken locally. One that a recorder adds meanwhile is skipped by ON CONFLICT.
+    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(x) FROM unnest(ips) AS x WHERE x IS NOT NULL);
+    fresh := ARRAY(SELECT g FROM unnest(given) AS g
+                   EXCEPT
+                   SELECT k FROM unnest(ARRAY(SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+                                              WHERE i.ip_address = ANY (given))) AS k);
     WITH new AS (
         INSERT INTO @extschema@.ip_inventory AS inv (
             ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
@@ -29,16 +39,13 @@ BEGIN
                m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
                m.is_residential_proxy, m.is_tor_exit_node,
                m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
-        FROM (SELECT DISTINCT @extschema@.ip_canonical(x) AS ip,
-                     @extschema@.ip_class(x) AS class
-              FROM unnest(ips) AS x WHERE x IS NOT NULL) AS a
+        FROM (SELECT f AS ip, @extschema@.ip_class(f) AS class FROM unnest(fresh) AS f) AS a
         LEFT JOIN LATERAL (
             SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
                             @extschema@._ip_inventory_maxmind_columns(e) AS c,
                             @extschema@._ip_inventory_anonymous(a.ip) AS an,
                             @extschema@._ip_inventory_isp_columns(a.ip) AS s
             WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
-        WHERE NOT EXISTS (SELECT FROM @extschema@.ip_inventory AS cur WHERE cur.ip_address = a.ip)
         -- Address order, as recorders insert: concurrent writers cannot deadlock.
         ORDER BY a.ip
         ON CONFLICT (ip_address) DO NOTHING
