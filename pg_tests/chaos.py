@@ -664,8 +664,13 @@ INSERT INTO ev SELECT * FROM ev_load WHERE id <= 20000;
                               "INSERT INTO ev SELECT ev_load.* FROM ev_load, generate_series(1, 3) WHERE id > 20000"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=dict(os.environ, PGAPPNAME="chaos-victim"))
-        time.sleep(0.8)
-        victim = one("SELECT pid FROM pg_stat_activity WHERE application_name = 'chaos-victim' AND state = 'active'")
+        # Waits for the INSERT to have run half a second (a fixed sleep missed it on a loaded
+        # machine, where psql had not started it yet).
+        victim, deadline = "", time.monotonic() + 30
+        while not victim and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.1)
+            victim = one("SELECT pid FROM pg_stat_activity WHERE application_name = 'chaos-victim' "
+                         "AND state = 'active' AND clock_timestamp() - query_start > interval '0.5 seconds'")
         if victim:
             kill9(int(victim))
             crash_recover("sigkill")
