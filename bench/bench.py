@@ -286,6 +286,13 @@ def core_alone():
 
 # ---- 4. backfill ---------------------------------------------------------------------------
 
+def written_columns(c, exclude):
+    """The inventory's columns a writer sets (not generated), in table order, but `exclude`."""
+    return [r[0] for r in c.execute("""SELECT attname FROM pg_attribute
+        WHERE attrelid = 'ip_inventory'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+          AND NOT attname = ANY (%s) ORDER BY attnum""", (list(exclude),)).fetchall()]
+
+
 def fresh_inventory(c):
     """The inventory as enrich_pending finds it after an import: every uniform address, public,
     observed once, never enriched."""
@@ -334,10 +341,7 @@ def write_floor(c):
     (kept in bench_answers) by one plain UPDATE, with no lookup, no batches and no job; then
     the same UPDATE again on the enriched rows (the row size no longer changes, as in
     re-enrichment)."""
-    cols = [r[0] for r in c.execute("""SELECT attname FROM pg_attribute
-        WHERE attrelid = 'ip_inventory'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
-          AND attname NOT IN ('ip_address', 'first_seen_at', 'last_seen_at', 'observation_count', 'ip_class')
-        ORDER BY attnum""").fetchall()]
+    cols = written_columns(c, exclude=("ip_address", "first_seen_at", "last_seen_at", "observation_count", "ip_class"))
     fresh_inventory(c)
     update = (f"UPDATE ip_inventory AS i SET {', '.join(f'{x} = a.{x}' for x in cols)} "
               "FROM bench_answers AS a WHERE i.ip_address = a.ip_address")
@@ -441,10 +445,7 @@ def rows_floor_setup(c):
     c.execute("CREATE TABLE bench_rows AS SELECT * FROM ip_inventory")
     c.execute("ALTER TABLE bench_rows ADD PRIMARY KEY (ip_address)")
     c.execute("VACUUM ANALYZE bench_rows")
-    cols = [r[0] for r in c.execute("""SELECT attname FROM pg_attribute
-        WHERE attrelid = 'ip_inventory'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
-          AND attname NOT IN ('ip_address', 'first_seen_at', 'last_seen_at', 'observation_count')
-        ORDER BY attnum""").fetchall()]
+    cols = written_columns(c, exclude=("ip_address", "first_seen_at", "last_seen_at", "observation_count"))
     c.execute(f"""CREATE OR REPLACE FUNCTION bench_write_rows() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             INSERT INTO bench_inventory AS b (ip_address, observation_count, first_seen_at, last_seen_at, {', '.join(cols)})
