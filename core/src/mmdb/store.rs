@@ -25,6 +25,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -100,9 +101,11 @@ pub struct Verified {
     pub source: Identity,
 }
 
+/// Cloned on every lookup (each backend's readers hand it to the slot they read), so the
+/// path is shared, not copied.
 #[derive(Debug, Clone)]
 pub struct Store {
-    dir: PathBuf,
+    dir: Arc<Path>,
 }
 
 impl Store {
@@ -121,7 +124,7 @@ impl Store {
             }
         }
         Ok(Store {
-            dir: dir.to_path_buf(),
+            dir: Arc::from(dir),
         })
     }
 
