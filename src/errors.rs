@@ -6,6 +6,19 @@ use ip_inventory_core::sources::Source;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode::{self, *};
 
+/// An ERROR on its way up a lookup's hot path, boxed. A `Result` is copied whole each time
+/// it is returned, and one that can hold an `ErrorReport` (about 190 bytes) is copied by
+/// `memcpy` even when nothing failed: a fifth of `ip_country`'s time in a profile
+/// (docs/benchmarks.md, "Issue 20, round 5"). Boxed, the `Ok` path moves only its value.
+pub type Boxed = Box<ErrorReport>;
+
+/// Raises `report` as an ERROR with its SQLSTATE, detail and hint, as pgrx does with a
+/// returned `Err(ErrorReport)`: the functions that return a plain value raise through it.
+pub fn raise(report: Boxed) -> ! {
+    report.report(pgrx::PgLogLevel::ERROR);
+    unreachable!("an ERROR does not return")
+}
+
 pub fn report(code: PgSqlErrorCode, message: String) -> ErrorReport {
     // A last bound for messages that carry a path or another value of the caller's.
     ErrorReport::new(code, cut_to(&message, 1000), "ip_inventory")

@@ -46,7 +46,7 @@ fn read_hit<T>(
     ip: InetArg,
     slot: impl FnOnce(&mut readers::Readers) -> Result<&mut readers::Slot, ErrorReport>,
     read: impl for<'a> FnOnce(&'a Database, &Hit<'a>) -> Result<Option<T>, DbError>,
-) -> Result<Option<T>, ErrorReport> {
+) -> Result<Option<T>, errors::Boxed> {
     readers::with(|r| {
         r.lookup(slot, ip.addr, |db, hit| match hit {
             Some(hit) => Ok((read(db, hit)?, hit.has_data())),
@@ -87,22 +87,23 @@ COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
 /// `ip_country(inet)`: ISO country code from the City database (NULL when unknown or not
 /// public).
 #[pg_extern(stable, strict, parallel_safe)]
-fn ip_country(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
+fn ip_country(ip: InetArg) -> Option<TextDatum> {
     if !is_public(ip) {
-        return Ok(None);
+        return None;
     }
     read_hit(
         ip,
         |r| Ok(&mut r.city),
         |db, hit| Ok(db.country_code(hit)?.map(TextDatum::new)),
     )
+    .unwrap_or_else(|e| errors::raise(e))
 }
 
 /// `ip_asn(inet)`: autonomous system number from the ASN database.
 #[pg_extern(stable, strict, parallel_safe)]
-fn ip_asn(ip: InetArg) -> Result<Option<i64>, ErrorReport> {
+fn ip_asn(ip: InetArg) -> Option<i64> {
     if !is_public(ip) {
-        return Ok(None);
+        return None;
     }
     read_hit(
         ip,
@@ -113,6 +114,7 @@ fn ip_asn(ip: InetArg) -> Result<Option<i64>, ErrorReport> {
             Ok(n.number.map(i64::from))
         },
     )
+    .unwrap_or_else(|e| errors::raise(e))
 }
 
 /// Counts a record value answered NULL because it could not be read (an IPinfo `asn` that is
@@ -126,15 +128,16 @@ fn count_malformed(malformed: bool) {
 
 /// `ip_asn_org(inet)`: autonomous system organisation from the ASN database.
 #[pg_extern(stable, strict, parallel_safe)]
-fn ip_asn_org(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
+fn ip_asn_org(ip: InetArg) -> Option<TextDatum> {
     if !is_public(ip) {
-        return Ok(None);
+        return None;
     }
     read_hit(
         ip,
         |r| Ok(&mut r.asn),
         |db, hit| Ok(db.asn_fields(hit)?.organization.map(TextDatum::new)),
     )
+    .unwrap_or_else(|e| errors::raise(e))
 }
 
 extension_sql!(
@@ -157,10 +160,14 @@ const ANONYMIZER_TYPES: [pg_sys::Oid; 6] = [pg_sys::BOOLOID; 6];
 /// Anonymous Plus, Enterprise) database; NULL when the database holds no anonymizer data for
 /// the address or MaxMind is not consulted for it.
 #[pg_extern(stable, strict, parallel_safe)]
-fn ip_anonymous(
+fn ip_anonymous(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> Option<AnonymizerDatum> {
+    anonymous(ip, fcinfo).unwrap_or_else(|e| errors::raise(e))
+}
+
+fn anonymous(
     ip: InetArg,
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Result<Option<AnonymizerDatum>, ErrorReport> {
+) -> Result<Option<AnonymizerDatum>, errors::Boxed> {
     if !is_public(ip) {
         return Ok(None);
     }
@@ -197,19 +204,19 @@ fn ip_anonymous(
 fn ip_inventory_anonymous(
     ip: InetArg,
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Result<Option<AnonymizerDatum>, ErrorReport> {
+) -> Option<AnonymizerDatum> {
     if !classify(ip.addr).in_maxmind() || readers::with(|r| r.anonymous.path().is_none()) {
-        return Ok(None);
+        return None;
     }
-    match ip_anonymous(ip, fcinfo) {
-        Ok(v) => Ok(v),
+    match anonymous(ip, fcinfo) {
+        Ok(v) => v,
         Err(e) => {
             readers::with(|r| {
                 r.anonymous.warn_once(e.set_detail(
                     "The inventory's anonymizer flags stay NULL for it until the database can be used.",
                 ))
             });
-            Ok(None)
+            None
         }
     }
 }
@@ -228,7 +235,11 @@ const ISP_TYPES: [pg_sys::Oid; 6] = [
 /// Enterprise) database; NULL when the database holds none of them for the address or
 /// MaxMind is not consulted for it.
 #[pg_extern(stable, strict, parallel_safe)]
-fn ip_isp(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> Result<Option<IspDatum>, ErrorReport> {
+fn ip_isp(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> Option<IspDatum> {
+    isp(ip, fcinfo).unwrap_or_else(|e| errors::raise(e))
+}
+
+fn isp(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> Result<Option<IspDatum>, errors::Boxed> {
     if !is_public(ip) {
         return Ok(None);
     }
@@ -274,7 +285,11 @@ fn ip_isp(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> Result<Option<IspDat
 /// `ip_connection_type(inet) → text`: the connection type of the Connection-Type (or
 /// Enterprise) database (`Cable/DSL`, `Cellular`, `Corporate`, `Satellite`, `Dialup`).
 #[pg_extern(stable, strict, parallel_safe)]
-fn ip_connection_type(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
+fn ip_connection_type(ip: InetArg) -> Option<TextDatum> {
+    connection_type(ip).unwrap_or_else(|e| errors::raise(e))
+}
+
+fn connection_type(ip: InetArg) -> Result<Option<TextDatum>, errors::Boxed> {
     if !is_public(ip) {
         return Ok(None);
     }
@@ -302,22 +317,19 @@ COMMENT ON FUNCTION @extschema@.ip_connection_type(inet) IS
 /// as `_ip_inventory_anonymous` is: NULL when the ISP slot is not configured, and a database
 /// that cannot be used leaves the columns NULL with one WARNING per session.
 #[pg_extern(stable, strict, parallel_safe, name = "_ip_inventory_isp")]
-fn ip_inventory_isp(
-    ip: InetArg,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Result<Option<IspDatum>, ErrorReport> {
+fn ip_inventory_isp(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> Option<IspDatum> {
     if !classify(ip.addr).in_maxmind() || readers::with(|r| r.isp.path().is_none()) {
-        return Ok(None);
+        return None;
     }
-    match ip_isp(ip, fcinfo) {
-        Ok(v) => Ok(v),
+    match isp(ip, fcinfo) {
+        Ok(v) => v,
         Err(e) => {
             readers::with(|r| {
                 r.isp.warn_once(e.set_detail(
                     "The inventory's ISP columns stay NULL for it until the database can be used.",
                 ))
             });
-            Ok(None)
+            None
         }
     }
 }
@@ -325,19 +337,19 @@ fn ip_inventory_isp(
 /// `_ip_inventory_connection_type(inet) → text`: `ip_connection_type` for the inventory's
 /// `connection_type` column, lenient in the same way.
 #[pg_extern(stable, strict, parallel_safe, name = "_ip_inventory_connection_type")]
-fn ip_inventory_connection_type(ip: InetArg) -> Result<Option<TextDatum>, ErrorReport> {
+fn ip_inventory_connection_type(ip: InetArg) -> Option<TextDatum> {
     if !classify(ip.addr).in_maxmind() || readers::with(|r| r.connection_type.path().is_none()) {
-        return Ok(None);
+        return None;
     }
-    match ip_connection_type(ip) {
-        Ok(v) => Ok(v),
+    match connection_type(ip) {
+        Ok(v) => v,
         Err(e) => {
             readers::with(|r| {
                 r.connection_type.warn_once(e.set_detail(
                     "The inventory's connection_type column stays NULL for it until the database can be used.",
                 ))
             });
-            Ok(None)
+            None
         }
     }
 }
@@ -479,7 +491,7 @@ fn enrichment(
     ip: InetArg,
     fcinfo: pg_sys::FunctionCallInfo,
     on_error: OnDbError,
-) -> Result<EnrichmentDatum, ErrorReport> {
+) -> Result<EnrichmentDatum, errors::Boxed> {
     // SAFETY: fcinfo is this call's; the SQL declaration returns ip_enrichment.
     let tupdesc = unsafe { datum::result_tupdesc(fcinfo, "ip_enrichment", &ENRICHMENT_TYPES)? };
     let mut row = Row::new();
@@ -499,22 +511,16 @@ fn enrichment(
 /// `enrich_ip(inet) → ip_enrichment`: City and ASN fields in one composite value. Use it as
 /// `FROM t, LATERAL enrich_ip(t.ip) e`; `(enrich_ip(ip)).*` calls it once per column.
 #[pg_extern(stable, strict, parallel_safe)]
-fn enrich_ip(
-    ip: InetArg,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Result<EnrichmentDatum, ErrorReport> {
-    enrichment(ip, fcinfo, OnDbError::Raise)
+fn enrich_ip(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> EnrichmentDatum {
+    enrichment(ip, fcinfo, OnDbError::Raise).unwrap_or_else(|e| errors::raise(e))
 }
 
 /// `_ip_inventory_maxmind(inet) → ip_enrichment`: `enrich_ip` for recording observations: a
 /// database that is not configured or cannot be used leaves its fields (and its build time)
 /// NULL instead of raising, with one WARNING per session.
 #[pg_extern(stable, strict, parallel_safe, name = "_ip_inventory_maxmind")]
-fn ip_inventory_maxmind(
-    ip: InetArg,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Result<EnrichmentDatum, ErrorReport> {
-    enrichment(ip, fcinfo, OnDbError::Skip)
+fn ip_inventory_maxmind(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> EnrichmentDatum {
+    enrichment(ip, fcinfo, OnDbError::Skip).unwrap_or_else(|e| errors::raise(e))
 }
 
 extension_sql!(
@@ -574,12 +580,12 @@ fn fill_maxmind(
     ip: InetArg,
     row: &mut Row,
     on_error: OnDbError,
-) -> Result<(), ErrorReport> {
+) -> Result<(), errors::Boxed> {
     if r.city.path().is_none() && r.asn.path().is_none() {
         return match on_error {
             OnDbError::Raise => {
                 metrics::count_db_error(DbFamily::City, DbErrorKind::NotConfigured);
-                Err(errors::not_configured(&DbSlot::City))
+                Err(Box::new(errors::not_configured(&DbSlot::City)))
             }
             OnDbError::Skip => Ok(()),
         };
@@ -598,9 +604,9 @@ fn fill_maxmind(
 
 fn settle(
     slot: &mut readers::Slot,
-    outcome: Result<(), ErrorReport>,
+    outcome: Result<(), errors::Boxed>,
     on_error: OnDbError,
-) -> Result<(), ErrorReport> {
+) -> Result<(), errors::Boxed> {
     match (outcome, on_error) {
         (Ok(()), _) => Ok(()),
         (Err(e), OnDbError::Raise) => Err(e),
@@ -621,7 +627,7 @@ fn fill_city(
     language: &str,
     ip: InetArg,
     row: &mut Row,
-) -> Result<(), ErrorReport> {
+) -> Result<(), errors::Boxed> {
     slot.lookup(store, ip.addr, |db, hit| {
         let found = match hit {
             Some(hit) if hit.has_data() => {
@@ -663,7 +669,7 @@ fn fill_asn(
     store: &Store,
     ip: InetArg,
     row: &mut Row,
-) -> Result<(), ErrorReport> {
+) -> Result<(), errors::Boxed> {
     slot.lookup(store, ip.addr, |db, hit| {
         let found = match hit {
             Some(hit) if hit.has_data() => Some((hit.network(), db.asn_fields(hit)?)),
@@ -720,6 +726,7 @@ fn mmdb_lookup(ip: InetArg, database: &str) -> Result<Option<JsonB>, ErrorReport
             )))
         },
     )
+    .map_err(|e| *e)
 }
 
 extension_sql!(

@@ -70,9 +70,9 @@ impl Slot {
     }
 
     /// An ERROR for a lookup that failed in this slot's database, counted by its kind.
-    fn lookup_error(&self, err: &DbError) -> ErrorReport {
+    fn lookup_error(&self, err: &DbError) -> errors::Boxed {
         metrics::count_db_error(self.slot().family(), err.kind.counted_as());
-        self.error(err)
+        Box::new(self.error(err))
     }
 
     /// Makes sure a reader is in service, opening (and on first use of a file, verifying) it.
@@ -105,7 +105,7 @@ impl Slot {
         store: &Store,
         ip: IpAddr,
         read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
-    ) -> Result<R, ErrorReport> {
+    ) -> Result<R, errors::Boxed> {
         let family = self.slot().family();
         let probe = Probe::start(family);
         if let Err(e) = self.ensure_open(store) {
@@ -115,7 +115,7 @@ impl Slot {
                 .as_ref()
                 .map_or(DbErrorKind::NotConfigured, |e| e.kind.counted_as());
             metrics::count_db_error(family, kind);
-            return Err(e);
+            return Err(Box::new(e));
         }
         let db = self.reader.database().expect("opened");
         let hit = db.lookup(ip).map_err(|e| self.lookup_error(&e))?;
@@ -338,7 +338,7 @@ impl Readers {
         pick: impl FnOnce(&mut Readers) -> Result<&mut Slot, ErrorReport>,
         ip: IpAddr,
         read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
-    ) -> Result<R, ErrorReport> {
+    ) -> Result<R, errors::Boxed> {
         let store = self.store()?.clone();
         pick(self)?.lookup(&store, ip, read)
     }

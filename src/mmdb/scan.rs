@@ -53,6 +53,7 @@ fn mmdb_lookup_path(
             },
         )
     })
+    .map_err(|e| *e)
 }
 
 fn null_path_element() -> ErrorReport {
