@@ -8,6 +8,7 @@
 //! Operators must install new files by rename; see `docs/maxmind.md`.
 
 mod cache;
+mod data;
 mod json;
 mod record;
 pub mod scan;
@@ -735,20 +736,33 @@ impl Database {
         Ok(code)
     }
 
-    /// `country.iso_code` alone, decoded.
+    /// `country.iso_code` alone, decoded: by our own reader of the record when it can (no
+    /// second walk of the tree), else by the crate.
     fn country_code_decoded<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
         const PATH: [PathElement<'static>; 2] =
             [PathElement::Key("country"), PathElement::Key("iso_code")];
         const IPINFO_PATH: [PathElement<'static>; 1] = [PathElement::Key("country_code")];
-        let path: &[PathElement<'static>] = match self.layout {
-            Layout::IpinfoLite => &IPINFO_PATH,
-            _ => &PATH,
+        let (path, keys): (&[PathElement<'static>], &[&str]) = match self.layout {
+            Layout::IpinfoLite => (&IPINFO_PATH, &["country_code"]),
+            _ => (&PATH, &["country", "iso_code"]),
         };
+        if let Some(code) = self.string_at(hit, keys) {
+            return Ok(code.map(|c| self.clean(c)));
+        }
         match hit.result()?.decode_path::<&'a str>(path) {
             Ok(Some(code)) => Ok(Some(self.clean(code))),
             Ok(None) => Ok(None),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
+    }
+
+    /// The string at `keys` of a hit's record, read by [`data`] without the crate; `None`:
+    /// it declined (or the tree is not ours), ask the crate.
+    fn string_at<'a>(&'a self, hit: &Hit<'a>, keys: &[&str]) -> Option<Option<&'a str>> {
+        let offset = hit.record_offset()?;
+        let bytes: &'a [u8] = self.map.as_ref();
+        let data = self.tree.get()?.as_ref()?.data(bytes)?;
+        data::string_at(data, offset, keys)
     }
 
     /// A string of a record as it may be returned: without control characters (a NUL

@@ -1399,3 +1399,182 @@ fn xorshift_v4(x: &mut u64) -> IpAddr {
     *x ^= *x << 17;
     IpAddr::V4((*x as u32).into())
 }
+
+/// Paths our record reader ([`data`]) is asked for, and some it must decline (a bool, an
+/// array, a map at the end).
+const READER_PATHS: &[&[&str]] = &[
+    &["country", "iso_code"],
+    &["country_code"],
+    &["registered_country", "iso_code"],
+    &["city", "names", "en"],
+    &["location", "time_zone"],
+    &["continent", "code"],
+    &["autonomous_system_organization"],
+    &["traits", "is_anycast"],
+    &["subdivisions", "0"],
+    &["country"],
+];
+
+/// What our record reader answers at `offset` against the crate's `decode_path` on `result`
+/// (a lookup that found the same record): when ours answers, the crate answers the same;
+/// returns how many paths ours answered.
+fn check_reader<S: AsRef<[u8]>>(
+    data: &[u8],
+    offset: usize,
+    result: &maxminddb::LookupResult<'_, S>,
+    what: &str,
+) -> usize {
+    let mut answered = 0;
+    for path in READER_PATHS {
+        let Some(ours) = data::string_at(data, offset, path) else {
+            continue;
+        };
+        answered += 1;
+        let elements: Vec<PathElement<'_>> = path.iter().map(|k| PathElement::Key(k)).collect();
+        match result.decode_path::<&str>(&elements) {
+            Ok(theirs) => assert_eq!(ours, theirs, "{what}: {path:?} at {offset}"),
+            Err(e) => panic!("{what}: {path:?} at {offset}: ours {ours:?}, crate failed: {e}"),
+        }
+    }
+    answered
+}
+
+/// One address per record of `db` (the first network that names it) with its offset.
+fn one_address_per_record(db: &Database) -> Vec<(IpAddr, usize)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let Ok(nets) = db.reader.networks(WithinOptions::default()) else {
+        return out;
+    };
+    for item in nets.take(200_000) {
+        let Ok(r) = item else { break };
+        if let (Some(offset), Ok(net)) = (r.offset(), r.network()) {
+            if seen.insert(offset) {
+                out.push((net.network(), offset));
+            }
+        }
+    }
+    out
+}
+
+/// The data section of `db` as our reader sees it (the tree built by a first lookup).
+fn reader_data(db: &Database) -> Option<&[u8]> {
+    let _ = db.lookup(IpAddr::V4(0x0101_0101.into()));
+    db.tree.get()?.as_ref()?.data(db.map.as_ref())
+}
+
+#[test]
+fn own_record_reader_agrees_with_the_crate_on_every_test_and_corrupt_database() {
+    let mut files = Vec::new();
+    mmdb_files(&fixture("test-data"), &mut files);
+    mmdb_files(&fixture("bad-data"), &mut files);
+    assert!(files.len() > 60, "test databases missing");
+    let (mut answered, mut country_codes) = (0, 0);
+    for path in &files {
+        let Some(db) = unchecked(path) else { continue };
+        let Some(data) = reader_data(&db) else {
+            continue;
+        };
+        for (ip, offset) in one_address_per_record(&db) {
+            let Ok(r) = db.reader.lookup(ip) else {
+                continue;
+            };
+            assert_eq!(r.offset(), Some(offset));
+            answered += check_reader(data, offset, &r, &path.display().to_string());
+            if let Some(Some(_)) = data::string_at(data, offset, &["country", "iso_code"]) {
+                country_codes += 1;
+            }
+        }
+    }
+    // The City, Country and Enterprise test databases: hundreds of records with a country.
+    assert!(country_codes > 300, "{country_codes}");
+    assert!(answered > 1000, "{answered}");
+}
+
+#[test]
+fn own_record_reader_declines_what_the_crate_refuses_in_damaged_records() {
+    // Bytes of the City test database's data section overwritten (at and after its records'
+    // starts, and anywhere), 2000 files: wherever our reader still answers, the crate (reading the same
+    // damaged file) answers the same, and nothing panics.
+    let src = fixture("test-data/GeoIP2-City-Test.mmdb");
+    let bytes = std::fs::read(&src).unwrap();
+    let db = unchecked(&src).unwrap();
+    let m = db.metadata();
+    let start = m.node_count as usize * walk::node_bytes(m.record_size).unwrap() + walk::SEPARATOR;
+    let records = one_address_per_record(&db);
+    assert!(records.len() > 50, "{}", records.len());
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut answered, mut refused) = (0, 0);
+    for round in 0..2000 {
+        let mut b = bytes.clone();
+        for _ in 0..1 + next() % 3 {
+            // At a record's start or after it, or anywhere in the data section (the keys
+            // and strings records point to).
+            let at = if next() % 2 == 0 {
+                let (_, offset) = records[next() as usize % records.len()];
+                start + offset + (next() % 48) as usize
+            } else {
+                start + (next() as usize % (b.len() - start))
+            };
+            if at < b.len() {
+                b[at] = next() as u8;
+            }
+        }
+        let path = dir.path().join(format!("damaged-{round}.mmdb"));
+        std::fs::write(&path, &b).unwrap();
+        let Some(damaged) = unchecked(&path) else {
+            continue;
+        };
+        let Some(data) = reader_data(&damaged) else {
+            continue;
+        };
+        for &(ip, offset) in &records {
+            let Ok(r) = damaged.reader.lookup(ip) else {
+                continue;
+            };
+            answered += check_reader(data, offset, &r, &format!("round {round}"));
+            for p in READER_PATHS {
+                let elements: Vec<PathElement<'_>> =
+                    p.iter().map(|k| PathElement::Key(k)).collect();
+                if r.decode_path::<&str>(&elements).is_err() {
+                    refused += 1;
+                }
+            }
+        }
+    }
+    // The damage reached the crate (it refused some paths) and left most records readable.
+    assert!(refused > 10_000, "{refused}");
+    assert!(answered > 500_000, "{answered}");
+}
+
+/// Our record reader against the crate on every record of full-size files:
+/// `IPI_FULL_MMDB=/path/City.mmdb:/path/ASN.mmdb cargo test --release -p ip_inventory_core
+/// own_record_reader_full -- --ignored`.
+#[test]
+#[ignore]
+fn own_record_reader_full_size_databases() {
+    let paths = std::env::var("IPI_FULL_MMDB").expect("IPI_FULL_MMDB");
+    for p in paths.split(':') {
+        let db = unchecked(Path::new(p)).expect("opens");
+        let data = reader_data(&db).expect("our walk reads this tree");
+        let (mut records, mut answered) = (0, 0);
+        let mut seen = std::collections::HashSet::new();
+        for item in db.reader.networks(WithinOptions::default()).unwrap() {
+            let r = item.unwrap();
+            let offset = r.offset().unwrap();
+            if seen.insert(offset) {
+                records += 1;
+                answered += check_reader(data, offset, &r, p);
+            }
+        }
+        eprintln!("{p}: {records} records, {answered} paths answered by our reader and agreed");
+        assert!(answered >= records);
+    }
+}

@@ -81,6 +81,13 @@ impl Tree {
         Some(tree)
     }
 
+    /// The data section of `bytes` (the file this tree was built from), as the crate bounds
+    /// it: from after the separator up to the metadata marker.
+    pub(super) fn data<'b>(&self, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        let start = self.node_count * self.node_bytes + SEPARATOR;
+        bytes.get(start..start.checked_add(self.data_len)?)
+    }
+
     /// Record `bit` of node `n`; `None` when the node lies outside the tree or the file.
     #[inline(always)]
     fn read(&self, bytes: &[u8], n: usize, bit: usize) -> Option<usize> {
