@@ -208,14 +208,12 @@ BEGIN
             OFFSET 0
         ) AS m ON true
         ORDER BY o.ip
-        -- A row added with no observation (cascade_refresh_now) takes its first and last
-        -- seen from its first events, as in _ip_inventory_record.
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.first_seen_at
-                                 ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
-            last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
-                                ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
+            first_seen_at = @extschema@._ip_inventory_first_seen(
+                inv.observation_count, inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = @extschema@._ip_inventory_last_seen(
+                inv.observation_count, inv.last_seen_at, excluded.last_seen_at)
         RETURNING (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
     totals AS (
         SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
@@ -367,14 +365,12 @@ BEGIN
             WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
             OFFSET 0
         ) AS m ON true
-        -- As in _ip_inventory_record: a row added with no observation takes its first and
-        -- last seen from its first events.
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.first_seen_at
-                                 ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
-            last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
-                                ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
+            first_seen_at = @extschema@._ip_inventory_first_seen(
+                inv.observation_count, inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = @extschema@._ip_inventory_last_seen(
+                inv.observation_count, inv.last_seen_at, excluded.last_seen_at)
         RETURNING 1)
     SELECT count(*) AS n INTO written FROM w;
     PERFORM @extschema@._ip_inventory_count_recorded(moved.observations, 0::bigint, 0::bigint);

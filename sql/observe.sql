@@ -40,6 +40,19 @@ BEGIN ATOMIC
     FROM @extschema@._ip_inventory_isp(ip) AS i;
 END;
 
+-- An inventory row's first and last seen after more events: widened by them, or taken from
+-- them when the row has no observation yet (added by cascade_refresh_now or the refresh
+-- queue). The one rule of every writer (_ip_inventory_record, and on Citus the shard writer
+-- and ip_inventory_citus_flush); IMMUTABLE because Citus allows nothing else in ON CONFLICT
+-- DO UPDATE SET, and inlined by the planner.
+CREATE FUNCTION @extschema@._ip_inventory_first_seen(observed bigint, kept timestamptz, seen timestamptz)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN observed = 0 THEN seen ELSE LEAST(kept, seen) END;
+
+CREATE FUNCTION @extschema@._ip_inventory_last_seen(observed bigint, kept timestamptz, seen timestamptz)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN observed = 0 THEN seen ELSE GREATEST(kept, seen) END;
+
 -- Writes observations (one entry per distinct address, in address order, so that concurrent
 -- recorders lock rows in the same order and cannot deadlock) into the inventory: appearances
 -- are added, first and last seen widened. New public addresses are enriched from MaxMind
@@ -97,14 +110,12 @@ BEGIN
             OFFSET 0
         ) AS m ON true
         ORDER BY o.ip
-        -- A row added with no observation (cascade_refresh_now, the refresh queue) takes its
-        -- first and last seen from its first events.
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.first_seen_at
-                                 ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
-            last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
-                                ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
+            first_seen_at = @extschema@._ip_inventory_first_seen(
+                inv.observation_count, inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = @extschema@._ip_inventory_last_seen(
+                inv.observation_count, inv.last_seen_at, excluded.last_seen_at)
         RETURNING inv.ip_address AS ip, (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
     totals AS (
         SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
@@ -192,6 +203,10 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_columns(@extschema@.ip_enr
     'The ip_inventory columns an ip_enrichment value fills (internal: shared by recording and re-enrichment).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_isp_columns(inet) IS
     'The ip_inventory ISP and connection-type columns of an address, one row (internal: shared by every MaxMind writer).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_first_seen(bigint, timestamptz, timestamptz) IS
+    'An inventory row''s first seen after more events: the earlier of the two, or the events'' when the row has no observation yet (internal: every writer''s rule).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_last_seen(bigint, timestamptz, timestamptz) IS
+    'An inventory row''s last seen after more events: the later of the two, or the events'' when the row has no observation yet (internal: every writer''s rule).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) IS
     'Writes aggregated observations into ip_inventory (internal: shared by the observe trigger and backfill).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_check_columns(regclass, text[], text) IS

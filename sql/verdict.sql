@@ -9,6 +9,7 @@ CREATE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAG
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     given inet[];
+    known inet[];
     fresh inet[];
     added bigint;
     enriched bigint;
@@ -18,10 +19,8 @@ BEGIN
     -- that hold them; Citus refuses a correlated NOT EXISTS beside unnest), the difference
     -- taken locally. One that a recorder adds meanwhile is skipped by ON CONFLICT.
     given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(x) FROM unnest(ips) AS x WHERE x IS NOT NULL);
-    fresh := ARRAY(SELECT g FROM unnest(given) AS g
-                   EXCEPT
-                   SELECT k FROM unnest(ARRAY(SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-                                              WHERE i.ip_address = ANY (given))) AS k);
+    known := ARRAY(SELECT i.ip_address FROM @extschema@.ip_inventory AS i WHERE i.ip_address = ANY (given));
+    fresh := ARRAY(SELECT g FROM unnest(given) AS g EXCEPT SELECT k FROM unnest(known) AS k);
     WITH new AS (
         INSERT INTO @extschema@.ip_inventory AS inv (
             ip_address, first_seen_at, last_seen_at, observation_count, ip_class,

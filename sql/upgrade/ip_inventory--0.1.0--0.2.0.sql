@@ -364,6 +364,24 @@ STRICT STABLE PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_inventory_maxmind_wrapper';
 
+CREATE OR REPLACE FUNCTION "_ip_inventory_maxmind_json"(
+	"continent_code" TEXT, 
+	"registered_country_code" TEXT, 
+	"subdivision_code" TEXT, 
+	"postal_code" TEXT, 
+	"accuracy_radius" INT, 
+	"time_zone" TEXT, 
+	"is_anonymous_proxy" bool, 
+	"is_satellite_provider" bool, 
+	"is_anycast" bool 
+) RETURNS jsonb 
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c 
+AS 'MODULE_PATHNAME', 'ip_inventory_maxmind_json_wrapper';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_json(text, text, text, text, int, text, boolean, boolean, boolean) IS
+    'The MaxMind fields without an inventory column as one jsonb object of the non-NULL ones, NULL when none (internal: _ip_inventory_maxmind_columns).';
+
 CREATE OR REPLACE FUNCTION "_ip_inventory_queue"(
 	"ip" inet, 
 	"sources" TEXT[] 
@@ -551,6 +569,9 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -700,9 +721,6 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was 
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
@@ -712,24 +730,6 @@ AS 'MODULE_PATHNAME', 'ip_class_wrapper';
 
 COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
     'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
-
-CREATE OR REPLACE FUNCTION "_ip_inventory_maxmind_json"(
-	"continent_code" TEXT, 
-	"registered_country_code" TEXT, 
-	"subdivision_code" TEXT, 
-	"postal_code" TEXT, 
-	"accuracy_radius" INT, 
-	"time_zone" TEXT, 
-	"is_anonymous_proxy" bool, 
-	"is_satellite_provider" bool, 
-	"is_anycast" bool 
-) RETURNS jsonb 
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c 
-AS 'MODULE_PATHNAME', 'ip_inventory_maxmind_json_wrapper';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_json(text, text, text, text, int, text, boolean, boolean, boolean) IS
-    'The MaxMind fields without an inventory column as one jsonb object of the non-NULL ones, NULL when none (internal: _ip_inventory_maxmind_columns).';
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
 RETURNS TABLE (
@@ -759,6 +759,14 @@ BEGIN ATOMIC
            @extschema@._ip_inventory_connection_type(ip)
     FROM @extschema@._ip_inventory_isp(ip) AS i;
 END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_first_seen(observed bigint, kept timestamptz, seen timestamptz)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN observed = 0 THEN seen ELSE LEAST(kept, seen) END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_last_seen(observed bigint, kept timestamptz, seen timestamptz)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN observed = 0 THEN seen ELSE GREATEST(kept, seen) END;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_record(
     ips inet[], observations bigint[], first_seen timestamptz[], last_seen timestamptz[], enrich boolean,
@@ -811,14 +819,12 @@ BEGIN
             OFFSET 0
         ) AS m ON true
         ORDER BY o.ip
-        -- A row added with no observation (cascade_refresh_now, the refresh queue) takes its
-        -- first and last seen from its first events.
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.first_seen_at
-                                 ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
-            last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
-                                ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
+            first_seen_at = @extschema@._ip_inventory_first_seen(
+                inv.observation_count, inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = @extschema@._ip_inventory_last_seen(
+                inv.observation_count, inv.last_seen_at, excluded.last_seen_at)
         RETURNING inv.ip_address AS ip, (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
     totals AS (
         SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
@@ -899,6 +905,12 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_columns(@extschema@.ip_enr
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_isp_columns(inet) IS
     'The ip_inventory ISP and connection-type columns of an address, one row (internal: shared by every MaxMind writer).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_first_seen(bigint, timestamptz, timestamptz) IS
+    'An inventory row''s first seen after more events: the earlier of the two, or the events'' when the row has no observation yet (internal: every writer''s rule).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_last_seen(bigint, timestamptz, timestamptz) IS
+    'An inventory row''s last seen after more events: the later of the two, or the events'' when the row has no observation yet (internal: every writer''s rule).';
 
 COMMENT ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) IS
     'Writes aggregated observations into ip_inventory (internal: shared by the observe trigger and backfill).';
@@ -2599,6 +2611,492 @@ REVOKE ALL ON FUNCTION @extschema@.ip_inventory_fetch(text, text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_greynoise_seed(int, bigint) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    given inet[];
+    known inet[];
+    fresh inet[];
+    added bigint;
+    enriched bigint;
+    new_ips inet[];
+BEGIN
+    -- The addresses not in the inventory: one read by address (on Citus routed to the shards
+    -- that hold them; Citus refuses a correlated NOT EXISTS beside unnest), the difference
+    -- taken locally. One that a recorder adds meanwhile is skipped by ON CONFLICT.
+    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(x) FROM unnest(ips) AS x WHERE x IS NOT NULL);
+    known := ARRAY(SELECT i.ip_address FROM @extschema@.ip_inventory AS i WHERE i.ip_address = ANY (given));
+    fresh := ARRAY(SELECT g FROM unnest(given) AS g EXCEPT SELECT k FROM unnest(known) AS k);
+    WITH new AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
+        SELECT a.ip, now(), now(), 0, a.class,
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
+        FROM (SELECT f AS ip, @extschema@.ip_class(f) AS class FROM unnest(fresh) AS f) AS a
+        LEFT JOIN LATERAL (
+            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
+                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
+                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
+                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
+            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
+        -- Address order, as recorders insert: concurrent writers cannot deadlock.
+        ORDER BY a.ip
+        ON CONFLICT (ip_address) DO NOTHING
+        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
+    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
+    -- New rows get their tags (sql/tags.sql).
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
+    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
+    RETURN added;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
+    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
+    OUT ip_address inet, OUT known boolean, OUT ip_class text,
+    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
+    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
+    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
+    OUT greynoise_name text, OUT rdns_name text,
+    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
+    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
+    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    addr inet := @extschema@.ip_canonical(ip);
+    r @extschema@.ip_inventory;
+    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
+    -- (one WARNING per session) rather than failing the consumer.
+    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
+    want text[];
+BEGIN
+    ip_address := addr;
+    stale := '{}';
+    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
+    known := FOUND;
+    IF known THEN
+        ip_class := r.ip_class;
+        geo_country := r.geo_country;
+        geo_country_name := r.geo_country_name;
+        geo_city := r.geo_city;
+        asn_number := r.asn_number;
+        asn_org := r.asn_org;
+        asn_source := r.asn_source;
+        is_scanner := r.is_scanner;
+        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
+        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
+        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
+        rdns_name := r.enrichment -> 'rdns' ->> 'name';
+        first_seen_at := r.first_seen_at;
+        last_seen_at := r.last_seen_at;
+        observation_count := r.observation_count;
+        maxmind_ts := r.maxmind_ts;
+        cymru_ts := r.cymru_ts;
+        greynoise_ts := r.greynoise_ts;
+        rdns_ts := r.rdns_ts;
+        -- MaxMind is stale when the row is pending (never enriched, or from another build
+        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
+        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
+           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
+                                                         e.maxmind_build, e.asn_build) THEN
+            stale := stale || 'maxmind'::text;
+        END IF;
+    ELSE
+        -- Not in the inventory: MaxMind answers now; no network source has been asked.
+        ip_class := e.ip_class;
+        geo_country := e.country_code;
+        geo_country_name := e.country_name;
+        geo_city := e.city;
+        asn_number := e.asn;
+        asn_org := e.asn_org;
+        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
+        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
+    END IF;
+    -- The network sources that serve the address and have no fresh answer (not those switched
+    -- off or told to skip its network: no refresh would ask them).
+    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
+    stale := stale || want;
+    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
+    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
+    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
+RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
+END;
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
+    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
+    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    given inet[];
+    targets inet[];
+    added bigint;
+    one jsonb;
+BEGIN
+    IF source IS NULL OR lim IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF addresses IS NULL AND within IS NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
+    END IF;
+    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
+    IF lim < 0 OR lim > 100000 THEN
+        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
+    END IF;
+    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
+        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
+            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
+    END IF;
+    IF array_position(addresses, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
+            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
+            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
+    END IF;
+    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
+    IF cardinality(given) > lim THEN
+        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
+            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
+    END IF;
+    added := @extschema@._ip_inventory_add(given);
+    targets := given || ARRAY(
+        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
+        ORDER BY i.observation_count DESC, i.ip_address
+        LIMIT lim - cardinality(given));
+
+    IF source <> 'all' THEN
+        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
+        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
+        RETURN one || jsonb_build_object('added', added);
+    END IF;
+    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
+        || jsonb_build_object('added', added);
+END $$;
+
+COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
+    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
+
+REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
+SELECT count(*) AS total_ips,
+       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
+       count(asn_number) AS with_asn,
+       count(geo_country) AS with_geo,
+       count(*) FILTER (WHERE is_scanner) AS scanners,
+       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
+       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
+       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       coalesce(sum(observation_count), 0) AS observations
+FROM @extschema@.ip_inventory;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
+SELECT asn_source,
+       count(*) AS ips,
+       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_source;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       geo_country,
+       max(geo_country_name) AS geo_country_name,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE geo_country IS NOT NULL
+GROUP BY geo_country;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       asn_number,
+       max(asn_org) AS asn_org,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_number;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
+SELECT 'maxmind' AS source, NULL::interval AS ttl,
+       count(*) AS eligible,
+       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
+       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
+                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
+                                                         b.city_build, b.asn_build)) AS stale,
+       min(maxmind_ts) AS oldest
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
+UNION ALL
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
+       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
+UNION ALL
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
+       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
+UNION ALL
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
+       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
+RETURNS TABLE ("check" text, status text, value text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    warn_age interval;
+    crit_age interval;
+    age interval;
+    cov @extschema@.ip_inventory_coverage;
+    st record;
+    db record;
+    n bigint;
+    failing bigint;
+    last_seen timestamptz;
+    warn_left bigint;
+    crit_left bigint;
+    monthly boolean;
+BEGIN
+    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
+    -- always, the optional slots when configured (maxmind_info() lists them only then).
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_database';
+        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
+        value := db.status;
+        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
+                  || coalesce(': ' || db.error, '');
+        RETURN NEXT;
+    END LOOP;
+
+    -- maxmind_info() above loaded the library, which defines these settings.
+    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
+    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
+    "check" := 'maxmind_age';
+    BEGIN
+        age := @extschema@.maxmind_age();
+        value := justify_interval(date_trunc('minute', age))::text;
+        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
+        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
+        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
+                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
+               bool_or(i.grace > interval '0')
+          INTO status, monthly
+          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
+                                   ELSE interval '0' END AS grace
+                FROM @extschema@.maxmind_info() AS m
+                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
+        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                         justify_interval(warn_age), justify_interval(crit_age))
+                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
+    EXCEPTION WHEN OTHERS THEN
+        status := 'critical'; value := NULL; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+
+    -- The optional slots' databases, when configured: their age against the same thresholds.
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_age';
+        value := justify_interval(date_trunc('minute', db.age))::text;
+        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
+                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
+                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                                   justify_interval(warn_age), justify_interval(crit_age)) END;
+        RETURN NEXT;
+    END LOOP;
+
+    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
+    "check" := 'asn_coverage';
+    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
+                     cov.with_asn, cov.public_ips);
+    RETURN NEXT;
+    "check" := 'geo_coverage';
+    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
+                     cov.with_geo, cov.public_ips);
+    RETURN NEXT;
+
+    -- Stale answers per source: a warning when more than a tenth of the rows a source
+    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
+    -- A network source switched off is reported as such, not as stale.
+    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
+        "check" := st.source || '_stale';
+        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
+            value := 'disabled';
+            status := 'ok';
+            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
+                             st.source, st.stale, st.never, st.eligible);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        value := st.stale::text;
+        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
+        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
+                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
+        RETURN NEXT;
+    END LOOP;
+
+    "check" := 'maxmind_pending';
+    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
+    value := n::text;
+    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
+    RETURN NEXT;
+
+    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
+    "check" := 'greynoise_quota';
+    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
+        status := 'ok'; value := 'disabled';
+        detail := 'ip_inventory.greynoise_enabled = off: no calls';
+    ELSE
+        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
+        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
+        BEGIN
+            SELECT * INTO st FROM @extschema@.greynoise_quota();
+            value := st.remaining || ' of ' || st.daily_quota;
+            -- (A daily quota of 0 is an operator's choice, not an alarm.)
+            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
+                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
+                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
+                             warn_left, crit_left)
+                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            status := 'warning'; value := NULL; detail := SQLERRM;
+        END;
+    END IF;
+    RETURN NEXT;
+
+    "check" := 'network_failures';
+    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
+           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
+      INTO n, failing, detail
+      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
+            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
+    value := n::text;
+    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
+                     coalesce(detail, 'none'), failing);
+    RETURN NEXT;
+
+    "check" := 'observed_tables';
+    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
+    value := n::text;
+    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
+    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
+                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
+    RETURN NEXT;
+
+    "check" := 'last_observation';
+    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
+    value := last_seen::text;
+    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
+    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
+    RETURN NEXT;
+
+    -- Event rules (docs/tags.md) whose table was dropped (its OID gone) or detached: they
+    -- match nothing, and a dropped table's OID may one day name another table. Reported
+    -- (the row is there only when some event rule exists), not deleted: the rules are the
+    -- tag writers', and a detached table may be attached again.
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL) THEN
+        "check" := 'event_rules';
+        SELECT string_agg(format('rule %s (%s): %s', x.rule_id, x.tag, x.why), ', ' ORDER BY x.rule_id)
+          INTO detail
+          FROM (SELECT r.rule_id, r.tag,
+                       CASE WHEN c.oid IS NULL THEN format('table %s dropped', r.event_table::oid)
+                            ELSE format('%s not attached', r.event_table) END AS why
+                FROM @extschema@.ip_inventory_tag_rules AS r
+                LEFT JOIN pg_catalog.pg_class AS c ON c.oid = r.event_table
+                WHERE r.event_table IS NOT NULL
+                  AND (c.oid IS NULL OR NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
+                                                    WHERE o.event_table = r.event_table))
+                ORDER BY r.rule_id LIMIT 20) AS x;
+        SELECT count(*) INTO n FROM @extschema@.ip_inventory_tag_rules AS r
+        WHERE r.event_table IS NOT NULL
+          AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
+                          JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
+                          WHERE o.event_table = r.event_table);
+        value := n::text;
+        status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN n = 0 THEN 'every event rule''s table exists and is attached'
+                       ELSE 'event rules matching nothing, their table dropped or detached: ' || detail
+                            || CASE WHEN n > 20 THEN ', ...' ELSE '' END
+                            || '. Delete them: DELETE FROM ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL AND NOT EXISTS (SELECT FROM ip_inventory_observed_tables AS o WHERE o.event_table = r.event_table);' END;
+        RETURN NEXT;
+    END IF;
+
+    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
+    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
+    END IF;
+END $$;
+
+COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
+    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
+    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
+    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
+
 COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
     'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
 
@@ -2749,14 +3247,12 @@ BEGIN
             OFFSET 0
         ) AS m ON true
         ORDER BY o.ip
-        -- A row added with no observation (cascade_refresh_now) takes its first and last
-        -- seen from its first events, as in _ip_inventory_record.
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.first_seen_at
-                                 ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
-            last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
-                                ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
+            first_seen_at = @extschema@._ip_inventory_first_seen(
+                inv.observation_count, inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = @extschema@._ip_inventory_last_seen(
+                inv.observation_count, inv.last_seen_at, excluded.last_seen_at)
         RETURNING (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
     totals AS (
         SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
@@ -2899,14 +3395,12 @@ BEGIN
             WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
             OFFSET 0
         ) AS m ON true
-        -- As in _ip_inventory_record: a row added with no observation takes its first and
-        -- last seen from its first events.
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.first_seen_at
-                                 ELSE LEAST(inv.first_seen_at, excluded.first_seen_at) END,
-            last_seen_at = CASE WHEN inv.observation_count = 0 THEN excluded.last_seen_at
-                                ELSE GREATEST(inv.last_seen_at, excluded.last_seen_at) END
+            first_seen_at = @extschema@._ip_inventory_first_seen(
+                inv.observation_count, inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = @extschema@._ip_inventory_last_seen(
+                inv.observation_count, inv.last_seen_at, excluded.last_seen_at)
         RETURNING 1)
     SELECT count(*) AS n INTO written FROM w;
     PERFORM @extschema@._ip_inventory_count_recorded(moved.observations, 0::bigint, 0::bigint);
@@ -4541,493 +5035,6 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) F
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_add(ips inet[]) RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    given inet[];
-    fresh inet[];
-    added bigint;
-    enriched bigint;
-    new_ips inet[];
-BEGIN
-    -- The addresses not in the inventory: one read by address (on Citus routed to the shards
-    -- that hold them; Citus refuses a correlated NOT EXISTS beside unnest), the difference
-    -- taken locally. One that a recorder adds meanwhile is skipped by ON CONFLICT.
-    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(x) FROM unnest(ips) AS x WHERE x IS NOT NULL);
-    fresh := ARRAY(SELECT g FROM unnest(given) AS g
-                   EXCEPT
-                   SELECT k FROM unnest(ARRAY(SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-                                              WHERE i.ip_address = ANY (given))) AS k);
-    WITH new AS (
-        INSERT INTO @extschema@.ip_inventory AS inv (
-            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
-            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
-            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment,
-            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node,
-            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
-        SELECT a.ip, now(), now(), 0, a.class,
-               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
-               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
-               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
-               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node,
-               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
-        FROM (SELECT f AS ip, @extschema@.ip_class(f) AS class FROM unnest(fresh) AS f) AS a
-        LEFT JOIN LATERAL (
-            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
-                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
-            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
-        -- Address order, as recorders insert: concurrent writers cannot deadlock.
-        ORDER BY a.ip
-        ON CONFLICT (ip_address) DO NOTHING
-        RETURNING inv.ip_address AS ip, inv.maxmind_ts IS NOT NULL AS with_maxmind)
-    SELECT count(*), count(*) FILTER (WHERE with_maxmind), array_agg(ip) INTO added, enriched, new_ips FROM new;
-    -- New rows get their tags (sql/tags.sql).
-    IF new_ips IS NOT NULL THEN
-        PERFORM @extschema@._ip_inventory_tag(new_ips);
-    END IF;
-    PERFORM @extschema@._ip_inventory_count_recorded(0::bigint, added, enriched);
-    RETURN added;
-END $$;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_add(inet[]) IS
-    'Adds addresses not in ip_inventory yet, enriched from MaxMind, with no observation (internal: cascade_refresh_now, the refresh queue).';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_add(inet[]) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_verdict(ip inet,
-    OUT ip_address inet, OUT known boolean, OUT ip_class text,
-    OUT geo_country text, OUT geo_country_name text, OUT geo_city text,
-    OUT asn_number bigint, OUT asn_org text, OUT asn_source text,
-    OUT is_scanner boolean, OUT greynoise_classification text, OUT greynoise_riot boolean,
-    OUT greynoise_name text, OUT rdns_name text,
-    OUT first_seen_at timestamptz, OUT last_seen_at timestamptz, OUT observation_count bigint,
-    OUT maxmind_ts timestamptz, OUT cymru_ts timestamptz, OUT greynoise_ts timestamptz,
-    OUT rdns_ts timestamptz, OUT stale text[], OUT queued boolean)
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    addr inet := @extschema@.ip_canonical(ip);
-    r @extschema@.ip_inventory;
-    -- MaxMind as recording asks it: a database that cannot be used leaves its fields NULL
-    -- (one WARNING per session) rather than failing the consumer.
-    e @extschema@.ip_enrichment := @extschema@._ip_inventory_maxmind(addr);
-    want text[];
-BEGIN
-    ip_address := addr;
-    stale := '{}';
-    SELECT i.* INTO r FROM @extschema@.ip_inventory AS i WHERE i.ip_address = addr;
-    known := FOUND;
-    IF known THEN
-        ip_class := r.ip_class;
-        geo_country := r.geo_country;
-        geo_country_name := r.geo_country_name;
-        geo_city := r.geo_city;
-        asn_number := r.asn_number;
-        asn_org := r.asn_org;
-        asn_source := r.asn_source;
-        is_scanner := r.is_scanner;
-        greynoise_classification := r.enrichment -> 'greynoise' ->> 'classification';
-        greynoise_riot := (r.enrichment -> 'greynoise' ->> 'riot')::boolean;
-        greynoise_name := r.enrichment -> 'greynoise' ->> 'name';
-        rdns_name := r.enrichment -> 'rdns' ->> 'name';
-        first_seen_at := r.first_seen_at;
-        last_seen_at := r.last_seen_at;
-        observation_count := r.observation_count;
-        maxmind_ts := r.maxmind_ts;
-        cymru_ts := r.cymru_ts;
-        greynoise_ts := r.greynoise_ts;
-        rdns_ts := r.rdns_ts;
-        -- MaxMind is stale when the row is pending (never enriched, or from another build
-        -- than the one that answers now); enrich_pending or cascade_refresh('maxmind') fix it.
-        IF @extschema@._ip_inventory_maxmind_serves(r.ip_class)
-           AND @extschema@._ip_inventory_maxmind_pending(r.maxmind_ts, r.maxmind_build, r.maxmind_asn_build,
-                                                         e.maxmind_build, e.asn_build) THEN
-            stale := stale || 'maxmind'::text;
-        END IF;
-    ELSE
-        -- Not in the inventory: MaxMind answers now; no network source has been asked.
-        ip_class := e.ip_class;
-        geo_country := e.country_code;
-        geo_country_name := e.country_name;
-        geo_city := e.city;
-        asn_number := e.asn;
-        asn_org := e.asn_org;
-        asn_source := CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END;
-        maxmind_ts := CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END;
-    END IF;
-    -- The network sources that serve the address and have no fresh answer (not those switched
-    -- off or told to skip its network: no refresh would ask them).
-    want := @extschema@._ip_inventory_verdict_due(addr, ip_class, asn_source, cymru_ts, greynoise_ts, rdns_ts);
-    stale := stale || want;
-    queued := cardinality(want) > 0 AND @extschema@._ip_inventory_queue(addr, want);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.ip_verdict(inet) IS
-    'What the inventory knows about an address, for a live consumer (docs/verdict.md): geo, ASN, GreyNoise, reverse DNS, first/last seen and observations, when each source last answered, which sources are missing or stale (stale), and whether the address is queued so that the next cascade_refresh() of those sources asks about it first (queued). An address not in the inventory is answered from MaxMind. Never calls the network, never waits for a row lock.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_verdict(inet) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_refresh_queue(
-    OUT ip_address inet, OUT sources text[], OUT queued_at timestamptz)
-RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT q.ip_address::inet, q.sources, q.queued_at FROM @extschema@._ip_inventory_queue_entries() AS q;
-END;
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_refresh_queue() IS
-    'Addresses ip_verdict() queued for the next refresh of the sources named (bounded, in shared memory; an entry lapses after a day). Needs shared_preload_libraries.';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_refresh_queue() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.cascade_refresh_now(
-    source text, addresses inet[] DEFAULT NULL, within cidr DEFAULT NULL, lim int DEFAULT 1000)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    given inet[];
-    targets inet[];
-    added bigint;
-    one jsonb;
-BEGIN
-    IF source IS NULL OR lim IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: source and lim must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF addresses IS NULL AND within IS NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: give addresses, within, or both' USING ERRCODE = '22004';
-    END IF;
-    PERFORM @extschema@._ip_inventory_citus_coordinator_only('cascade_refresh_now');
-    IF lim < 0 OR lim > 100000 THEN
-        RAISE EXCEPTION 'cascade_refresh_now: lim must be between 0 and 100000, not %', lim USING ERRCODE = '22023';
-    END IF;
-    IF source NOT IN ('maxmind', 'cymru', 'greynoise', 'rdns', 'all') THEN
-        RAISE EXCEPTION 'unknown enrichment source "%"', left(source, 64)
-            USING ERRCODE = '22023', HINT = 'Use maxmind, cymru, greynoise, rdns or all.';
-    END IF;
-    IF array_position(addresses, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'cascade_refresh_now: addresses hold a NULL' USING ERRCODE = '22004';
-    END IF;
-    IF EXISTS (SELECT FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END) THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % is a network, not an address',
-            (SELECT a FROM unnest(addresses) AS a WHERE masklen(a) <> CASE family(a) WHEN 4 THEN 32 ELSE 128 END LIMIT 1)
-            USING ERRCODE = '22023', HINT = 'Name networks with within => ''192.0.2.0/24''.';
-    END IF;
-    given := ARRAY(SELECT DISTINCT @extschema@.ip_canonical(a) FROM unnest(addresses) AS a ORDER BY 1);
-    IF cardinality(given) > lim THEN
-        RAISE EXCEPTION 'cascade_refresh_now: % addresses, more than lim (%)', cardinality(given), lim
-            USING ERRCODE = '22023', HINT = 'Refresh them in batches, or raise lim.';
-    END IF;
-    added := @extschema@._ip_inventory_add(given);
-    targets := given || ARRAY(
-        SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-        WHERE within IS NOT NULL AND i.ip_address <<= within AND i.ip_address <> ALL (given)
-        ORDER BY i.observation_count DESC, i.ip_address
-        LIMIT lim - cardinality(given));
-
-    IF source <> 'all' THEN
-        -- A source switched off stays off (cascade_refresh's answer: "disabled": true).
-        one := @extschema@._ip_inventory_refresh_source(source, lim, false, targets);
-        RETURN one || jsonb_build_object('added', added);
-    END IF;
-    RETURN @extschema@._ip_inventory_refresh_all(lim, false, targets, 'cascade_refresh_now', started)
-        || jsonb_build_object('added', added);
-END $$;
-
-COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
-    'Refreshes the given addresses (added to ip_inventory when missing) and up to lim inventory rows within a network now, whatever their TTL, from one source (maxmind, cymru, greynoise, rdns) or each in turn (all); returns the counts of cascade_refresh() and added. Same claims, GreyNoise quota and failure records as cascade_refresh().';
-
-REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
-SELECT count(*) AS total_ips,
-       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
-       count(asn_number) AS with_asn,
-       count(geo_country) AS with_geo,
-       count(*) FILTER (WHERE is_scanner) AS scanners,
-       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
-       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
-       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
-       coalesce(sum(observation_count), 0) AS observations
-FROM @extschema@.ip_inventory;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
-SELECT asn_source,
-       count(*) AS ips,
-       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_source;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       geo_country,
-       max(geo_country_name) AS geo_country_name,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE geo_country IS NOT NULL
-GROUP BY geo_country;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       asn_number,
-       max(asn_org) AS asn_org,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_number;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
-SELECT 'maxmind' AS source, NULL::interval AS ttl,
-       count(*) AS eligible,
-       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
-       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
-                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
-                                                         b.city_build, b.asn_build)) AS stale,
-       min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
-UNION ALL
-SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
-UNION ALL
-SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
-UNION ALL
-SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
-RETURNS TABLE ("check" text, status text, value text, detail text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    warn_age interval;
-    crit_age interval;
-    age interval;
-    cov @extschema@.ip_inventory_coverage;
-    st record;
-    db record;
-    n bigint;
-    failing bigint;
-    last_seen timestamptz;
-    warn_left bigint;
-    crit_left bigint;
-    monthly boolean;
-BEGIN
-    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
-    -- always, the optional slots when configured (maxmind_info() lists them only then).
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_database';
-        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
-        value := db.status;
-        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
-                  || coalesce(': ' || db.error, '');
-        RETURN NEXT;
-    END LOOP;
-
-    -- maxmind_info() above loaded the library, which defines these settings.
-    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
-    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
-    "check" := 'maxmind_age';
-    BEGIN
-        age := @extschema@.maxmind_age();
-        value := justify_interval(date_trunc('minute', age))::text;
-        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
-        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
-        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
-                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
-               bool_or(i.grace > interval '0')
-          INTO status, monthly
-          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
-                                   ELSE interval '0' END AS grace
-                FROM @extschema@.maxmind_info() AS m
-                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
-        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                         justify_interval(warn_age), justify_interval(crit_age))
-                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
-    EXCEPTION WHEN OTHERS THEN
-        status := 'critical'; value := NULL; detail := SQLERRM;
-    END;
-    RETURN NEXT;
-
-    -- The optional slots' databases, when configured: their age against the same thresholds.
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_age';
-        value := justify_interval(date_trunc('minute', db.age))::text;
-        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
-                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
-        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
-                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                                   justify_interval(warn_age), justify_interval(crit_age)) END;
-        RETURN NEXT;
-    END LOOP;
-
-    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
-    "check" := 'asn_coverage';
-    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
-                     cov.with_asn, cov.public_ips);
-    RETURN NEXT;
-    "check" := 'geo_coverage';
-    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
-                     cov.with_geo, cov.public_ips);
-    RETURN NEXT;
-
-    -- Stale answers per source: a warning when more than a tenth of the rows a source
-    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
-    -- A network source switched off is reported as such, not as stale.
-    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
-        "check" := st.source || '_stale';
-        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
-            value := 'disabled';
-            status := 'ok';
-            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
-                             st.source, st.stale, st.never, st.eligible);
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        value := st.stale::text;
-        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
-        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
-                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
-        RETURN NEXT;
-    END LOOP;
-
-    "check" := 'maxmind_pending';
-    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
-    value := n::text;
-    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
-    RETURN NEXT;
-
-    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
-    "check" := 'greynoise_quota';
-    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
-        status := 'ok'; value := 'disabled';
-        detail := 'ip_inventory.greynoise_enabled = off: no calls';
-    ELSE
-        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
-        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
-        BEGIN
-            SELECT * INTO st FROM @extschema@.greynoise_quota();
-            value := st.remaining || ' of ' || st.daily_quota;
-            -- (A daily quota of 0 is an operator's choice, not an alarm.)
-            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
-                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
-                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
-            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
-                             warn_left, crit_left)
-                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
-        EXCEPTION WHEN object_not_in_prerequisite_state THEN
-            status := 'warning'; value := NULL; detail := SQLERRM;
-        END;
-    END IF;
-    RETURN NEXT;
-
-    "check" := 'network_failures';
-    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
-           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
-      INTO n, failing, detail
-      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
-            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
-    value := n::text;
-    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
-    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
-                     coalesce(detail, 'none'), failing);
-    RETURN NEXT;
-
-    "check" := 'observed_tables';
-    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
-    value := n::text;
-    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
-    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
-                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
-    RETURN NEXT;
-
-    "check" := 'last_observation';
-    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
-    value := last_seen::text;
-    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
-    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
-    RETURN NEXT;
-
-    -- Event rules (docs/tags.md) whose table was dropped (its OID gone) or detached: they
-    -- match nothing, and a dropped table's OID may one day name another table. Reported
-    -- (the row is there only when some event rule exists), not deleted: the rules are the
-    -- tag writers', and a detached table may be attached again.
-    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL) THEN
-        "check" := 'event_rules';
-        SELECT string_agg(format('rule %s (%s): %s', x.rule_id, x.tag, x.why), ', ' ORDER BY x.rule_id)
-          INTO detail
-          FROM (SELECT r.rule_id, r.tag,
-                       CASE WHEN c.oid IS NULL THEN format('table %s dropped', r.event_table::oid)
-                            ELSE format('%s not attached', r.event_table) END AS why
-                FROM @extschema@.ip_inventory_tag_rules AS r
-                LEFT JOIN pg_catalog.pg_class AS c ON c.oid = r.event_table
-                WHERE r.event_table IS NOT NULL
-                  AND (c.oid IS NULL OR NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
-                                                    WHERE o.event_table = r.event_table))
-                ORDER BY r.rule_id LIMIT 20) AS x;
-        SELECT count(*) INTO n FROM @extschema@.ip_inventory_tag_rules AS r
-        WHERE r.event_table IS NOT NULL
-          AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
-                          JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
-                          WHERE o.event_table = r.event_table);
-        value := n::text;
-        status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-        detail := CASE WHEN n = 0 THEN 'every event rule''s table exists and is attached'
-                       ELSE 'event rules matching nothing, their table dropped or detached: ' || detail
-                            || CASE WHEN n > 20 THEN ', ...' ELSE '' END
-                            || '. Delete them: DELETE FROM ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL AND NOT EXISTS (SELECT FROM ip_inventory_observed_tables AS o WHERE o.event_table = r.event_table);' END;
-        RETURN NEXT;
-    END IF;
-
-    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
-    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
-        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
-    END IF;
-END $$;
-
-COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
-    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
-    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
-    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
 
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
 SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
