@@ -14,6 +14,8 @@
 //! odd records and errors stay exactly the crate's. Every read is bounds-checked; nothing
 //! here can panic or loop.
 
+use maxminddb::PathElement;
+
 /// Most values the maps and arrays met on one path may declare, in all: a real City record
 /// declares about a hundred. Far below the crate's own budget (65 536), so a record the
 /// crate would refuse for its size is declined here first.
@@ -36,23 +38,27 @@ const BOOLEAN: u8 = 14;
 const FLOAT: u8 = 15;
 
 /// One item's header: its type, its size field, where its payload starts.
+#[derive(Clone, Copy)]
 struct Item {
     ty: u8,
     size: usize,
     at: usize,
 }
 
-/// The string at `path` of the record at `offset` of `data` (the data section):
-/// `Some(Some(s))` found, `Some(None)` a key of the path is missing, `None` declined (ask
-/// the crate).
+/// The string at `path` (the crate's own path, so both read the same one) of the record at
+/// `offset` of `data` (the data section): `Some(Some(s))` found, `Some(None)` a key of the
+/// path is missing, `None` declined (ask the crate; so is any array index in the path).
 pub(super) fn string_at<'d>(
     data: &'d [u8],
     offset: usize,
-    path: &[&str],
+    path: &[PathElement<'_>],
 ) -> Option<Option<&'d str>> {
     let mut values = 0usize;
     let mut at = offset;
-    for key in path {
+    for element in path {
+        let PathElement::Key(key) = element else {
+            return None;
+        };
         let map = resolve(data, at)?;
         if map.ty != MAP {
             return None;
@@ -73,11 +79,7 @@ pub(super) fn string_at<'d>(
         };
         at = v;
     }
-    let s = resolve(data, at)?;
-    if s.ty != STRING {
-        return None;
-    }
-    let bytes = data.get(s.at..s.at.checked_add(s.size)?)?;
+    let bytes = string_bytes(data, resolve(data, at)?)?;
     std::str::from_utf8(bytes).ok().map(Some)
 }
 
@@ -89,15 +91,17 @@ fn key_at(data: &[u8], at: usize) -> Option<(&[u8], usize)> {
             let (target, after) = pointer(data, at)?;
             (header(data, target)?, after)
         }
-        _ => {
-            let after = item.at.checked_add(item.size)?;
-            (item, after)
-        }
+        _ => (item, item.at.checked_add(item.size)?),
     };
-    if key.ty != STRING {
+    Some((string_bytes(data, key)?, after))
+}
+
+/// The bytes of a string item; `None` for any other item, or one that runs past the data.
+fn string_bytes(data: &[u8], item: Item) -> Option<&[u8]> {
+    if item.ty != STRING {
         return None;
     }
-    Some((data.get(key.at..key.at.checked_add(key.size)?)?, after))
+    data.get(item.at..item.at.checked_add(item.size)?)
 }
 
 /// The item at `at`, through one pointer; a pointer to a pointer declines.

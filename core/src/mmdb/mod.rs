@@ -742,11 +742,11 @@ impl Database {
         const PATH: [PathElement<'static>; 2] =
             [PathElement::Key("country"), PathElement::Key("iso_code")];
         const IPINFO_PATH: [PathElement<'static>; 1] = [PathElement::Key("country_code")];
-        let (path, keys): (&[PathElement<'static>], &[&str]) = match self.layout {
-            Layout::IpinfoLite => (&IPINFO_PATH, &["country_code"]),
-            _ => (&PATH, &["country", "iso_code"]),
+        let path: &[PathElement<'static>] = match self.layout {
+            Layout::IpinfoLite => &IPINFO_PATH,
+            _ => &PATH,
         };
-        if let Some(code) = self.string_at(hit, keys) {
+        if let Some(code) = self.string_at(hit, path) {
             return Ok(code.map(|c| self.clean(c)));
         }
         match hit.result()?.decode_path::<&'a str>(path) {
@@ -756,13 +756,13 @@ impl Database {
         }
     }
 
-    /// The string at `keys` of a hit's record, read by [`data`] without the crate; `None`:
+    /// The string at `path` of a hit's record, read by [`data`] without the crate; `None`:
     /// it declined (or the tree is not ours), ask the crate.
-    fn string_at<'a>(&'a self, hit: &Hit<'a>, keys: &[&str]) -> Option<Option<&'a str>> {
+    fn string_at<'a>(&'a self, hit: &Hit<'a>, path: &[PathElement<'_>]) -> Option<Option<&'a str>> {
         let offset = hit.record_offset()?;
         let bytes: &'a [u8] = self.map.as_ref();
         let data = self.tree.get()?.as_ref()?.data(bytes)?;
-        data::string_at(data, offset, keys)
+        data::string_at(data, offset, path)
     }
 
     /// A string of a record as it may be returned: without control characters (a NUL
