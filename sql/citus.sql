@@ -196,16 +196,9 @@ BEGIN
         FROM obs AS o
         LEFT JOIN %1$s AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
-                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(
-                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS a,
-                            @extschema@._ip_inventory_isp_columns(
-                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS s
-            WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
-            -- A subquery, so that its WHERE gates it, as in _ip_inventory_record.
-            OFFSET 0
+            SELECT * FROM @extschema@._ip_inventory_new_row_maxmind(
+                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END)
+            OFFSET 0 -- a gated subquery: see _ip_inventory_new_row_maxmind
         ) AS m ON true
         ORDER BY o.ip
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -358,12 +351,8 @@ BEGIN
                m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM unnest(moved.ips, moved.ns, moved.fs, moved.ls, moved.es) AS o(ip, n, f, l, e)
         LEFT JOIN LATERAL (
-            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
-                            @extschema@._ip_inventory_maxmind_columns(x) AS c,
-                            @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a,
-                            @extschema@._ip_inventory_isp_columns(CASE WHEN o.e THEN o.ip END) AS s
-            WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
-            OFFSET 0
+            SELECT * FROM @extschema@._ip_inventory_new_row_maxmind(CASE WHEN o.e THEN o.ip END)
+            OFFSET 0 -- a gated subquery: see _ip_inventory_new_row_maxmind
         ) AS m ON true
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,

@@ -40,6 +40,37 @@ BEGIN ATOMIC
     FROM @extschema@._ip_inventory_isp(ip) AS i;
 END;
 
+-- MaxMind's columns of a new inventory row: City and ASN (_ip_inventory_maxmind_columns), the
+-- anonymizer flags and the ISP columns; no row for an address MaxMind does not serve, or for
+-- NULL. The one form of every writer of new rows (_ip_inventory_record, _ip_inventory_add, and
+-- on Citus the shard writer and ip_inventory_citus_flush), each of which joins it as
+--     LEFT JOIN LATERAL (SELECT * FROM _ip_inventory_new_row_maxmind(
+--         CASE WHEN <the row is new> THEN ip END) OFFSET 0) AS m ON true
+-- Not strict, so the planner inlines it; the OFFSET 0 keeps it a subquery whose WHERE reads
+-- only the outer row, a gate above the lookups: for a known address (NULL here) nothing runs.
+-- Pulled up into the writer's join instead, the WHERE became a filter after the MaxMind
+-- columns (jsonb_build_object among them) were built for every address (a quarter of the
+-- trigger's time in batches of known addresses, docs/benchmarks.md; pg_tests writer_lookups).
+CREATE FUNCTION @extschema@._ip_inventory_new_row_maxmind(ip inet)
+RETURNS TABLE (
+    geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
+    geo_latitude double precision, geo_longitude double precision, geo_network cidr,
+    maxmind_build timestamptz, maxmind_asn_build timestamptz, maxmind_ts timestamptz,
+    asn_number bigint, asn_org text, asn_network cidr, asn_source text, maxmind_json jsonb,
+    is_anonymous boolean, is_anonymous_vpn boolean, is_hosting_provider boolean,
+    is_public_proxy boolean, is_residential_proxy boolean, is_tor_exit_node boolean,
+    isp text, isp_organization text, mobile_country_code text, mobile_network_code text,
+    connection_type text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT c.*, a.*, s.*
+    FROM @extschema@._ip_inventory_maxmind(ip) AS e,
+         @extschema@._ip_inventory_maxmind_columns(e) AS c,
+         @extschema@._ip_inventory_anonymous(ip) AS a,
+         @extschema@._ip_inventory_isp_columns(ip) AS s
+    WHERE @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(ip));
+END;
+
 -- An inventory row's first and last seen after more events: widened by them, or taken from
 -- them when the row has no observation yet (added by cascade_refresh_now or the refresh
 -- queue). The one rule of every writer (_ip_inventory_record, and on Citus the shard writer
@@ -90,24 +121,11 @@ BEGIN
         FROM obs AS o
         -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
         -- lateral, whose join filter the planner may answer by hashing the whole inventory.
-        -- The filter below runs after the lookup, so the CASE spares the lookup for known
-        -- addresses (the function is strict).
         LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
-                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(
-                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a,
-                            @extschema@._ip_inventory_isp_columns(
-                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS s
-            WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
-            -- Kept a subquery (not pulled up into the join), so that its WHERE, which reads
-            -- only the outer row, gates it: for a known address nothing below runs, where the
-            -- pulled-up form built the MaxMind columns (jsonb_build_object among them) for
-            -- every address and dropped them after (a quarter of the trigger's time in
-            -- batches of known addresses, docs/benchmarks.md).
-            OFFSET 0
+            SELECT * FROM @extschema@._ip_inventory_new_row_maxmind(
+                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END)
+            OFFSET 0 -- a gated subquery: see _ip_inventory_new_row_maxmind
         ) AS m ON true
         ORDER BY o.ip
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -203,6 +221,8 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_columns(@extschema@.ip_enr
     'The ip_inventory columns an ip_enrichment value fills (internal: shared by recording and re-enrichment).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_isp_columns(inet) IS
     'The ip_inventory ISP and connection-type columns of an address, one row (internal: shared by every MaxMind writer).';
+COMMENT ON FUNCTION @extschema@._ip_inventory_new_row_maxmind(inet) IS
+    'MaxMind''s columns of a new ip_inventory row: City, ASN, anonymizer and ISP; no row unless MaxMind serves the address (internal: every writer of new rows).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_first_seen(bigint, timestamptz, timestamptz) IS
     'An inventory row''s first seen after more events: the earlier of the two, or the events'' when the row has no observation yet (internal: every writer''s rule).';
 COMMENT ON FUNCTION @extschema@._ip_inventory_last_seen(bigint, timestamptz, timestamptz) IS

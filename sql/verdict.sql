@@ -40,11 +40,9 @@ BEGIN
                m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM (SELECT f AS ip, @extschema@.ip_class(f) AS class FROM unnest(fresh) AS f) AS a
         LEFT JOIN LATERAL (
-            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
-                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
-            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
+            SELECT * FROM @extschema@._ip_inventory_new_row_maxmind(a.ip)
+            OFFSET 0 -- a gated subquery: see _ip_inventory_new_row_maxmind
+        ) AS m ON true
         -- Address order, as recorders insert: concurrent writers cannot deadlock.
         ORDER BY a.ip
         ON CONFLICT (ip_address) DO NOTHING

@@ -51,9 +51,12 @@ extension_sql_file!(
     name = "observe",
     requires = [
         "inventory",
+        "maxmind",
         mmdb::lookup::ip_class,
         mmdb::lookup::ip_inventory_maxmind,
         mmdb::lookup::ip_inventory_maxmind_json,
+        mmdb::lookup::ip_inventory_anonymous,
+        mmdb::lookup::ip_inventory_isp,
         mmdb::lookup::ip_inventory_connection_type,
         metrics::ip_inventory_count_recorded
     ]

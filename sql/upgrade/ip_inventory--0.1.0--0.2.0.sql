@@ -569,9 +569,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c 
 AS 'MODULE_PATHNAME', 'ip_canonical_wrapper';
 
-COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
-    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
-
 COMMENT ON TABLE @extschema@.ip_inventory IS
     'One row per IP address observed in event tables (ip_inventory_attach, ip_inventory_backfill), with MaxMind, Team Cymru, GreyNoise and reverse-DNS enrichment. Dumped by pg_dump with its rows.';
 
@@ -721,6 +718,9 @@ COMMENT ON COLUMN @extschema@.ip_inventory_observed.attached_at IS 'When it was 
 
 COMMENT ON COLUMN @extschema@.ip_inventory_observed.enriched_views IS 'The views ip_inventory_enriched_view() created over it, owned by its owner; ip_inventory_detach() drops them.';
 
+COMMENT ON FUNCTION @extschema@.ip_canonical(inet) IS
+    'The address as ip_inventory keys it: IPv4-mapped IPv6 as IPv4, netmask dropped.';
+
 CREATE OR REPLACE FUNCTION "ip_class"(
 	"ip" inet 
 ) RETURNS TEXT 
@@ -730,487 +730,6 @@ AS 'MODULE_PATHNAME', 'ip_class_wrapper';
 
 COMMENT ON FUNCTION @extschema@.ip_class(inet) IS
     'IANA special-purpose class of an address: public, private, loopback, link_local, cgnat, multicast, documentation, benchmarking, reserved, ... (IPv4-mapped addresses by their IPv4 address).';
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
-RETURNS TABLE (
-    geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
-    geo_latitude double precision, geo_longitude double precision, geo_network cidr,
-    maxmind_build timestamptz, maxmind_asn_build timestamptz, maxmind_ts timestamptz,
-    asn_number bigint, asn_org text, asn_network cidr, asn_source text, maxmind_json jsonb)
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT e.country_code, e.country_name, e.city, e.subdivision_name,
-           e.latitude, e.longitude, e.network,
-           e.maxmind_build, e.asn_build,
-           CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END,
-           e.asn, e.asn_org, e.asn_network, CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END,
-           @extschema@._ip_inventory_maxmind_json(
-               e.continent_code, e.registered_country_code, e.subdivision_code, e.postal_code,
-               e.accuracy_radius, e.time_zone, e.is_anonymous_proxy, e.is_satellite_provider,
-               e.is_anycast);
-END;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_isp_columns(ip inet)
-RETURNS TABLE (isp text, isp_organization text, mobile_country_code text,
-               mobile_network_code text, connection_type text)
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT i.isp, i.organization, i.mobile_country_code, i.mobile_network_code,
-           @extschema@._ip_inventory_connection_type(ip)
-    FROM @extschema@._ip_inventory_isp(ip) AS i;
-END;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_first_seen(observed bigint, kept timestamptz, seen timestamptz)
-RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN observed = 0 THEN seen ELSE LEAST(kept, seen) END;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_last_seen(observed bigint, kept timestamptz, seen timestamptz)
-RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN observed = 0 THEN seen ELSE GREATEST(kept, seen) END;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_record(
-    ips inet[], observations bigint[], first_seen timestamptz[], last_seen timestamptz[], enrich boolean,
-    OUT addresses bigint, OUT new_addresses bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    counted bigint;
-    new_ips inet[];
-BEGIN
-    WITH obs AS (
-        SELECT o.ip, o.n, o.first_seen, o.last_seen
-        FROM unnest(ips, observations, first_seen, last_seen) AS o(ip, n, first_seen, last_seen)),
-    recorded AS (
-        INSERT INTO @extschema@.ip_inventory AS inv (
-            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
-            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
-            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
-            asn_number, asn_org, asn_network, asn_source, enrichment,
-            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
-            is_residential_proxy, is_tor_exit_node,
-            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
-        SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
-               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
-               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
-               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
-               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
-               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
-               m.is_residential_proxy, m.is_tor_exit_node,
-               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
-        FROM obs AS o
-        -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
-        -- lateral, whose join filter the planner may answer by hashing the whole inventory.
-        -- The filter below runs after the lookup, so the CASE spares the lookup for known
-        -- addresses (the function is strict).
-        LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
-        LEFT JOIN LATERAL (
-            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
-                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(
-                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS a,
-                            @extschema@._ip_inventory_isp_columns(
-                                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END) AS s
-            WHERE enrich AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
-            -- Kept a subquery (not pulled up into the join), so that its WHERE, which reads
-            -- only the outer row, gates it: for a known address nothing below runs, where the
-            -- pulled-up form built the MaxMind columns (jsonb_build_object among them) for
-            -- every address and dropped them after (a quarter of the trigger's time in
-            -- batches of known addresses, docs/benchmarks.md).
-            OFFSET 0
-        ) AS m ON true
-        ORDER BY o.ip
-        ON CONFLICT (ip_address) DO UPDATE SET
-            observation_count = inv.observation_count + excluded.observation_count,
-            first_seen_at = @extschema@._ip_inventory_first_seen(
-                inv.observation_count, inv.first_seen_at, excluded.first_seen_at),
-            last_seen_at = @extschema@._ip_inventory_last_seen(
-                inv.observation_count, inv.last_seen_at, excluded.last_seen_at)
-        RETURNING inv.ip_address AS ip, (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
-    totals AS (
-        SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
-               count(*) FILTER (WHERE enriched) AS enriched,
-               array_agg(ip) FILTER (WHERE inserted) AS new_ips,
-               (SELECT coalesce(sum(n), 0)::bigint FROM obs) AS observations
-        FROM recorded)
-    SELECT t.addresses, t.new_addresses,
-           @extschema@._ip_inventory_count_recorded(t.observations, t.new_addresses, t.enriched), t.new_ips
-      INTO addresses, new_addresses, counted, new_ips
-      FROM totals AS t;
-    -- New rows get their tags (sql/tags.sql); known rows' enrichment did not change.
-    IF new_ips IS NOT NULL THEN
-        PERFORM @extschema@._ip_inventory_tag(new_ips);
-    END IF;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_check_columns(tbl regclass, ip_columns text[], ts_column text)
-RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    col text;
-    col_type regtype;
-BEGIN
-    IF tbl IS NULL THEN
-        RAISE EXCEPTION 'no table given' USING ERRCODE = '22004';
-    END IF;
-    IF (SELECT c.relnamespace FROM pg_class AS c WHERE c.oid = tbl)
-       = (SELECT e.extnamespace FROM pg_extension AS e WHERE e.extname = 'ip_inventory')
-       AND EXISTS (SELECT FROM pg_depend AS d WHERE d.classid = 'pg_class'::regclass AND d.objid = tbl
-                   AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e') THEN
-        RAISE EXCEPTION '% belongs to ip_inventory and cannot be observed', tbl USING ERRCODE = '22023';
-    END IF;
-    IF ip_columns IS NULL OR cardinality(ip_columns) = 0 THEN
-        RAISE EXCEPTION 'no address columns given for %', tbl USING ERRCODE = '22023',
-            HINT = 'Name the inet columns holding addresses, e.g. ARRAY[''src_ip'', ''dst_ip''].';
-    END IF;
-    IF array_position(ip_columns, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'address columns % hold a NULL', left(ip_columns::text, 200) USING ERRCODE = '22004';
-    END IF;
-    IF cardinality(ip_columns) <> (SELECT count(DISTINCT c) FROM unnest(ip_columns) AS c) THEN
-        RAISE EXCEPTION 'address columns % name a column twice', left(ip_columns::text, 200) USING ERRCODE = '22023';
-    END IF;
-    FOREACH col IN ARRAY ip_columns || CASE WHEN ts_column IS NULL THEN '{}'::text[] ELSE ARRAY[ts_column] END LOOP
-        SELECT a.atttypid::regtype INTO col_type FROM pg_attribute AS a
-        WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'column "%" of % does not exist', left(col, 64), tbl USING ERRCODE = '42703';
-        END IF;
-        IF col = ts_column AND col_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
-            RAISE EXCEPTION 'column "%" of % is %, not a timestamp', col, tbl, col_type
-                USING ERRCODE = '42804';
-        ELSIF col <> ts_column OR ts_column IS NULL THEN
-            IF col_type NOT IN ('inet'::regtype, 'cidr'::regtype) THEN
-                RAISE EXCEPTION 'column "%" of % is %, not inet', col, tbl, col_type
-                    USING ERRCODE = '42804',
-                    HINT = format('Convert it: ALTER TABLE %s ALTER COLUMN %I TYPE inet USING %I::inet;', tbl, col, col);
-            END IF;
-        END IF;
-    END LOOP;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_observe() RETURNS trigger
-LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ip_inventory_observe_wrapper';
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_observed_tables AS
-SELECT o.event_table, o.ip_columns, o.ts_column,
-       coalesce(t.tgenabled <> 'D', false) AS enabled,
-       o.attached_by, o.attached_at, o.enriched_views
-FROM @extschema@.ip_inventory_observed AS o
-JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
-LEFT JOIN pg_catalog.pg_trigger AS t
-       ON t.tgrelid = o.event_table AND t.tgname = 'ip_inventory_observe'
-      AND t.tgfoid = '@extschema@.ip_inventory_observe()'::regprocedure;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_columns(@extschema@.ip_enrichment) IS
-    'The ip_inventory columns an ip_enrichment value fills (internal: shared by recording and re-enrichment).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_isp_columns(inet) IS
-    'The ip_inventory ISP and connection-type columns of an address, one row (internal: shared by every MaxMind writer).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_first_seen(bigint, timestamptz, timestamptz) IS
-    'An inventory row''s first seen after more events: the earlier of the two, or the events'' when the row has no observation yet (internal: every writer''s rule).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_last_seen(bigint, timestamptz, timestamptz) IS
-    'An inventory row''s last seen after more events: the later of the two, or the events'' when the row has no observation yet (internal: every writer''s rule).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) IS
-    'Writes aggregated observations into ip_inventory (internal: shared by the observe trigger and backfill).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_check_columns(regclass, text[], text) IS
-    'Raises unless the table has these inet address columns and this timestamp column (internal).';
-
-COMMENT ON FUNCTION @extschema@.ip_inventory_observe() IS
-    'AFTER INSERT FOR EACH STATEMENT trigger recording the addresses of inserted rows of an attached table in ip_inventory (one aggregated upsert per statement). Created by ip_inventory_attach(); reads the columns from ip_inventory_observed.';
-
-COMMENT ON VIEW @extschema@.ip_inventory_observed_tables IS
-    'Event tables whose inserts are recorded in ip_inventory (ip_inventory_attach), with their address and time columns, whether the trigger is enabled, who attached them and when, and their enriched views (ip_inventory_enriched_view).';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_observe() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_enriched_view_sql(
-    tbl regclass, ip_columns text[], ts_column text, view_schema text, view_name text)
-RETURNS TABLE (kind text, relname text, ddl text[])
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    ext text := (SELECT quote_ident(n.nspname) FROM pg_extension AS e
-                 JOIN pg_namespace AS n ON n.oid = e.extnamespace WHERE e.extname = 'ip_inventory');
-    tbl_name text := (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class AS c
-                      JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = tbl);
-    event_cols text[];
-    prefixes text[] := '{}';
-    p text;
-    col text;
-    i int;
-    -- (suffix, inventory expression, comment) of each enriched column.
-    fields text[][] := ARRAY[
-        ARRAY['country', 'geo_country', 'ISO country code (MaxMind City)'],
-        ARRAY['country_name', 'geo_country_name', 'country name (MaxMind City, in ip_inventory.language)'],
-        ARRAY['city', 'geo_city', 'city name (MaxMind City)'],
-        ARRAY['latitude', 'geo_latitude', 'latitude (MaxMind City)'],
-        ARRAY['longitude', 'geo_longitude', 'longitude (MaxMind City)'],
-        ARRAY['asn', 'asn_number', 'autonomous system number (MaxMind ASN or Team Cymru)'],
-        ARRAY['asn_org', 'asn_org', 'autonomous system organisation (MaxMind ASN or Team Cymru)'],
-        ARRAY['greynoise_classification', '%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''classification''',
-              'GreyNoise classification (benign, malicious, unknown)'],
-        ARRAY['greynoise_noise', 'is_scanner', 'GreyNoise: seen scanning the internet (noise)'],
-        ARRAY['greynoise_riot', '(%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''riot'')::pg_catalog.bool',
-              'GreyNoise: a common business service (RIOT)'],
-        ARRAY['greynoise_name', '%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''name''',
-              'GreyNoise: name of the actor or service'],
-        ARRAY['rdns_name', '%s.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name''',
-              'reverse DNS name (PTR)'],
-        ARRAY['is_anonymous', 'is_anonymous', 'MaxMind Anonymous-IP: any anonymizer'],
-        ARRAY['is_anonymous_vpn', 'is_anonymous_vpn', 'MaxMind Anonymous-IP: VPN provider'],
-        ARRAY['is_hosting_provider', 'is_hosting_provider', 'MaxMind Anonymous-IP: hosting provider'],
-        ARRAY['is_public_proxy', 'is_public_proxy', 'MaxMind Anonymous-IP: public proxy'],
-        ARRAY['is_residential_proxy', 'is_residential_proxy', 'MaxMind Anonymous-IP: residential proxy'],
-        ARRAY['is_tor_exit_node', 'is_tor_exit_node', 'MaxMind Anonymous-IP: Tor exit node'],
-        ARRAY['isp', 'isp', 'internet service provider (MaxMind ISP)'],
-        ARRAY['isp_organization', 'isp_organization', 'organisation the address is assigned to (MaxMind ISP)'],
-        ARRAY['mobile_country_code', 'mobile_country_code', 'mobile country code, MCC (MaxMind ISP)'],
-        ARRAY['mobile_network_code', 'mobile_network_code', 'mobile network code, MNC (MaxMind ISP)'],
-        ARRAY['connection_type', 'connection_type', 'connection type: Cable/DSL, Cellular, Corporate, Satellite, Dialup (MaxMind Connection-Type)'],
-        ARRAY['tags', 'tags', 'tags of the tag rules the address matches (ip_inventory_tag_rules; empty: none)'],
-        ARRAY['tag_confidence', 'tag_confidence', 'confidence of each tag, {tag: confidence}'],
-        ARRAY['first_seen', 'first_seen_at', 'earliest event time of the address in all attached tables'],
-        ARRAY['last_seen', 'last_seen_at', 'latest event time of the address in all attached tables']];
-    select_list text[] := '{}';
-    joins text := '';
-    comments text[] := '{}';
-    out_cols text[];
-    v text;
-    qv text;
-    ts_type regtype;
-    day_expr text;
-    daily text;
-    by_key text;
-    event_tags text;
-    ev text;
-    tagged text;
-    day_cols text;
-    that_day text;
-BEGIN
-    IF ext IS NULL OR tbl_name IS NULL THEN
-        RAISE EXCEPTION 'no such table or extension' USING ERRCODE = '42P01';
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_namespace AS n WHERE n.nspname = view_schema) THEN
-        RAISE EXCEPTION 'schema "%" does not exist', left(view_schema, 64) USING ERRCODE = '3F000';
-    END IF;
-    IF view_name IS NULL OR view_name = '' OR octet_length(view_name || '_daily_country') > 63 THEN
-        RAISE EXCEPTION 'view name "%" is empty or too long', left(view_name, 64) USING ERRCODE = '42622',
-            HINT = 'Views are named <name>, <name>_daily_country, <name>_daily_asn, <name>_daily_tag and <name>_tag_report: give a name of at most 49 bytes.';
-    END IF;
-    qv := format('%I.%I', view_schema, view_name);
-    ev := qv;
-    event_cols := ARRAY(SELECT a.attname::text FROM pg_attribute AS a
-                        WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
-    -- Prefixes.
-    FOREACH col IN ARRAY ip_columns LOOP
-        p := regexp_replace(col, '_(ip|addr|address)$', '');
-        IF p = '' OR p = col THEN
-            p := col;
-        END IF;
-        prefixes := prefixes || p;
-    END LOOP;
-    FOR i IN 1 .. cardinality(ip_columns) LOOP
-        IF (SELECT count(*) FROM unnest(prefixes) AS x WHERE x = prefixes[i]) > 1 THEN
-            prefixes[i] := ip_columns[i];
-        END IF;
-    END LOOP;
-    -- The enriched view: every event column, then each address column's inventory columns.
-    out_cols := event_cols;
-    FOREACH col IN ARRAY event_cols LOOP
-        select_list := select_list || format('e.%I', col);
-        comments := comments || format('COMMENT ON COLUMN %s.%I IS %L', qv, col,
-            coalesce(col_description(tbl, (SELECT a.attnum FROM pg_attribute AS a WHERE a.attrelid = tbl AND a.attname = col)),
-                     format('Column %s of the event table %s.', col, tbl_name)));
-    END LOOP;
-    FOR i IN 1 .. cardinality(ip_columns) LOOP
-        joins := joins || format(
-            ' LEFT JOIN %s.ip_inventory AS i%s ON i%s.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)',
-            ext, i, i, ext, ip_columns[i]);
-        FOR f IN 1 .. array_length(fields, 1) LOOP
-            v := prefixes[i] || '_' || fields[f][1];
-            IF octet_length(v) > 63 THEN
-                RAISE EXCEPTION 'column name "%" of the enriched view is too long', left(v, 64) USING ERRCODE = '42622',
-                    HINT = 'Rename the address column to a shorter name.';
-            END IF;
-            IF v = ANY (out_cols) THEN
-                RAISE EXCEPTION 'the enriched view of % would have two columns named "%"', tbl_name, left(v, 64)
-                    USING ERRCODE = '42701',
-                    DETAIL = format('Address column %s gets the prefix %s; the event table or another address column already gives %s.',
-                                    ip_columns[i], prefixes[i], v),
-                    HINT = 'Rename the event column.';
-            END IF;
-            out_cols := out_cols || v;
-            select_list := select_list || (CASE WHEN strpos(fields[f][2], '%s') > 0
-                                                THEN format(fields[f][2], 'i' || i)
-                                                ELSE format('i%s.%I', i, fields[f][2]) END
-                                           || format(' AS %I', v));
-            comments := comments || format('COMMENT ON COLUMN %s.%I IS %L', qv, v,
-                format('%s of %s, from %s.ip_inventory (NULL when unknown).',
-                       upper(left(fields[f][3], 1)) || substr(fields[f][3], 2), ip_columns[i], ext));
-        END LOOP;
-    END LOOP;
-    -- Event tags (event rules, sql/tags.sql), last: a rules change replaces the view with
-    -- CREATE OR REPLACE VIEW, which may add columns only at the end; the rules are compiled
-    -- in as literals, so the view must be replaced when they change
-    -- (_ip_inventory_tag_rules_changed does).
-    event_tags := @extschema@._ip_inventory_tag_event_tags_sql(tbl, 'i1');
-    FOR i IN 1 .. cardinality(ip_columns) LOOP
-        FOREACH v IN ARRAY ARRAY[prefixes[i] || '_event_tags', prefixes[i] || '_event_tag_confidence'] LOOP
-            IF octet_length(v) > 63 THEN
-                RAISE EXCEPTION 'column name "%" of the enriched view is too long', left(v, 64) USING ERRCODE = '42622',
-                    HINT = 'Rename the address column to a shorter name.';
-            END IF;
-            IF v = ANY (out_cols) THEN
-                RAISE EXCEPTION 'the enriched view of % would have two columns named "%"', tbl_name, left(v, 64)
-                    USING ERRCODE = '42701', HINT = 'Rename the event column.';
-            END IF;
-            out_cols := out_cols || v;
-        END LOOP;
-        IF event_tags IS NULL THEN
-            select_list := select_list || format('''{}''::pg_catalog.text[] AS %I', prefixes[i] || '_event_tags')
-                                       || format('''{}''::pg_catalog.jsonb AS %I', prefixes[i] || '_event_tag_confidence');
-        ELSE
-            joins := joins || format(' LEFT JOIN LATERAL %s AS et%s ON true',
-                                     @extschema@._ip_inventory_tag_event_tags_sql(tbl, 'i' || i), i);
-            select_list := select_list || format('et%s.tags AS %I', i, prefixes[i] || '_event_tags')
-                                       || format('et%s.tag_confidence AS %I', i, prefixes[i] || '_event_tag_confidence');
-        END IF;
-        comments := comments
-            || format('COMMENT ON COLUMN %s.%I IS %L', qv, prefixes[i] || '_event_tags',
-                      format('Tags of the event rules of this table (ip_inventory_tag_rules.event_table) that the event and its %s match (empty: none); per event, not materialized.', ip_columns[i]))
-            || format('COMMENT ON COLUMN %s.%I IS %L', qv, prefixes[i] || '_event_tag_confidence',
-                      format('Confidence of each event tag of %s, {tag: confidence}.', ip_columns[i]));
-    END LOOP;
-    kind := 'enriched';
-    relname := view_name;
-    ddl := ARRAY[format('CREATE OR REPLACE VIEW %s WITH (security_invoker = true) AS SELECT %s FROM %s AS e%s',
-                        qv, array_to_string(select_list, ', '), tbl_name, joins),
-                 format('COMMENT ON VIEW %s IS %L', qv,
-                        format('Events of %s joined to %s.ip_inventory for each address column (%s). security_invoker: readers need SELECT on the event table and on ip_inventory. Created by ip_inventory_enriched_view(), dropped by ip_inventory_detach().',
-                               tbl_name, ext, array_to_string(ip_columns, ', ')))]
-           || comments;
-    RETURN NEXT;
-    -- The tag views (by tag, daily by tag) read the enriched view, not the event table: the
-    -- event rules are compiled into it alone and it is replaced (CREATE OR REPLACE, same
-    -- columns) when they change, so the views over it follow without being rebuilt, and a
-    -- reader's rights are checked on it, then (security_invoker) on the events and the
-    -- inventory. Per event and address column, its tags are those of the address (<p>_tags)
-    -- and of the event rules (<p>_event_tags), a tag in both counted once at its highest
-    -- confidence.
-    IF ts_column IS NOT NULL THEN
-        SELECT a.atttypid::regtype INTO ts_type FROM pg_attribute AS a
-        WHERE a.attrelid = tbl AND a.attname = ts_column AND NOT a.attisdropped;
-        day_expr := CASE WHEN ts_type = 'timestamptz'::regtype
-                         THEN format('pg_catalog.timezone(''UTC'', e.%I)::pg_catalog.date', ts_column)
-                         ELSE format('e.%I::pg_catalog.date', ts_column) END;
-    END IF;
-    tagged := '';
-    FOR i IN 1 .. cardinality(ip_columns) LOOP
-        tagged := tagged || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
-            'SELECT %s AS day, %L::pg_catalog.text AS ip_column, t.tag, t.confidence, t.by_address, t.by_event_rule,'
-            ' %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
-            ' FROM %s AS e LEFT JOIN LATERAL (SELECT u.tag, pg_catalog.max(u.confidence) AS confidence,'
-            ' pg_catalog.bool_or(u.by_address) AS by_address, pg_catalog.bool_or(NOT u.by_address) AS by_event_rule'
-            ' FROM (SELECT a.tag, (e.%I OPERATOR(pg_catalog.->>) a.tag)::pg_catalog.numeric, true FROM pg_catalog.unnest(e.%I) AS a(tag)'
-            ' UNION ALL SELECT b.tag, (e.%I OPERATOR(pg_catalog.->>) b.tag)::pg_catalog.numeric, false FROM pg_catalog.unnest(e.%I) AS b(tag))'
-            ' AS u(tag, confidence, by_address) GROUP BY u.tag) AS t ON true'
-            ' WHERE e.%I IS NOT NULL',
-            coalesce(day_expr, 'NULL::pg_catalog.date'), ip_columns[i], ext, ip_columns[i], ev,
-            prefixes[i] || '_tag_confidence', prefixes[i] || '_tags',
-            prefixes[i] || '_event_tag_confidence', prefixes[i] || '_event_tags', ip_columns[i]);
-    END LOOP;
-    -- Daily views: events and distinct addresses per day and address column, by country and
-    -- by ASN (by tag below). Only with an event time.
-    FOREACH by_key IN ARRAY ARRAY['country', 'asn'] LOOP
-        EXIT WHEN ts_column IS NULL;
-        daily := '';
-        FOR i IN 1 .. cardinality(ip_columns) LOOP
-            daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
-                'SELECT %s AS day, %L::pg_catalog.text AS ip_column, %s, %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
-                ' FROM %s AS e LEFT JOIN %s.ip_inventory AS i ON i.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)'
-                ' WHERE e.%I IS NOT NULL AND e.%I IS NOT NULL',
-                day_expr, ip_columns[i],
-                CASE by_key WHEN 'country' THEN 'i.geo_country AS country, i.geo_country_name AS country_name'
-                            ELSE 'i.asn_number AS asn, i.asn_org AS asn_org' END,
-                ext, ip_columns[i], tbl_name, ext, ext, ip_columns[i], ip_columns[i], ts_column);
-        END LOOP;
-        relname := view_name || '_daily_' || by_key;
-        kind := 'daily_' || by_key;
-        qv := format('%I.%I', view_schema, relname);
-        ddl := ARRAY[
-            format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.%s, %s AS %s,'
-                   ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses FROM (%s) AS d GROUP BY d.day, d.ip_column, d.%s',
-                   qv, by_key,
-                   CASE by_key WHEN 'country' THEN 'pg_catalog.max(d.country_name)' ELSE 'pg_catalog.max(d.asn_org)' END,
-                   CASE by_key WHEN 'country' THEN 'country_name' ELSE 'asn_org' END,
-                   daily, by_key),
-            format('COMMENT ON VIEW %s IS %L', qv,
-                   format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by %s (from %s.ip_inventory). security_invoker: readers need SELECT on the event table and on ip_inventory.',
-                          tbl_name, CASE by_key WHEN 'country' THEN 'country' ELSE 'autonomous system' END, ext)),
-            format('COMMENT ON COLUMN %s.day IS %L', qv,
-                   format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
-            format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
-            CASE by_key WHEN 'country'
-                THEN format('COMMENT ON COLUMN %s.country IS %L', qv, 'ISO country code of the addresses (MaxMind City; NULL: unknown).')
-                ELSE format('COMMENT ON COLUMN %s.asn IS %L', qv, 'Autonomous system number of the addresses (NULL: unknown).') END,
-            CASE by_key WHEN 'country'
-                THEN format('COMMENT ON COLUMN %s.country_name IS %L', qv, 'Country name (MaxMind City, in ip_inventory.language).')
-                ELSE format('COMMENT ON COLUMN %s.asn_org IS %L', qv, 'Autonomous system organisation.') END,
-            format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column in this ' || by_key || '.'),
-            format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical, as ip_inventory keys them) that day in this column in this ' || by_key || '.')];
-        RETURN NEXT;
-    END LOOP;
-    -- By tag: an event counts once under each of its tags (of its address or of the event
-    -- rules), and once untagged (tag NULL) when it has none. Per day (with an event time),
-    -- and over the whole table: the per-table report of events and average confidence by
-    -- tag, event rules included. Views beside the others, not functions: they have the same
-    -- owner, grants and lifecycle as the enriched view, and their reader's rights are checked
-    -- the same way.
-    FOREACH by_key IN ARRAY ARRAY['daily_tag', 'tag_report'] LOOP
-        CONTINUE WHEN by_key = 'daily_tag' AND ts_column IS NULL;
-        day_cols := CASE by_key WHEN 'daily_tag' THEN 'd.day, ' ELSE '' END;
-        that_day := CASE by_key WHEN 'daily_tag' THEN ' that day' ELSE '' END;
-        relname := view_name || '_' || by_key;
-        kind := by_key;
-        qv := format('%I.%I', view_schema, relname);
-        ddl := ARRAY[
-            format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT %sd.ip_column, d.tag,'
-                   ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
-                   ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
-                   ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
-                   ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
-                   ' FROM (%s) AS d%s GROUP BY %sd.ip_column, d.tag',
-                   qv, day_cols, tagged,
-                   CASE by_key WHEN 'daily_tag' THEN ' WHERE d.day IS NOT NULL' ELSE '' END, day_cols),
-            format('COMMENT ON VIEW %s IS %L', qv,
-                   format('Events of %s and distinct addresses %s: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
-                          tbl_name,
-                          CASE by_key WHEN 'daily_tag' THEN 'per day (UTC for timestamptz) and address column, by tag'
-                                      ELSE 'per address column and tag, with the tag''s average confidence' END,
-                          ext, ev, ev))]
-            || CASE by_key WHEN 'daily_tag'
-                   THEN ARRAY[format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column))]
-                   ELSE '{}'::text[] END
-            || ARRAY[
-            format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
-            format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
-            format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events' || that_day || ' with an address in this column and this tag.'),
-            format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical)' || that_day || ' in this column among these events.'),
-            format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
-            format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
-            format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
-        RETURN NEXT;
-    END LOOP;
-END $$;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
-    'The SQL of the enriched, daily and tag report views of an attached event table (internal: ip_inventory_enriched_view).';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION "ip_connection_type"(
 	"ip" inet 
@@ -1292,254 +811,6 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_backfill_batch(regclass, text[]
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_events(regclass, text, timestamptz, int, int, int, boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_rows_before_page(regclass, bigint) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_check(
-    older_than interval, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
-    run_hint text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF older_than IS NULL OR older_than <= interval '0' THEN
-        RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
-            USING ERRCODE = '22023', HINT = run_hint;
-    END IF;
-    IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
-        RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
-    END IF;
-    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
-        RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
-    END IF;
-    -- Validates the prefixes; a full-length prefix would keep the addresses as they are.
-    PERFORM @extschema@.ip_anonymize('0.0.0.0'::inet, prefix_v4, prefix_v6);
-    IF mode = 'anonymize' AND (prefix_v4 >= 32 OR prefix_v6 >= 128) THEN
-        RAISE EXCEPTION 'prefixes of 32 (IPv4) or 128 (IPv6) bits anonymize nothing' USING ERRCODE = '22023';
-    END IF;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_start(
-    older_than interval, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
-    OUT cutoff timestamptz, OUT summary jsonb)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM @extschema@._ip_inventory_retention_check(older_than, mode, dry_run, batch_size, prefix_v4, prefix_v6,
-        'For example CALL ip_inventory_retention(interval ''90 days'');');
-    IF @extschema@._ip_inventory_citus_distributed() THEN
-        -- (Batches by ctid would mix the shards' row positions.)
-        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
-            HINT = 'On the coordinator: SELECT ip_inventory_citus_retention(...); (docs/scaling.md)';
-    END IF;
-    cutoff := now() - older_than;
-    summary := jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
-                                  'inventory', jsonb_build_object('rows', 0), 'events', '[]'::jsonb);
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_merge_anonymized(
-    taken @extschema@.ip_inventory[], prefix_v4 int, prefix_v6 int) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF taken IS NULL OR cardinality(taken) = 0 THEN
-        RETURN 0;
-    END IF;
-    INSERT INTO @extschema@.ip_inventory AS inv (ip_address, first_seen_at, last_seen_at, observation_count,
-                                                ip_class, geo_country, asn_number, asn_source)
-    SELECT @extschema@.ip_anonymize(p.ip_address, prefix_v4, prefix_v6),
-           min(p.first_seen_at), max(p.last_seen_at), sum(p.observation_count), 'anonymized',
-           CASE WHEN count(DISTINCT p.geo_country) = 1 AND count(p.geo_country) = count(*)
-                THEN min(p.geo_country) END,
-           CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
-                THEN min(p.asn_number) END,
-           CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
-                THEN min(p.asn_source) END
-    FROM unnest(taken) AS p GROUP BY 1 ORDER BY 1
-    ON CONFLICT (ip_address) DO UPDATE SET
-        observation_count = inv.observation_count + excluded.observation_count,
-        first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
-        last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at),
-        geo_country = CASE WHEN inv.geo_country = excluded.geo_country THEN inv.geo_country END,
-        asn_number = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
-                          THEN inv.asn_number END,
-        asn_source = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
-                          THEN inv.asn_source END;
-    RETURN cardinality(taken);
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retain_inventory(
-    cutoff timestamptz, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
-    INOUT summary jsonb, OUT done boolean)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    n bigint;
-    networks bigint;
-    taken @extschema@.ip_inventory[];
-BEGIN
-    IF dry_run THEN
-        SELECT count(*), count(DISTINCT @extschema@.ip_anonymize(ip_address, prefix_v4, prefix_v6))
-          INTO n, networks
-          FROM @extschema@.ip_inventory
-         WHERE last_seen_at < cutoff AND (mode = 'delete' OR ip_class <> 'anonymized');
-        summary := jsonb_set(summary, '{inventory}', jsonb_build_object('rows', n, 'networks', networks));
-        done := true;
-        RETURN;
-    END IF;
-    IF mode = 'delete' THEN
-        DELETE FROM @extschema@.ip_inventory WHERE ip_address IN (
-            SELECT ip_address FROM @extschema@.ip_inventory WHERE last_seen_at < cutoff
-            ORDER BY ip_address LIMIT batch_size FOR UPDATE);
-        GET DIAGNOSTICS n = ROW_COUNT;
-    ELSE
-        WITH picked AS (
-            DELETE FROM @extschema@.ip_inventory AS inv WHERE inv.ip_address IN (
-                SELECT ip_address FROM @extschema@.ip_inventory
-                WHERE last_seen_at < cutoff AND ip_class <> 'anonymized'
-                ORDER BY ip_address LIMIT batch_size FOR UPDATE)
-            RETURNING inv AS r)
-        SELECT array_agg(picked.r) INTO taken FROM picked;
-        n := @extschema@._ip_inventory_merge_anonymized(taken, prefix_v4, prefix_v6);
-    END IF;
-    summary := jsonb_set(summary, '{inventory,rows}', to_jsonb((summary #>> '{inventory,rows}')::bigint + n));
-    done := n < batch_size;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retain_failures(
-    cutoff timestamptz, mode text, dry_run boolean, INOUT summary jsonb, OUT done boolean)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    failed inet[];
-    kept inet[];
-    n bigint;
-BEGIN
-    -- The failed addresses first, then the inventory rows that keep theirs: Citus joins no
-    -- local table (the failures, on the coordinator) with a distributed one (the inventory).
-    failed := ARRAY(SELECT DISTINCT f.ip_address FROM @extschema@.ip_inventory_failures AS f);
-    kept := ARRAY(SELECT i.ip_address FROM @extschema@.ip_inventory AS i
-                  WHERE i.ip_address = ANY (failed)
-                    AND NOT (dry_run AND i.last_seen_at < cutoff AND (mode = 'delete' OR i.ip_class <> 'anonymized')));
-    IF dry_run THEN
-        SELECT count(*) INTO n FROM @extschema@.ip_inventory_failures AS f WHERE f.ip_address <> ALL (kept);
-    ELSE
-        DELETE FROM @extschema@.ip_inventory_failures AS f WHERE f.ip_address <> ALL (kept);
-        GET DIAGNOSTICS n = ROW_COUNT;
-    END IF;
-    summary := summary || jsonb_build_object('failures', jsonb_build_object('rows', n));
-    done := true;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_tables() RETURNS SETOF regclass
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT o.event_table FROM @extschema@.ip_inventory_observed AS o
-    WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = o.event_table)
-    ORDER BY o.event_table::text;
-END;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retain_table(
-    event_table regclass, cutoff timestamptz, mode text, dry_run boolean, batch_size int,
-    prefix_v4 int, prefix_v6 int, INOUT summary jsonb, OUT done boolean)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    n bigint;
-    last int := jsonb_array_length(summary -> 'events') - 1;
-BEGIN
-    n := @extschema@._ip_inventory_retain_events(event_table, mode, cutoff, prefix_v4, prefix_v6, batch_size, dry_run);
-    IF last < 0 OR summary -> 'events' -> last ->> 'table' IS DISTINCT FROM event_table::text THEN
-        summary := jsonb_set(summary, '{events}', (summary -> 'events') || CASE WHEN n IS NULL
-            THEN jsonb_build_object('table', event_table::text, 'skipped', 'no time column')
-            ELSE jsonb_build_object('table', event_table::text, 'rows', 0) END);
-        last := last + 1;
-    END IF;
-    IF n IS NOT NULL THEN
-        summary := jsonb_set(summary, ARRAY['events', last::text, 'rows'],
-                             to_jsonb((summary -> 'events' -> last ->> 'rows')::bigint + n));
-    END IF;
-    done := n IS NULL OR dry_run OR n < batch_size;
-END $$;
-
-CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_failed(
-    INOUT summary jsonb, event_table regclass, state text, message text, OUT done boolean)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    summary := jsonb_set(summary, '{events}', (summary -> 'events') || jsonb_build_object(
-        'table', event_table::text, 'error', left(message, 200), 'sqlstate', state));
-    RAISE WARNING 'ip_inventory_retention: % failed: %', event_table, left(message, 200);
-    done := true;
-END $$;
-
-CREATE OR REPLACE PROCEDURE @extschema@.ip_inventory_retention(
-    older_than interval,
-    mode text DEFAULT 'anonymize',
-    dry_run boolean DEFAULT true,
-    batch_size int DEFAULT 10000,
-    prefix_v4 int DEFAULT 24,
-    prefix_v6 int DEFAULT 48,
-    INOUT summary jsonb DEFAULT NULL)
-LANGUAGE plpgsql AS $$
-DECLARE
-    run record;
-    step record;
-    t record;
-BEGIN
-    run := @extschema@._ip_inventory_retention_start(older_than, mode, dry_run, batch_size, prefix_v4, prefix_v6);
-    step := @extschema@._ip_inventory_retain_inventory(run.cutoff, mode, dry_run, batch_size,
-                                                       prefix_v4, prefix_v6, run.summary);
-    COMMIT;
-    WHILE NOT step.done LOOP
-        step := @extschema@._ip_inventory_retain_inventory(run.cutoff, mode, dry_run, batch_size,
-                                                           prefix_v4, prefix_v6, step.summary);
-        COMMIT;
-    END LOOP;
-    step := @extschema@._ip_inventory_retain_failures(run.cutoff, mode, dry_run, step.summary);
-    COMMIT;
-    FOR t IN SELECT r.tbl FROM @extschema@._ip_inventory_retention_tables() AS r(tbl) LOOP
-        LOOP
-            -- A batch that fails is rolled back and reported; the next table is still kept.
-            BEGIN
-                step := @extschema@._ip_inventory_retain_table(t.tbl, run.cutoff, mode, dry_run, batch_size,
-                                                               prefix_v4, prefix_v6, step.summary);
-            EXCEPTION WHEN OTHERS THEN
-                step := @extschema@._ip_inventory_retention_failed(step.summary, t.tbl, SQLSTATE, SQLERRM);
-            END;
-            COMMIT;
-            EXIT WHEN step.done;
-        END LOOP;
-    END LOOP;
-    summary := step.summary;
-END $$;
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retention_check(interval, text, boolean, int, int, int, text) IS 'Checks a retention run''s arguments (internal: ip_inventory_retention, ip_inventory_citus_retention).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) IS 'Checks a retention run''s arguments and starts its summary (internal: ip_inventory_retention).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in ip_inventory (internal: ip_inventory_retention).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) IS 'Writes inventory rows taken out by anonymize back as one row per truncated network (internal: ip_inventory_retention, ip_inventory_citus_retention).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) IS 'Removes the failure records of addresses no longer in the inventory (internal: ip_inventory_retention).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retention_tables() IS 'The attached event tables retention applies to (internal).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in an attached event table (internal: ip_inventory_retention).';
-
-COMMENT ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, text, text) IS 'Records an event table whose retention batch failed (internal: ip_inventory_retention).';
-
-COMMENT ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean, int, int, int, jsonb) IS
-    'Applies the retention period: inventory rows last seen, and attached events older than older_than, are anonymized (truncated to prefix_v4 / prefix_v6, inventory rows merged per network) or deleted (mode => ''delete''), in batches committed one by one, and the failure records of the addresses taken out go with them; event tables are changed as their owners. dry_run (the default) only counts what it would change.';
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_check(interval, text, boolean, int, int, int, text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_tables() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, text, text) FROM PUBLIC;
-
-REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean, int, int, int, jsonb) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION "ip_inventory_fetch"(
 	"source" TEXT, 
@@ -1866,6 +1137,497 @@ COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_write(inet[]) IS
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_apply_maxmind(inet[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_maxmind_write(inet[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_maxmind_columns(e @extschema@.ip_enrichment)
+RETURNS TABLE (
+    geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
+    geo_latitude double precision, geo_longitude double precision, geo_network cidr,
+    maxmind_build timestamptz, maxmind_asn_build timestamptz, maxmind_ts timestamptz,
+    asn_number bigint, asn_org text, asn_network cidr, asn_source text, maxmind_json jsonb)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT e.country_code, e.country_name, e.city, e.subdivision_name,
+           e.latitude, e.longitude, e.network,
+           e.maxmind_build, e.asn_build,
+           CASE WHEN e.maxmind_build IS NOT NULL OR e.asn_build IS NOT NULL THEN now() END,
+           e.asn, e.asn_org, e.asn_network, CASE WHEN e.asn IS NOT NULL THEN 'maxmind' END,
+           @extschema@._ip_inventory_maxmind_json(
+               e.continent_code, e.registered_country_code, e.subdivision_code, e.postal_code,
+               e.accuracy_radius, e.time_zone, e.is_anonymous_proxy, e.is_satellite_provider,
+               e.is_anycast);
+END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_isp_columns(ip inet)
+RETURNS TABLE (isp text, isp_organization text, mobile_country_code text,
+               mobile_network_code text, connection_type text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT i.isp, i.organization, i.mobile_country_code, i.mobile_network_code,
+           @extschema@._ip_inventory_connection_type(ip)
+    FROM @extschema@._ip_inventory_isp(ip) AS i;
+END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_new_row_maxmind(ip inet)
+RETURNS TABLE (
+    geo_country text, geo_country_name text, geo_city text, geo_subdivision text,
+    geo_latitude double precision, geo_longitude double precision, geo_network cidr,
+    maxmind_build timestamptz, maxmind_asn_build timestamptz, maxmind_ts timestamptz,
+    asn_number bigint, asn_org text, asn_network cidr, asn_source text, maxmind_json jsonb,
+    is_anonymous boolean, is_anonymous_vpn boolean, is_hosting_provider boolean,
+    is_public_proxy boolean, is_residential_proxy boolean, is_tor_exit_node boolean,
+    isp text, isp_organization text, mobile_country_code text, mobile_network_code text,
+    connection_type text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT c.*, a.*, s.*
+    FROM @extschema@._ip_inventory_maxmind(ip) AS e,
+         @extschema@._ip_inventory_maxmind_columns(e) AS c,
+         @extschema@._ip_inventory_anonymous(ip) AS a,
+         @extschema@._ip_inventory_isp_columns(ip) AS s
+    WHERE @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(ip));
+END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_first_seen(observed bigint, kept timestamptz, seen timestamptz)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN observed = 0 THEN seen ELSE LEAST(kept, seen) END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_last_seen(observed bigint, kept timestamptz, seen timestamptz)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN observed = 0 THEN seen ELSE GREATEST(kept, seen) END;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_record(
+    ips inet[], observations bigint[], first_seen timestamptz[], last_seen timestamptz[], enrich boolean,
+    OUT addresses bigint, OUT new_addresses bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    counted bigint;
+    new_ips inet[];
+BEGIN
+    WITH obs AS (
+        SELECT o.ip, o.n, o.first_seen, o.last_seen
+        FROM unnest(ips, observations, first_seen, last_seen) AS o(ip, n, first_seen, last_seen)),
+    recorded AS (
+        INSERT INTO @extschema@.ip_inventory AS inv (
+            ip_address, first_seen_at, last_seen_at, observation_count, ip_class,
+            geo_country, geo_country_name, geo_city, geo_subdivision, geo_latitude,
+            geo_longitude, geo_network, maxmind_build, maxmind_asn_build, maxmind_ts,
+            asn_number, asn_org, asn_network, asn_source, enrichment,
+            is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+            is_residential_proxy, is_tor_exit_node,
+            isp, isp_organization, mobile_country_code, mobile_network_code, connection_type)
+        SELECT o.ip, o.first_seen, o.last_seen, o.n, @extschema@.ip_class(o.ip),
+               m.geo_country, m.geo_country_name, m.geo_city, m.geo_subdivision, m.geo_latitude,
+               m.geo_longitude, m.geo_network, m.maxmind_build, m.maxmind_asn_build, m.maxmind_ts,
+               m.asn_number, m.asn_org, m.asn_network, m.asn_source,
+               jsonb_set_lax('{}', '{maxmind}', m.maxmind_json, true, 'delete_key'),
+               m.is_anonymous, m.is_anonymous_vpn, m.is_hosting_provider, m.is_public_proxy,
+               m.is_residential_proxy, m.is_tor_exit_node,
+               m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
+        FROM obs AS o
+        -- Only new addresses are enriched here. An explicit join, not NOT EXISTS in the
+        -- lateral, whose join filter the planner may answer by hashing the whole inventory.
+        LEFT JOIN @extschema@.ip_inventory AS cur ON cur.ip_address = o.ip
+        LEFT JOIN LATERAL (
+            SELECT * FROM @extschema@._ip_inventory_new_row_maxmind(
+                CASE WHEN enrich AND cur.ip_address IS NULL THEN o.ip END)
+            OFFSET 0 -- a gated subquery: see _ip_inventory_new_row_maxmind
+        ) AS m ON true
+        ORDER BY o.ip
+        ON CONFLICT (ip_address) DO UPDATE SET
+            observation_count = inv.observation_count + excluded.observation_count,
+            first_seen_at = @extschema@._ip_inventory_first_seen(
+                inv.observation_count, inv.first_seen_at, excluded.first_seen_at),
+            last_seen_at = @extschema@._ip_inventory_last_seen(
+                inv.observation_count, inv.last_seen_at, excluded.last_seen_at)
+        RETURNING inv.ip_address AS ip, (xmax = 0) AS inserted, (xmax = 0 AND inv.maxmind_ts IS NOT NULL) AS enriched),
+    totals AS (
+        SELECT count(*) AS addresses, count(*) FILTER (WHERE inserted) AS new_addresses,
+               count(*) FILTER (WHERE enriched) AS enriched,
+               array_agg(ip) FILTER (WHERE inserted) AS new_ips,
+               (SELECT coalesce(sum(n), 0)::bigint FROM obs) AS observations
+        FROM recorded)
+    SELECT t.addresses, t.new_addresses,
+           @extschema@._ip_inventory_count_recorded(t.observations, t.new_addresses, t.enriched), t.new_ips
+      INTO addresses, new_addresses, counted, new_ips
+      FROM totals AS t;
+    -- New rows get their tags (sql/tags.sql); known rows' enrichment did not change.
+    IF new_ips IS NOT NULL THEN
+        PERFORM @extschema@._ip_inventory_tag(new_ips);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_check_columns(tbl regclass, ip_columns text[], ts_column text)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col text;
+    col_type regtype;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'no table given' USING ERRCODE = '22004';
+    END IF;
+    IF (SELECT c.relnamespace FROM pg_class AS c WHERE c.oid = tbl)
+       = (SELECT e.extnamespace FROM pg_extension AS e WHERE e.extname = 'ip_inventory')
+       AND EXISTS (SELECT FROM pg_depend AS d WHERE d.classid = 'pg_class'::regclass AND d.objid = tbl
+                   AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e') THEN
+        RAISE EXCEPTION '% belongs to ip_inventory and cannot be observed', tbl USING ERRCODE = '22023';
+    END IF;
+    IF ip_columns IS NULL OR cardinality(ip_columns) = 0 THEN
+        RAISE EXCEPTION 'no address columns given for %', tbl USING ERRCODE = '22023',
+            HINT = 'Name the inet columns holding addresses, e.g. ARRAY[''src_ip'', ''dst_ip''].';
+    END IF;
+    IF array_position(ip_columns, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'address columns % hold a NULL', left(ip_columns::text, 200) USING ERRCODE = '22004';
+    END IF;
+    IF cardinality(ip_columns) <> (SELECT count(DISTINCT c) FROM unnest(ip_columns) AS c) THEN
+        RAISE EXCEPTION 'address columns % name a column twice', left(ip_columns::text, 200) USING ERRCODE = '22023';
+    END IF;
+    FOREACH col IN ARRAY ip_columns || CASE WHEN ts_column IS NULL THEN '{}'::text[] ELSE ARRAY[ts_column] END LOOP
+        SELECT a.atttypid::regtype INTO col_type FROM pg_attribute AS a
+        WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" of % does not exist', left(col, 64), tbl USING ERRCODE = '42703';
+        END IF;
+        IF col = ts_column AND col_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+            RAISE EXCEPTION 'column "%" of % is %, not a timestamp', col, tbl, col_type
+                USING ERRCODE = '42804';
+        ELSIF col <> ts_column OR ts_column IS NULL THEN
+            IF col_type NOT IN ('inet'::regtype, 'cidr'::regtype) THEN
+                RAISE EXCEPTION 'column "%" of % is %, not inet', col, tbl, col_type
+                    USING ERRCODE = '42804',
+                    HINT = format('Convert it: ALTER TABLE %s ALTER COLUMN %I TYPE inet USING %I::inet;', tbl, col, col);
+            END IF;
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_observe() RETURNS trigger
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ip_inventory_observe_wrapper';
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_observed_tables AS
+SELECT o.event_table, o.ip_columns, o.ts_column,
+       coalesce(t.tgenabled <> 'D', false) AS enabled,
+       o.attached_by, o.attached_at, o.enriched_views
+FROM @extschema@.ip_inventory_observed AS o
+JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
+LEFT JOIN pg_catalog.pg_trigger AS t
+       ON t.tgrelid = o.event_table AND t.tgname = 'ip_inventory_observe'
+      AND t.tgfoid = '@extschema@.ip_inventory_observe()'::regprocedure;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_maxmind_columns(@extschema@.ip_enrichment) IS
+    'The ip_inventory columns an ip_enrichment value fills (internal: shared by recording and re-enrichment).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_isp_columns(inet) IS
+    'The ip_inventory ISP and connection-type columns of an address, one row (internal: shared by every MaxMind writer).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_new_row_maxmind(inet) IS
+    'MaxMind''s columns of a new ip_inventory row: City, ASN, anonymizer and ISP; no row unless MaxMind serves the address (internal: every writer of new rows).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_first_seen(bigint, timestamptz, timestamptz) IS
+    'An inventory row''s first seen after more events: the earlier of the two, or the events'' when the row has no observation yet (internal: every writer''s rule).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_last_seen(bigint, timestamptz, timestamptz) IS
+    'An inventory row''s last seen after more events: the later of the two, or the events'' when the row has no observation yet (internal: every writer''s rule).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) IS
+    'Writes aggregated observations into ip_inventory (internal: shared by the observe trigger and backfill).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_check_columns(regclass, text[], text) IS
+    'Raises unless the table has these inet address columns and this timestamp column (internal).';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_observe() IS
+    'AFTER INSERT FOR EACH STATEMENT trigger recording the addresses of inserted rows of an attached table in ip_inventory (one aggregated upsert per statement). Created by ip_inventory_attach(); reads the columns from ip_inventory_observed.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_observed_tables IS
+    'Event tables whose inserts are recorded in ip_inventory (ip_inventory_attach), with their address and time columns, whether the trigger is enabled, who attached them and when, and their enriched views (ip_inventory_enriched_view).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_record(inet[], bigint[], timestamptz[], timestamptz[], boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_observe() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_enriched_view_sql(
+    tbl regclass, ip_columns text[], ts_column text, view_schema text, view_name text)
+RETURNS TABLE (kind text, relname text, ddl text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ext text := (SELECT quote_ident(n.nspname) FROM pg_extension AS e
+                 JOIN pg_namespace AS n ON n.oid = e.extnamespace WHERE e.extname = 'ip_inventory');
+    tbl_name text := (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class AS c
+                      JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = tbl);
+    event_cols text[];
+    prefixes text[] := '{}';
+    p text;
+    col text;
+    i int;
+    -- (suffix, inventory expression, comment) of each enriched column.
+    fields text[][] := ARRAY[
+        ARRAY['country', 'geo_country', 'ISO country code (MaxMind City)'],
+        ARRAY['country_name', 'geo_country_name', 'country name (MaxMind City, in ip_inventory.language)'],
+        ARRAY['city', 'geo_city', 'city name (MaxMind City)'],
+        ARRAY['latitude', 'geo_latitude', 'latitude (MaxMind City)'],
+        ARRAY['longitude', 'geo_longitude', 'longitude (MaxMind City)'],
+        ARRAY['asn', 'asn_number', 'autonomous system number (MaxMind ASN or Team Cymru)'],
+        ARRAY['asn_org', 'asn_org', 'autonomous system organisation (MaxMind ASN or Team Cymru)'],
+        ARRAY['greynoise_classification', '%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''classification''',
+              'GreyNoise classification (benign, malicious, unknown)'],
+        ARRAY['greynoise_noise', 'is_scanner', 'GreyNoise: seen scanning the internet (noise)'],
+        ARRAY['greynoise_riot', '(%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''riot'')::pg_catalog.bool',
+              'GreyNoise: a common business service (RIOT)'],
+        ARRAY['greynoise_name', '%s.enrichment OPERATOR(pg_catalog.->) ''greynoise'' OPERATOR(pg_catalog.->>) ''name''',
+              'GreyNoise: name of the actor or service'],
+        ARRAY['rdns_name', '%s.enrichment OPERATOR(pg_catalog.->) ''rdns'' OPERATOR(pg_catalog.->>) ''name''',
+              'reverse DNS name (PTR)'],
+        ARRAY['is_anonymous', 'is_anonymous', 'MaxMind Anonymous-IP: any anonymizer'],
+        ARRAY['is_anonymous_vpn', 'is_anonymous_vpn', 'MaxMind Anonymous-IP: VPN provider'],
+        ARRAY['is_hosting_provider', 'is_hosting_provider', 'MaxMind Anonymous-IP: hosting provider'],
+        ARRAY['is_public_proxy', 'is_public_proxy', 'MaxMind Anonymous-IP: public proxy'],
+        ARRAY['is_residential_proxy', 'is_residential_proxy', 'MaxMind Anonymous-IP: residential proxy'],
+        ARRAY['is_tor_exit_node', 'is_tor_exit_node', 'MaxMind Anonymous-IP: Tor exit node'],
+        ARRAY['isp', 'isp', 'internet service provider (MaxMind ISP)'],
+        ARRAY['isp_organization', 'isp_organization', 'organisation the address is assigned to (MaxMind ISP)'],
+        ARRAY['mobile_country_code', 'mobile_country_code', 'mobile country code, MCC (MaxMind ISP)'],
+        ARRAY['mobile_network_code', 'mobile_network_code', 'mobile network code, MNC (MaxMind ISP)'],
+        ARRAY['connection_type', 'connection_type', 'connection type: Cable/DSL, Cellular, Corporate, Satellite, Dialup (MaxMind Connection-Type)'],
+        ARRAY['tags', 'tags', 'tags of the tag rules the address matches (ip_inventory_tag_rules; empty: none)'],
+        ARRAY['tag_confidence', 'tag_confidence', 'confidence of each tag, {tag: confidence}'],
+        ARRAY['first_seen', 'first_seen_at', 'earliest event time of the address in all attached tables'],
+        ARRAY['last_seen', 'last_seen_at', 'latest event time of the address in all attached tables']];
+    select_list text[] := '{}';
+    joins text := '';
+    comments text[] := '{}';
+    out_cols text[];
+    v text;
+    qv text;
+    ts_type regtype;
+    day_expr text;
+    daily text;
+    by_key text;
+    event_tags text;
+    ev text;
+    tagged text;
+    day_cols text;
+    that_day text;
+BEGIN
+    IF ext IS NULL OR tbl_name IS NULL THEN
+        RAISE EXCEPTION 'no such table or extension' USING ERRCODE = '42P01';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_namespace AS n WHERE n.nspname = view_schema) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', left(view_schema, 64) USING ERRCODE = '3F000';
+    END IF;
+    IF view_name IS NULL OR view_name = '' OR octet_length(view_name || '_daily_country') > 63 THEN
+        RAISE EXCEPTION 'view name "%" is empty or too long', left(view_name, 64) USING ERRCODE = '42622',
+            HINT = 'Views are named <name>, <name>_daily_country, <name>_daily_asn, <name>_daily_tag and <name>_tag_report: give a name of at most 49 bytes.';
+    END IF;
+    qv := format('%I.%I', view_schema, view_name);
+    ev := qv;
+    event_cols := ARRAY(SELECT a.attname::text FROM pg_attribute AS a
+                        WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
+    -- Prefixes.
+    FOREACH col IN ARRAY ip_columns LOOP
+        p := regexp_replace(col, '_(ip|addr|address)$', '');
+        IF p = '' OR p = col THEN
+            p := col;
+        END IF;
+        prefixes := prefixes || p;
+    END LOOP;
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        IF (SELECT count(*) FROM unnest(prefixes) AS x WHERE x = prefixes[i]) > 1 THEN
+            prefixes[i] := ip_columns[i];
+        END IF;
+    END LOOP;
+    -- The enriched view: every event column, then each address column's inventory columns.
+    out_cols := event_cols;
+    FOREACH col IN ARRAY event_cols LOOP
+        select_list := select_list || format('e.%I', col);
+        comments := comments || format('COMMENT ON COLUMN %s.%I IS %L', qv, col,
+            coalesce(col_description(tbl, (SELECT a.attnum FROM pg_attribute AS a WHERE a.attrelid = tbl AND a.attname = col)),
+                     format('Column %s of the event table %s.', col, tbl_name)));
+    END LOOP;
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        joins := joins || format(
+            ' LEFT JOIN %s.ip_inventory AS i%s ON i%s.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)',
+            ext, i, i, ext, ip_columns[i]);
+        FOR f IN 1 .. array_length(fields, 1) LOOP
+            v := prefixes[i] || '_' || fields[f][1];
+            IF octet_length(v) > 63 THEN
+                RAISE EXCEPTION 'column name "%" of the enriched view is too long', left(v, 64) USING ERRCODE = '42622',
+                    HINT = 'Rename the address column to a shorter name.';
+            END IF;
+            IF v = ANY (out_cols) THEN
+                RAISE EXCEPTION 'the enriched view of % would have two columns named "%"', tbl_name, left(v, 64)
+                    USING ERRCODE = '42701',
+                    DETAIL = format('Address column %s gets the prefix %s; the event table or another address column already gives %s.',
+                                    ip_columns[i], prefixes[i], v),
+                    HINT = 'Rename the event column.';
+            END IF;
+            out_cols := out_cols || v;
+            select_list := select_list || (CASE WHEN strpos(fields[f][2], '%s') > 0
+                                                THEN format(fields[f][2], 'i' || i)
+                                                ELSE format('i%s.%I', i, fields[f][2]) END
+                                           || format(' AS %I', v));
+            comments := comments || format('COMMENT ON COLUMN %s.%I IS %L', qv, v,
+                format('%s of %s, from %s.ip_inventory (NULL when unknown).',
+                       upper(left(fields[f][3], 1)) || substr(fields[f][3], 2), ip_columns[i], ext));
+        END LOOP;
+    END LOOP;
+    -- Event tags (event rules, sql/tags.sql), last: a rules change replaces the view with
+    -- CREATE OR REPLACE VIEW, which may add columns only at the end; the rules are compiled
+    -- in as literals, so the view must be replaced when they change
+    -- (_ip_inventory_tag_rules_changed does).
+    event_tags := @extschema@._ip_inventory_tag_event_tags_sql(tbl, 'i1');
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        FOREACH v IN ARRAY ARRAY[prefixes[i] || '_event_tags', prefixes[i] || '_event_tag_confidence'] LOOP
+            IF octet_length(v) > 63 THEN
+                RAISE EXCEPTION 'column name "%" of the enriched view is too long', left(v, 64) USING ERRCODE = '42622',
+                    HINT = 'Rename the address column to a shorter name.';
+            END IF;
+            IF v = ANY (out_cols) THEN
+                RAISE EXCEPTION 'the enriched view of % would have two columns named "%"', tbl_name, left(v, 64)
+                    USING ERRCODE = '42701', HINT = 'Rename the event column.';
+            END IF;
+            out_cols := out_cols || v;
+        END LOOP;
+        IF event_tags IS NULL THEN
+            select_list := select_list || format('''{}''::pg_catalog.text[] AS %I', prefixes[i] || '_event_tags')
+                                       || format('''{}''::pg_catalog.jsonb AS %I', prefixes[i] || '_event_tag_confidence');
+        ELSE
+            joins := joins || format(' LEFT JOIN LATERAL %s AS et%s ON true',
+                                     @extschema@._ip_inventory_tag_event_tags_sql(tbl, 'i' || i), i);
+            select_list := select_list || format('et%s.tags AS %I', i, prefixes[i] || '_event_tags')
+                                       || format('et%s.tag_confidence AS %I', i, prefixes[i] || '_event_tag_confidence');
+        END IF;
+        comments := comments
+            || format('COMMENT ON COLUMN %s.%I IS %L', qv, prefixes[i] || '_event_tags',
+                      format('Tags of the event rules of this table (ip_inventory_tag_rules.event_table) that the event and its %s match (empty: none); per event, not materialized.', ip_columns[i]))
+            || format('COMMENT ON COLUMN %s.%I IS %L', qv, prefixes[i] || '_event_tag_confidence',
+                      format('Confidence of each event tag of %s, {tag: confidence}.', ip_columns[i]));
+    END LOOP;
+    kind := 'enriched';
+    relname := view_name;
+    ddl := ARRAY[format('CREATE OR REPLACE VIEW %s WITH (security_invoker = true) AS SELECT %s FROM %s AS e%s',
+                        qv, array_to_string(select_list, ', '), tbl_name, joins),
+                 format('COMMENT ON VIEW %s IS %L', qv,
+                        format('Events of %s joined to %s.ip_inventory for each address column (%s). security_invoker: readers need SELECT on the event table and on ip_inventory. Created by ip_inventory_enriched_view(), dropped by ip_inventory_detach().',
+                               tbl_name, ext, array_to_string(ip_columns, ', ')))]
+           || comments;
+    RETURN NEXT;
+    -- The tag views (by tag, daily by tag) read the enriched view, not the event table: the
+    -- event rules are compiled into it alone and it is replaced (CREATE OR REPLACE, same
+    -- columns) when they change, so the views over it follow without being rebuilt, and a
+    -- reader's rights are checked on it, then (security_invoker) on the events and the
+    -- inventory. Per event and address column, its tags are those of the address (<p>_tags)
+    -- and of the event rules (<p>_event_tags), a tag in both counted once at its highest
+    -- confidence.
+    IF ts_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype INTO ts_type FROM pg_attribute AS a
+        WHERE a.attrelid = tbl AND a.attname = ts_column AND NOT a.attisdropped;
+        day_expr := CASE WHEN ts_type = 'timestamptz'::regtype
+                         THEN format('pg_catalog.timezone(''UTC'', e.%I)::pg_catalog.date', ts_column)
+                         ELSE format('e.%I::pg_catalog.date', ts_column) END;
+    END IF;
+    tagged := '';
+    FOR i IN 1 .. cardinality(ip_columns) LOOP
+        tagged := tagged || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
+            'SELECT %s AS day, %L::pg_catalog.text AS ip_column, t.tag, t.confidence, t.by_address, t.by_event_rule,'
+            ' %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
+            ' FROM %s AS e LEFT JOIN LATERAL (SELECT u.tag, pg_catalog.max(u.confidence) AS confidence,'
+            ' pg_catalog.bool_or(u.by_address) AS by_address, pg_catalog.bool_or(NOT u.by_address) AS by_event_rule'
+            ' FROM (SELECT a.tag, (e.%I OPERATOR(pg_catalog.->>) a.tag)::pg_catalog.numeric, true FROM pg_catalog.unnest(e.%I) AS a(tag)'
+            ' UNION ALL SELECT b.tag, (e.%I OPERATOR(pg_catalog.->>) b.tag)::pg_catalog.numeric, false FROM pg_catalog.unnest(e.%I) AS b(tag))'
+            ' AS u(tag, confidence, by_address) GROUP BY u.tag) AS t ON true'
+            ' WHERE e.%I IS NOT NULL',
+            coalesce(day_expr, 'NULL::pg_catalog.date'), ip_columns[i], ext, ip_columns[i], ev,
+            prefixes[i] || '_tag_confidence', prefixes[i] || '_tags',
+            prefixes[i] || '_event_tag_confidence', prefixes[i] || '_event_tags', ip_columns[i]);
+    END LOOP;
+    -- Daily views: events and distinct addresses per day and address column, by country and
+    -- by ASN (by tag below). Only with an event time.
+    FOREACH by_key IN ARRAY ARRAY['country', 'asn'] LOOP
+        EXIT WHEN ts_column IS NULL;
+        daily := '';
+        FOR i IN 1 .. cardinality(ip_columns) LOOP
+            daily := daily || CASE WHEN i > 1 THEN ' UNION ALL ' ELSE '' END || format(
+                'SELECT %s AS day, %L::pg_catalog.text AS ip_column, %s, %s.ip_canonical(e.%I::pg_catalog.inet) AS ip'
+                ' FROM %s AS e LEFT JOIN %s.ip_inventory AS i ON i.ip_address OPERATOR(pg_catalog.=) %s.ip_canonical(e.%I::pg_catalog.inet)'
+                ' WHERE e.%I IS NOT NULL AND e.%I IS NOT NULL',
+                day_expr, ip_columns[i],
+                CASE by_key WHEN 'country' THEN 'i.geo_country AS country, i.geo_country_name AS country_name'
+                            ELSE 'i.asn_number AS asn, i.asn_org AS asn_org' END,
+                ext, ip_columns[i], tbl_name, ext, ext, ip_columns[i], ip_columns[i], ts_column);
+        END LOOP;
+        relname := view_name || '_daily_' || by_key;
+        kind := 'daily_' || by_key;
+        qv := format('%I.%I', view_schema, relname);
+        ddl := ARRAY[
+            format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT d.day, d.ip_column, d.%s, %s AS %s,'
+                   ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses FROM (%s) AS d GROUP BY d.day, d.ip_column, d.%s',
+                   qv, by_key,
+                   CASE by_key WHEN 'country' THEN 'pg_catalog.max(d.country_name)' ELSE 'pg_catalog.max(d.asn_org)' END,
+                   CASE by_key WHEN 'country' THEN 'country_name' ELSE 'asn_org' END,
+                   daily, by_key),
+            format('COMMENT ON VIEW %s IS %L', qv,
+                   format('Events of %s and distinct addresses per day (UTC for timestamptz) and address column, by %s (from %s.ip_inventory). security_invoker: readers need SELECT on the event table and on ip_inventory.',
+                          tbl_name, CASE by_key WHEN 'country' THEN 'country' ELSE 'autonomous system' END, ext)),
+            format('COMMENT ON COLUMN %s.day IS %L', qv,
+                   format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column)),
+            format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+            CASE by_key WHEN 'country'
+                THEN format('COMMENT ON COLUMN %s.country IS %L', qv, 'ISO country code of the addresses (MaxMind City; NULL: unknown).')
+                ELSE format('COMMENT ON COLUMN %s.asn IS %L', qv, 'Autonomous system number of the addresses (NULL: unknown).') END,
+            CASE by_key WHEN 'country'
+                THEN format('COMMENT ON COLUMN %s.country_name IS %L', qv, 'Country name (MaxMind City, in ip_inventory.language).')
+                ELSE format('COMMENT ON COLUMN %s.asn_org IS %L', qv, 'Autonomous system organisation.') END,
+            format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events that day with an address in this column in this ' || by_key || '.'),
+            format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical, as ip_inventory keys them) that day in this column in this ' || by_key || '.')];
+        RETURN NEXT;
+    END LOOP;
+    -- By tag: an event counts once under each of its tags (of its address or of the event
+    -- rules), and once untagged (tag NULL) when it has none. Per day (with an event time),
+    -- and over the whole table: the per-table report of events and average confidence by
+    -- tag, event rules included. Views beside the others, not functions: they have the same
+    -- owner, grants and lifecycle as the enriched view, and their reader's rights are checked
+    -- the same way.
+    FOREACH by_key IN ARRAY ARRAY['daily_tag', 'tag_report'] LOOP
+        CONTINUE WHEN by_key = 'daily_tag' AND ts_column IS NULL;
+        day_cols := CASE by_key WHEN 'daily_tag' THEN 'd.day, ' ELSE '' END;
+        that_day := CASE by_key WHEN 'daily_tag' THEN ' that day' ELSE '' END;
+        relname := view_name || '_' || by_key;
+        kind := by_key;
+        qv := format('%I.%I', view_schema, relname);
+        ddl := ARRAY[
+            format('CREATE VIEW %s WITH (security_invoker = true) AS SELECT %sd.ip_column, d.tag,'
+                   ' pg_catalog.count(*) AS events, pg_catalog.count(DISTINCT d.ip) AS addresses,'
+                   ' pg_catalog.round(pg_catalog.avg(d.confidence), 3) AS avg_confidence,'
+                   ' pg_catalog.count(*) FILTER (WHERE d.by_address) AS address_tag_events,'
+                   ' pg_catalog.count(*) FILTER (WHERE d.by_event_rule) AS event_rule_events'
+                   ' FROM (%s) AS d%s GROUP BY %sd.ip_column, d.tag',
+                   qv, day_cols, tagged,
+                   CASE by_key WHEN 'daily_tag' THEN ' WHERE d.day IS NOT NULL' ELSE '' END, day_cols),
+            format('COMMENT ON VIEW %s IS %L', qv,
+                   format('Events of %s and distinct addresses %s: the tags of the address (tag rules, %s.ip_inventory.tags) and of the event rules of the table (%s''s event tag columns); tag NULL: events with neither. An event counts under each of its tags. security_invoker: readers need SELECT on it, on %s, on the event table and on ip_inventory.',
+                          tbl_name,
+                          CASE by_key WHEN 'daily_tag' THEN 'per day (UTC for timestamptz) and address column, by tag'
+                                      ELSE 'per address column and tag, with the tag''s average confidence' END,
+                          ext, ev, ev))]
+            || CASE by_key WHEN 'daily_tag'
+                   THEN ARRAY[format('COMMENT ON COLUMN %s.day IS %L', qv, format('Day of the event (%s; a timestamptz is taken in UTC).', ts_column))]
+                   ELSE '{}'::text[] END
+            || ARRAY[
+            format('COMMENT ON COLUMN %s.ip_column IS %L', qv, 'The address column counted (one of ' || array_to_string(ip_columns, ', ') || ').'),
+            format('COMMENT ON COLUMN %s.tag IS %L', qv, 'A tag of the address (address rules) or of the event (event rules) in this column (ip_inventory_tag_rules; NULL: events with no tag).'),
+            format('COMMENT ON COLUMN %s.events IS %L', qv, 'Events' || that_day || ' with an address in this column and this tag.'),
+            format('COMMENT ON COLUMN %s.addresses IS %L', qv, 'Distinct addresses (canonical)' || that_day || ' in this column among these events.'),
+            format('COMMENT ON COLUMN %s.avg_confidence IS %L', qv, 'Average confidence of the tag over these events (an event with the tag from both kinds of rule: the higher).'),
+            format('COMMENT ON COLUMN %s.address_tag_events IS %L', qv, 'Of these events, those whose address has the tag (address rules).'),
+            format('COMMENT ON COLUMN %s.event_rule_events IS %L', qv, 'Of these events, those an event rule of the table gave the tag.')];
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) IS
+    'The SQL of the enriched, daily and tag report views of an attached event table (internal: ip_inventory_enriched_view).';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_enriched_view_sql(regclass, text[], text, text, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_job_notice(j @extschema@.ip_inventory_jobs) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -2646,11 +2408,9 @@ BEGIN
                m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM (SELECT f AS ip, @extschema@.ip_class(f) AS class FROM unnest(fresh) AS f) AS a
         LEFT JOIN LATERAL (
-            SELECT c.*, an.*, s.* FROM @extschema@._ip_inventory_maxmind(a.ip) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(a.ip) AS an,
-                            @extschema@._ip_inventory_isp_columns(a.ip) AS s
-            WHERE @extschema@._ip_inventory_maxmind_serves(a.class)) AS m ON true
+            SELECT * FROM @extschema@._ip_inventory_new_row_maxmind(a.ip)
+            OFFSET 0 -- a gated subquery: see _ip_inventory_new_row_maxmind
+        ) AS m ON true
         -- Address order, as recorders insert: concurrent writers cannot deadlock.
         ORDER BY a.ip
         ON CONFLICT (ip_address) DO NOTHING
@@ -2811,291 +2571,253 @@ COMMENT ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) IS
 
 REVOKE ALL ON FUNCTION @extschema@.cascade_refresh_now(text, inet[], cidr, int) FROM PUBLIC;
 
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
-SELECT count(*) AS total_ips,
-       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
-       count(asn_number) AS with_asn,
-       count(geo_country) AS with_geo,
-       count(*) FILTER (WHERE is_scanner) AS scanners,
-       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
-       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
-       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
-       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
-       coalesce(sum(observation_count), 0) AS observations
-FROM @extschema@.ip_inventory;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
-SELECT asn_source,
-       count(*) AS ips,
-       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_source;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       geo_country,
-       max(geo_country_name) AS geo_country_name,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE geo_country IS NOT NULL
-GROUP BY geo_country;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
-SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
-       asn_number,
-       max(asn_org) AS asn_org,
-       count(*) AS ips,
-       sum(observation_count) AS observations
-FROM @extschema@.ip_inventory
-WHERE asn_number IS NOT NULL
-GROUP BY asn_number;
-
-CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
-SELECT 'maxmind' AS source, NULL::interval AS ttl,
-       count(*) AS eligible,
-       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
-       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
-                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
-                                                         b.city_build, b.asn_build)) AS stale,
-       min(maxmind_ts) AS oldest
-FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
-UNION ALL
-SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
-       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
-UNION ALL
-SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
-       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
-UNION ALL
-SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
-       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
-FROM @extschema@.ip_inventory
-WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
-  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
-
-CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
-RETURNS TABLE ("check" text, status text, value text, detail text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    warn_age interval;
-    crit_age interval;
-    age interval;
-    cov @extschema@.ip_inventory_coverage;
-    st record;
-    db record;
-    n bigint;
-    failing bigint;
-    last_seen timestamptz;
-    warn_left bigint;
-    crit_left bigint;
-    monthly boolean;
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_check(
+    older_than interval, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    run_hint text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
-    -- always, the optional slots when configured (maxmind_info() lists them only then).
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_database';
-        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
-        value := db.status;
-        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
-                  || coalesce(': ' || db.error, '');
-        RETURN NEXT;
-    END LOOP;
-
-    -- maxmind_info() above loaded the library, which defines these settings.
-    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
-    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
-    "check" := 'maxmind_age';
-    BEGIN
-        age := @extschema@.maxmind_age();
-        value := justify_interval(date_trunc('minute', age))::text;
-        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
-        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
-        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
-                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
-               bool_or(i.grace > interval '0')
-          INTO status, monthly
-          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
-                                   ELSE interval '0' END AS grace
-                FROM @extschema@.maxmind_info() AS m
-                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
-        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                         justify_interval(warn_age), justify_interval(crit_age))
-                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
-    EXCEPTION WHEN OTHERS THEN
-        status := 'critical'; value := NULL; detail := SQLERRM;
-    END;
-    RETURN NEXT;
-
-    -- The optional slots' databases, when configured: their age against the same thresholds.
-    FOR db IN SELECT * FROM @extschema@.maxmind_info()
-              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
-        "check" := 'maxmind_' || db.name || '_age';
-        value := justify_interval(date_trunc('minute', db.age))::text;
-        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
-                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
-        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
-                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
-                                   justify_interval(warn_age), justify_interval(crit_age)) END;
-        RETURN NEXT;
-    END LOOP;
-
-    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
-    "check" := 'asn_coverage';
-    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
-                     cov.with_asn, cov.public_ips);
-    RETURN NEXT;
-    "check" := 'geo_coverage';
-    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
-    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
-                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
-    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
-                     cov.with_geo, cov.public_ips);
-    RETURN NEXT;
-
-    -- Stale answers per source: a warning when more than a tenth of the rows a source
-    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
-    -- A network source switched off is reported as such, not as stale.
-    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
-        "check" := st.source || '_stale';
-        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
-            value := 'disabled';
-            status := 'ok';
-            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
-                             st.source, st.stale, st.never, st.eligible);
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        value := st.stale::text;
-        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
-        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
-                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
-        RETURN NEXT;
-    END LOOP;
-
-    "check" := 'maxmind_pending';
-    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
-    value := n::text;
-    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
-    RETURN NEXT;
-
-    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
-    "check" := 'greynoise_quota';
-    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
-        status := 'ok'; value := 'disabled';
-        detail := 'ip_inventory.greynoise_enabled = off: no calls';
-    ELSE
-        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
-        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
-        BEGIN
-            SELECT * INTO st FROM @extschema@.greynoise_quota();
-            value := st.remaining || ' of ' || st.daily_quota;
-            -- (A daily quota of 0 is an operator's choice, not an alarm.)
-            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
-                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
-                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
-            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
-                             warn_left, crit_left)
-                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
-        EXCEPTION WHEN object_not_in_prerequisite_state THEN
-            status := 'warning'; value := NULL; detail := SQLERRM;
-        END;
+    IF older_than IS NULL OR older_than <= interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
+            USING ERRCODE = '22023', HINT = run_hint;
     END IF;
-    RETURN NEXT;
-
-    "check" := 'network_failures';
-    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
-           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
-      INTO n, failing, detail
-      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
-            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
-    value := n::text;
-    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
-    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
-                     coalesce(detail, 'none'), failing);
-    RETURN NEXT;
-
-    "check" := 'observed_tables';
-    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
-    value := n::text;
-    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
-    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
-                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
-    RETURN NEXT;
-
-    "check" := 'last_observation';
-    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
-    value := last_seen::text;
-    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
-    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
-    RETURN NEXT;
-
-    -- Event rules (docs/tags.md) whose table was dropped (its OID gone) or detached: they
-    -- match nothing, and a dropped table's OID may one day name another table. Reported
-    -- (the row is there only when some event rule exists), not deleted: the rules are the
-    -- tag writers', and a detached table may be attached again.
-    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL) THEN
-        "check" := 'event_rules';
-        SELECT string_agg(format('rule %s (%s): %s', x.rule_id, x.tag, x.why), ', ' ORDER BY x.rule_id)
-          INTO detail
-          FROM (SELECT r.rule_id, r.tag,
-                       CASE WHEN c.oid IS NULL THEN format('table %s dropped', r.event_table::oid)
-                            ELSE format('%s not attached', r.event_table) END AS why
-                FROM @extschema@.ip_inventory_tag_rules AS r
-                LEFT JOIN pg_catalog.pg_class AS c ON c.oid = r.event_table
-                WHERE r.event_table IS NOT NULL
-                  AND (c.oid IS NULL OR NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
-                                                    WHERE o.event_table = r.event_table))
-                ORDER BY r.rule_id LIMIT 20) AS x;
-        SELECT count(*) INTO n FROM @extschema@.ip_inventory_tag_rules AS r
-        WHERE r.event_table IS NOT NULL
-          AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
-                          JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
-                          WHERE o.event_table = r.event_table);
-        value := n::text;
-        status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-        detail := CASE WHEN n = 0 THEN 'every event rule''s table exists and is attached'
-                       ELSE 'event rules matching nothing, their table dropped or detached: ' || detail
-                            || CASE WHEN n > 20 THEN ', ...' ELSE '' END
-                            || '. Delete them: DELETE FROM ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL AND NOT EXISTS (SELECT FROM ip_inventory_observed_tables AS o WHERE o.event_table = r.event_table);' END;
-        RETURN NEXT;
+    IF mode IS NULL OR mode NOT IN ('anonymize', 'delete') THEN
+        RAISE EXCEPTION 'mode must be anonymize or delete, not %', coalesce(left(mode, 64), 'NULL') USING ERRCODE = '22023';
     END IF;
-
-    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
-    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
-        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
+    IF dry_run IS NULL OR batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'dry_run must not be NULL and batch_size must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    -- Validates the prefixes; a full-length prefix would keep the addresses as they are.
+    PERFORM @extschema@.ip_anonymize('0.0.0.0'::inet, prefix_v4, prefix_v6);
+    IF mode = 'anonymize' AND (prefix_v4 >= 32 OR prefix_v6 >= 128) THEN
+        RAISE EXCEPTION 'prefixes of 32 (IPv4) or 128 (IPv6) bits anonymize nothing' USING ERRCODE = '22023';
     END IF;
 END $$;
 
-COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
-    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_start(
+    older_than interval, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    OUT cutoff timestamptz, OUT summary jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._ip_inventory_retention_check(older_than, mode, dry_run, batch_size, prefix_v4, prefix_v6,
+        'For example CALL ip_inventory_retention(interval ''90 days'');');
+    IF @extschema@._ip_inventory_citus_distributed() THEN
+        -- (Batches by ctid would mix the shards' row positions.)
+        RAISE EXCEPTION 'ip_inventory is distributed with Citus' USING ERRCODE = '55000',
+            HINT = 'On the coordinator: SELECT ip_inventory_citus_retention(...); (docs/scaling.md)';
+    END IF;
+    cutoff := now() - older_than;
+    summary := jsonb_build_object('dry_run', dry_run, 'mode', mode, 'cutoff', cutoff,
+                                  'inventory', jsonb_build_object('rows', 0), 'events', '[]'::jsonb);
+END $$;
 
-COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_merge_anonymized(
+    taken @extschema@.ip_inventory[], prefix_v4 int, prefix_v6 int) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF taken IS NULL OR cardinality(taken) = 0 THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO @extschema@.ip_inventory AS inv (ip_address, first_seen_at, last_seen_at, observation_count,
+                                                ip_class, geo_country, asn_number, asn_source)
+    SELECT @extschema@.ip_anonymize(p.ip_address, prefix_v4, prefix_v6),
+           min(p.first_seen_at), max(p.last_seen_at), sum(p.observation_count), 'anonymized',
+           CASE WHEN count(DISTINCT p.geo_country) = 1 AND count(p.geo_country) = count(*)
+                THEN min(p.geo_country) END,
+           CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
+                THEN min(p.asn_number) END,
+           CASE WHEN count(DISTINCT (p.asn_number, p.asn_source)) = 1 AND count(p.asn_number) = count(*)
+                THEN min(p.asn_source) END
+    FROM unnest(taken) AS p GROUP BY 1 ORDER BY 1
+    ON CONFLICT (ip_address) DO UPDATE SET
+        observation_count = inv.observation_count + excluded.observation_count,
+        first_seen_at = LEAST(inv.first_seen_at, excluded.first_seen_at),
+        last_seen_at = GREATEST(inv.last_seen_at, excluded.last_seen_at),
+        geo_country = CASE WHEN inv.geo_country = excluded.geo_country THEN inv.geo_country END,
+        asn_number = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
+                          THEN inv.asn_number END,
+        asn_source = CASE WHEN (inv.asn_number, inv.asn_source) = (excluded.asn_number, excluded.asn_source)
+                          THEN inv.asn_source END;
+    RETURN cardinality(taken);
+END $$;
 
-COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retain_inventory(
+    cutoff timestamptz, mode text, dry_run boolean, batch_size int, prefix_v4 int, prefix_v6 int,
+    INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+    networks bigint;
+    taken @extschema@.ip_inventory[];
+BEGIN
+    IF dry_run THEN
+        SELECT count(*), count(DISTINCT @extschema@.ip_anonymize(ip_address, prefix_v4, prefix_v6))
+          INTO n, networks
+          FROM @extschema@.ip_inventory
+         WHERE last_seen_at < cutoff AND (mode = 'delete' OR ip_class <> 'anonymized');
+        summary := jsonb_set(summary, '{inventory}', jsonb_build_object('rows', n, 'networks', networks));
+        done := true;
+        RETURN;
+    END IF;
+    IF mode = 'delete' THEN
+        DELETE FROM @extschema@.ip_inventory WHERE ip_address IN (
+            SELECT ip_address FROM @extschema@.ip_inventory WHERE last_seen_at < cutoff
+            ORDER BY ip_address LIMIT batch_size FOR UPDATE);
+        GET DIAGNOSTICS n = ROW_COUNT;
+    ELSE
+        WITH picked AS (
+            DELETE FROM @extschema@.ip_inventory AS inv WHERE inv.ip_address IN (
+                SELECT ip_address FROM @extschema@.ip_inventory
+                WHERE last_seen_at < cutoff AND ip_class <> 'anonymized'
+                ORDER BY ip_address LIMIT batch_size FOR UPDATE)
+            RETURNING inv AS r)
+        SELECT array_agg(picked.r) INTO taken FROM picked;
+        n := @extschema@._ip_inventory_merge_anonymized(taken, prefix_v4, prefix_v6);
+    END IF;
+    summary := jsonb_set(summary, '{inventory,rows}', to_jsonb((summary #>> '{inventory,rows}')::bigint + n));
+    done := n < batch_size;
+END $$;
 
-COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retain_failures(
+    cutoff timestamptz, mode text, dry_run boolean, INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    failed inet[];
+    kept inet[];
+    n bigint;
+BEGIN
+    -- The failed addresses first, then the inventory rows that keep theirs: Citus joins no
+    -- local table (the failures, on the coordinator) with a distributed one (the inventory).
+    failed := ARRAY(SELECT DISTINCT f.ip_address FROM @extschema@.ip_inventory_failures AS f);
+    kept := ARRAY(SELECT i.ip_address FROM @extschema@.ip_inventory AS i
+                  WHERE i.ip_address = ANY (failed)
+                    AND NOT (dry_run AND i.last_seen_at < cutoff AND (mode = 'delete' OR i.ip_class <> 'anonymized')));
+    IF dry_run THEN
+        SELECT count(*) INTO n FROM @extschema@.ip_inventory_failures AS f WHERE f.ip_address <> ALL (kept);
+    ELSE
+        DELETE FROM @extschema@.ip_inventory_failures AS f WHERE f.ip_address <> ALL (kept);
+        GET DIAGNOSTICS n = ROW_COUNT;
+    END IF;
+    summary := summary || jsonb_build_object('failures', jsonb_build_object('rows', n));
+    done := true;
+END $$;
 
-COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
-    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_tables() RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT o.event_table FROM @extschema@.ip_inventory_observed AS o
+    WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = o.event_table)
+    ORDER BY o.event_table::text;
+END;
 
-COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
-    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retain_table(
+    event_table regclass, cutoff timestamptz, mode text, dry_run boolean, batch_size int,
+    prefix_v4 int, prefix_v6 int, INOUT summary jsonb, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+    last int := jsonb_array_length(summary -> 'events') - 1;
+BEGIN
+    n := @extschema@._ip_inventory_retain_events(event_table, mode, cutoff, prefix_v4, prefix_v6, batch_size, dry_run);
+    IF last < 0 OR summary -> 'events' -> last ->> 'table' IS DISTINCT FROM event_table::text THEN
+        summary := jsonb_set(summary, '{events}', (summary -> 'events') || CASE WHEN n IS NULL
+            THEN jsonb_build_object('table', event_table::text, 'skipped', 'no time column')
+            ELSE jsonb_build_object('table', event_table::text, 'rows', 0) END);
+        last := last + 1;
+    END IF;
+    IF n IS NOT NULL THEN
+        summary := jsonb_set(summary, ARRAY['events', last::text, 'rows'],
+                             to_jsonb((summary -> 'events' -> last ->> 'rows')::bigint + n));
+    END IF;
+    done := n IS NULL OR dry_run OR n < batch_size;
+END $$;
 
-REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
+CREATE OR REPLACE FUNCTION @extschema@._ip_inventory_retention_failed(
+    INOUT summary jsonb, event_table regclass, state text, message text, OUT done boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    summary := jsonb_set(summary, '{events}', (summary -> 'events') || jsonb_build_object(
+        'table', event_table::text, 'error', left(message, 200), 'sqlstate', state));
+    RAISE WARNING 'ip_inventory_retention: % failed: %', event_table, left(message, 200);
+    done := true;
+END $$;
 
-GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
+CREATE OR REPLACE PROCEDURE @extschema@.ip_inventory_retention(
+    older_than interval,
+    mode text DEFAULT 'anonymize',
+    dry_run boolean DEFAULT true,
+    batch_size int DEFAULT 10000,
+    prefix_v4 int DEFAULT 24,
+    prefix_v6 int DEFAULT 48,
+    INOUT summary jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    run record;
+    step record;
+    t record;
+BEGIN
+    run := @extschema@._ip_inventory_retention_start(older_than, mode, dry_run, batch_size, prefix_v4, prefix_v6);
+    step := @extschema@._ip_inventory_retain_inventory(run.cutoff, mode, dry_run, batch_size,
+                                                       prefix_v4, prefix_v6, run.summary);
+    COMMIT;
+    WHILE NOT step.done LOOP
+        step := @extschema@._ip_inventory_retain_inventory(run.cutoff, mode, dry_run, batch_size,
+                                                           prefix_v4, prefix_v6, step.summary);
+        COMMIT;
+    END LOOP;
+    step := @extschema@._ip_inventory_retain_failures(run.cutoff, mode, dry_run, step.summary);
+    COMMIT;
+    FOR t IN SELECT r.tbl FROM @extschema@._ip_inventory_retention_tables() AS r(tbl) LOOP
+        LOOP
+            -- A batch that fails is rolled back and reported; the next table is still kept.
+            BEGIN
+                step := @extschema@._ip_inventory_retain_table(t.tbl, run.cutoff, mode, dry_run, batch_size,
+                                                               prefix_v4, prefix_v6, step.summary);
+            EXCEPTION WHEN OTHERS THEN
+                step := @extschema@._ip_inventory_retention_failed(step.summary, t.tbl, SQLSTATE, SQLERRM);
+            END;
+            COMMIT;
+            EXIT WHEN step.done;
+        END LOOP;
+    END LOOP;
+    summary := step.summary;
+END $$;
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_check(interval, text, boolean, int, int, int, text) IS 'Checks a retention run''s arguments (internal: ip_inventory_retention, ip_inventory_citus_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) IS 'Checks a retention run''s arguments and starts its summary (internal: ip_inventory_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in ip_inventory (internal: ip_inventory_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) IS 'Writes inventory rows taken out by anonymize back as one row per truncated network (internal: ip_inventory_retention, ip_inventory_citus_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) IS 'Removes the failure records of addresses no longer in the inventory (internal: ip_inventory_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_tables() IS 'The attached event tables retention applies to (internal).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) IS 'One batch of retention in an attached event table (internal: ip_inventory_retention).';
+
+COMMENT ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, text, text) IS 'Records an event table whose retention batch failed (internal: ip_inventory_retention).';
+
+COMMENT ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean, int, int, int, jsonb) IS
+    'Applies the retention period: inventory rows last seen, and attached events older than older_than, are anonymized (truncated to prefix_v4 / prefix_v6, inventory rows merged per network) or deleted (mode => ''delete''), in batches committed one by one, and the failure records of the addresses taken out go with them; event tables are changed as their owners. dry_run (the default) only counts what it would change.';
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_check(interval, text, boolean, int, int, int, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_start(interval, text, boolean, int, int, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_inventory(timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_merge_anonymized(@extschema@.ip_inventory[], int, int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_failures(timestamptz, text, boolean, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_tables() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retain_table(regclass, timestamptz, text, boolean, int, int, int, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retention_failed(jsonb, regclass, text, text) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retention(interval, text, boolean, int, int, int, jsonb) FROM PUBLIC;
 
 COMMENT ON TABLE @extschema@.ip_inventory_citus_queue IS
     'Citus only: observations recorded on a worker for addresses whose inventory row is in a shard of another range; ip_inventory_citus_flush() moves them into ip_inventory. Empty on a single node.';
@@ -3235,16 +2957,9 @@ BEGIN
         FROM obs AS o
         LEFT JOIN %1$s AS cur ON cur.ip_address = o.ip
         LEFT JOIN LATERAL (
-            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(
-                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS e,
-                            @extschema@._ip_inventory_maxmind_columns(e) AS c,
-                            @extschema@._ip_inventory_anonymous(
-                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS a,
-                            @extschema@._ip_inventory_isp_columns(
-                                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END) AS s
-            WHERE $5 AND cur.ip_address IS NULL AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
-            -- A subquery, so that its WHERE gates it, as in _ip_inventory_record.
-            OFFSET 0
+            SELECT * FROM @extschema@._ip_inventory_new_row_maxmind(
+                CASE WHEN $5 AND cur.ip_address IS NULL THEN o.ip END)
+            OFFSET 0 -- a gated subquery: see _ip_inventory_new_row_maxmind
         ) AS m ON true
         ORDER BY o.ip
         ON CONFLICT (ip_address) DO UPDATE SET
@@ -3388,12 +3103,8 @@ BEGIN
                m.isp, m.isp_organization, m.mobile_country_code, m.mobile_network_code, m.connection_type
         FROM unnest(moved.ips, moved.ns, moved.fs, moved.ls, moved.es) AS o(ip, n, f, l, e)
         LEFT JOIN LATERAL (
-            SELECT c.*, a.*, s.* FROM @extschema@._ip_inventory_maxmind(CASE WHEN o.e THEN o.ip END) AS x,
-                            @extschema@._ip_inventory_maxmind_columns(x) AS c,
-                            @extschema@._ip_inventory_anonymous(CASE WHEN o.e THEN o.ip END) AS a,
-                            @extschema@._ip_inventory_isp_columns(CASE WHEN o.e THEN o.ip END) AS s
-            WHERE o.e AND @extschema@._ip_inventory_maxmind_serves(@extschema@.ip_class(o.ip))
-            OFFSET 0
+            SELECT * FROM @extschema@._ip_inventory_new_row_maxmind(CASE WHEN o.e THEN o.ip END)
+            OFFSET 0 -- a gated subquery: see _ip_inventory_new_row_maxmind
         ) AS m ON true
         ON CONFLICT (ip_address) DO UPDATE SET
             observation_count = inv.observation_count + excluded.observation_count,
@@ -5035,6 +4746,292 @@ REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_step(int, bigint, inet) F
 REVOKE ALL ON FUNCTION @extschema@._ip_inventory_retag_summary(@extschema@.ip_inventory_jobs) FROM PUBLIC;
 
 REVOKE ALL ON PROCEDURE @extschema@.ip_inventory_retag(int, bigint, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_coverage AS
+SELECT count(*) AS total_ips,
+       count(*) FILTER (WHERE ip_class = 'public') AS public_ips,
+       count(asn_number) AS with_asn,
+       count(geo_country) AS with_geo,
+       count(*) FILTER (WHERE is_scanner) AS scanners,
+       count(*) FILTER (WHERE (enrichment -> 'greynoise' ->> 'riot')::boolean) AS riot,
+       round(100.0 * count(asn_number) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS asn_coverage_pct,
+       round(100.0 * count(geo_country) / nullif(count(*) FILTER (WHERE ip_class = 'public'), 0), 2) AS geo_coverage_pct,
+       count(*) FILTER (WHERE @extschema@._ip_inventory_maxmind_serves(ip_class) AND maxmind_ts IS NULL) AS maxmind_never_enriched,
+       coalesce(sum(observation_count), 0) AS observations
+FROM @extschema@.ip_inventory;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_asn_sources AS
+SELECT asn_source,
+       count(*) AS ips,
+       round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS pct_of_ips_with_asn
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_source;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_countries AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       geo_country,
+       max(geo_country_name) AS geo_country_name,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE geo_country IS NOT NULL
+GROUP BY geo_country;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_top_asns AS
+SELECT rank() OVER (ORDER BY count(*) DESC) AS rank,
+       asn_number,
+       max(asn_org) AS asn_org,
+       count(*) AS ips,
+       sum(observation_count) AS observations
+FROM @extschema@.ip_inventory
+WHERE asn_number IS NOT NULL
+GROUP BY asn_number;
+
+CREATE OR REPLACE VIEW @extschema@.ip_inventory_staleness AS
+SELECT 'maxmind' AS source, NULL::interval AS ttl,
+       count(*) AS eligible,
+       count(*) FILTER (WHERE maxmind_ts IS NULL) AS never,
+       count(*) FILTER (WHERE maxmind_ts IS NOT NULL
+                        AND @extschema@._ip_inventory_maxmind_pending(maxmind_ts, maxmind_build, maxmind_asn_build,
+                                                         b.city_build, b.asn_build)) AS stale,
+       min(maxmind_ts) AS oldest
+FROM @extschema@.ip_inventory, @extschema@._ip_inventory_builds() AS b WHERE @extschema@._ip_inventory_maxmind_serves(ip_class)
+UNION ALL
+SELECT 'cymru', @extschema@.ip_inventory_ttl('cymru'), count(*), count(*) FILTER (WHERE cymru_ts IS NULL),
+       count(*) FILTER (WHERE cymru_ts < (SELECT now() - @extschema@.ip_inventory_ttl('cymru'))), min(cymru_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('cymru', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('cymru'))::cidr[])
+UNION ALL
+SELECT 'greynoise', @extschema@.ip_inventory_ttl('greynoise'), count(*), count(*) FILTER (WHERE greynoise_ts IS NULL),
+       count(*) FILTER (WHERE greynoise_ts < (SELECT now() - @extschema@.ip_inventory_ttl('greynoise'))), min(greynoise_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('greynoise', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('greynoise'))::cidr[])
+UNION ALL
+SELECT 'rdns', @extschema@.ip_inventory_ttl('rdns'), count(*), count(*) FILTER (WHERE rdns_ts IS NULL),
+       count(*) FILTER (WHERE rdns_ts < (SELECT now() - @extschema@.ip_inventory_ttl('rdns'))), min(rdns_ts)
+FROM @extschema@.ip_inventory
+WHERE @extschema@._ip_inventory_source_serves('rdns', ip_address, ip_class, asn_source)
+  AND NOT ip_address <<= ANY ((SELECT @extschema@._ip_inventory_skip_networks('rdns'))::cidr[]);
+
+CREATE OR REPLACE FUNCTION @extschema@.ip_inventory_health()
+RETURNS TABLE ("check" text, status text, value text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    warn_age interval;
+    crit_age interval;
+    age interval;
+    cov @extschema@.ip_inventory_coverage;
+    st record;
+    db record;
+    n bigint;
+    failing bigint;
+    last_seen timestamptz;
+    warn_left bigint;
+    crit_left bigint;
+    monthly boolean;
+BEGIN
+    -- The MaxMind slots' databases (MaxMind's, DB-IP's or IPinfo's files): City and ASN
+    -- always, the optional slots when configured (maxmind_info() lists them only then).
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('city', 'asn', 'anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_database';
+        status := CASE db.status WHEN 'ok' THEN 'ok' WHEN 'stale' THEN 'warning' ELSE 'critical' END;
+        value := db.status;
+        detail := coalesce(db.database_type || ' at ' || db.path, db.path, 'not configured')
+                  || coalesce(': ' || db.error, '');
+        RETURN NEXT;
+    END LOOP;
+
+    -- maxmind_info() above loaded the library, which defines these settings.
+    warn_age := current_setting('ip_inventory.maxmind_age_warning')::interval;
+    crit_age := current_setting('ip_inventory.maxmind_age_critical')::interval;
+    "check" := 'maxmind_age';
+    BEGIN
+        age := @extschema@.maxmind_age();
+        value := justify_interval(date_trunc('minute', age))::text;
+        -- Each of City and ASN against the thresholds; DB-IP publishes its Lite files once a
+        -- month (MaxMind twice a week, IPinfo daily), so a DB-IP Lite file may be 31 days older.
+        SELECT CASE WHEN bool_or(i.age - i.grace > crit_age) THEN 'critical'
+                    WHEN bool_or(i.age - i.grace > warn_age) THEN 'warning' ELSE 'ok' END,
+               bool_or(i.grace > interval '0')
+          INTO status, monthly
+          FROM (SELECT m.age, CASE WHEN m.database_type ~* '^dbip-.*lite' THEN interval '31 days'
+                                   ELSE interval '0' END AS grace
+                FROM @extschema@.maxmind_info() AS m
+                WHERE m.name IN ('city', 'asn') AND m.age IS NOT NULL) AS i;
+        detail := format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                         justify_interval(warn_age), justify_interval(crit_age))
+                  || CASE WHEN monthly THEN '; a DB-IP Lite file (published monthly): 31 days more' ELSE '' END;
+    EXCEPTION WHEN OTHERS THEN
+        status := 'critical'; value := NULL; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+
+    -- The optional slots' databases, when configured: their age against the same thresholds.
+    FOR db IN SELECT * FROM @extschema@.maxmind_info()
+              WHERE name IN ('anonymous', 'isp', 'connection_type') LOOP
+        "check" := 'maxmind_' || db.name || '_age';
+        value := justify_interval(date_trunc('minute', db.age))::text;
+        status := CASE WHEN db.age IS NULL THEN 'critical' WHEN db.age > crit_age THEN 'critical'
+                       WHEN db.age > warn_age THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN db.age IS NULL THEN coalesce(db.error, db.status)
+                       ELSE format('warning after %s, critical after %s (ip_inventory.maxmind_age_warning, _critical)',
+                                   justify_interval(warn_age), justify_interval(crit_age)) END;
+        RETURN NEXT;
+    END LOOP;
+
+    SELECT * INTO cov FROM @extschema@.ip_inventory_coverage;
+    "check" := 'asn_coverage';
+    value := coalesce(cov.asn_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.asn_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.asn_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have an ASN (warning below 95%%, critical below 80%%)',
+                     cov.with_asn, cov.public_ips);
+    RETURN NEXT;
+    "check" := 'geo_coverage';
+    value := coalesce(cov.geo_coverage_pct::text || '%', 'no public addresses');
+    status := CASE WHEN cov.geo_coverage_pct < 80 THEN 'critical'
+                   WHEN cov.geo_coverage_pct < 95 THEN 'warning' ELSE 'ok' END;
+    detail := format('%s of %s public addresses have a country (warning below 95%%, critical below 80%%)',
+                     cov.with_geo, cov.public_ips);
+    RETURN NEXT;
+
+    -- Stale answers per source: a warning when more than a tenth of the rows a source
+    -- applies to have an answer older than its TTL (or, for MaxMind, from another build).
+    -- A network source switched off is reported as such, not as stale.
+    FOR st IN SELECT * FROM @extschema@.ip_inventory_staleness LOOP
+        "check" := st.source || '_stale';
+        IF st.source <> 'maxmind' AND NOT @extschema@._ip_inventory_source_enabled(st.source) THEN
+            value := 'disabled';
+            status := 'ok';
+            detail := format('ip_inventory.%s_enabled = off: not refreshed, its answers are kept (%s older than the TTL, %s never answered, of %s eligible)',
+                             st.source, st.stale, st.never, st.eligible);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        value := st.stale::text;
+        status := CASE WHEN st.stale > 0.1 * st.eligible THEN 'warning' ELSE 'ok' END;
+        detail := format('%s stale, %s never enriched, of %s eligible%s', st.stale, st.never, st.eligible,
+                         coalesce(', TTL ' || st.ttl::text, ', stale = from another database build'));
+        RETURN NEXT;
+    END LOOP;
+
+    "check" := 'maxmind_pending';
+    SELECT s.never + s.stale INTO n FROM @extschema@.ip_inventory_staleness AS s WHERE s.source = 'maxmind';
+    value := n::text;
+    status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+    detail := 'public rows without MaxMind data or from another build: CALL ip_inventory_enrich_pending();';
+    RETURN NEXT;
+
+    -- The network sources: GreyNoise's daily quota, and addresses that keep failing.
+    "check" := 'greynoise_quota';
+    IF NOT @extschema@._ip_inventory_source_enabled('greynoise') THEN
+        status := 'ok'; value := 'disabled';
+        detail := 'ip_inventory.greynoise_enabled = off: no calls';
+    ELSE
+        warn_left := current_setting('ip_inventory.greynoise_quota_warning')::bigint;
+        crit_left := current_setting('ip_inventory.greynoise_quota_critical')::bigint;
+        BEGIN
+            SELECT * INTO st FROM @extschema@.greynoise_quota();
+            value := st.remaining || ' of ' || st.daily_quota;
+            -- (A daily quota of 0 is an operator's choice, not an alarm.)
+            status := CASE WHEN st.daily_quota > 0 AND st.remaining < crit_left THEN 'critical'
+                           WHEN st.daily_quota > 0 AND st.remaining < warn_left THEN 'warning'
+                           WHEN st.paused_until > now() THEN 'warning' ELSE 'ok' END;
+            detail := format('calls left today (UTC; warning below %s, critical below %s: ip_inventory.greynoise_quota_warning, _critical): SELECT * FROM greynoise_quota();',
+                             warn_left, crit_left)
+                      || CASE WHEN st.paused_until > now() THEN ' GreyNoise asked to wait (HTTP 429) until ' || st.paused_until ELSE '' END;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            status := 'warning'; value := NULL; detail := SQLERRM;
+        END;
+    END IF;
+    RETURN NEXT;
+
+    "check" := 'network_failures';
+    SELECT coalesce(sum(f.n), 0), coalesce(sum(f.repeated), 0),
+           string_agg(format('%s %s', f.source, f.n), ', ' ORDER BY f.source)
+      INTO n, failing, detail
+      FROM (SELECT source, count(*) AS n, count(*) FILTER (WHERE attempts >= 3) AS repeated
+            FROM @extschema@.ip_inventory_failures GROUP BY source) AS f;
+    value := n::text;
+    status := CASE WHEN failing > 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('addresses whose last attempt failed (%s), %s of them 3 times or more: SELECT * FROM ip_inventory_failures ORDER BY attempts DESC;',
+                     coalesce(detail, 'none'), failing);
+    RETURN NEXT;
+
+    "check" := 'observed_tables';
+    SELECT count(*) FILTER (WHERE enabled) INTO n FROM @extschema@.ip_inventory_observed_tables;
+    value := n::text;
+    status := CASE WHEN n = 0 THEN 'warning' ELSE 'ok' END;
+    detail := coalesce((SELECT string_agg(event_table::text || CASE WHEN enabled THEN '' ELSE ' (disabled)' END, ', ')
+                        FROM @extschema@.ip_inventory_observed_tables), 'no event table is observed: SELECT ip_inventory_attach(...)');
+    RETURN NEXT;
+
+    "check" := 'last_observation';
+    SELECT max(last_seen_at) INTO last_seen FROM @extschema@.ip_inventory;
+    value := last_seen::text;
+    status := CASE WHEN last_seen IS NULL OR last_seen < now() - interval '1 day' THEN 'warning' ELSE 'ok' END;
+    detail := 'latest event time in the inventory (warning when older than a day: is ingest running?)';
+    RETURN NEXT;
+
+    -- Event rules (docs/tags.md) whose table was dropped (its OID gone) or detached: they
+    -- match nothing, and a dropped table's OID may one day name another table. Reported
+    -- (the row is there only when some event rule exists), not deleted: the rules are the
+    -- tag writers', and a detached table may be attached again.
+    IF EXISTS (SELECT FROM @extschema@.ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL) THEN
+        "check" := 'event_rules';
+        SELECT string_agg(format('rule %s (%s): %s', x.rule_id, x.tag, x.why), ', ' ORDER BY x.rule_id)
+          INTO detail
+          FROM (SELECT r.rule_id, r.tag,
+                       CASE WHEN c.oid IS NULL THEN format('table %s dropped', r.event_table::oid)
+                            ELSE format('%s not attached', r.event_table) END AS why
+                FROM @extschema@.ip_inventory_tag_rules AS r
+                LEFT JOIN pg_catalog.pg_class AS c ON c.oid = r.event_table
+                WHERE r.event_table IS NOT NULL
+                  AND (c.oid IS NULL OR NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
+                                                    WHERE o.event_table = r.event_table))
+                ORDER BY r.rule_id LIMIT 20) AS x;
+        SELECT count(*) INTO n FROM @extschema@.ip_inventory_tag_rules AS r
+        WHERE r.event_table IS NOT NULL
+          AND NOT EXISTS (SELECT FROM @extschema@.ip_inventory_observed AS o
+                          JOIN pg_catalog.pg_class AS c ON c.oid = o.event_table
+                          WHERE o.event_table = r.event_table);
+        value := n::text;
+        status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN n = 0 THEN 'every event rule''s table exists and is attached'
+                       ELSE 'event rules matching nothing, their table dropped or detached: ' || detail
+                            || CASE WHEN n > 20 THEN ', ...' ELSE '' END
+                            || '. Delete them: DELETE FROM ip_inventory_tag_rules AS r WHERE r.event_table IS NOT NULL AND NOT EXISTS (SELECT FROM ip_inventory_observed_tables AS o WHERE o.event_table = r.event_table);' END;
+        RETURN NEXT;
+    END IF;
+
+    -- On a Citus coordinator: nodes unreachable or disagreeing, the queue (sql/citus.sql).
+    IF @extschema@._ip_inventory_citus_distributed() AND @extschema@._ip_inventory_citus_on_coordinator() THEN
+        RETURN QUERY SELECT * FROM @extschema@._ip_inventory_citus_health();
+    END IF;
+END $$;
+
+COMMENT ON VIEW @extschema@.ip_inventory_coverage IS
+    'Totals: addresses, public addresses, with ASN, with country, GreyNoise scanners and RIOT, coverage percentages of public addresses, never enriched, observations.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_asn_sources IS 'Which source gave the ASN (maxmind, cymru), with the share of addresses that have one.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_countries IS 'Addresses and observations per country, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_top_asns IS 'Addresses and observations per autonomous system, ranked by addresses.';
+
+COMMENT ON VIEW @extschema@.ip_inventory_staleness IS
+    'Per enrichment source: eligible rows, never answered, answers older than the TTL (MaxMind: from another database build), oldest answer.';
+
+COMMENT ON FUNCTION @extschema@.ip_inventory_health() IS
+    'The morning health check: one row per check ("check", status ok/warning/critical, value, detail). SELECT * FROM ip_inventory_health() WHERE status <> ''ok'';';
+
+REVOKE ALL ON FUNCTION @extschema@.ip_inventory_health() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ip_inventory_health() TO pg_monitor;
 
 CREATE OR REPLACE VIEW @extschema@.ip_inventory_stats AS
 SELECT s.source, s.metric, s.error_kind, s.kind, s.value, s.stats_reset
