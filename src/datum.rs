@@ -63,16 +63,22 @@ non_null_arg!(InetArg);
 
 impl_sql_translatable!(InetArg, arg_only = "inet");
 
-/// The bytes of an `inet` or `cidr` datum. Packed (1-byte header) values are read in place;
-/// anything toasted is detoasted first (into the current memory context).
+/// The bytes of an `inet` or `cidr` datum. A value in place (1-byte or plain 4-byte header:
+/// every inet a table row, a literal or an expression hands over) is read where it lies, the
+/// test `pg_detoast_datum_packed` makes, without calling it: each call into Postgres from Rust
+/// is guarded by a `sigsetjmp`, a measurable part of a cached lookup. A compressed or
+/// external value is detoasted (into the current memory context).
 ///
 /// # Safety
 /// `datum` must be a non-null `inet` or `cidr` datum.
 pub unsafe fn inet_payload<'a>(datum: pg_sys::Datum) -> &'a [u8] {
+    use pgrx::varlena::{varatt_is_1b_e, varatt_is_4b_c, vardata_any, varsize_any_exhdr};
     unsafe {
-        let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-        let len = pgrx::varlena::varsize_any_exhdr(v);
-        std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len)
+        let mut v = datum.cast_mut_ptr::<pg_sys::varlena>();
+        if varatt_is_4b_c(v) || varatt_is_1b_e(v) {
+            v = pg_sys::pg_detoast_datum_packed(v);
+        }
+        std::slice::from_raw_parts(vardata_any(v).cast::<u8>(), varsize_any_exhdr(v))
     }
 }
 
@@ -326,11 +332,7 @@ pub unsafe fn composite_datum(
 /// `datum` must be a non-null `inet` or `cidr` datum.
 pub unsafe fn inet_from_datum(datum: pg_sys::Datum) -> Result<IpAddr, ErrorReport> {
     // SAFETY: as in InetArg::from_polymorphic_datum.
-    let payload = unsafe {
-        let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-        let len = pgrx::varlena::varsize_any_exhdr(v);
-        std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len)
-    };
+    let payload = unsafe { inet_payload(datum) };
     inet::decode(payload)
         .map(|(addr, _bits)| addr)
         .map_err(errors::bad_inet)

@@ -37,6 +37,12 @@ fn interrupted() -> bool {
     unsafe { pg_sys::InterruptPending != 0 }
 }
 
+// Declared here without pgrx's guard: it returns a static and cannot raise, and the guard (a
+// sigsetjmp on every call) cost more than the read on each lookup.
+unsafe extern "C" {
+    fn GetCurrentStatementStartTimestamp() -> pg_sys::TimestampTz;
+}
+
 /// The store of verified copies, in the data directory.
 fn open_store() -> Result<Store, std::io::Error> {
     // SAFETY: DataDir is set before any backend runs queries.
@@ -239,7 +245,8 @@ impl Readers {
         if let Some(interval) = self.check_interval_us {
             // The statement start time is free to read and fixed within a statement, so a
             // statement never sees more than one check.
-            let now = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+            // SAFETY: returns a static of xact.c.
+            let now = unsafe { GetCurrentStatementStartTimestamp() };
             if now != self.last_check && now - self.last_check >= interval {
                 self.last_check = now;
                 self.check_all();
@@ -339,8 +346,15 @@ impl Readers {
         ip: IpAddr,
         read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
     ) -> Result<R, errors::Boxed> {
-        let store = self.store()?.clone();
-        pick(self)?.lookup(&store, ip, read)
+        // Taken out and put back, not cloned: a clone is two atomic operations per lookup.
+        self.store()?;
+        let store = self.store.take().expect("opened above");
+        let result = match pick(self) {
+            Ok(slot) => slot.lookup(&store, ip, read),
+            Err(e) => Err(Box::new(e)),
+        };
+        self.store = Some(store);
+        result
     }
 
     /// The MaxMind slots (City, ASN, Anonymous-IP, ISP, Connection-Type).
