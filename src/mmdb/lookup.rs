@@ -429,17 +429,35 @@ const ENRICHMENT_TYPES: [pg_sys::Oid; col::COUNT] = {
     ]
 };
 
+/// Bytes of text and cidr values a [`Row`] holds itself: a City and ASN answer takes about 200
+/// (names in other scripts more); the values that do not fit are palloc'd one by one.
+const ROW_BYTES: usize = 1024;
+
 /// The values of one `ip_enrichment` row being built.
 struct Row {
     values: [pg_sys::Datum; col::COUNT],
     nulls: [bool; col::COUNT],
+    /// Text and cidr values written as varlenas (4-byte header, 4-byte aligned) rather than
+    /// palloc'd each through a guarded call into Postgres (up to 13 a row): heap_form_tuple
+    /// copies them into the one tuple it allocates. A column in here holds its offset in
+    /// `values` until [`Row::form`].
+    bytes: RowBytes,
+    used: usize,
+    here: [bool; col::COUNT],
 }
 
+#[repr(C, align(8))]
+struct RowBytes([std::mem::MaybeUninit<u8>; ROW_BYTES]);
+
 impl Row {
+    #[inline(always)]
     fn new() -> Row {
         Row {
             values: [pg_sys::Datum::null(); col::COUNT],
             nulls: [true; col::COUNT],
+            bytes: RowBytes([std::mem::MaybeUninit::uninit(); ROW_BYTES]),
+            used: 0,
+            here: [false; col::COUNT],
         }
     }
 
@@ -447,13 +465,64 @@ impl Row {
     fn set(&mut self, i: usize, value: pg_sys::Datum) {
         self.values[i] = value;
         self.nulls[i] = false;
+        self.here[i] = false;
+    }
+
+    /// Writes `payload` as column `i`'s varlena into the row's bytes; false when it does
+    /// not fit (nothing written).
+    #[inline]
+    fn varlena(&mut self, i: usize, payload: &[u8]) -> bool {
+        let start = self.used.next_multiple_of(4);
+        let total = pg_sys::VARHDRSZ + payload.len();
+        if total > ROW_BYTES - start.min(ROW_BYTES) {
+            return false;
+        }
+        // SAFETY: start + total <= ROW_BYTES (checked above), start is 4-byte aligned in an
+        // 8-byte aligned buffer, and the header written is a plain 4-byte varlena header.
+        unsafe {
+            let p = self.bytes.0.as_mut_ptr().add(start).cast::<u8>();
+            pgrx::varlena::set_varsize_4b(p.cast(), total as i32);
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), p.add(pg_sys::VARHDRSZ), payload.len());
+        }
+        self.used = start + total;
+        self.values[i] = pg_sys::Datum::from(start);
+        self.nulls[i] = false;
+        self.here[i] = true;
+        true
     }
 
     #[inline]
     fn text(&mut self, i: usize, value: Option<&str>) {
         if let Some(v) = value {
-            self.set(i, datum::text_datum(v));
+            if !self.varlena(i, v.as_bytes()) {
+                self.set(i, datum::text_datum(v));
+            }
         }
+    }
+
+    #[inline]
+    fn network(&mut self, i: usize, net: ipnetwork::IpNetwork) {
+        let (payload, len) = ip_inventory_core::inet::encode(net);
+        if !self.varlena(i, &payload[..len]) {
+            self.set(i, datum::network_datum(net));
+        }
+    }
+
+    /// The row as one composite datum, in the current memory context.
+    ///
+    /// # Safety
+    /// `tupdesc` must be the `ip_enrichment` descriptor checked against `ENRICHMENT_TYPES`.
+    unsafe fn form(&self, tupdesc: pg_sys::TupleDesc) -> pg_sys::Datum {
+        let base = self.bytes.0.as_ptr() as usize;
+        let mut values = self.values;
+        for (value, here) in values.iter_mut().zip(self.here) {
+            if here {
+                *value = pg_sys::Datum::from(base + value.value());
+            }
+        }
+        // SAFETY: every value is of its column's type; those in the row's bytes are complete
+        // varlenas that live until this returns, and heap_form_tuple copies them.
+        unsafe { datum::composite_datum(tupdesc, &values, &self.nulls) }
     }
 
     #[inline]
@@ -503,9 +572,7 @@ fn enrichment(
         metrics::count(Metric::maxmind(MaxmindMetric::NotPublic));
     }
     // SAFETY: row matches the checked tupdesc.
-    Ok(EnrichmentDatum(unsafe {
-        datum::composite_datum(tupdesc, &row.values, &row.nulls)
-    }))
+    Ok(EnrichmentDatum(unsafe { row.form(tupdesc) }))
 }
 
 /// `enrich_ip(inet) → ip_enrichment`: City and ASN fields in one composite value. Use it as
@@ -640,7 +707,7 @@ fn fill_city(
             return Ok(((), false));
         };
         if let Some(net) = network {
-            row.set(col::NETWORK, datum::network_datum(net));
+            row.network(col::NETWORK, net);
         }
         row.text(col::COUNTRY_CODE, f.country_code);
         row.text(col::COUNTRY_NAME, f.country_name);
@@ -681,7 +748,7 @@ fn fill_asn(
         };
         count_malformed(f.malformed);
         if let Some(net) = network {
-            row.set(col::ASN_NETWORK, datum::network_datum(net));
+            row.network(col::ASN_NETWORK, net);
         }
         if let Some(n) = f.number {
             row.set(col::ASN, pg_sys::Datum::from(i64::from(n)));
