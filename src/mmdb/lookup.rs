@@ -657,16 +657,17 @@ fn fill_maxmind(
             OnDbError::Skip => Ok(()),
         };
     }
-    let store = r.store()?.clone();
-    if r.city.path().is_some() {
-        let outcome = fill_city(&mut r.city, &store, &mut r.city_cache, &r.language, ip, row);
-        settle(&mut r.city, outcome, on_error)?;
-    }
-    if r.asn.path().is_some() {
-        let outcome = fill_asn(&mut r.asn, &store, ip, row);
-        settle(&mut r.asn, outcome, on_error)?;
-    }
-    Ok(())
+    r.with_store(|r, store| {
+        if r.city.path().is_some() {
+            let outcome = fill_city(&mut r.city, store, &mut r.city_cache, &r.language, ip, row);
+            settle(&mut r.city, outcome, on_error)?;
+        }
+        if r.asn.path().is_some() {
+            let outcome = fill_asn(&mut r.asn, store, ip, row);
+            settle(&mut r.asn, outcome, on_error)?;
+        }
+        Ok(())
+    })
 }
 
 fn settle(

@@ -346,13 +346,19 @@ impl Readers {
         ip: IpAddr,
         read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
     ) -> Result<R, errors::Boxed> {
-        // Taken out and put back, not cloned: a clone is two atomic operations per lookup.
+        self.with_store(|r, store| pick(r)?.lookup(store, ip, read))
+    }
+
+    /// Runs `f` with these readers and their store (opened if need be): the store is taken
+    /// out and put back, not cloned, which would be two atomic operations per lookup.
+    #[inline]
+    pub fn with_store<R>(
+        &mut self,
+        f: impl FnOnce(&mut Readers, &Store) -> Result<R, errors::Boxed>,
+    ) -> Result<R, errors::Boxed> {
         self.store()?;
         let store = self.store.take().expect("opened above");
-        let result = match pick(self) {
-            Ok(slot) => slot.lookup(&store, ip, read),
-            Err(e) => Err(Box::new(e)),
-        };
+        let result = f(self, &store);
         self.store = Some(store);
         result
     }
