@@ -350,7 +350,9 @@ impl Readers {
     }
 
     /// Runs `f` with these readers and their store (opened if need be): the store is taken
-    /// out and put back, not cloned, which would be two atomic operations per lookup.
+    /// out and put back, not cloned, which would be two atomic operations per lookup. An
+    /// error raised through `f` (a cancel) leaves no store here: the next lookup opens it
+    /// again.
     #[inline]
     pub fn with_store<R>(
         &mut self,
