@@ -82,29 +82,41 @@ pub unsafe fn inet_payload<'a>(datum: pg_sys::Datum) -> &'a [u8] {
     }
 }
 
+/// Writes a plain varlena at `dst`: a 4-byte header, then `payload` (the layout of `text`,
+/// `inet` and `cidr`).
+///
+/// # Safety
+/// `dst` must have `VARHDRSZ + payload.len()` writable bytes and be 4-byte aligned.
+#[inline]
+pub unsafe fn write_varlena(dst: *mut u8, payload: &[u8]) {
+    let total = pg_sys::VARHDRSZ + payload.len();
+    unsafe {
+        pgrx::varlena::set_varsize_4b(dst.cast(), total as i32);
+        std::ptr::copy_nonoverlapping(payload.as_ptr(), dst.add(pg_sys::VARHDRSZ), payload.len());
+    }
+}
+
+/// A plain varlena datum of `payload` (see [`write_varlena`]), in the current memory context.
+#[inline]
+pub fn varlena_datum(payload: &[u8]) -> pg_sys::Datum {
+    // SAFETY: palloc returns the bytes asked for, maximally aligned.
+    unsafe {
+        let p = pg_sys::palloc(pg_sys::VARHDRSZ + payload.len()).cast::<u8>();
+        write_varlena(p, payload);
+        pg_sys::Datum::from(p)
+    }
+}
+
 /// Builds a `cidr` or `inet` datum (the same layout) in the current memory context.
 pub fn network_datum(net: IpNetwork) -> pg_sys::Datum {
     let (payload, len) = inet::encode(net);
-    let total = pg_sys::VARHDRSZ + len;
-    // SAFETY: palloc returns `total` writable bytes: a 4-byte varlena header and the payload.
-    unsafe {
-        let p = pg_sys::palloc(total).cast::<u8>();
-        pgrx::varlena::set_varsize_4b(p.cast(), total as i32);
-        std::ptr::copy_nonoverlapping(payload.as_ptr(), p.add(pg_sys::VARHDRSZ), len);
-        pg_sys::Datum::from(p)
-    }
+    varlena_datum(&payload[..len])
 }
 
 /// A `text` datum copied from a Rust string, in the current memory context.
 #[inline]
 pub fn text_datum(s: &str) -> pg_sys::Datum {
-    // SAFETY: cstring_to_text_with_len copies `len` bytes into a new palloc'd text.
-    unsafe {
-        pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
-            s.as_ptr().cast(),
-            s.len() as i32,
-        ))
-    }
+    varlena_datum(s.as_bytes())
 }
 
 /// A scalar of a flat `jsonb` object being built by [`jsonb_object`].

@@ -468,44 +468,36 @@ impl Row {
         self.here[i] = false;
     }
 
-    /// Writes `payload` as column `i`'s varlena into the row's bytes; false when it does
-    /// not fit (nothing written).
+    /// Column `i` as a varlena of `payload`: in the row's bytes, or allocated apart when it
+    /// does not fit there.
     #[inline]
-    fn varlena(&mut self, i: usize, payload: &[u8]) -> bool {
+    fn varlena(&mut self, i: usize, payload: &[u8]) {
         let start = self.used.next_multiple_of(4);
         let total = pg_sys::VARHDRSZ + payload.len();
-        if total > ROW_BYTES - start.min(ROW_BYTES) {
-            return false;
+        if total > ROW_BYTES.saturating_sub(start) {
+            self.set(i, datum::varlena_datum(payload));
+            return;
         }
-        // SAFETY: start + total <= ROW_BYTES (checked above), start is 4-byte aligned in an
-        // 8-byte aligned buffer, and the header written is a plain 4-byte varlena header.
-        unsafe {
-            let p = self.bytes.0.as_mut_ptr().add(start).cast::<u8>();
-            pgrx::varlena::set_varsize_4b(p.cast(), total as i32);
-            std::ptr::copy_nonoverlapping(payload.as_ptr(), p.add(pg_sys::VARHDRSZ), payload.len());
-        }
+        // SAFETY: start + total <= ROW_BYTES (checked above), and start is 4-byte aligned in
+        // an 8-byte aligned buffer.
+        unsafe { datum::write_varlena(self.bytes.0.as_mut_ptr().add(start).cast(), payload) };
         self.used = start + total;
         self.values[i] = pg_sys::Datum::from(start);
         self.nulls[i] = false;
         self.here[i] = true;
-        true
     }
 
     #[inline]
     fn text(&mut self, i: usize, value: Option<&str>) {
         if let Some(v) = value {
-            if !self.varlena(i, v.as_bytes()) {
-                self.set(i, datum::text_datum(v));
-            }
+            self.varlena(i, v.as_bytes());
         }
     }
 
     #[inline]
     fn network(&mut self, i: usize, net: ipnetwork::IpNetwork) {
         let (payload, len) = ip_inventory_core::inet::encode(net);
-        if !self.varlena(i, &payload[..len]) {
-            self.set(i, datum::network_datum(net));
-        }
+        self.varlena(i, &payload[..len]);
     }
 
     /// The row as one composite datum, in the current memory context.
