@@ -205,20 +205,30 @@ fn ip_inventory_anonymous(
     ip: InetArg,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<AnonymizerDatum> {
-    if !classify(ip.addr).in_maxmind() || readers::with(|r| r.anonymous.path().is_none()) {
+    lenient(
+        ip,
+        |r| &mut r.anonymous,
+        "The inventory's anonymizer flags stay NULL for it until the database can be used.",
+        || anonymous(ip, fcinfo),
+    )
+}
+
+/// The lookup of an optional slot for the inventory's columns: NULL when the slot is not
+/// configured or MaxMind does not serve the address, and a database that cannot be used
+/// answers NULL with one WARNING per session (its detail `detail`) instead of raising.
+fn lenient<T>(
+    ip: InetArg,
+    slot: impl Fn(&mut readers::Readers) -> &mut readers::Slot,
+    detail: &str,
+    lookup: impl FnOnce() -> Result<Option<T>, errors::Boxed>,
+) -> Option<T> {
+    if !classify(ip.addr).in_maxmind() || readers::with(|r| slot(r).path().is_none()) {
         return None;
     }
-    match anonymous(ip, fcinfo) {
-        Ok(v) => v,
-        Err(e) => {
-            readers::with(|r| {
-                r.anonymous.warn_once(e.set_detail(
-                    "The inventory's anonymizer flags stay NULL for it until the database can be used.",
-                ))
-            });
-            None
-        }
-    }
+    lookup().unwrap_or_else(|e| {
+        readers::with(|r| slot(r).warn_once(e.set_detail(detail)));
+        None
+    })
 }
 
 /// Attribute types of `ip_isp_data`, in order.
@@ -318,40 +328,24 @@ COMMENT ON FUNCTION @extschema@.ip_connection_type(inet) IS
 /// that cannot be used leaves the columns NULL with one WARNING per session.
 #[pg_extern(stable, strict, parallel_safe, name = "_ip_inventory_isp")]
 fn ip_inventory_isp(ip: InetArg, fcinfo: pg_sys::FunctionCallInfo) -> Option<IspDatum> {
-    if !classify(ip.addr).in_maxmind() || readers::with(|r| r.isp.path().is_none()) {
-        return None;
-    }
-    match isp(ip, fcinfo) {
-        Ok(v) => v,
-        Err(e) => {
-            readers::with(|r| {
-                r.isp.warn_once(e.set_detail(
-                    "The inventory's ISP columns stay NULL for it until the database can be used.",
-                ))
-            });
-            None
-        }
-    }
+    lenient(
+        ip,
+        |r| &mut r.isp,
+        "The inventory's ISP columns stay NULL for it until the database can be used.",
+        || isp(ip, fcinfo),
+    )
 }
 
 /// `_ip_inventory_connection_type(inet) → text`: `ip_connection_type` for the inventory's
 /// `connection_type` column, lenient in the same way.
 #[pg_extern(stable, strict, parallel_safe, name = "_ip_inventory_connection_type")]
 fn ip_inventory_connection_type(ip: InetArg) -> Option<TextDatum> {
-    if !classify(ip.addr).in_maxmind() || readers::with(|r| r.connection_type.path().is_none()) {
-        return None;
-    }
-    match connection_type(ip) {
-        Ok(v) => v,
-        Err(e) => {
-            readers::with(|r| {
-                r.connection_type.warn_once(e.set_detail(
-                    "The inventory's connection_type column stays NULL for it until the database can be used.",
-                ))
-            });
-            None
-        }
-    }
+    lenient(
+        ip,
+        |r| &mut r.connection_type,
+        "The inventory's connection_type column stays NULL for it until the database can be used.",
+        || connection_type(ip),
+    )
 }
 
 extension_sql!(
