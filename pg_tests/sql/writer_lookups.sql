@@ -24,24 +24,19 @@ SELECT ip_inventory_attach('ev', ARRAY['ip'], 'ts');
 -- backend's pending counts (pg_stat_get_xact_function_calls) keep growing until they are
 -- flushed, which may happen between two transactions, so each step is read as a difference.
 CREATE TABLE counted (lookup text PRIMARY KEY, calls bigint);
-CREATE FUNCTION lookups() RETURNS TABLE (lookup text, calls bigint) LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN QUERY
-    WITH now_counted AS (
-        SELECT p.proname::text AS lookup, coalesce(pg_stat_get_xact_function_calls(p.oid), 0) AS calls
-        FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
-        WHERE n.nspname = 'public'
-          AND p.proname IN ('_ip_inventory_maxmind', '_ip_inventory_anonymous', '_ip_inventory_isp',
-                            '_ip_inventory_connection_type', '_ip_inventory_maxmind_json'))
-    SELECT c.lookup, c.calls - coalesce(o.calls, 0) FROM now_counted AS c
-    LEFT JOIN counted AS o ON o.lookup = c.lookup ORDER BY 1;
-    DELETE FROM counted;
-    INSERT INTO counted
+CREATE FUNCTION counts() RETURNS TABLE (lookup text, calls bigint) LANGUAGE sql AS $$
     SELECT p.proname::text, coalesce(pg_stat_get_xact_function_calls(p.oid), 0)
     FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
     WHERE n.nspname = 'public'
       AND p.proname IN ('_ip_inventory_maxmind', '_ip_inventory_anonymous', '_ip_inventory_isp',
-                        '_ip_inventory_connection_type', '_ip_inventory_maxmind_json');
+                        '_ip_inventory_connection_type', '_ip_inventory_maxmind_json') $$;
+CREATE FUNCTION lookups() RETURNS TABLE (lookup text, calls bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+    SELECT c.lookup, c.calls - coalesce(o.calls, 0) FROM counts() AS c
+    LEFT JOIN counted AS o ON o.lookup = c.lookup ORDER BY 1;
+    DELETE FROM counted;
+    INSERT INTO counted SELECT * FROM counts();
 END $$;
 
 -- Three new public addresses (one of them twice), one private, one 6to4 carrying a public
