@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use ip_inventory_core::classify::classify;
+use ip_inventory_core::mmdb::decoded::DecodedCity;
 use ip_inventory_core::mmdb::{CityCache, Database, DbKind};
 
 fn main() {
@@ -59,6 +60,22 @@ fn main() {
         f.country_code.is_some()
     });
     let (hits, misses) = cache.counts();
+    // The pre-decoded records (as the store builds them), through the same call.
+    let start = Instant::now();
+    let bytes = DecodedCity::build(&city, "en", &[0; 32], &|| false)
+        .unwrap_or_else(|e| fail(e))
+        .expect("a City database gets pre-decoded records");
+    let build_ms = start.elapsed().as_millis();
+    let file = std::env::temp_dir().join(format!("lookup_speed-{}.decoded", std::process::id()));
+    std::fs::write(&file, &bytes).unwrap_or_else(|e| fail(e));
+    let mut city = city;
+    city.attach_decoded(DecodedCity::open(&file, &[0; 32], "en").expect("just written"));
+    let _ = std::fs::remove_file(&file);
+    let (city_predecoded, _) = time(&mut |ip| {
+        let hit = city.lookup(ip).unwrap().unwrap();
+        let f = city.city_fields_cached(&hit, "en", &mut cache).unwrap();
+        f.country_code.is_some()
+    });
     let (asn_fields, _) = time(&mut |ip| {
         let hit = asn.lookup(ip).unwrap().unwrap();
         asn.asn_fields(&hit).unwrap().number.is_some()
@@ -83,11 +100,13 @@ fn main() {
          \"city_cache_hit_rate\": {:.3}, \"ns_per_address\": {{\"walk_city\": {walk_city:.1}, \
          \"walk_asn\": {walk_asn:.1}, \"country_code\": {country:.1}, \
          \"city_fields\": {city_fields:.1}, \"city_fields_cached\": {city_cached:.1}, \
-         \"asn_fields\": {asn_fields:.1}}}}}",
+         \"city_fields_predecoded\": {city_predecoded:.1}, \"asn_fields\": {asn_fields:.1}}}, \
+         \"predecoded_bytes\": {}, \"predecoded_build_ms\": {build_ms}}}",
         uses.len(),
         share(1024),
         share(8192),
         hits as f64 / (hits + misses).max(1) as f64,
+        bytes.len(),
     );
 }
 

@@ -60,7 +60,8 @@ impl Default for CityCache {
 }
 
 impl CityCache {
-    /// Lookups answered from the cache and decoded, since it was created.
+    /// Lookups that decoded no record (answered from the cache or the pre-decoded records)
+    /// and lookups that decoded one, since it was created.
     pub fn counts(&self) -> (u64, u64) {
         (self.hits, self.misses)
     }
@@ -71,6 +72,12 @@ impl CityCache {
         let new = (self.hits - self.taken.0, self.misses - self.taken.1);
         self.taken = (self.hits, self.misses);
         new
+    }
+
+    /// Counts a lookup answered without decoding, by the pre-decoded records.
+    #[inline]
+    pub(super) fn count_hit(&mut self) {
+        self.hits += 1;
     }
 
     /// Forgets every entry if they belong to another database or language.

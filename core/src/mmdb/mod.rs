@@ -9,6 +9,7 @@
 
 mod cache;
 mod data;
+pub mod decoded;
 mod json;
 mod record;
 pub mod scan;
@@ -307,6 +308,9 @@ pub struct Database {
     tree: OnceLock<Option<walk::Tree>>,
     /// Country codes and ASN fields of records decoded before, by offset.
     records: cache::RecordCaches,
+    /// Every City record decoded in one language, shared with the other backends
+    /// ([`decoded`]); attached by the slot that serves this database.
+    decoded: Option<decoded::DecodedCity>,
 }
 
 impl fmt::Debug for Database {
@@ -436,6 +440,7 @@ impl Database {
             sanitized: Mutex::new(HashMap::new()),
             tree: OnceLock::new(),
             records: cache::RecordCaches::default(),
+            decoded: None,
         };
         db.check_metadata(kind)?;
         db.probe()?;
@@ -669,8 +674,8 @@ impl Database {
         }
     }
 
-    /// [`Database::city_fields`] through `cache`: records decoded before are not decoded
-    /// again.
+    /// [`Database::city_fields`] from the pre-decoded records when they are in `language`,
+    /// else through `cache`: records decoded before are not decoded again.
     #[inline]
     pub fn city_fields_cached<'a>(
         &'a self,
@@ -681,12 +686,38 @@ impl Database {
         let Some(offset) = hit.record_offset() else {
             return Ok(CityFields::default());
         };
+        if let Some(fields) = self
+            .decoded
+            .as_ref()
+            .filter(|d| d.language() == language)
+            .and_then(|d| d.get(offset))
+        {
+            // Counted as a hit: a lookup that decoded no record.
+            cache.count_hit();
+            return Ok(fields);
+        }
         if let Some(fields) = cache.get(self, language, offset) {
             return Ok(fields);
         }
         let fields = self.city_fields(hit, language)?;
         cache.put(self, language, offset, fields);
         Ok(fields)
+    }
+
+    /// Serves City fields in `d`'s language from `d` from now on (it must have been built
+    /// from this database's file: [`store::Store::decoded_city`]).
+    pub fn attach_decoded(&mut self, d: decoded::DecodedCity) {
+        self.decoded = Some(d);
+    }
+
+    /// Decodes every City record again at each lookup (`ip_inventory.predecoded_city` off).
+    pub fn detach_decoded(&mut self) {
+        self.decoded = None;
+    }
+
+    /// The pre-decoded records in service, if any.
+    pub fn decoded(&self) -> Option<&decoded::DecodedCity> {
+        self.decoded.as_ref()
     }
 
     /// The ASN fields of a hit: from this database's record cache, else decoded (and kept).

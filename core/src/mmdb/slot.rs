@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::store::{Found, Identity, Store, Verified, Wait};
+use super::store::{Decoded, Found, Identity, Store, Verified, Wait};
 use super::{Database, DbError, DbFamily, DbKind};
 
 /// City and ASN files looked for in `ip_inventory.maxmind_dir`, in this order: MaxMind's
@@ -271,6 +271,14 @@ pub struct SlotReader {
     pub last_error: Option<DbError>,
     /// Whether a lenient lookup already warned about this slot since its reader changed.
     pub warned: bool,
+    /// The language to serve pre-decoded City records in ([`super::decoded`]); `None`: decode
+    /// at each lookup. Set by the caller for the City slot only.
+    pub decoded_language: Option<String>,
+    /// The language whose pre-decoded records this reader could not get built (not tried
+    /// again for this reader; a file another process builds is still picked up).
+    decoded_failed: Option<String>,
+    /// Why building them failed, until the caller took it to report it (once).
+    pub decoded_error: Option<DbError>,
 }
 
 impl SlotReader {
@@ -284,6 +292,9 @@ impl SlotReader {
             refused: None,
             last_error: None,
             warned: false,
+            decoded_language: None,
+            decoded_failed: None,
+            decoded_error: None,
         }
     }
 
@@ -324,6 +335,7 @@ impl SlotReader {
             Ok((db, v)) => {
                 store.set_current(&path, &v);
                 self.install(db, v.source, generation);
+                self.refresh_decoded(store, Wait::Yes, cancelled);
                 Ok(None)
             }
             Err(e) => {
@@ -333,6 +345,7 @@ impl SlotReader {
                 match fallback {
                     Some((db, source)) => {
                         self.install(db, source, generation);
+                        self.refresh_decoded(store, Wait::Yes, cancelled);
                         self.refused = Identity::of(&path).ok();
                         self.last_error = Some(e.clone());
                         Ok(Some(e))
@@ -363,6 +376,43 @@ impl SlotReader {
         self.refused = None;
         self.last_error = None;
         self.warned = false;
+        self.decoded_failed = None;
+    }
+
+    /// Puts the pre-decoded City records of the reader in service in [`Self::decoded_language`]
+    /// in service (or takes them out when it is `None`): mapped when another process built
+    /// them, else built now, waiting for the store's lock or not. A build that fails is not
+    /// tried again for this reader: lookups decode each record, as they do without.
+    pub fn refresh_decoded(&mut self, store: &Store, wait: Wait, cancelled: &dyn Fn() -> bool) {
+        let Some(db) = self.db.as_mut() else {
+            return;
+        };
+        let Some(language) = self.decoded_language.as_deref() else {
+            db.detach_decoded();
+            return;
+        };
+        if db.decoded().is_some_and(|d| d.language() == language) {
+            return;
+        }
+        let build = (self.decoded_failed.as_deref() != Some(language)).then_some(wait);
+        match store.decoded_city(db, language, build, cancelled) {
+            Ok(Decoded::Ready(d)) => db.attach_decoded(d),
+            Ok(Decoded::Busy) => {}
+            Ok(Decoded::Absent) if build.is_some() => {
+                self.decoded_failed = Some(language.to_owned());
+            }
+            Ok(Decoded::Absent) => {}
+            // A cancel is the query's, not the build's: tried again at the next check.
+            Err(_) if cancelled() => {}
+            Err(mut e) => {
+                self.decoded_failed = Some(language.to_owned());
+                // Errors name the operator's file, not the store.
+                if let Some(path) = &self.path {
+                    e.path = path.clone();
+                }
+                self.decoded_error = Some(e);
+            }
+        }
     }
 
     /// Opens the verified copy of the file the path names now, for `maxmind_reload()`: waits
@@ -383,8 +433,20 @@ impl SlotReader {
 
     /// Switches to the file the path names now if it is not the one in service and its
     /// verified copy is ready; never waits for another process's verification. A slot never
-    /// used is left for lazy opening.
+    /// used is left for lazy opening. Then brings the pre-decoded records up to date (without
+    /// waiting for the store's lock either).
     pub fn check_replaced(
+        &mut self,
+        store: &Store,
+        cancelled: &dyn Fn() -> bool,
+        generation: Option<u64>,
+    ) -> Replaced {
+        let replaced = self.check_file(store, cancelled, generation);
+        self.refresh_decoded(store, Wait::No, cancelled);
+        replaced
+    }
+
+    fn check_file(
         &mut self,
         store: &Store,
         cancelled: &dyn Fn() -> bool,

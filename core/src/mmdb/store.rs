@@ -14,6 +14,8 @@
 //!
 //! Layout of the store directory:
 //! - `<sha256>.mmdb`: a verified copy (read-only);
+//! - `<sha256>.city-<language>.decoded`: every record of a City copy, decoded (read-only;
+//!   [`super::decoded`]), removed with its copy;
 //! - `identities/<identity>`: the hash of the file with that identity, and its path;
 //! - `rejected/<identity>`: why the file with that identity was refused;
 //! - `current/<sha256 of a path>`: the verified copy last in service for that path, served to
@@ -30,6 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
+use super::decoded::{self, DecodedCity};
 use super::{Database, DbError, DbKind, ErrorKind};
 
 /// Copies older than this that no configured path names any more are removed.
@@ -412,10 +415,17 @@ impl Store {
         let now = SystemTime::now();
         for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let p = entry.path();
+            // Copies, and the pre-decoded records built from them, go together.
             let Some(hash) = p
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".mmdb"))
+                .and_then(|n| {
+                    n.strip_suffix(".mmdb").or_else(|| {
+                        n.strip_suffix(".decoded")
+                            .and_then(|n| n.split_once('.'))
+                            .map(|(h, _)| h)
+                    })
+                })
                 .filter(|h| is_hash(h))
             else {
                 continue;
@@ -446,6 +456,81 @@ impl Store {
                 let _ = fs::remove_file(entry.path());
             }
         }
+    }
+}
+
+/// What [`Store::decoded_city`] found.
+#[derive(Debug)]
+pub enum Decoded {
+    /// The pre-decoded records, mapped.
+    Ready(DecodedCity),
+    /// Not there, and another process holds the store's lock (only with [`Wait::No`]): it may
+    /// be building them; ask again later.
+    Busy,
+    /// Not there and not built: not asked to, or this database or language cannot have them
+    /// (a copy outside the store, a language the database does not list, a data section
+    /// beyond 4 GiB).
+    Absent,
+}
+
+impl Store {
+    /// The pre-decoded City records ([`DecodedCity`]) of the verified copy `db` maps, in
+    /// `language`: mapped when a process built them before; else, when `build` says so,
+    /// built now under the store's lock (waiting for it or not), written beside the copy and
+    /// mapped. Only for the languages the database lists: a language setting cannot make the
+    /// store grow beyond one file per language the file itself names.
+    pub fn decoded_city(
+        &self,
+        db: &Database,
+        language: &str,
+        build: Option<Wait>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Decoded, DbError> {
+        let copy = db.path();
+        let hash = match copy_hash(copy) {
+            Some(h) if copy.parent() == Some(&*self.dir) => h,
+            _ => return Ok(Decoded::Absent),
+        };
+        let Some(raw) = unhex(&hash) else {
+            return Ok(Decoded::Absent);
+        };
+        if !db.metadata().languages.iter().any(|l| l == language)
+            || language.len() > decoded::MAX_LANGUAGE
+            || !language
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Ok(Decoded::Absent);
+        }
+        let path = self.dir.join(format!("{hash}.city-{language}.decoded"));
+        if let Some(d) = DecodedCity::open(&path, &raw, language) {
+            return Ok(Decoded::Ready(d));
+        }
+        let Some(wait) = build else {
+            return Ok(Decoded::Absent);
+        };
+        let Some(_lock) = self.lock(copy, wait)? else {
+            return Ok(Decoded::Busy);
+        };
+        // Another process may have built them while we waited for the lock.
+        if let Some(d) = DecodedCity::open(&path, &raw, language) {
+            return Ok(Decoded::Ready(d));
+        }
+        let Some(bytes) = DecodedCity::build(db, language, &raw, cancelled)? else {
+            return Ok(Decoded::Absent);
+        };
+        write_synced(&path, &bytes)
+            .map_err(|e| DbError::new(copy, ErrorKind::Io(format!("store: {e}"))))?;
+        DecodedCity::open(&path, &raw, language)
+            .map(Decoded::Ready)
+            .ok_or_else(|| {
+                DbError::new(
+                    copy,
+                    ErrorKind::Io(
+                        "store: the pre-decoded records just written cannot be read".into(),
+                    ),
+                )
+            })
     }
 }
 
@@ -506,6 +591,35 @@ fn is_hash(s: &str) -> bool {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(hash: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hash.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Writes a file that readers map: complete and on disk before it gets its name, read-only.
+fn write_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| {
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        out.write_all(contents)?;
+        out.sync_all()?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o400))?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {

@@ -1060,6 +1060,7 @@ fn unchecked(path: &Path) -> Option<Database> {
         sanitized: Mutex::new(HashMap::new()),
         tree: OnceLock::new(),
         records: cache::RecordCaches::default(),
+        decoded: None,
     })
 }
 
