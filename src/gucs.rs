@@ -39,6 +39,7 @@ static MAXMIND_AGE_CRITICAL: GucSetting<i32> = GucSetting::<i32>::new(14 * DAY);
 
 // The inventory.
 static INGEST_ENRICHMENT: GucSetting<bool> = GucSetting::<bool>::new(true);
+static PREDECODED_CITY: GucSetting<bool> = GucSetting::<bool>::new(true);
 static CYMRU_TTL: GucSetting<i32> = GucSetting::<i32>::new(90 * DAY);
 static GREYNOISE_TTL: GucSetting<i32> = GucSetting::<i32>::new(7 * DAY);
 static RDNS_TTL: GucSetting<i32> = GucSetting::<i32>::new(DAY);
@@ -109,6 +110,11 @@ pub fn settings_epoch() -> u64 {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn bump_epoch_string(_new: *const c_char, _extra: *mut c_void) {
+    EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn bump_epoch_bool(_new: bool, _extra: *mut c_void) {
     EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
 }
 
@@ -409,6 +415,20 @@ fn init_maxmind() {
         check: Some(check_language),
         readers: true,
     });
+    // SAFETY: the hook is #[pg_guard]ed and only touches thread-local state.
+    unsafe {
+        GucRegistry::define_bool_guc_with_hooks(
+            c"ip_inventory.predecoded_city",
+            c"Whether City lookups read records decoded once and shared by all backends.",
+            c"Every record of the City database, decoded once in the language of ip_inventory.language and written beside its verified copy (about 14 MB for GeoLite2 City), then mapped by every backend. Off: each lookup decodes its record (docs/maxmind.md).",
+            &PREDECODED_CITY,
+            GucContext::Userset,
+            GucFlags::default(),
+            None,
+            Some(bump_epoch_bool),
+            None,
+        );
+    }
     // SAFETY: the hook is #[pg_guard]ed and only touches thread-local state.
     unsafe {
         GucRegistry::define_int_guc_with_hooks(
@@ -753,6 +773,10 @@ pub fn language() -> String {
 /// `None`: never check automatically.
 pub fn file_check_interval_secs() -> Option<u32> {
     u32::try_from(FILE_CHECK_INTERVAL.get()).ok()
+}
+
+pub fn predecoded_city() -> bool {
+    PREDECODED_CITY.get()
 }
 
 pub fn ingest_enrichment() -> bool {

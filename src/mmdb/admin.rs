@@ -107,6 +107,9 @@ fn reload_all() -> Result<JsonB, ErrorReport> {
                 store.set_current(path, &verified);
             }
             reader.reader.install(db, verified.source, Some(generation));
+            reader
+                .reader
+                .refresh_decoded(&store, Wait::Yes, &interrupted);
         }
         Ok(JsonB(
             json!({ "generation": generation, "databases": summary }),

@@ -84,7 +84,9 @@ impl Slot {
     /// Makes sure a reader is in service, opening (and on first use of a file, verifying) it.
     pub fn ensure_open(&mut self, store: &Store) -> Result<&Database, ErrorReport> {
         let generation = shmem::generation();
-        match self.reader.ensure_open(store, &interrupted, generation) {
+        let opened = self.reader.ensure_open(store, &interrupted, generation);
+        self.report_decoded_error();
+        match opened {
             Ok(None) => Ok(self.reader.database().expect("opened")),
             Ok(Some(why)) => {
                 // The file at the path cannot be used: the copy last in service answers.
@@ -138,11 +140,22 @@ impl Slot {
         }
     }
 
+    /// Warns once that the pre-decoded City records could not be built (the reader decodes
+    /// each record instead, as with `ip_inventory.predecoded_city` off).
+    pub fn report_decoded_error(&mut self) {
+        if let Some(e) = self.reader.decoded_error.take() {
+            errors::database(self.slot(), &e)
+                .set_detail("The pre-decoded City records could not be built; lookups decode each record instead.")
+                .report(PgLogLevel::WARNING);
+        }
+    }
+
     fn check_replaced(&mut self, store: &Store) {
-        match self
+        let replaced = self
             .reader
-            .check_replaced(store, &interrupted, shmem::generation())
-        {
+            .check_replaced(store, &interrupted, shmem::generation());
+        self.report_decoded_error();
+        match replaced {
             Replaced::Same | Replaced::Switched | Replaced::Busy => {}
             Replaced::Refused(e) => {
                 errors::database(self.slot(), &e)
@@ -257,6 +270,7 @@ impl Readers {
     fn apply_settings(&mut self) {
         self.settings_epoch = gucs::settings_epoch();
         self.language = gucs::language();
+        self.city.reader.decoded_language = gucs::predecoded_city().then(|| self.language.clone());
         self.check_interval_us = gucs::file_check_interval_secs().map(|s| i64::from(s) * 1_000_000);
         for slot in self.maxmind_slots() {
             slot.reader.path = gucs::slot_path(&slot.reader.slot);

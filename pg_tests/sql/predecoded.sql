@@ -1,0 +1,80 @@
+-- Pre-decoded City records (ip_inventory.predecoded_city, core/src/mmdb/decoded.rs): every
+-- record of the City database decoded once per language into a file beside its verified copy
+-- in the store, mapped by every backend. What they answer must be exactly what decoding the
+-- record answers, in every language; no file is made for a language the database does not
+-- list, nor with the setting off.
+\ir helpers.psql
+CREATE EXTENSION ip_inventory;
+
+-- Copies of MaxMind's City test database with build times of their own, so that no other
+-- test's lookups made their files in the store (the cluster's, shared by the tests).
+\! ./set_build_epoch.py "$IPI_FIXTURES/maxmind/test-data/GeoIP2-City-Test.mmdb" "$IPI_SCRATCH/predecoded-1.mmdb" 1767225601
+\! ./set_build_epoch.py "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" "$IPI_SCRATCH/predecoded-2.mmdb" 1767225602
+\set city :scratch/predecoded-1.mmdb
+\set city2 :scratch/predecoded-2.mmdb
+ALTER SYSTEM SET ip_inventory.city_db = :'city';
+\set asn :testdata/GeoLite2-ASN-Test.mmdb
+ALTER SYSTEM SET ip_inventory.asn_db = :'asn';
+SELECT pg_reload_conf();
+\c
+
+-- The store's pre-decoded files of a copy, its hash written as <copy>.
+SELECT encode(sha256(pg_read_binary_file(:'city')), 'hex') AS copy_hash \gset
+CREATE FUNCTION decoded_files(copy_hash text) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT replace(f, copy_hash, '<copy>')
+    FROM pg_ls_dir(current_setting('data_directory') || '/ip_inventory') AS f
+    WHERE f LIKE copy_hash || '%.decoded' ORDER BY f $$;
+
+-- The first lookup builds the file of the session's language.
+SHOW ip_inventory.predecoded_city;
+SELECT city, country_name, time_zone FROM enrich_ip('81.2.69.160');
+SELECT * FROM decoded_files(:'copy_hash');
+
+-- Every network's first and last address, in every language the database lists (its
+-- metadata: only these get a file, so that the setting cannot fill the disk) and in others
+-- its records have names in, or not ('ko': English names): the same row with the records
+-- pre-decoded as decoded.
+SELECT languages FROM maxmind_info() WHERE name = 'city';
+CREATE TEMP TABLE probes AS
+SELECT DISTINCT ip FROM mmdb_networks('city') AS n,
+       LATERAL (VALUES (host(n.network)::inet), (host(broadcast(n.network))::inet)) AS p(ip);
+SELECT count(*) > 100 AS many_probes FROM probes;
+CREATE TEMP TABLE answers (language text, predecoded boolean, ip inet, row jsonb);
+DO $$
+DECLARE
+    lang text;
+    predecoded boolean;
+BEGIN
+    FOREACH lang IN ARRAY (SELECT languages FROM maxmind_info() WHERE name = 'city') || ARRAY['de', 'ja', 'ko'] LOOP
+        FOREACH predecoded IN ARRAY ARRAY[true, false] LOOP
+            PERFORM set_config('ip_inventory.language', lang, true);
+            PERFORM set_config('ip_inventory.predecoded_city', predecoded::text, true);
+            INSERT INTO answers SELECT lang, predecoded, p.ip, to_jsonb(e) FROM probes AS p, enrich_ip(p.ip) AS e;
+        END LOOP;
+    END LOOP;
+END $$;
+SELECT language, count(*) AS probes, count(*) FILTER (WHERE a.row->>'city' IS NOT NULL) AS with_city,
+       count(*) FILTER (WHERE a.row IS DISTINCT FROM b.row) AS differ
+FROM answers AS a JOIN answers AS b USING (language, ip)
+WHERE a.predecoded AND NOT b.predecoded
+GROUP BY language ORDER BY language;
+-- Names in the language asked for (decoded or pre-decoded alike).
+SELECT language, a.row->>'city' AS city FROM answers AS a
+WHERE a.ip = '81.2.69.160' AND a.predecoded ORDER BY language;
+-- One file per language the database lists; none for the others.
+SELECT * FROM decoded_files(:'copy_hash');
+
+-- With the setting off nothing is built: another City database, looked up with it off,
+-- gets its file once the setting is on.
+SELECT encode(sha256(pg_read_binary_file(:'city2')), 'hex') AS copy2_hash \gset
+ALTER SYSTEM SET ip_inventory.city_db = :'city2';
+ALTER SYSTEM SET ip_inventory.predecoded_city = off;
+SELECT pg_reload_conf();
+\c
+SELECT city FROM enrich_ip('81.2.69.160');
+SELECT * FROM decoded_files(:'copy2_hash');
+SET ip_inventory.predecoded_city = on;
+SELECT city FROM enrich_ip('81.2.69.160');
+SELECT * FROM decoded_files(:'copy2_hash');
+ALTER SYSTEM RESET ip_inventory.predecoded_city;
+SELECT pg_reload_conf();
