@@ -223,6 +223,13 @@ PARALLEL = ["SET max_parallel_workers_per_gather = 2", "SET parallel_setup_cost 
             "SET parallel_leader_participation = on"]
 
 
+def city_counts(c):
+    """City lookups so far that decoded no record (pre-decoded or cached) and that did."""
+    return list(one(c, """SELECT coalesce(sum(value) FILTER (WHERE metric = 'city_cache_hits'), 0)::bigint,
+                                coalesce(sum(value) FILTER (WHERE metric = 'city_cache_misses'), 0)::bigint
+                         FROM ip_inventory_stats WHERE metric LIKE 'city_cache_%'"""))
+
+
 def run_lookups(c, settings, sets, names=None):
     for s in settings:
         c.execute(s)
@@ -233,7 +240,9 @@ def run_lookups(c, settings, sets, names=None):
         for name, sql in lookup_queries(table, col).items():
             if names and name not in names:
                 continue
+            before = city_counts(c)
             m = measure(c, sql)
+            m["city_lookups_decoded"] = [a - b for a, b in zip(city_counts(c), before)]
             m["rows_per_second"] = rate(rows, m["seconds"])
             m["ns_per_row"] = round(m["seconds"] * 1e9 / rows)
             plan = one(c, "EXPLAIN (FORMAT JSON) " + sql)[0]
@@ -673,6 +682,12 @@ def report(r):
         L.append(f"| {name} | {fmt_rate(u['rows_per_second'])} | {u['ns_per_row']} | {fmt_rate(a['rows_per_second'])} | "
                  f"{a['ns_per_row']} | {fmt_rate(b['rows_per_second'])} | {b['ns_per_row']} |")
     core = r["core_alone"]["ns_per_address"]
+    decoded = s["uniform"]["enrich_ip as a scalar ((e).field from a subquery)"].get("city_lookups_decoded")
+    if decoded:
+        L.append("")
+        L.append(f"City lookups of the uniform scalar `enrich_ip` runs (warm-up included) that decoded no record: "
+                 f"{decoded[0]:,}; that decoded one: {decoded[1]:,} (`city_cache_hits`, `city_cache_misses`; "
+                 f"`ip_inventory.predecoded_city` is on).")
     L.append("")
     L.append(f"The Rust core alone (uniform addresses, no Postgres; `core/examples/lookup_speed.rs`): City tree walk "
              f"{core['walk_city']} ns, walk + `country.iso_code` {core['country_code']} ns, walk + full City decode "

@@ -9,6 +9,7 @@ Each check is a case; a case fails when its assertion does not hold. The summary
 failed, crashes, and rows lost, and is also written to $IPI_SCRATCH/chaos.json.
 """
 import glob
+import hashlib
 import ipaddress
 import json
 import os
@@ -258,6 +259,50 @@ FROM (SELECT try(format('SELECT mmdb_lookup(%L, %L)', '{src}', ip)) AS r FROM (V
             case(part, internal == 0, f"{label}: no internal errors (XX000) among {n} lookups, got {internal}")
     figure(part, "hostile_files", len(files))
     figure(part, "direct_lookups", lookups)
+    damaged_predecoded()
+
+
+def damaged_predecoded():
+    """The pre-decoded City records in the store damaged between sessions (as only the server's
+    own account could): a file whose header does not check out is built again, one whose
+    entries were changed answers or falls back, never a crash or an internal error."""
+    part = "corrupt"
+    if os.getuid() not in (0, os.stat(DATA).st_uid):
+        log("pre-decoded: skipped, the data directory is neither ours nor are we root")
+        return
+    place(CITY_A)
+    psql("SELECT maxmind_reload();")
+    digest = hashlib.sha256(open(CITY_A, "rb").read()).hexdigest()
+    path = os.path.join(DATA, "ip_inventory", f"{digest}.city-en.decoded")
+    query = ("SELECT md5(string_agg(to_jsonb(e)::text, ',' ORDER BY g)) "
+             "FROM generate_series(1, 3000) g, enrich_ip('1.0.0.0'::inet + g::bigint * 1000003) e")
+    one(query)  # builds the file if no session did yet
+    case(part, os.path.isfile(path), f"pre-decoded: the City records are in {os.path.basename(path)}")
+    good = one(f"SET ip_inventory.predecoded_city = off; {query}")
+    case(part, one(query) == good, "pre-decoded: answers equal decoding the records")
+    intact = open(path, "rb").read()
+    variants = [("truncated to half", intact[:len(intact) // 2], True),
+                ("empty", b"", True),
+                ("random bytes", RNG.randbytes(len(intact)), True),
+                ("another copy's header", intact[:24] + bytes(32) + intact[56:], True)]
+    for i in range(6):
+        b = bytearray(intact)
+        for _ in range(RNG.randrange(1, 200)):
+            b[RNG.randrange(120, len(b))] = RNG.randrange(0, 256)
+        variants.append((f"entries changed #{i}", bytes(b), False))
+    for label, data, rebuilt in variants:
+        os.remove(path)
+        open(path, "wb").write(data)
+        if os.getuid() == 0:
+            shutil.chown(path, "postgres", "postgres")
+        out = psql(f"SELECT 'answers=' || try($${query}$$); {query}", check=False)
+        case(part, out[0] == 0, f"pre-decoded, {label}: the session survived ({out[2][:200]})")
+        lines = out[1].split("\n") if out[0] == 0 else ["", ""]
+        case(part, lines[0] == "answers=ok", f"pre-decoded, {label}: enrich_ip answers, got {lines[0]!r}")
+        if rebuilt:
+            case(part, lines[-1] == good, f"pre-decoded, {label}: built again, the same answers")
+            case(part, open(path, "rb").read() == intact, f"pre-decoded, {label}: the file was built again")
+    os.remove(path)
 
 
 # ---- reload under load ---------------------------------------------------------------------
