@@ -420,7 +420,7 @@ fn init_maxmind() {
         GucRegistry::define_bool_guc_with_hooks(
             c"ip_inventory.predecoded_city",
             c"Whether City lookups read records decoded once and shared by all backends.",
-            c"Every record of the City database, decoded once in the language of ip_inventory.language and written beside its verified copy (about 14 MB for GeoLite2 City), then mapped by every backend. Off: each lookup decodes its record (docs/maxmind.md).",
+            c"Every record of the City database, decoded once in the language of ip_inventory.language and written beside its verified copy (about 62 MB for GeoLite2 City), then mapped by every backend. Off: each lookup decodes its record (docs/maxmind.md).",
             &PREDECODED_CITY,
             GucContext::Userset,
             GucFlags::default(),

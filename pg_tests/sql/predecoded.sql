@@ -64,6 +64,14 @@ WHERE a.ip = '81.2.69.160' AND a.predecoded ORDER BY language;
 -- One file per language the database lists; none for the others.
 SELECT * FROM decoded_files(:'copy_hash');
 
+-- ip_country reads the country code from them too (the same in every language's file).
+CREATE TEMP TABLE countries AS SELECT ip, ip_country(ip) AS predecoded FROM probes;
+SET ip_inventory.predecoded_city = off;
+SELECT count(*) AS probes, count(c.predecoded) AS with_country,
+       count(*) FILTER (WHERE c.predecoded IS DISTINCT FROM ip_country(c.ip)) AS differ
+FROM countries AS c;
+RESET ip_inventory.predecoded_city;
+
 -- With the setting off nothing is built: another City database, looked up with it off,
 -- gets its file once the setting is on.
 SELECT encode(sha256(pg_read_binary_file(:'city2')), 'hex') AS copy2_hash \gset

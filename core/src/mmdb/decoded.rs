@@ -5,11 +5,12 @@
 //! Decoding a GeoLite2 City record is most of what `enrich_ip` pays on an address whose record
 //! no cache holds: its maps and the names it points to lie scattered over the file, one cache
 //! miss after another (about 1.2 µs; the per-backend [`super::CityCache`] keeps 8 192 records
-//! and answers 72 % of uniformly random addresses). Here one lookup reads one slot of a hash
-//! table and one entry holding every field with its strings inline: measured on GeoLite2 City
-//! with one million uniformly random addresses, 250–276 ns against 776–873 ns for the walk,
-//! the cached decode and reading the strings (`docs/benchmarks.md`). The file costs about
-//! 14 MB for 130 000 records, shared by all backends through the page cache.
+//! and answers 72 % of uniformly random addresses). Here a lookup reads one slot of a hash
+//! table, one entry of one cache line, and the entry's strings from a pool: on one million
+//! uniformly random addresses over GeoLite2 City, walk and fields 377–473 ns against 742–970
+//! ns through the cache, in the same runs (`core/examples/lookup_speed.rs`,
+//! `docs/benchmarks.md`). The file of GeoLite2 City takes 62 MB for its 539 790 records, shared
+//! by all backends through the page cache, and 1.5 s to build.
 //!
 //! The bytes are derived by this code from a verified copy, in the directory only the server
 //! writes, and exist under their final name only once complete (written, synced, renamed), as
@@ -19,14 +20,15 @@
 //! Layout (little-endian):
 //! - header, [`HEADER`] bytes: magic, version, table slots (a power of two), records, string
 //!   pool length, the copy's SHA-256, the language (length and up to [`MAX_LANGUAGE`] bytes);
-//! - the table: per slot the record's data-section offset plus one (0: empty) and its entry's
-//!   number, both `u32`; open addressing, at most half full;
+//! - the table: per slot ([`SLOT`] bytes) the record's data-section offset plus one (0:
+//!   empty), its entry's number and the place of its country code in the pool ([`NO_STRING`]:
+//!   none), all `u32`; open addressing, at most half full. `ip_country` reads the slot alone;
 //! - the entries, [`ENTRY`] bytes each (one cache line): presence bits (`u32`), accuracy radius
 //!   (`u16`), latitude and longitude (`f64`), and per string ([`STRINGS`]) its place in the pool
 //!   (`u32`);
-//! - the pool: each distinct string once, as its length (`u16`) and its bytes. Names repeat
-//!   (countries, regions, time zones): the pool of GeoLite2 City is a few MB and stays in the
-//!   CPU's cache, so a lookup misses on the table slot, the entry and at most the city name.
+//! - the pool: each distinct string once, as its length (`u16`) and its bytes (15 MB for
+//!   GeoLite2 City, mostly city names and postal codes). The strings many records share
+//!   (countries, regions, time zones) stay in the CPU's cache.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -39,10 +41,12 @@ use super::record::CityFieldsOf;
 use super::{CityFields, Database, DbError, ErrorKind, Hit};
 
 const MAGIC: &[u8; 8] = b"IPIDECOD";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Longest language code kept (GeoLite2's are at most 5 bytes: `pt-BR`).
 pub const MAX_LANGUAGE: usize = 32;
 const HEADER: usize = 8 + 4 + 4 + 4 + 4 + 32 + 4 + MAX_LANGUAGE;
+/// One slot of the table: key, entry number, country code's place.
+const SLOT: usize = 12;
 /// The strings of an entry, in [`CityFieldsOf`] order.
 const STRINGS: usize = 9;
 /// One entry: presence bits, accuracy, latitude, longitude, the strings' places; padded.
@@ -215,7 +219,7 @@ impl DecodedCity {
             .saturating_mul(3)
             .max(16);
         // Records in the order met, so that the same copy always gives the same bytes.
-        let mut keys: Vec<u32> = Vec::new();
+        let mut keys: Vec<(u32, u32)> = Vec::new();
         let mut seen: HashSet<u32> = HashSet::new();
         let mut entries = Vec::new();
         let mut pool = Pool::default();
@@ -246,10 +250,15 @@ impl DecodedCity {
             if !seen.insert(key) {
                 continue;
             }
-            if encode(&db.city_fields(&hit, language)?, &mut entries, &mut pool).is_none() {
+            let fields = db.city_fields(&hit, language)?;
+            if encode(&fields, &mut entries, &mut pool).is_none() {
                 return Ok(None);
             }
-            keys.push(key);
+            let country = match fields.country_code {
+                Some(c) => pool.place(c).unwrap_or(NO_STRING),
+                None => NO_STRING,
+            };
+            keys.push((key, country));
         }
         let Some(slots) = keys
             .len()
@@ -259,15 +268,15 @@ impl DecodedCity {
         else {
             return Ok(None);
         };
-        let mut table = vec![(0u32, 0u32); slots];
-        for (number, &key) in keys.iter().enumerate() {
+        let mut table = vec![(0u32, 0u32, NO_STRING); slots];
+        for (number, &(key, country)) in keys.iter().enumerate() {
             let mut i = home(key, slots);
             while table[i].0 != 0 {
                 i = (i + 1) & (slots - 1);
             }
-            table[i] = (key, number as u32);
+            table[i] = (key, number as u32, country);
         }
-        let mut out = Vec::with_capacity(HEADER + slots * 8 + entries.len() + pool.bytes.len());
+        let mut out = Vec::with_capacity(HEADER + slots * SLOT + entries.len() + pool.bytes.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         for n in [slots, keys.len(), pool.bytes.len()] {
@@ -277,9 +286,10 @@ impl DecodedCity {
         out.extend_from_slice(&(language.len() as u32).to_le_bytes());
         out.extend_from_slice(language.as_bytes());
         out.resize(HEADER, 0);
-        for (key, number) in table {
+        for (key, number, country) in table {
             out.extend_from_slice(&key.to_le_bytes());
             out.extend_from_slice(&number.to_le_bytes());
+            out.extend_from_slice(&country.to_le_bytes());
         }
         out.extend_from_slice(&entries);
         out.extend_from_slice(&pool.bytes);
@@ -313,7 +323,7 @@ impl DecodedCity {
             return None;
         }
         let table = HEADER;
-        let entries = table.checked_add(slots.checked_mul(8)?)?;
+        let entries = table.checked_add(slots.checked_mul(SLOT)?)?;
         let pool = entries.checked_add(records.checked_mul(ENTRY)?)?;
         if pool.checked_add(pool_len)? != b.len() {
             return None;
@@ -343,7 +353,7 @@ impl DecodedCity {
         let mut i = home(key, self.slots);
         // Bounded: a damaged table with no empty slot ends after one round.
         for _ in 0..self.slots {
-            let at = self.table + i * 8;
+            let at = self.table + i * SLOT;
             match u32_at(b, at)? {
                 0 => return None,
                 k if k == key => return self.entry(u32_at(b, at + 4)? as usize),
@@ -353,6 +363,37 @@ impl DecodedCity {
         None
     }
 
+    /// The country code of the record at `offset` alone (`ip_country`), from its table slot:
+    /// `Some(None)` when the record has none, `None` as for [`DecodedCity::get`].
+    #[inline]
+    pub fn country_code(&self, offset: usize) -> Option<Option<&str>> {
+        let key = u32::try_from(offset).ok()?.checked_add(1)?;
+        let b: &[u8] = &self.map;
+        let mut i = home(key, self.slots);
+        for _ in 0..self.slots {
+            let at = self.table + i * SLOT;
+            match u32_at(b, at)? {
+                0 => return None,
+                k if k == key => {
+                    return match u32_at(b, at + 8)? {
+                        NO_STRING => Some(None),
+                        place => self.pooled(place as usize).map(Some),
+                    };
+                }
+                _ => i = (i + 1) & (self.slots - 1),
+            }
+        }
+        None
+    }
+
+    /// The string at `place` in the pool.
+    #[inline]
+    fn pooled(&self, place: usize) -> Option<&str> {
+        let pool = self.map.get(self.pool..)?;
+        let len = usize::from(u16_at(pool, place)?);
+        std::str::from_utf8(pool.get(place + 2..place + 2 + len)?).ok()
+    }
+
     #[inline]
     fn entry(&self, number: usize) -> Option<CityFields<'_>> {
         if number >= self.records {
@@ -360,14 +401,11 @@ impl DecodedCity {
         }
         let at = self.entries + number * ENTRY;
         let e = self.map.get(at..at + ENTRY)?;
-        let pool = self.map.get(self.pool..)?;
         let bits = u32_at(e, 0)?;
         let mut strings: [Option<&str>; STRINGS] = [None; STRINGS];
         for (i, s) in strings.iter_mut().enumerate() {
             if bits & (1 << i) != 0 {
-                let place = u32_at(e, 24 + 4 * i)? as usize;
-                let len = usize::from(u16_at(pool, place)?);
-                *s = Some(std::str::from_utf8(pool.get(place + 2..place + 2 + len)?).ok()?);
+                *s = Some(self.pooled(u32_at(e, 24 + 4 * i)? as usize)?);
             }
         }
         let [country_code, country_name, continent_code, registered_country_code, subdivision_code, subdivision_name, city, postal_code, time_zone] =
@@ -458,6 +496,10 @@ mod tests {
                     let offset = hit.record_offset().unwrap();
                     let expected = db.city_fields(&hit, language).unwrap();
                     assert_eq!(d.get(offset), Some(expected), "{name} {language} {offset}");
+                    // ip_country's answer, read from the slot alone.
+                    let country = db.country_code_decoded(&hit).unwrap();
+                    assert_eq!(d.country_code(offset), Some(country), "{name} {offset}");
+                    assert_eq!(country, expected.country_code, "{name} {offset}");
                     records += 1;
                 }
                 assert!(records > 0, "{name}");
@@ -573,6 +615,7 @@ mod tests {
             let d = DecodedCity::open(&damaged, &hash, "en").unwrap();
             for &o in &offsets {
                 let _ = d.get(o);
+                let _ = d.country_code(o);
             }
         }
     }
@@ -657,6 +700,10 @@ mod tests {
                 let offset = hit.record_offset().unwrap();
                 if seen.insert(offset) {
                     assert_eq!(d.get(offset), Some(db.city_fields(&hit, language).unwrap()));
+                    assert_eq!(
+                        d.country_code(offset),
+                        Some(db.country_code_decoded(&hit).unwrap())
+                    );
                 }
             }
             eprintln!(

@@ -752,13 +752,17 @@ impl Database {
         }
     }
 
-    /// `country.iso_code` alone (the `ip_country` hot path): from this database's record
-    /// cache, else decoded (and kept).
+    /// `country.iso_code` alone (the `ip_country` hot path): from the pre-decoded records,
+    /// else this database's record cache, else decoded (and kept).
     #[inline]
     pub fn country_code<'a>(&'a self, hit: &Hit<'a>) -> Result<Option<&'a str>, DbError> {
         let Some(offset) = hit.record_offset() else {
             return Ok(None);
         };
+        // The country code is the same in every language's pre-decoded records.
+        if let Some(code) = self.decoded.as_ref().and_then(|d| d.country_code(offset)) {
+            return Ok(code);
+        }
         if let Some(code) = self.records.country(self, offset) {
             return Ok(code);
         }
