@@ -259,8 +259,8 @@ FLOOR_QUERIES = ["ip_country", "enrich_ip (FROM t, LATERAL enrich_ip(ip) e)",
 
 def lookup_floors(c):
     """What the lookups cost with no lookup work left, on the same number of rows: one public
-    address repeated (every answer from the record caches, the tree in the CPU cache: the best
-    any pre-decoded record store could give) and one private address (no lookup at all: the
+    address repeated (every answer from the record caches or the pre-decoded records, the tree
+    in the CPU cache: what a lookup costs beside its memory misses) and one private address (no lookup at all: the
     call, the 22-column row and the SQL form around it)."""
     ip = one(c, """SELECT u.ip::text FROM bench_uniform u, LATERAL enrich_ip(u.ip) e
                    WHERE e.city IS NOT NULL AND e.asn IS NOT NULL LIMIT 1""")[0]
@@ -672,7 +672,7 @@ def report(r):
     fl = r["lookup_floors"]
     L.append("")
     L.append(f"Floors, on {d['uniform']:,} rows too: one public address repeated ({fl['public_address']}: every answer "
-             "from the record caches, the tree in the CPU cache; the best any pre-decoded record store could give), "
+             "from the record caches or the pre-decoded records, the tree in the CPU cache: what a lookup costs beside its memory misses), "
              "and one private address (no lookup: the call, the 22-column row and the SQL form).")
     L.append("")
     L.append("| query | uniform | ns/row | one public address | ns/row | one private address | ns/row |")
