@@ -110,6 +110,7 @@ fn reload_all() -> Result<JsonB, ErrorReport> {
             reader
                 .reader
                 .refresh_decoded(&store, Wait::Yes, &interrupted);
+            reader.report_decoded_error();
         }
         Ok(JsonB(
             json!({ "generation": generation, "databases": summary }),

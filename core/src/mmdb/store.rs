@@ -96,6 +96,20 @@ pub enum Found {
     Busy,
 }
 
+/// What [`Store::decoded_city`] found.
+#[derive(Debug)]
+pub enum Decoded {
+    /// The pre-decoded records, mapped.
+    Ready(DecodedCity),
+    /// Not there, and another process holds the store's lock (only with [`Wait::No`]): it may
+    /// be building them; ask again later.
+    Busy,
+    /// Not there and not built: not asked to, or this database or language cannot have them
+    /// (a copy outside the store, a language the database does not list, a data section
+    /// beyond 4 GiB).
+    Absent,
+}
+
 #[derive(Debug, Clone)]
 pub struct Verified {
     /// The copy to map.
@@ -171,6 +185,65 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// The pre-decoded City records ([`DecodedCity`]) of the verified copy `db` maps, in
+    /// `language`: mapped when a process built them before; else, when `build` says so,
+    /// built now under the store's lock (waiting for it or not), written beside the copy and
+    /// mapped. Only for the languages the database lists: a language setting cannot make the
+    /// store grow beyond one file per language the file itself names.
+    pub fn decoded_city(
+        &self,
+        db: &Database,
+        language: &str,
+        build: Option<Wait>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Decoded, DbError> {
+        let copy = db.path();
+        let hash = match copy_hash(copy) {
+            Some(h) if copy.parent() == Some(&*self.dir) => h,
+            _ => return Ok(Decoded::Absent),
+        };
+        let Some(raw) = unhex(&hash) else {
+            return Ok(Decoded::Absent);
+        };
+        if !db.metadata().languages.iter().any(|l| l == language)
+            || language.len() > decoded::MAX_LANGUAGE
+            || !language
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Ok(Decoded::Absent);
+        }
+        let path = self.dir.join(format!("{hash}.city-{language}.decoded"));
+        if let Some(d) = DecodedCity::open(&path, &raw, language) {
+            return Ok(Decoded::Ready(d));
+        }
+        let Some(wait) = build else {
+            return Ok(Decoded::Absent);
+        };
+        let Some(_lock) = self.lock(copy, wait)? else {
+            return Ok(Decoded::Busy);
+        };
+        // Another process may have built them while we waited for the lock.
+        if let Some(d) = DecodedCity::open(&path, &raw, language) {
+            return Ok(Decoded::Ready(d));
+        }
+        let Some(bytes) = DecodedCity::build(db, language, &raw, cancelled)? else {
+            return Ok(Decoded::Absent);
+        };
+        write_synced(&path, &bytes)
+            .map_err(|e| DbError::new(copy, ErrorKind::Io(format!("store: {e}"))))?;
+        DecodedCity::open(&path, &raw, language)
+            .map(Decoded::Ready)
+            .ok_or_else(|| {
+                DbError::new(
+                    copy,
+                    ErrorKind::Io(
+                        "store: the pre-decoded records just written cannot be read".into(),
+                    ),
+                )
+            })
     }
 
     /// Remembers `verified` as the copy in service for `path`: what a process that starts while
@@ -456,81 +529,6 @@ impl Store {
                 let _ = fs::remove_file(entry.path());
             }
         }
-    }
-}
-
-/// What [`Store::decoded_city`] found.
-#[derive(Debug)]
-pub enum Decoded {
-    /// The pre-decoded records, mapped.
-    Ready(DecodedCity),
-    /// Not there, and another process holds the store's lock (only with [`Wait::No`]): it may
-    /// be building them; ask again later.
-    Busy,
-    /// Not there and not built: not asked to, or this database or language cannot have them
-    /// (a copy outside the store, a language the database does not list, a data section
-    /// beyond 4 GiB).
-    Absent,
-}
-
-impl Store {
-    /// The pre-decoded City records ([`DecodedCity`]) of the verified copy `db` maps, in
-    /// `language`: mapped when a process built them before; else, when `build` says so,
-    /// built now under the store's lock (waiting for it or not), written beside the copy and
-    /// mapped. Only for the languages the database lists: a language setting cannot make the
-    /// store grow beyond one file per language the file itself names.
-    pub fn decoded_city(
-        &self,
-        db: &Database,
-        language: &str,
-        build: Option<Wait>,
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<Decoded, DbError> {
-        let copy = db.path();
-        let hash = match copy_hash(copy) {
-            Some(h) if copy.parent() == Some(&*self.dir) => h,
-            _ => return Ok(Decoded::Absent),
-        };
-        let Some(raw) = unhex(&hash) else {
-            return Ok(Decoded::Absent);
-        };
-        if !db.metadata().languages.iter().any(|l| l == language)
-            || language.len() > decoded::MAX_LANGUAGE
-            || !language
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Ok(Decoded::Absent);
-        }
-        let path = self.dir.join(format!("{hash}.city-{language}.decoded"));
-        if let Some(d) = DecodedCity::open(&path, &raw, language) {
-            return Ok(Decoded::Ready(d));
-        }
-        let Some(wait) = build else {
-            return Ok(Decoded::Absent);
-        };
-        let Some(_lock) = self.lock(copy, wait)? else {
-            return Ok(Decoded::Busy);
-        };
-        // Another process may have built them while we waited for the lock.
-        if let Some(d) = DecodedCity::open(&path, &raw, language) {
-            return Ok(Decoded::Ready(d));
-        }
-        let Some(bytes) = DecodedCity::build(db, language, &raw, cancelled)? else {
-            return Ok(Decoded::Absent);
-        };
-        write_synced(&path, &bytes)
-            .map_err(|e| DbError::new(copy, ErrorKind::Io(format!("store: {e}"))))?;
-        DecodedCity::open(&path, &raw, language)
-            .map(Decoded::Ready)
-            .ok_or_else(|| {
-                DbError::new(
-                    copy,
-                    ErrorKind::Io(
-                        "store: the pre-decoded records just written cannot be read".into(),
-                    ),
-                )
-            })
     }
 }
 
