@@ -84,5 +84,23 @@ SELECT * FROM decoded_files(:'copy2_hash');
 SET ip_inventory.predecoded_city = on;
 SELECT city FROM enrich_ip('81.2.69.160');
 SELECT * FROM decoded_files(:'copy2_hash');
+
+-- A file that cannot be written (where it would go, a directory the server made): a WARNING
+-- naming the operator's file, and the same answers, decoded.
+\! ./set_build_epoch.py "$IPI_FIXTURES/maxmind/test-data/GeoLite2-City-Test.mmdb" "$IPI_SCRATCH/predecoded-3.mmdb" 1767225603
+\set city3 :scratch/predecoded-3.mmdb
+SELECT encode(sha256(pg_read_binary_file(:'city3')), 'hex') AS copy3_hash \gset
+SELECT format('COPY (SELECT 1) TO PROGRAM %L',
+              format('mkdir -p %s/ip_inventory/%s.city-en.decoded/x', current_setting('data_directory'), :'copy3_hash'))
+    AS make_dir \gset
+:make_dir;
+ALTER SYSTEM SET ip_inventory.city_db = :'city3';
 ALTER SYSTEM RESET ip_inventory.predecoded_city;
 SELECT pg_reload_conf();
+\c
+SELECT city FROM enrich_ip('81.2.69.160');
+SELECT city FROM enrich_ip('81.2.69.160');
+SELECT format('COPY (SELECT 1) TO PROGRAM %L',
+              format('rm -r %s/ip_inventory/%s.city-en.decoded', current_setting('data_directory'), :'copy3_hash'))
+    AS remove_dir \gset
+:remove_dir;

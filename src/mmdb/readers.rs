@@ -146,6 +146,7 @@ impl Slot {
         if let Some(e) = self.reader.decoded_error.take() {
             errors::database(self.slot(), &e)
                 .set_detail("The pre-decoded City records could not be built; lookups decode each record instead.")
+                .set_hint("Check the free space and permissions of ip_inventory/ in the data directory; a new session tries again.")
                 .report(PgLogLevel::WARNING);
         }
     }
