@@ -123,6 +123,12 @@ fn flag_of(bits: u32, shift: u32) -> Option<bool> {
     (bits & (1 << shift) != 0).then_some(bits & (1 << (shift + 1)) != 0)
 }
 
+/// The most a file may take for a database file of `file_size` bytes: twice that, plus 16 MiB
+/// (GeoLite2 City: 62 MB for a 61 MB file).
+fn max_bytes(file_size: u64) -> u64 {
+    file_size.saturating_mul(2).saturating_add(16 << 20)
+}
+
 /// Strings kept once each: their places in the pool.
 #[derive(Default)]
 struct Pool<'a> {
@@ -201,13 +207,30 @@ impl DecodedCity {
     /// Decodes every record of `db` (a City database) in `language` and returns the file's
     /// bytes. `copy_hash` is the SHA-256 naming the copy, written into the header so that the
     /// file is never taken for another copy's. `None` when the database does not suit (a data
-    /// section beyond 4 GiB, more than 2^31 records, a string over 64 KiB); an error when a
-    /// record cannot be decoded or `cancelled` says so.
+    /// section beyond 4 GiB, more than 2^31 records, a string over 64 KiB, or more bytes than
+    /// [`max_bytes`] allows); an error when a record cannot be decoded or `cancelled` says so.
     pub fn build(
         db: &Database,
         language: &str,
         copy_hash: &[u8; 32],
         cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<Vec<u8>>, DbError> {
+        Self::build_within(
+            db,
+            language,
+            copy_hash,
+            cancelled,
+            max_bytes(db.file_size()),
+        )
+    }
+
+    /// [`DecodedCity::build`], `None` past `max_bytes` (about: the table is counted full).
+    fn build_within(
+        db: &Database,
+        language: &str,
+        copy_hash: &[u8; 32],
+        cancelled: &dyn Fn() -> bool,
+        max_bytes: u64,
     ) -> Result<Option<Vec<u8>>, DbError> {
         if language.len() > MAX_LANGUAGE {
             return Ok(None);
@@ -252,6 +275,13 @@ impl DecodedCity {
             }
             let fields = db.city_fields(&hit, language)?;
             if encode(&fields, &mut entries, &mut pool).is_none() {
+                return Ok(None);
+            }
+            // Each record takes an entry and two slots: tiny records (a hostile but valid
+            // file) must not make the store grow many times the file's size.
+            if (entries.len() + pool.bytes.len()) as u64 + 2 * SLOT as u64 * keys.len() as u64
+                > max_bytes
+            {
                 return Ok(None);
             }
             let country = match fields.country_code {
@@ -643,6 +673,16 @@ mod tests {
         // Not built again for this reader, so not reported again.
         r.check_replaced(&store, &never, None);
         assert!(r.decoded_error.is_none());
+    }
+
+    #[test]
+    fn records_that_would_take_too_much_room_are_not_pre_decoded() {
+        let (_dir, _store, db) = copy_of("GeoIP2-City-Test.mmdb");
+        let built = |max| DecodedCity::build_within(&db, "en", &[0; 32], &never, max).unwrap();
+        let size = built(u64::MAX).expect("fits without a limit").len() as u64;
+        assert!(built(size).is_some());
+        assert!(built(size / 2).is_none());
+        assert!(size < max_bytes(db.file_size()));
     }
 
     #[test]
