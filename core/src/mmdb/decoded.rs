@@ -378,38 +378,33 @@ impl DecodedCity {
     /// no such record or its entry cannot be read (the caller then decodes the record).
     #[inline]
     pub fn get(&self, offset: usize) -> Option<CityFields<'_>> {
-        let key = u32::try_from(offset).ok()?.checked_add(1)?;
-        let b: &[u8] = &self.map;
-        let mut i = home(key, self.slots);
-        // Bounded: a damaged table with no empty slot ends after one round.
-        for _ in 0..self.slots {
-            let at = self.table + i * SLOT;
-            match u32_at(b, at)? {
-                0 => return None,
-                k if k == key => return self.entry(u32_at(b, at + 4)? as usize),
-                _ => i = (i + 1) & (self.slots - 1),
-            }
-        }
-        None
+        let at = self.slot_of(offset)?;
+        self.entry(u32_at(&self.map, at + 4)? as usize)
     }
 
     /// The country code of the record at `offset` alone (`ip_country`), from its table slot:
     /// `Some(None)` when the record has none, `None` as for [`DecodedCity::get`].
     #[inline]
     pub fn country_code(&self, offset: usize) -> Option<Option<&str>> {
+        let at = self.slot_of(offset)?;
+        match u32_at(&self.map, at + 8)? {
+            NO_STRING => Some(None),
+            place => self.pooled(place as usize).map(Some),
+        }
+    }
+
+    /// Where the table slot of the record at `offset` starts; `None` when the table holds no
+    /// such record.
+    #[inline]
+    fn slot_of(&self, offset: usize) -> Option<usize> {
         let key = u32::try_from(offset).ok()?.checked_add(1)?;
-        let b: &[u8] = &self.map;
         let mut i = home(key, self.slots);
+        // Bounded: a damaged table with no empty slot ends after one round.
         for _ in 0..self.slots {
             let at = self.table + i * SLOT;
-            match u32_at(b, at)? {
+            match u32_at(&self.map, at)? {
                 0 => return None,
-                k if k == key => {
-                    return match u32_at(b, at + 8)? {
-                        NO_STRING => Some(None),
-                        place => self.pooled(place as usize).map(Some),
-                    };
-                }
+                k if k == key => return Some(at),
                 _ => i = (i + 1) & (self.slots - 1),
             }
         }
