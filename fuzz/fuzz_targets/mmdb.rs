@@ -43,20 +43,7 @@ thread_local! {
 }
 
 fn assert_city(f: &CityFields<'_>) {
-    for s in [
-        f.country_code,
-        f.country_name,
-        f.continent_code,
-        f.registered_country_code,
-        f.subdivision_code,
-        f.subdivision_name,
-        f.city,
-        f.postal_code,
-        f.time_zone,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for s in f.strings().into_iter().flatten() {
         assert_clean(s, MAX_TEXT, "city field");
     }
 }

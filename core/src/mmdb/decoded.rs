@@ -47,8 +47,8 @@ pub const MAX_LANGUAGE: usize = 32;
 const HEADER: usize = 8 + 4 + 4 + 4 + 4 + 32 + 4 + MAX_LANGUAGE;
 /// One slot of the table: key, entry number, country code's place.
 const SLOT: usize = 12;
-/// The strings of an entry, in [`CityFieldsOf`] order.
-const STRINGS: usize = 9;
+/// The strings of an entry, in [`CityFieldsOf::strings`] order.
+const STRINGS: usize = super::record::CITY_STRINGS;
 /// One entry: presence bits, accuracy, latitude, longitude, the strings' places; padded.
 const ENTRY: usize = 64;
 const _: () = assert!(4 + 2 + 2 + 8 + 8 + 4 * STRINGS <= ENTRY);
@@ -157,17 +157,7 @@ impl<'a> Pool<'a> {
 /// Appends one record's entry to `entries`, its strings to `pool`; `None` when a string
 /// does not fit (see [`Pool::place`]).
 fn encode<'a>(f: &CityFields<'a>, entries: &mut Vec<u8>, pool: &mut Pool<'a>) -> Option<()> {
-    let strings = [
-        f.country_code,
-        f.country_name,
-        f.continent_code,
-        f.registered_country_code,
-        f.subdivision_code,
-        f.subdivision_name,
-        f.city,
-        f.postal_code,
-        f.time_zone,
-    ];
+    let strings = f.strings();
     let mut bits = 0u32;
     for (i, s) in strings.iter().enumerate() {
         if s.is_some() {

@@ -181,6 +181,27 @@ pub struct CityFieldsOf<S> {
 /// The City fields with strings borrowed from the mapped file.
 pub type CityFields<'a> = CityFieldsOf<&'a str>;
 
+/// How many string fields [`CityFieldsOf`] has.
+pub(crate) const CITY_STRINGS: usize = 9;
+
+impl<S: Copy> CityFieldsOf<S> {
+    /// The string fields, in declaration order (what the pre-decoded records store, in this
+    /// order).
+    pub fn strings(&self) -> [Option<S>; CITY_STRINGS] {
+        [
+            self.country_code,
+            self.country_name,
+            self.continent_code,
+            self.registered_country_code,
+            self.subdivision_code,
+            self.subdivision_name,
+            self.city,
+            self.postal_code,
+            self.time_zone,
+        ]
+    }
+}
+
 impl<S> CityFieldsOf<S> {
     /// The same fields with every string converted by `convert`; `None` if any conversion
     /// fails.
