@@ -63,6 +63,25 @@ SELECT language, a.row->>'city' AS city FROM answers AS a
 WHERE a.ip = '81.2.69.160' AND a.predecoded ORDER BY language;
 -- One file per language the database lists; none for the others.
 SELECT * FROM decoded_files(:'copy_hash');
+-- A role with no privilege beyond PUBLIC's, trying languages the database does not list:
+-- answers, and no file.
+CREATE ROLE predecoded_nobody;
+SET ROLE predecoded_nobody;
+CREATE TEMP TABLE nobody_answers (language text, city text);
+DO $$
+DECLARE
+    lang text;
+BEGIN
+    FOREACH lang IN ARRAY ARRAY['xx', 'yy-1', 'ko', 'a-very-long-code'] LOOP
+        PERFORM set_config('ip_inventory.language', lang, false);
+        INSERT INTO nobody_answers SELECT lang, e.city FROM enrich_ip('81.2.69.160') AS e;
+    END LOOP;
+END $$;
+SELECT * FROM nobody_answers;
+RESET ROLE;
+RESET ip_inventory.language;
+SELECT * FROM decoded_files(:'copy_hash');
+DROP ROLE predecoded_nobody;
 
 -- ip_country reads the country code from them too (the same in every language's file).
 CREATE TEMP TABLE countries AS SELECT ip, ip_country(ip) AS predecoded FROM probes;
