@@ -80,6 +80,18 @@ fn main() {
             .flatten()
             .is_some()
     });
+    // ip_country's path: the country map, else the walk and the slot.
+    let (country_map, _) = time(&mut |ip| match city.country_v4(ip) {
+        Some((code, _)) => code.is_some(),
+        None => {
+            let hit = city.lookup(ip).unwrap().unwrap();
+            city.country_code(&hit).unwrap().is_some()
+        }
+    });
+    let mapped = ips
+        .iter()
+        .filter(|&&ip| city.country_v4(ip).is_some())
+        .count();
     let (city_predecoded, _) = time(&mut |ip| {
         let hit = city.lookup(ip).unwrap().unwrap();
         let f = city.city_fields_cached(&hit, "en", &mut cache).unwrap();
@@ -110,7 +122,9 @@ fn main() {
          \"walk_asn\": {walk_asn:.1}, \"country_code\": {country:.1}, \
          \"city_fields\": {city_fields:.1}, \"city_fields_cached\": {city_cached:.1}, \
          \"city_fields_predecoded\": {city_predecoded:.1}, \
-         \"country_code_predecoded\": {country_predecoded:.1}, \"asn_fields\": {asn_fields:.1}}}, \
+         \"country_code_predecoded\": {country_predecoded:.1}, \
+         \"country_code_map\": {country_map:.1}, \"asn_fields\": {asn_fields:.1}}}, \
+         \"answered_by_country_map\": {mapped}, \
          \"predecoded_bytes\": {}, \"predecoded_build_ms\": {build_ms}}}",
         uses.len(),
         share(1024),

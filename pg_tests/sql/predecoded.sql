@@ -91,6 +91,28 @@ SELECT count(*) AS probes, count(c.predecoded) AS with_country,
 FROM countries AS c;
 RESET ip_inventory.predecoded_city;
 
+-- ip_country answers IPv4 addresses from the file's country map, without walking the tree:
+-- with the map doctored to say that 81.2.0.0/16 holds no record, a new session answers NULL
+-- there (IPv4-mapped form too), and still GB in another /16; with the setting off, the lookup
+-- answers GB. The doctored file is then removed, and built again by the next session.
+SELECT format('%s/ip_inventory/%s.city-en.decoded', current_setting('data_directory'), :'copy_hash') AS decoded_en \gset
+\! cp doctor_country_map.py "$IPI_SCRATCH/"
+SELECT format('COPY (SELECT 1) TO PROGRAM %L',
+              format('python3 %s/doctor_country_map.py %s 81.2.69.160', :'scratch', :'decoded_en'))
+    AS doctor \gset
+:doctor;
+\c
+SELECT ip_country('81.2.69.160') AS doctored, ip_country('::ffff:81.2.69.160') AS doctored_mapped,
+       ip_country('2.125.160.216') AS other_16;
+SET ip_inventory.predecoded_city = off;
+SELECT ip_country('81.2.69.160') AS looked_up;
+RESET ip_inventory.predecoded_city;
+SELECT format('COPY (SELECT 1) TO PROGRAM %L', format('rm %s', :'decoded_en')) AS remove_doctored \gset
+:remove_doctored;
+\c
+SELECT ip_country('81.2.69.160') AS rebuilt;
+SELECT * FROM decoded_files(:'copy_hash');
+
 -- With the setting off nothing is built: another City database, looked up with it off,
 -- gets its file once the setting is on.
 SELECT encode(sha256(pg_read_binary_file(:'city2')), 'hex') AS copy2_hash \gset

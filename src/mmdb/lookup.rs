@@ -91,11 +91,24 @@ fn ip_country(ip: InetArg) -> Option<TextDatum> {
     if !is_public(ip) {
         return None;
     }
-    read_hit(
-        ip,
-        |r| Ok(&mut r.city),
-        |db, hit| Ok(db.country_code(hit)?.map(TextDatum::new)),
-    )
+    // IPv4 addresses are answered by the pre-decoded records' country map when there is
+    // one, without walking the tree.
+    readers::with(|r| {
+        r.with_store(|r, store| {
+            r.city.lookup_or(
+                store,
+                ip.addr,
+                |db| {
+                    db.country_v4(ip.addr)
+                        .map(|(code, found)| (code.map(TextDatum::new), found))
+                },
+                |db, hit| match hit {
+                    Some(hit) => Ok((db.country_code(hit)?.map(TextDatum::new), hit.has_data())),
+                    None => Ok((None, false)),
+                },
+            )
+        })
+    })
     .unwrap_or_else(|e| errors::raise(e))
 }
 

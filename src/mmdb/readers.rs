@@ -114,6 +114,19 @@ impl Slot {
         ip: IpAddr,
         read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
     ) -> Result<R, errors::Boxed> {
+        self.lookup_or(store, ip, |_| None, read)
+    }
+
+    /// [`Slot::lookup`], answered by `quick` when it can (value, whether the database has a
+    /// record) without a walk of the tree: counted as a lookup all the same.
+    #[inline]
+    pub fn lookup_or<R>(
+        &mut self,
+        store: &Store,
+        ip: IpAddr,
+        quick: impl FnOnce(&Database) -> Option<(R, bool)>,
+        read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
+    ) -> Result<R, errors::Boxed> {
         let family = self.slot().family();
         let probe = Probe::start(family);
         if let Err(e) = self.ensure_open(store) {
@@ -126,6 +139,10 @@ impl Slot {
             return Err(Box::new(e));
         }
         let db = self.reader.database().expect("opened");
+        if let Some((value, found)) = quick(db) {
+            probe.finish(found);
+            return Ok(value);
+        }
         let hit = db.lookup(ip).map_err(|e| self.lookup_error(&e))?;
         let (value, found) = read(db, hit.as_ref()).map_err(|e| self.lookup_error(&e))?;
         probe.finish(found);

@@ -19,7 +19,8 @@
 //!
 //! Layout (little-endian):
 //! - header, [`HEADER`] bytes: magic, version, table slots (a power of two), records, string
-//!   pool length, the copy's SHA-256, the language (length and up to [`MAX_LANGUAGE`] bytes);
+//!   pool length, IPv4 ranges ([`NO_V4_MAP`]: no map), the copy's SHA-256, the language
+//!   (length and up to [`MAX_LANGUAGE`] bytes);
 //! - the table: per slot ([`SLOT`] bytes) the record's data-section offset plus one (0:
 //!   empty), its entry's number and the place of its country code in the pool ([`NO_STRING`]:
 //!   none), all `u32`; open addressing, at most half full. `ip_country` reads the slot alone;
@@ -28,7 +29,15 @@
 //!   (`u32`);
 //! - the pool: each distinct string once, as its length (`u16`) and its bytes (15 MB for
 //!   GeoLite2 City, mostly city names and postal codes). The strings many records share
-//!   (countries, regions, time zones) stay in the CPU's cache.
+//!   (countries, regions, time zones) stay in the CPU's cache;
+//! - the IPv4 country map, `ip_country`'s answer without walking the tree: per /16
+//!   ([`V4_TOP`] entries of [`V4_TOP_ENTRY`] bytes) either its one answer, or where its ranges
+//!   start and how many there are; then each range's first address within its /16 (`u16`),
+//!   then each range's answer (`u32`: a country code's place, [`NO_STRING`], [`NO_DATA`] or
+//!   [`LOOK_UP`]). Adjacent networks with the same answer are one range: GeoLite2 City's
+//!   IPv4 tree has millions of networks and far fewer country changes, so the map stays a few
+//!   MB that the CPU's cache holds, where the walk reads one random place of a 26 MB tree per
+//!   level.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -38,13 +47,17 @@ use std::path::Path;
 use maxminddb::{Mmap, WithinOptions};
 
 use super::record::CityFieldsOf;
+use super::walk::Walked;
 use super::{CityFields, Database, DbError, ErrorKind, Hit};
 
 const MAGIC: &[u8; 8] = b"IPIDECOD";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Longest language code kept (GeoLite2's are at most 5 bytes: `pt-BR`).
 pub const MAX_LANGUAGE: usize = 32;
-const HEADER: usize = 8 + 4 + 4 + 4 + 4 + 32 + 4 + MAX_LANGUAGE;
+const HEADER: usize = 8 + 4 + 4 + 4 + 4 + 4 + 32 + 4 + MAX_LANGUAGE;
+/// Where the header's fields are.
+const AT_HASH: usize = 28;
+const AT_LANGUAGE: usize = AT_HASH + 32;
 /// One slot of the table: key, entry number, country code's place.
 const SLOT: usize = 12;
 /// The strings of an entry, in [`CityFieldsOf::strings`] order.
@@ -54,6 +67,15 @@ const ENTRY: usize = 64;
 const _: () = assert!(4 + 2 + 2 + 8 + 8 + 4 * STRINGS <= ENTRY);
 /// The place of a string the record does not have.
 const NO_STRING: u32 = u32::MAX;
+/// IPv4 country map answers beside the pool places: no record, and "look it up" (the walk
+/// would decline, or a record with no entry).
+const NO_DATA: u32 = u32::MAX - 1;
+const LOOK_UP: u32 = u32::MAX - 2;
+/// The header's count of IPv4 ranges when the file has no IPv4 country map.
+const NO_V4_MAP: u32 = u32::MAX;
+/// The IPv4 country map's first level: one entry per /16 (answer or first range, count).
+const V4_TOP: usize = 1 << 16;
+const V4_TOP_ENTRY: usize = 8;
 // Presence bits past the strings' (bit i: string i present).
 const LATITUDE: u32 = 1 << 9;
 const LONGITUDE: u32 = 1 << 10;
@@ -72,6 +94,16 @@ pub struct DecodedCity {
     entries: usize,
     records: usize,
     pool: usize,
+    v4: Option<V4Map>,
+}
+
+/// Where the IPv4 country map's parts start in the file.
+#[derive(Clone, Copy)]
+struct V4Map {
+    top: usize,
+    lows: usize,
+    answers: usize,
+    ranges: usize,
 }
 
 impl std::fmt::Debug for DecodedCity {
@@ -119,6 +151,74 @@ fn flag(bits: &mut u32, shift: u32, v: Option<bool>) {
     }
 }
 
+/// The IPv4 country map's three parts, as written.
+struct V4Parts {
+    top: Vec<u8>,
+    lows: Vec<u8>,
+    answers: Vec<u8>,
+}
+
+/// The IPv4 country map of `db`, whose records are `keys` (offset plus one, country code's
+/// place). `None` when our walk cannot list the IPv4 tree (the crate then walks every IPv4
+/// address, and so does `ip_country`).
+fn v4_map(db: &Database, keys: &[(u32, u32)]) -> Option<V4Parts> {
+    let country: HashMap<u32, u32> = keys.iter().copied().collect();
+    let cap = usize::try_from(db.metadata().node_count)
+        .ok()?
+        .saturating_mul(2)
+        .saturating_add(V4_TOP);
+    // Over the whole IPv4 space, in order: where each answer starts.
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    db.v4_leaves(cap, |start, _prefix, walked| {
+        let answer = match walked {
+            None => LOOK_UP,
+            Some(Walked { offset: None, .. }) => NO_DATA,
+            Some(Walked {
+                offset: Some(offset),
+                ..
+            }) => u32::try_from(offset)
+                .ok()
+                .and_then(|o| o.checked_add(1))
+                .and_then(|key| country.get(&key).copied())
+                .unwrap_or(LOOK_UP),
+        };
+        if ranges.last().is_none_or(|&(_, a)| a != answer) {
+            ranges.push((start, answer));
+        }
+    })?;
+    let mut parts = V4Parts {
+        top: Vec::with_capacity(V4_TOP * V4_TOP_ENTRY),
+        lows: Vec::new(),
+        answers: Vec::new(),
+    };
+    let mut k = 0;
+    for i in 0..V4_TOP as u32 {
+        let (lo, hi) = (i << 16, i << 16 | 0xffff);
+        // ranges[k] holds the /16's first address; ranges[k..j] meet the /16.
+        while k + 1 < ranges.len() && ranges[k + 1].0 <= lo {
+            k += 1;
+        }
+        let mut j = k + 1;
+        while j < ranges.len() && ranges[j].0 <= hi {
+            j += 1;
+        }
+        if j - k == 1 {
+            parts.top.extend_from_slice(&ranges[k].1.to_le_bytes());
+            parts.top.extend_from_slice(&1u32.to_le_bytes());
+            continue;
+        }
+        let first = u32::try_from(parts.answers.len() / 4).ok()?;
+        parts.top.extend_from_slice(&first.to_le_bytes());
+        parts.top.extend_from_slice(&((j - k) as u32).to_le_bytes());
+        for (n, &(start, answer)) in ranges[k..j].iter().enumerate() {
+            let low = if n == 0 { 0 } else { start as u16 };
+            parts.lows.extend_from_slice(&low.to_le_bytes());
+            parts.answers.extend_from_slice(&answer.to_le_bytes());
+        }
+    }
+    (parts.answers.len() / 4 < NO_V4_MAP as usize).then_some(parts)
+}
+
 fn flag_of(bits: u32, shift: u32) -> Option<bool> {
     (bits & (1 << shift) != 0).then_some(bits & (1 << (shift + 1)) != 0)
 }
@@ -145,7 +245,7 @@ impl<'a> Pool<'a> {
         }
         let p = u32::try_from(self.bytes.len())
             .ok()
-            .filter(|&p| p != NO_STRING)?;
+            .filter(|&p| p < LOOK_UP)?;
         self.bytes
             .extend_from_slice(&u16::try_from(s.len()).ok()?.to_le_bytes());
         self.bytes.extend_from_slice(s.as_bytes());
@@ -296,12 +396,17 @@ impl DecodedCity {
             }
             table[i] = (key, number as u32, country);
         }
+        let v4 = v4_map(db, &keys);
+        let ranges = v4
+            .as_ref()
+            .map_or(NO_V4_MAP, |m| (m.answers.len() / 4) as u32);
         let mut out = Vec::with_capacity(HEADER + slots * SLOT + entries.len() + pool.bytes.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         for n in [slots, keys.len(), pool.bytes.len()] {
             out.extend_from_slice(&(n as u32).to_le_bytes());
         }
+        out.extend_from_slice(&ranges.to_le_bytes());
         out.extend_from_slice(copy_hash);
         out.extend_from_slice(&(language.len() as u32).to_le_bytes());
         out.extend_from_slice(language.as_bytes());
@@ -313,6 +418,14 @@ impl DecodedCity {
         }
         out.extend_from_slice(&entries);
         out.extend_from_slice(&pool.bytes);
+        if let Some(m) = v4 {
+            out.extend_from_slice(&m.top);
+            out.extend_from_slice(&m.lows);
+            out.extend_from_slice(&m.answers);
+        }
+        if out.len() as u64 > max_bytes {
+            return Ok(None);
+        }
         Ok(Some(out))
     }
 
@@ -334,10 +447,12 @@ impl DecodedCity {
         let slots = u32_at(b, 12)? as usize;
         let records = u32_at(b, 16)? as usize;
         let pool_len = u32_at(b, 20)? as usize;
-        let language_len = u32_at(b, 56)? as usize;
-        if b.get(24..56)? != copy_hash
+        let ranges = u32_at(b, 24)?;
+        let language_len = u32_at(b, AT_LANGUAGE)? as usize;
+        let language_at = AT_LANGUAGE + 4;
+        if b.get(AT_HASH..AT_LANGUAGE)? != copy_hash
             || language_len > MAX_LANGUAGE
-            || b.get(60..60 + language_len)? != language.as_bytes()
+            || b.get(language_at..language_at + language_len)? != language.as_bytes()
             || !slots.is_power_of_two()
         {
             return None;
@@ -345,7 +460,22 @@ impl DecodedCity {
         let table = HEADER;
         let entries = table.checked_add(slots.checked_mul(SLOT)?)?;
         let pool = entries.checked_add(records.checked_mul(ENTRY)?)?;
-        if pool.checked_add(pool_len)? != b.len() {
+        let end = pool.checked_add(pool_len)?;
+        let (v4, end) = if ranges == NO_V4_MAP {
+            (None, end)
+        } else {
+            let ranges = ranges as usize;
+            let lows = end.checked_add(V4_TOP * V4_TOP_ENTRY)?;
+            let answers = lows.checked_add(ranges.checked_mul(2)?)?;
+            let map = V4Map {
+                top: end,
+                lows,
+                answers,
+                ranges,
+            };
+            (Some(map), answers.checked_add(ranges.checked_mul(4)?)?)
+        };
+        if end != b.len() {
             return None;
         }
         Some(DecodedCity {
@@ -355,6 +485,7 @@ impl DecodedCity {
             entries,
             records,
             pool,
+            v4,
             map,
         })
     }
@@ -380,6 +511,45 @@ impl DecodedCity {
         match u32_at(&self.map, at + 8)? {
             NO_STRING => Some(None),
             place => self.pooled(place as usize).map(Some),
+        }
+    }
+
+    /// `ip_country`'s answer for an IPv4 address from the country map, without walking the
+    /// tree: `(country code, whether the database has a record)`. `None` when the file has
+    /// no map, the map says to look the address up, or its bytes cannot be read.
+    #[inline]
+    pub fn country_v4(&self, ip: u32) -> Option<(Option<&str>, bool)> {
+        let m = self.v4?;
+        let b: &[u8] = &self.map;
+        let at = m.top + (ip >> 16) as usize * V4_TOP_ENTRY;
+        let first = u32_at(b, at)?;
+        let count = u32_at(b, at + 4)? as usize;
+        let answer = if count == 1 {
+            first
+        } else {
+            let first = first as usize;
+            if count > m.ranges || first > m.ranges - count {
+                return None;
+            }
+            let lows = b.get(m.lows + 2 * first..m.lows + 2 * (first + count))?;
+            // The ranges of this /16 whose first address is at or below the address's.
+            let low = ip as u16;
+            let (mut lo, mut hi) = (0, count);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if u16::from_le_bytes([lows[2 * mid], lows[2 * mid + 1]]) <= low {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            u32_at(b, m.answers + 4 * (first + lo.checked_sub(1)?))?
+        };
+        match answer {
+            LOOK_UP => None,
+            NO_DATA => Some((None, false)),
+            NO_STRING => Some((None, true)),
+            place => Some((Some(self.pooled(place as usize)?), true)),
         }
     }
 
@@ -590,11 +760,24 @@ mod tests {
             .map(|i| i.unwrap().offset().unwrap())
             .collect();
         let expected: Vec<_> = offsets.iter().map(|&o| good.get(o)).collect();
+        // IPv4 addresses for the country map: every network's first, and spread ones.
+        let mut ips: Vec<u32> = db
+            .reader
+            .networks(WithinOptions::default())
+            .unwrap()
+            .filter_map(|i| match i.unwrap().network().unwrap().ip() {
+                IpAddr::V4(v4) => Some(u32::from(v4)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        ips.extend((0..4096u32).map(|i| i.wrapping_mul(0x9E37_79B9)));
+        let countries: Vec<_> = ips.iter().map(|&ip| good.country_v4(ip)).collect();
+        assert!(countries.iter().all(Option::is_some));
         let [file] = &decoded_files(&store)[..] else {
             panic!("one file expected");
         };
         let bytes = fs::read(file).unwrap();
-        let hash: [u8; 32] = bytes[24..56].try_into().unwrap();
+        let hash: [u8; 32] = bytes[AT_HASH..AT_LANGUAGE].try_into().unwrap();
         let damaged = file.with_extension("damaged");
 
         // Truncated, or for another copy or language: not opened, so built again.
@@ -611,15 +794,27 @@ mod tests {
             offsets.iter().map(|&o| again.get(o)).collect::<Vec<_>>(),
             expected
         );
+        assert_eq!(
+            ips.iter()
+                .map(|&ip| again.country_v4(ip))
+                .collect::<Vec<_>>(),
+            countries
+        );
 
-        // Any byte of the table or the arena changed: an answer or None, never a panic.
+        // Any byte of the table, the arena or the country map changed: an answer or None,
+        // never a panic. Half the changes in the map, which is most of this small file.
+        let map = good.v4.unwrap().top;
         let mut state = 0x2545_F491_4F6C_DD1Du64;
-        for _ in 0..2_000 {
+        for _ in 0..4_000 {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             let mut b = bytes.clone();
-            let at = HEADER + (state as usize >> 8) % (b.len() - HEADER);
+            let at = if state & 0x200 != 0 {
+                HEADER + (state as usize >> 10) % (map - HEADER)
+            } else {
+                map + (state as usize >> 10) % (b.len() - map)
+            };
             b[at] = state as u8;
             if state & 0x100 != 0 {
                 // And a neighbour, to break lengths and positions more than one byte at a time.
@@ -632,7 +827,63 @@ mod tests {
                 let _ = d.get(o);
                 let _ = d.country_code(o);
             }
+            for &ip in &ips {
+                let _ = d.country_v4(ip);
+            }
         }
+    }
+
+    #[test]
+    fn the_country_map_says_to_look_up_what_it_does_not_know() {
+        let (_dir, store, db) = copy_of("GeoIP2-City-Test.mmdb");
+        let d = ready(&store, &db, "en");
+        let london = u32::from(Ipv4Addr::new(81, 2, 69, 160));
+        assert_eq!(d.country_v4(london), Some((Some("GB"), true)));
+        // Space with no network: no record, found nowhere.
+        assert_eq!(
+            d.country_v4(u32::from(Ipv4Addr::new(1, 1, 1, 1))),
+            Some((None, false))
+        );
+        let [file] = &decoded_files(&store)[..] else {
+            panic!("one file expected");
+        };
+        let bytes = fs::read(file).unwrap();
+        let top = d.v4.unwrap().top + (london >> 16) as usize * V4_TOP_ENTRY;
+        let doctored = file.with_extension("doctored");
+        let hash: [u8; 32] = bytes[AT_HASH..AT_LANGUAGE].try_into().unwrap();
+        let with_top = |answer: u32, count: u32| {
+            let mut b = bytes.clone();
+            b[top..top + 4].copy_from_slice(&answer.to_le_bytes());
+            b[top + 4..top + 8].copy_from_slice(&count.to_le_bytes());
+            let _ = fs::remove_file(&doctored);
+            fs::write(&doctored, &b).unwrap();
+            DecodedCity::open(&doctored, &hash, "en").unwrap()
+        };
+        // The /16 said to be looked up, or ranges past the map's end, or none: looked up.
+        assert_eq!(with_top(LOOK_UP, 1).country_v4(london), None);
+        assert_eq!(with_top(u32::MAX - 3, 2).country_v4(london), None);
+        assert_eq!(with_top(0, 0).country_v4(london), None);
+        assert_eq!(with_top(0, u32::MAX).country_v4(london), None);
+        assert_eq!(with_top(NO_DATA, 1).country_v4(london), Some((None, false)));
+        // A file without the map answers nothing from it.
+        let mut b = bytes[..d.v4.unwrap().top].to_vec();
+        b[24..28].copy_from_slice(&NO_V4_MAP.to_le_bytes());
+        let _ = fs::remove_file(&doctored);
+        fs::write(&doctored, &b).unwrap();
+        let none = DecodedCity::open(&doctored, &hash, "en").unwrap();
+        assert_eq!(none.country_v4(london), None);
+        assert_eq!(
+            none.get(d_offset(&db, london)),
+            d.get(d_offset(&db, london))
+        );
+    }
+
+    fn d_offset(db: &Database, ip: u32) -> usize {
+        db.lookup(IpAddr::V4(ip.into()))
+            .unwrap()
+            .unwrap()
+            .record_offset()
+            .unwrap()
     }
 
     #[test]
@@ -719,6 +970,22 @@ mod tests {
             let file = dir.path().join(format!("{language}.decoded"));
             fs::write(&file, &bytes).unwrap();
             let d = DecodedCity::open(&file, &[7; 32], language).unwrap();
+            // ip_country's map: both ends of every IPv4 network, as the lookup answers.
+            let mut ends = 0;
+            for item in db.reader.networks(WithinOptions::default()).unwrap() {
+                let net = item.unwrap().network().unwrap();
+                let IpAddr::V4(first) = net.ip() else {
+                    continue;
+                };
+                let first = u32::from(first);
+                let last = first | u32::MAX.checked_shr(net.prefix().into()).unwrap_or(0);
+                for ip in [first, last] {
+                    let hit = db.lookup(IpAddr::V4(ip.into())).unwrap().unwrap();
+                    let expected = (db.country_code(&hit).unwrap(), hit.has_data());
+                    assert_eq!(d.country_v4(ip), Some(expected), "{ip}");
+                    ends += 1;
+                }
+            }
             let mut seen = HashSet::new();
             for item in db.reader.networks(WithinOptions::default()).unwrap() {
                 let hit = Hit::from_result(&db, IpAddr::V4(Ipv4Addr::UNSPECIFIED), item.unwrap());
@@ -732,7 +999,7 @@ mod tests {
                 }
             }
             eprintln!(
-                "{language}: {} records agreed; built in {built:?}, {} bytes",
+                "{language}: {} records and {ends} IPv4 network ends agreed; built in {built:?}, {} bytes",
                 seen.len(),
                 bytes.len()
             );

@@ -633,6 +633,16 @@ impl Database {
     /// Our walk of the tree for a canonical address; `None`: the crate's lookup answers.
     #[inline]
     fn walk(&self, ip: IpAddr) -> Option<walk::Walked> {
+        let (tree, bytes) = self.tree()?;
+        match ip {
+            IpAddr::V4(v4) => tree.walk_v4(bytes, u32::from(v4)),
+            IpAddr::V6(v6) => tree.walk_v6(bytes, u128::from(v6)),
+        }
+    }
+
+    /// Our walk's tree (built on first use) and the bytes it reads; `None`: the crate walks.
+    #[inline]
+    fn tree(&self) -> Option<(&walk::Tree, &[u8])> {
         let bytes: &[u8] = self.map.as_ref();
         let tree = self
             .tree
@@ -641,10 +651,7 @@ impl Database {
                 walk::Tree::build(bytes, m.node_count, m.record_size, m.ip_version)
             })
             .as_ref()?;
-        match ip {
-            IpAddr::V4(v4) => tree.walk_v4(bytes, u32::from(v4)),
-            IpAddr::V6(v6) => tree.walk_v6(bytes, u128::from(v6)),
-        }
+        Some((tree, bytes))
     }
 
     /// The City/Country fields of a hit, names in `language` (falling back to English).
@@ -750,6 +757,23 @@ impl Database {
             Ok(None) => Ok(AsnFields::default()),
             Err(e) => Err(DbError::from_mmdb(&self.path, e)),
         }
+    }
+
+    /// `ip_country`'s answer for an IPv4 address without walking the tree: from the
+    /// pre-decoded records' country map ([`decoded::DecodedCity::country_v4`]), as
+    /// `(country code, whether the database has a record)`. `None`: look it up.
+    #[inline]
+    pub fn country_v4(&self, ip: IpAddr) -> Option<(Option<&str>, bool)> {
+        match crate::classify::canonical(ip) {
+            IpAddr::V4(v4) => self.decoded.as_ref()?.country_v4(u32::from(v4)),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// The leaves of the IPv4 tree as our walk answers them ([`walk::Tree::v4_leaves`]).
+    fn v4_leaves(&self, cap: usize, leaf: impl FnMut(u32, u8, Option<walk::Walked>)) -> Option<()> {
+        let (tree, bytes) = self.tree()?;
+        tree.v4_leaves(bytes, cap, leaf)
     }
 
     /// `country.iso_code` alone (the `ip_country` hot path): from the pre-decoded records,

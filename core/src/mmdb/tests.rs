@@ -1236,6 +1236,90 @@ fn walk_falls_back_on_pointers_the_crate_refuses() {
     }
 }
 
+/// The IPv4 country map of `db` in `dir`, or `None` when its records cannot be pre-decoded.
+fn country_map(db: &Database, dir: &Path) -> Option<decoded::DecodedCity> {
+    let bytes = decoded::DecodedCity::build(db, "en", &[1; 32], &testdata::never).ok()??;
+    let file = dir.join("map.decoded");
+    let _ = std::fs::remove_file(&file);
+    std::fs::write(&file, &bytes).unwrap();
+    Some(decoded::DecodedCity::open(&file, &[1; 32], "en").expect("just written"))
+}
+
+/// Checks that `ip_country`'s map answers what a lookup and its country code answer, on the
+/// walk's probes; how many of the IPv4 probes it answered, and how many there were.
+fn check_country_map(db: &Database, d: &decoded::DecodedCity) -> (usize, usize) {
+    let (mut answered, mut probes) = (0, 0);
+    for ip in walk_probes(db, 200_000) {
+        let IpAddr::V4(v4) = crate::classify::canonical(ip) else {
+            continue;
+        };
+        probes += 1;
+        let Some((code, found)) = d.country_v4(u32::from(v4)) else {
+            continue;
+        };
+        answered += 1;
+        let name = db.path.display();
+        let hit = db
+            .lookup(ip)
+            .unwrap_or_else(|e| panic!("{name}: {ip}: the map answered, the lookup failed: {e}"))
+            .expect("an IPv4 address");
+        assert_eq!(hit.has_data(), found, "{name}: {ip}: found");
+        assert_eq!(db.country_code(&hit).unwrap(), code, "{name}: {ip}: code");
+    }
+    (answered, probes)
+}
+
+#[test]
+fn the_ipv4_country_map_agrees_with_the_lookup_on_every_test_database() {
+    let mut files = Vec::new();
+    mmdb_files(&fixture("test-data"), &mut files);
+    mmdb_files(&fixture("../vendors"), &mut files);
+    let dir = tempfile::tempdir().unwrap();
+    let mut mapped = 0;
+    for path in &files {
+        let Some(db) = unchecked(path) else { continue };
+        let Some(d) = country_map(&db, dir.path()) else {
+            continue;
+        };
+        let (answered, probes) = check_country_map(&db, &d);
+        let name = path.file_name().unwrap().to_string_lossy();
+        // Every well-formed database with an IPv4 tree answers every IPv4 address from the
+        // map (IPv6 trees without an IPv4 subtree have no map).
+        if name.starts_with("MaxMind-DB-test-ipv4")
+            || name.starts_with("MaxMind-DB-test-mixed")
+            || name.starts_with("GeoIP2-City-Test.")
+            || name.starts_with("GeoLite2-City-Test.")
+            || name.starts_with("dbip-city")
+        {
+            assert_eq!(answered, probes, "{name}");
+            assert!(probes > 3 << 16, "{name}");
+            mapped += 1;
+        }
+    }
+    assert!(mapped >= 9, "{mapped}");
+}
+
+#[test]
+fn the_ipv4_country_map_agrees_or_declines_on_every_corrupt_database() {
+    let mut files = Vec::new();
+    mmdb_files(&fixture("bad-data"), &mut files);
+    for rel in [
+        "test-data/MaxMind-DB-test-broken-pointers-24.mmdb",
+        "test-data/MaxMind-DB-test-broken-search-tree-24.mmdb",
+        "test-data/GeoIP2-City-Test-Invalid-Node-Count.mmdb",
+    ] {
+        files.push(fixture(rel));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for path in &files {
+        if let Some(db) = unchecked(path) {
+            if let Some(d) = country_map(&db, dir.path()) {
+                check_country_map(&db, &d);
+            }
+        }
+    }
+}
+
 #[test]
 fn full_verification_names_tree_records_into_the_separator_or_past_the_data() {
     // Every value a tree record can take past the node count: the empty marker, the 15

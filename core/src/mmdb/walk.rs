@@ -167,6 +167,47 @@ impl Tree {
         self.resolve(node, prefix)
     }
 
+    /// Every leaf of the IPv4 tree in address order: its first address, its prefix length,
+    /// and what [`Tree::walk_v4`] answers for each address under it (`None`: the crate's
+    /// lookup). The leaves cover the IPv4 space exactly. `None` when IPv4 lookups take the
+    /// crate's walk anyway (no table), or past `cap` leaves: a real tree has one leaf per
+    /// network, a hostile one can share nodes to reach 2^32.
+    pub(super) fn v4_leaves(
+        &self,
+        bytes: &[u8],
+        cap: usize,
+        mut leaf: impl FnMut(u32, u8, Option<Walked>),
+    ) -> Option<()> {
+        self.v4.as_ref()?;
+        let start = self.v4_start(bytes)?;
+        // Depth-first, left before right: (node, bits followed, those bits as a number).
+        let mut stack = vec![(start, 0usize, 0u64)];
+        let mut leaves = 0usize;
+        while let Some((n, d, prefix)) = stack.pop() {
+            let children = if d == 32 || n >= self.node_count {
+                None
+            } else {
+                Some((self.read(bytes, n, 0), self.read(bytes, n, 1)))
+            };
+            match children {
+                Some((Some(left), Some(right))) => {
+                    stack.push((right, d + 1, prefix << 1 | 1));
+                    stack.push((left, d + 1, prefix << 1));
+                }
+                _ => {
+                    leaves += 1;
+                    if leaves > cap {
+                        return None;
+                    }
+                    // A node whose bytes cannot be read makes the walk decline below it.
+                    let walked = children.is_none().then(|| self.resolve(n, d)).flatten();
+                    leaf((prefix << (32 - d)) as u32, d as u8, walked);
+                }
+            }
+        }
+        Some(())
+    }
+
     /// Walks an IPv6 address from the root (IPv6 databases only); `None`: take the crate's
     /// lookup.
     #[inline]
