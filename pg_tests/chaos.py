@@ -265,7 +265,8 @@ FROM (SELECT try(format('SELECT mmdb_lookup(%L, %L)', '{src}', ip)) AS r FROM (V
 def damaged_predecoded():
     """The pre-decoded City records in the store damaged between sessions (as only the server's
     own account could): a file whose header does not check out is built again, one whose
-    entries were changed answers or falls back, never a crash or an internal error."""
+    entries or IPv4 country map were changed answers or falls back, never a crash or an
+    internal error. enrich_ip reads the entries, ip_country the map."""
     part = "corrupt"
     if os.getuid() not in (0, os.stat(DATA).st_uid):
         log("pre-decoded: skipped, the data directory is neither ours nor are we root")
@@ -274,8 +275,9 @@ def damaged_predecoded():
     psql("SELECT maxmind_reload();")
     digest = hashlib.sha256(open(CITY_A, "rb").read()).hexdigest()
     path = os.path.join(DATA, "ip_inventory", f"{digest}.city-en.decoded")
-    query = ("SELECT md5(string_agg(to_jsonb(e)::text, ',' ORDER BY g)) "
-             "FROM generate_series(1, 3000) g, enrich_ip('1.0.0.0'::inet + g::bigint * 1000003) e")
+    query = ("SELECT md5(string_agg(to_jsonb(e)::text || coalesce(ip_country(a.ip), '-'), ',' ORDER BY a.g)) "
+             "FROM (SELECT g, '1.0.0.0'::inet + g::bigint * 1000003 AS ip FROM generate_series(1, 3000) g) a, "
+             "enrich_ip(a.ip) e")
     one(query)  # builds the file if no session did yet
     case(part, os.path.isfile(path), f"pre-decoded: the City records are in {os.path.basename(path)}")
     good = one(f"SET ip_inventory.predecoded_city = off; {query}")
@@ -284,7 +286,7 @@ def damaged_predecoded():
     variants = [("truncated to half", intact[:len(intact) // 2], True),
                 ("empty", b"", True),
                 ("random bytes", RNG.randbytes(len(intact)), True),
-                ("another copy's header", intact[:24] + bytes(32) + intact[56:], True)]
+                ("another copy's header", intact[:28] + bytes(32) + intact[60:], True)]
     for i in range(6):
         b = bytearray(intact)
         for _ in range(RNG.randrange(1, 200)):
@@ -298,7 +300,7 @@ def damaged_predecoded():
         out = psql(f"SELECT 'answers=' || try($${query}$$); {query}", check=False)
         case(part, out[0] == 0, f"pre-decoded, {label}: the session survived ({out[2][:200]})")
         lines = out[1].split("\n") if out[0] == 0 else ["", ""]
-        case(part, lines[0] == "answers=ok", f"pre-decoded, {label}: enrich_ip answers, got {lines[0]!r}")
+        case(part, lines[0] == "answers=ok", f"pre-decoded, {label}: enrich_ip and ip_country answer, got {lines[0]!r}")
         if rebuilt:
             case(part, lines[-1] == good, f"pre-decoded, {label}: built again, the same answers")
             case(part, open(path, "rb").read() == intact, f"pre-decoded, {label}: the file was built again")
