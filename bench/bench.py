@@ -694,7 +694,8 @@ def report(r):
              f"{core['city_fields']} ns, the same through the record cache {core['city_fields_cached']} ns "
              f"(hit rate {r['core_alone']['city_cache_hit_rate']:.0%}), from the pre-decoded records "
              f"{core.get('city_fields_predecoded', '–')} ns (walk + the country code from them "
-             f"{core.get('country_code_predecoded', '–')} ns; built in {r['core_alone'].get('predecoded_build_ms', '–')} ms, "
+             f"{core.get('country_code_predecoded', '–')} ns, `ip_country`'s IPv4 country map "
+             f"{core.get('country_code_map', '–')} ns; built in {r['core_alone'].get('predecoded_build_ms', '–')} ms, "
              f"{r['core_alone'].get('predecoded_bytes', 0) / 1e6:.0f} MB), ASN walk + decode {core['asn_fields']} ns. "
              f"{r['core_alone']['distinct_city_records']:,} distinct City records answer these addresses; the 1 024 "
              f"most used answer {r['core_alone']['share_of_top_1024_records']:.0%} of them.")
