@@ -25,7 +25,8 @@
 //!   (length and up to [`MAX_LANGUAGE`] bytes);
 //! - the table: per slot ([`SLOT`] bytes) the record's data-section offset plus one (0:
 //!   empty), its entry's number and the place of its country code in the pool ([`NO_STRING`]:
-//!   none), all `u32`; open addressing, at most half full. `ip_country` reads the slot alone;
+//!   none), all `u32`; open addressing, at most half full. `ip_country` reads the slot alone
+//!   for IPv6 addresses;
 //! - the entries, [`ENTRY`] bytes each (one cache line): presence bits (`u32`), accuracy radius
 //!   (`u16`), latitude and longitude (`f64`), and per string ([`STRINGS`]) its place in the pool
 //!   (`u32`);
