@@ -47,8 +47,19 @@ fn read_hit<T>(
     slot: impl FnOnce(&mut readers::Readers) -> Result<&mut readers::Slot, ErrorReport>,
     read: impl for<'a> FnOnce(&'a Database, &Hit<'a>) -> Result<Option<T>, DbError>,
 ) -> Result<Option<T>, errors::Boxed> {
+    read_hit_or(ip, slot, |_| None, read)
+}
+
+/// [`read_hit`], answered by `quick` when it can: (value, whether the database has a record),
+/// without a lookup.
+fn read_hit_or<T>(
+    ip: InetArg,
+    slot: impl FnOnce(&mut readers::Readers) -> Result<&mut readers::Slot, ErrorReport>,
+    quick: impl FnOnce(&Database) -> Option<(Option<T>, bool)>,
+    read: impl for<'a> FnOnce(&'a Database, &Hit<'a>) -> Result<Option<T>, DbError>,
+) -> Result<Option<T>, errors::Boxed> {
     readers::with(|r| {
-        r.lookup(slot, ip.addr, |db, hit| match hit {
+        r.lookup_or(slot, ip.addr, quick, |db, hit| match hit {
             Some(hit) => Ok((read(db, hit)?, hit.has_data())),
             None => Ok((None, false)),
         })
@@ -93,22 +104,15 @@ fn ip_country(ip: InetArg) -> Option<TextDatum> {
     }
     // IPv4 addresses are answered by the pre-decoded records' country map when there is
     // one, without walking the tree.
-    readers::with(|r| {
-        r.with_store(|r, store| {
-            r.city.lookup_or(
-                store,
-                ip.addr,
-                |db| {
-                    db.country_v4(ip.addr)
-                        .map(|(code, found)| (code.map(TextDatum::new), found))
-                },
-                |db, hit| match hit {
-                    Some(hit) => Ok((db.country_code(hit)?.map(TextDatum::new), hit.has_data())),
-                    None => Ok((None, false)),
-                },
-            )
-        })
-    })
+    read_hit_or(
+        ip,
+        |r| Ok(&mut r.city),
+        |db| {
+            db.country_v4(ip.addr)
+                .map(|(code, found)| (code.map(TextDatum::new), found))
+        },
+        |db, hit| Ok(db.country_code(hit)?.map(TextDatum::new)),
+    )
     .unwrap_or_else(|e| errors::raise(e))
 }
 

@@ -378,7 +378,19 @@ impl Readers {
         ip: IpAddr,
         read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
     ) -> Result<R, errors::Boxed> {
-        self.with_store(|r, store| pick(r)?.lookup(store, ip, read))
+        self.lookup_or(pick, ip, |_| None, read)
+    }
+
+    /// [`Readers::lookup`] through [`Slot::lookup_or`].
+    #[inline]
+    pub fn lookup_or<R>(
+        &mut self,
+        pick: impl FnOnce(&mut Readers) -> Result<&mut Slot, ErrorReport>,
+        ip: IpAddr,
+        quick: impl FnOnce(&Database) -> Option<(R, bool)>,
+        read: impl for<'a> FnOnce(&'a Database, Option<&Hit<'a>>) -> Result<(R, bool), DbError>,
+    ) -> Result<R, errors::Boxed> {
+        self.with_store(|r, store| pick(r)?.lookup_or(store, ip, quick, read))
     }
 
     /// Runs `f` with these readers and their store (opened if need be): the store is taken
