@@ -41,7 +41,7 @@ DISTINCT = max(ROWS // 20, 100)  # the skewed set: ROWS events from ROWS/20 addr
 PGBENCH_SECS = int(os.environ.get("IPI_BENCH_PGBENCH_SECS", "30"))
 PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
 PYTHON = sys.executable
-STEPS = 11
+STEPS = 12
 STARTED = time.monotonic()
 results = {"rows": ROWS, "distinct_skewed": DISTINCT}
 
@@ -291,6 +291,36 @@ def core_alone():
     p = subprocess.run(["cargo", "run", "-q", "--release", "-p", "ip_inventory_core", "--example", "lookup_speed",
                         "--", CITY, ASN, str(ROWS)], capture_output=True, text=True, cwd=ROOT, check=True)
     return json.loads(p.stdout)
+
+
+def agreement(c):
+    """Every public address of the uniform set: ip_country's and enrich_ip's answers against
+    libmaxminddb's. The ip4r tables hold what the maxminddb reader's C extension (libmaxminddb,
+    built into the wheel) answers for every IPv4 network of the same files."""
+    from maxminddb import extension  # noqa: F401 (fails if the reader is not libmaxminddb)
+    row = one(c, f"""
+        SELECT count(*),
+               count(*) FILTER (WHERE ip_country(t.ip) IS DISTINCT FROM g.country_code),
+               count(*) FILTER (WHERE (CASE WHEN g.net IS NOT NULL THEN e.network END, {", ".join("e." + x for x in AGREEMENT_CITY)})
+                                IS DISTINCT FROM (g.net::cidr, {", ".join("g." + x for x in AGREEMENT_CITY)})),
+               count(*) FILTER (WHERE (e.asn, e.asn_org, CASE WHEN a.net IS NOT NULL THEN e.asn_network END)
+                                IS DISTINCT FROM (a.asn, a.asn_org, a.net::cidr)),
+               count(g.net), count(a.net)
+        FROM bench_uniform t
+        LEFT JOIN geo_city_ip4r g ON g.net >>= ip4(t.ip)
+        LEFT JOIN geo_asn_ip4r a ON a.net >>= ip4(t.ip)
+        CROSS JOIN LATERAL enrich_ip(t.ip) e
+        WHERE ip_class(t.ip) = 'public'""")
+    out = dict(zip(["addresses", "ip_country_differ", "enrich_ip_city_differ", "enrich_ip_asn_differ",
+                    "with_city_record", "with_asn_record"], row))
+    print(f"    agreement: {out}", file=sys.stderr, flush=True)
+    return out
+
+
+# The City fields of enrich_ip that the ip4r table holds, by the same names.
+AGREEMENT_CITY = ["country_code", "country_name", "continent_code", "registered_country_code",
+                  "subdivision_code", "subdivision_name", "city", "postal_code", "latitude", "longitude",
+                  "accuracy_radius", "time_zone"]
 
 
 # ---- 4. backfill ---------------------------------------------------------------------------
@@ -700,6 +730,14 @@ def report(r):
              f"{r['core_alone']['distinct_city_records']:,} distinct City records answer these addresses; the 1 024 "
              f"most used answer {r['core_alone']['share_of_top_1024_records']:.0%} of them.")
     L.append("")
+    ag = r.get("agreement")
+    if ag:
+        L.append(f"Agreement with libmaxminddb (the maxminddb reader's C extension, which wrote the ip4r tables), on "
+                 f"every public address of the uniform set ({ag['addresses']:,}; {ag['with_city_record']:,} with a "
+                 f"City record, {ag['with_asn_record']:,} with an ASN record): `ip_country` differs on "
+                 f"{ag['ip_country_differ']:,}, `enrich_ip`'s twelve City fields and network on "
+                 f"{ag['enrich_ip_city_differ']:,}, its ASN fields and network on {ag['enrich_ip_asn_differ']:,}.")
+        L.append("")
     L.append("### Parallel query (2 workers + leader on this machine's cores)")
     L.append("")
     L.append("| query (uniform) | one core | parallel | speed-up | workers planned |")
@@ -993,11 +1031,13 @@ def main():
                                           names=["ip_country", "ip_asn", "enrich_ip (FROM t, LATERAL enrich_ip(ip) e)",
                                                  "ip4r GiST join, City + ASN (peer of enrich_ip)"])
         c.execute("RESET ALL")
-        progress(7, "backfill")
+        progress(7, "agreement with libmaxminddb, every uniform public address")
+        results["agreement"] = agreement(c)
+        progress(8, "backfill")
         results["backfill"] = backfill(c)
-        progress(8, "ingest with and without the observe trigger")
+        progress(9, "ingest with and without the observe trigger")
         results["ingest"] = ingest(c)
-    progress(9, f"pgbench, 32 and 2 clients, {PGBENCH_SECS} s each: enrich_ip, then ip_verdict")
+    progress(10, f"pgbench, 32 and 2 clients, {PGBENCH_SECS} s each: enrich_ip, then ip_verdict")
     results["pgbench"] = [pgbench(32, PGBENCH_SECS), pgbench(2, max(5, PGBENCH_SECS // 3))]
     results["pgbench_floor"] = pgbench(2, max(5, PGBENCH_SECS // 3), "bench/pgbench_floor.sql")
     # The same enrich_ip transaction with every answer cached, and with no lookup at all.
@@ -1006,10 +1046,10 @@ def main():
     results["pgbench_floor_nolookup"] = pgbench(2, max(5, PGBENCH_SECS // 3), "bench/pgbench_floor_nolookup.sql")
     with connect() as c:
         results["verdict"] = verdict(c, PGBENCH_SECS)
-    progress(10, "memory of 20 backends and of one Python worker")
+    progress(11, "memory of 20 backends and of one Python worker")
     results["memory"] = memory()
     with connect() as c:
-        progress(11, "Team Cymru refresh")
+        progress(12, "Team Cymru refresh")
         results["cymru"] = cymru(c, min(50_000, ROWS))
     results["goals"] = goals(results)
     results["goals_issue20"] = goals_issue20(results)
