@@ -1186,8 +1186,8 @@ fn own_walk_agrees_with_the_crate_on_every_test_database() {
     assert!(walked_dbs >= 7);
 }
 
-#[test]
-fn own_walk_agrees_with_the_crate_on_every_corrupt_database() {
+/// MaxMind's corrupt test databases, and the test databases that are broken on purpose.
+fn corrupt_databases() -> Vec<PathBuf> {
     let mut files = Vec::new();
     mmdb_files(&fixture("bad-data"), &mut files);
     for rel in [
@@ -1198,6 +1198,12 @@ fn own_walk_agrees_with_the_crate_on_every_corrupt_database() {
         files.push(fixture(rel));
     }
     assert!(files.len() > 20, "corrupt databases missing");
+    files
+}
+
+#[test]
+fn own_walk_agrees_with_the_crate_on_every_corrupt_database() {
+    let files = corrupt_databases();
     for path in &files {
         if let Some(db) = unchecked(path) {
             check_walk(&db, 200_000);
@@ -1301,15 +1307,7 @@ fn the_ipv4_country_map_agrees_with_the_lookup_on_every_test_database() {
 
 #[test]
 fn the_ipv4_country_map_agrees_or_declines_on_every_corrupt_database() {
-    let mut files = Vec::new();
-    mmdb_files(&fixture("bad-data"), &mut files);
-    for rel in [
-        "test-data/MaxMind-DB-test-broken-pointers-24.mmdb",
-        "test-data/MaxMind-DB-test-broken-search-tree-24.mmdb",
-        "test-data/GeoIP2-City-Test-Invalid-Node-Count.mmdb",
-    ] {
-        files.push(fixture(rel));
-    }
+    let files = corrupt_databases();
     let dir = tempfile::tempdir().unwrap();
     for path in &files {
         if let Some(db) = unchecked(path) {
