@@ -540,7 +540,7 @@ impl DecodedCity {
             let (mut lo, mut hi) = (0, count);
             while lo < hi {
                 let mid = (lo + hi) / 2;
-                if u16::from_le_bytes([lows[2 * mid], lows[2 * mid + 1]]) <= low {
+                if u16_at(lows, 2 * mid)? <= low {
                     lo = mid + 1;
                 } else {
                     hi = mid;
